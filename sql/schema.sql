@@ -1,0 +1,367 @@
+-- dbanalytics: roles, history tables, collector state.
+-- Every name is schema-qualified: @extschema@ is replaced by CREATE EXTENSION.
+
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'dbanalytics_reader') THEN
+        CREATE ROLE dbanalytics_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'dbanalytics_admin') THEN
+        CREATE ROLE dbanalytics_admin NOLOGIN;
+    END IF;
+END
+$roles$;
+
+GRANT dbanalytics_reader TO dbanalytics_admin;
+REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
+GRANT USAGE ON SCHEMA @extschema@ TO dbanalytics_reader;
+
+-------------------------------------------------------------------------------
+-- Raw samples (sampler worker, every dbanalytics.sample_interval).
+-- Partitioned by day; kept for dbanalytics.retention_raw.
+-------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.activity_samples (
+    sampled_at       timestamptz NOT NULL,
+    pid              integer     NOT NULL,
+    datname          text,
+    usename          text,
+    application_name text,
+    client_addr      inet,
+    state            text,
+    wait_event_type  text,
+    wait_event       text,
+    query_id         bigint,
+    xact_start       timestamptz,
+    query_start      timestamptz,
+    state_change     timestamptz,
+    backend_xid_age  integer
+) PARTITION BY RANGE (sampled_at);
+CREATE INDEX ON @extschema@.activity_samples USING brin (sampled_at);
+
+CREATE TABLE @extschema@.connection_samples (
+    sampled_at       timestamptz NOT NULL,
+    datname          text,
+    usename          text,
+    application_name text,
+    state            text,
+    backends         integer     NOT NULL,
+    lock_waiting     integer     NOT NULL
+) PARTITION BY RANGE (sampled_at);
+CREATE INDEX ON @extschema@.connection_samples USING brin (sampled_at);
+
+CREATE TABLE @extschema@.lock_waits (
+    sampled_at       timestamptz NOT NULL,
+    pid              integer     NOT NULL,
+    datname          text,
+    usename          text,
+    application_name text,
+    state            text,
+    query_id         bigint,
+    locktype         text,
+    mode             text,
+    relation_schema  text,
+    relation_name    text,
+    blocking_pids    integer[]   NOT NULL,
+    wait_started     timestamptz,
+    xact_start       timestamptz
+) PARTITION BY RANGE (sampled_at);
+CREATE INDEX ON @extschema@.lock_waits USING brin (sampled_at);
+
+-------------------------------------------------------------------------------
+-- Minute rollups of the raw samples (collector). Kept for retention_history.
+-------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.activity_minute (
+    minute           timestamptz NOT NULL,
+    datname          text,
+    usename          text,
+    application_name text,
+    state            text,
+    wait_event_type  text,
+    wait_event       text,
+    query_id         bigint,
+    samples          integer     NOT NULL
+) PARTITION BY RANGE (minute);
+CREATE INDEX ON @extschema@.activity_minute (minute);
+
+CREATE TABLE @extschema@.connection_minute (
+    minute           timestamptz NOT NULL,
+    datname          text,
+    usename          text,
+    application_name text,
+    state            text,
+    ticks            integer     NOT NULL,
+    avg_backends     double precision NOT NULL,
+    max_backends     integer     NOT NULL,
+    avg_lock_waiting double precision NOT NULL,
+    max_lock_waiting integer     NOT NULL
+) PARTITION BY RANGE (minute);
+CREATE INDEX ON @extschema@.connection_minute (minute);
+
+-------------------------------------------------------------------------------
+-- Deltas per snapshot interval (collector worker, every snapshot_interval).
+-- Each row covers (interval_start, interval_end]; reset = true marks an
+-- interval in which counters were reset, entries evicted or the server
+-- restarted: its deltas are the best lower bound, never negative.
+-------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.statements (
+    dbid       oid         NOT NULL,
+    userid     oid         NOT NULL,
+    queryid    bigint      NOT NULL,
+    toplevel   boolean     NOT NULL,
+    datname    text,
+    usename    text,
+    query      text,
+    first_seen timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (dbid, userid, queryid, toplevel)
+);
+
+CREATE TABLE @extschema@.statement_stats (
+    interval_start      timestamptz NOT NULL,
+    interval_end        timestamptz NOT NULL,
+    dbid                oid         NOT NULL,
+    userid              oid         NOT NULL,
+    queryid             bigint      NOT NULL,
+    toplevel            boolean     NOT NULL,
+    reset               boolean     NOT NULL,
+    calls               bigint      NOT NULL,
+    plans               bigint      NOT NULL,
+    total_exec_time     double precision NOT NULL,
+    total_plan_time     double precision NOT NULL,
+    rows                bigint      NOT NULL,
+    shared_blks_hit     bigint      NOT NULL,
+    shared_blks_read    bigint      NOT NULL,
+    shared_blks_dirtied bigint      NOT NULL,
+    shared_blks_written bigint      NOT NULL,
+    local_blks_hit      bigint      NOT NULL,
+    local_blks_read     bigint      NOT NULL,
+    temp_blks_read      bigint      NOT NULL,
+    temp_blks_written   bigint      NOT NULL,
+    blk_read_time       double precision NOT NULL,
+    blk_write_time      double precision NOT NULL,
+    wal_records         bigint      NOT NULL,
+    wal_fpi             bigint      NOT NULL,
+    wal_bytes           bigint      NOT NULL
+) PARTITION BY RANGE (interval_end);
+CREATE INDEX ON @extschema@.statement_stats (interval_end);
+CREATE INDEX ON @extschema@.statement_stats (queryid);
+
+CREATE TABLE @extschema@.database_stats (
+    interval_start          timestamptz NOT NULL,
+    interval_end            timestamptz NOT NULL,
+    datid                   oid         NOT NULL,
+    datname                 text        NOT NULL,
+    reset                   boolean     NOT NULL,
+    numbackends             integer,
+    xact_commit             bigint      NOT NULL,
+    xact_rollback           bigint      NOT NULL,
+    blks_read               bigint      NOT NULL,
+    blks_hit                bigint      NOT NULL,
+    tup_returned            bigint      NOT NULL,
+    tup_fetched             bigint      NOT NULL,
+    tup_inserted            bigint      NOT NULL,
+    tup_updated             bigint      NOT NULL,
+    tup_deleted             bigint      NOT NULL,
+    conflicts               bigint      NOT NULL,
+    temp_files              bigint      NOT NULL,
+    temp_bytes              bigint      NOT NULL,
+    deadlocks               bigint      NOT NULL,
+    checksum_failures       bigint      NOT NULL,
+    blk_read_time           double precision NOT NULL,
+    blk_write_time          double precision NOT NULL,
+    session_time            double precision NOT NULL,
+    active_time             double precision NOT NULL,
+    idle_in_transaction_time double precision NOT NULL,
+    sessions                bigint      NOT NULL,
+    sessions_abandoned      bigint      NOT NULL,
+    sessions_fatal          bigint      NOT NULL,
+    sessions_killed         bigint      NOT NULL,
+    database_size           bigint,
+    xid_age                 integer
+) PARTITION BY RANGE (interval_end);
+CREATE INDEX ON @extschema@.database_stats (interval_end);
+
+CREATE TABLE @extschema@.table_stats (
+    interval_start      timestamptz NOT NULL,
+    interval_end        timestamptz NOT NULL,
+    datname             text        NOT NULL,
+    relid               oid         NOT NULL,
+    schemaname          text        NOT NULL,
+    relname             text        NOT NULL,
+    reset               boolean     NOT NULL,
+    seq_scan            bigint      NOT NULL,
+    seq_tup_read        bigint      NOT NULL,
+    idx_scan            bigint      NOT NULL,
+    idx_tup_fetch       bigint      NOT NULL,
+    n_tup_ins           bigint      NOT NULL,
+    n_tup_upd           bigint      NOT NULL,
+    n_tup_del           bigint      NOT NULL,
+    n_tup_hot_upd       bigint      NOT NULL,
+    vacuum_count        bigint      NOT NULL,
+    autovacuum_count    bigint      NOT NULL,
+    analyze_count       bigint      NOT NULL,
+    autoanalyze_count   bigint      NOT NULL,
+    heap_blks_read      bigint      NOT NULL,
+    heap_blks_hit       bigint      NOT NULL,
+    n_live_tup          bigint,
+    n_dead_tup          bigint,
+    n_mod_since_analyze bigint,
+    last_vacuum         timestamptz,
+    last_autovacuum     timestamptz,
+    last_analyze        timestamptz,
+    last_autoanalyze    timestamptz,
+    table_size          bigint,
+    frozenxid_age       integer
+) PARTITION BY RANGE (interval_end);
+CREATE INDEX ON @extschema@.table_stats (interval_end);
+
+CREATE TABLE @extschema@.index_stats (
+    interval_start   timestamptz NOT NULL,
+    interval_end     timestamptz NOT NULL,
+    datname          text        NOT NULL,
+    indexrelid       oid         NOT NULL,
+    relid            oid         NOT NULL,
+    schemaname       text        NOT NULL,
+    relname          text        NOT NULL,
+    indexrelname     text        NOT NULL,
+    reset            boolean     NOT NULL,
+    idx_scan         bigint      NOT NULL,
+    idx_tup_read     bigint      NOT NULL,
+    idx_tup_fetch    bigint      NOT NULL,
+    idx_blks_read    bigint      NOT NULL,
+    idx_blks_hit     bigint      NOT NULL,
+    index_size       bigint
+) PARTITION BY RANGE (interval_end);
+CREATE INDEX ON @extschema@.index_stats (interval_end);
+
+CREATE TABLE @extschema@.bgwriter_stats (
+    interval_start        timestamptz NOT NULL,
+    interval_end          timestamptz NOT NULL,
+    reset                 boolean     NOT NULL,
+    checkpoints_timed     bigint      NOT NULL,
+    checkpoints_req       bigint      NOT NULL,
+    checkpoint_write_time double precision NOT NULL,
+    checkpoint_sync_time  double precision NOT NULL,
+    buffers_checkpoint    bigint      NOT NULL,
+    buffers_clean         bigint      NOT NULL,
+    maxwritten_clean      bigint      NOT NULL,
+    buffers_backend       bigint      NOT NULL,
+    buffers_backend_fsync bigint      NOT NULL,
+    buffers_alloc         bigint      NOT NULL
+) PARTITION BY RANGE (interval_end);
+
+-- Replication is gauges (positions and lags), one row per standby / slot per snapshot.
+CREATE TABLE @extschema@.replication_stats (
+    interval_start   timestamptz NOT NULL,
+    interval_end     timestamptz NOT NULL,
+    pid              integer,
+    usename          text,
+    application_name text,
+    client_addr      inet,
+    state            text,
+    sync_state       text,
+    sent_lsn         pg_lsn,
+    write_lsn        pg_lsn,
+    flush_lsn        pg_lsn,
+    replay_lsn       pg_lsn,
+    write_lag_s      double precision,
+    flush_lag_s      double precision,
+    replay_lag_s     double precision,
+    replay_lag_bytes bigint
+) PARTITION BY RANGE (interval_end);
+
+CREATE TABLE @extschema@.replication_slot_stats (
+    interval_start      timestamptz NOT NULL,
+    interval_end        timestamptz NOT NULL,
+    slot_name           text        NOT NULL,
+    slot_type           text,
+    datname             text,
+    active              boolean,
+    wal_status          text,
+    restart_lsn         pg_lsn,
+    confirmed_flush_lsn pg_lsn,
+    retained_bytes      bigint,
+    safe_wal_size       bigint
+) PARTITION BY RANGE (interval_end);
+
+-------------------------------------------------------------------------------
+-- Self-monitoring: one row per run of one source.
+-------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.collector_runs (
+    started_at  timestamptz NOT NULL,
+    worker      text        NOT NULL,
+    source      text        NOT NULL,
+    status      text        NOT NULL CHECK (status IN ('ok', 'error', 'skipped')),
+    duration_ms double precision NOT NULL,
+    rows        bigint      NOT NULL DEFAULT 0,
+    reset       boolean     NOT NULL DEFAULT false,
+    message     text
+) PARTITION BY RANGE (started_at);
+CREATE INDEX ON @extschema@.collector_runs (source, started_at);
+
+-------------------------------------------------------------------------------
+-- Collector state: the cumulative values seen at the previous snapshot.
+-- UNLOGGED: after a crash they are empty, and so are the server's counters.
+-------------------------------------------------------------------------------
+
+-- The epoch a source's counters were last read in (see src/collect/epoch.rs). Times are kept
+-- as exact epoch seconds in text, so that comparing them never depends on a session's TimeZone.
+CREATE TABLE @extschema@.source_state (
+    source           text PRIMARY KEY,
+    postmaster_start text,
+    stats_reset      text,
+    dealloc          bigint,
+    updated_at       timestamptz NOT NULL
+);
+
+CREATE UNLOGGED TABLE @extschema@.statement_counters (
+    dbid oid NOT NULL, userid oid NOT NULL, queryid bigint NOT NULL, toplevel boolean NOT NULL,
+    captured_at timestamptz NOT NULL,
+    calls bigint, plans bigint, total_exec_time double precision, total_plan_time double precision,
+    rows bigint, shared_blks_hit bigint, shared_blks_read bigint, shared_blks_dirtied bigint,
+    shared_blks_written bigint, local_blks_hit bigint, local_blks_read bigint,
+    temp_blks_read bigint, temp_blks_written bigint, blk_read_time double precision,
+    blk_write_time double precision, wal_records bigint, wal_fpi bigint, wal_bytes bigint,
+    PRIMARY KEY (dbid, userid, queryid, toplevel)
+);
+
+CREATE UNLOGGED TABLE @extschema@.database_counters (
+    datid oid PRIMARY KEY, captured_at timestamptz NOT NULL, stats_reset timestamptz,
+    xact_commit bigint, xact_rollback bigint, blks_read bigint, blks_hit bigint,
+    tup_returned bigint, tup_fetched bigint, tup_inserted bigint, tup_updated bigint,
+    tup_deleted bigint, conflicts bigint, temp_files bigint, temp_bytes bigint, deadlocks bigint,
+    checksum_failures bigint, blk_read_time double precision, blk_write_time double precision,
+    session_time double precision, active_time double precision,
+    idle_in_transaction_time double precision, sessions bigint, sessions_abandoned bigint,
+    sessions_fatal bigint, sessions_killed bigint
+);
+
+CREATE UNLOGGED TABLE @extschema@.table_counters (
+    relid oid PRIMARY KEY, captured_at timestamptz NOT NULL,
+    seq_scan bigint, seq_tup_read bigint, idx_scan bigint, idx_tup_fetch bigint,
+    n_tup_ins bigint, n_tup_upd bigint, n_tup_del bigint, n_tup_hot_upd bigint,
+    vacuum_count bigint, autovacuum_count bigint, analyze_count bigint, autoanalyze_count bigint,
+    heap_blks_read bigint, heap_blks_hit bigint,
+    n_live_tup bigint, n_dead_tup bigint, table_size bigint
+);
+
+CREATE UNLOGGED TABLE @extschema@.index_counters (
+    indexrelid oid PRIMARY KEY, captured_at timestamptz NOT NULL,
+    idx_scan bigint, idx_tup_read bigint, idx_tup_fetch bigint,
+    idx_blks_read bigint, idx_blks_hit bigint, index_size bigint
+);
+
+CREATE UNLOGGED TABLE @extschema@.bgwriter_counters (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), captured_at timestamptz NOT NULL,
+    checkpoints_timed bigint, checkpoints_req bigint, checkpoint_write_time double precision,
+    checkpoint_sync_time double precision, buffers_checkpoint bigint, buffers_clean bigint,
+    maxwritten_clean bigint, buffers_backend bigint, buffers_backend_fsync bigint,
+    buffers_alloc bigint
+);
+
+-- pg_dump keeps the collected history (the counters above are rebuilt by the collector).
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.statements', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_state', '');

@@ -1,0 +1,544 @@
+-- dbanalytics: one function per collection source. They are called by the Rust collector
+-- (src/collect/), which decides whether the interval is a reset (src/collect/epoch.rs) and runs
+-- each source in its own subtransaction. Internal: not executable by PUBLIC.
+
+-- The one delta rule. A counter that went down, or an interval whose counters were zeroed,
+-- yields the current value (what accumulated since the reset): never a negative delta.
+-- Two overloads with the same body so that bigint counters stay exact; both are inlined.
+CREATE FUNCTION @extschema@.counter_delta(current_value bigint, previous_value bigint,
+                                          counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN current_value IS NULL THEN 0
+        WHEN previous_value IS NULL OR counters_zeroed OR current_value < previous_value
+            THEN current_value
+        ELSE current_value - previous_value
+    END
+$$;
+
+CREATE FUNCTION @extschema@.counter_delta(current_value double precision,
+                                          previous_value double precision,
+                                          counters_zeroed boolean)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN current_value IS NULL THEN 0
+        WHEN previous_value IS NULL OR counters_zeroed OR current_value < previous_value
+            THEN current_value
+        ELSE current_value - previous_value
+    END
+$$;
+
+-------------------------------------------------------------------------------
+-- Sampler: one read of pg_stat_activity, one INSERT per table.
+-------------------------------------------------------------------------------
+CREATE TYPE @extschema@.backend_sample AS (
+    pid integer, datname text, usename text, application_name text, client_addr inet,
+    state text, wait_event_type text, wait_event text, query_id bigint,
+    xact_start timestamptz, query_start timestamptz, state_change timestamptz,
+    backend_xid_age integer
+);
+
+CREATE FUNCTION @extschema@._sample_activity(track_idle_in_transaction boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sampled_at timestamptz := pg_catalog.now();
+    backends @extschema@.backend_sample[];
+    written bigint := 0;
+    n bigint;
+BEGIN
+    SELECT pg_catalog.array_agg(ROW(a.pid, a.datname, a.usename, a.application_name,
+               a.client_addr, a.state, a.wait_event_type, a.wait_event, a.query_id,
+               a.xact_start, a.query_start, a.state_change,
+               pg_catalog.age(a.backend_xid))::@extschema@.backend_sample)
+      INTO backends
+      FROM pg_catalog.pg_stat_activity a
+     WHERE a.backend_type = 'client backend'
+       AND a.pid <> pg_catalog.pg_backend_pid();
+
+    IF backends IS NULL THEN
+        RETURN 0;
+    END IF;
+
+    INSERT INTO @extschema@.activity_samples
+    SELECT sampled_at, b.pid, b.datname, b.usename, b.application_name, b.client_addr, b.state,
+           b.wait_event_type, b.wait_event, b.query_id, b.xact_start, b.query_start,
+           b.state_change, b.backend_xid_age
+      FROM pg_catalog.unnest(backends) b
+     WHERE b.state IS DISTINCT FROM 'idle'
+       AND (track_idle_in_transaction OR b.state NOT LIKE 'idle in transaction%');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    INSERT INTO @extschema@.connection_samples
+    SELECT sampled_at, b.datname, b.usename, b.application_name, b.state,
+           pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE b.wait_event_type = 'Lock')
+      FROM pg_catalog.unnest(backends) b
+     GROUP BY b.datname, b.usename, b.application_name, b.state;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    -- pg_locks and pg_blocking_pids take every lock-manager partition lock: only when someone waits.
+    IF EXISTS (SELECT FROM pg_catalog.unnest(backends) b WHERE b.wait_event_type = 'Lock') THEN
+        INSERT INTO @extschema@.lock_waits
+        SELECT sampled_at, b.pid, b.datname, b.usename, b.application_name, b.state, b.query_id,
+               l.locktype, l.mode, n.nspname, c.relname,
+               pg_catalog.pg_blocking_pids(b.pid), l.waitstart, b.xact_start
+          FROM pg_catalog.unnest(backends) b
+          LEFT JOIN pg_catalog.pg_locks l ON l.pid = b.pid AND NOT l.granted
+          LEFT JOIN pg_catalog.pg_class c ON c.oid = l.relation
+          LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE b.wait_event_type = 'Lock';
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+    END IF;
+    RETURN written;
+END
+$$;
+
+-------------------------------------------------------------------------------
+-- Collector sources. Arguments decided by the Rust epoch check:
+--   previous_snapshot  end of the previous snapshot of this source, the start of every row's
+--                      interval; NULL = first snapshot: remember the counters, write no delta
+--   interval_reset  mark every row of this interval reset = true
+--   counters_zeroed the counters were reset to zero: the delta is the current value
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._snapshot_statements(pgss_schema text, previous_snapshot timestamptz,
+                                                 interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    captured_at timestamptz := pg_catalog.now();
+    written bigint;
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS dbanalytics_pgss_now (LIKE @extschema@.statement_counters)
+        ON COMMIT DELETE ROWS;
+    DELETE FROM dbanalytics_pgss_now;
+    EXECUTE pg_catalog.format($q$
+        INSERT INTO dbanalytics_pgss_now
+        SELECT s.dbid, s.userid, s.queryid, s.toplevel, $1,
+               s.calls, s.plans, s.total_exec_time, s.total_plan_time, s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+               s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
+               s.blk_read_time, s.blk_write_time, s.wal_records, s.wal_fpi, s.wal_bytes::bigint
+          FROM %I.pg_stat_statements(false) s
+         WHERE s.queryid IS NOT NULL$q$, pgss_schema) USING captured_at;
+
+    -- Texts only for entries not seen before (pg_stat_statements(true) reads the text file).
+    IF EXISTS (SELECT FROM dbanalytics_pgss_now c
+                WHERE NOT EXISTS (SELECT FROM @extschema@.statements s
+                                   WHERE (s.dbid, s.userid, s.queryid, s.toplevel)
+                                       = (c.dbid, c.userid, c.queryid, c.toplevel))) THEN
+        EXECUTE pg_catalog.format($q$
+            INSERT INTO @extschema@.statements (dbid, userid, queryid, toplevel, datname, usename, query)
+            SELECT s.dbid, s.userid, s.queryid, s.toplevel, d.datname, r.rolname, s.query
+              FROM %I.pg_stat_statements(true) s
+              LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid
+              LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid
+             WHERE s.queryid IS NOT NULL
+            ON CONFLICT DO NOTHING$q$, pgss_schema);
+    END IF;
+
+    IF previous_snapshot IS NULL THEN
+        written := 0;
+    ELSE
+        INSERT INTO @extschema@.statement_stats
+        SELECT previous_snapshot, c.captured_at, c.dbid, c.userid, c.queryid, c.toplevel,
+               interval_reset OR c.calls < p.calls IS TRUE,
+               @extschema@.counter_delta(c.calls, p.calls, counters_zeroed),
+               @extschema@.counter_delta(c.plans, p.plans, counters_zeroed),
+               @extschema@.counter_delta(c.total_exec_time, p.total_exec_time, counters_zeroed),
+               @extschema@.counter_delta(c.total_plan_time, p.total_plan_time, counters_zeroed),
+               @extschema@.counter_delta(c.rows, p.rows, counters_zeroed),
+               @extschema@.counter_delta(c.shared_blks_hit, p.shared_blks_hit, counters_zeroed),
+               @extschema@.counter_delta(c.shared_blks_read, p.shared_blks_read, counters_zeroed),
+               @extschema@.counter_delta(c.shared_blks_dirtied, p.shared_blks_dirtied, counters_zeroed),
+               @extschema@.counter_delta(c.shared_blks_written, p.shared_blks_written, counters_zeroed),
+               @extschema@.counter_delta(c.local_blks_hit, p.local_blks_hit, counters_zeroed),
+               @extschema@.counter_delta(c.local_blks_read, p.local_blks_read, counters_zeroed),
+               @extschema@.counter_delta(c.temp_blks_read, p.temp_blks_read, counters_zeroed),
+               @extschema@.counter_delta(c.temp_blks_written, p.temp_blks_written, counters_zeroed),
+               @extschema@.counter_delta(c.blk_read_time, p.blk_read_time, counters_zeroed),
+               @extschema@.counter_delta(c.blk_write_time, p.blk_write_time, counters_zeroed),
+               @extschema@.counter_delta(c.wal_records, p.wal_records, counters_zeroed),
+               @extschema@.counter_delta(c.wal_fpi, p.wal_fpi, counters_zeroed),
+               @extschema@.counter_delta(c.wal_bytes, p.wal_bytes, counters_zeroed)
+          FROM dbanalytics_pgss_now c
+          LEFT JOIN @extschema@.statement_counters p
+                 ON (p.dbid, p.userid, p.queryid, p.toplevel) = (c.dbid, c.userid, c.queryid, c.toplevel)
+         WHERE p.calls IS DISTINCT FROM c.calls OR counters_zeroed;
+        GET DIAGNOSTICS written = ROW_COUNT;
+    END IF;
+
+    -- Remember the counters of entries that changed; forget entries that left pg_stat_statements.
+    DELETE FROM @extschema@.statement_counters p
+     WHERE NOT EXISTS (SELECT FROM dbanalytics_pgss_now c
+                        WHERE (p.dbid, p.userid, p.queryid, p.toplevel)
+                            = (c.dbid, c.userid, c.queryid, c.toplevel));
+    INSERT INTO @extschema@.statement_counters AS p
+    SELECT c.* FROM dbanalytics_pgss_now c
+    ON CONFLICT (dbid, userid, queryid, toplevel) DO UPDATE
+       SET captured_at = excluded.captured_at, calls = excluded.calls, plans = excluded.plans,
+           total_exec_time = excluded.total_exec_time, total_plan_time = excluded.total_plan_time,
+           rows = excluded.rows, shared_blks_hit = excluded.shared_blks_hit,
+           shared_blks_read = excluded.shared_blks_read,
+           shared_blks_dirtied = excluded.shared_blks_dirtied,
+           shared_blks_written = excluded.shared_blks_written,
+           local_blks_hit = excluded.local_blks_hit, local_blks_read = excluded.local_blks_read,
+           temp_blks_read = excluded.temp_blks_read, temp_blks_written = excluded.temp_blks_written,
+           blk_read_time = excluded.blk_read_time, blk_write_time = excluded.blk_write_time,
+           wal_records = excluded.wal_records, wal_fpi = excluded.wal_fpi,
+           wal_bytes = excluded.wal_bytes
+     WHERE p.calls IS DISTINCT FROM excluded.calls OR counters_zeroed;
+    RETURN written;
+END
+$$;
+
+CREATE FUNCTION @extschema@._snapshot_databases(previous_snapshot timestamptz,
+    interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    captured_at timestamptz := pg_catalog.now();
+    written bigint := 0;
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS dbanalytics_db_now ON COMMIT DROP AS
+    SELECT d.datid, d.datname, d.numbackends, d.stats_reset, d.xact_commit, d.xact_rollback,
+           d.blks_read, d.blks_hit, d.tup_returned, d.tup_fetched, d.tup_inserted, d.tup_updated,
+           d.tup_deleted, d.conflicts, d.temp_files, d.temp_bytes, d.deadlocks,
+           COALESCE(d.checksum_failures, 0) AS checksum_failures, d.blk_read_time,
+           d.blk_write_time, d.session_time, d.active_time, d.idle_in_transaction_time,
+           d.sessions, d.sessions_abandoned, d.sessions_fatal, d.sessions_killed,
+           pg_catalog.pg_database_size(d.datid) AS database_size,
+           pg_catalog.age(db.datfrozenxid) AS xid_age
+      FROM pg_catalog.pg_stat_database d
+      JOIN pg_catalog.pg_database db ON db.oid = d.datid
+     WHERE d.datid <> 0 AND db.datallowconn;
+
+    IF previous_snapshot IS NOT NULL THEN
+        INSERT INTO @extschema@.database_stats
+        SELECT previous_snapshot, captured_at, c.datid, c.datname, z.reset,
+               c.numbackends,
+               @extschema@.counter_delta(c.xact_commit, p.xact_commit, z.zeroed),
+               @extschema@.counter_delta(c.xact_rollback, p.xact_rollback, z.zeroed),
+               @extschema@.counter_delta(c.blks_read, p.blks_read, z.zeroed),
+               @extschema@.counter_delta(c.blks_hit, p.blks_hit, z.zeroed),
+               @extschema@.counter_delta(c.tup_returned, p.tup_returned, z.zeroed),
+               @extschema@.counter_delta(c.tup_fetched, p.tup_fetched, z.zeroed),
+               @extschema@.counter_delta(c.tup_inserted, p.tup_inserted, z.zeroed),
+               @extschema@.counter_delta(c.tup_updated, p.tup_updated, z.zeroed),
+               @extschema@.counter_delta(c.tup_deleted, p.tup_deleted, z.zeroed),
+               @extschema@.counter_delta(c.conflicts, p.conflicts, z.zeroed),
+               @extschema@.counter_delta(c.temp_files, p.temp_files, z.zeroed),
+               @extschema@.counter_delta(c.temp_bytes, p.temp_bytes, z.zeroed),
+               @extschema@.counter_delta(c.deadlocks, p.deadlocks, z.zeroed),
+               @extschema@.counter_delta(c.checksum_failures, p.checksum_failures, z.zeroed),
+               @extschema@.counter_delta(c.blk_read_time, p.blk_read_time, z.zeroed),
+               @extschema@.counter_delta(c.blk_write_time, p.blk_write_time, z.zeroed),
+               @extschema@.counter_delta(c.session_time, p.session_time, z.zeroed),
+               @extschema@.counter_delta(c.active_time, p.active_time, z.zeroed),
+               @extschema@.counter_delta(c.idle_in_transaction_time, p.idle_in_transaction_time, z.zeroed),
+               @extschema@.counter_delta(c.sessions, p.sessions, z.zeroed),
+               @extschema@.counter_delta(c.sessions_abandoned, p.sessions_abandoned, z.zeroed),
+               @extschema@.counter_delta(c.sessions_fatal, p.sessions_fatal, z.zeroed),
+               @extschema@.counter_delta(c.sessions_killed, p.sessions_killed, z.zeroed),
+               c.database_size, c.xid_age
+          FROM dbanalytics_db_now c
+          LEFT JOIN @extschema@.database_counters p ON p.datid = c.datid
+         CROSS JOIN LATERAL (
+               SELECT counters_zeroed
+                      OR (p.datid IS NOT NULL AND p.stats_reset IS DISTINCT FROM c.stats_reset) AS zeroed,
+                      interval_reset
+                      OR (p.datid IS NOT NULL AND p.stats_reset IS DISTINCT FROM c.stats_reset)
+                      OR c.xact_commit < p.xact_commit IS TRUE AS reset) z;
+        GET DIAGNOSTICS written = ROW_COUNT;
+    END IF;
+
+    DELETE FROM @extschema@.database_counters;
+    INSERT INTO @extschema@.database_counters
+    SELECT c.datid, captured_at, c.stats_reset, c.xact_commit, c.xact_rollback, c.blks_read,
+           c.blks_hit, c.tup_returned, c.tup_fetched, c.tup_inserted, c.tup_updated,
+           c.tup_deleted, c.conflicts, c.temp_files, c.temp_bytes, c.deadlocks,
+           c.checksum_failures, c.blk_read_time, c.blk_write_time, c.session_time,
+           c.active_time, c.idle_in_transaction_time, c.sessions, c.sessions_abandoned,
+           c.sessions_fatal, c.sessions_killed
+      FROM dbanalytics_db_now c;
+    DROP TABLE dbanalytics_db_now;
+    RETURN written;
+END
+$$;
+
+CREATE FUNCTION @extschema@._snapshot_tables(previous_snapshot timestamptz,
+    interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    captured_at timestamptz := pg_catalog.now();
+    written bigint := 0;
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS dbanalytics_tables_now ON COMMIT DROP AS
+    SELECT t.relid, t.schemaname, t.relname,
+           t.seq_scan, t.seq_tup_read, COALESCE(t.idx_scan, 0) AS idx_scan,
+           COALESCE(t.idx_tup_fetch, 0) AS idx_tup_fetch, t.n_tup_ins, t.n_tup_upd, t.n_tup_del,
+           t.n_tup_hot_upd, t.vacuum_count, t.autovacuum_count, t.analyze_count,
+           t.autoanalyze_count, COALESCE(io.heap_blks_read, 0) AS heap_blks_read,
+           COALESCE(io.heap_blks_hit, 0) AS heap_blks_hit, t.n_live_tup, t.n_dead_tup,
+           t.n_mod_since_analyze, t.last_vacuum, t.last_autovacuum, t.last_analyze,
+           t.last_autoanalyze, pg_catalog.pg_table_size(t.relid) AS table_size,
+           pg_catalog.age(cl.relfrozenxid) AS frozenxid_age
+      FROM pg_catalog.pg_stat_user_tables t
+      JOIN pg_catalog.pg_class cl ON cl.oid = t.relid
+      LEFT JOIN pg_catalog.pg_statio_user_tables io ON io.relid = t.relid
+     WHERE t.schemaname <> '@extschema@';
+
+    IF previous_snapshot IS NOT NULL THEN
+        INSERT INTO @extschema@.table_stats
+        SELECT previous_snapshot, captured_at, pg_catalog.current_database(),
+               c.relid, c.schemaname, c.relname,
+               interval_reset OR c.seq_scan < p.seq_scan IS TRUE OR c.idx_scan < p.idx_scan IS TRUE
+                   OR c.n_tup_ins < p.n_tup_ins IS TRUE,
+               @extschema@.counter_delta(c.seq_scan, p.seq_scan, counters_zeroed),
+               @extschema@.counter_delta(c.seq_tup_read, p.seq_tup_read, counters_zeroed),
+               @extschema@.counter_delta(c.idx_scan, p.idx_scan, counters_zeroed),
+               @extschema@.counter_delta(c.idx_tup_fetch, p.idx_tup_fetch, counters_zeroed),
+               @extschema@.counter_delta(c.n_tup_ins, p.n_tup_ins, counters_zeroed),
+               @extschema@.counter_delta(c.n_tup_upd, p.n_tup_upd, counters_zeroed),
+               @extschema@.counter_delta(c.n_tup_del, p.n_tup_del, counters_zeroed),
+               @extschema@.counter_delta(c.n_tup_hot_upd, p.n_tup_hot_upd, counters_zeroed),
+               @extschema@.counter_delta(c.vacuum_count, p.vacuum_count, counters_zeroed),
+               @extschema@.counter_delta(c.autovacuum_count, p.autovacuum_count, counters_zeroed),
+               @extschema@.counter_delta(c.analyze_count, p.analyze_count, counters_zeroed),
+               @extschema@.counter_delta(c.autoanalyze_count, p.autoanalyze_count, counters_zeroed),
+               @extschema@.counter_delta(c.heap_blks_read, p.heap_blks_read, counters_zeroed),
+               @extschema@.counter_delta(c.heap_blks_hit, p.heap_blks_hit, counters_zeroed),
+               c.n_live_tup, c.n_dead_tup, c.n_mod_since_analyze, c.last_vacuum,
+               c.last_autovacuum, c.last_analyze, c.last_autoanalyze, c.table_size,
+               c.frozenxid_age
+          FROM dbanalytics_tables_now c
+          LEFT JOIN @extschema@.table_counters p ON p.relid = c.relid
+         -- a row only when something moved: an idle table costs nothing
+         WHERE counters_zeroed OR p.relid IS NULL
+            OR (c.seq_scan, c.idx_scan, c.n_tup_ins, c.n_tup_upd, c.n_tup_del, c.vacuum_count,
+                c.autovacuum_count, c.analyze_count, c.autoanalyze_count, c.heap_blks_read,
+                c.heap_blks_hit, c.n_live_tup, c.n_dead_tup, c.table_size)
+               IS DISTINCT FROM
+               (p.seq_scan, p.idx_scan, p.n_tup_ins, p.n_tup_upd, p.n_tup_del, p.vacuum_count,
+                p.autovacuum_count, p.analyze_count, p.autoanalyze_count, p.heap_blks_read,
+                p.heap_blks_hit, p.n_live_tup, p.n_dead_tup, p.table_size);
+        GET DIAGNOSTICS written = ROW_COUNT;
+    END IF;
+
+    DELETE FROM @extschema@.table_counters;
+    INSERT INTO @extschema@.table_counters
+    SELECT c.relid, captured_at, c.seq_scan, c.seq_tup_read, c.idx_scan, c.idx_tup_fetch,
+           c.n_tup_ins, c.n_tup_upd, c.n_tup_del, c.n_tup_hot_upd, c.vacuum_count,
+           c.autovacuum_count, c.analyze_count, c.autoanalyze_count, c.heap_blks_read,
+           c.heap_blks_hit, c.n_live_tup, c.n_dead_tup, c.table_size
+      FROM dbanalytics_tables_now c;
+    DROP TABLE dbanalytics_tables_now;
+    RETURN written;
+END
+$$;
+
+CREATE FUNCTION @extschema@._snapshot_indexes(previous_snapshot timestamptz,
+    interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    captured_at timestamptz := pg_catalog.now();
+    written bigint := 0;
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS dbanalytics_indexes_now ON COMMIT DROP AS
+    SELECT i.indexrelid, i.relid, i.schemaname, i.relname, i.indexrelname,
+           i.idx_scan, i.idx_tup_read, i.idx_tup_fetch,
+           COALESCE(io.idx_blks_read, 0) AS idx_blks_read,
+           COALESCE(io.idx_blks_hit, 0) AS idx_blks_hit,
+           pg_catalog.pg_relation_size(i.indexrelid) AS index_size
+      FROM pg_catalog.pg_stat_user_indexes i
+      LEFT JOIN pg_catalog.pg_statio_user_indexes io ON io.indexrelid = i.indexrelid
+     WHERE i.schemaname <> '@extschema@';
+
+    IF previous_snapshot IS NOT NULL THEN
+        INSERT INTO @extschema@.index_stats
+        SELECT previous_snapshot, captured_at, pg_catalog.current_database(),
+               c.indexrelid, c.relid, c.schemaname, c.relname, c.indexrelname,
+               interval_reset OR c.idx_scan < p.idx_scan IS TRUE,
+               @extschema@.counter_delta(c.idx_scan, p.idx_scan, counters_zeroed),
+               @extschema@.counter_delta(c.idx_tup_read, p.idx_tup_read, counters_zeroed),
+               @extschema@.counter_delta(c.idx_tup_fetch, p.idx_tup_fetch, counters_zeroed),
+               @extschema@.counter_delta(c.idx_blks_read, p.idx_blks_read, counters_zeroed),
+               @extschema@.counter_delta(c.idx_blks_hit, p.idx_blks_hit, counters_zeroed),
+               c.index_size
+          FROM dbanalytics_indexes_now c
+          LEFT JOIN @extschema@.index_counters p ON p.indexrelid = c.indexrelid
+         WHERE counters_zeroed OR p.indexrelid IS NULL
+            OR (c.idx_scan, c.idx_tup_read, c.idx_blks_read, c.idx_blks_hit, c.index_size)
+               IS DISTINCT FROM
+               (p.idx_scan, p.idx_tup_read, p.idx_blks_read, p.idx_blks_hit, p.index_size);
+        GET DIAGNOSTICS written = ROW_COUNT;
+    END IF;
+
+    DELETE FROM @extschema@.index_counters;
+    INSERT INTO @extschema@.index_counters
+    SELECT c.indexrelid, captured_at, c.idx_scan, c.idx_tup_read, c.idx_tup_fetch,
+           c.idx_blks_read, c.idx_blks_hit, c.index_size
+      FROM dbanalytics_indexes_now c;
+    DROP TABLE dbanalytics_indexes_now;
+    RETURN written;
+END
+$$;
+
+CREATE FUNCTION @extschema@._snapshot_bgwriter(previous_snapshot timestamptz,
+    interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    captured_at timestamptz := pg_catalog.now();
+    written bigint := 0;
+BEGIN
+    IF previous_snapshot IS NOT NULL THEN
+        INSERT INTO @extschema@.bgwriter_stats
+        SELECT previous_snapshot, captured_at,
+               interval_reset OR c.buffers_alloc < p.buffers_alloc IS TRUE,
+               @extschema@.counter_delta(c.checkpoints_timed, p.checkpoints_timed, counters_zeroed),
+               @extschema@.counter_delta(c.checkpoints_req, p.checkpoints_req, counters_zeroed),
+               @extschema@.counter_delta(c.checkpoint_write_time, p.checkpoint_write_time, counters_zeroed),
+               @extschema@.counter_delta(c.checkpoint_sync_time, p.checkpoint_sync_time, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_checkpoint, p.buffers_checkpoint, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_clean, p.buffers_clean, counters_zeroed),
+               @extschema@.counter_delta(c.maxwritten_clean, p.maxwritten_clean, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_backend, p.buffers_backend, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_backend_fsync, p.buffers_backend_fsync, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_alloc, p.buffers_alloc, counters_zeroed)
+          FROM pg_catalog.pg_stat_bgwriter c
+          LEFT JOIN @extschema@.bgwriter_counters p ON true;
+        GET DIAGNOSTICS written = ROW_COUNT;
+    END IF;
+
+    DELETE FROM @extschema@.bgwriter_counters;
+    INSERT INTO @extschema@.bgwriter_counters
+    SELECT true, captured_at, c.checkpoints_timed, c.checkpoints_req, c.checkpoint_write_time,
+           c.checkpoint_sync_time, c.buffers_checkpoint, c.buffers_clean, c.maxwritten_clean,
+           c.buffers_backend, c.buffers_backend_fsync, c.buffers_alloc
+      FROM pg_catalog.pg_stat_bgwriter c;
+    RETURN written;
+END
+$$;
+
+-- Gauges: the interval is the time since the previous snapshot of the same source.
+CREATE FUNCTION @extschema@._snapshot_replication(previous_snapshot timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    written bigint;
+BEGIN
+    INSERT INTO @extschema@.replication_stats
+    SELECT COALESCE(previous_snapshot, pg_catalog.now()), pg_catalog.now(), r.pid, r.usename, r.application_name, r.client_addr,
+           r.state, r.sync_state, r.sent_lsn, r.write_lsn, r.flush_lsn, r.replay_lsn,
+           EXTRACT(epoch FROM r.write_lag), EXTRACT(epoch FROM r.flush_lag),
+           EXTRACT(epoch FROM r.replay_lag),
+           pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.replay_lsn)::bigint
+      FROM pg_catalog.pg_stat_replication r;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+
+CREATE FUNCTION @extschema@._snapshot_replication_slots(previous_snapshot timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    written bigint;
+BEGIN
+    INSERT INTO @extschema@.replication_slot_stats
+    SELECT COALESCE(previous_snapshot, pg_catalog.now()), pg_catalog.now(), s.slot_name, s.slot_type, s.database, s.active,
+           s.wal_status, s.restart_lsn, s.confirmed_flush_lsn,
+           pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint,
+           s.safe_wal_size
+      FROM pg_catalog.pg_replication_slots s;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+
+-- Minute rollups of completed minutes since the last rollup. The newest minute is left
+-- alone until a few seconds after it ends, so a sample committed late is still counted.
+CREATE FUNCTION @extschema@._rollup_minutes(rolled_until timestamptz)
+RETURNS TABLE (rows_written bigint, new_rolled_until timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    upper_bound timestamptz := pg_catalog.date_trunc('minute', pg_catalog.now() - interval '5 seconds');
+    lower_bound timestamptz := rolled_until;
+    n bigint;
+BEGIN
+    rows_written := 0;
+    IF lower_bound IS NULL THEN
+        SELECT pg_catalog.date_trunc('minute', pg_catalog.min(a.sampled_at))
+          INTO lower_bound FROM @extschema@.connection_samples a;
+    END IF;
+    IF lower_bound IS NULL OR lower_bound >= upper_bound THEN
+        new_rolled_until := COALESCE(rolled_until, upper_bound);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    INSERT INTO @extschema@.activity_minute
+    SELECT pg_catalog.date_trunc('minute', a.sampled_at), a.datname, a.usename,
+           a.application_name, a.state, a.wait_event_type, a.wait_event, a.query_id,
+           pg_catalog.count(*)
+      FROM @extschema@.activity_samples a
+     WHERE a.sampled_at >= lower_bound AND a.sampled_at < upper_bound
+     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    -- ticks per minute: a group absent at a tick had 0 backends, so averages use all ticks
+    INSERT INTO @extschema@.connection_minute
+    WITH ticks AS (
+        SELECT pg_catalog.date_trunc('minute', s.sampled_at) AS minute,
+               pg_catalog.count(DISTINCT s.sampled_at) AS ticks
+          FROM @extschema@.connection_samples s
+         WHERE s.sampled_at >= lower_bound AND s.sampled_at < upper_bound
+         GROUP BY 1)
+    SELECT g.minute, g.datname, g.usename, g.application_name, g.state, t.ticks,
+           g.backends::double precision / t.ticks, g.max_backends,
+           g.lock_waiting::double precision / t.ticks, g.max_lock_waiting
+      FROM (SELECT pg_catalog.date_trunc('minute', s.sampled_at) AS minute, s.datname,
+                   s.usename, s.application_name, s.state,
+                   pg_catalog.sum(s.backends) AS backends, pg_catalog.max(s.backends) AS max_backends,
+                   pg_catalog.sum(s.lock_waiting) AS lock_waiting,
+                   pg_catalog.max(s.lock_waiting) AS max_lock_waiting
+              FROM @extschema@.connection_samples s
+             WHERE s.sampled_at >= lower_bound AND s.sampled_at < upper_bound
+             GROUP BY 1, 2, 3, 4, 5) g
+      JOIN ticks t USING (minute);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    new_rolled_until := upper_bound;
+    RETURN NEXT;
+END
+$$;

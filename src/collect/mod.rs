@@ -1,0 +1,427 @@
+//! The collection pipeline: what one sampler tick and one collector snapshot do.
+//!
+//! The background workers and the SQL functions `take_sample()` / `take_snapshot()` call
+//! exactly these two functions. Each source runs in its own subtransaction, and every run is
+//! recorded in `collector_runs`; a failing source is logged once (not at every tick) and the
+//! others still run.
+
+pub mod epoch;
+pub mod isolation;
+
+use crate::gucs;
+use crate::spi;
+use crate::storage::partitions;
+use epoch::{Epoch, Interval};
+use isolation::{in_subtransaction, SourceError};
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// The result of one run of one source.
+#[derive(Clone, Debug)]
+pub struct SourceRun {
+    pub source: &'static str,
+    pub status: RunStatus,
+    pub rows: i64,
+    pub reset: bool,
+    pub duration_ms: f64,
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    Ok,
+    Error,
+    Skipped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Error => "error",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// What a source reports when it ran (as opposed to failing).
+struct Collected {
+    rows: i64,
+    interval: Interval,
+    skipped: Option<String>,
+}
+
+impl Collected {
+    fn rows(rows: i64) -> Self {
+        Collected {
+            rows,
+            interval: Interval::Continuous,
+            skipped: None,
+        }
+    }
+}
+
+type SourceFn = fn() -> Result<Collected, SourceError>;
+
+/// The collector's sources, in the order they run.
+const SNAPSHOT_SOURCES: &[(&str, SourceFn)] = &[
+    ("partitions", create_partitions),
+    ("statements", snapshot_statements),
+    ("databases", snapshot_databases),
+    ("tables", snapshot_tables),
+    ("indexes", snapshot_indexes),
+    ("bgwriter", snapshot_bgwriter),
+    ("replication", snapshot_replication),
+    ("replication_slots", snapshot_replication_slots),
+    ("rollup", rollup_minutes),
+    ("retention", drop_expired_partitions),
+];
+
+/// One sampler tick: activity, connections and lock waits in one read of pg_stat_activity.
+pub fn take_sample() -> Vec<SourceRun> {
+    let mut runs = Vec::new();
+    if partitions_missing_today() {
+        runs.push(run_source("sampler", "partitions", create_partitions));
+    }
+    runs.push(run_source("sampler", "activity", sample_activity));
+    runs
+}
+
+/// One collector snapshot: every statistics source, then maintenance.
+pub fn take_snapshot() -> Vec<SourceRun> {
+    SNAPSHOT_SOURCES
+        .iter()
+        .map(|(name, source)| run_source("collector", name, *source))
+        .collect()
+}
+
+thread_local! {
+    /// Day for which this process last saw its partitions in place.
+    static PARTITIONS_CHECKED_DAY: RefCell<Option<i64>> = const { RefCell::new(None) };
+    /// Last error logged per source, so that a persistent failure is logged once.
+    static LAST_LOGGED_ERROR: RefCell<HashMap<&'static str, String>> = RefCell::new(HashMap::new());
+}
+
+/// The sampler checks its partitions once per day and process, not at every tick.
+fn partitions_missing_today() -> bool {
+    let today = partitions::now_epoch_seconds().map(partitions::day_of).ok();
+    PARTITIONS_CHECKED_DAY.with(|checked| {
+        let mut checked = checked.borrow_mut();
+        if *checked == today {
+            false
+        } else {
+            *checked = today;
+            true
+        }
+    })
+}
+
+fn run_source(worker: &str, source: &'static str, collect: SourceFn) -> SourceRun {
+    let started = Instant::now();
+    let outcome = in_subtransaction(collect);
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let run = match outcome {
+        Ok(collected) => SourceRun {
+            source,
+            status: if collected.skipped.is_some() {
+                RunStatus::Skipped
+            } else {
+                RunStatus::Ok
+            },
+            rows: collected.rows,
+            reset: collected.interval.is_reset(),
+            duration_ms,
+            message: collected
+                .skipped
+                .or(collected.interval.note().map(str::to_string)),
+        },
+        Err(error) => SourceRun {
+            source,
+            status: RunStatus::Error,
+            rows: 0,
+            reset: false,
+            duration_ms,
+            message: Some(error),
+        },
+    };
+    log_once(&run);
+    record_run(worker, &run);
+    run
+}
+
+/// WARNING when a source starts failing or fails differently; LOG when it recovers.
+fn log_once(run: &SourceRun) {
+    LAST_LOGGED_ERROR.with(|logged| {
+        let mut logged = logged.borrow_mut();
+        match (run.status, logged.get(run.source)) {
+            (RunStatus::Error, previous) => {
+                let message = run.message.clone().unwrap_or_default();
+                if previous != Some(&message) {
+                    pgrx::warning!("dbanalytics: source \"{}\" failed: {}", run.source, message);
+                    logged.insert(run.source, message);
+                }
+            }
+            (_, Some(_)) => {
+                pgrx::log!("dbanalytics: source \"{}\" works again", run.source);
+                logged.remove(run.source);
+            }
+            (_, None) => {}
+        }
+    });
+}
+
+fn record_run(worker: &str, run: &SourceRun) {
+    let insert = format!(
+        "INSERT INTO dbanalytics.collector_runs
+             (started_at, worker, source, status, duration_ms, rows, reset, message)
+         VALUES (pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => {duration} / 1000.0),
+                 {worker}, {source}, {status}, {duration}, {rows}, {reset}, {message})",
+        duration = run.duration_ms,
+        worker = spi::literal(Some(worker)),
+        source = spi::literal(Some(run.source)),
+        status = spi::literal(Some(run.status.as_str())),
+        rows = run.rows,
+        reset = run.reset,
+        message = spi::literal(run.message.as_deref()),
+    );
+    // A missing collector_runs partition must not take the tick down with it.
+    if let Err(error) = in_subtransaction(|| spi::execute(&insert).map_err(|e| e.to_string())) {
+        let failure = SourceRun {
+            source: "collector_runs",
+            status: RunStatus::Error,
+            rows: 0,
+            reset: false,
+            duration_ms: 0.0,
+            message: Some(error),
+        };
+        log_once(&failure);
+    }
+}
+
+fn spi_error(error: pgrx::spi::Error) -> SourceError {
+    error.to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources
+// ---------------------------------------------------------------------------------------------
+
+fn sample_activity() -> Result<Collected, SourceError> {
+    let rows = spi::select_one::<i64>(&format!(
+        "SELECT dbanalytics._sample_activity({})",
+        gucs::track_idle_in_transaction()
+    ))
+    .map_err(spi_error)?;
+    Ok(Collected::rows(rows.unwrap_or(0)))
+}
+
+fn create_partitions() -> Result<Collected, SourceError> {
+    Ok(Collected::rows(
+        partitions::ensure_partitions().map_err(spi_error)?,
+    ))
+}
+
+fn drop_expired_partitions() -> Result<Collected, SourceError> {
+    Ok(Collected::rows(
+        partitions::drop_expired_partitions().map_err(spi_error)?,
+    ))
+}
+
+/// Reads a source's epoch, classifies the interval against the stored one, runs the source's
+/// snapshot function with that verdict and stores the new epoch — all in the caller's
+/// subtransaction, so a failure leaves the previous state in place.
+fn snapshot_counters(
+    source: &str,
+    epoch_sql: &str,
+    snapshot_call: impl FnOnce(&str, &Interval) -> String,
+) -> Result<Collected, SourceError> {
+    let current = Spi::get_three::<String, String, i64>(epoch_sql)
+        .map(|(postmaster_start, stats_reset, dealloc)| Epoch {
+            postmaster_start,
+            stats_reset,
+            dealloc,
+        })
+        .map_err(spi_error)?;
+    let stored = Spi::connect(|client| {
+        let table = client.select(
+            &format!(
+                "SELECT postmaster_start, stats_reset, dealloc, updated_at::text
+                   FROM dbanalytics.source_state WHERE source = {}",
+                spi::literal(Some(source))
+            ),
+            Some(1),
+            &[],
+        )?;
+        if table.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        let row = table.first();
+        Ok(Some((
+            Epoch {
+                postmaster_start: row.get::<String>(1)?,
+                stats_reset: row.get::<String>(2)?,
+                dealloc: row.get::<i64>(3)?,
+            },
+            row.get::<String>(4)?,
+        )))
+    })
+    .map_err(spi_error)?;
+
+    let interval = epoch::classify(stored.as_ref().map(|(epoch, _)| epoch), &current);
+    let previous_snapshot = match &interval {
+        Interval::First => "NULL::timestamptz".to_string(),
+        _ => format!(
+            "{}::timestamptz",
+            spi::literal(stored.as_ref().and_then(|(_, at)| at.as_deref()))
+        ),
+    };
+    let rows = spi::select_one::<i64>(&snapshot_call(&previous_snapshot, &interval))
+        .map_err(spi_error)?
+        .unwrap_or(0);
+
+    spi::execute(&format!(
+        "INSERT INTO dbanalytics.source_state AS s (source, postmaster_start, stats_reset, dealloc, updated_at)
+         VALUES ({source}, {start}, {reset}, {dealloc}, pg_catalog.now())
+         ON CONFLICT (source) DO UPDATE
+            SET postmaster_start = excluded.postmaster_start, stats_reset = excluded.stats_reset,
+                dealloc = excluded.dealloc, updated_at = excluded.updated_at",
+        source = spi::literal(Some(source)),
+        start = spi::literal(current.postmaster_start.as_deref()),
+        reset = spi::literal(current.stats_reset.as_deref()),
+        dealloc = current.dealloc.map_or("NULL".to_string(), |d| d.to_string()),
+    ))
+    .map_err(spi_error)?;
+    Ok(Collected {
+        rows,
+        interval,
+        skipped: None,
+    })
+}
+
+/// `(previous_snapshot, interval_reset, counters_zeroed)` as SQL arguments.
+fn interval_arguments(previous_snapshot: &str, interval: &Interval) -> String {
+    format!(
+        "{previous_snapshot}, {}, {}",
+        interval.is_reset(),
+        interval.counters_zeroed()
+    )
+}
+
+/// Epoch queries return times as exact epoch seconds (numeric text): independent of TimeZone.
+const POSTMASTER_ONLY_EPOCH: &str =
+    "SELECT EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::text, NULL::text, NULL::bigint";
+
+/// The current database's stats_reset covers its tables and indexes.
+const DATABASE_EPOCH: &str =
+    "SELECT EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::text,
+        EXTRACT(epoch FROM d.stats_reset)::text, NULL::bigint
+   FROM pg_catalog.pg_stat_database d WHERE d.datname = pg_catalog.current_database()";
+
+fn snapshot_statements() -> Result<Collected, SourceError> {
+    let schema = spi::select_one::<String>(
+        "SELECT n.nspname::text FROM pg_catalog.pg_extension e
+           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+          WHERE e.extname = 'pg_stat_statements'",
+    )
+    .map_err(spi_error)?;
+    let Some(schema) = schema else {
+        return Ok(Collected {
+            rows: 0,
+            interval: Interval::Continuous,
+            skipped: Some(
+                "pg_stat_statements is not installed in this database: \
+                 CREATE EXTENSION pg_stat_statements (and preload it) to collect statements"
+                    .to_string(),
+            ),
+        });
+    };
+    let schema_ident = pgrx::spi::quote_identifier(&schema);
+    let epoch_sql = format!(
+        "SELECT EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::text,
+                EXTRACT(epoch FROM i.stats_reset)::text, i.dealloc
+           FROM {schema_ident}.pg_stat_statements_info i"
+    );
+    snapshot_counters("statements", &epoch_sql, |previous, interval| {
+        format!(
+            "SELECT dbanalytics._snapshot_statements({}, {})",
+            spi::literal(Some(&schema)),
+            interval_arguments(previous, interval)
+        )
+    })
+}
+
+fn snapshot_databases() -> Result<Collected, SourceError> {
+    snapshot_counters("databases", POSTMASTER_ONLY_EPOCH, |previous, interval| {
+        format!(
+            "SELECT dbanalytics._snapshot_databases({})",
+            interval_arguments(previous, interval)
+        )
+    })
+}
+
+fn snapshot_tables() -> Result<Collected, SourceError> {
+    snapshot_counters("tables", DATABASE_EPOCH, |previous, interval| {
+        format!(
+            "SELECT dbanalytics._snapshot_tables({})",
+            interval_arguments(previous, interval)
+        )
+    })
+}
+
+fn snapshot_indexes() -> Result<Collected, SourceError> {
+    snapshot_counters("indexes", DATABASE_EPOCH, |previous, interval| {
+        format!(
+            "SELECT dbanalytics._snapshot_indexes({})",
+            interval_arguments(previous, interval)
+        )
+    })
+}
+
+fn snapshot_bgwriter() -> Result<Collected, SourceError> {
+    let epoch_sql = "SELECT EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::text,
+                            EXTRACT(epoch FROM b.stats_reset)::text, NULL::bigint
+                       FROM pg_catalog.pg_stat_bgwriter b";
+    snapshot_counters("bgwriter", epoch_sql, |previous, interval| {
+        format!(
+            "SELECT dbanalytics._snapshot_bgwriter({})",
+            interval_arguments(previous, interval)
+        )
+    })
+}
+
+fn snapshot_replication() -> Result<Collected, SourceError> {
+    snapshot_counters("replication", POSTMASTER_ONLY_EPOCH, |previous, _| {
+        format!("SELECT dbanalytics._snapshot_replication({previous})")
+    })
+    .map(|collected| Collected::rows(collected.rows))
+}
+
+fn snapshot_replication_slots() -> Result<Collected, SourceError> {
+    snapshot_counters("replication_slots", POSTMASTER_ONLY_EPOCH, |previous, _| {
+        format!("SELECT dbanalytics._snapshot_replication_slots({previous})")
+    })
+    .map(|collected| Collected::rows(collected.rows))
+}
+
+fn rollup_minutes() -> Result<Collected, SourceError> {
+    let rolled_until = spi::select_one::<String>(
+        "SELECT updated_at::text FROM dbanalytics.source_state WHERE source = 'rollup'",
+    )
+    .map_err(spi_error)?;
+    let (rows, new_rolled_until) = Spi::get_two::<i64, String>(&format!(
+        "SELECT rows_written, new_rolled_until::text
+           FROM dbanalytics._rollup_minutes({}::timestamptz)",
+        spi::literal(rolled_until.as_deref())
+    ))
+    .map_err(spi_error)?;
+    spi::execute(&format!(
+        "INSERT INTO dbanalytics.source_state AS s (source, updated_at)
+         VALUES ('rollup', {until}::timestamptz)
+         ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at",
+        until = spi::literal(new_rolled_until.as_deref()),
+    ))
+    .map_err(spi_error)?;
+    Ok(Collected::rows(rows.unwrap_or(0)))
+}

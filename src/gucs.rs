@@ -1,0 +1,121 @@
+//! Every `dbanalytics.*` setting, registered in one place and read through typed accessors.
+//! Units are declared so that PostgreSQL accepts `'1s'`, `'7d'` and names the bounds on error.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+use std::time::Duration;
+
+/// Database the background workers connect to (where `CREATE EXTENSION dbanalytics` runs).
+static DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+/// Master switch for background collection.
+static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Milliseconds between two activity samples.
+static SAMPLE_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// Seconds between two statistics snapshots.
+static SNAPSHOT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(60);
+/// Minutes raw samples are kept (activity_samples, connection_samples, lock_waits, collector_runs).
+static RETENTION_RAW_MIN: GucSetting<i32> = GucSetting::<i32>::new(24 * 60);
+/// Minutes rollups and deltas are kept.
+static RETENTION_HISTORY_MIN: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60);
+/// Whether idle-in-transaction backends are sampled into activity_samples.
+static TRACK_IDLE_IN_TRANSACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"dbanalytics.database",
+        c"Database the dbanalytics background workers connect to.",
+        c"Run CREATE EXTENSION dbanalytics in this database. Requires a restart.",
+        &DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"dbanalytics.enabled",
+        c"Enables background sampling and snapshots.",
+        c"When off, the workers stay connected but idle; take_sample() and take_snapshot() still work.",
+        &ENABLED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.sample_interval",
+        c"Time between two samples of pg_stat_activity and waiting locks.",
+        c"Raw samples go to activity_samples, connection_samples and lock_waits.",
+        &SAMPLE_INTERVAL_MS,
+        100,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.snapshot_interval",
+        c"Time between two snapshots of the cumulative statistics.",
+        c"Each snapshot stores per-interval deltas of pg_stat_statements, pg_stat_database, \
+pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gauges, and runs maintenance.",
+        &SNAPSHOT_INTERVAL_S,
+        5,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.retention_raw",
+        c"How long raw samples and collector runs are kept.",
+        c"Whole daily partitions are dropped once their newest possible row is older than this.",
+        &RETENTION_RAW_MIN,
+        60,
+        366 * 24 * 60,
+        GucContext::Sighup,
+        GucFlags::UNIT_MIN,
+    );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.retention_history",
+        c"How long minute rollups and statistics deltas are kept.",
+        c"Whole daily partitions are dropped once their newest possible row is older than this.",
+        &RETENTION_HISTORY_MIN,
+        24 * 60,
+        3660 * 24 * 60,
+        GucContext::Sighup,
+        GucFlags::UNIT_MIN,
+    );
+    GucRegistry::define_bool_guc(
+        c"dbanalytics.track_idle_in_transaction",
+        c"Samples backends that are idle in a transaction.",
+        c"They hold locks and snapshots, so they are sampled by default; connection counts always include them.",
+        &TRACK_IDLE_IN_TRANSACTION,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
+pub fn database() -> String {
+    DATABASE
+        .get()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "postgres".to_string())
+}
+
+pub fn enabled() -> bool {
+    ENABLED.get()
+}
+
+pub fn sample_interval() -> Duration {
+    Duration::from_millis(SAMPLE_INTERVAL_MS.get() as u64)
+}
+
+pub fn snapshot_interval() -> Duration {
+    Duration::from_secs(SNAPSHOT_INTERVAL_S.get() as u64)
+}
+
+pub fn retention_raw() -> Duration {
+    Duration::from_secs(RETENTION_RAW_MIN.get() as u64 * 60)
+}
+
+pub fn retention_history() -> Duration {
+    Duration::from_secs(RETENTION_HISTORY_MIN.get() as u64 * 60)
+}
+
+pub fn track_idle_in_transaction() -> bool {
+    TRACK_IDLE_IN_TRANSACTION.get()
+}

@@ -1,0 +1,62 @@
+//! dbanalytics: PostgreSQL as its own performance analyst.
+//!
+//! `_PG_init` registers the settings and, when preloaded, the sampler and collector workers.
+//! The SQL objects live in `sql/`; the Rust modules are the collection pipeline.
+
+use pgrx::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+mod api;
+mod collect;
+mod gucs;
+mod spi;
+mod storage;
+mod workers;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!(
+    "../sql/sources.sql",
+    name = "sources",
+    requires = ["schema"]
+);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this library was loaded through shared_preload_libraries (so the workers exist).
+pub fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    // SAFETY: a plain read of a flag the postmaster sets while loading preload libraries.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        PRELOADED.store(true, Ordering::Relaxed);
+        workers::register();
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+/// This module is required by `cargo pgrx test` invocations.
+/// It must be visible at the root of your extension crate.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// The test server preloads the library, as production does; the workers are off so that
+    /// the tests drive take_sample() / take_snapshot() themselves.
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'pg_stat_statements,dbanalytics'",
+            "dbanalytics.database = 'pgrx_tests'",
+            "dbanalytics.enabled = off",
+        ]
+    }
+}

@@ -1,0 +1,43 @@
+//! The one way dbanalytics talks SQL from Rust: a read helper and a write helper.
+//! Every statement passed here is schema-qualified; values are quoted with `literal`.
+
+use pgrx::datum::{FromDatum, IntoDatum};
+use pgrx::prelude::*;
+
+/// First column of the first row, `None` for no row or NULL.
+pub fn select_one<T: FromDatum + IntoDatum>(sql: &str) -> Result<Option<T>, pgrx::spi::Error> {
+    Spi::connect(|client| {
+        let table = client.select(sql, Some(1), &[])?;
+        if table.is_empty() {
+            Ok(None)
+        } else {
+            table.first().get_one::<T>()
+        }
+    })
+}
+
+/// All rows of a query whose first column is text.
+pub fn select_texts(sql: &str) -> Result<Vec<String>, pgrx::spi::Error> {
+    Spi::connect(|client| {
+        let mut names = Vec::new();
+        for row in client.select(sql, None, &[])? {
+            if let Some(name) = row.get::<String>(1)? {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    })
+}
+
+/// Runs a statement that writes.
+pub fn execute(sql: &str) -> Result<(), pgrx::spi::Error> {
+    Spi::run(sql)
+}
+
+/// A SQL literal (or NULL) for a value produced by the server or by our own code.
+pub fn literal(value: Option<&str>) -> String {
+    match value {
+        Some(text) => pgrx::spi::quote_literal(text),
+        None => "NULL".to_string(),
+    }
+}

@@ -1,0 +1,2 @@
+//! Time-partitioned storage: one partition manager used by every history table.
+pub mod partitions;

@@ -1,0 +1,309 @@
+//! Daily range partitions for every partitioned table of the extension.
+//!
+//! A partition covers one UTC day, `[day 00:00+00, day+1 00:00+00)`, and is named
+//! `<table>_pYYYYMMDD`. Naming and range maths are pure functions (unit-tested below);
+//! the SPI part only lists, creates and drops. DDL runs under a short `lock_timeout`
+//! so that a busy table never stalls the collector: what cannot be done now is retried
+//! at the next snapshot.
+
+use crate::gucs;
+use crate::spi;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// Which retention applies to a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    Raw,
+    History,
+}
+
+/// Every partitioned table, with its retention class.
+pub const PARTITIONED_TABLES: &[(&str, Retention)] = &[
+    ("activity_samples", Retention::Raw),
+    ("connection_samples", Retention::Raw),
+    ("lock_waits", Retention::Raw),
+    ("collector_runs", Retention::Raw),
+    ("activity_minute", Retention::History),
+    ("connection_minute", Retention::History),
+    ("statement_stats", Retention::History),
+    ("database_stats", Retention::History),
+    ("table_stats", Retention::History),
+    ("index_stats", Retention::History),
+    ("bgwriter_stats", Retention::History),
+    ("replication_stats", Retention::History),
+    ("replication_slot_stats", Retention::History),
+];
+
+/// Days after today for which partitions must already exist.
+pub const DAYS_AHEAD: i64 = 2;
+
+/// How long partition DDL may wait for its lock before giving up until the next run.
+const DDL_LOCK_TIMEOUT: &str = "200ms";
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// (year, month, day) of a day number counted from 1970-01-01 (proleptic Gregorian).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Howard Hinnant's algorithm, valid for any day number in range.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Day number (from 1970-01-01) of a civil date.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let month = i64::from(month);
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `activity_samples_p20261123` for table `activity_samples` and that day.
+pub fn partition_name(table: &str, day: i64) -> String {
+    let (year, month, dom) = civil_from_days(day);
+    format!("{table}_p{year:04}{month:02}{dom:02}")
+}
+
+/// The day a partition of `table` covers, if `name` follows our naming scheme.
+pub fn parse_partition_name(table: &str, name: &str) -> Option<i64> {
+    let digits = name.strip_prefix(table)?.strip_prefix("_p")?;
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i64 = digits[0..4].parse().ok()?;
+    let month: u32 = digits[4..6].parse().ok()?;
+    let dom: u32 = digits[6..8].parse().ok()?;
+    let day = days_from_civil(year, month, dom);
+    // reject 20261131 and the like: the name must round-trip
+    (partition_name(table, day) == name).then_some(day)
+}
+
+/// `('2026-11-23 00:00:00+00', '2026-11-24 00:00:00+00')`: the range bounds of a day.
+pub fn partition_bounds(day: i64) -> (String, String) {
+    let bound = |d: i64| {
+        let (year, month, dom) = civil_from_days(d);
+        format!("{year:04}-{month:02}-{dom:02} 00:00:00+00")
+    };
+    (bound(day), bound(day + 1))
+}
+
+/// The day containing a Unix time.
+pub fn day_of(epoch_seconds: i64) -> i64 {
+    epoch_seconds.div_euclid(SECONDS_PER_DAY)
+}
+
+/// Days that must have a partition: today and the next `DAYS_AHEAD`.
+pub fn required_days(today: i64) -> impl Iterator<Item = i64> {
+    today..=today + DAYS_AHEAD
+}
+
+/// A partition is expired once every row it can hold is older than the retention:
+/// its upper bound lies at or before `now - retention`.
+pub fn is_expired(day: i64, now_epoch_seconds: i64, retention: Duration) -> bool {
+    let upper_bound = (day + 1) * SECONDS_PER_DAY;
+    upper_bound <= now_epoch_seconds - retention.as_secs() as i64
+}
+
+fn retention_of(class: Retention) -> Duration {
+    match class {
+        Retention::Raw => gucs::retention_raw(),
+        Retention::History => gucs::retention_history(),
+    }
+}
+
+/// Server time as Unix seconds (the transaction's `now()`, as every row uses).
+pub fn now_epoch_seconds() -> Result<i64, pgrx::spi::Error> {
+    Ok(spi::select_one::<i64>(
+        "SELECT pg_catalog.floor(EXTRACT(epoch FROM pg_catalog.now()))::bigint",
+    )?
+    .unwrap_or(0))
+}
+
+/// Names of the existing partitions of every extension table.
+fn existing_partitions() -> Result<HashSet<String>, pgrx::spi::Error> {
+    let names = spi::select_texts(
+        "SELECT c.relname::text
+           FROM pg_catalog.pg_inherits i
+           JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+           JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+           JOIN pg_catalog.pg_namespace n ON n.oid = p.relnamespace
+          WHERE n.nspname = 'dbanalytics'",
+    )?;
+    Ok(names.into_iter().collect())
+}
+
+/// Runs partition DDL with a short lock timeout, restoring the caller's setting afterwards
+/// (on error the enclosing subtransaction's rollback restores it).
+fn with_short_lock_timeout<R>(
+    ddl: impl FnOnce() -> Result<R, pgrx::spi::Error>,
+) -> Result<R, pgrx::spi::Error> {
+    let previous = spi::select_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')")?;
+    spi::execute(&format!(
+        "SELECT pg_catalog.set_config('lock_timeout', {}, true)",
+        spi::literal(Some(DDL_LOCK_TIMEOUT))
+    ))?;
+    let result = ddl()?;
+    spi::execute(&format!(
+        "SELECT pg_catalog.set_config('lock_timeout', {}, true)",
+        spi::literal(Some(previous.as_deref().unwrap_or("0")))
+    ))?;
+    Ok(result)
+}
+
+/// Creates the missing partitions for today and the days ahead. Returns how many were created.
+pub fn ensure_partitions() -> Result<i64, pgrx::spi::Error> {
+    let today = day_of(now_epoch_seconds()?);
+    let existing = existing_partitions()?;
+    let mut created = 0;
+    with_short_lock_timeout(|| {
+        for (table, _) in PARTITIONED_TABLES {
+            for day in required_days(today) {
+                let name = partition_name(table, day);
+                if existing.contains(&name) {
+                    continue;
+                }
+                let (from, to) = partition_bounds(day);
+                spi::execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS dbanalytics.{name} PARTITION OF dbanalytics.{table}
+                     FOR VALUES FROM ('{from}') TO ('{to}')"
+                ))?;
+                created += 1;
+            }
+        }
+        Ok(created)
+    })
+}
+
+/// Drops partitions whose whole range is past the retention of their table.
+pub fn drop_expired_partitions() -> Result<i64, pgrx::spi::Error> {
+    let now = now_epoch_seconds()?;
+    let existing = existing_partitions()?;
+    let mut dropped = 0;
+    with_short_lock_timeout(|| {
+        for (table, class) in PARTITIONED_TABLES {
+            let retention = retention_of(*class);
+            let mut expired: Vec<&String> = existing
+                .iter()
+                .filter(|name| {
+                    parse_partition_name(table, name)
+                        .is_some_and(|day| is_expired(day, now, retention))
+                })
+                .collect();
+            expired.sort();
+            for name in expired {
+                spi::execute(&format!("DROP TABLE dbanalytics.{name}"))?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_round_trip() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        for day in -1000..40_000 {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y, m, d), day);
+        }
+    }
+
+    #[test]
+    fn partition_names_and_bounds() {
+        let day = days_from_civil(2026, 11, 23);
+        assert_eq!(
+            partition_name("activity_samples", day),
+            "activity_samples_p20261123"
+        );
+        assert_eq!(
+            partition_bounds(day),
+            (
+                "2026-11-23 00:00:00+00".to_string(),
+                "2026-11-24 00:00:00+00".to_string()
+            )
+        );
+        // month and year ends
+        assert_eq!(
+            partition_bounds(days_from_civil(2026, 12, 31)).1,
+            "2027-01-01 00:00:00+00"
+        );
+        assert_eq!(
+            partition_bounds(days_from_civil(2028, 2, 28)).1,
+            "2028-02-29 00:00:00+00"
+        );
+    }
+
+    #[test]
+    fn partition_names_parse_back_and_reject_strangers() {
+        let day = days_from_civil(2026, 11, 23);
+        assert_eq!(
+            parse_partition_name("lock_waits", "lock_waits_p20261123"),
+            Some(day)
+        );
+        assert_eq!(
+            parse_partition_name("lock_waits", "lock_waits_p20261131"),
+            None
+        );
+        assert_eq!(
+            parse_partition_name("lock_waits", "lock_waits_p2026112"),
+            None
+        );
+        assert_eq!(parse_partition_name("lock_waits", "lock_waits_old"), None);
+        assert_eq!(
+            parse_partition_name("activity_minute", "activity_samples_p20261123"),
+            None
+        );
+        // a table whose name is a prefix of another does not claim the other's partitions
+        assert_eq!(
+            parse_partition_name("replication", "replication_stats_p20261123"),
+            None
+        );
+    }
+
+    #[test]
+    fn required_days_cover_today_and_two_ahead() {
+        assert_eq!(required_days(100).collect::<Vec<_>>(), vec![100, 101, 102]);
+    }
+
+    #[test]
+    fn day_of_uses_utc_days() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(86_399), 0);
+        assert_eq!(day_of(86_400), 1);
+        assert_eq!(day_of(-1), -1);
+    }
+
+    #[test]
+    fn expiry_needs_the_whole_day_past_retention() {
+        let day = days_from_civil(2026, 11, 20);
+        let day_end = (day + 1) * 86_400;
+        let one_day = Duration::from_secs(86_400);
+        assert!(!is_expired(day, day_end + 86_399, one_day));
+        assert!(is_expired(day, day_end + 86_400, one_day));
+        // today's partition never expires with any positive retention
+        assert!(!is_expired(
+            day,
+            day * 86_400 + 10,
+            Duration::from_secs(3600)
+        ));
+    }
+}
