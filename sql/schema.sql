@@ -311,10 +311,17 @@ CREATE INDEX ON @extschema@.collector_runs (source, started_at);
 -- as exact epoch seconds in text, so that comparing them never depends on a session's TimeZone.
 CREATE TABLE @extschema@.source_state (
     source           text PRIMARY KEY,
-    postmaster_start text,
+    server_life      text,
     stats_reset      text,
     dealloc          bigint,
     updated_at       timestamptz NOT NULL
+);
+
+-- One row that a crash wipes (unlogged) while a clean restart keeps it: with the postmaster's
+-- start time it tells apart every life of the server's counters, crash restarts included.
+CREATE UNLOGGED TABLE @extschema@.server_life (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    since     timestamptz NOT NULL
 );
 
 CREATE UNLOGGED TABLE @extschema@.statement_counters (

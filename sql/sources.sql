@@ -32,6 +32,28 @@ AS $$
     END
 $$;
 
+-- Identifies this life of the server: postmaster start (a restart) and the server_life row
+-- (gone after a crash restart, which keeps the postmaster start time). Exact epoch seconds as
+-- text, so that comparing never depends on a session's TimeZone.
+CREATE FUNCTION @extschema@._server_life()
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    life_since timestamptz;
+BEGIN
+    SELECT l.since INTO life_since FROM @extschema@.server_life l;
+    IF life_since IS NULL THEN
+        INSERT INTO @extschema@.server_life VALUES (true, pg_catalog.clock_timestamp())
+        ON CONFLICT DO NOTHING;
+        SELECT l.since INTO life_since FROM @extschema@.server_life l;
+    END IF;
+    RETURN EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::text
+           || '/' || EXTRACT(epoch FROM life_since)::text;
+END
+$$;
+
 -------------------------------------------------------------------------------
 -- Sampler: one read of pg_stat_activity, one INSERT per table.
 -------------------------------------------------------------------------------
@@ -63,7 +85,9 @@ BEGIN
        AND a.pid <> pg_catalog.pg_backend_pid();
 
     IF backends IS NULL THEN
-        RETURN 0;
+        -- no client backend at all: one row with backends = 0 keeps the tick countable
+        INSERT INTO @extschema@.connection_samples VALUES (sampled_at, NULL, NULL, NULL, NULL, 0, 0);
+        RETURN 1;
     END IF;
 
     INSERT INTO @extschema@.activity_samples
@@ -117,7 +141,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    captured_at timestamptz := pg_catalog.now();
+    snapshot_at timestamptz := pg_catalog.now();
     written bigint;
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS dbanalytics_pgss_now (LIKE @extschema@.statement_counters)
@@ -131,7 +155,7 @@ BEGIN
                s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
                s.blk_read_time, s.blk_write_time, s.wal_records, s.wal_fpi, s.wal_bytes::bigint
           FROM %I.pg_stat_statements(false) s
-         WHERE s.queryid IS NOT NULL$q$, pgss_schema) USING captured_at;
+         WHERE s.queryid IS NOT NULL$q$, pgss_schema) USING snapshot_at;
 
     -- Texts only for entries not seen before (pg_stat_statements(true) reads the text file).
     IF EXISTS (SELECT FROM dbanalytics_pgss_now c
@@ -210,7 +234,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    captured_at timestamptz := pg_catalog.now();
+    snapshot_at timestamptz := pg_catalog.now();
     written bigint := 0;
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS dbanalytics_db_now ON COMMIT DROP AS
@@ -228,7 +252,7 @@ BEGIN
 
     IF previous_snapshot IS NOT NULL THEN
         INSERT INTO @extschema@.database_stats
-        SELECT previous_snapshot, captured_at, c.datid, c.datname, z.reset,
+        SELECT previous_snapshot, snapshot_at, c.datid, c.datname, z.reset,
                c.numbackends,
                @extschema@.counter_delta(c.xact_commit, p.xact_commit, z.zeroed),
                @extschema@.counter_delta(c.xact_rollback, p.xact_rollback, z.zeroed),
@@ -267,7 +291,7 @@ BEGIN
 
     DELETE FROM @extschema@.database_counters;
     INSERT INTO @extschema@.database_counters
-    SELECT c.datid, captured_at, c.stats_reset, c.xact_commit, c.xact_rollback, c.blks_read,
+    SELECT c.datid, snapshot_at, c.stats_reset, c.xact_commit, c.xact_rollback, c.blks_read,
            c.blks_hit, c.tup_returned, c.tup_fetched, c.tup_inserted, c.tup_updated,
            c.tup_deleted, c.conflicts, c.temp_files, c.temp_bytes, c.deadlocks,
            c.checksum_failures, c.blk_read_time, c.blk_write_time, c.session_time,
@@ -286,7 +310,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    captured_at timestamptz := pg_catalog.now();
+    snapshot_at timestamptz := pg_catalog.now();
     written bigint := 0;
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS dbanalytics_tables_now ON COMMIT DROP AS
@@ -306,7 +330,7 @@ BEGIN
 
     IF previous_snapshot IS NOT NULL THEN
         INSERT INTO @extschema@.table_stats
-        SELECT previous_snapshot, captured_at, pg_catalog.current_database(),
+        SELECT previous_snapshot, snapshot_at, pg_catalog.current_database(),
                c.relid, c.schemaname, c.relname,
                interval_reset OR c.seq_scan < p.seq_scan IS TRUE OR c.idx_scan < p.idx_scan IS TRUE
                    OR c.n_tup_ins < p.n_tup_ins IS TRUE,
@@ -343,7 +367,7 @@ BEGIN
 
     DELETE FROM @extschema@.table_counters;
     INSERT INTO @extschema@.table_counters
-    SELECT c.relid, captured_at, c.seq_scan, c.seq_tup_read, c.idx_scan, c.idx_tup_fetch,
+    SELECT c.relid, snapshot_at, c.seq_scan, c.seq_tup_read, c.idx_scan, c.idx_tup_fetch,
            c.n_tup_ins, c.n_tup_upd, c.n_tup_del, c.n_tup_hot_upd, c.vacuum_count,
            c.autovacuum_count, c.analyze_count, c.autoanalyze_count, c.heap_blks_read,
            c.heap_blks_hit, c.n_live_tup, c.n_dead_tup, c.table_size
@@ -360,7 +384,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    captured_at timestamptz := pg_catalog.now();
+    snapshot_at timestamptz := pg_catalog.now();
     written bigint := 0;
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS dbanalytics_indexes_now ON COMMIT DROP AS
@@ -375,7 +399,7 @@ BEGIN
 
     IF previous_snapshot IS NOT NULL THEN
         INSERT INTO @extschema@.index_stats
-        SELECT previous_snapshot, captured_at, pg_catalog.current_database(),
+        SELECT previous_snapshot, snapshot_at, pg_catalog.current_database(),
                c.indexrelid, c.relid, c.schemaname, c.relname, c.indexrelname,
                interval_reset OR c.idx_scan < p.idx_scan IS TRUE,
                @extschema@.counter_delta(c.idx_scan, p.idx_scan, counters_zeroed),
@@ -395,7 +419,7 @@ BEGIN
 
     DELETE FROM @extschema@.index_counters;
     INSERT INTO @extschema@.index_counters
-    SELECT c.indexrelid, captured_at, c.idx_scan, c.idx_tup_read, c.idx_tup_fetch,
+    SELECT c.indexrelid, snapshot_at, c.idx_scan, c.idx_tup_read, c.idx_tup_fetch,
            c.idx_blks_read, c.idx_blks_hit, c.index_size
       FROM dbanalytics_indexes_now c;
     DROP TABLE dbanalytics_indexes_now;
@@ -410,12 +434,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    captured_at timestamptz := pg_catalog.now();
+    snapshot_at timestamptz := pg_catalog.now();
     written bigint := 0;
 BEGIN
     IF previous_snapshot IS NOT NULL THEN
         INSERT INTO @extschema@.bgwriter_stats
-        SELECT previous_snapshot, captured_at,
+        SELECT previous_snapshot, snapshot_at,
                interval_reset OR c.buffers_alloc < p.buffers_alloc IS TRUE,
                @extschema@.counter_delta(c.checkpoints_timed, p.checkpoints_timed, counters_zeroed),
                @extschema@.counter_delta(c.checkpoints_req, p.checkpoints_req, counters_zeroed),
@@ -434,7 +458,7 @@ BEGIN
 
     DELETE FROM @extschema@.bgwriter_counters;
     INSERT INTO @extschema@.bgwriter_counters
-    SELECT true, captured_at, c.checkpoints_timed, c.checkpoints_req, c.checkpoint_write_time,
+    SELECT true, snapshot_at, c.checkpoints_timed, c.checkpoints_req, c.checkpoint_write_time,
            c.checkpoint_sync_time, c.buffers_checkpoint, c.buffers_clean, c.maxwritten_clean,
            c.buffers_backend, c.buffers_backend_fsync, c.buffers_alloc
       FROM pg_catalog.pg_stat_bgwriter c;

@@ -57,6 +57,7 @@ pub mod pg_test {
             "shared_preload_libraries = 'pg_stat_statements,dbanalytics'",
             "dbanalytics.database = 'pgrx_tests'",
             "dbanalytics.enabled = off",
+            "pg_stat_statements.track = 'all'",
         ]
     }
 }

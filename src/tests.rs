@@ -1,15 +1,344 @@
-//! In-server tests (`cargo pgrx test`), run with the library preloaded.
-use pgrx::prelude::*;
+//! In-server tests (`cargo pgrx test`), run with the library preloaded and
+//! `pg_stat_statements.track = all` so that statements run from a test are counted.
+//! Each test runs in one transaction, so `now()` does not move: intervals are checked by
+//! their values, not their lengths.
 
-#[pg_schema]
+#[pgrx::pg_schema]
 mod tests {
     use pgrx::prelude::*;
+
+    fn one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(sql: &str) -> Option<T> {
+        Spi::get_one::<T>(sql).unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    fn run(sql: &str) {
+        Spi::run(sql).unwrap_or_else(|error| panic!("{sql}: {error}"));
+    }
+
+    /// Tests run concurrently, each in its own transaction (rolled back at the end): collection
+    /// tests take turns, each with pg_stat_statements installed for its duration.
+    fn collection_test() {
+        run("SELECT pg_advisory_xact_lock(20261123)");
+        run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    }
+
+    /// Runs take_snapshot() and returns `source:status` for every source that did not succeed.
+    fn snapshot_problems() -> String {
+        one::<String>(
+            "SELECT coalesce(string_agg(source || ':' || status || ':' || coalesce(message, ''), '; '), '')
+               FROM dbanalytics.take_snapshot() WHERE status <> 'ok'",
+        )
+        .unwrap_or_default()
+    }
+
+    /// Calls in the newest statement_stats row of the statement whose text starts with `prefix`.
+    fn latest_delta(prefix: &str) -> (Option<i64>, Option<bool>) {
+        Spi::get_two::<i64, bool>(&format!(
+            "SELECT st.calls, st.reset FROM dbanalytics.statement_stats st
+               JOIN dbanalytics.statements s USING (dbid, userid, queryid, toplevel)
+              WHERE s.query LIKE '{prefix}%'
+              ORDER BY st.ctid DESC LIMIT 1"
+        ))
+        .unwrap_or((None, None))
+    }
 
     #[pg_test]
     fn preloaded_in_tests() {
         assert_eq!(
-            Spi::get_one::<bool>("SELECT dbanalytics.collection_preloaded()"),
-            Ok(Some(true))
+            one::<bool>("SELECT dbanalytics.collection_preloaded()"),
+            Some(true)
+        );
+    }
+
+    #[pg_test]
+    fn counter_delta_is_never_negative() {
+        let cases = [
+            ("10, 4, false", 6),   // normal growth
+            ("3, 10, false", 3),   // the counter went down: what accumulated since
+            ("10, 4, true", 10),   // counters zeroed during the interval
+            ("5, NULL, false", 5), // a new entry
+            ("NULL, 5, false", 0), // no current value
+        ];
+        for (arguments, expected) in cases {
+            let sql = format!(
+                "SELECT dbanalytics.counter_delta(a::bigint, b::bigint, z) FROM (VALUES ({arguments})) v(a, b, z)"
+            );
+            assert_eq!(one::<i64>(&sql), Some(expected), "{arguments}");
+        }
+        assert_eq!(
+            one::<f64>("SELECT dbanalytics.counter_delta(2.5::float8, 7.0::float8, false)"),
+            Some(2.5)
+        );
+    }
+
+    #[pg_test]
+    fn first_snapshot_is_a_baseline_then_deltas_are_exact() {
+        collection_test();
+        run("CREATE TABLE delta_probe (id int)");
+        assert_eq!(snapshot_problems(), "");
+        assert_eq!(
+            one::<String>(
+                "SELECT message FROM dbanalytics.collector_runs WHERE source = 'statements'
+                  ORDER BY started_at DESC LIMIT 1"
+            )
+            .as_deref(),
+            Some("first snapshot: counters remembered, deltas start next time")
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM dbanalytics.statement_stats"),
+            Some(0)
+        );
+
+        for _ in 0..3 {
+            run("SELECT count(*) FROM delta_probe WHERE id = 17");
+        }
+        assert_eq!(snapshot_problems(), "");
+        assert_eq!(
+            latest_delta("SELECT count(*) FROM delta_probe WHERE id ="),
+            (Some(3), Some(false))
+        );
+        // the texts came along once, with the statement's database and role names
+        assert_eq!(
+            one::<String>(
+                "SELECT datname || '/' || usename FROM dbanalytics.statements
+                  WHERE query LIKE 'SELECT count(*) FROM delta_probe%'"
+            ),
+            one::<String>("SELECT current_database() || '/' || current_user")
+        );
+        // a statement that did not run again writes no row
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM dbanalytics.statement_stats WHERE calls = 0"),
+            Some(0)
+        );
+    }
+
+    #[pg_test]
+    fn statistics_reset_zeroes_and_marks_the_interval() {
+        collection_test();
+        run("CREATE TABLE reset_probe (id int)");
+        assert_eq!(snapshot_problems(), "");
+        for _ in 0..5 {
+            run("SELECT count(*) FROM reset_probe WHERE id = 1");
+        }
+        assert_eq!(snapshot_problems(), "");
+        run("SELECT pg_stat_statements_reset()");
+        for _ in 0..2 {
+            run("SELECT count(*) FROM reset_probe WHERE id = 1");
+        }
+        assert_eq!(snapshot_problems(), "");
+        assert_eq!(
+            latest_delta("SELECT count(*) FROM reset_probe WHERE id ="),
+            (Some(2), Some(true))
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT message FROM dbanalytics.collector_runs
+                  WHERE source = 'statements' AND reset ORDER BY started_at DESC LIMIT 1"
+            )
+            .as_deref(),
+            Some("statistics were reset")
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM dbanalytics.statement_stats
+                  WHERE least(calls, rows, shared_blks_hit, wal_bytes) < 0 OR total_exec_time < 0"
+            ),
+            Some(0)
+        );
+    }
+
+    #[pg_test]
+    fn eviction_marks_reset_but_keeps_true_deltas() {
+        collection_test();
+        run("CREATE TABLE evict_probe (id int)");
+        assert_eq!(snapshot_problems(), "");
+        for _ in 0..4 {
+            run("SELECT count(*) FROM evict_probe WHERE id = 2");
+        }
+        // pretend pg_stat_statements evicted an entry since the previous snapshot
+        run(
+            "UPDATE dbanalytics.source_state SET dealloc = dealloc + 1 WHERE source = 'statements'",
+        );
+        assert_eq!(snapshot_problems(), "");
+        // surviving entries keep counting: the delta is 4, not the whole counter
+        assert_eq!(
+            latest_delta("SELECT count(*) FROM evict_probe WHERE id ="),
+            (Some(4), Some(true))
+        );
+    }
+
+    #[pg_test]
+    fn a_counter_that_went_down_yields_its_current_value() {
+        collection_test();
+        run("CREATE TABLE down_probe (id int)");
+        run("SELECT count(*) FROM down_probe WHERE id = 3");
+        assert_eq!(snapshot_problems(), "");
+        // as if the previous snapshot had seen a much larger counter (an entry reset on its own)
+        run(
+            "UPDATE dbanalytics.statement_counters c SET calls = 1000000
+               FROM dbanalytics.statements s
+              WHERE (s.dbid, s.userid, s.queryid, s.toplevel) = (c.dbid, c.userid, c.queryid, c.toplevel)
+                AND s.query LIKE 'SELECT count(*) FROM down_probe%'",
+        );
+        run("SELECT count(*) FROM down_probe WHERE id = 3");
+        assert_eq!(snapshot_problems(), "");
+        assert_eq!(
+            latest_delta("SELECT count(*) FROM down_probe WHERE id ="),
+            (Some(2), Some(true))
+        );
+    }
+
+    #[pg_test]
+    fn partitions_exist_ahead_and_expired_ones_are_dropped() {
+        collection_test();
+        assert_eq!(snapshot_problems(), "");
+        let ahead = one::<i64>(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               JOIN pg_class p ON p.oid = i.inhparent
+              WHERE p.relnamespace = 'dbanalytics'::regnamespace
+                AND c.relname IN (
+                    SELECT p.relname || to_char(now() AT TIME ZONE 'UTC' + d * interval '1 day', '\"_p\"YYYYMMDD')
+                      FROM generate_series(0, 2) d)",
+        );
+        assert_eq!(ahead, Some(13 * 3));
+
+        // raw retention is 1 day: a raw partition from 3 days ago goes, a history one stays
+        let (day, from, to) = Spi::get_three::<String, String, String>(
+            "SELECT to_char(d, 'YYYYMMDD'), to_char(d, 'YYYY-MM-DD'), to_char(d + 1, 'YYYY-MM-DD')
+               FROM (SELECT (now() AT TIME ZONE 'UTC')::date - 3 AS d) s",
+        )
+        .unwrap();
+        let (day, from, to) = (day.unwrap(), from.unwrap(), to.unwrap());
+        for table in ["lock_waits", "statement_stats"] {
+            run(&format!(
+                "CREATE TABLE dbanalytics.{table}_p{day} PARTITION OF dbanalytics.{table}
+                 FOR VALUES FROM ('{from} 00:00:00+00') TO ('{to} 00:00:00+00')"
+            ));
+        }
+        assert_eq!(snapshot_problems(), "");
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT to_regclass('dbanalytics.lock_waits_p{day}') IS NULL"
+            )),
+            Some(true)
+        );
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT to_regclass('dbanalytics.statement_stats_p{day}') IS NOT NULL"
+            )),
+            Some(true)
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT rows FROM dbanalytics.collector_runs WHERE source = 'retention'
+                  ORDER BY started_at DESC, rows DESC LIMIT 1"
+            ),
+            Some(1)
+        );
+    }
+
+    #[pg_test]
+    fn take_sample_records_its_run() {
+        collection_test();
+        let status = one::<String>(
+            "SELECT string_agg(source || ':' || status, ',' ORDER BY source) FROM dbanalytics.take_sample()",
+        );
+        // the first tick of a process also makes sure today's partitions exist
+        assert!(matches!(
+            status.as_deref(),
+            Some("activity:ok") | Some("activity:ok,partitions:ok")
+        ));
+        assert_eq!(
+            one::<String>(
+                "SELECT health FROM dbanalytics.collector_status WHERE source = 'activity'"
+            )
+            .as_deref(),
+            Some("healthy")
+        );
+    }
+
+    #[pg_test]
+    fn a_failing_source_is_recorded_and_the_others_run() {
+        collection_test();
+        // break one source on purpose: its state table disappears
+        run("ALTER TABLE dbanalytics.bgwriter_counters RENAME TO bgwriter_counters_gone");
+        let problems = snapshot_problems();
+        assert!(problems.starts_with("bgwriter:error:"), "{problems}");
+        assert!(!problems.contains("databases"), "{problems}");
+        assert_eq!(
+            one::<String>(
+                "SELECT health FROM dbanalytics.collector_status WHERE source = 'bgwriter'"
+            )
+            .as_deref(),
+            Some("failing")
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT health FROM dbanalytics.collector_status WHERE source = 'databases'"
+            )
+            .as_deref(),
+            Some("healthy")
+        );
+    }
+
+    #[pg_test]
+    fn nothing_is_granted_to_public_and_definers_pin_search_path() {
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a
+                  WHERE c.relnamespace = 'dbanalytics'::regnamespace AND a.grantee = 0"
+            ),
+            Some(0)
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
+                  WHERE p.pronamespace = 'dbanalytics'::regnamespace AND a.grantee = 0"
+            ),
+            Some(0)
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM pg_proc p
+                  WHERE p.pronamespace = 'dbanalytics'::regnamespace AND p.prosecdef
+                    AND NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp']"
+            ),
+            Some(0)
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM pg_proc p
+                  WHERE p.pronamespace = 'dbanalytics'::regnamespace AND p.prosecdef"
+            ),
+            Some(2)
+        );
+    }
+
+    #[pg_test]
+    fn settings_declare_units_and_bounds() {
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ',' ORDER BY name)
+                   FROM pg_settings WHERE name LIKE 'dbanalytics.%'"
+            )
+            .as_deref(),
+            Some(
+                "dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,\
+                 dbanalytics.retention_history=43200min,dbanalytics.retention_raw=1440min,\
+                 dbanalytics.sample_interval=1000ms,dbanalytics.snapshot_interval=60s,\
+                 dbanalytics.track_idle_in_transaction=on"
+            )
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(name || ':' || min_val || '..' || max_val, ',' ORDER BY name)
+                   FROM pg_settings WHERE name LIKE 'dbanalytics.%' AND vartype = 'integer'"
+            )
+            .as_deref(),
+            Some(
+                "dbanalytics.retention_history:1440..5270400,dbanalytics.retention_raw:60..527040,\
+                 dbanalytics.sample_interval:100..3600000,dbanalytics.snapshot_interval:5..86400"
+            )
         );
     }
 }

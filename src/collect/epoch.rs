@@ -5,8 +5,9 @@
 /// What identifies one "life" of a source's cumulative counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Epoch {
-    /// `pg_postmaster_start_time()`: a restart may have lost (crash) or kept (clean stop) counters.
-    pub postmaster_start: Option<String>,
+    /// `_server_life()`: postmaster start time plus a marker that a crash wipes. A clean
+    /// restart keeps the counters, a crash loses them; either way the interval is suspect.
+    pub server_life: Option<String>,
     /// The source's own `stats_reset`: a change means every counter restarted from zero.
     pub stats_reset: Option<String>,
     /// `pg_stat_statements_info.dealloc`: a change means entries were evicted (and may return
@@ -64,7 +65,7 @@ pub fn classify(previous: Option<&Epoch>, current: &Epoch) -> Interval {
             reason: "statistics were reset",
         };
     }
-    if previous.postmaster_start != current.postmaster_start {
+    if previous.server_life != current.server_life {
         // A clean restart keeps the counters, a crash loses them: counter_delta() sees which.
         return Interval::Reset {
             counters_zeroed: false,
@@ -87,7 +88,7 @@ mod tests {
 
     fn epoch(start: &str, reset: Option<&str>, dealloc: Option<i64>) -> Epoch {
         Epoch {
-            postmaster_start: Some(start.to_string()),
+            server_life: Some(start.to_string()),
             stats_reset: reset.map(str::to_string),
             dealloc,
         }

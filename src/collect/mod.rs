@@ -238,8 +238,8 @@ fn snapshot_counters(
     snapshot_call: impl FnOnce(&str, &Interval) -> String,
 ) -> Result<Collected, SourceError> {
     let current = Spi::get_three::<String, String, i64>(epoch_sql)
-        .map(|(postmaster_start, stats_reset, dealloc)| Epoch {
-            postmaster_start,
+        .map(|(server_life, stats_reset, dealloc)| Epoch {
+            server_life,
             stats_reset,
             dealloc,
         })
@@ -247,7 +247,7 @@ fn snapshot_counters(
     let stored = Spi::connect(|client| {
         let table = client.select(
             &format!(
-                "SELECT postmaster_start, stats_reset, dealloc, updated_at::text
+                "SELECT server_life, stats_reset, dealloc, updated_at::text
                    FROM dbanalytics.source_state WHERE source = {}",
                 spi::literal(Some(source))
             ),
@@ -260,7 +260,7 @@ fn snapshot_counters(
         let row = table.first();
         Ok(Some((
             Epoch {
-                postmaster_start: row.get::<String>(1)?,
+                server_life: row.get::<String>(1)?,
                 stats_reset: row.get::<String>(2)?,
                 dealloc: row.get::<i64>(3)?,
             },
@@ -282,13 +282,13 @@ fn snapshot_counters(
         .unwrap_or(0);
 
     spi::execute(&format!(
-        "INSERT INTO dbanalytics.source_state AS s (source, postmaster_start, stats_reset, dealloc, updated_at)
+        "INSERT INTO dbanalytics.source_state AS s (source, server_life, stats_reset, dealloc, updated_at)
          VALUES ({source}, {start}, {reset}, {dealloc}, pg_catalog.now())
          ON CONFLICT (source) DO UPDATE
-            SET postmaster_start = excluded.postmaster_start, stats_reset = excluded.stats_reset,
+            SET server_life = excluded.server_life, stats_reset = excluded.stats_reset,
                 dealloc = excluded.dealloc, updated_at = excluded.updated_at",
         source = spi::literal(Some(source)),
-        start = spi::literal(current.postmaster_start.as_deref()),
+        start = spi::literal(current.server_life.as_deref()),
         reset = spi::literal(current.stats_reset.as_deref()),
         dealloc = current.dealloc.map_or("NULL".to_string(), |d| d.to_string()),
     ))
@@ -310,12 +310,10 @@ fn interval_arguments(previous_snapshot: &str, interval: &Interval) -> String {
 }
 
 /// Epoch queries return times as exact epoch seconds (numeric text): independent of TimeZone.
-const POSTMASTER_ONLY_EPOCH: &str =
-    "SELECT EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::text, NULL::text, NULL::bigint";
+const POSTMASTER_ONLY_EPOCH: &str = "SELECT dbanalytics._server_life(), NULL::text, NULL::bigint";
 
 /// The current database's stats_reset covers its tables and indexes.
-const DATABASE_EPOCH: &str =
-    "SELECT EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::text,
+const DATABASE_EPOCH: &str = "SELECT dbanalytics._server_life(),
         EXTRACT(epoch FROM d.stats_reset)::text, NULL::bigint
    FROM pg_catalog.pg_stat_database d WHERE d.datname = pg_catalog.current_database()";
 
@@ -339,7 +337,7 @@ fn snapshot_statements() -> Result<Collected, SourceError> {
     };
     let schema_ident = pgrx::spi::quote_identifier(&schema);
     let epoch_sql = format!(
-        "SELECT EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::text,
+        "SELECT dbanalytics._server_life(),
                 EXTRACT(epoch FROM i.stats_reset)::text, i.dealloc
            FROM {schema_ident}.pg_stat_statements_info i"
     );
@@ -380,7 +378,7 @@ fn snapshot_indexes() -> Result<Collected, SourceError> {
 }
 
 fn snapshot_bgwriter() -> Result<Collected, SourceError> {
-    let epoch_sql = "SELECT EXTRACT(epoch FROM pg_catalog.pg_postmaster_start_time())::text,
+    let epoch_sql = "SELECT dbanalytics._server_life(),
                             EXTRACT(epoch FROM b.stats_reset)::text, NULL::bigint
                        FROM pg_catalog.pg_stat_bgwriter b";
     snapshot_counters("bgwriter", epoch_sql, |previous, interval| {

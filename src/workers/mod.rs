@@ -58,7 +58,7 @@ pub fn register() {
             .set_library("dbanalytics")
             .set_function(function)
             .enable_spi_access()
-            .set_start_time(pgrx::bgworkers::BgWorkerStartTime::RecoveryFinished)
+            .set_start_time(pgrx::bgworkers::BgWorkerStartTime::ConsistentState)
             .set_restart_time(Some(RESTART_AFTER))
             .load();
     }

@@ -1,0 +1,114 @@
+# Shared shell helpers for scripts/demo, scripts/test and tests/*.sh: a throwaway PostgreSQL
+# cluster run by an unprivileged user, psql against it, and assertions.
+# shellcheck shell=bash
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
+# initdb refuses root: clusters run as this user
+PG_OS_USER=${PG_OS_USER:-postgres}
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+
+as_pg_user() {
+    if [ "$(id -u)" = 0 ]; then
+        sudo -u "$PG_OS_USER" -H -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# cluster_init DIR PORT [extra postgresql.conf lines...]
+cluster_init() {
+    local dir=$1 port=$2
+    shift 2
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$dir"
+    as_pg_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log"; return 1; }
+    {
+        echo "port = $port"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir'"
+        echo "logging_collector = off"
+        for line in "$@"; do echo "$line"; done
+    } | as_pg_user tee -a "$dir/data/postgresql.conf" >/dev/null
+}
+
+cluster_start() {
+    local dir=$1
+    as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        || { tail -n 30 "$dir/server.log"; return 1; }
+}
+
+cluster_stop() {
+    local dir=$1
+    [ -f "$dir/data/postmaster.pid" ] || return 0
+    as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+}
+
+# psql_at DIR PORT DB SQL: one unaligned, tuples-only result
+psql_at() {
+    local dir=$1 port=$2 db=$3 sql=$4
+    "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d "$db" -c "$sql"
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: polls until COMMAND succeeds (COMMAND is run anew
+# each time, so pass a function, not an already expanded "$(...)")
+wait_for() {
+    local what=$1 timeout=$2
+    shift 2
+    local waited=0
+    until "$@" >/dev/null 2>&1; do
+        sleep 1
+        waited=$((waited + 1))
+        if [ "$waited" -ge "$timeout" ]; then
+            echo "TIMEOUT after ${timeout}s waiting for: $what" >&2
+            return 1
+        fi
+    done
+    info "ok: $what (${waited}s)"
+}
+
+FAILURES=0
+# check DESCRIPTION EXPECTED ACTUAL
+check() {
+    if [ "$2" = "$3" ]; then
+        info "ok: $1"
+    else
+        printf '    FAIL: %s\n      expected: %s\n      actual:   %s\n' "$1" "$2" "$3" >&2
+        FAILURES=$((FAILURES + 1))
+    fi
+}
+
+# ensure_toolchain: the Debian packages and cargo-pgrx the build needs (idempotent)
+ensure_toolchain() {
+    local missing=()
+    for pkg in postgresql-15 postgresql-client-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        step "Installing Debian packages: ${missing[*]}"
+        local sudo_cmd=()
+        [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+        "${sudo_cmd[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! cargo pgrx --version 2>/dev/null | grep -q '0.18.1'; then
+        step "Installing cargo-pgrx 0.18.1 (about 6 minutes, once)"
+        cargo install cargo-pgrx --version 0.18.1 --locked
+    fi
+    if [ ! -f "${PGRX_HOME:-$HOME/.pgrx}/config.toml" ] || ! grep -q pg15 "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        step "Pointing pgrx at the system PostgreSQL 15"
+        cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+    fi
+}
+
+# install_extension [profile flag]: builds and installs dbanalytics into the system PostgreSQL
+install_extension() {
+    local sudo_flag=()
+    [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
+    cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" 2>&1 | grep -E '^(error|warning)|Finished|Installing' || true
+    test -f "$("$PG_CONFIG" --sharedir)/extension/dbanalytics.control"
+}
