@@ -72,15 +72,17 @@ GRANT SELECT ON @extschema@.source_state TO dbanalytics_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.collection_preloaded() TO dbanalytics_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot() TO dbanalytics_admin;
 
+-- A WARNING, not a NOTICE: CREATE EXTENSION runs this script with client_min_messages
+-- raised to WARNING, so a NOTICE would never reach the user.
 DO $notice$
 BEGIN
     IF NOT @extschema@.collection_preloaded() THEN
-        RAISE NOTICE 'dbanalytics: background collection is off because the library is not preloaded'
+        RAISE WARNING 'dbanalytics: background collection is off because the library is not preloaded'
             USING HINT = 'Add dbanalytics (and pg_stat_statements) to shared_preload_libraries, set '
                          'dbanalytics.database to this database and restart; meanwhile schedule '
                          'dbanalytics.take_sample() and dbanalytics.take_snapshot() yourself.';
     ELSIF pg_catalog.current_setting('dbanalytics.database') <> pg_catalog.current_database() THEN
-        RAISE NOTICE 'dbanalytics: the background workers collect in database "%", not here',
+        RAISE WARNING 'dbanalytics: the background workers collect in database "%", not here',
             pg_catalog.current_setting('dbanalytics.database')
             USING HINT = pg_catalog.format('Set dbanalytics.database = %L and restart the server.',
                                            pg_catalog.current_database());

@@ -21,15 +21,19 @@ static RETENTION_HISTORY_MIN: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 *
 /// Whether idle-in-transaction backends are sampled into activity_samples.
 static TRACK_IDLE_IN_TRANSACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 
-pub fn init() {
-    GucRegistry::define_string_guc(
-        c"dbanalytics.database",
-        c"Database the dbanalytics background workers connect to.",
-        c"Run CREATE EXTENSION dbanalytics in this database. Requires a restart.",
-        &DATABASE,
-        GucContext::Postmaster,
-        GucFlags::default(),
-    );
+/// `preloading`: a postmaster-context setting can only be defined while the library is loaded
+/// by shared_preload_libraries; without preloading there are no workers for it to configure.
+pub fn init(preloading: bool) {
+    if preloading {
+        GucRegistry::define_string_guc(
+            c"dbanalytics.database",
+            c"Database the dbanalytics background workers connect to.",
+            c"Run CREATE EXTENSION dbanalytics in this database. Requires a restart.",
+            &DATABASE,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
     GucRegistry::define_bool_guc(
         c"dbanalytics.enabled",
         c"Enables background sampling and snapshots.",
