@@ -1,75 +1,29 @@
 -- dbanalytics: views, privileges and the set-up notice. Runs after every function exists.
 
--- Query texts, shown as pg_stat_statements shows them: to members of pg_read_all_stats or
--- dbanalytics_admin, and to the role that ran the statement; '<insufficient privilege>' otherwise.
-CREATE VIEW @extschema@.statement_texts AS
-SELECT s.dbid, s.datname, s.userid, s.usename, s.queryid, s.toplevel, s.first_seen,
-       CASE WHEN pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE')
-              OR pg_catalog.pg_has_role(CURRENT_USER, 'dbanalytics_admin', 'USAGE')
-              OR s.userid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER)
-            THEN s.query
-            ELSE '<insufficient privilege>'
-       END AS query
-  FROM @extschema@.statements s;
-
--- Health of the collection itself: one row per source.
-CREATE VIEW @extschema@.collector_status AS
-WITH latest AS (
-    SELECT DISTINCT ON (r.source) r.source, r.worker, r.started_at, r.status, r.message
-      FROM @extschema@.collector_runs r
-     ORDER BY r.source, r.started_at DESC
-), last_hour AS (
-    SELECT r.source,
-           pg_catalog.count(*) AS runs,
-           pg_catalog.count(*) FILTER (WHERE r.status = 'error') AS errors,
-           pg_catalog.avg(r.duration_ms) AS avg_duration_ms,
-           pg_catalog.max(r.duration_ms) AS max_duration_ms,
-           pg_catalog.avg(r.rows) AS avg_rows
-      FROM @extschema@.collector_runs r
-     WHERE r.started_at > pg_catalog.now() - interval '1 hour'
-     GROUP BY r.source
-)
-SELECT l.source,
-       l.worker,
-       l.status AS last_status,
-       l.started_at AS last_run,
-       (SELECT pg_catalog.max(r.started_at) FROM @extschema@.collector_runs r
-         WHERE r.source = l.source AND r.status = 'ok') AS last_success,
-       (SELECT pg_catalog.max(r.started_at) FROM @extschema@.collector_runs r
-         WHERE r.source = l.source AND r.status = 'error') AS last_error_at,
-       (SELECT r.message FROM @extschema@.collector_runs r
-         WHERE r.source = l.source AND r.status = 'error'
-         ORDER BY r.started_at DESC LIMIT 1) AS last_error,
-       CASE WHEN l.status = 'skipped' THEN l.message END AS skipped_reason,
-       COALESCE(h.runs, 0) AS runs_last_hour,
-       COALESCE(h.errors, 0) AS errors_last_hour,
-       pg_catalog.round(h.avg_duration_ms::numeric, 3) AS avg_duration_ms,
-       pg_catalog.round(h.max_duration_ms::numeric, 3) AS max_duration_ms,
-       pg_catalog.round(h.avg_rows, 1) AS avg_rows_per_run,
-       CASE
-           WHEN l.status = 'error' THEN 'failing'
-           WHEN l.status = 'skipped' THEN 'skipped'
-           WHEN l.started_at < pg_catalog.now() - 3 * (CASE l.worker
-                    WHEN 'sampler' THEN pg_catalog.current_setting('dbanalytics.sample_interval', true)
-                    ELSE pg_catalog.current_setting('dbanalytics.snapshot_interval', true)
-                END)::interval THEN 'stale'
-           ELSE 'healthy'
-       END AS health
-  FROM latest l
-  LEFT JOIN last_hour h USING (source);
-
--- Privileges: nothing for PUBLIC; readers read history, admins also run collection.
+-- Privileges: nothing for PUBLIC; readers read history and run the analytics (as themselves:
+-- live views show them only what pg_stat_activity shows them); admins also collect on demand.
 REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
-GRANT SELECT ON
-    @extschema@.activity_samples, @extschema@.connection_samples, @extschema@.lock_waits,
-    @extschema@.activity_minute, @extschema@.connection_minute, @extschema@.statement_stats,
-    @extschema@.database_stats, @extschema@.table_stats, @extschema@.index_stats,
-    @extschema@.bgwriter_stats, @extschema@.replication_stats, @extschema@.replication_slot_stats,
-    @extschema@.collector_runs, @extschema@.collector_status, @extschema@.statement_texts
-    TO dbanalytics_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO dbanalytics_reader;
+-- raw query texts only through statement_texts; collector state only for admins
+REVOKE SELECT ON @extschema@.statements, @extschema@.source_state, @extschema@.server_life,
+    @extschema@.statement_counters, @extschema@.database_counters, @extschema@.table_counters,
+    @extschema@.bgwriter_counters
+    FROM dbanalytics_reader;
 GRANT SELECT ON @extschema@.source_state TO dbanalytics_admin;
-GRANT EXECUTE ON FUNCTION @extschema@.collection_preloaded() TO dbanalytics_reader;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ TO dbanalytics_reader;
+-- collection writes: only through take_sample() / take_snapshot(), for admins
+REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(),
+    @extschema@._sample_activity(boolean), @extschema@._server_life(),
+    @extschema@._snapshot_statements(text, timestamptz, boolean, boolean),
+    @extschema@._snapshot_databases(timestamptz, boolean, boolean),
+    @extschema@._snapshot_tables(timestamptz, boolean, boolean),
+    @extschema@._snapshot_indexes(timestamptz, boolean, boolean),
+    @extschema@._snapshot_bgwriter(timestamptz, boolean, boolean),
+    @extschema@._snapshot_replication(timestamptz),
+    @extschema@._snapshot_replication_slots(timestamptz),
+    @extschema@._rollup_minutes(timestamptz)
+    FROM dbanalytics_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot() TO dbanalytics_admin;
 
 -- A WARNING, not a NOTICE: CREATE EXTENSION runs this script with client_min_messages

@@ -357,6 +357,7 @@ CREATE UNLOGGED TABLE @extschema@.table_counters (
 
 CREATE UNLOGGED TABLE @extschema@.index_counters (
     indexrelid oid PRIMARY KEY, captured_at timestamptz NOT NULL,
+    first_seen timestamptz NOT NULL,  -- when the collector first saw the index (evidence of use)
     idx_scan bigint, idx_tup_read bigint, idx_tup_fetch bigint,
     idx_blks_read bigint, idx_blks_hit bigint, index_size bigint
 );

@@ -392,9 +392,11 @@ BEGIN
            i.idx_scan, i.idx_tup_read, i.idx_tup_fetch,
            COALESCE(io.idx_blks_read, 0) AS idx_blks_read,
            COALESCE(io.idx_blks_hit, 0) AS idx_blks_hit,
-           pg_catalog.pg_relation_size(i.indexrelid) AS index_size
+           pg_catalog.pg_relation_size(i.indexrelid) AS index_size,
+           COALESCE(seen.first_seen, snapshot_at) AS first_seen
       FROM pg_catalog.pg_stat_user_indexes i
       LEFT JOIN pg_catalog.pg_statio_user_indexes io ON io.indexrelid = i.indexrelid
+      LEFT JOIN @extschema@.index_counters seen ON seen.indexrelid = i.indexrelid
      WHERE i.schemaname <> '@extschema@';
 
     IF previous_snapshot IS NOT NULL THEN
@@ -419,7 +421,7 @@ BEGIN
 
     DELETE FROM @extschema@.index_counters;
     INSERT INTO @extschema@.index_counters
-    SELECT c.indexrelid, snapshot_at, c.idx_scan, c.idx_tup_read, c.idx_tup_fetch,
+    SELECT c.indexrelid, snapshot_at, c.first_seen, c.idx_scan, c.idx_tup_read, c.idx_tup_fetch,
            c.idx_blks_read, c.idx_blks_hit, c.index_size
       FROM dbanalytics_indexes_now c;
     DROP TABLE dbanalytics_indexes_now;

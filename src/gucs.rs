@@ -18,6 +18,8 @@ static SNAPSHOT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(60);
 static RETENTION_RAW_MIN: GucSetting<i32> = GucSetting::<i32>::new(24 * 60);
 /// Minutes rollups and deltas are kept.
 static RETENTION_HISTORY_MIN: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60);
+/// Milliseconds of mean execution time above which a statement counts as slow in an interval.
+static SLOW_QUERY_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
 /// Whether idle-in-transaction backends are sampled into activity_samples.
 static TRACK_IDLE_IN_TRANSACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 
@@ -82,6 +84,16 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
         3660 * 24 * 60,
         GucContext::Sighup,
         GucFlags::UNIT_MIN,
+    );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.slow_query_threshold",
+        c"Mean execution time above which a statement counts as slow.",
+        c"Used by database_performance_metrics (slow_queries) and query_analysis(); any user may set it for a session.",
+        &SLOW_QUERY_THRESHOLD_MS,
+        1,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_bool_guc(
         c"dbanalytics.track_idle_in_transaction",

@@ -21,6 +21,27 @@ extension_sql_file!(
     name = "sources",
     requires = ["schema"]
 );
+extension_sql_file!("../sql/views.sql", name = "views", requires = ["sources"]);
+extension_sql_file!(
+    "../sql/analytics_common.sql",
+    name = "analytics_common",
+    requires = ["views"]
+);
+extension_sql_file!(
+    "../sql/analytics_queries.sql",
+    name = "analytics_queries",
+    requires = ["analytics_common"]
+);
+extension_sql_file!(
+    "../sql/analytics_connections.sql",
+    name = "analytics_connections",
+    requires = ["analytics_common"]
+);
+extension_sql_file!(
+    "../sql/analytics_objects.sql",
+    name = "analytics_objects",
+    requires = ["analytics_common"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 static PRELOADED: AtomicBool = AtomicBool::new(false);

@@ -325,7 +325,8 @@ mod tests {
             Some(
                 "dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,\
                  dbanalytics.retention_history=43200min,dbanalytics.retention_raw=1440min,\
-                 dbanalytics.sample_interval=1000ms,dbanalytics.snapshot_interval=60s,\
+                 dbanalytics.sample_interval=1000ms,dbanalytics.slow_query_threshold=500ms,\
+                 dbanalytics.snapshot_interval=60s,\
                  dbanalytics.track_idle_in_transaction=on"
             )
         );
@@ -337,8 +338,123 @@ mod tests {
             .as_deref(),
             Some(
                 "dbanalytics.retention_history:1440..5270400,dbanalytics.retention_raw:60..527040,\
-                 dbanalytics.sample_interval:100..3600000,dbanalytics.snapshot_interval:5..86400"
+                 dbanalytics.sample_interval:100..3600000,dbanalytics.slow_query_threshold:1..3600000,\
+                 dbanalytics.snapshot_interval:5..86400"
             )
+        );
+    }
+
+    /// Status and recommendation of every index on `table`, as `name:status:recommendation-start`.
+    fn index_verdicts(table: &str) -> String {
+        one::<String>(&format!(
+            "SELECT string_agg(indexname || ':' || index_status || ':' || split_part(recommendation, ' ', 1),
+                               ' ' ORDER BY indexname)
+               FROM dbanalytics.index_effectiveness('7 days') WHERE tablename = '{table}'"
+        ))
+        .unwrap_or_default()
+    }
+
+    #[pg_test]
+    fn index_verdicts_on_indexes_built_on_purpose() {
+        collection_test();
+        run("CREATE TABLE ix (id int PRIMARY KEY, a int, b int, c text, d int)");
+        run("INSERT INTO ix SELECT g, g % 100, g % 7, md5(g::text), g FROM generate_series(1, 5000) g");
+        run("CREATE INDEX ix_a ON ix (a)");
+        run("CREATE INDEX ix_a_again ON ix (a)");
+        run("CREATE INDEX ix_a_b ON ix (a, b)");
+        run("CREATE INDEX ix_c ON ix (c)");
+        run("CREATE INDEX ix_d ON ix (d)");
+        run("CREATE UNIQUE INDEX ix_c_unique ON ix (b, c, id)");
+        run("ANALYZE ix");
+        assert_eq!(snapshot_problems(), "");
+
+        // just created: never scanned, but not watched long enough to call anything unused
+        assert_eq!(
+            index_verdicts("ix"),
+            "ix_a:redundant:DROP ix_a_again:duplicate:DROP ix_a_b:insufficient_history:not \
+             ix_c:insufficient_history:not ix_c_unique:insufficient_history:not \
+             ix_d:insufficient_history:not ix_pkey:insufficient_history:not"
+        );
+
+        // the collector has watched these indexes for 8 days; ix_d was scanned 5000 times in
+        // that window before a statistics reset left its live counter at 0
+        run("UPDATE dbanalytics.index_counters SET first_seen = now() - interval '8 days'");
+        run("INSERT INTO dbanalytics.index_stats
+             SELECT now() - interval '2 hours', now() - interval '1 hour', current_database(),
+                    'ix_d'::regclass, 'ix'::regclass, 'public', 'ix', 'ix_d', false,
+                    5000, 5000, 5000, 0, 100, 8192");
+        assert_eq!(
+            index_verdicts("ix"),
+            "ix_a:redundant:DROP ix_a_again:duplicate:DROP ix_a_b:unused:DROP \
+             ix_c:unused:DROP ix_c_unique:unused:keep: \
+             ix_d:effective:keep ix_pkey:unused:keep:"
+        );
+        // the primary key and the unique index say why they stay, and give no DDL
+        assert_eq!(
+            one::<String>(
+                "SELECT recommendation FROM dbanalytics.index_effectiveness('7 days') WHERE indexname = 'ix_pkey'"
+            )
+            .as_deref(),
+            Some("keep: it backs primary key constraint ix_pkey")
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT recommendation FROM dbanalytics.index_effectiveness('7 days') WHERE indexname = 'ix_c'"
+            )
+            .as_deref(),
+            Some("DROP INDEX CONCURRENTLY public.ix_c;")
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT scans_in_window FROM dbanalytics.index_effectiveness('7 days') WHERE indexname = 'ix_d'"
+            ),
+            Some(5000)
+        );
+    }
+
+    #[pg_test]
+    fn every_analytic_answers_on_an_empty_history() {
+        collection_test();
+        for sql in [
+            "SELECT count(*) FROM dbanalytics.database_performance_metrics",
+            "SELECT count(*) FROM dbanalytics.top_queries()",
+            "SELECT count(*) FROM dbanalytics.connection_pool_analytics",
+            "SELECT count(*) FROM dbanalytics.index_effectiveness",
+            "SELECT count(*) FROM dbanalytics.table_maintenance",
+            "SELECT count(*) FROM dbanalytics.sequence_usage",
+            "SELECT count(*) FROM dbanalytics.long_running_transactions",
+            "SELECT count(*) FROM dbanalytics.lock_contention",
+            "SELECT count(*) FROM dbanalytics.blocking_chains()",
+            "SELECT count(*) FROM dbanalytics.transaction_trends()",
+            "SELECT count(*) FROM dbanalytics.cache_analytics",
+        ] {
+            assert!(one::<i64>(sql).is_some(), "{sql}");
+        }
+        // no replicas: one summary row saying so, not an error
+        assert_eq!(
+            one::<String>("SELECT kind || ':' || name || ':' || detail FROM dbanalytics.replication_analytics")
+                .as_deref(),
+            Some("summary:primary:0 standby(s) connected, 0 replication slot(s)")
+        );
+        assert_eq!(
+            one::<String>("SELECT string_agg(key, ',' ORDER BY key) FROM jsonb_object_keys(dbanalytics.query_analysis()) key")
+                .as_deref(),
+            Some("computed_at,expensive_queries,frequent_queries,slow_queries,thresholds,window")
+        );
+    }
+
+    #[pg_test]
+    fn sequences_near_exhaustion_are_flagged() {
+        run("CREATE SEQUENCE nearly_done AS smallint MAXVALUE 100");
+        run("SELECT setval('nearly_done', 90)");
+        run("CREATE SEQUENCE fresh");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(sequencename || ':' || status, ' ' ORDER BY sequencename)
+                   FROM dbanalytics.sequence_usage WHERE sequencename IN ('nearly_done', 'fresh')"
+            )
+            .as_deref(),
+            Some("fresh:ok nearly_done:near_exhaustion")
         );
     }
 }

@@ -1,0 +1,99 @@
+-- dbanalytics analytics: shared pieces. Every threshold that decides a status is either a
+-- setting (dbanalytics.slow_query_threshold) or a row of analytics_thresholds below.
+
+CREATE VIEW @extschema@.analytics_thresholds (name, value, unit, used_by, meaning) AS
+VALUES
+    ('pool_limit_ratio', 0.9, 'ratio', 'connection_pool_analytics',
+     'undersized when peak client connections reach this share of max_connections - superuser_reserved_connections'),
+    ('pool_high_utilization', 0.8, 'ratio', 'connection_pool_analytics',
+     'high_utilization when active / (active + idle) exceeds this'),
+    ('pool_low_utilization', 0.3, 'ratio', 'connection_pool_analytics',
+     'oversized when utilization is below this and more than pool_idle_surplus connections sit idle'),
+    ('pool_idle_surplus', 10, 'connections', 'connection_pool_analytics',
+     'oversized needs more idle connections than this on average'),
+    ('pool_growth_buffer', 1.2, 'factor', 'connection_pool_analytics',
+     'recommended size of an undersized or busy pool: peak connections times this'),
+    ('pool_shrink_buffer', 1.1, 'factor', 'connection_pool_analytics',
+     'recommended size of an oversized pool: peak active connections times this'),
+    ('index_min_evidence', 604800, 's', 'index_effectiveness',
+     'an index is judged unused or rarely used only after being watched this long (collector history or counters since stats_reset)'),
+    ('index_rare_scans_per_day', 10, 'scans/day', 'index_effectiveness',
+     'rarely_used below this many scans per day'),
+    ('index_low_selectivity', 0.3, 'ratio', 'index_effectiveness',
+     'low_selectivity when an average scan reads more than this share of the table''s rows'),
+    ('index_oversized_ratio', 1.0, 'ratio', 'index_effectiveness',
+     'oversized when the index is larger than this multiple of its table (and larger than index_oversized_min_bytes)'),
+    ('index_oversized_min_bytes', 8388608, 'bytes', 'index_effectiveness',
+     'indexes smaller than this are never called oversized'),
+    ('frequent_calls_per_second', 10, 'calls/s', 'query_analysis',
+     'frequent_queries: statements called more often than this on average over the window'),
+    ('expensive_share', 0.05, 'ratio', 'query_analysis',
+     'expensive_queries: statements with more than this share of all blocks read, temp blocks or WAL'),
+    ('long_transaction', 60, 's', 'long_running_transactions',
+     'transactions open longer than this are listed'),
+    ('seq_scan_rows_missing_index', 10000, 'rows', 'table_maintenance',
+     'a table whose sequential scans read more than this many rows each, and that has more sequential than index scans, is flagged missing_index'),
+    ('dead_tuple_ratio', 0.2, 'ratio', 'table_maintenance',
+     'needs_vacuum when dead tuples exceed this share of all tuples (and 1000 tuples)'),
+    ('xid_age_warning', 0.5, 'ratio', 'table_maintenance',
+     'wraparound_risk when the table''s transaction-ID age passes this share of the 2^31 wraparound horizon'),
+    ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
+     'a sequence that used more than this share of its range is flagged');
+
+-- Start of an analysis window, after checking it. Clear errors instead of empty results.
+CREATE FUNCTION @extschema@._window_start(analysis_window interval)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF analysis_window IS NULL THEN
+        RAISE EXCEPTION 'dbanalytics: the analysis window must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an interval such as ''1 hour'' or ''7 days''.';
+    END IF;
+    IF analysis_window <= interval '0' THEN
+        RAISE EXCEPTION 'dbanalytics: the analysis window must be positive, got %', analysis_window
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an interval such as ''1 hour'' or ''7 days''.';
+    END IF;
+    IF analysis_window > interval '10 years' THEN
+        RAISE EXCEPTION 'dbanalytics: the analysis window % is longer than any history', analysis_window
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'History is kept for dbanalytics.retention_history; pass at most that.';
+    END IF;
+    RETURN pg_catalog.now() - analysis_window;
+END
+$$;
+
+-- A row limit between 1 and 1000: below 1 is an error, above 1000 is clamped.
+CREATE FUNCTION @extschema@._row_limit(requested integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF requested IS NULL OR requested < 1 THEN
+        RAISE EXCEPTION 'dbanalytics: the row limit must be at least 1, got %', COALESCE(requested::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass a limit between 1 and 1000 (larger values are clamped to 1000).';
+    END IF;
+    RETURN LEAST(requested, 1000);
+END
+$$;
+
+CREATE FUNCTION @extschema@._threshold(threshold_name text)
+RETURNS numeric
+LANGUAGE sql STABLE
+AS $$
+    SELECT t.value FROM @extschema@.analytics_thresholds t WHERE t.name = threshold_name
+$$;
+
+-- dbanalytics.slow_query_threshold in milliseconds.
+CREATE FUNCTION @extschema@._slow_query_ms()
+RETURNS double precision
+LANGUAGE sql STABLE
+AS $$
+    SELECT COALESCE((SELECT s.setting::double precision FROM pg_catalog.pg_settings s
+                      WHERE s.name = 'dbanalytics.slow_query_threshold' AND s.unit = 'ms'), 500)
+$$;

@@ -1,0 +1,226 @@
+-- dbanalytics analytics: connection pools, long transactions, lock contention, transaction trends.
+
+CREATE FUNCTION @extschema@.connection_pool_analytics(analysis_window interval)
+RETURNS TABLE (
+    minute timestamptz, datname text, usename text, application_name text,
+    avg_active double precision, max_active integer, avg_idle double precision,
+    avg_idle_in_transaction double precision, avg_waiting double precision,
+    max_connections_used integer, utilization double precision,
+    pool_status text, recommended_pool_size integer, recommendation text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (
+    SELECT @extschema@._window_start(analysis_window) AS since,
+           pg_catalog.current_setting('max_connections')::integer
+             - pg_catalog.current_setting('superuser_reserved_connections')::integer AS usable,
+           @extschema@._threshold('pool_limit_ratio')::double precision AS limit_ratio,
+           @extschema@._threshold('pool_high_utilization')::double precision AS high_util,
+           @extschema@._threshold('pool_low_utilization')::double precision AS low_util,
+           @extschema@._threshold('pool_idle_surplus')::double precision AS idle_surplus,
+           @extschema@._threshold('pool_growth_buffer')::double precision AS grow,
+           @extschema@._threshold('pool_shrink_buffer')::double precision AS shrink
+), samples AS (
+    SELECT s.* FROM @extschema@.connection_samples s, args a WHERE s.sampled_at > a.since
+), ticks_per_minute AS (
+    SELECT pg_catalog.date_trunc('minute', s.sampled_at) AS minute,
+           pg_catalog.count(DISTINCT s.sampled_at) AS ticks
+      FROM samples s GROUP BY 1
+), per_tick AS (
+    -- one row per tick and pool; a pool absent at a tick had no connection then
+    SELECT s.sampled_at, s.datname, s.usename, s.application_name,
+           COALESCE(pg_catalog.sum(s.backends) FILTER (WHERE s.state = 'active'), 0) AS active,
+           COALESCE(pg_catalog.sum(s.backends) FILTER (WHERE s.state = 'idle'), 0) AS idle,
+           COALESCE(pg_catalog.sum(s.backends) FILTER (WHERE s.state LIKE 'idle in transaction%'), 0) AS idle_in_transaction,
+           pg_catalog.sum(s.lock_waiting) AS waiting,
+           pg_catalog.sum(s.backends) AS connections
+      FROM samples s WHERE s.backends > 0
+     GROUP BY 1, 2, 3, 4
+), cluster_per_tick AS (
+    SELECT s.sampled_at, pg_catalog.sum(s.backends) AS connections, pg_catalog.sum(s.lock_waiting) AS waiting,
+           COALESCE(pg_catalog.sum(s.backends) FILTER (WHERE s.state = 'active'), 0) AS active,
+           COALESCE(pg_catalog.sum(s.backends) FILTER (WHERE s.state = 'idle'), 0) AS idle,
+           COALESCE(pg_catalog.sum(s.backends) FILTER (WHERE s.state LIKE 'idle in transaction%'), 0) AS idle_in_transaction
+      FROM samples s GROUP BY 1
+), cluster_peak AS (
+    SELECT pg_catalog.date_trunc('minute', c.sampled_at) AS minute, pg_catalog.max(c.connections) AS peak
+      FROM cluster_per_tick c GROUP BY 1
+), pools AS (
+    SELECT pg_catalog.date_trunc('minute', p.sampled_at) AS minute, p.datname, p.usename, p.application_name,
+           pg_catalog.sum(p.active) AS active_sum, pg_catalog.max(p.active) AS max_active,
+           pg_catalog.sum(p.idle) AS idle_sum, pg_catalog.sum(p.idle_in_transaction) AS iit_sum,
+           pg_catalog.sum(p.waiting) AS waiting_sum, pg_catalog.max(p.connections) AS max_connections_used
+      FROM per_tick p GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT pg_catalog.date_trunc('minute', c.sampled_at), NULL, NULL, '(all clients)',
+           pg_catalog.sum(c.active), pg_catalog.max(c.active), pg_catalog.sum(c.idle),
+           pg_catalog.sum(c.idle_in_transaction), pg_catalog.sum(c.waiting), pg_catalog.max(c.connections)
+      FROM cluster_per_tick c GROUP BY 1
+), measured AS (
+    SELECT p.minute, p.datname, p.usename, p.application_name,
+           p.active_sum::double precision / t.ticks AS avg_active, p.max_active::integer AS max_active,
+           p.idle_sum::double precision / t.ticks AS avg_idle,
+           p.iit_sum::double precision / t.ticks AS avg_iit,
+           p.waiting_sum::double precision / t.ticks AS avg_waiting,
+           p.max_connections_used::integer AS max_used,
+           p.active_sum::double precision / NULLIF(p.active_sum + p.idle_sum, 0) AS utilization,
+           cp.peak >= a.limit_ratio * a.usable AS near_limit, cp.peak, a.*
+      FROM pools p
+      JOIN ticks_per_minute t USING (minute)
+      JOIN cluster_peak cp USING (minute)
+      CROSS JOIN args a
+), judged AS (
+    SELECT m.*,
+           CASE
+               WHEN m.near_limit OR (m.avg_waiting > 0 AND m.avg_idle < 1) THEN 'undersized'
+               WHEN m.utilization < m.low_util AND m.avg_idle > m.idle_surplus THEN 'oversized'
+               WHEN m.utilization > m.high_util THEN 'high_utilization'
+               ELSE 'optimal'
+           END AS status
+      FROM measured m
+)
+SELECT j.minute, j.datname, j.usename, j.application_name,
+       j.avg_active, j.max_active, j.avg_idle, j.avg_iit, j.avg_waiting, j.max_used, j.utilization,
+       j.status,
+       CASE j.status
+           WHEN 'undersized' THEN pg_catalog.ceil(j.max_used * j.grow)::integer
+           WHEN 'high_utilization' THEN pg_catalog.ceil(j.max_used * j.grow)::integer
+           WHEN 'oversized' THEN GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink))::integer
+           ELSE j.max_used
+       END,
+       CASE j.status
+           WHEN 'undersized' THEN
+               CASE WHEN j.near_limit THEN
+                   pg_catalog.format('client connections peaked at %s of %s usable (max_connections - superuser_reserved_connections): '
+                                     'put a pooler such as PgBouncer in front or raise max_connections; size the pool to about %s',
+                                     j.peak, j.usable, pg_catalog.ceil(j.max_used * j.grow))
+               ELSE
+                   pg_catalog.format('%s sessions on average wait on locks with no idle connection left: '
+                                     'grow the pool to about %s and look at lock_contention for the blockers',
+                                     pg_catalog.round(j.avg_waiting::numeric, 2), pg_catalog.ceil(j.max_used * j.grow))
+               END
+           WHEN 'oversized' THEN
+               pg_catalog.format('only %s%% of connections are active while %s sit idle on average: shrink the pool to about %s',
+                                 pg_catalog.round((100 * j.utilization)::numeric, 1),
+                                 pg_catalog.round(j.avg_idle::numeric, 1),
+                                 GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink)))
+           WHEN 'high_utilization' THEN
+               pg_catalog.format('%s%% of connections are busy: allow headroom, about %s connections',
+                                 pg_catalog.round((100 * j.utilization)::numeric, 1), pg_catalog.ceil(j.max_used * j.grow))
+           ELSE 'no action needed'
+       END
+  FROM judged j
+ ORDER BY j.minute, j.datname NULLS LAST, j.usename, j.application_name
+$$;
+
+CREATE VIEW @extschema@.connection_pool_analytics AS
+SELECT * FROM @extschema@.connection_pool_analytics(interval '1 hour');
+
+-- Live: transactions open longer than the long_transaction threshold.
+CREATE VIEW @extschema@.long_running_transactions AS
+SELECT a.pid, a.datname::text, a.usename::text, a.application_name, a.client_addr, a.state,
+       a.xact_start, pg_catalog.now() - a.xact_start AS duration,
+       pg_catalog.now() - a.state_change AS in_state_for,
+       a.wait_event_type, a.wait_event, a.query, a.backend_xid, a.backend_xmin,
+       CASE WHEN a.wait_event_type = 'Lock' THEN pg_catalog.pg_blocking_pids(a.pid) END AS blocked_by,
+       (SELECT pg_catalog.array_agg(w.pid ORDER BY w.pid)
+          FROM pg_catalog.pg_stat_activity w
+         WHERE w.wait_event_type = 'Lock' AND a.pid = ANY (pg_catalog.pg_blocking_pids(w.pid))) AS blocking
+  FROM pg_catalog.pg_stat_activity a
+ WHERE a.backend_type = 'client backend'
+   AND a.xact_start < pg_catalog.now()
+       - pg_catalog.make_interval(secs => @extschema@._threshold('long_transaction')::double precision)
+ ORDER BY a.xact_start;
+
+-- Who blocked whom, per sample tick: every head blocker (a blocker that is not itself waiting)
+-- with the sessions it holds up directly or through others.
+CREATE FUNCTION @extschema@.blocking_chains(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (sampled_at timestamptz, head_pid integer, head_usename text, head_application_name text,
+               head_state text, head_query_id bigint, blocked_pids integer[], blocked_count integer,
+               chain_depth integer, relations text[])
+LANGUAGE sql STABLE
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH RECURSIVE args AS (
+    SELECT @extschema@._window_start(analysis_window) AS since
+), waits AS (
+    SELECT w.* FROM @extschema@.lock_waits w, args a WHERE w.sampled_at > a.since
+), edges AS (
+    SELECT w.sampled_at, b.blocker, w.pid AS waiter,
+           COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS waited_on
+      FROM waits w CROSS JOIN LATERAL pg_catalog.unnest(w.blocking_pids) AS b(blocker)
+), heads AS (
+    SELECT DISTINCT e.sampled_at, e.blocker AS head
+      FROM edges e
+     WHERE NOT EXISTS (SELECT FROM waits w WHERE w.sampled_at = e.sampled_at AND w.pid = e.blocker)
+), chain AS (
+    SELECT h.sampled_at, h.head, e.waiter, e.waited_on, 1 AS depth, ARRAY[h.head, e.waiter] AS path
+      FROM heads h JOIN edges e ON e.sampled_at = h.sampled_at AND e.blocker = h.head
+    UNION ALL
+    SELECT c.sampled_at, c.head, e.waiter, e.waited_on, c.depth + 1, c.path || e.waiter
+      FROM chain c JOIN edges e ON e.sampled_at = c.sampled_at AND e.blocker = c.waiter
+     WHERE e.waiter <> ALL (c.path)
+)
+SELECT c.sampled_at, c.head, s.usename, s.application_name, s.state, s.query_id,
+       pg_catalog.array_agg(DISTINCT c.waiter), pg_catalog.count(DISTINCT c.waiter)::integer,
+       pg_catalog.max(c.depth), pg_catalog.array_agg(DISTINCT c.waited_on)
+  FROM chain c
+  LEFT JOIN @extschema@.activity_samples s ON s.sampled_at = c.sampled_at AND s.pid = c.head
+ GROUP BY c.sampled_at, c.head, s.usename, s.application_name, s.state, s.query_id
+ ORDER BY c.sampled_at, c.head
+$$;
+
+-- Lock hotspots: one row per waited-on object over the window.
+CREATE FUNCTION @extschema@.lock_contention(analysis_window interval)
+RETURNS TABLE (waited_on text, locktype text, modes text[], wait_samples bigint, waits bigint,
+               waiters bigint, estimated_wait_seconds double precision, max_wait interval,
+               head_blockers integer[], last_seen timestamptz)
+LANGUAGE sql STABLE
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (
+    SELECT @extschema@._window_start(analysis_window) AS since,
+           COALESCE((SELECT s.setting::double precision / 1000 FROM pg_catalog.pg_settings s
+                      WHERE s.name = 'dbanalytics.sample_interval'), 1) AS tick_seconds
+), waits AS (
+    SELECT w.*, COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object
+      FROM @extschema@.lock_waits w, args a WHERE w.sampled_at > a.since
+), heads AS (
+    SELECT c.sampled_at, c.head_pid, r.object
+      FROM @extschema@.blocking_chains(analysis_window) c
+     CROSS JOIN LATERAL pg_catalog.unnest(c.relations) AS r(object)
+)
+SELECT w.object, pg_catalog.min(w.locktype), pg_catalog.array_agg(DISTINCT w.mode),
+       pg_catalog.count(*), pg_catalog.count(DISTINCT (w.pid, w.wait_started)),
+       pg_catalog.count(DISTINCT w.pid), pg_catalog.count(*) * pg_catalog.min(a.tick_seconds),
+       pg_catalog.max(w.sampled_at - w.wait_started),
+       (SELECT pg_catalog.array_agg(DISTINCT h.head_pid) FROM heads h WHERE h.object = w.object),
+       pg_catalog.max(w.sampled_at)
+  FROM waits w CROSS JOIN args a
+ GROUP BY w.object
+ ORDER BY pg_catalog.count(*) DESC
+$$;
+
+CREATE VIEW @extschema@.lock_contention AS
+SELECT * FROM @extschema@.lock_contention(interval '1 hour');
+
+-- Commits, rollbacks and deadlocks per hour and database.
+CREATE FUNCTION @extschema@.transaction_trends(analysis_window interval DEFAULT '1 day')
+RETURNS TABLE (hour timestamptz, datname text, commits bigint, rollbacks bigint,
+               rollback_ratio double precision, deadlocks bigint, sessions bigint,
+               sessions_abandoned bigint, sessions_fatal bigint, sessions_killed bigint)
+LANGUAGE sql STABLE
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+    SELECT pg_catalog.date_trunc('hour', d.interval_end), d.datname,
+           pg_catalog.sum(d.xact_commit)::bigint, pg_catalog.sum(d.xact_rollback)::bigint,
+           pg_catalog.sum(d.xact_rollback)::double precision
+               / NULLIF(pg_catalog.sum(d.xact_commit + d.xact_rollback), 0),
+           pg_catalog.sum(d.deadlocks)::bigint, pg_catalog.sum(d.sessions)::bigint,
+           pg_catalog.sum(d.sessions_abandoned)::bigint, pg_catalog.sum(d.sessions_fatal)::bigint,
+           pg_catalog.sum(d.sessions_killed)::bigint
+      FROM @extschema@.database_stats d
+     WHERE d.interval_end > @extschema@._window_start(analysis_window)
+     GROUP BY 1, 2
+     ORDER BY 1, 2
+$$;

@@ -1,0 +1,354 @@
+-- dbanalytics analytics: indexes, tables, sequences, cache, replication.
+
+-- Indexes of the current database, judged over a window from the collector's history plus
+-- the scans since its last snapshot. Index statistics are per database: run this in the
+-- database the collector watches (dbanalytics.database).
+CREATE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
+RETURNS TABLE (
+    schemaname text, tablename text, indexname text, index_method text,
+    scans_in_window bigint, scans_per_second double precision, tuples_read_per_scan double precision,
+    index_bytes bigint, table_bytes bigint, size_ratio double precision,
+    table_writes_in_window bigint, watched_seconds double precision,
+    protected_by text, index_status text, recommendation text, evidence text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (
+    SELECT @extschema@._window_start(analysis_window) AS since,
+           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
+           @extschema@._threshold('index_min_evidence')::double precision AS min_evidence,
+           @extschema@._threshold('index_rare_scans_per_day')::double precision AS rare_per_day,
+           @extschema@._threshold('index_low_selectivity')::double precision AS low_selectivity,
+           @extschema@._threshold('index_oversized_ratio')::double precision AS oversized_ratio,
+           @extschema@._threshold('index_oversized_min_bytes')::double precision AS oversized_min,
+           (SELECT d.stats_reset FROM pg_catalog.pg_stat_database d
+             WHERE d.datname = pg_catalog.current_database()) AS stats_reset
+), live AS (
+    SELECT i.indexrelid, i.indrelid, n.nspname::text AS schemaname, t.relname::text AS tablename,
+           c.relname::text AS indexname, am.amname::text AS method, i.indisvalid, i.indisunique,
+           i.indisprimary, i.indisreplident, i.indkey::text AS keys, i.indclass::text AS opclasses,
+           i.indcollation::text AS collations, i.indnkeyatts,
+           COALESCE(pg_catalog.pg_get_expr(i.indexprs, i.indrelid), '') AS expressions,
+           COALESCE(pg_catalog.pg_get_expr(i.indpred, i.indrelid), '') AS predicate,
+           pg_catalog.pg_relation_size(i.indexrelid) AS index_bytes,
+           pg_catalog.pg_table_size(i.indrelid) AS table_bytes,
+           GREATEST(t.reltuples, 0) AS table_rows,
+           s.idx_scan AS live_scans, s.idx_tup_read AS live_tup_read,
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%s constraint %s',
+                       CASE k.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique'
+                                      WHEN 'x' THEN 'exclusion' ELSE 'foreign key' END, k.conname), ', ')
+              FROM pg_catalog.pg_constraint k
+             WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')) AS constraint_use
+      FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+      JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+      JOIN pg_catalog.pg_am am ON am.oid = c.relam
+      LEFT JOIN pg_catalog.pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '@extschema@')
+       AND n.nspname !~ '^pg_(toast|temp_)'
+), history AS (
+    SELECT h.indexrelid, pg_catalog.sum(h.idx_scan)::bigint AS scans,
+           pg_catalog.sum(h.idx_tup_read)::bigint AS tup_read
+      FROM @extschema@.index_stats h, args a
+     WHERE h.interval_end > a.since
+     GROUP BY h.indexrelid
+), writes AS (
+    SELECT w.relid, pg_catalog.sum(w.n_tup_ins + w.n_tup_upd - w.n_tup_hot_upd)::bigint AS writes
+      FROM @extschema@.table_stats w, args a
+     WHERE w.interval_end > a.since
+     GROUP BY w.relid
+), measured AS (
+    SELECT l.*,
+           -- scans recorded in the window, plus those since the last snapshot
+           COALESCE(h.scans, 0) + CASE
+               WHEN l.live_scans IS NULL OR k.idx_scan IS NULL THEN 0
+               WHEN l.live_scans >= k.idx_scan THEN l.live_scans - k.idx_scan
+               ELSE l.live_scans END AS scans,
+           COALESCE(h.tup_read, 0) + CASE
+               WHEN l.live_tup_read IS NULL OR k.idx_tup_read IS NULL THEN 0
+               WHEN l.live_tup_read >= k.idx_tup_read THEN l.live_tup_read - k.idx_tup_read
+               ELSE l.live_tup_read END AS tup_read,
+           -- how long this index has been watched: by the collector, or by the server's own
+           -- counters when they show no scan since their last reset
+           EXTRACT(epoch FROM pg_catalog.now() - GREATEST(a.since, LEAST(
+               k.first_seen,
+               CASE WHEN l.live_scans = 0 THEN a.stats_reset END)))::double precision AS watched,
+           COALESCE(wr.writes, 0) AS writes,
+           a.window_seconds, a.min_evidence, a.rare_per_day, a.low_selectivity, a.oversized_ratio, a.oversized_min,
+           CASE
+               WHEN l.constraint_use IS NOT NULL THEN 'backs ' || l.constraint_use
+               WHEN l.indisunique THEN 'enforces uniqueness'
+               WHEN l.indisreplident THEN 'is the replica identity'
+           END AS protected_by
+      FROM live l
+      CROSS JOIN args a
+      LEFT JOIN history h ON h.indexrelid = l.indexrelid
+      LEFT JOIN @extschema@.index_counters k ON k.indexrelid = l.indexrelid
+      LEFT JOIN writes wr ON wr.relid = l.indrelid
+), twins AS (
+    -- an identical index on the same table: the newer one, unless only the older is droppable
+    SELECT m.indexrelid, pg_catalog.min(o.indexname) AS twin
+      FROM measured m JOIN measured o
+        ON o.indrelid = m.indrelid AND o.indexrelid <> m.indexrelid
+       AND (o.method, o.keys, o.opclasses, o.collations, o.expressions, o.predicate, o.indnkeyatts)
+         = (m.method, m.keys, m.opclasses, m.collations, m.expressions, m.predicate, m.indnkeyatts)
+     WHERE m.protected_by IS NULL AND (o.protected_by IS NOT NULL OR o.indexrelid < m.indexrelid)
+     GROUP BY m.indexrelid
+), covering AS (
+    -- a wider index whose leading columns are exactly this index's columns
+    SELECT m.indexrelid, pg_catalog.min(o.indexname) AS wider
+      FROM measured m JOIN measured o
+        ON o.indrelid = m.indrelid AND o.indexrelid <> m.indexrelid
+       AND o.method = m.method AND o.predicate = m.predicate
+       AND m.expressions = '' AND o.expressions = ''
+       AND o.keys LIKE m.keys || ' %' AND o.opclasses LIKE m.opclasses || ' %'
+     WHERE NOT m.indisunique AND m.method = 'btree'
+     GROUP BY m.indexrelid
+), judged AS (
+    SELECT m.*, tw.twin, cv.wider,
+           m.watched >= 0.9 * LEAST(m.window_seconds, m.min_evidence) AS enough_evidence,
+           m.scans / GREATEST(m.watched, 1) * 86400 AS scans_per_day,
+           CASE
+               WHEN NOT m.indisvalid THEN 'invalid'
+               WHEN tw.twin IS NOT NULL THEN 'duplicate'
+               WHEN cv.wider IS NOT NULL THEN 'redundant'
+               WHEN m.scans = 0 AND m.watched >= 0.9 * LEAST(m.window_seconds, m.min_evidence) THEN 'unused'
+               WHEN m.scans = 0 THEN 'insufficient_history'
+               WHEN m.watched >= 0.9 * LEAST(m.window_seconds, m.min_evidence)
+                    AND m.scans / GREATEST(m.watched, 1) * 86400 < m.rare_per_day THEN 'rarely_used'
+               WHEN m.table_rows > 1000
+                    AND m.tup_read::double precision / m.scans > m.low_selectivity * m.table_rows THEN 'low_selectivity'
+               WHEN m.index_bytes > m.oversized_min AND m.index_bytes > m.oversized_ratio * m.table_bytes THEN 'oversized'
+               ELSE 'effective'
+           END AS status
+      FROM measured m
+      LEFT JOIN twins tw ON tw.indexrelid = m.indexrelid
+      LEFT JOIN covering cv ON cv.indexrelid = m.indexrelid
+)
+SELECT j.schemaname, j.tablename, j.indexname, j.method,
+       j.scans, j.scans / NULLIF(j.watched, 0), j.tup_read::double precision / NULLIF(j.scans, 0),
+       j.index_bytes, j.table_bytes, j.index_bytes::double precision / NULLIF(j.table_bytes, 0),
+       j.writes, j.watched, j.protected_by, j.status,
+       CASE
+           WHEN j.status = 'effective' THEN 'keep'
+           WHEN j.status = 'insufficient_history' THEN
+               pg_catalog.format('not scanned while watched for %s; judge again after %s of history',
+                                 pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)),
+                                 pg_catalog.make_interval(secs => 0.9 * LEAST(j.window_seconds, j.min_evidence)))
+           WHEN j.status = 'invalid' THEN
+               pg_catalog.format('REINDEX INDEX CONCURRENTLY %I.%I;  -- a failed CREATE INDEX CONCURRENTLY left it invalid: it is maintained on every write but never used',
+                                 j.schemaname, j.indexname)
+           WHEN j.status = 'oversized' THEN
+               pg_catalog.format('REINDEX INDEX CONCURRENTLY %I.%I;  -- larger than its table: likely bloated',
+                                 j.schemaname, j.indexname)
+           WHEN j.status = 'low_selectivity' AND j.protected_by IS NULL THEN
+               pg_catalog.format('each scan reads %s%% of the table: consider a partial index or DROP INDEX CONCURRENTLY %I.%I;',
+                                 pg_catalog.round((100 * j.tup_read / j.scans / NULLIF(j.table_rows, 0))::numeric, 1),
+                                 j.schemaname, j.indexname)
+           WHEN j.protected_by IS NOT NULL THEN
+               pg_catalog.format('keep: it %s', j.protected_by)
+           ELSE
+               pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I;', j.schemaname, j.indexname)
+       END,
+       CASE j.status
+           WHEN 'duplicate' THEN pg_catalog.format('same definition as %I', j.twin)
+           WHEN 'redundant' THEN pg_catalog.format('its columns lead index %I, which serves the same lookups', j.wider)
+           WHEN 'unused' THEN pg_catalog.format('0 scans while watched for %s', pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)))
+           WHEN 'rarely_used' THEN pg_catalog.format('%s scans per day (threshold %s) against %s table writes',
+                                                    pg_catalog.round(j.scans_per_day::numeric, 2), j.rare_per_day, j.writes)
+           WHEN 'invalid' THEN 'pg_index.indisvalid is false'
+           ELSE pg_catalog.format('%s scans in %s of watching', j.scans, pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)))
+       END
+  FROM judged j
+ ORDER BY CASE j.status WHEN 'effective' THEN 1 ELSE 0 END, j.schemaname, j.tablename, j.indexname
+$$;
+
+CREATE VIEW @extschema@.index_effectiveness AS
+SELECT * FROM @extschema@.index_effectiveness(interval '7 days');
+
+-- Live table health of the current database: access pattern, vacuum, bloat, wraparound.
+CREATE VIEW @extschema@.table_maintenance AS
+WITH args AS (
+    SELECT @extschema@._threshold('seq_scan_rows_missing_index') AS missing_index_rows,
+           @extschema@._threshold('dead_tuple_ratio') AS dead_ratio,
+           @extschema@._threshold('xid_age_warning') AS xid_warning
+), tables AS (
+    SELECT s.relid, s.schemaname::text, s.relname::text AS tablename, s.seq_scan, s.seq_tup_read,
+           COALESCE(s.idx_scan, 0) AS idx_scan, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
+           s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
+           pg_catalog.pg_table_size(s.relid) AS table_bytes,
+           pg_catalog.age(c.relfrozenxid) AS xid_age
+      FROM pg_catalog.pg_stat_user_tables s
+      JOIN pg_catalog.pg_class c ON c.oid = s.relid
+     WHERE s.schemaname <> '@extschema@'
+)
+SELECT t.schemaname, t.tablename, t.seq_scan, t.idx_scan,
+       t.seq_scan::double precision / NULLIF(t.seq_scan + t.idx_scan, 0) AS seq_scan_ratio,
+       t.seq_tup_read::double precision / NULLIF(t.seq_scan, 0) AS rows_per_seq_scan,
+       t.n_live_tup, t.n_dead_tup,
+       t.n_dead_tup::double precision / NULLIF(t.n_live_tup + t.n_dead_tup, 0) AS dead_tuple_ratio,
+       t.n_mod_since_analyze, t.last_vacuum, t.last_autovacuum, t.last_analyze, t.last_autoanalyze,
+       t.table_bytes,
+       (t.table_bytes * t.n_dead_tup::double precision / NULLIF(t.n_live_tup + t.n_dead_tup, 0))::bigint
+           AS estimated_bloat_bytes,
+       t.xid_age,
+       2147483647 - t.xid_age AS wraparound_headroom,
+       pg_catalog.array_remove(ARRAY[
+           CASE WHEN t.seq_scan > t.idx_scan AND t.seq_tup_read::numeric / NULLIF(t.seq_scan, 0) > a.missing_index_rows
+                THEN 'missing_index' END,
+           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > a.dead_ratio * (t.n_live_tup + t.n_dead_tup)
+                THEN 'needs_vacuum' END,
+           CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
+                THEN 'needs_analyze' END,
+           CASE WHEN t.xid_age > a.xid_warning * 2147483647 THEN 'wraparound_risk' END
+       ], NULL) AS issues,
+       pg_catalog.concat_ws(' ',
+           CASE WHEN t.seq_scan > t.idx_scan AND t.seq_tup_read::numeric / NULLIF(t.seq_scan, 0) > a.missing_index_rows
+                THEN pg_catalog.format('Sequential scans read %s rows each: find the filter in top_queries() and index it.',
+                                       pg_catalog.round(t.seq_tup_read::numeric / t.seq_scan)) END,
+           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > a.dead_ratio * (t.n_live_tup + t.n_dead_tup)
+                THEN pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename) END,
+           CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
+                     AND NOT (t.n_dead_tup > 1000 AND t.n_dead_tup > a.dead_ratio * (t.n_live_tup + t.n_dead_tup))
+                THEN pg_catalog.format('ANALYZE %I.%I;', t.schemaname, t.tablename) END,
+           CASE WHEN t.xid_age > a.xid_warning * 2147483647
+                THEN pg_catalog.format('VACUUM (FREEZE) %I.%I;  -- %s transactions from wraparound',
+                                       t.schemaname, t.tablename, 2147483647 - t.xid_age) END
+       ) AS recommendation
+  FROM tables t CROSS JOIN args a
+ ORDER BY t.n_dead_tup DESC;
+
+CREATE VIEW @extschema@.sequence_usage AS
+SELECT s.schemaname::text, s.sequencename::text, s.data_type::text, s.last_value, s.min_value, s.max_value,
+       s.increment_by,
+       CASE WHEN s.increment_by > 0
+            THEN (COALESCE(s.last_value, s.start_value) - s.min_value)::double precision / NULLIF(s.max_value - s.min_value, 0)
+            ELSE (s.max_value - COALESCE(s.last_value, s.start_value))::double precision / NULLIF(s.max_value - s.min_value, 0)
+       END AS used_ratio,
+       s.cycle,
+       CASE WHEN NOT s.cycle AND (CASE WHEN s.increment_by > 0
+            THEN (COALESCE(s.last_value, s.start_value) - s.min_value)::double precision / NULLIF(s.max_value - s.min_value, 0)
+            ELSE (s.max_value - COALESCE(s.last_value, s.start_value))::double precision / NULLIF(s.max_value - s.min_value, 0)
+            END) > @extschema@._threshold('sequence_exhaustion')
+            THEN 'near_exhaustion' ELSE 'ok' END AS status
+  FROM pg_catalog.pg_sequences s
+ WHERE s.schemaname <> '@extschema@';
+
+-- Buffer cache hit ratios: per hour and database, per table and index over the window, and the
+-- statements that read the most blocks from outside shared buffers.
+CREATE FUNCTION @extschema@.cache_analytics(analysis_window interval)
+RETURNS TABLE (level text, hour timestamptz, object_name text, blks_hit bigint, blks_read bigint,
+               hit_ratio double precision, queryid bigint)
+LANGUAGE sql STABLE
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (SELECT @extschema@._window_start(analysis_window) AS since)
+SELECT * FROM (
+    SELECT 'database'::text, pg_catalog.date_trunc('hour', d.interval_end), d.datname,
+           pg_catalog.sum(d.blks_hit)::bigint, pg_catalog.sum(d.blks_read)::bigint,
+           pg_catalog.sum(d.blks_hit)::double precision / NULLIF(pg_catalog.sum(d.blks_hit + d.blks_read), 0),
+           NULL::bigint
+      FROM @extschema@.database_stats d, args a WHERE d.interval_end > a.since
+     GROUP BY 2, 3
+    ORDER BY 2, 3) per_database
+UNION ALL
+SELECT * FROM (
+    SELECT 'table', NULL::timestamptz, pg_catalog.format('%I.%I', t.schemaname, t.relname),
+           pg_catalog.sum(t.heap_blks_hit)::bigint, pg_catalog.sum(t.heap_blks_read)::bigint,
+           pg_catalog.sum(t.heap_blks_hit)::double precision / NULLIF(pg_catalog.sum(t.heap_blks_hit + t.heap_blks_read), 0),
+           NULL::bigint
+      FROM @extschema@.table_stats t, args a WHERE t.interval_end > a.since
+     GROUP BY 3 HAVING pg_catalog.sum(t.heap_blks_hit + t.heap_blks_read) > 0
+    ORDER BY 5 DESC LIMIT 50) per_table
+UNION ALL
+SELECT * FROM (
+    SELECT 'index', NULL::timestamptz, pg_catalog.format('%I.%I', i.schemaname, i.indexrelname),
+           pg_catalog.sum(i.idx_blks_hit)::bigint, pg_catalog.sum(i.idx_blks_read)::bigint,
+           pg_catalog.sum(i.idx_blks_hit)::double precision / NULLIF(pg_catalog.sum(i.idx_blks_hit + i.idx_blks_read), 0),
+           NULL::bigint
+      FROM @extschema@.index_stats i, args a WHERE i.interval_end > a.since
+     GROUP BY 3 HAVING pg_catalog.sum(i.idx_blks_hit + i.idx_blks_read) > 0
+    ORDER BY 5 DESC LIMIT 50) per_index
+UNION ALL
+SELECT * FROM (
+    -- worst statements, weighted by how many blocks they had to read
+    SELECT 'statement', NULL::timestamptz, pg_catalog.left(COALESCE(tx.query, '<query text not collected>'), 200),
+           pg_catalog.sum(s.shared_blks_hit)::bigint, pg_catalog.sum(s.shared_blks_read)::bigint,
+           pg_catalog.sum(s.shared_blks_hit)::double precision / NULLIF(pg_catalog.sum(s.shared_blks_hit + s.shared_blks_read), 0),
+           s.queryid
+      FROM @extschema@.statement_stats s
+      CROSS JOIN args a
+      LEFT JOIN @extschema@.statement_texts tx USING (dbid, userid, queryid, toplevel)
+     WHERE s.interval_end > a.since
+     GROUP BY s.dbid, s.userid, s.queryid, s.toplevel, tx.query
+    HAVING pg_catalog.sum(s.shared_blks_read) > 0
+     ORDER BY 5 DESC LIMIT 20) per_statement
+$$;
+
+CREATE VIEW @extschema@.cache_analytics AS
+SELECT * FROM @extschema@.cache_analytics(interval '1 day');
+
+-- Replication seen from this server: standbys and slots on a primary, the WAL receiver on a
+-- standby, and always one summary row (so a server without replicas answers, not errors).
+CREATE FUNCTION @extschema@.replication_analytics(analysis_window interval)
+RETURNS TABLE (kind text, name text, state text, sync_state text,
+               write_lag_seconds double precision, flush_lag_seconds double precision,
+               replay_lag_seconds double precision, replay_lag_bytes bigint,
+               max_replay_lag_seconds_in_window double precision,
+               avg_replay_lag_seconds_in_window double precision,
+               retained_bytes bigint, max_retained_bytes_in_window bigint, active boolean, detail text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (SELECT @extschema@._window_start(analysis_window) AS since,
+                     pg_catalog.pg_is_in_recovery() AS standby),
+history AS (
+    SELECT r.application_name, pg_catalog.max(r.replay_lag_s) AS max_lag, pg_catalog.avg(r.replay_lag_s) AS avg_lag
+      FROM @extschema@.replication_stats r, args a WHERE r.interval_end > a.since
+     GROUP BY r.application_name
+), slot_history AS (
+    SELECT s.slot_name, pg_catalog.max(s.retained_bytes) AS max_retained
+      FROM @extschema@.replication_slot_stats s, args a WHERE s.interval_end > a.since
+     GROUP BY s.slot_name
+)
+SELECT 'summary'::text, CASE WHEN a.standby THEN 'standby' ELSE 'primary' END, NULL::text, NULL::text,
+       NULL::double precision, NULL::double precision,
+       CASE WHEN a.standby THEN EXTRACT(epoch FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp())::double precision END,
+       NULL::bigint, NULL::double precision, NULL::double precision, NULL::bigint, NULL::bigint,
+       NULL::boolean,
+       pg_catalog.format('%s standby(s) connected, %s replication slot(s)',
+                         (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication),
+                         (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots))
+  FROM args a
+UNION ALL
+SELECT 'standby', COALESCE(r.application_name, r.client_addr::text), r.state, r.sync_state,
+       EXTRACT(epoch FROM r.write_lag)::double precision, EXTRACT(epoch FROM r.flush_lag)::double precision,
+       EXTRACT(epoch FROM r.replay_lag)::double precision,
+       CASE WHEN NOT pg_catalog.pg_is_in_recovery()
+            THEN pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.replay_lsn)::bigint END,
+       h.max_lag, h.avg_lag, NULL, NULL, true,
+       pg_catalog.format('client %s, sent %s, replayed %s', r.client_addr, r.sent_lsn, r.replay_lsn)
+  FROM pg_catalog.pg_stat_replication r
+  LEFT JOIN history h ON h.application_name = r.application_name
+UNION ALL
+SELECT 'slot', s.slot_name::text, s.wal_status, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
+            ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint END,
+       sh.max_retained, s.active,
+       CASE WHEN NOT s.active THEN 'inactive slot: it retains WAL until dropped (pg_drop_replication_slot) or used again'
+            ELSE pg_catalog.format('%s slot', s.slot_type) END
+  FROM pg_catalog.pg_replication_slots s
+  LEFT JOIN slot_history sh ON sh.slot_name = s.slot_name
+UNION ALL
+SELECT 'wal_receiver', w.sender_host, w.status, NULL, NULL, NULL,
+       EXTRACT(epoch FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp())::double precision,
+       pg_catalog.pg_wal_lsn_diff(w.flushed_lsn, pg_catalog.pg_last_wal_replay_lsn())::bigint,
+       NULL, NULL, NULL, NULL, true,
+       pg_catalog.format('receiving from %s:%s since %s, last message %s', w.sender_host, w.sender_port,
+                         w.last_msg_send_time, w.last_msg_receipt_time)
+  FROM pg_catalog.pg_stat_wal_receiver w
+$$;
+
+CREATE VIEW @extschema@.replication_analytics AS
+SELECT * FROM @extschema@.replication_analytics(interval '1 hour');
