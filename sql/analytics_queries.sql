@@ -1,5 +1,36 @@
 -- dbanalytics analytics: database performance per minute, top queries, query analysis.
 
+-- Connection counts per minute since a time: the minute rollups, then the raw samples of the
+-- minutes not rolled up yet (so the current minutes are never missing).
+CREATE FUNCTION @extschema@._connection_minutes(since timestamptz)
+RETURNS TABLE (minute timestamptz, datname text, usename text, application_name text, state text,
+               avg_backends double precision, max_backends integer, avg_lock_waiting double precision)
+LANGUAGE sql STABLE
+AS $$
+WITH rolled AS (
+    SELECT c.* FROM @extschema@.connection_minute c WHERE c.minute >= since
+), rolled_until AS (
+    SELECT COALESCE(pg_catalog.max(r.minute) + interval '1 minute', since) AS minute FROM rolled r
+), raw AS (
+    SELECT s.* FROM @extschema@.connection_samples s, rolled_until u
+     WHERE s.sampled_at >= GREATEST(u.minute, since)
+), ticks AS (
+    SELECT pg_catalog.date_trunc('minute', r.sampled_at) AS minute,
+           pg_catalog.count(DISTINCT r.sampled_at) AS ticks
+      FROM raw r GROUP BY 1
+)
+SELECT r.minute, r.datname, r.usename, r.application_name, r.state, r.avg_backends, r.max_backends,
+       r.avg_lock_waiting
+  FROM rolled r
+UNION ALL
+SELECT t.minute, r.datname, r.usename, r.application_name, r.state,
+       pg_catalog.sum(r.backends)::double precision / t.ticks, pg_catalog.max(r.backends),
+       pg_catalog.sum(r.lock_waiting)::double precision / t.ticks
+  FROM raw r JOIN ticks t ON t.minute = pg_catalog.date_trunc('minute', r.sampled_at)
+ WHERE r.backends > 0
+ GROUP BY t.minute, t.ticks, r.datname, r.usename, r.application_name, r.state
+$$;
+
 CREATE FUNCTION @extschema@.database_performance_metrics(analysis_window interval)
 RETURNS TABLE (
     minute timestamptz, datname text, covered_seconds double precision,
@@ -41,8 +72,7 @@ WITH bounds AS (
            pg_catalog.sum(c.avg_backends) FILTER (WHERE c.state = 'idle') AS idle,
            pg_catalog.sum(c.avg_backends) FILTER (WHERE c.state LIKE 'idle in transaction%') AS idle_in_transaction,
            pg_catalog.sum(c.avg_lock_waiting) AS lock_waiting
-      FROM @extschema@.connection_minute c, bounds b
-     WHERE c.minute > b.since - interval '1 minute'
+      FROM bounds b, @extschema@._connection_minutes(b.since - interval '1 minute') c
      GROUP BY 1, 2
 )
 SELECT db.minute, db.datname, db.seconds,
