@@ -64,7 +64,8 @@ CREATE TABLE @extschema@.lock_waits (
     relation_name    text,
     blocking_pids    integer[]   NOT NULL,
     wait_started     timestamptz,
-    xact_start       timestamptz
+    xact_start       timestamptz,
+    relation_oid     oid          -- the locked relation; names above only when it is in this database
 ) PARTITION BY RANGE (sampled_at);
 CREATE INDEX ON @extschema@.lock_waits USING brin (sampled_at);
 

@@ -96,7 +96,7 @@ BEGIN
            b.state_change, b.backend_xid_age
       FROM pg_catalog.unnest(backends) b
      WHERE b.state IS DISTINCT FROM 'idle'
-       AND (track_idle_in_transaction OR b.state NOT LIKE 'idle in transaction%');
+       AND (track_idle_in_transaction OR b.state IS NULL OR b.state NOT LIKE 'idle in transaction%');
     GET DIAGNOSTICS n = ROW_COUNT;
     written := written + n;
 
@@ -113,10 +113,14 @@ BEGIN
         INSERT INTO @extschema@.lock_waits
         SELECT sampled_at, b.pid, b.datname, b.usename, b.application_name, b.state, b.query_id,
                l.locktype, l.mode, n.nspname, c.relname,
-               pg_catalog.pg_blocking_pids(b.pid), l.waitstart, b.xact_start
+               pg_catalog.pg_blocking_pids(b.pid), l.waitstart, b.xact_start, l.relation
           FROM pg_catalog.unnest(backends) b
           LEFT JOIN pg_catalog.pg_locks l ON l.pid = b.pid AND NOT l.granted
+          -- names come from this database's catalog: only for locks in it (or shared relations)
           LEFT JOIN pg_catalog.pg_class c ON c.oid = l.relation
+                AND (l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                                    WHERE d.datname = pg_catalog.current_database())
+                     OR l.database = 0)
           LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE b.wait_event_type = 'Lock';
         GET DIAGNOSTICS n = ROW_COUNT;
@@ -141,27 +145,80 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    snapshot_at timestamptz := pg_catalog.now();
     written bigint;
+    has_new_entries boolean;
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS dbanalytics_pgss_now (LIKE @extschema@.statement_counters)
-        ON COMMIT DELETE ROWS;
-    DELETE FROM dbanalytics_pgss_now;
+    -- One statement reads pg_stat_statements once, writes the deltas and remembers the
+    -- counters of the entries that changed (all its parts see the same previous counters).
     EXECUTE pg_catalog.format($q$
-        INSERT INTO dbanalytics_pgss_now
-        SELECT s.dbid, s.userid, s.queryid, s.toplevel, $1,
-               s.calls, s.plans, s.total_exec_time, s.total_plan_time, s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
-               s.blk_read_time, s.blk_write_time, s.wal_records, s.wal_fpi, s.wal_bytes::bigint
-          FROM %I.pg_stat_statements(false) s
-         WHERE s.queryid IS NOT NULL$q$, pgss_schema) USING snapshot_at;
+        WITH cur AS MATERIALIZED (
+            SELECT s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.now() AS captured_at,
+                   s.calls, s.plans, s.total_exec_time, s.total_plan_time, s.rows,
+                   s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+                   s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
+                   s.blk_read_time, s.blk_write_time, s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes
+              FROM %I.pg_stat_statements(false) s
+             WHERE s.queryid IS NOT NULL
+        ), deltas AS (
+            INSERT INTO @extschema@.statement_stats
+            SELECT $1, c.captured_at, c.dbid, c.userid, c.queryid, c.toplevel,
+                   $2 OR c.calls < p.calls IS TRUE,
+                   @extschema@.counter_delta(c.calls, p.calls, $3),
+                   @extschema@.counter_delta(c.plans, p.plans, $3),
+                   @extschema@.counter_delta(c.total_exec_time, p.total_exec_time, $3),
+                   @extschema@.counter_delta(c.total_plan_time, p.total_plan_time, $3),
+                   @extschema@.counter_delta(c.rows, p.rows, $3),
+                   @extschema@.counter_delta(c.shared_blks_hit, p.shared_blks_hit, $3),
+                   @extschema@.counter_delta(c.shared_blks_read, p.shared_blks_read, $3),
+                   @extschema@.counter_delta(c.shared_blks_dirtied, p.shared_blks_dirtied, $3),
+                   @extschema@.counter_delta(c.shared_blks_written, p.shared_blks_written, $3),
+                   @extschema@.counter_delta(c.local_blks_hit, p.local_blks_hit, $3),
+                   @extschema@.counter_delta(c.local_blks_read, p.local_blks_read, $3),
+                   @extschema@.counter_delta(c.temp_blks_read, p.temp_blks_read, $3),
+                   @extschema@.counter_delta(c.temp_blks_written, p.temp_blks_written, $3),
+                   @extschema@.counter_delta(c.blk_read_time, p.blk_read_time, $3),
+                   @extschema@.counter_delta(c.blk_write_time, p.blk_write_time, $3),
+                   @extschema@.counter_delta(c.wal_records, p.wal_records, $3),
+                   @extschema@.counter_delta(c.wal_fpi, p.wal_fpi, $3),
+                   @extschema@.counter_delta(c.wal_bytes, p.wal_bytes, $3)
+              FROM cur c
+              LEFT JOIN @extschema@.statement_counters p
+                     ON (p.dbid, p.userid, p.queryid, p.toplevel) = (c.dbid, c.userid, c.queryid, c.toplevel)
+             WHERE $1 IS NOT NULL AND (p.calls IS DISTINCT FROM c.calls OR $3)
+            RETURNING 1
+        ), forgotten AS (
+            DELETE FROM @extschema@.statement_counters p
+             WHERE NOT EXISTS (SELECT FROM cur c WHERE (p.dbid, p.userid, p.queryid, p.toplevel)
+                                                     = (c.dbid, c.userid, c.queryid, c.toplevel))
+        ), remembered AS (
+            INSERT INTO @extschema@.statement_counters AS p
+            SELECT c.* FROM cur c
+            ON CONFLICT (dbid, userid, queryid, toplevel) DO UPDATE
+               SET captured_at = excluded.captured_at, calls = excluded.calls, plans = excluded.plans,
+                   total_exec_time = excluded.total_exec_time, total_plan_time = excluded.total_plan_time,
+                   rows = excluded.rows, shared_blks_hit = excluded.shared_blks_hit,
+                   shared_blks_read = excluded.shared_blks_read,
+                   shared_blks_dirtied = excluded.shared_blks_dirtied,
+                   shared_blks_written = excluded.shared_blks_written,
+                   local_blks_hit = excluded.local_blks_hit, local_blks_read = excluded.local_blks_read,
+                   temp_blks_read = excluded.temp_blks_read, temp_blks_written = excluded.temp_blks_written,
+                   blk_read_time = excluded.blk_read_time, blk_write_time = excluded.blk_write_time,
+                   wal_records = excluded.wal_records, wal_fpi = excluded.wal_fpi,
+                   wal_bytes = excluded.wal_bytes
+             WHERE p.calls IS DISTINCT FROM excluded.calls OR $3
+        )
+        SELECT (SELECT pg_catalog.count(*) FROM deltas),
+               EXISTS (SELECT FROM cur c
+                        WHERE NOT EXISTS (SELECT FROM @extschema@.statements s
+                                           WHERE (s.dbid, s.userid, s.queryid, s.toplevel)
+                                               = (c.dbid, c.userid, c.queryid, c.toplevel)))$q$,
+        pgss_schema)
+    INTO written, has_new_entries
+    USING previous_snapshot, interval_reset, counters_zeroed;
 
-    -- Texts only for entries not seen before (pg_stat_statements(true) reads the text file).
-    IF EXISTS (SELECT FROM dbanalytics_pgss_now c
-                WHERE NOT EXISTS (SELECT FROM @extschema@.statements s
-                                   WHERE (s.dbid, s.userid, s.queryid, s.toplevel)
-                                       = (c.dbid, c.userid, c.queryid, c.toplevel))) THEN
+    -- pg_stat_statements has no per-entry text access: pg_stat_statements(true) reads the whole
+    -- text file, so it is called only when some entry has no text stored yet.
+    IF has_new_entries THEN
         EXECUTE pg_catalog.format($q$
             INSERT INTO @extschema@.statements (dbid, userid, queryid, toplevel, datname, usename, query)
             SELECT s.dbid, s.userid, s.queryid, s.toplevel, d.datname, r.rolname, s.query
@@ -171,73 +228,13 @@ BEGIN
              WHERE s.queryid IS NOT NULL
             ON CONFLICT DO NOTHING$q$, pgss_schema);
     END IF;
-
-    IF previous_snapshot IS NULL THEN
-        written := 0;
-    ELSE
-        INSERT INTO @extschema@.statement_stats
-        SELECT previous_snapshot, c.captured_at, c.dbid, c.userid, c.queryid, c.toplevel,
-               interval_reset OR c.calls < p.calls IS TRUE,
-               @extschema@.counter_delta(c.calls, p.calls, counters_zeroed),
-               @extschema@.counter_delta(c.plans, p.plans, counters_zeroed),
-               @extschema@.counter_delta(c.total_exec_time, p.total_exec_time, counters_zeroed),
-               @extschema@.counter_delta(c.total_plan_time, p.total_plan_time, counters_zeroed),
-               @extschema@.counter_delta(c.rows, p.rows, counters_zeroed),
-               @extschema@.counter_delta(c.shared_blks_hit, p.shared_blks_hit, counters_zeroed),
-               @extschema@.counter_delta(c.shared_blks_read, p.shared_blks_read, counters_zeroed),
-               @extschema@.counter_delta(c.shared_blks_dirtied, p.shared_blks_dirtied, counters_zeroed),
-               @extschema@.counter_delta(c.shared_blks_written, p.shared_blks_written, counters_zeroed),
-               @extschema@.counter_delta(c.local_blks_hit, p.local_blks_hit, counters_zeroed),
-               @extschema@.counter_delta(c.local_blks_read, p.local_blks_read, counters_zeroed),
-               @extschema@.counter_delta(c.temp_blks_read, p.temp_blks_read, counters_zeroed),
-               @extschema@.counter_delta(c.temp_blks_written, p.temp_blks_written, counters_zeroed),
-               @extschema@.counter_delta(c.blk_read_time, p.blk_read_time, counters_zeroed),
-               @extschema@.counter_delta(c.blk_write_time, p.blk_write_time, counters_zeroed),
-               @extschema@.counter_delta(c.wal_records, p.wal_records, counters_zeroed),
-               @extschema@.counter_delta(c.wal_fpi, p.wal_fpi, counters_zeroed),
-               @extschema@.counter_delta(c.wal_bytes, p.wal_bytes, counters_zeroed)
-          FROM dbanalytics_pgss_now c
-          LEFT JOIN @extschema@.statement_counters p
-                 ON (p.dbid, p.userid, p.queryid, p.toplevel) = (c.dbid, c.userid, c.queryid, c.toplevel)
-         WHERE p.calls IS DISTINCT FROM c.calls OR counters_zeroed;
-        GET DIAGNOSTICS written = ROW_COUNT;
-    END IF;
-
-    -- Remember the counters of entries that changed; forget entries that left pg_stat_statements.
-    DELETE FROM @extschema@.statement_counters p
-     WHERE NOT EXISTS (SELECT FROM dbanalytics_pgss_now c
-                        WHERE (p.dbid, p.userid, p.queryid, p.toplevel)
-                            = (c.dbid, c.userid, c.queryid, c.toplevel));
-    INSERT INTO @extschema@.statement_counters AS p
-    SELECT c.* FROM dbanalytics_pgss_now c
-    ON CONFLICT (dbid, userid, queryid, toplevel) DO UPDATE
-       SET captured_at = excluded.captured_at, calls = excluded.calls, plans = excluded.plans,
-           total_exec_time = excluded.total_exec_time, total_plan_time = excluded.total_plan_time,
-           rows = excluded.rows, shared_blks_hit = excluded.shared_blks_hit,
-           shared_blks_read = excluded.shared_blks_read,
-           shared_blks_dirtied = excluded.shared_blks_dirtied,
-           shared_blks_written = excluded.shared_blks_written,
-           local_blks_hit = excluded.local_blks_hit, local_blks_read = excluded.local_blks_read,
-           temp_blks_read = excluded.temp_blks_read, temp_blks_written = excluded.temp_blks_written,
-           blk_read_time = excluded.blk_read_time, blk_write_time = excluded.blk_write_time,
-           wal_records = excluded.wal_records, wal_fpi = excluded.wal_fpi,
-           wal_bytes = excluded.wal_bytes
-     WHERE p.calls IS DISTINCT FROM excluded.calls OR counters_zeroed;
-    RETURN written;
+    RETURN COALESCE(written, 0);
 END
 $$;
 
-CREATE FUNCTION @extschema@._snapshot_databases(previous_snapshot timestamptz,
-    interval_reset boolean, counters_zeroed boolean)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    snapshot_at timestamptz := pg_catalog.now();
-    written bigint := 0;
-BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS dbanalytics_db_now ON COMMIT DROP AS
+-- Current values of each cumulative source, as the snapshot functions read them (twice: for
+-- the deltas, then to remember them; both reads see one statistics snapshot).
+CREATE VIEW @extschema@._database_now AS
     SELECT d.datid, d.datname, d.numbackends, d.stats_reset, d.xact_commit, d.xact_rollback,
            d.blks_read, d.blks_hit, d.tup_returned, d.tup_fetched, d.tup_inserted, d.tup_updated,
            d.tup_deleted, d.conflicts, d.temp_files, d.temp_bytes, d.deadlocks,
@@ -249,6 +246,45 @@ BEGIN
       FROM pg_catalog.pg_stat_database d
       JOIN pg_catalog.pg_database db ON db.oid = d.datid
      WHERE d.datid <> 0 AND db.datallowconn;
+
+CREATE VIEW @extschema@._tables_now AS
+    SELECT t.relid, t.schemaname, t.relname,
+           t.seq_scan, t.seq_tup_read, COALESCE(t.idx_scan, 0) AS idx_scan,
+           COALESCE(t.idx_tup_fetch, 0) AS idx_tup_fetch, t.n_tup_ins, t.n_tup_upd, t.n_tup_del,
+           t.n_tup_hot_upd, t.vacuum_count, t.autovacuum_count, t.analyze_count,
+           t.autoanalyze_count, COALESCE(io.heap_blks_read, 0) AS heap_blks_read,
+           COALESCE(io.heap_blks_hit, 0) AS heap_blks_hit, t.n_live_tup, t.n_dead_tup,
+           t.n_mod_since_analyze, t.last_vacuum, t.last_autovacuum, t.last_analyze,
+           t.last_autoanalyze, pg_catalog.pg_table_size(t.relid) AS table_size,
+           pg_catalog.age(cl.relfrozenxid) AS frozenxid_age
+      FROM pg_catalog.pg_stat_user_tables t
+      JOIN pg_catalog.pg_class cl ON cl.oid = t.relid
+      LEFT JOIN pg_catalog.pg_statio_user_tables io ON io.relid = t.relid
+     WHERE t.schemaname <> '@extschema@';
+
+CREATE VIEW @extschema@._indexes_now AS
+    SELECT i.indexrelid, i.relid, i.schemaname, i.relname, i.indexrelname,
+           i.idx_scan, i.idx_tup_read, i.idx_tup_fetch,
+           COALESCE(io.idx_blks_read, 0) AS idx_blks_read,
+           COALESCE(io.idx_blks_hit, 0) AS idx_blks_hit,
+           pg_catalog.pg_relation_size(i.indexrelid) AS index_size,
+           COALESCE(seen.first_seen, pg_catalog.now()) AS first_seen
+      FROM pg_catalog.pg_stat_user_indexes i
+      LEFT JOIN pg_catalog.pg_statio_user_indexes io ON io.indexrelid = i.indexrelid
+      LEFT JOIN @extschema@.index_counters seen ON seen.indexrelid = i.indexrelid
+     WHERE i.schemaname <> '@extschema@';
+
+CREATE FUNCTION @extschema@._snapshot_databases(previous_snapshot timestamptz,
+    interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET stats_fetch_consistency = snapshot
+AS $$
+DECLARE
+    snapshot_at timestamptz := pg_catalog.now();
+    written bigint := 0;
+BEGIN
 
     IF previous_snapshot IS NOT NULL THEN
         INSERT INTO @extschema@.database_stats
@@ -278,7 +314,7 @@ BEGIN
                @extschema@.counter_delta(c.sessions_fatal, p.sessions_fatal, z.zeroed),
                @extschema@.counter_delta(c.sessions_killed, p.sessions_killed, z.zeroed),
                c.database_size, c.xid_age
-          FROM dbanalytics_db_now c
+          FROM @extschema@._database_now c
           LEFT JOIN @extschema@.database_counters p ON p.datid = c.datid
          CROSS JOIN LATERAL (
                SELECT counters_zeroed
@@ -297,8 +333,7 @@ BEGIN
            c.checksum_failures, c.blk_read_time, c.blk_write_time, c.session_time,
            c.active_time, c.idle_in_transaction_time, c.sessions, c.sessions_abandoned,
            c.sessions_fatal, c.sessions_killed
-      FROM dbanalytics_db_now c;
-    DROP TABLE dbanalytics_db_now;
+      FROM @extschema@._database_now c;
     RETURN written;
 END
 $$;
@@ -308,25 +343,12 @@ CREATE FUNCTION @extschema@._snapshot_tables(previous_snapshot timestamptz,
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET stats_fetch_consistency = snapshot
 AS $$
 DECLARE
     snapshot_at timestamptz := pg_catalog.now();
     written bigint := 0;
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS dbanalytics_tables_now ON COMMIT DROP AS
-    SELECT t.relid, t.schemaname, t.relname,
-           t.seq_scan, t.seq_tup_read, COALESCE(t.idx_scan, 0) AS idx_scan,
-           COALESCE(t.idx_tup_fetch, 0) AS idx_tup_fetch, t.n_tup_ins, t.n_tup_upd, t.n_tup_del,
-           t.n_tup_hot_upd, t.vacuum_count, t.autovacuum_count, t.analyze_count,
-           t.autoanalyze_count, COALESCE(io.heap_blks_read, 0) AS heap_blks_read,
-           COALESCE(io.heap_blks_hit, 0) AS heap_blks_hit, t.n_live_tup, t.n_dead_tup,
-           t.n_mod_since_analyze, t.last_vacuum, t.last_autovacuum, t.last_analyze,
-           t.last_autoanalyze, pg_catalog.pg_table_size(t.relid) AS table_size,
-           pg_catalog.age(cl.relfrozenxid) AS frozenxid_age
-      FROM pg_catalog.pg_stat_user_tables t
-      JOIN pg_catalog.pg_class cl ON cl.oid = t.relid
-      LEFT JOIN pg_catalog.pg_statio_user_tables io ON io.relid = t.relid
-     WHERE t.schemaname <> '@extschema@';
 
     IF previous_snapshot IS NOT NULL THEN
         INSERT INTO @extschema@.table_stats
@@ -351,7 +373,7 @@ BEGIN
                c.n_live_tup, c.n_dead_tup, c.n_mod_since_analyze, c.last_vacuum,
                c.last_autovacuum, c.last_analyze, c.last_autoanalyze, c.table_size,
                c.frozenxid_age
-          FROM dbanalytics_tables_now c
+          FROM @extschema@._tables_now c
           LEFT JOIN @extschema@.table_counters p ON p.relid = c.relid
          -- a row only when something moved: an idle table costs nothing
          WHERE counters_zeroed OR p.relid IS NULL
@@ -371,8 +393,7 @@ BEGIN
            c.n_tup_ins, c.n_tup_upd, c.n_tup_del, c.n_tup_hot_upd, c.vacuum_count,
            c.autovacuum_count, c.analyze_count, c.autoanalyze_count, c.heap_blks_read,
            c.heap_blks_hit, c.n_live_tup, c.n_dead_tup, c.table_size
-      FROM dbanalytics_tables_now c;
-    DROP TABLE dbanalytics_tables_now;
+      FROM @extschema@._tables_now c;
     RETURN written;
 END
 $$;
@@ -382,22 +403,12 @@ CREATE FUNCTION @extschema@._snapshot_indexes(previous_snapshot timestamptz,
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET stats_fetch_consistency = snapshot
 AS $$
 DECLARE
     snapshot_at timestamptz := pg_catalog.now();
     written bigint := 0;
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS dbanalytics_indexes_now ON COMMIT DROP AS
-    SELECT i.indexrelid, i.relid, i.schemaname, i.relname, i.indexrelname,
-           i.idx_scan, i.idx_tup_read, i.idx_tup_fetch,
-           COALESCE(io.idx_blks_read, 0) AS idx_blks_read,
-           COALESCE(io.idx_blks_hit, 0) AS idx_blks_hit,
-           pg_catalog.pg_relation_size(i.indexrelid) AS index_size,
-           COALESCE(seen.first_seen, snapshot_at) AS first_seen
-      FROM pg_catalog.pg_stat_user_indexes i
-      LEFT JOIN pg_catalog.pg_statio_user_indexes io ON io.indexrelid = i.indexrelid
-      LEFT JOIN @extschema@.index_counters seen ON seen.indexrelid = i.indexrelid
-     WHERE i.schemaname <> '@extschema@';
 
     IF previous_snapshot IS NOT NULL THEN
         INSERT INTO @extschema@.index_stats
@@ -410,7 +421,7 @@ BEGIN
                @extschema@.counter_delta(c.idx_blks_read, p.idx_blks_read, counters_zeroed),
                @extschema@.counter_delta(c.idx_blks_hit, p.idx_blks_hit, counters_zeroed),
                c.index_size
-          FROM dbanalytics_indexes_now c
+          FROM @extschema@._indexes_now c
           LEFT JOIN @extschema@.index_counters p ON p.indexrelid = c.indexrelid
          WHERE counters_zeroed OR p.indexrelid IS NULL
             OR (c.idx_scan, c.idx_tup_read, c.idx_blks_read, c.idx_blks_hit, c.index_size)
@@ -419,12 +430,18 @@ BEGIN
         GET DIAGNOSTICS written = ROW_COUNT;
     END IF;
 
-    DELETE FROM @extschema@.index_counters;
-    INSERT INTO @extschema@.index_counters
+    -- upsert, not replace: first_seen must survive (it is the evidence for "unused")
+    DELETE FROM @extschema@.index_counters k
+     WHERE NOT EXISTS (SELECT FROM @extschema@._indexes_now c WHERE c.indexrelid = k.indexrelid);
+    INSERT INTO @extschema@.index_counters AS k
     SELECT c.indexrelid, snapshot_at, c.first_seen, c.idx_scan, c.idx_tup_read, c.idx_tup_fetch,
            c.idx_blks_read, c.idx_blks_hit, c.index_size
-      FROM dbanalytics_indexes_now c;
-    DROP TABLE dbanalytics_indexes_now;
+      FROM @extschema@._indexes_now c
+    ON CONFLICT (indexrelid) DO UPDATE
+       SET captured_at = excluded.captured_at, idx_scan = excluded.idx_scan,
+           idx_tup_read = excluded.idx_tup_read, idx_tup_fetch = excluded.idx_tup_fetch,
+           idx_blks_read = excluded.idx_blks_read, idx_blks_hit = excluded.idx_blks_hit,
+           index_size = excluded.index_size;
     RETURN written;
 END
 $$;
@@ -434,6 +451,7 @@ CREATE FUNCTION @extschema@._snapshot_bgwriter(previous_snapshot timestamptz,
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET stats_fetch_consistency = snapshot
 AS $$
 DECLARE
     snapshot_at timestamptz := pg_catalog.now();

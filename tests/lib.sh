@@ -105,10 +105,20 @@ ensure_toolchain() {
     fi
 }
 
-# install_extension [profile flag]: builds and installs dbanalytics into the system PostgreSQL
+# install_extension [cargo pgrx package flags, e.g. --debug]: builds dbanalytics (release by
+# default) and installs it into the system PostgreSQL. Each file is copied under a temporary
+# name and renamed into place, so servers already running keep the library they mapped.
 install_extension() {
-    local sudo_flag=()
-    [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
-    cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" 2>&1 | grep -E '^(error|warning)|Finished|Installing' || true
-    test -f "$("$PG_CONFIG" --sharedir)/extension/dbanalytics.control"
+    local out=$PWD/target/package
+    rm -rf "$out"
+    cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$out" "$@" 2>&1 \
+        | grep -E '^(error|warning)|Finished' || true
+    [ -f "$out$("$PG_CONFIG" --pkglibdir)/dbanalytics.so" ] || { echo "build failed" >&2; return 1; }
+    local sudo_cmd=()
+    [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+    (cd "$out" && find . -type f) | while read -r file; do
+        local dest=/${file#./}
+        "${sudo_cmd[@]}" install -D -m 644 "$out/$file" "$dest.tmp.$$"
+        "${sudo_cmd[@]}" mv -f "$dest.tmp.$$" "$dest"
+    done
 }

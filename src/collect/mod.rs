@@ -89,8 +89,20 @@ pub fn take_sample() -> Vec<SourceRun> {
     runs
 }
 
-/// One collector snapshot: every statistics source, then maintenance.
+/// Remembers that today's partitions were seen in place by this process.
+fn partitions_checked_today() {
+    let today = partitions::now_epoch_seconds().map(partitions::day_of).ok();
+    PARTITIONS_CHECKED_DAY.with(|checked| *checked.borrow_mut() = today);
+}
+
+/// One collector snapshot: every statistics source, then maintenance. Snapshots take turns
+/// (the worker's and any take_snapshot() call): two at once would compute the same deltas twice.
 pub fn take_snapshot() -> Vec<SourceRun> {
+    if let Err(error) = spi::execute(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.take_snapshot'))",
+    ) {
+        pgrx::warning!("dbanalytics: could not serialize the snapshot: {error}");
+    }
     SNAPSHOT_SOURCES
         .iter()
         .map(|(name, source)| run_source("collector", name, *source))
@@ -104,18 +116,11 @@ thread_local! {
     static LAST_LOGGED_ERROR: RefCell<HashMap<&'static str, String>> = RefCell::new(HashMap::new());
 }
 
-/// The sampler checks its partitions once per day and process, not at every tick.
+/// The sampler checks its partitions once per day and process (after a success), not at
+/// every tick.
 fn partitions_missing_today() -> bool {
     let today = partitions::now_epoch_seconds().map(partitions::day_of).ok();
-    PARTITIONS_CHECKED_DAY.with(|checked| {
-        let mut checked = checked.borrow_mut();
-        if *checked == today {
-            false
-        } else {
-            *checked = today;
-            true
-        }
-    })
+    PARTITIONS_CHECKED_DAY.with(|checked| *checked.borrow() != today)
 }
 
 fn run_source(worker: &str, source: &'static str, collect: SourceFn) -> SourceRun {
@@ -218,15 +223,24 @@ fn sample_activity() -> Result<Collected, SourceError> {
 }
 
 fn create_partitions() -> Result<Collected, SourceError> {
-    Ok(Collected::rows(
-        partitions::ensure_partitions().map_err(spi_error)?,
-    ))
+    let created = partitions::ensure_partitions().map_err(spi_error)?;
+    partitions_checked_today();
+    Ok(Collected::rows(created))
 }
 
+/// Drops expired partitions, then forgets statement texts that no retained delta refers to.
 fn drop_expired_partitions() -> Result<Collected, SourceError> {
-    Ok(Collected::rows(
-        partitions::drop_expired_partitions().map_err(spi_error)?,
+    let dropped = partitions::drop_expired_partitions().map_err(spi_error)?;
+    spi::execute(&format!(
+        "DELETE FROM dbanalytics.statements s
+          WHERE s.first_seen < pg_catalog.now() - pg_catalog.make_interval(secs => {})
+            AND NOT EXISTS (SELECT FROM dbanalytics.statement_stats st
+                             WHERE st.queryid = s.queryid AND st.dbid = s.dbid
+                               AND st.userid = s.userid AND st.toplevel = s.toplevel)",
+        gucs::retention_history().as_secs()
     ))
+    .map_err(spi_error)?;
+    Ok(Collected::rows(dropped))
 }
 
 /// Reads a source's epoch, classifies the interval against the stored one, runs the source's
