@@ -38,7 +38,9 @@ RETURNS TABLE (
     commits bigint, rollbacks bigint,
     active_connections double precision, idle_connections double precision,
     idle_in_transaction_connections double precision, lock_waiting_connections double precision,
-    avg_query_time_ms double precision, slow_queries bigint, deadlocks bigint, temp_bytes bigint,
+    avg_query_time_ms double precision, p50_ms double precision, p95_ms double precision,
+    p99_ms double precision, max_ms double precision,
+    slow_queries bigint, deadlocks bigint, temp_bytes bigint,
     blks_read bigint, blks_hit bigint, cache_hit_ratio double precision, reset boolean)
 LANGUAGE sql STABLE
 AS $$
@@ -66,6 +68,16 @@ WITH bounds AS (
       FROM @extschema@.statement_stats s, bounds b
      WHERE s.interval_end > b.since AND s.toplevel AND s.calls > 0
      GROUP BY 1, 2
+), latency AS (
+    -- per minute: the database histograms of the intervals ending in it, merged
+    SELECT x.minute, x.dbid,
+           @extschema@.latency_percentiles(pg_catalog.array_agg(x.bucket), pg_catalog.array_agg(x.executions),
+                                           '{0.5,0.95,0.99,1}') AS p
+      FROM (SELECT pg_catalog.date_trunc('minute', l.interval_end) AS minute, l.dbid, u.bucket, u.executions
+              FROM bounds b, @extschema@.database_latency l,
+                   ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
+             WHERE l.interval_end > b.since) x
+     GROUP BY x.minute, x.dbid
 ), conn AS (
     SELECT c.minute, c.datname,
            pg_catalog.sum(c.avg_backends) FILTER (WHERE c.state = 'active') AS active,
@@ -82,12 +94,14 @@ SELECT db.minute, db.datname, db.seconds,
        COALESCE(conn.active, 0), COALESCE(conn.idle, 0), COALESCE(conn.idle_in_transaction, 0),
        COALESCE(conn.lock_waiting, 0),
        st.exec_ms / NULLIF(st.calls, 0),
+       latency.p[1], latency.p[2], latency.p[3], latency.p[4],
        COALESCE(st.slow, 0), db.deadlocks, db.temp_bytes, db.blks_read, db.blks_hit,
        db.blks_hit::double precision / NULLIF(db.blks_hit + db.blks_read, 0),
        db.reset
   FROM db
   LEFT JOIN st ON st.minute = db.minute AND st.dbid = db.datid
   LEFT JOIN conn ON conn.minute = db.minute AND conn.datname = db.datname
+  LEFT JOIN latency ON latency.minute = db.minute AND latency.dbid = db.datid
  ORDER BY db.minute, db.datname
 $$;
 

@@ -149,6 +149,35 @@ CREATE TABLE @extschema@.statement_stats (
 CREATE INDEX ON @extschema@.statement_stats (interval_end);
 CREATE INDEX ON @extschema@.statement_stats (queryid);
 
+-- Latency histograms (executor hooks, persisted by the collector): sparse arrays of bucket
+-- numbers and their execution counts; src/histogram/buckets.rs defines the buckets and
+-- latency_buckets() lists their bounds. queryid = 0 and userid = 0: the database's overflow
+-- histogram (queries beyond dbanalytics.max_histogram_queries).
+CREATE TABLE @extschema@.statement_latency (
+    interval_start timestamptz NOT NULL,
+    interval_end   timestamptz NOT NULL,
+    dbid           oid         NOT NULL,
+    userid         oid         NOT NULL,
+    queryid        bigint      NOT NULL,
+    reset          boolean     NOT NULL,
+    executions     bigint      NOT NULL,
+    buckets        smallint[]  NOT NULL,
+    counts         bigint[]    NOT NULL
+) PARTITION BY RANGE (interval_end);
+CREATE INDEX ON @extschema@.statement_latency (interval_end);
+
+CREATE TABLE @extschema@.database_latency (
+    interval_start timestamptz NOT NULL,
+    interval_end   timestamptz NOT NULL,
+    dbid           oid         NOT NULL,
+    datname        text,
+    reset          boolean     NOT NULL,
+    executions     bigint      NOT NULL,
+    buckets        smallint[]  NOT NULL,
+    counts         bigint[]    NOT NULL
+) PARTITION BY RANGE (interval_end);
+CREATE INDEX ON @extschema@.database_latency (interval_end);
+
 CREATE TABLE @extschema@.database_stats (
     interval_start          timestamptz NOT NULL,
     interval_end            timestamptz NOT NULL,

@@ -20,6 +20,12 @@ static RETENTION_RAW_MIN: GucSetting<i32> = GucSetting::<i32>::new(24 * 60);
 static RETENTION_HISTORY_MIN: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60);
 /// Milliseconds of mean execution time above which a statement counts as slow in an interval.
 static SLOW_QUERY_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
+/// Whether the executor hooks record latency histograms.
+static HISTOGRAMS: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Whether statements run inside functions are recorded too (not only top-level ones).
+static HISTOGRAMS_NESTED: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Queries with their own histogram in shared memory.
+static MAX_HISTOGRAM_QUERIES: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// Whether idle-in-transaction backends are sampled into activity_samples.
 static TRACK_IDLE_IN_TRANSACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 
@@ -35,7 +41,34 @@ pub fn init(preloading: bool) {
             GucContext::Postmaster,
             GucFlags::default(),
         );
+        GucRegistry::define_int_guc(
+            c"dbanalytics.max_histogram_queries",
+            c"Queries that get their own latency histogram in shared memory.",
+            c"Each costs about 3.7 kB of shared memory. When all are taken, further queries are \
+recorded in an overflow histogram per database (queryid 0). Requires a restart.",
+            &MAX_HISTOGRAM_QUERIES,
+            100,
+            100_000,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
     }
+    GucRegistry::define_bool_guc(
+        c"dbanalytics.histograms",
+        c"Records a latency histogram per query (needs shared_preload_libraries).",
+        c"When off, the executor hooks do nothing. Percentiles come from these histograms.",
+        &HISTOGRAMS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"dbanalytics.histograms_nested",
+        c"Also records statements executed inside functions and procedures.",
+        c"Off: only top-level statements, as pg_stat_statements.track = top.",
+        &HISTOGRAMS_NESTED,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"dbanalytics.enabled",
         c"Enables background sampling and snapshots.",
@@ -130,6 +163,18 @@ pub fn retention_raw() -> Duration {
 
 pub fn retention_history() -> Duration {
     Duration::from_secs(RETENTION_HISTORY_MIN.get() as u64 * 60)
+}
+
+pub fn histograms() -> bool {
+    HISTOGRAMS.get()
+}
+
+pub fn histograms_nested() -> bool {
+    HISTOGRAMS_NESTED.get()
+}
+
+pub fn max_histogram_queries() -> u32 {
+    MAX_HISTOGRAM_QUERIES.get() as u32
 }
 
 pub fn track_idle_in_transaction() -> bool {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 mod api;
 mod collect;
 mod gucs;
+mod histogram;
 mod spi;
 mod storage;
 mod workers;
@@ -28,9 +29,19 @@ extension_sql_file!(
     requires = ["views"]
 );
 extension_sql_file!(
+    "../sql/analytics_latency.sql",
+    name = "analytics_latency",
+    requires = [
+        "analytics_common",
+        api::latency::latency_percentiles,
+        api::latency::latency_buckets,
+        api::latency::histogram_status
+    ]
+);
+extension_sql_file!(
     "../sql/analytics_queries.sql",
     name = "analytics_queries",
-    requires = ["analytics_common"]
+    requires = ["analytics_common", api::latency::latency_percentiles]
 );
 extension_sql_file!(
     "../sql/analytics_connections.sql",
@@ -58,6 +69,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init(preloading);
     if preloading {
         PRELOADED.store(true, Ordering::Relaxed);
+        histogram::hooks::install();
         workers::register();
     }
 }

@@ -34,6 +34,13 @@ pub fn execute(sql: &str) -> Result<(), pgrx::spi::Error> {
     Spi::run(sql)
 }
 
+/// Runs a statement that writes and returns one value (first column of the first row).
+pub fn execute_returning<T: FromDatum + IntoDatum>(
+    sql: &str,
+) -> Result<Option<T>, pgrx::spi::Error> {
+    Spi::get_one::<T>(sql)
+}
+
 /// A SQL literal (or NULL) for a value produced by the server or by our own code.
 pub fn literal(value: Option<&str>) -> String {
     match value {

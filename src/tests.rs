@@ -200,7 +200,7 @@ mod tests {
                     SELECT p.relname || to_char(now() AT TIME ZONE 'UTC' + d * interval '1 day', '\"_p\"YYYYMMDD')
                       FROM generate_series(0, 2) d)",
         );
-        assert_eq!(ahead, Some(13 * 3));
+        assert_eq!(ahead, Some(15 * 3));
 
         // raw retention is 1 day: a raw partition from 3 days ago goes, a history one stays
         let (day, from, to) = Spi::get_three::<String, String, String>(
@@ -323,7 +323,8 @@ mod tests {
             )
             .as_deref(),
             Some(
-                "dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,\
+                "dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,dbanalytics.histograms=on,\
+                 dbanalytics.histograms_nested=off,dbanalytics.max_histogram_queries=5000,\
                  dbanalytics.retention_history=43200min,dbanalytics.retention_raw=1440min,\
                  dbanalytics.sample_interval=1000ms,dbanalytics.slow_query_threshold=500ms,\
                  dbanalytics.snapshot_interval=60s,\
@@ -337,7 +338,8 @@ mod tests {
             )
             .as_deref(),
             Some(
-                "dbanalytics.retention_history:1440..5270400,dbanalytics.retention_raw:60..527040,\
+                "dbanalytics.max_histogram_queries:100..100000,\
+                 dbanalytics.retention_history:1440..5270400,dbanalytics.retention_raw:60..527040,\
                  dbanalytics.sample_interval:100..3600000,dbanalytics.slow_query_threshold:1..3600000,\
                  dbanalytics.snapshot_interval:5..86400"
             )
@@ -456,5 +458,135 @@ mod tests {
             .as_deref(),
             Some("fresh:ok nearly_done:near_exhaustion")
         );
+    }
+
+    /// Runs `SELECT pg_sleep(seconds)` and returns how long it took in ms, timed by the caller.
+    fn timed_sleep(seconds: f64) -> f64 {
+        let started = std::time::Instant::now();
+        run(&format!("SELECT pg_sleep({seconds})"));
+        started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    #[pg_test]
+    fn sleeps_land_in_their_buckets_and_percentiles_match_the_clock() {
+        collection_test();
+        // statements run from this test are nested inside the test's own statement
+        run("SET dbanalytics.histograms_nested = on");
+        assert_eq!(snapshot_problems(), ""); // drain what came before
+                                             // the query identifier the executor sees for these sleeps
+        let plan =
+            one::<pgrx::Json>("EXPLAIN (VERBOSE, FORMAT JSON) SELECT pg_sleep(0.005)").unwrap();
+        let queryid = plan.0[0]["Query Identifier"]
+            .as_i64()
+            .expect("compute_query_id is on");
+        run("SELECT pg_sleep(0.0)");
+        let calls_before = one::<i64>(&format!(
+            "SELECT sum(calls)::bigint FROM pg_stat_statements WHERE queryid = {queryid}"
+        ))
+        .unwrap();
+
+        let mut measured = Vec::new();
+        for (seconds, times) in [(0.005, 10), (0.03, 6), (0.08, 4)] {
+            for _ in 0..times {
+                measured.push(timed_sleep(seconds));
+            }
+        }
+        assert_eq!(snapshot_problems(), "");
+
+        // every execution landed in a bucket that holds its sleep or a little more (at most 25 %)
+        let buckets = one::<String>(&format!(
+            "SELECT string_agg(CASE WHEN upper_ms > 5 AND lower_ms <= 5 * 1.25 THEN '5ms'
+                                    WHEN upper_ms > 30 AND lower_ms <= 30 * 1.25 THEN '30ms'
+                                    WHEN upper_ms > 80 AND lower_ms <= 80 * 1.25 THEN '80ms'
+                                    ELSE lower_ms::text END || 'x' || executions, ' ' ORDER BY bucket)
+               FROM dbanalytics.latency_histogram({queryid}, '1 hour') WHERE lower_ms > 1"
+        ))
+        .unwrap();
+        let total = |label: &str| -> i64 {
+            buckets
+                .split(' ')
+                .filter_map(|b| b.strip_prefix(&format!("{label}x")))
+                .map(|n| n.parse::<i64>().unwrap())
+                .sum()
+        };
+        assert_eq!(
+            (total("5ms"), total("30ms"), total("80ms")),
+            (10, 6, 4),
+            "{buckets}"
+        );
+
+        // percentiles from the histogram agree with the exact percentiles of the clock
+        measured.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let exact = |fraction: f64| {
+            measured[((fraction * measured.len() as f64).ceil() as usize).max(1) - 1]
+        };
+        let (p50, p90, p99) = Spi::get_three::<f64, f64, f64>(&format!(
+            "SELECT p50_ms, p90_ms, p99_ms FROM dbanalytics.query_latency('1 hour', 1000) WHERE queryid = {queryid}"
+        ))
+        .unwrap();
+        for (label, from_histogram, exact) in [
+            ("p50", p50.unwrap(), exact(0.5)),
+            ("p90", p90.unwrap(), exact(0.9)),
+            ("p99", p99.unwrap(), exact(0.99)),
+        ] {
+            // 5 % bucket error, plus the parse/plan time the clock sees and the executor does not
+            assert!(
+                (from_histogram - exact).abs() <= 0.05 * exact + 0.5,
+                "{label}: histogram {from_histogram} ms, clock {exact} ms"
+            );
+        }
+
+        // pg_stat_statements' own hook kept counting, buffers included
+        assert_eq!(
+            one::<i64>(&format!(
+                "SELECT sum(calls)::bigint FROM pg_stat_statements WHERE queryid = {queryid}"
+            )),
+            Some(calls_before + 20)
+        );
+    }
+
+    #[pg_test]
+    fn histograms_off_records_nothing() {
+        collection_test();
+        run("SET dbanalytics.histograms_nested = on");
+        assert_eq!(snapshot_problems(), "");
+        run("SET dbanalytics.histograms = off");
+        run("SELECT count(*) FROM pg_class WHERE relname = 'histograms_off_probe'");
+        run("SET dbanalytics.histograms = on");
+        assert_eq!(snapshot_problems(), "");
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM dbanalytics.statement_latency l
+                   JOIN pg_stat_statements s ON s.queryid = l.queryid
+                  WHERE s.query LIKE '%histograms_off_probe%'"
+            ),
+            Some(0)
+        );
+        assert_eq!(
+            one::<bool>("SELECT enabled FROM dbanalytics.histogram_status"),
+            Some(true)
+        );
+    }
+
+    #[pg_test]
+    fn percentile_function_merges_repeated_buckets() {
+        // two intervals of the same query: buckets repeat and add up
+        let bucket_of_1ms = one::<i32>(
+            "SELECT bucket FROM dbanalytics.latency_buckets() WHERE lower_ms <= 1 AND upper_ms > 1",
+        )
+        .unwrap();
+        let bucket_of_50ms = one::<i32>("SELECT bucket FROM dbanalytics.latency_buckets() WHERE lower_ms <= 50 AND upper_ms > 50")
+            .unwrap();
+        let p = one::<Vec<Option<f64>>>(&format!(
+            "SELECT dbanalytics.latency_percentiles('{{{bucket_of_1ms},{bucket_of_50ms},{bucket_of_1ms}}}'::smallint[],
+                                                    '{{50,10,40}}'::bigint[], '{{0.5,0.9,0.95}}')"
+        ))
+        .unwrap();
+        let (p50, p90, p95) = (p[0].unwrap(), p[1].unwrap(), p[2].unwrap());
+        assert!(
+            (p50 - 1.0).abs() < 0.05 && (p90 - 1.0).abs() < 0.05,
+            "{p:?}"
+        );
+        assert!((p95 - 50.0).abs() < 2.5, "{p:?}");
     }
 }

@@ -1,6 +1,8 @@
 //! The SQL surface of the foundation: on-demand collection and whether workers are loaded.
 //! Thin: argument handling, then a call into `collect`.
 
+pub mod latency;
+
 use crate::collect::{self, SourceRun};
 use pgrx::prelude::*;
 

@@ -69,6 +69,7 @@ type SourceFn = fn() -> Result<Collected, SourceError>;
 const SNAPSHOT_SOURCES: &[(&str, SourceFn)] = &[
     ("partitions", create_partitions),
     ("statements", snapshot_statements),
+    ("latency", persist_latency),
     ("databases", snapshot_databases),
     ("tables", snapshot_tables),
     ("indexes", snapshot_indexes),
@@ -243,14 +244,13 @@ fn drop_expired_partitions() -> Result<Collected, SourceError> {
     Ok(Collected::rows(dropped))
 }
 
-/// Reads a source's epoch, classifies the interval against the stored one, runs the source's
-/// snapshot function with that verdict and stores the new epoch — all in the caller's
-/// subtransaction, so a failure leaves the previous state in place.
-fn snapshot_counters(
+/// Reads a source's epoch and classifies the interval since its previous snapshot. Returns the
+/// verdict, the previous snapshot's time (a timestamptz literal, or None the first time) and the
+/// current epoch, to be stored with `remember_epoch` once the snapshot is written.
+fn read_interval(
     source: &str,
     epoch_sql: &str,
-    snapshot_call: impl FnOnce(&str, &Interval) -> String,
-) -> Result<Collected, SourceError> {
+) -> Result<(Interval, Option<String>, Epoch), SourceError> {
     let current = Spi::get_three::<String, String, i64>(epoch_sql)
         .map(|(server_life, stats_reset, dealloc)| Epoch {
             server_life,
@@ -282,36 +282,157 @@ fn snapshot_counters(
         )))
     })
     .map_err(spi_error)?;
-
     let interval = epoch::classify(stored.as_ref().map(|(epoch, _)| epoch), &current);
     let previous_snapshot = match &interval {
-        Interval::First => "NULL::timestamptz".to_string(),
-        _ => format!(
+        Interval::First => None,
+        _ => Some(format!(
             "{}::timestamptz",
             spi::literal(stored.as_ref().and_then(|(_, at)| at.as_deref()))
-        ),
+        )),
     };
-    let rows = spi::select_one::<i64>(&snapshot_call(&previous_snapshot, &interval))
-        .map_err(spi_error)?
-        .unwrap_or(0);
+    Ok((interval, previous_snapshot, current))
+}
 
+/// Stores the epoch a source's counters were read in, with this snapshot's time.
+fn remember_epoch(source: &str, epoch: &Epoch) -> Result<(), SourceError> {
     spi::execute(&format!(
         "INSERT INTO dbanalytics.source_state AS s (source, server_life, stats_reset, dealloc, updated_at)
-         VALUES ({source}, {start}, {reset}, {dealloc}, pg_catalog.now())
+         VALUES ({source}, {life}, {reset}, {dealloc}, pg_catalog.now())
          ON CONFLICT (source) DO UPDATE
             SET server_life = excluded.server_life, stats_reset = excluded.stats_reset,
                 dealloc = excluded.dealloc, updated_at = excluded.updated_at",
         source = spi::literal(Some(source)),
-        start = spi::literal(current.server_life.as_deref()),
-        reset = spi::literal(current.stats_reset.as_deref()),
-        dealloc = current.dealloc.map_or("NULL".to_string(), |d| d.to_string()),
+        life = spi::literal(epoch.server_life.as_deref()),
+        reset = spi::literal(epoch.stats_reset.as_deref()),
+        dealloc = epoch.dealloc.map_or("NULL".to_string(), |d| d.to_string()),
     ))
-    .map_err(spi_error)?;
+    .map_err(spi_error)
+}
+
+/// Classifies the interval, runs the source's snapshot function with that verdict and stores
+/// the new epoch — all in the caller's subtransaction, so a failure leaves the previous state.
+fn snapshot_counters(
+    source: &str,
+    epoch_sql: &str,
+    snapshot_call: impl FnOnce(&str, &Interval) -> String,
+) -> Result<Collected, SourceError> {
+    let (interval, previous_snapshot, current) = read_interval(source, epoch_sql)?;
+    let previous_snapshot = previous_snapshot.unwrap_or_else(|| "NULL::timestamptz".to_string());
+    let rows = spi::select_one::<i64>(&snapshot_call(&previous_snapshot, &interval))
+        .map_err(spi_error)?
+        .unwrap_or(0);
+    remember_epoch(source, &current)?;
     Ok(Collected {
         rows,
         interval,
         skipped: None,
     })
+}
+
+/// Moves the latency histograms recorded since the previous snapshot from shared memory into
+/// statement_latency and database_latency. Counts are taken out of shared memory (swapped with
+/// zero); if they cannot be stored they are put back, so the next snapshot stores them.
+fn persist_latency() -> Result<Collected, SourceError> {
+    let Some(histograms) = crate::histogram::table::table() else {
+        return Ok(Collected {
+            rows: 0,
+            interval: Interval::Continuous,
+            skipped: Some(
+                "latency histograms need dbanalytics in shared_preload_libraries".to_string(),
+            ),
+        });
+    };
+    let (interval, previous_snapshot, current) = read_interval("latency", POSTMASTER_ONLY_EPOCH)?;
+    // the first time, counts have accumulated since the server started
+    let interval_start =
+        previous_snapshot.unwrap_or_else(|| "pg_catalog.pg_postmaster_start_time()".to_string());
+    let drained = histograms.drain();
+    let store = || {
+        let rows = if drained.is_empty() {
+            0
+        } else {
+            spi::execute_returning::<i64>(&latency_insert(
+                &drained,
+                &interval_start,
+                interval.is_reset(),
+            ))
+            .map_err(spi_error)?
+            .unwrap_or(0)
+        };
+        remember_epoch("latency", &current)?;
+        Ok(rows)
+    };
+    let outcome = in_subtransaction(store);
+    // unlike counters, histograms need no baseline: the first snapshot stores what was recorded
+    let interval = match interval {
+        Interval::First => Interval::Continuous,
+        other => other,
+    };
+    match outcome {
+        Ok(rows) => Ok(Collected {
+            rows,
+            interval,
+            skipped: None,
+        }),
+        Err(error) => {
+            histograms.restore(&drained);
+            Err(error)
+        }
+    }
+}
+
+/// One statement writing the drained histograms per query and, summed, per database.
+fn latency_insert(
+    drained: &[crate::histogram::table::Drained],
+    interval_start: &str,
+    reset: bool,
+) -> String {
+    let values: Vec<String> = drained
+        .iter()
+        .map(|entry| {
+            let buckets: Vec<String> = entry
+                .buckets
+                .iter()
+                .map(|(bucket, _)| bucket.to_string())
+                .collect();
+            let counts: Vec<String> = entry
+                .buckets
+                .iter()
+                .map(|(_, count)| count.to_string())
+                .collect();
+            format!(
+                "({}::oid, {}::oid, {}::bigint, '{{{}}}'::smallint[], '{{{}}}'::bigint[])",
+                entry.dbid,
+                entry.userid,
+                entry.queryid,
+                buckets.join(","),
+                counts.join(",")
+            )
+        })
+        .collect();
+    format!(
+        "WITH drained (dbid, userid, queryid, buckets, counts) AS (VALUES {values}),
+         per_query AS (
+             INSERT INTO dbanalytics.statement_latency
+             SELECT {interval_start}, pg_catalog.now(), d.dbid, d.userid, d.queryid, {reset},
+                    (SELECT pg_catalog.sum(c)::bigint FROM pg_catalog.unnest(d.counts) c), d.buckets, d.counts
+               FROM drained d
+             RETURNING 1),
+         per_database AS (
+             INSERT INTO dbanalytics.database_latency
+             SELECT {interval_start}, pg_catalog.now(), x.dbid, db.datname, {reset},
+                    pg_catalog.sum(x.executions)::bigint,
+                    pg_catalog.array_agg(x.bucket ORDER BY x.bucket),
+                    pg_catalog.array_agg(x.executions ORDER BY x.bucket)
+               FROM (SELECT d.dbid, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
+                       FROM drained d, ROWS FROM (pg_catalog.unnest(d.buckets), pg_catalog.unnest(d.counts)) AS u(bucket, executions)
+                      GROUP BY d.dbid, u.bucket) x
+               LEFT JOIN pg_catalog.pg_database db ON db.oid = x.dbid
+              GROUP BY x.dbid, db.datname
+             RETURNING 1)
+         SELECT (SELECT pg_catalog.count(*) FROM per_query) + (SELECT pg_catalog.count(*) FROM per_database)",
+        values = values.join(",\n"),
+    )
 }
 
 /// `(previous_snapshot, interval_reset, counters_zeroed)` as SQL arguments.

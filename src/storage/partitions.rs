@@ -27,6 +27,8 @@ pub const PARTITIONED_TABLES: &[(&str, Retention)] = &[
     ("activity_minute", Retention::History),
     ("connection_minute", Retention::History),
     ("statement_stats", Retention::History),
+    ("statement_latency", Retention::History),
+    ("database_latency", Retention::History),
     ("database_stats", Retention::History),
     ("table_stats", Retention::History),
     ("index_stats", Retention::History),

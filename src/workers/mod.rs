@@ -147,6 +147,7 @@ fn run_in_transaction(worker: Worker, database: &str) -> Option<String> {
 
 fn run(worker: Worker) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    crate::histogram::hooks::ignore_this_process();
     let database = gucs::database();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     pgrx::log!("{} started in database \"{database}\"", worker.name());

@@ -1,0 +1,151 @@
+//! Executor hooks that time each statement and record it in its query's histogram.
+//!
+//! Chained like pg_stat_statements': each hook calls the one installed before it (or the
+//! standard executor). ExecutorStart asks for a total-time instrument when none exists (with
+//! INSTRUMENT_ALL, as pg_stat_statements does, so that whichever of the two allocates it, the
+//! other still gets its buffer counts); ExecutorEnd reads the total and records it. Nesting is
+//! tracked through ExecutorRun/ExecutorFinish so that only top-level statements are recorded
+//! unless `dbanalytics.histograms_nested` is on.
+
+use super::table;
+use crate::gucs;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::Cell;
+
+static mut PREVIOUS_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREVIOUS_RUN: pg_sys::ExecutorRun_hook_type = None;
+static mut PREVIOUS_FINISH: pg_sys::ExecutorFinish_hook_type = None;
+static mut PREVIOUS_END: pg_sys::ExecutorEnd_hook_type = None;
+static mut PREVIOUS_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
+static mut PREVIOUS_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
+
+thread_local! {
+    /// Depth of executor calls in this backend: 0 while a top-level statement starts or ends.
+    static NESTING: Cell<i32> = const { Cell::new(0) };
+    /// Set in dbanalytics' own workers: their collection statements are not the workload.
+    static IGNORED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Stops recording in this process (the sampler and the collector call it at start).
+pub fn ignore_this_process() {
+    IGNORED.with(|ignored| ignored.set(true));
+}
+
+/// Decrements the nesting level however the executor call ends (an ERROR unwinds through it).
+struct Nested;
+
+impl Nested {
+    fn enter() -> Self {
+        NESTING.with(|level| level.set(level.get() + 1));
+        Nested
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTING.with(|level| level.set(level.get() - 1));
+    }
+}
+
+/// Installs the shared-memory and executor hooks. Only while preloading.
+pub fn install() {
+    // SAFETY: _PG_init runs once per process before any query; we save and chain the hooks.
+    unsafe {
+        pg_sys::EnableQueryId();
+        PREVIOUS_SHMEM_REQUEST = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(shmem_request);
+        PREVIOUS_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
+        pg_sys::shmem_startup_hook = Some(shmem_startup);
+        PREVIOUS_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREVIOUS_RUN = pg_sys::ExecutorRun_hook;
+        pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREVIOUS_FINISH = pg_sys::ExecutorFinish_hook;
+        pg_sys::ExecutorFinish_hook = Some(executor_finish);
+        PREVIOUS_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_request() {
+    if let Some(previous) = PREVIOUS_SHMEM_REQUEST {
+        previous();
+    }
+    pg_sys::RequestAddinShmemSpace(table::shmem_size(gucs::max_histogram_queries()));
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_startup() {
+    if let Some(previous) = PREVIOUS_SHMEM_STARTUP {
+        previous();
+    }
+    table::attach(gucs::max_histogram_queries());
+}
+
+/// Should the statement being started or ended now be recorded?
+unsafe fn tracked(query_desc: *mut pg_sys::QueryDesc) -> bool {
+    gucs::histograms()
+        && !IGNORED.with(Cell::get)
+        && (NESTING.with(Cell::get) == 0 || gucs::histograms_nested())
+        && (*(*query_desc).plannedstmt).queryId != 0
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    match PREVIOUS_START {
+        Some(previous) => previous(query_desc, eflags),
+        None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+    }
+    if tracked(query_desc) && (*query_desc).totaltime.is_null() {
+        let caller_context = pg_sys::MemoryContextSwitchTo((*(*query_desc).estate).es_query_cxt);
+        (*query_desc).totaltime =
+            pg_sys::InstrAlloc(1, pg_sys::InstrumentOption::INSTRUMENT_ALL as i32, false);
+        pg_sys::MemoryContextSwitchTo(caller_context);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    let _nested = Nested::enter();
+    match PREVIOUS_RUN {
+        Some(previous) => previous(query_desc, direction, count, execute_once),
+        None => pg_sys::standard_ExecutorRun(query_desc, direction, count, execute_once),
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) {
+    let _nested = Nested::enter();
+    match PREVIOUS_FINISH {
+        Some(previous) => previous(query_desc),
+        None => pg_sys::standard_ExecutorFinish(query_desc),
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+    if !(*query_desc).totaltime.is_null() && tracked(query_desc) {
+        if let Some(histograms) = table::table() {
+            // finishes the timing (pg_stat_statements may do it again: that is a no-op)
+            pg_sys::InstrEndLoop((*query_desc).totaltime);
+            let micros = ((*(*query_desc).totaltime).total * 1_000_000.0) as u64;
+            histograms.record(
+                pg_sys::MyDatabaseId.to_u32(),
+                pg_sys::GetUserId().to_u32(),
+                (*(*query_desc).plannedstmt).queryId as i64,
+                micros,
+            );
+        }
+    }
+    match PREVIOUS_END {
+        Some(previous) => previous(query_desc),
+        None => pg_sys::standard_ExecutorEnd(query_desc),
+    }
+}

@@ -1,0 +1,277 @@
+//! The histogram table in shared memory: one slot per (database, user, queryid), lock-free.
+//!
+//! Slots are claimed with a compare-and-swap and never freed, so a recording backend needs no
+//! lock: it finds its slot by open addressing and adds one to a bucket with an atomic
+//! increment. The collector drains a slot by swapping each bucket with zero, so no execution
+//! is lost or counted twice. When `dbanalytics.max_histogram_queries` slots are taken, new
+//! queries are recorded in their database's overflow slot (queryid 0, userid 0), and when even
+//! the overflow slots are taken, in `lost_executions` — nothing is evicted silently.
+
+use super::buckets::{bucket_of, BUCKETS};
+use pgrx::pg_sys;
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+const EMPTY: u32 = 0;
+const CLAIMED: u32 = 1;
+const READY: u32 = 2;
+/// Overflow slots, one per database that overflowed.
+const OVERFLOW_SLOTS: usize = 64;
+/// A lookup gives up after this many probes and treats the table as full (bounds the hot path).
+const MAX_PROBES: usize = 64;
+const SHMEM_NAME: &CStr = c"dbanalytics latency histograms";
+
+#[repr(C)]
+struct Header {
+    capacity: u32,
+    regular_slots: u32,
+    used: AtomicU32,
+    overflow_used: AtomicU32,
+    lost_executions: AtomicU64,
+}
+
+#[repr(C)]
+pub struct Slot {
+    state: AtomicU32,
+    pub dbid: u32,
+    pub userid: u32,
+    pub queryid: i64,
+    counts: [AtomicU64; BUCKETS],
+}
+
+/// Where this process sees the table (set in the postmaster, inherited by every child).
+static TABLE: AtomicPtr<Header> = AtomicPtr::new(std::ptr::null_mut());
+
+fn regular_slots(capacity: u32) -> usize {
+    // at most 3/4 full, so that probe chains stay short
+    capacity as usize * 4 / 3 + 1
+}
+
+/// Bytes of shared memory for a capacity.
+pub fn shmem_size(capacity: u32) -> usize {
+    std::mem::size_of::<Header>()
+        + (regular_slots(capacity) + OVERFLOW_SLOTS) * std::mem::size_of::<Slot>()
+}
+
+/// Creates (or attaches to) the table. Called from the shmem startup hook.
+///
+/// # Safety
+/// Must run in the shmem startup hook, after the space was requested.
+pub unsafe fn attach(capacity: u32) {
+    let size = shmem_size(capacity);
+    let mut found = false;
+    let lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock; // AddinShmemInitLock
+    pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+    let header = pg_sys::ShmemInitStruct(SHMEM_NAME.as_ptr(), size, &mut found) as *mut Header;
+    if !found {
+        std::ptr::write_bytes(header as *mut u8, 0, size);
+        (*header).capacity = capacity;
+        (*header).regular_slots = regular_slots(capacity) as u32;
+    }
+    pg_sys::LWLockRelease(lock);
+    TABLE.store(header, Ordering::Release);
+}
+
+pub struct Table {
+    header: &'static Header,
+    regular: &'static [Slot],
+    overflow: &'static [Slot],
+}
+
+/// The table, when the library was preloaded.
+pub fn table() -> Option<Table> {
+    let header = TABLE.load(Ordering::Acquire);
+    if header.is_null() {
+        return None;
+    }
+    // SAFETY: the layout written by `attach`, which lives as long as the server.
+    unsafe {
+        let header: &'static Header = &*header;
+        let first = (header as *const Header).add(1) as *const Slot;
+        let regular = std::slice::from_raw_parts(first, header.regular_slots as usize);
+        let overflow =
+            std::slice::from_raw_parts(first.add(header.regular_slots as usize), OVERFLOW_SLOTS);
+        Some(Table {
+            header,
+            regular,
+            overflow,
+        })
+    }
+}
+
+fn hash(dbid: u32, userid: u32, queryid: i64) -> u64 {
+    // splitmix64 over the key
+    let mut x = (queryid as u64) ^ (u64::from(dbid) << 32 | u64::from(userid)).rotate_left(17);
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn wait_until_ready(slot: &Slot) -> bool {
+    for _ in 0..10_000 {
+        if slot.state.load(Ordering::Acquire) == READY {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
+}
+
+/// Finds the key's slot, claiming an empty one when `may_claim` allows; the flag says whether
+/// this call claimed it.
+fn find<'a>(
+    slots: &'a [Slot],
+    dbid: u32,
+    userid: u32,
+    queryid: i64,
+    may_claim: &dyn Fn() -> bool,
+) -> Option<(&'a Slot, bool)> {
+    let start = hash(dbid, userid, queryid) as usize % slots.len();
+    for probe in 0..MAX_PROBES.min(slots.len()) {
+        let slot = &slots[(start + probe) % slots.len()];
+        loop {
+            match slot.state.load(Ordering::Acquire) {
+                READY => {
+                    if slot.dbid == dbid && slot.userid == userid && slot.queryid == queryid {
+                        return Some((slot, false));
+                    }
+                    break;
+                }
+                CLAIMED => {
+                    if !wait_until_ready(slot) {
+                        return None;
+                    }
+                }
+                _ => {
+                    if !may_claim() {
+                        return None;
+                    }
+                    if slot
+                        .state
+                        .compare_exchange(EMPTY, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        // SAFETY: the CAS made this process the slot's only writer until READY.
+                        unsafe {
+                            let writable = slot as *const Slot as *mut Slot;
+                            (*writable).dbid = dbid;
+                            (*writable).userid = userid;
+                            (*writable).queryid = queryid;
+                        }
+                        slot.state.store(READY, Ordering::Release);
+                        return Some((slot, true));
+                    }
+                    // another backend claimed it first: look at it again
+                }
+            }
+        }
+    }
+    None
+}
+
+impl Table {
+    /// Adds one execution of `micros` to the query's histogram.
+    pub fn record(&self, dbid: u32, userid: u32, queryid: i64, micros: u64) {
+        let bucket = bucket_of(micros);
+        let header = self.header;
+        let room_left = || header.used.load(Ordering::Relaxed) < header.capacity;
+        let slot = match find(self.regular, dbid, userid, queryid, &room_left) {
+            Some((slot, claimed)) => {
+                if claimed {
+                    header.used.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(slot)
+            }
+            None => find(self.overflow, dbid, 0, 0, &|| true).map(|(slot, claimed)| {
+                if claimed {
+                    header.overflow_used.fetch_add(1, Ordering::Relaxed);
+                }
+                slot
+            }),
+        };
+        match slot {
+            Some(slot) => {
+                slot.counts[bucket].fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                header.lost_executions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Takes every non-zero count out of the table: `(dbid, userid, queryid, [(bucket, count)])`.
+    pub fn drain(&self) -> Vec<Drained> {
+        let mut drained = Vec::new();
+        for slot in self.regular.iter().chain(self.overflow.iter()) {
+            if slot.state.load(Ordering::Acquire) != READY {
+                continue;
+            }
+            let mut buckets = Vec::new();
+            for (bucket, count) in slot.counts.iter().enumerate() {
+                if count.load(Ordering::Relaxed) != 0 {
+                    let taken = count.swap(0, Ordering::AcqRel);
+                    if taken != 0 {
+                        buckets.push((bucket, taken));
+                    }
+                }
+            }
+            if !buckets.is_empty() {
+                drained.push(Drained {
+                    dbid: slot.dbid,
+                    userid: slot.userid,
+                    queryid: slot.queryid,
+                    buckets,
+                });
+            }
+        }
+        drained
+    }
+
+    /// Puts drained counts back (when they could not be stored).
+    pub fn restore(&self, drained: &[Drained]) {
+        for entry in drained {
+            let slots = if entry.queryid == 0 && entry.userid == 0 {
+                self.overflow
+            } else {
+                self.regular
+            };
+            if let Some((slot, _)) = find(slots, entry.dbid, entry.userid, entry.queryid, &|| false)
+            {
+                for (bucket, count) in &entry.buckets {
+                    slot.counts[*bucket].fetch_add(*count, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            capacity: i64::from(self.header.capacity),
+            used: i64::from(
+                self.header
+                    .used
+                    .load(Ordering::Relaxed)
+                    .min(self.header.capacity),
+            ),
+            overflow_databases: i64::from(self.header.overflow_used.load(Ordering::Relaxed)),
+            lost_executions: self.header.lost_executions.load(Ordering::Relaxed) as i64,
+            shared_memory_bytes: shmem_size(self.header.capacity) as i64,
+        }
+    }
+}
+
+pub struct Drained {
+    pub dbid: u32,
+    pub userid: u32,
+    pub queryid: i64,
+    pub buckets: Vec<(usize, u64)>,
+}
+
+pub struct Status {
+    pub capacity: i64,
+    pub used: i64,
+    pub overflow_databases: i64,
+    pub lost_executions: i64,
+    pub shared_memory_bytes: i64,
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# End-to-end test of the latency histograms on a real cluster: a pgbench workload gets
+# percentiles per query and per database, pg_stat_statements keeps counting beside our hooks,
+# and queries beyond dbanalytics.max_histogram_queries go to a visible overflow histogram.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/lib.sh
+
+DIR=$PWD/target/e2e-latency
+PORT=55436
+DB=appdb
+q() { psql_at "$DIR" "$PORT" "$DB" "$1"; }
+holds() { [ "$(q "SELECT ($1)")" = t ]; }
+snapshot_after() { holds "(SELECT max(interval_end) FROM dbanalytics.database_latency) > '$1'"; }
+trap 'cluster_stop "$DIR"' EXIT
+
+step "Cluster with room for 100 query histograms, snapshots every 5 s"
+rm -rf "$DIR"
+cluster_init "$DIR" "$PORT" \
+    "shared_preload_libraries = 'pg_stat_statements,dbanalytics'" \
+    "dbanalytics.database = '$DB'" "dbanalytics.snapshot_interval = '5s'" \
+    "dbanalytics.max_histogram_queries = 100"
+cluster_start "$DIR"
+psql_at "$DIR" "$PORT" postgres "CREATE DATABASE $DB"
+q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
+as_pg_user "$PG_BIN/pgbench" -h "$DIR" -p "$PORT" -U postgres -i -s 2 -q "$DB" >/dev/null 2>&1
+
+step "pgbench select-only for 10 s"
+PGSS_BEFORE=$(q "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'")
+as_pg_user "$PG_BIN/pgbench" -h "$DIR" -p "$PORT" -U postgres -S -M prepared -c 4 -j 2 -T 10 "$DB" >"$DIR/pgbench.log" 2>&1
+TX=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$DIR/pgbench.log")
+T1=$(q "SELECT now()")
+wait_for "a snapshot of the histograms" 20 snapshot_after "$T1"
+
+check "every pgbench execution is in the statement's histogram" "$TX" \
+    "$(q "SELECT executions FROM dbanalytics.query_latency('1 hour', 1000) WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'")"
+check "its percentiles are ordered and sub-second" t \
+    "$(q "SELECT p50_ms > 0 AND p50_ms <= p90_ms AND p90_ms <= p95_ms AND p95_ms <= p99_ms AND p99_ms <= max_ms AND p99_ms < 1000
+            FROM dbanalytics.query_latency('1 hour', 1000) WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'")"
+check "pg_stat_statements counted the same executions beside our hooks" "$TX" \
+    "$(q "SELECT sum(calls) - $PGSS_BEFORE FROM pg_stat_statements WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'")"
+check "database_performance_metrics has per-minute percentiles" t \
+    "$(q "SELECT bool_or(p95_ms > 0 AND p50_ms <= p95_ms AND p95_ms <= p99_ms)
+            FROM dbanalytics.database_performance_metrics WHERE datname = '$DB'")"
+check "latency_histogram sums to the executions" "$TX" \
+    "$(q "SELECT sum(executions) FROM dbanalytics.latency_histogram(
+            (SELECT queryid FROM dbanalytics.query_latency('1 hour', 1000)
+              WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'), '1 hour')")"
+
+step "150 more query shapes than there is room for"
+q "DO \$\$ BEGIN FOR i IN 1..150 LOOP EXECUTE format('CREATE TABLE shape_%s (id int)', i); END LOOP; END \$\$"
+for i in $(seq 1 150); do echo "SELECT count(*) FROM shape_$i;"; done \
+    | "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d "$DB" >/dev/null
+check "the table is full, not evicting" "100" "$(q "SELECT queries FROM dbanalytics.histogram_status")"
+check "the database overflowed visibly" t "$(q "SELECT overflow_databases >= 1 AND lost_executions = 0 FROM dbanalytics.histogram_status")"
+T2=$(q "SELECT now()")
+wait_for "a snapshot after the overflow" 20 snapshot_after "$T2"
+check "overflow executions are stored under queryid 0 and labelled" t \
+    "$(q "SELECT executions >= 50 AND query LIKE '<overflow%' FROM dbanalytics.query_latency('1 hour', 1000) WHERE queryid = 0")"
+
+if [ "$FAILURES" -ne 0 ]; then
+    echo "$FAILURES check(s) failed" >&2
+    exit 1
+fi
+step "e2e_latency: all checks passed"
