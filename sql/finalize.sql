@@ -11,6 +11,7 @@ REVOKE SELECT ON @extschema@.statements, @extschema@.source_state, @extschema@.s
     @extschema@.bgwriter_counters
     FROM dbanalytics_reader;
 GRANT SELECT ON @extschema@.source_state TO dbanalytics_admin;
+GRANT INSERT, UPDATE, DELETE ON @extschema@.alert_rules TO dbanalytics_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ TO dbanalytics_reader;
 -- collection writes: only through take_sample() / take_snapshot(), for admins
 REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(),
@@ -22,7 +23,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._snapshot_bgwriter(timestamptz, boolean, boolean),
     @extschema@._snapshot_replication(timestamptz),
     @extschema@._snapshot_replication_slots(timestamptz),
-    @extschema@._rollup_minutes(timestamptz)
+    @extschema@._rollup_minutes(timestamptz),
+    @extschema@._record_health(interval), @extschema@._evaluate_alerts()
     FROM dbanalytics_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot() TO dbanalytics_admin;
 

@@ -20,6 +20,8 @@ static RETENTION_RAW_MIN: GucSetting<i32> = GucSetting::<i32>::new(24 * 60);
 static RETENTION_HISTORY_MIN: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60);
 /// Milliseconds of mean execution time above which a statement counts as slow in an interval.
 static SLOW_QUERY_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
+/// Seconds between two records of the health score in health_history.
+static HEALTH_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(300);
 /// Whether the executor hooks record latency histograms.
 static HISTOGRAMS: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Whether statements run inside functions are recorded too (not only top-level ones).
@@ -53,6 +55,16 @@ recorded in an overflow histogram per database (queryid 0). Requires a restart."
             GucFlags::default(),
         );
     }
+    GucRegistry::define_int_guc(
+        c"dbanalytics.health_interval",
+        c"Time between two records of the health score in health_history.",
+        c"The collector computes health_score('1 hour') at its first snapshot after this much time.",
+        &HEALTH_INTERVAL_S,
+        5,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
     GucRegistry::define_bool_guc(
         c"dbanalytics.histograms",
         c"Records a latency histogram per query (needs shared_preload_libraries).",
@@ -163,6 +175,10 @@ pub fn retention_raw() -> Duration {
 
 pub fn retention_history() -> Duration {
     Duration::from_secs(RETENTION_HISTORY_MIN.get() as u64 * 60)
+}
+
+pub fn health_interval() -> Duration {
+    Duration::from_secs(HEALTH_INTERVAL_S.get() as u64)
 }
 
 pub fn histograms() -> bool {

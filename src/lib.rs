@@ -53,6 +53,17 @@ extension_sql_file!(
     name = "analytics_objects",
     requires = ["analytics_common"]
 );
+extension_sql_file!(
+    "../sql/health.sql",
+    name = "health",
+    requires = [
+        "analytics_queries",
+        "analytics_connections",
+        "analytics_objects",
+        "analytics_latency"
+    ]
+);
+extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["health"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 static PRELOADED: AtomicBool = AtomicBool::new(false);

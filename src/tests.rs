@@ -200,7 +200,7 @@ mod tests {
                     SELECT p.relname || to_char(now() AT TIME ZONE 'UTC' + d * interval '1 day', '\"_p\"YYYYMMDD')
                       FROM generate_series(0, 2) d)",
         );
-        assert_eq!(ahead, Some(15 * 3));
+        assert_eq!(ahead, Some(16 * 3));
 
         // raw retention is 1 day: a raw partition from 3 days ago goes, a history one stays
         let (day, from, to) = Spi::get_three::<String, String, String>(
@@ -323,7 +323,8 @@ mod tests {
             )
             .as_deref(),
             Some(
-                "dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,dbanalytics.histograms=on,\
+                "dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,dbanalytics.health_interval=300s,\
+                 dbanalytics.histograms=on,\
                  dbanalytics.histograms_nested=off,dbanalytics.max_histogram_queries=5000,\
                  dbanalytics.retention_history=43200min,dbanalytics.retention_raw=1440min,\
                  dbanalytics.sample_interval=1000ms,dbanalytics.slow_query_threshold=500ms,\
@@ -338,7 +339,7 @@ mod tests {
             )
             .as_deref(),
             Some(
-                "dbanalytics.max_histogram_queries:100..100000,\
+                "dbanalytics.health_interval:5..86400,dbanalytics.max_histogram_queries:100..100000,\
                  dbanalytics.retention_history:1440..5270400,dbanalytics.retention_raw:60..527040,\
                  dbanalytics.sample_interval:100..3600000,dbanalytics.slow_query_threshold:1..3600000,\
                  dbanalytics.snapshot_interval:5..86400"

@@ -105,12 +105,12 @@ check "database_stats commits match the workload scale (> 100 in the window)" t 
 
 step "collector_status shows every source healthy"
 check "sources and their health" \
-    "activity:healthy bgwriter:healthy databases:healthy indexes:healthy latency:healthy partitions:healthy replication:healthy replication_slots:healthy retention:healthy rollup:healthy statements:healthy tables:healthy" \
+    "activity:healthy alerts:healthy bgwriter:healthy databases:healthy health:healthy indexes:healthy latency:healthy partitions:healthy replication:healthy replication_slots:healthy retention:healthy rollup:healthy statements:healthy tables:healthy" \
     "$(q "SELECT string_agg(source || ':' || health, ' ' ORDER BY source) FROM dbanalytics.collector_status
 ")"
 
 step "Partitions for today and the next two days"
-check "3 daily partitions per partitioned table" "15 tables x 3 days" \
+check "3 daily partitions per partitioned table" "16 tables x 3 days" \
     "$(q "SELECT count(DISTINCT p.relname) || ' tables x ' || min(n) || ' days' FROM (
             SELECT p.relname, count(*) AS n
               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid

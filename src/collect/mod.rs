@@ -77,6 +77,8 @@ const SNAPSHOT_SOURCES: &[(&str, SourceFn)] = &[
     ("replication", snapshot_replication),
     ("replication_slots", snapshot_replication_slots),
     ("rollup", rollup_minutes),
+    ("health", record_health),
+    ("alerts", evaluate_alerts),
     ("retention", drop_expired_partitions),
 ];
 
@@ -557,4 +559,21 @@ fn rollup_minutes() -> Result<Collected, SourceError> {
     ))
     .map_err(spi_error)?;
     Ok(Collected::rows(rows.unwrap_or(0)))
+}
+
+/// Records the health score when the last record is older than dbanalytics.health_interval.
+fn record_health() -> Result<Collected, SourceError> {
+    let rows = spi::execute_returning::<i64>(&format!(
+        "SELECT dbanalytics._record_health(pg_catalog.make_interval(secs => {}))",
+        gucs::health_interval().as_secs()
+    ))
+    .map_err(spi_error)?;
+    Ok(Collected::rows(rows.unwrap_or(0)))
+}
+
+/// Opens, updates and resolves alerts; each opening is announced with NOTIFY dbanalytics_alerts.
+fn evaluate_alerts() -> Result<Collected, SourceError> {
+    let opened = spi::execute_returning::<i64>("SELECT dbanalytics._evaluate_alerts()")
+        .map_err(spi_error)?;
+    Ok(Collected::rows(opened.unwrap_or(0)))
 }

@@ -35,6 +35,7 @@ pub const PARTITIONED_TABLES: &[(&str, Retention)] = &[
     ("bgwriter_stats", Retention::History),
     ("replication_stats", Retention::History),
     ("replication_slot_stats", Retention::History),
+    ("health_history", Retention::History),
 ];
 
 /// Days after today for which partitions must already exist.

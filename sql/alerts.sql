@@ -1,0 +1,205 @@
+-- dbanalytics: health history and alerts. The collector records the health score every
+-- dbanalytics.health_interval and evaluates alert_rules at every snapshot.
+
+CREATE TABLE @extschema@.health_history (
+    computed_at   timestamptz NOT NULL,
+    overall_score numeric     NOT NULL,
+    performance   numeric     NOT NULL,
+    reliability   numeric     NOT NULL,
+    efficiency    numeric     NOT NULL,
+    security      numeric     NOT NULL,
+    maintenance   numeric     NOT NULL,
+    risk_factors  jsonb       NOT NULL
+) PARTITION BY RANGE (computed_at);
+CREATE INDEX ON @extschema@.health_history (computed_at);
+
+-- Records the score if the last record is older than min_spacing; returns rows written.
+CREATE FUNCTION @extschema@._record_health(min_spacing interval)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    score jsonb;
+BEGIN
+    IF EXISTS (SELECT FROM @extschema@.health_history h
+                WHERE h.computed_at > pg_catalog.now() - min_spacing) THEN
+        RETURN 0;
+    END IF;
+    score := @extschema@.health_score(interval '1 hour');
+    INSERT INTO @extschema@.health_history
+    VALUES (pg_catalog.now(), (score->>'overall_score')::numeric,
+            (score->'component_scores'->>'performance')::numeric,
+            (score->'component_scores'->>'reliability')::numeric,
+            (score->'component_scores'->>'efficiency')::numeric,
+            (score->'component_scores'->>'security')::numeric,
+            (score->'component_scores'->>'maintenance')::numeric,
+            score->'risk_factors');
+    RETURN 1;
+END
+$$;
+
+-- The score over time, with what changed since the previous record and the risks behind it.
+CREATE VIEW @extschema@.health_trend AS
+SELECT h.computed_at, h.overall_score,
+       h.overall_score - pg_catalog.lag(h.overall_score) OVER w AS change,
+       h.performance, h.reliability, h.efficiency, h.security, h.maintenance,
+       (SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s, -%s)', r->>'factor', r->>'severity', r->>'points_lost'), ', ')
+          FROM pg_catalog.jsonb_array_elements(h.risk_factors) r) AS risks
+  FROM @extschema@.health_history h
+WINDOW w AS (ORDER BY h.computed_at)
+ ORDER BY h.computed_at;
+
+CREATE TABLE @extschema@.alert_rules (
+    rule        text PRIMARY KEY,
+    metric      text    NOT NULL CHECK (metric IN ('slow_queries_per_minute', 'deadlocks', 'replication_lag_seconds',
+                                                   'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
+                                                   'health_score', 'health_score_drop')),
+    comparison  text    NOT NULL CHECK (comparison IN ('>', '<')),
+    threshold   numeric NOT NULL,
+    severity    text    NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
+    enabled     boolean NOT NULL DEFAULT true,
+    description text
+);
+
+INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description) VALUES
+    ('slow_queries', 'slow_queries_per_minute', '>', 10, 'medium',
+     'more than 10 executions per minute slower than dbanalytics.slow_query_threshold'),
+    ('deadlock', 'deadlocks', '>', 0, 'high', 'a deadlock in the last snapshot interval'),
+    ('replication_lag', 'replication_lag_seconds', '>', 5, 'high', 'a standby replays more than 5 s behind'),
+    ('idle_in_transaction', 'idle_in_transaction_seconds', '>', 300, 'medium',
+     'a session idle in a transaction for more than 5 minutes'),
+    ('connections_near_limit', 'connections_ratio', '>', 0.9, 'high',
+     'client connections above 90 % of max_connections - superuser_reserved_connections'),
+    ('xid_wraparound', 'xid_age', '>', 1000000000, 'critical',
+     'a database''s oldest unfrozen transaction ID is more than 1 billion transactions old (wraparound at 2^31)'),
+    ('health_low', 'health_score', '<', 60, 'high', 'the recorded health score is below 60'),
+    ('health_drop', 'health_score_drop', '>', 15, 'medium',
+     'the recorded health score fell by more than 15 points within the last hour');
+
+-- One alert episode: opened once, updated while the condition holds, resolved when it clears.
+CREATE TABLE @extschema@.alerts (
+    alert_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rule         text        NOT NULL,
+    severity     text        NOT NULL,
+    opened_at    timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    resolved_at  timestamptz,
+    value        numeric,
+    threshold    numeric     NOT NULL,
+    details      jsonb
+);
+CREATE UNIQUE INDEX alerts_one_open_episode ON @extschema@.alerts (rule) WHERE resolved_at IS NULL;
+CREATE INDEX ON @extschema@.alerts (opened_at);
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts', '');
+
+-- The current value of every alert metric (from the latest snapshot interval or live).
+CREATE FUNCTION @extschema@._alert_metrics()
+RETURNS TABLE (metric text, value numeric, details jsonb)
+LANGUAGE sql STABLE
+AS $$
+WITH latest_db AS (
+    SELECT d.* FROM @extschema@.database_stats d
+     WHERE d.interval_end = (SELECT pg_catalog.max(x.interval_end) FROM @extschema@.database_stats x)
+), latest_latency AS (
+    SELECT l.* FROM @extschema@.database_latency l
+     WHERE l.interval_end = (SELECT pg_catalog.max(x.interval_end) FROM @extschema@.database_latency x)
+), slow AS (
+    SELECT pg_catalog.sum(u.executions) FILTER (WHERE b.lower_ms >= @extschema@._slow_query_ms()) AS executions,
+           pg_catalog.max(EXTRACT(epoch FROM l.interval_end - l.interval_start)) AS seconds
+      FROM latest_latency l,
+           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions),
+           @extschema@.latency_buckets() b
+     WHERE b.bucket = u.bucket
+), history AS (
+    SELECT (SELECT h.overall_score FROM @extschema@.health_history h ORDER BY h.computed_at DESC LIMIT 1) AS latest,
+           (SELECT pg_catalog.max(h.overall_score) FROM @extschema@.health_history h
+             WHERE h.computed_at > pg_catalog.now() - interval '1 hour') AS best_last_hour
+)
+SELECT 'slow_queries_per_minute', COALESCE(s.executions, 0) * 60 / NULLIF(s.seconds, 0)::numeric,
+       pg_catalog.jsonb_build_object('slow_executions', COALESCE(s.executions, 0), 'interval_seconds', s.seconds,
+                                     'slow_query_threshold_ms', @extschema@._slow_query_ms(),
+                                     'source', 'database_latency (latest interval)')
+  FROM slow s
+UNION ALL
+SELECT 'deadlocks', pg_catalog.sum(d.deadlocks)::numeric,
+       pg_catalog.jsonb_build_object('per_database', pg_catalog.jsonb_object_agg(d.datname, d.deadlocks),
+                                     'interval_start', pg_catalog.min(d.interval_start),
+                                     'interval_end', pg_catalog.max(d.interval_end), 'source', 'database_stats')
+  FROM latest_db d
+UNION ALL
+SELECT 'replication_lag_seconds', pg_catalog.max(EXTRACT(epoch FROM r.replay_lag))::numeric,
+       pg_catalog.jsonb_build_object('standbys', pg_catalog.jsonb_object_agg(COALESCE(r.application_name, r.pid::text),
+                                     EXTRACT(epoch FROM r.replay_lag)), 'source', 'pg_stat_replication')
+  FROM pg_catalog.pg_stat_replication r
+UNION ALL
+SELECT 'idle_in_transaction_seconds', pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - a.state_change))::numeric,
+       pg_catalog.jsonb_build_object('sessions', pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'pid', a.pid, 'usename', a.usename, 'application_name', a.application_name,
+           'idle_seconds', pg_catalog.round(EXTRACT(epoch FROM pg_catalog.now() - a.state_change)))), 'source', 'pg_stat_activity')
+  FROM pg_catalog.pg_stat_activity a WHERE a.state LIKE 'idle in transaction%'
+UNION ALL
+SELECT 'connections_ratio',
+       pg_catalog.count(*)::numeric / (pg_catalog.current_setting('max_connections')::numeric
+                                       - pg_catalog.current_setting('superuser_reserved_connections')::numeric),
+       pg_catalog.jsonb_build_object('client_backends', pg_catalog.count(*),
+                                     'max_connections', pg_catalog.current_setting('max_connections')::integer,
+                                     'superuser_reserved_connections', pg_catalog.current_setting('superuser_reserved_connections')::integer)
+  FROM pg_catalog.pg_stat_activity a WHERE a.backend_type = 'client backend'
+UNION ALL
+SELECT 'xid_age', pg_catalog.max(pg_catalog.age(d.datfrozenxid))::numeric,
+       pg_catalog.jsonb_build_object('oldest_database', (pg_catalog.array_agg(d.datname ORDER BY pg_catalog.age(d.datfrozenxid) DESC))[1])
+  FROM pg_catalog.pg_database d
+UNION ALL
+SELECT 'health_score', h.latest, pg_catalog.jsonb_build_object('source', 'health_history') FROM history h
+UNION ALL
+SELECT 'health_score_drop', h.best_last_hour - h.latest,
+       pg_catalog.jsonb_build_object('best_last_hour', h.best_last_hour, 'latest', h.latest, 'source', 'health_history')
+  FROM history h
+$$;
+
+-- Opens, updates and resolves alert episodes; announces each opening once with NOTIFY.
+CREATE FUNCTION @extschema@._evaluate_alerts()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    candidate record;
+    open_alert @extschema@.alerts;
+    opened bigint := 0;
+    firing boolean;
+BEGIN
+    FOR candidate IN
+        SELECT r.rule, r.comparison, r.threshold, r.severity, m.value, m.details
+          FROM @extschema@.alert_rules r
+          JOIN @extschema@._alert_metrics() m ON m.metric = r.metric
+         WHERE r.enabled
+    LOOP
+        firing := candidate.value IS NOT NULL AND CASE candidate.comparison
+            WHEN '>' THEN candidate.value > candidate.threshold
+            ELSE candidate.value < candidate.threshold END;
+        SELECT * INTO open_alert FROM @extschema@.alerts a
+         WHERE a.rule = candidate.rule AND a.resolved_at IS NULL;
+        IF firing AND open_alert.alert_id IS NULL THEN
+            INSERT INTO @extschema@.alerts (rule, severity, opened_at, last_seen_at, value, threshold, details)
+            VALUES (candidate.rule, candidate.severity, pg_catalog.now(), pg_catalog.now(), candidate.value,
+                    candidate.threshold, candidate.details);
+            PERFORM pg_catalog.pg_notify('dbanalytics_alerts', pg_catalog.jsonb_build_object(
+                'rule', candidate.rule, 'severity', candidate.severity, 'value', candidate.value,
+                'threshold', candidate.threshold, 'opened_at', pg_catalog.now(),
+                'details', candidate.details)::text);
+            opened := opened + 1;
+        ELSIF firing THEN
+            UPDATE @extschema@.alerts SET last_seen_at = pg_catalog.now(), value = candidate.value,
+                                          details = candidate.details
+             WHERE alert_id = open_alert.alert_id;
+        ELSIF open_alert.alert_id IS NOT NULL THEN
+            UPDATE @extschema@.alerts SET resolved_at = pg_catalog.now() WHERE alert_id = open_alert.alert_id;
+        END IF;
+    END LOOP;
+    RETURN opened;
+END
+$$;
