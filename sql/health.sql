@@ -101,7 +101,8 @@ WITH args AS (
            pg_catalog.string_agg(pg_catalog.format('%I.%I: %s dead of %s tuples', t.schemaname, t.tablename,
                                                    t.n_dead_tup, t.n_live_tup + t.n_dead_tup), '; ')
                FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS vacuum_detail,
-           pg_catalog.string_agg(t.recommendation, ' ') FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS vacuum_ddl,
+           pg_catalog.string_agg(pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename), ' ')
+               FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS vacuum_ddl,
            pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schemaname, t.tablename), ', ')
                FILTER (WHERE 'needs_analyze' = ANY (t.issues)) AS analyze_list,
            pg_catalog.string_agg(pg_catalog.format('%I.%I (%s rows per sequential scan)', t.schemaname, t.tablename,

@@ -25,7 +25,14 @@ cluster_init() {
     rm -rf "$dir"
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$dir"
-    as_pg_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 \
+    # PGPASSWORD set: password (SCRAM) authentication, so that pg_hba has no trust rule
+    local auth=(--auth=trust)
+    if [ -n "${PGPASSWORD:-}" ]; then
+        printf '%s\n' "$PGPASSWORD" >"$dir/pwfile"
+        [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$dir/pwfile"
+        auth=(--auth=scram-sha-256 --pwfile="$dir/pwfile")
+    fi
+    as_pg_user "$PG_BIN/initdb" -D "$dir/data" -U postgres "${auth[@]}" -E UTF8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log"; return 1; }
     {
         echo "port = $port"
