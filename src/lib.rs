@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod advisor;
 mod api;
 mod collect;
 mod gucs;

@@ -92,7 +92,7 @@ check() {
 # ensure_toolchain: the Debian packages and cargo-pgrx the build needs (idempotent)
 ensure_toolchain() {
     local missing=()
-    for pkg in postgresql-15 postgresql-client-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo; do
+    for pkg in postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-15-hypopg libclang-dev clang pkg-config sudo; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
     if [ ${#missing[@]} -gt 0 ]; then

@@ -1,6 +1,7 @@
 //! The SQL surface of the foundation: on-demand collection and whether workers are loaded.
 //! Thin: argument handling, then a call into `collect`.
 
+pub mod advisor;
 pub mod latency;
 
 use crate::collect::{self, SourceRun};

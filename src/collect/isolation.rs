@@ -49,3 +49,27 @@ fn describe(caught: &pg_sys::panic::CaughtError) -> String {
     }
     message
 }
+
+/// Runs `body` in a subtransaction that is always rolled back, whatever it did; an error it
+/// raised is raised again (with its code, detail and hint) after the rollback.
+pub fn in_rolled_back_subtransaction<R>(body: impl FnOnce() -> R) -> R {
+    // SAFETY: as in_subtransaction, but the subtransaction is never committed.
+    unsafe {
+        let caller_context = pg_sys::CurrentMemoryContext;
+        let caller_owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(caller_context);
+
+        let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(body())))
+            .catch_others(|caught| Err(Box::new(caught)))
+            .execute();
+
+        pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        pg_sys::MemoryContextSwitchTo(caller_context);
+        pg_sys::CurrentResourceOwner = caller_owner;
+        match outcome {
+            Ok(value) => value,
+            Err(caught) => caught.rethrow(),
+        }
+    }
+}

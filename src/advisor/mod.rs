@@ -1,0 +1,2 @@
+//! The query and index advisor: plan reading rules (`plan`).
+pub mod plan;
