@@ -20,13 +20,12 @@ WITH args AS (
            @extschema@._threshold('index_rare_scans_per_day')::double precision AS rare_per_day,
            @extschema@._threshold('index_low_selectivity')::double precision AS low_selectivity,
            @extschema@._threshold('index_oversized_ratio')::double precision AS oversized_ratio,
-           @extschema@._threshold('index_oversized_min_bytes')::double precision AS oversized_min,
-           (SELECT d.stats_reset FROM pg_catalog.pg_stat_database d
-             WHERE d.datname = pg_catalog.current_database()) AS stats_reset
+           @extschema@._threshold('index_oversized_min_bytes')::double precision AS oversized_min
 ), live AS (
     SELECT i.indexrelid, i.indrelid, n.nspname::text AS schemaname, t.relname::text AS tablename,
            c.relname::text AS indexname, am.amname::text AS method, i.indisvalid, i.indisunique,
            i.indisprimary, i.indisreplident, i.indkey::text AS keys, i.indclass::text AS opclasses,
+           i.indoption::text AS options,
            i.indcollation::text AS collations, i.indnkeyatts,
            COALESCE(pg_catalog.pg_get_expr(i.indexprs, i.indrelid), '') AS expressions,
            COALESCE(pg_catalog.pg_get_expr(i.indpred, i.indrelid), '') AS predicate,
@@ -69,11 +68,9 @@ WITH args AS (
                WHEN l.live_tup_read IS NULL OR k.idx_tup_read IS NULL THEN 0
                WHEN l.live_tup_read >= k.idx_tup_read THEN l.live_tup_read - k.idx_tup_read
                ELSE l.live_tup_read END AS tup_read,
-           -- how long this index has been watched: by the collector, or by the server's own
-           -- counters when they show no scan since their last reset
-           EXTRACT(epoch FROM pg_catalog.now() - GREATEST(a.since, LEAST(
-               k.first_seen,
-               CASE WHEN l.live_scans = 0 THEN a.stats_reset END)))::double precision AS watched,
+           -- how long the collector has watched this index (never seen: not watched at all; the
+           -- server's own counters cannot tell, since the index may be younger than stats_reset)
+           COALESCE(EXTRACT(epoch FROM pg_catalog.now() - GREATEST(a.since, k.first_seen))::double precision, 0) AS watched,
            COALESCE(wr.writes, 0) AS writes,
            a.window_seconds, a.min_evidence, a.rare_per_day, a.low_selectivity, a.oversized_ratio, a.oversized_min,
            CASE
@@ -91,9 +88,11 @@ WITH args AS (
     SELECT m.indexrelid, pg_catalog.min(o.indexname) AS twin
       FROM measured m JOIN measured o
         ON o.indrelid = m.indrelid AND o.indexrelid <> m.indexrelid
-       AND (o.method, o.keys, o.opclasses, o.collations, o.expressions, o.predicate, o.indnkeyatts)
-         = (m.method, m.keys, m.opclasses, m.collations, m.expressions, m.predicate, m.indnkeyatts)
-     WHERE m.protected_by IS NULL AND (o.protected_by IS NOT NULL OR o.indexrelid < m.indexrelid)
+       AND (o.method, o.keys, o.opclasses, o.options, o.collations, o.expressions, o.predicate, o.indnkeyatts)
+         = (m.method, m.keys, m.opclasses, m.options, m.collations, m.expressions, m.predicate, m.indnkeyatts)
+     -- the twin that stays must be valid: never call the only valid copy a duplicate
+     WHERE m.protected_by IS NULL AND o.indisvalid
+       AND (o.protected_by IS NOT NULL OR NOT m.indisvalid OR o.indexrelid < m.indexrelid)
      GROUP BY m.indexrelid
 ), covering AS (
     -- a wider index whose leading columns are exactly this index's columns
@@ -103,7 +102,8 @@ WITH args AS (
        AND o.method = m.method AND o.predicate = m.predicate
        AND m.expressions = '' AND o.expressions = ''
        AND o.keys LIKE m.keys || ' %' AND o.opclasses LIKE m.opclasses || ' %'
-     WHERE NOT m.indisunique AND m.method = 'btree'
+       AND o.options LIKE m.options || ' %' AND o.collations LIKE m.collations || ' %'
+     WHERE NOT m.indisunique AND m.method = 'btree' AND o.indisvalid
      GROUP BY m.indexrelid
 ), judged AS (
     SELECT m.*, tw.twin, cv.wider,

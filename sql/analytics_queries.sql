@@ -193,7 +193,7 @@ SELECT r.rank, r.queryid, d.datname::text, u.rolname::text, r.toplevel,
        CASE
            WHEN r.prev_time IS NULL THEN 'new'
            WHEN r.prev_time = 0 THEN 'up'
-           ELSE pg_catalog.to_char(100 * (r.total_exec_time - r.prev_time) / r.prev_time, 'SG999990') || '%'
+           ELSE pg_catalog.to_char(100 * (r.total_exec_time - r.prev_time) / r.prev_time, 'FMSG999990') || '%'
        END
   FROM ranked r
   CROSS JOIN args a
@@ -203,6 +203,149 @@ SELECT r.rank, r.queryid, d.datname::text, u.rolname::text, r.toplevel,
   LEFT JOIN pg_catalog.pg_roles u ON u.oid = r.userid
  WHERE r.rank <= a.max_rows
  ORDER BY r.rank
+$$;
+
+-- Optimization opportunities read from statement history (query_analysis() assembles them).
+
+-- The same single-row lookup run many times per transaction: a loop in the client (N+1).
+CREATE FUNCTION @extschema@._n_plus_one(analysis_window interval)
+RETURNS TABLE (entry jsonb, weight double precision)
+LANGUAGE sql STABLE
+AS $$
+WITH args AS (
+    SELECT @extschema@._window_start(analysis_window) AS since,
+           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
+           @extschema@._threshold('n_plus_one_calls_per_transaction')::double precision AS per_transaction,
+           @extschema@._threshold('n_plus_one_rows_per_call')::double precision AS max_rows
+), bursts AS (
+    -- per snapshot interval: the lookup's calls against all transactions of its database then
+    SELECT s.dbid, s.userid, s.queryid, s.toplevel,
+           pg_catalog.max(s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1)) AS per_transaction,
+           pg_catalog.sum(d.xact_commit + d.xact_rollback) AS transactions
+      FROM args a, @extschema@.statement_stats s
+      JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
+     WHERE s.interval_end > a.since AND s.toplevel AND s.calls > 0
+     GROUP BY 1, 2, 3, 4
+), lookups AS (
+    SELECT t.*, x.query, bu.transactions, bu.per_transaction
+      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+      JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
+      JOIN bursts bu USING (dbid, userid, queryid, toplevel)
+     WHERE t.toplevel AND t.calls > 0
+       AND t.rows::double precision / t.calls <= a.max_rows
+       AND bu.per_transaction >= a.per_transaction
+       -- one table, looked up by a parameter
+       AND x.query ~* '^\s*SELECT\M.*\mFROM\s+[\w."]+(\s+(AS\s+)?\w+)?\s+WHERE\M.*=\s*\$\d'
+       AND x.query !~* '\m(JOIN|UNION|GROUP\s+BY)\M'
+), applications AS (
+    SELECT m.query_id, (pg_catalog.array_agg(m.application_name ORDER BY m.samples DESC))[1] AS application
+      FROM (SELECT am.query_id, am.application_name, pg_catalog.sum(am.samples) AS samples
+              FROM @extschema@.activity_minute am, args a WHERE am.minute > a.since GROUP BY 1, 2) m
+     GROUP BY m.query_id
+)
+SELECT pg_catalog.jsonb_build_object(
+           'type', 'n_plus_one', 'queryid', l.queryid, 'query', l.query, 'impact', 'high',
+           'evidence', pg_catalog.jsonb_build_object(
+               'calls', l.calls, 'transactions_in_database', l.transactions,
+               'calls_per_transaction', pg_catalog.round(l.per_transaction::numeric, 1),
+               'calls_per_second', pg_catalog.round((l.calls / a.window_seconds)::numeric, 1),
+               'rows_per_call', pg_catalog.round((l.rows::double precision / l.calls)::numeric, 2),
+               'mean_time_ms', pg_catalog.round((l.total_exec_time / l.calls)::numeric, 3),
+               'application', ap.application),
+           'solution', 'fetch the rows in one statement instead of one per key: JOIN this table into the query '
+                       || 'that produced the keys, or batch them: ... WHERE <key> = ANY($1) with an array of keys',
+           'reason', pg_catalog.format('a single-row lookup ran %s times per transaction of its database in one snapshot interval',
+                                       pg_catalog.round(l.per_transaction::numeric, 1))),
+       l.calls::double precision
+  FROM lookups l CROSS JOIN args a
+  LEFT JOIN applications ap ON ap.query_id = l.queryid
+$$;
+
+-- Read-only statements called very often over tables that hardly change.
+CREATE FUNCTION @extschema@._caching_opportunities(analysis_window interval)
+RETURNS TABLE (entry jsonb, weight double precision)
+LANGUAGE sql STABLE
+AS $$
+WITH args AS (
+    SELECT @extschema@._window_start(analysis_window) AS since,
+           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
+           @extschema@._threshold('caching_calls_per_second')::double precision AS min_rate,
+           @extschema@._threshold('caching_write_ratio')::double precision AS write_ratio
+), reads AS (
+    SELECT t.*, x.query,
+           ARRAY(SELECT pg_catalog.lower(pg_catalog.regexp_replace(m[1], '^.*\.', ''))
+                   FROM pg_catalog.regexp_matches(x.query, '\m(?:FROM|JOIN)\s+([\w."]+)', 'gi') m) AS tables
+      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+      JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
+     WHERE t.toplevel AND t.calls / a.window_seconds > a.min_rate
+       AND x.query ~* '^\s*SELECT\M' AND x.query !~* '\mFOR\s+(UPDATE|SHARE|NO KEY|KEY)\M|nextval|random\(|now\(|clock_timestamp'
+       AND x.query ~* '\mFROM\M'
+), writes AS (
+    SELECT r.queryid, r.dbid, r.userid,
+           COALESCE(pg_catalog.sum(w.n_tup_ins + w.n_tup_upd + w.n_tup_del), 0) AS row_writes,
+           pg_catalog.count(DISTINCT w.relid) AS tables_seen
+      FROM reads r CROSS JOIN args a
+      LEFT JOIN @extschema@.table_stats w ON w.relname = ANY (r.tables) AND w.interval_end > a.since
+     GROUP BY r.queryid, r.dbid, r.userid
+)
+SELECT pg_catalog.jsonb_build_object(
+           'type', 'caching_opportunity', 'queryid', r.queryid, 'query', r.query, 'impact', 'medium',
+           'evidence', pg_catalog.jsonb_build_object(
+               'calls_per_second', pg_catalog.round((r.calls / a.window_seconds)::numeric, 1),
+               'tables', r.tables, 'row_writes_to_those_tables', w.row_writes,
+               'rows_per_call', pg_catalog.round((r.rows::double precision / r.calls)::numeric, 2)),
+           'cache_hit_rate_potential', pg_catalog.round((1 - w.row_writes::double precision / r.calls)::numeric, 4),
+           'implementation', 'cache the result in the application (or a materialized view), invalidated when '
+                             || pg_catalog.array_to_string(r.tables, ', ') || ' change',
+           'reason', pg_catalog.format('%s calls per second read tables that received %s row writes in the window',
+                                       pg_catalog.round((r.calls / a.window_seconds)::numeric, 1), w.row_writes)),
+       r.calls::double precision
+  FROM reads r CROSS JOIN args a
+  JOIN writes w USING (queryid, dbid, userid)
+ WHERE w.row_writes <= a.write_ratio * r.calls
+$$;
+
+-- Statements written in a form with a known better one.
+CREATE FUNCTION @extschema@._query_rewrites(analysis_window interval)
+RETURNS TABLE (entry jsonb, total_time double precision)
+LANGUAGE sql STABLE
+AS $$
+WITH args AS (
+    SELECT @extschema@._window_start(analysis_window) AS since,
+           @extschema@._threshold('select_star_rows_per_call')::double precision AS star_rows
+), candidates AS (
+    SELECT t.*, x.query
+      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+      JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
+     WHERE t.toplevel AND t.calls > 0
+), patterns (pattern, matcher, suggested, explanation) AS (
+    VALUES
+    ('offset_pagination', '\mOFFSET\s+\$?\d',
+     'keyset pagination: ... WHERE (sort_key, id) > ($last_sort_key, $last_id) ORDER BY sort_key, id LIMIT $n',
+     'OFFSET reads and throws away every skipped row, so deep pages get slower and slower; a keyset condition starts at the right row through an index'),
+    ('not_in_subquery', '\mNOT\s+IN\s*\(\s*SELECT\M',
+     '... WHERE NOT EXISTS (SELECT 1 FROM <subquery table> s WHERE s.<column> = <outer>.<column>)',
+     'NOT IN (SELECT ...) cannot become an anti-join and returns nothing when the subquery yields a NULL; NOT EXISTS is an anti-join with the expected semantics'),
+    ('function_on_column', '\mWHERE\M.*\m(lower|upper|date|date_trunc|coalesce|trim|substr|to_char)\s*\(\s*"?\w+"?(\.\w+)?\s*[,)]|\mWHERE\M.*\w+::(date|text)\s*(=|<|>)',
+     'compare the bare column (e.g. created_at >= $1 AND created_at < $1 + 1 day instead of date(created_at) = $1), or add an expression index such as CREATE INDEX ON t (lower(email))',
+     'a function applied to a column in the filter hides the column from its index, so the table is scanned'),
+    ('or_in_filter', '\mWHERE\M.*\w+\s*=\s*\$\d+\s+OR\s+\w+(\.\w+)?\s*=',
+     'one column: ... WHERE a = ANY($1); different columns: ... WHERE a = $1 UNION ALL ... WHERE b = $2 AND a IS DISTINCT FROM $1 (or one index per column, combined by a BitmapOr)',
+     'OR in a filter cannot use one index scan: on one column it is an = ANY list, across columns it needs two index scans'),
+    ('select_star_wide', '^\s*SELECT\s+\*',
+     'SELECT only the columns the application uses',
+     'SELECT * on many rows ships and detoasts columns nobody reads')
+)
+SELECT pg_catalog.jsonb_build_object(
+           'pattern', p.pattern, 'queryid', c.queryid, 'original_query', c.query,
+           'suggested_form', p.suggested, 'explanation', p.explanation,
+           'evidence', pg_catalog.jsonb_build_object('calls', c.calls,
+                                                     'total_time_ms', pg_catalog.round(c.total_exec_time::numeric, 3),
+                                                     'rows_per_call', pg_catalog.round((c.rows::double precision / c.calls)::numeric, 2))),
+       c.total_exec_time
+  FROM candidates c CROSS JOIN args a
+  JOIN patterns p ON c.query ~* p.matcher
+ WHERE p.pattern <> 'select_star_wide' OR c.rows::double precision / c.calls > a.star_rows
 $$;
 
 CREATE FUNCTION @extschema@.query_analysis(analysis_window interval DEFAULT '1 hour')
@@ -278,6 +421,14 @@ SELECT pg_catalog.jsonb_build_object(
                  WHERE d.shared_blks_read / tt.blks_read > a.expensive_share
                     OR d.temp_blks / tt.temp_blks > a.expensive_share
                     OR d.wal_bytes / tt.wal_bytes > a.expensive_share
-                 ORDER BY weight DESC LIMIT 20) d), '[]'))
+                 ORDER BY weight DESC LIMIT 20) d), '[]'),
+    'optimization_opportunities', COALESCE((
+        SELECT pg_catalog.jsonb_agg(o.entry ORDER BY o.weight DESC)
+          FROM (SELECT n.entry, n.weight FROM @extschema@._n_plus_one(analysis_window) n
+                UNION ALL
+                SELECT c.entry, c.weight FROM @extschema@._caching_opportunities(analysis_window) c) o), '[]'),
+    'query_rewrites', COALESCE((
+        SELECT pg_catalog.jsonb_agg(r.entry ORDER BY r.total_time DESC)
+          FROM @extschema@._query_rewrites(analysis_window) r), '[]'))
   FROM args a
 $$;

@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(
             one::<String>("SELECT string_agg(key, ',' ORDER BY key) FROM jsonb_object_keys(dbanalytics.query_analysis()) key")
                 .as_deref(),
-            Some("computed_at,expensive_queries,frequent_queries,slow_queries,thresholds,window")
+            Some("computed_at,expensive_queries,frequent_queries,optimization_opportunities,query_rewrites,slow_queries,thresholds,window")
         );
     }
 

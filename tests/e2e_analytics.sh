@@ -67,6 +67,34 @@ check "query_analysis lists it as frequent, with the reason" t \
     "$(q "SELECT bool_or(e->>'query' LIKE 'SELECT abalance%' AND e->>'reason' LIKE 'called % times per second%')
             FROM jsonb_array_elements(dbanalytics.query_analysis('1 hour')->'frequent_queries') e")"
 
+step "Optimization opportunities: an N+1 client loop, a cacheable read, query rewrites"
+q "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g;
+   CREATE TABLE orders_n (id int, customer int); INSERT INTO orders_n SELECT g, g % 50 FROM generate_series(1, 2000) g"
+{ echo "BEGIN;"; for i in $(seq 1 1500); do echo "SELECT name FROM items WHERE id = $i;"; done; echo "COMMIT;"; } \
+    | "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d "$DB" >/dev/null
+for i in 1 2 3; do
+    q "SELECT id FROM orders_n ORDER BY id LIMIT 10 OFFSET 500" >/dev/null
+    q "SELECT count(*) FROM orders_n WHERE customer NOT IN (SELECT id FROM items WHERE id < 10)" >/dev/null
+done
+T5=$(q "SELECT now()")
+wait_for "a snapshot with the loop" 20 snapshot_after "$T5"
+check "the client loop is an N+1 lookup, with its evidence and fix" t \
+    "$(q "SELECT bool_or(o->>'query' LIKE 'SELECT name FROM items WHERE id = \$1%' AND (o->'evidence'->>'calls_per_transaction')::numeric >= 10
+                        AND o->>'solution' LIKE '%= ANY(\$1)%')
+            FROM jsonb_array_elements(dbanalytics.query_analysis('1 hour')->'optimization_opportunities') o
+           WHERE o->>'type' = 'n_plus_one'")"
+check "pgbench's one lookup per transaction is not an N+1" f \
+    "$(q "SELECT coalesce(bool_or(o->>'query' LIKE 'SELECT abalance FROM pgbench_accounts%'), false)
+            FROM jsonb_array_elements(dbanalytics.query_analysis('1 hour')->'optimization_opportunities') o
+           WHERE o->>'type' = 'n_plus_one'")"
+check "pgbench's read of a table nothing writes is a caching opportunity" t \
+    "$(q "SELECT bool_or(o->>'query' LIKE 'SELECT abalance FROM pgbench_accounts%')
+            FROM jsonb_array_elements(dbanalytics.query_analysis('1 hour')->'optimization_opportunities') o
+           WHERE o->>'type' = 'caching_opportunity'")"
+check "OFFSET pagination and NOT IN (subquery) get their rewrites" "not_in_subquery offset_pagination" \
+    "$(q "SELECT string_agg(DISTINCT r->>'pattern', ' ') FROM jsonb_array_elements(dbanalytics.query_analysis('1 hour')->'query_rewrites') r
+           WHERE r->>'original_query' LIKE '%orders_n%'")"
+
 step "connection_pool_analytics: 16 busy clients of 17 usable connections"
 check "the pgbench pool is undersized in the run's minutes" t \
     "$(q "SELECT bool_or(pool_status = 'undersized') FROM dbanalytics.connection_pool_analytics

@@ -88,6 +88,8 @@ unsafe extern "C-unwind" fn shmem_startup() {
 unsafe fn tracked(query_desc: *mut pg_sys::QueryDesc) -> bool {
     gucs::histograms()
         && !IGNORED.with(Cell::get)
+        // a parallel worker runs part of its leader's statement, which the leader records
+        && pg_sys::ParallelWorkerNumber < 0
         && (NESTING.with(Cell::get) == 0 || gucs::histograms_nested())
         && (*(*query_desc).plannedstmt).queryId != 0
 }
