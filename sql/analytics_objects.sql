@@ -220,20 +220,19 @@ SELECT t.schemaname, t.tablename, t.seq_scan, t.idx_scan,
  ORDER BY t.n_dead_tup DESC;
 
 CREATE VIEW @extschema@.sequence_usage AS
-SELECT s.schemaname::text, s.sequencename::text, s.data_type::text, s.last_value, s.min_value, s.max_value,
-       s.increment_by,
-       CASE WHEN s.increment_by > 0
-            THEN (COALESCE(s.last_value, s.start_value) - s.min_value)::double precision / NULLIF(s.max_value - s.min_value, 0)
-            ELSE (s.max_value - COALESCE(s.last_value, s.start_value))::double precision / NULLIF(s.max_value - s.min_value, 0)
-       END AS used_ratio,
-       s.cycle,
-       CASE WHEN NOT s.cycle AND (CASE WHEN s.increment_by > 0
-            THEN (COALESCE(s.last_value, s.start_value) - s.min_value)::double precision / NULLIF(s.max_value - s.min_value, 0)
-            ELSE (s.max_value - COALESCE(s.last_value, s.start_value))::double precision / NULLIF(s.max_value - s.min_value, 0)
-            END) > @extschema@._threshold('sequence_exhaustion')
+SELECT u.schemaname, u.sequencename, u.data_type, u.last_value, u.min_value, u.max_value, u.increment_by,
+       u.used_ratio, u.cycle,
+       CASE WHEN NOT u.cycle AND u.used_ratio > @extschema@._threshold('sequence_exhaustion')
             THEN 'near_exhaustion' ELSE 'ok' END AS status
-  FROM pg_catalog.pg_sequences s
- WHERE s.schemaname <> '@extschema@';
+  FROM (SELECT s.schemaname::text, s.sequencename::text, s.data_type::text, s.last_value, s.min_value,
+               s.max_value, s.increment_by, s.cycle,
+               -- the share of the range already used, in the direction the sequence moves
+               CASE WHEN s.increment_by > 0
+                    THEN (COALESCE(s.last_value, s.start_value) - s.min_value)::double precision
+                    ELSE (s.max_value - COALESCE(s.last_value, s.start_value))::double precision
+               END / NULLIF(s.max_value - s.min_value, 0) AS used_ratio
+          FROM pg_catalog.pg_sequences s
+         WHERE s.schemaname <> '@extschema@') u;
 
 -- Buffer cache hit ratios: per hour and database, per table and index over the window, and the
 -- statements that read the most blocks from outside shared buffers.

@@ -16,13 +16,7 @@ holds() { [ "$(q "SELECT ($1)")" = t ]; }
 error_of() { "$PG_BIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U postgres -d "$DB" -c "$1" 2>&1 >/dev/null | tr '\n' ' ' || true; }
 snapshot_after() { holds "(SELECT max(interval_end) FROM dbanalytics.database_stats) > '$1'"; }
 
-cleanup() {
-    local status=$?
-    jobs -p | xargs -r kill 2>/dev/null || true
-    cluster_stop "$DIR"
-    if [ $status -ne 0 ] || [ "$FAILURES" -ne 0 ]; then tail -n 30 "$DIR/server.log" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
+stop_clusters_on_exit "$DIR"
 
 step "Cluster: max_connections = 20 (17 usable), snapshots every 5 s"
 rm -rf "$DIR"
@@ -170,8 +164,4 @@ check "limit of a million is clamped, not an error" t \
     "$(q "SELECT count(*) <= 1000 FROM dbanalytics.top_queries('1 hour', 'calls', 1000000)")"
 
 wait "$LONG_TX" 2>/dev/null || true
-if [ "$FAILURES" -ne 0 ]; then
-    echo "$FAILURES check(s) failed" >&2
-    exit 1
-fi
-step "e2e_analytics: all checks passed"
+finish_checks e2e_analytics

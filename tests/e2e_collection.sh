@@ -21,17 +21,7 @@ holds() { [ "$(q "SELECT ($1)")" = t ]; }
 holds_on_standby() { [ "$(qs "SELECT ($1)")" = t ]; }
 holds_in_postgres() { [ "$(psql_at "$PRIMARY" "$PORT" postgres "SELECT ($1)")" = t ]; }
 
-cleanup() {
-    local status=$?
-    [ -n "${PGBENCH_PID:-}" ] && kill "$PGBENCH_PID" 2>/dev/null || true
-    cluster_stop "$STANDBY"
-    cluster_stop "$PRIMARY"
-    if [ $status -ne 0 ] || [ "$FAILURES" -ne 0 ]; then
-        echo "--- primary server log (tail) ---"
-        tail -n 40 "$PRIMARY/server.log" 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
+stop_clusters_on_exit "$PRIMARY" "$STANDBY"
 
 step "Starting a primary with shared_preload_libraries = 'pg_stat_statements,dbanalytics'"
 rm -rf "$DIR"; mkdir -p "$DIR"
@@ -205,8 +195,4 @@ check "a reader sees others' texts as <insufficient privilege>" "<insufficient p
 check "a reader cannot run take_snapshot()" f \
     "$(q "SELECT has_function_privilege('e2e_reader', 'dbanalytics.take_snapshot()', 'EXECUTE')")"
 
-if [ "$FAILURES" -ne 0 ]; then
-    echo "$FAILURES check(s) failed" >&2
-    exit 1
-fi
-step "e2e_collection: all checks passed"
+finish_checks e2e_collection

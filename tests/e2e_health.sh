@@ -37,13 +37,7 @@ has_risk() { q "SELECT count(*) FROM jsonb_array_elements(dbanalytics.health_sco
 has_recommendation() { q "SELECT count(*) FROM jsonb_array_elements(dbanalytics.health_score('1 hour')->'recommendations') r
                            WHERE r->>'indicator' = '$1' AND r->>'action' LIKE '$2'"; }
 
-cleanup() {
-    local status=$?
-    jobs -p | xargs -r kill 2>/dev/null || true
-    cluster_stop "$DIR"
-    if [ $status -ne 0 ] || [ "$FAILURES" -ne 0 ]; then tail -n 30 "$DIR/server.log" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
+stop_clusters_on_exit "$DIR"
 
 step "Cluster with SCRAM authentication, snapshots and health records every 5 s"
 rm -rf "$DIR"
@@ -135,8 +129,4 @@ check "every indicator follows the points rule" t "$(points_rule_holds && echo t
 check "health_score() equals its details" t "$(score_matches_details && echo t)"
 check "health_trend shows the fall" t "$(q "SELECT min(overall_score) < max(overall_score) FROM dbanalytics.health_trend")"
 
-if [ "$FAILURES" -ne 0 ]; then
-    echo "$FAILURES check(s) failed" >&2
-    exit 1
-fi
-step "e2e_health: all checks passed"
+finish_checks e2e_health

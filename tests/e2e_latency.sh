@@ -12,7 +12,7 @@ DB=appdb
 q() { psql_at "$DIR" "$PORT" "$DB" "$1"; }
 holds() { [ "$(q "SELECT ($1)")" = t ]; }
 snapshot_after() { holds "(SELECT max(interval_end) FROM dbanalytics.database_latency) > '$1'"; }
-trap 'cluster_stop "$DIR"' EXIT
+stop_clusters_on_exit "$DIR"
 
 step "Cluster with room for 100 query histograms, snapshots every 5 s"
 rm -rf "$DIR"
@@ -58,8 +58,4 @@ wait_for "a snapshot after the overflow" 20 snapshot_after "$T2"
 check "overflow executions are stored under queryid 0 and labelled" t \
     "$(q "SELECT executions >= 50 AND query LIKE '<overflow%' FROM dbanalytics.query_latency('1 hour', 1000) WHERE queryid = 0")"
 
-if [ "$FAILURES" -ne 0 ]; then
-    echo "$FAILURES check(s) failed" >&2
-    exit 1
-fi
-step "e2e_latency: all checks passed"
+finish_checks e2e_latency

@@ -8,7 +8,7 @@ source tests/lib.sh
 DIR=$PWD/target/e2e-without-preload
 PORT=55434
 q() { psql_at "$DIR" "$PORT" postgres "$1"; }
-trap 'cluster_stop "$DIR"' EXIT
+stop_clusters_on_exit "$DIR"
 
 step "A cluster without dbanalytics in shared_preload_libraries"
 cluster_init "$DIR" "$PORT"
@@ -33,8 +33,4 @@ check "take_snapshot() skips pg_stat_statements (not installed) and histograms (
     "$(q "SELECT string_agg(source || ':' || status, ' ') FROM dbanalytics.take_snapshot() WHERE status <> 'ok'")"
 wait
 
-if [ "$FAILURES" -ne 0 ]; then
-    echo "$FAILURES check(s) failed" >&2
-    exit 1
-fi
-step "e2e_without_preload: all checks passed"
+finish_checks e2e_without_preload

@@ -78,6 +78,31 @@ wait_for() {
     info "ok: $what (${waited}s)"
 }
 
+# stop_clusters_on_exit DIR...: at exit, end background jobs and stop the clusters; after a
+# failure, show the end of the first cluster's server log
+stop_clusters_on_exit() {
+    E2E_CLUSTERS=("$@")
+    trap '_e2e_exit $?' EXIT
+}
+_e2e_exit() {
+    jobs -p | xargs -r kill 2>/dev/null || true
+    local dir
+    for dir in "${E2E_CLUSTERS[@]}"; do cluster_stop "$dir"; done
+    if [ "$1" -ne 0 ] || [ "$FAILURES" -ne 0 ]; then
+        echo "--- server log of ${E2E_CLUSTERS[0]} (tail) ---"
+        tail -n 40 "${E2E_CLUSTERS[0]}/server.log" 2>/dev/null || true
+    fi
+}
+
+# finish_checks NAME: the test's verdict from the checks it made
+finish_checks() {
+    if [ "$FAILURES" -ne 0 ]; then
+        echo "$FAILURES check(s) failed" >&2
+        exit 1
+    fi
+    step "$1: all checks passed"
+}
+
 FAILURES=0
 # check DESCRIPTION EXPECTED ACTUAL
 check() {
