@@ -106,13 +106,15 @@ WITH latest_db AS (
 ), latest_latency AS (
     SELECT l.* FROM @extschema@.database_latency l
      WHERE l.interval_end = (SELECT pg_catalog.max(x.interval_end) FROM @extschema@.database_latency x)
+), threshold AS (
+    SELECT @extschema@._slow_query_ms() AS slow_ms
+), slow_buckets AS (
+    SELECT b.bucket FROM @extschema@.latency_buckets() b, threshold t WHERE b.lower_ms >= t.slow_ms
 ), slow AS (
-    SELECT pg_catalog.sum(u.executions) FILTER (WHERE b.lower_ms >= @extschema@._slow_query_ms()) AS executions,
+    SELECT pg_catalog.sum(u.executions) FILTER (WHERE u.bucket IN (SELECT sb.bucket FROM slow_buckets sb)) AS executions,
            pg_catalog.max(EXTRACT(epoch FROM l.interval_end - l.interval_start)) AS seconds
       FROM latest_latency l,
-           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions),
-           @extschema@.latency_buckets() b
-     WHERE b.bucket = u.bucket
+           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
 ), history AS (
     SELECT (SELECT h.overall_score FROM @extschema@.health_history h ORDER BY h.computed_at DESC LIMIT 1) AS latest,
            (SELECT pg_catalog.max(h.overall_score) FROM @extschema@.health_history h
@@ -136,9 +138,14 @@ SELECT 'replication_lag_seconds', pg_catalog.max(EXTRACT(epoch FROM r.replay_lag
   FROM pg_catalog.pg_stat_replication r
 UNION ALL
 SELECT 'idle_in_transaction_seconds', pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - a.state_change))::numeric,
-       pg_catalog.jsonb_build_object('sessions', pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'pid', a.pid, 'usename', a.usename, 'application_name', a.application_name,
-           'idle_seconds', pg_catalog.round(EXTRACT(epoch FROM pg_catalog.now() - a.state_change)))), 'source', 'pg_stat_activity')
+       -- the longest 5 only: a NOTIFY payload must stay under 8000 bytes
+       pg_catalog.jsonb_build_object(
+           'sessions', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                   'pid', l.pid, 'usename', l.usename, 'application_name', l.application_name,
+                                   'idle_seconds', pg_catalog.round(EXTRACT(epoch FROM pg_catalog.now() - l.state_change))))
+                          FROM (SELECT * FROM pg_catalog.pg_stat_activity x WHERE x.state LIKE 'idle in transaction%'
+                                 ORDER BY x.state_change LIMIT 5) l),
+           'idle_sessions', pg_catalog.count(*), 'source', 'pg_stat_activity')
   FROM pg_catalog.pg_stat_activity a WHERE a.state LIKE 'idle in transaction%'
 UNION ALL
 SELECT 'connections_ratio',
@@ -200,6 +207,10 @@ BEGIN
             UPDATE @extschema@.alerts SET resolved_at = pg_catalog.now() WHERE alert_id = open_alert.alert_id;
         END IF;
     END LOOP;
+    -- an episode whose rule was disabled or deleted ends too
+    UPDATE @extschema@.alerts a SET resolved_at = pg_catalog.now()
+     WHERE a.resolved_at IS NULL
+       AND NOT EXISTS (SELECT FROM @extschema@.alert_rules r WHERE r.rule = a.rule AND r.enabled);
     RETURN opened;
 END
 $$;

@@ -99,11 +99,13 @@ AS $$
     SELECT t.value FROM @extschema@.analytics_thresholds t WHERE t.name = threshold_name
 $$;
 
--- dbanalytics.slow_query_threshold in milliseconds.
+-- dbanalytics.slow_query_threshold in milliseconds (500 when the setting is not defined in this
+-- session). current_setting() shows it with its unit ('500ms', '2s'), which an interval reads.
 CREATE FUNCTION @extschema@._slow_query_ms()
 RETURNS double precision
 LANGUAGE sql STABLE
 AS $$
-    SELECT COALESCE((SELECT s.setting::double precision FROM pg_catalog.pg_settings s
-                      WHERE s.name = 'dbanalytics.slow_query_threshold' AND s.unit = 'ms'), 500)
+    SELECT COALESCE(CASE WHEN v ~ '^\s*[0-9.]+\s*$' THEN v::double precision  -- a bare number: milliseconds
+                         ELSE EXTRACT(epoch FROM v::interval)::double precision * 1000 END, 500)
+      FROM (SELECT NULLIF(pg_catalog.current_setting('dbanalytics.slow_query_threshold', true), '') AS v) s
 $$;

@@ -16,6 +16,47 @@ CREATE VIEW @extschema@.health_components (component, weight) AS
 VALUES ('performance', 0.25::numeric), ('reliability', 0.25), ('efficiency', 0.20),
        ('security', 0.15), ('maintenance', 0.15);
 
+-- Facts only some roles may read. Each checks the privilege first and reads through dynamic SQL,
+-- so that a caller without it gets "not readable" (the indicator says unknown), not an error.
+CREATE FUNCTION @extschema@._weak_hba_rules()
+RETURNS TABLE (readable boolean, weak bigint, lines text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_catalog.has_function_privilege('pg_catalog.pg_hba_file_rules()', 'EXECUTE') THEN
+        RETURN QUERY SELECT false, NULL::bigint, NULL::text;
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        SELECT true,
+               pg_catalog.count(*) FILTER (WHERE r.auth_method = 'trust' OR (r.auth_method = 'password' AND r.type <> 'local')),
+               pg_catalog.string_agg(pg_catalog.format('line %s: %s %s %s %s %s', r.line_number, r.type,
+                                                       pg_catalog.array_to_string(r.database, ','),
+                                                       pg_catalog.array_to_string(r.user_name, ','),
+                                                       COALESCE(r.address, ''), r.auth_method), '; ')
+                   FILTER (WHERE r.auth_method = 'trust' OR (r.auth_method = 'password' AND r.type <> 'local'))
+          FROM pg_catalog.pg_hba_file_rules r$q$;
+END
+$$;
+
+CREATE FUNCTION @extschema@._passwords_without_expiry()
+RETURNS TABLE (readable boolean, without_expiry bigint, names text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT') THEN
+        RETURN QUERY SELECT false, NULL::bigint, NULL::text;
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        SELECT true, pg_catalog.count(*), pg_catalog.string_agg(a.rolname::text, ', ')
+          FROM pg_catalog.pg_authid a
+         WHERE a.rolcanlogin AND NOT a.rolsuper AND a.rolpassword IS NOT NULL AND a.rolvaliduntil IS NULL$q$;
+END
+$$;
+
 -- Every indicator, measured. Live facts come from pg_stat_* and the catalogs now; windowed
 -- facts from the collected history over the window.
 CREATE FUNCTION @extschema@._health_measures(analysis_window interval)
@@ -118,28 +159,13 @@ WITH args AS (
                FILTER (WHERE s.status = 'near_exhaustion') AS detail
       FROM @extschema@.sequence_usage s
 ), hba AS (
-    SELECT pg_catalog.has_function_privilege('pg_catalog.pg_hba_file_rules()', 'EXECUTE') AS readable
-), hba_rules AS (
-    SELECT pg_catalog.count(*) FILTER (WHERE r.auth_method = 'trust'
-                                       OR (r.auth_method = 'password' AND r.type <> 'local')) AS weak,
-           pg_catalog.string_agg(pg_catalog.format('line %s: %s %s %s %s %s', r.line_number, r.type,
-                                                   pg_catalog.array_to_string(r.database, ','),
-                                                   pg_catalog.array_to_string(r.user_name, ','),
-                                                   COALESCE(r.address, ''), r.auth_method), '; ')
-               FILTER (WHERE r.auth_method = 'trust' OR (r.auth_method = 'password' AND r.type <> 'local')) AS lines
-      FROM hba h, LATERAL (SELECT * FROM pg_catalog.pg_hba_file_rules WHERE h.readable) r
+    SELECT * FROM @extschema@._weak_hba_rules()
 ), roles AS (
     SELECT pg_catalog.count(*) FILTER (WHERE r.rolsuper AND r.oid <> 10) AS extra_superusers,
            pg_catalog.string_agg(r.rolname, ', ') FILTER (WHERE r.rolsuper AND r.oid <> 10) AS superuser_names
       FROM pg_catalog.pg_roles r
 ), passwords AS (
-    SELECT pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS readable
-), expiring AS (
-    SELECT pg_catalog.count(*) AS without_expiry,
-           pg_catalog.string_agg(a.rolname, ', ') AS names
-      FROM passwords p, LATERAL (SELECT * FROM pg_catalog.pg_authid
-                                  WHERE p.readable AND rolcanlogin AND NOT rolsuper
-                                    AND rolpassword IS NOT NULL AND rolvaliduntil IS NULL) a
+    SELECT * FROM @extschema@._passwords_without_expiry()
 ), definers AS (
     SELECT pg_catalog.count(*) AS unpinned,
            pg_catalog.string_agg(pg_catalog.format('%s.%s(%s)', n.nspname, p.proname,
@@ -293,15 +319,15 @@ SELECT 'efficiency', 'missing_index_tables', t.missing_index::numeric, 'tables',
   FROM tables t
 -- security ------------------------------------------------------------------------------------
 UNION ALL
-SELECT 'security', 'hba_weak_authentication', CASE WHEN h.readable THEN hr.weak::numeric END, 'rules', true, 0, 1, 30,
+SELECT 'security', 'hba_weak_authentication', CASE WHEN h.readable THEN h.weak::numeric END, 'rules', true, 0, 1, 30,
        CASE WHEN h.readable THEN 'yes' ELSE 'unknown' END,
        CASE WHEN NOT h.readable THEN 'pg_hba_file_rules is not readable by this role'
-            ELSE COALESCE('pg_hba.conf ' || hr.lines, 'no trust or cleartext-password rule') END,
+            ELSE COALESCE('pg_hba.conf ' || h.lines, 'no trust or cleartext-password rule') END,
        'pg_hba_file_rules',
        'trust lets anyone who can connect log in as any role; password sends it in clear text',
        'replace trust and password with scram-sha-256 in pg_hba.conf, then reload',
        'edit pg_hba.conf (the lines in the evidence), then SELECT pg_reload_conf();', 'low', 'high'
-  FROM hba h, hba_rules hr
+  FROM hba h
 UNION ALL
 SELECT 'security', 'ssl_off', (pg_catalog.current_setting('ssl') = 'off')::integer::numeric, 'flag', true, 0, 1, 15, 'yes',
        'ssl = ' || pg_catalog.current_setting('ssl'),
@@ -315,8 +341,8 @@ SELECT 'security', 'extra_superusers', ro.extra_superusers::numeric, 'roles', tr
        'pg_roles.rolsuper',
        'every superuser can read and change everything, including the server''s files',
        'give these roles only the predefined roles and grants they need',
-       COALESCE('ALTER ROLE ' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(r.rolname), ', ')
-                                  FROM pg_catalog.pg_roles r WHERE r.rolsuper AND r.oid <> 10 LIMIT 1) || ' NOSUPERUSER;  -- one statement per role', '-- nothing to do'),
+       COALESCE((SELECT pg_catalog.string_agg(pg_catalog.format('ALTER ROLE %I NOSUPERUSER;', r.rolname), ' ')
+                   FROM pg_catalog.pg_roles r WHERE r.rolsuper AND r.oid <> 10), '-- nothing to do'),
        'medium', 'high'
   FROM roles ro
 UNION ALL
@@ -336,15 +362,15 @@ SELECT 'security', 'security_definer_without_search_path', df.unpinned::numeric,
        'ALTER FUNCTION <function> SET search_path = pg_catalog, pg_temp;  -- for each function in the evidence', 'low', 'high'
   FROM definers df
 UNION ALL
-SELECT 'security', 'passwords_without_expiry', CASE WHEN pw.readable THEN ex.without_expiry::numeric END, 'roles', true, 0, 10, 10,
+SELECT 'security', 'passwords_without_expiry', CASE WHEN pw.readable THEN pw.without_expiry::numeric END, 'roles', true, 0, 10, 10,
        CASE WHEN pw.readable THEN 'yes' ELSE 'unknown' END,
        CASE WHEN NOT pw.readable THEN 'pg_authid is not readable by this role'
-            ELSE COALESCE('login roles with a password that never expires: ' || ex.names, 'none') END,
+            ELSE COALESCE('login roles with a password that never expires: ' || pw.names, 'none') END,
        'pg_authid.rolvaliduntil',
        'a leaked password stays valid forever',
        'set VALID UNTIL on password roles, or move them to certificate or SSO authentication',
        'ALTER ROLE <role> VALID UNTIL ''<date>'';  -- for each role in the evidence', 'low', 'medium'
-  FROM passwords pw, expiring ex
+  FROM passwords pw
 -- maintenance ---------------------------------------------------------------------------------
 UNION ALL
 SELECT 'maintenance', 'dead_tuples', t.needs_vacuum::numeric, 'tables', true, 0, 5, 30, 'yes',

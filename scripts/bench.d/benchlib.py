@@ -95,8 +95,8 @@ def table(header, rows):
 ARM_NAMES = {
     "a1": "(a) no monitoring library",
     "a2": "(a′) no monitoring library, second cluster (A/A)",
-    "b": "(b) pg_stat_statements + dbanalytics, defaults",
-    "c": "(c) as (b) + dbanalytics.histograms = on",
+    "b": "(b) pg_stat_statements + dbanalytics, sampling 1 s, snapshots 60 s",
+    "c": "(c) as (b) + latency histograms (dbanalytics.histograms = on)",
     "d": "(d) pg_stat_statements + PoWA + pg_wait_sampling",
 }
 WORKLOADS = {
@@ -277,19 +277,27 @@ def section_storage(res, meta):
                 lines.append([tool, f"`{name}`", "bounded (texts, state, catalog)", fmt_bytes(d), rows_txt,
                               f"{fmt_bytes(b1)} at the end", "not extrapolated"])
             continue
-        if kind == "coalesced" or d == 0:
+        if kind == "coalesced":
             continue
-        if kind == "per_tick":
-            unit = ticks
-            per = f"{fmt(d / unit, 0)} B/tick" if unit > 0 else "–"
-            day = d / unit * 86400 if unit > 0 else float("nan")
+        unit = ticks if kind == "per_tick" else snaps[tool]
+        per_unit_day = 86400 if kind == "per_tick" else 1440
+        unit_name = "tick" if kind == "per_tick" else "snapshot"
+        est = num(r.get("est_row_bytes"))
+        if unit <= 0:
+            continue
+        if d >= 262144:
+            # enough pages allocated for the growth itself to be the measure
+            per = f"{fmt_bytes(d / unit)}/{unit_name}"
+            if rows_d > 0:
+                per += f" ({fmt(rows_d / unit, 1)} rows × {fmt(d / rows_d, 0)} B)"
+            day = d / unit * per_unit_day
+        elif rows_d > 0 and est > 0:
+            # a few rows: estimated from their width (a short window's 8 kB pages would skew it)
+            per = f"{fmt(rows_d / unit, 1)} rows/{unit_name} × ~{fmt(est, 0)} B (row width + header + index entries)"
+            day = rows_d / unit * per_unit_day * est
         else:
-            unit = snaps[tool]
-            per = f"{fmt_bytes(d / unit)}/snapshot" if unit > 0 else "–"
-            day = d / unit * 1440 if unit > 0 else float("nan")
-        if rows_d and not math.isnan(rows_d) and rows_d > 0:
-            per += f", {fmt(d / rows_d, 1)} B/row"
-        per_day[(tool, kind)] = per_day.get((tool, kind), 0.0) + (0.0 if math.isnan(day) else day)
+            continue
+        per_day[(tool, kind)] = per_day.get((tool, kind), 0.0) + day
         lines.append([tool, f"`{name}`", kind.replace("_", " "), fmt_bytes(d), rows_txt, per, fmt_bytes(day)])
     out = table(["tool", "table (all partitions, indexes and TOAST included)", "grows", "growth in window",
                  "rows added", "per unit", "per day (extrapolated)"], lines) + "\n"
@@ -452,6 +460,8 @@ def summary(res, meta):
 
 def report(res, out_path):
     meta = load_meta(res)
+    if meta.get("arm_c_settings", "").startswith("as (b)"):
+        ARM_NAMES["b"] += " (histograms off)"
     mode = meta.get("mode", "?")
     parts = []
     P = parts.append
@@ -501,6 +511,9 @@ def report(res, out_path):
         P("")
 
     P("## 1. Overhead on the monitored workload\n")
+    P("Each arm is its own cluster, a copy of one pgbench data directory with its own `shared_preload_libraries`; "
+      "all of them run during the whole part, so that every arm's workers keep their schedule (the idle arms' "
+      "workers cost every arm alike).\n")
     P("### Worker CPU time (the primary overhead figure)\n")
     P("CPU time of the monitoring workers themselves — utime + stime (fields 14 and 15 of "
       "`/proc/<pid>/stat`, in clock ticks) after minus before a pgbench run, divided by the run's wall time — "
@@ -551,15 +564,19 @@ def report(res, out_path):
     P("## 4. Storage per day\n")
     st, info = section_storage(res, meta)
     m = info.get("meta", {}) if info else {}
-    P(f"Fixed workload on the combo cluster: `{m.get('command', '?')}` — 50 busy clients running the 5,000 "
-      f"statements of section 3 (every statement changes in every snapshot interval: the worst case for "
-      f"statement deltas), both tools at their default schedule comparable to each other (dbanalytics: sample 1 s, "
+    P(f"Fixed workload on the combo cluster: `{m.get('command', '?')}` — 50 clients that are always active "
+      f"(each in a `SELECT pg_sleep(0.2)` loop, so 50 backends are sampled at every tick) and 4 clients running "
+      f"the 5,000 statements of section 3 (every statement changes in every snapshot interval: the worst case "
+      f"for statement deltas), both tools at their default schedule comparable to each other (dbanalytics: sample 1 s, "
       f"snapshot 60 s; PoWA: `powa.frequency = 1min`, pg_wait_sampling defaults). Measured window: "
       f"{fmt(num(m.get('window_s')), 0)} s with {m.get('ticks', '?')} sampler ticks, {m.get('dba_snapshots', '?')} dbanalytics "
       f"snapshots and {m.get('powa_snapshots', '?')} PoWA snapshots, after {m.get('warmup_s', '?')} s of warm-up. "
       "Raw tables are extrapolated per tick (86,400 a day), the others per snapshot (1,440 a day); tables that "
       "do not grow with time (texts, collector state, PoWA's catalog) are shown with their size. "
-      "Sizes are `pg_total_relation_size` summed over every partition (indexes and TOAST included). "
+      "Sizes are `pg_total_relation_size` summed over every partition (indexes and TOAST included); "
+      "a table that grew by at least 256 kB in the window is extrapolated from that growth; one that gained only "
+      "a few rows from their count times an estimated row size (average `pg_column_size` of its rows + 28 bytes "
+      "of tuple header and line pointer + 16 per index entry), since a few rows allocate whole 8 kB pages. "
       "The table lists the tables that grew.\n")
     P(st)
     if info:

@@ -300,7 +300,7 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
         }
     }
 
-    if analyzed {
+    if analyzed && number(node, "Actual Loops").unwrap_or(0.0) > 0.0 {
         let estimated = number(node, "Plan Rows").unwrap_or(0.0);
         let actual = rows(node);
         let (low, high) = if estimated < actual {
@@ -317,10 +317,11 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
                 (Some((schema, name)), n) if n >= 2 => {
                     format!(
                     "ANALYZE {0}.{1}; and if the estimate stays off, the columns are correlated: \
-                     CREATE STATISTICS ON {2} FROM {0}.{1}; ANALYZE {0}.{1};",
+                     CREATE STATISTICS {0}.{3} ON {2} FROM {0}.{1}; ANALYZE {0}.{1};",
                     quote(schema),
                     quote(name),
-                    columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+                    columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+                    quote(&format!("{name}_{}_stats", columns.join("_")))
                 )
                 }
                 (Some((schema, name)), _) => format!("ANALYZE {}.{};", quote(schema), quote(name)),
@@ -518,9 +519,9 @@ mod tests {
                           "Filter": "((status = 'x'::text) AND (region = 'y'::text))"});
         let found = findings(&plan, &Tables);
         assert_eq!(found[0].kind, "row_misestimate");
-        assert!(found[0]
-            .suggestion
-            .contains("CREATE STATISTICS ON status, region FROM public.tiny"));
+        assert!(found[0].suggestion.contains(
+            "CREATE STATISTICS public.tiny_status_region_stats ON status, region FROM public.tiny"
+        ));
     }
 
     #[test]

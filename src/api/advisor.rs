@@ -190,6 +190,13 @@ struct PlannedStatement {
 /// The generic plan of a normalized statement ($n parameters), via PREPARE with
 /// plan_cache_mode = force_generic_plan and EXPLAIN EXECUTE with NULL arguments.
 fn generic_plan(text: &str) -> Result<Value, String> {
+    // SET LOCAL in a released subtransaction lasts until the caller's transaction ends: the
+    // caller's plan_cache_mode is put back below
+    let plan_cache_mode =
+        spi::select_one::<String>("SELECT pg_catalog.current_setting('plan_cache_mode')")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "auto".to_string());
     let parameters = (1..=100)
         .rev()
         .find(|n| text.contains(&format!("${n}")))
@@ -214,6 +221,10 @@ fn generic_plan(text: &str) -> Result<Value, String> {
     let _ = in_subtransaction(|| {
         spi::execute("DEALLOCATE dbanalytics_advice").map_err(|e| e.to_string())
     });
+    let _ = spi::execute(&format!(
+        "SELECT pg_catalog.set_config('plan_cache_mode', {}, true)",
+        spi::literal(Some(&plan_cache_mode))
+    ));
     outcome.map(|plan| plan.get(0).cloned().unwrap_or(Value::Null))
 }
 

@@ -226,9 +226,14 @@ fn sample_activity() -> Result<Collected, SourceError> {
 }
 
 fn create_partitions() -> Result<Collected, SourceError> {
-    let created = partitions::ensure_partitions().map_err(spi_error)?;
-    partitions_checked_today();
-    Ok(Collected::rows(created))
+    match partitions::ensure_partitions().map_err(spi_error)? {
+        Some(created) => {
+            partitions_checked_today();
+            Ok(Collected::rows(created))
+        }
+        // the other worker is creating them: this process checks again at its next tick
+        None => Ok(Collected::rows(0)),
+    }
 }
 
 /// Drops expired partitions, then forgets statement texts that no retained delta refers to.

@@ -84,9 +84,13 @@ unsafe extern "C-unwind" fn shmem_startup() {
     table::attach(gucs::max_histogram_queries());
 }
 
-/// Should the statement being started or ended now be recorded?
+/// Should the statement being started or ended now be recorded? (Not a plain EXPLAIN, which
+/// starts and ends the executor without running the plan.)
 unsafe fn tracked(query_desc: *mut pg_sys::QueryDesc) -> bool {
-    gucs::histograms()
+    let explain_only = !(*query_desc).estate.is_null()
+        && (*(*query_desc).estate).es_top_eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0;
+    !explain_only
+        && gucs::histograms()
         && !IGNORED.with(Cell::get)
         // a parallel worker runs part of its leader's statement, which the leader records
         && pg_sys::ParallelWorkerNumber < 0

@@ -164,8 +164,15 @@ fn with_short_lock_timeout<R>(
     Ok(result)
 }
 
-/// Creates the missing partitions for today and the days ahead. Returns how many were created.
-pub fn ensure_partitions() -> Result<i64, pgrx::spi::Error> {
+/// Creates the missing partitions for today and the days ahead. Returns how many were created,
+/// or None when another process (the other worker) is creating them right now.
+pub fn ensure_partitions() -> Result<Option<i64>, pgrx::spi::Error> {
+    let ours = spi::execute_returning::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.partitions'))",
+    )?;
+    if ours != Some(true) {
+        return Ok(None);
+    }
     let today = day_of(now_epoch_seconds()?);
     let existing = existing_partitions()?;
     let mut created = 0;
@@ -184,7 +191,7 @@ pub fn ensure_partitions() -> Result<i64, pgrx::spi::Error> {
                 created += 1;
             }
         }
-        Ok(created)
+        Ok(Some(created))
     })
 }
 
