@@ -165,7 +165,9 @@ SELECT c.sampled_at, c.head, s.usename, s.application_name, s.state, s.query_id,
        pg_catalog.array_agg(DISTINCT c.waiter), pg_catalog.count(DISTINCT c.waiter)::integer,
        pg_catalog.max(c.depth), pg_catalog.array_agg(DISTINCT c.waited_on)
   FROM chain c
-  LEFT JOIN @extschema@.activity_samples s ON s.sampled_at = c.sampled_at AND s.pid = c.head
+  -- bounded to the window, so that only the window's raw partitions are read
+  LEFT JOIN @extschema@.activity_samples s
+         ON s.sampled_at = c.sampled_at AND s.pid = c.head AND s.sampled_at > pg_catalog.now() - analysis_window
  GROUP BY c.sampled_at, c.head, s.usename, s.application_name, s.state, s.query_id
  ORDER BY c.sampled_at, c.head
 $$;
