@@ -18,9 +18,10 @@
 --                       rotating through a universe of 3,000 statements with texts in
 --                       statements), 1 database_stats row (this database), 50 table_stats,
 --                       100 index_stats, bgwriter, 1 standby, 1 slot, 10 collector_runs rows
---   rollups             activity_minute / connection_minute by the extension's own rollup
+--   rollups             activity_minute / connection_minute / pool_minute by the extension's own rollup
 --                       (dbanalytics._rollup_minutes) over the raw day, then the same day's
---                       rollups repeated for every older day of history
+--                       rollups repeated for every older day of history; statement_hourly,
+--                       table_hourly and index_hourly by dbanalytics._rollup_hours()
 --
 -- It creates schema bench_app (50 tables with 100 indexes, empty) so that table_stats and
 -- index_stats refer to real relations, and the daily partitions <table>_pYYYYMMDD of every
@@ -160,12 +161,25 @@ SELECT k.sampled_at, w.pid, current_database(), 'app', 'web', 'active',
        AS w(pid, locktype, mode, blockers)
  WHERE k.tick % 33 = 0;
 
+-- the head blocker itself, as the sampler records it (waiting = false)
+INSERT INTO dbanalytics.lock_waits (sampled_at, pid, datname, usename, application_name, state, query_id,
+                                    blocking_pids, xact_start, waiting)
+SELECT k.sampled_at, 20100 + (k.tick / 33) % 50, current_database(), 'app', 'worker', 'idle in transaction',
+       ('x' || substr(md5('q' || (101 + k.tick % 10)), 1, 16))::bit(64)::bigint, '{}',
+       k.sampled_at - interval '4 seconds', false
+  FROM gen_ticks k
+ WHERE k.tick % 33 = 0;
+
 INSERT INTO dbanalytics.collector_runs (started_at, worker, source, status, duration_ms, rows)
 SELECT k.sampled_at, 'sampler', 'activity', 'ok', 0.6 + random() * 0.6, 29 + floor(random() * 3)::int
   FROM gen_ticks k;
 
 \echo generate_history: minute rollups of the raw samples
-SELECT rows_written AS rollup_rows FROM dbanalytics._rollup_minutes(NULL);
+-- as the collector's rollup source does: roll up, then remember how far
+WITH r AS (SELECT * FROM dbanalytics._rollup_minutes(NULL)),
+     state AS (INSERT INTO dbanalytics.source_state (source, updated_at) SELECT 'rollup', r.new_rolled_until FROM r
+               ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at)
+SELECT rows_written AS rollup_rows FROM r;
 
 \echo generate_history: statistics deltas, one snapshot per minute
 CREATE TEMP TABLE gen_minutes AS
@@ -200,11 +214,16 @@ SELECT m.interval_end - interval '1 minute', m.interval_end, d.oid, d.datname, f
        CASE WHEN m.n % 60 = 0 THEN 2 ELSE 0 END, CASE WHEN m.n % 60 = 0 THEN 16777216 ELSE 0 END,
        CASE WHEN m.n % 1440 = 700 THEN 1 ELSE 0 END, 0, c.commits * 0.001, c.commits * 0.0005,
        6000000, 1500000, 20000, 12, 0, 0, 0,
-       5000000000 + m.n * 100000, 50000000 + m.n * 200
+       5000000000 + m.n * 100000, 50000000 + m.n * 200,
+       -- the minute's statement deltas, as the databases source sums them
+       st.calls, st.exec_ms, st.slow
   FROM gen_minutes m
  CROSS JOIN LATERAL (SELECT (50000 + 20000 * sin(m.n / 229.0) + 5000 * random())::bigint AS commits
                       WHERE m.n IS NOT NULL) c
  CROSS JOIN pg_database d
+  LEFT JOIN (SELECT s.interval_end, sum(s.calls)::bigint AS calls, sum(s.total_exec_time) AS exec_ms,
+                    count(*) FILTER (WHERE s.total_exec_time > 500 * s.calls)::int AS slow
+               FROM dbanalytics.statement_stats s GROUP BY 1) st ON st.interval_end = m.interval_end
  WHERE d.datname = current_database();
 
 INSERT INTO dbanalytics.table_stats
@@ -255,6 +274,9 @@ SELECT m.interval_end, 'collector', s.source, 'ok', s.ms * (0.8 + 0.4 * random()
  WHERE m.interval_end > current_setting('bench.end')::timestamptz
                         - current_setting('bench.raw_days')::numeric * interval '1 day';
 
+\echo generate_history: hourly rollups of the statement, table and index deltas
+SELECT dbanalytics._rollup_hours() AS hourly_rows;
+
 \echo generate_history: rollups of older days (copies of the raw day)
 INSERT INTO dbanalytics.activity_minute
 SELECT a.minute - k * interval '1 day', a.datname, a.usename, a.application_name, a.state,
@@ -274,10 +296,20 @@ SELECT c.minute - k * interval '1 day', c.datname, c.usename, c.application_name
                                           - current_setting('bench.days')::numeric * interval '1 day'
    AND c.minute - k * interval '1 day' < (SELECT min(minute) FROM dbanalytics.connection_minute);
 
+INSERT INTO dbanalytics.pool_minute
+SELECT p.minute - k * interval '1 day', p.datname, p.usename, p.application_name, p.ticks, p.active_sum,
+       p.max_active, p.idle_sum, p.idle_in_transaction_sum, p.waiting_sum, p.max_connections, p.cluster_peak
+  FROM dbanalytics.pool_minute p
+ CROSS JOIN generate_series(1, ceil(current_setting('bench.days')::numeric)::int) k
+ WHERE p.minute - k * interval '1 day' >= current_setting('bench.end')::timestamptz
+                                          - current_setting('bench.days')::numeric * interval '1 day'
+   AND p.minute - k * interval '1 day' < (SELECT min(minute) FROM dbanalytics.pool_minute);
+
 \echo generate_history: ANALYZE
 ANALYZE dbanalytics.activity_samples, dbanalytics.connection_samples, dbanalytics.lock_waits,
-        dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.connection_minute,
-        dbanalytics.statements, dbanalytics.statement_stats, dbanalytics.database_stats,
+        dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.connection_minute, dbanalytics.pool_minute,
+        dbanalytics.statements, dbanalytics.statement_stats, dbanalytics.statement_hourly, dbanalytics.database_stats,
+        dbanalytics.table_hourly, dbanalytics.index_hourly, dbanalytics.statement_daily,
         dbanalytics.table_stats, dbanalytics.index_stats, dbanalytics.bgwriter_stats,
         dbanalytics.replication_stats, dbanalytics.replication_slot_stats;
 
@@ -286,5 +318,6 @@ SELECT 'generate_history: ' || string_agg(format('%s %s rows', t, n), ', ' ORDER
         UNION ALL SELECT 'connection_samples', count(*) FROM dbanalytics.connection_samples
         UNION ALL SELECT 'activity_minute', count(*) FROM dbanalytics.activity_minute
         UNION ALL SELECT 'statement_stats', count(*) FROM dbanalytics.statement_stats
+        UNION ALL SELECT 'statement_hourly', count(*) FROM dbanalytics.statement_hourly
         UNION ALL SELECT 'table_stats', count(*) FROM dbanalytics.table_stats
         UNION ALL SELECT 'index_stats', count(*) FROM dbanalytics.index_stats) s;

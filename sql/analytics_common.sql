@@ -109,3 +109,76 @@ AS $$
                          ELSE EXTRACT(epoch FROM v::interval)::double precision * 1000 END, 500)
       FROM (SELECT NULLIF(pg_catalog.current_setting('dbanalytics.slow_query_threshold', true), '') AS v) s
 $$;
+
+-- Table and index counters summed over (since, until], one row per object: the hourly rollups
+-- for the whole hours (_rollup_span), the per-snapshot rows for the rest.
+CREATE FUNCTION @extschema@._table_totals(since timestamptz, until timestamptz)
+RETURNS TABLE (datname text, relid oid, schemaname text, relname text, seq_scan bigint,
+               seq_tup_read bigint, idx_scan bigint, n_tup_ins bigint, n_tup_upd bigint,
+               n_tup_del bigint, n_tup_hot_upd bigint, heap_blks_read bigint, heap_blks_hit bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'
+AS $$
+DECLARE
+    span record := @extschema@._rollup_span(since, until);
+BEGIN
+    RETURN QUERY EXECUTE $q$
+    WITH parts AS (
+        SELECT t.datname, t.relid, t.schemaname, t.relname, t.seq_scan, t.seq_tup_read, t.idx_scan,
+               t.n_tup_ins, t.n_tup_upd, t.n_tup_del, t.n_tup_hot_upd, t.heap_blks_read, t.heap_blks_hit
+          FROM @extschema@.table_hourly t
+         WHERE t.hour_end > $3 AND t.hour_end <= $4
+        UNION ALL
+        SELECT t.datname, t.relid, t.schemaname, t.relname, t.seq_scan, t.seq_tup_read, t.idx_scan,
+               t.n_tup_ins, t.n_tup_upd, t.n_tup_del, t.n_tup_hot_upd, t.heap_blks_read, t.heap_blks_hit
+          FROM @extschema@.table_stats t
+         WHERE (t.interval_end > $1 AND t.interval_end <= LEAST($3, $2))
+            OR (t.interval_end > GREATEST($4, $1) AND t.interval_end <= $2)
+    )
+    SELECT p.datname, p.relid, pg_catalog.max(p.schemaname), pg_catalog.max(p.relname),
+           pg_catalog.sum(p.seq_scan)::bigint, pg_catalog.sum(p.seq_tup_read)::bigint,
+           pg_catalog.sum(p.idx_scan)::bigint, pg_catalog.sum(p.n_tup_ins)::bigint,
+           pg_catalog.sum(p.n_tup_upd)::bigint, pg_catalog.sum(p.n_tup_del)::bigint,
+           pg_catalog.sum(p.n_tup_hot_upd)::bigint, pg_catalog.sum(p.heap_blks_read)::bigint,
+           pg_catalog.sum(p.heap_blks_hit)::bigint
+      FROM parts p
+     GROUP BY p.datname, p.relid
+    $q$ USING since, until, span.lo, span.hi;
+END
+$$;
+
+CREATE FUNCTION @extschema@._index_totals(since timestamptz, until timestamptz)
+RETURNS TABLE (datname text, indexrelid oid, relid oid, schemaname text, relname text,
+               indexrelname text, idx_scan bigint, idx_tup_read bigint, idx_tup_fetch bigint,
+               idx_blks_read bigint, idx_blks_hit bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'
+AS $$
+DECLARE
+    span record := @extschema@._rollup_span(since, until);
+BEGIN
+    RETURN QUERY EXECUTE $q$
+    WITH parts AS (
+        SELECT i.datname, i.indexrelid, i.relid, i.schemaname, i.relname, i.indexrelname, i.idx_scan,
+               i.idx_tup_read, i.idx_tup_fetch, i.idx_blks_read, i.idx_blks_hit
+          FROM @extschema@.index_hourly i
+         WHERE i.hour_end > $3 AND i.hour_end <= $4
+        UNION ALL
+        SELECT i.datname, i.indexrelid, i.relid, i.schemaname, i.relname, i.indexrelname, i.idx_scan,
+               i.idx_tup_read, i.idx_tup_fetch, i.idx_blks_read, i.idx_blks_hit
+          FROM @extschema@.index_stats i
+         WHERE (i.interval_end > $1 AND i.interval_end <= LEAST($3, $2))
+            OR (i.interval_end > GREATEST($4, $1) AND i.interval_end <= $2)
+    )
+    SELECT p.datname, p.indexrelid, pg_catalog.max(p.relid), pg_catalog.max(p.schemaname),
+           pg_catalog.max(p.relname), pg_catalog.max(p.indexrelname),
+           pg_catalog.sum(p.idx_scan)::bigint, pg_catalog.sum(p.idx_tup_read)::bigint,
+           pg_catalog.sum(p.idx_tup_fetch)::bigint, pg_catalog.sum(p.idx_blks_read)::bigint,
+           pg_catalog.sum(p.idx_blks_hit)::bigint
+      FROM parts p
+     GROUP BY p.datname, p.indexrelid
+    $q$ USING since, until, span.lo, span.hi;
+END
+$$;

@@ -1,30 +1,17 @@
 -- dbanalytics analytics: connection pools, long transactions, lock contention, transaction trends.
 
-CREATE FUNCTION @extschema@.connection_pool_analytics(analysis_window interval)
-RETURNS TABLE (
-    minute timestamptz, datname text, usename text, application_name text,
-    avg_active double precision, max_active integer, avg_idle double precision,
-    avg_idle_in_transaction double precision, avg_waiting double precision,
-    max_connections_used integer, utilization double precision,
-    pool_status text, recommended_pool_size integer, recommendation text)
+-- Pool minutes over [from_time, to_time) computed from the raw connection samples: what the
+-- rollup stores in pool_minute, and what connection_pool_analytics reads for the minutes not
+-- rolled up yet.
+CREATE FUNCTION @extschema@._pool_minutes(from_time timestamptz, to_time timestamptz)
+RETURNS SETOF @extschema@.pool_minute
 LANGUAGE sql STABLE
 AS $$
-    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since,
-           pg_catalog.current_setting('max_connections')::integer
-             - pg_catalog.current_setting('superuser_reserved_connections')::integer AS usable,
-           @extschema@._threshold('pool_limit_ratio')::double precision AS limit_ratio,
-           @extschema@._threshold('pool_high_utilization')::double precision AS high_util,
-           @extschema@._threshold('pool_low_utilization')::double precision AS low_util,
-           @extschema@._threshold('pool_idle_surplus')::double precision AS idle_surplus,
-           @extschema@._threshold('pool_growth_buffer')::double precision AS grow,
-           @extschema@._threshold('pool_shrink_buffer')::double precision AS shrink
-), samples AS (
-    SELECT s.* FROM @extschema@.connection_samples s, args a WHERE s.sampled_at > a.since
+WITH samples AS (
+    SELECT s.* FROM @extschema@.connection_samples s WHERE s.sampled_at >= from_time AND s.sampled_at < to_time
 ), ticks_per_minute AS (
     SELECT pg_catalog.date_trunc('minute', s.sampled_at) AS minute,
-           pg_catalog.count(DISTINCT s.sampled_at) AS ticks
+           pg_catalog.count(DISTINCT s.sampled_at)::integer AS ticks
       FROM samples s GROUP BY 1
 ), per_tick AS (
     -- one row per tick and pool; a pool absent at a tick had no connection then
@@ -43,32 +30,69 @@ WITH args AS (
            COALESCE(pg_catalog.sum(s.backends) FILTER (WHERE s.state LIKE 'idle in transaction%'), 0) AS idle_in_transaction
       FROM samples s GROUP BY 1
 ), cluster_peak AS (
-    SELECT pg_catalog.date_trunc('minute', c.sampled_at) AS minute, pg_catalog.max(c.connections) AS peak
+    SELECT pg_catalog.date_trunc('minute', c.sampled_at) AS minute, pg_catalog.max(c.connections)::integer AS peak
       FROM cluster_per_tick c GROUP BY 1
 ), pools AS (
     SELECT pg_catalog.date_trunc('minute', p.sampled_at) AS minute, p.datname, p.usename, p.application_name,
            pg_catalog.sum(p.active) AS active_sum, pg_catalog.max(p.active) AS max_active,
            pg_catalog.sum(p.idle) AS idle_sum, pg_catalog.sum(p.idle_in_transaction) AS iit_sum,
-           pg_catalog.sum(p.waiting) AS waiting_sum, pg_catalog.max(p.connections) AS max_connections_used
+           pg_catalog.sum(p.waiting) AS waiting_sum, pg_catalog.max(p.connections) AS max_connections
       FROM per_tick p GROUP BY 1, 2, 3, 4
     UNION ALL
     SELECT pg_catalog.date_trunc('minute', c.sampled_at), NULL, NULL, '(all clients)',
            pg_catalog.sum(c.active), pg_catalog.max(c.active), pg_catalog.sum(c.idle),
            pg_catalog.sum(c.idle_in_transaction), pg_catalog.sum(c.waiting), pg_catalog.max(c.connections)
       FROM cluster_per_tick c GROUP BY 1
+)
+SELECT p.minute, p.datname, p.usename, p.application_name, t.ticks, p.active_sum::bigint,
+       p.max_active::integer, p.idle_sum::bigint, p.iit_sum::bigint, p.waiting_sum::bigint,
+       p.max_connections::integer, cp.peak
+  FROM pools p
+  JOIN ticks_per_minute t USING (minute)
+  JOIN cluster_peak cp USING (minute)
+$$;
+
+-- The pool analysis itself, one SELECT so that callers reading a few columns (health_score)
+-- get it inlined and skip the wording of the rows they do not read.
+CREATE FUNCTION @extschema@._pool_analytics(analysis_window interval)
+RETURNS TABLE (
+    minute timestamptz, datname text, usename text, application_name text,
+    avg_active double precision, max_active integer, avg_idle double precision,
+    avg_idle_in_transaction double precision, avg_waiting double precision,
+    max_connections_used integer, utilization double precision,
+    pool_status text, recommended_pool_size integer, recommendation text)
+LANGUAGE sql STABLE
+AS $$
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           pg_catalog.current_setting('max_connections')::integer
+             - pg_catalog.current_setting('superuser_reserved_connections')::integer AS usable,
+           @extschema@._threshold('pool_limit_ratio')::double precision AS limit_ratio,
+           @extschema@._threshold('pool_high_utilization')::double precision AS high_util,
+           @extschema@._threshold('pool_low_utilization')::double precision AS low_util,
+           @extschema@._threshold('pool_idle_surplus')::double precision AS idle_surplus,
+           @extschema@._threshold('pool_growth_buffer')::double precision AS grow,
+           @extschema@._threshold('pool_shrink_buffer')::double precision AS shrink
+), rolled AS (
+    -- the minutes overlapping the window: rolled up, then from raw samples after the rollup
+    SELECT COALESCE(@extschema@._rolled_until('rollup'), '-infinity') AS until
+), pools AS (
+    SELECT p.* FROM @extschema@.pool_minute p
+     WHERE p.minute > pg_catalog.now() - analysis_window - interval '1 minute'
+       AND p.minute < (SELECT r.until FROM rolled r)
+    UNION ALL
+    SELECT p.* FROM rolled r, args a,
+           @extschema@._pool_minutes(GREATEST(r.until, pg_catalog.date_trunc('minute', a.since)), 'infinity') p
 ), measured AS (
     SELECT p.minute, p.datname, p.usename, p.application_name,
-           p.active_sum::double precision / t.ticks AS avg_active, p.max_active::integer AS max_active,
-           p.idle_sum::double precision / t.ticks AS avg_idle,
-           p.iit_sum::double precision / t.ticks AS avg_iit,
-           p.waiting_sum::double precision / t.ticks AS avg_waiting,
-           p.max_connections_used::integer AS max_used,
+           p.active_sum::double precision / p.ticks AS avg_active, p.max_active,
+           p.idle_sum::double precision / p.ticks AS avg_idle,
+           p.idle_in_transaction_sum::double precision / p.ticks AS avg_iit,
+           p.waiting_sum::double precision / p.ticks AS avg_waiting,
+           p.max_connections AS max_used,
            p.active_sum::double precision / NULLIF(p.active_sum + p.idle_sum, 0) AS utilization,
-           cp.peak >= a.limit_ratio * a.usable AS near_limit, cp.peak, a.*
-      FROM pools p
-      JOIN ticks_per_minute t USING (minute)
-      JOIN cluster_peak cp USING (minute)
-      CROSS JOIN args a
+           p.cluster_peak >= a.limit_ratio * a.usable AS near_limit, p.cluster_peak AS peak, a.*
+      FROM pools p CROSS JOIN args a
 ), judged AS (
     SELECT m.*,
            CASE
@@ -110,7 +134,20 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
            ELSE 'no action needed'
        END
   FROM judged j
- ORDER BY j.minute, j.datname NULLS LAST, j.usename, j.application_name
+$$;
+
+CREATE FUNCTION @extschema@.connection_pool_analytics(analysis_window interval)
+RETURNS TABLE (
+    minute timestamptz, datname text, usename text, application_name text,
+    avg_active double precision, max_active integer, avg_idle double precision,
+    avg_idle_in_transaction double precision, avg_waiting double precision,
+    max_connections_used integer, utilization double precision,
+    pool_status text, recommended_pool_size integer, recommendation text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+    SELECT p.* FROM @extschema@._pool_analytics(analysis_window) p
+     ORDER BY p.minute, p.datname NULLS LAST, p.usename, p.application_name
 $$;
 
 CREATE VIEW @extschema@.connection_pool_analytics AS
@@ -141,10 +178,9 @@ RETURNS TABLE (sampled_at timestamptz, head_pid integer, head_usename text, head
 LANGUAGE sql STABLE
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-WITH RECURSIVE args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since
-), waits AS (
-    SELECT w.* FROM @extschema@.lock_waits w, args a WHERE w.sampled_at > a.since
+WITH RECURSIVE waits AS (
+    SELECT w.* FROM @extschema@.lock_waits w
+     WHERE w.sampled_at > pg_catalog.now() - analysis_window AND w.waiting
 ), edges AS (
     SELECT w.sampled_at, b.blocker, w.pid AS waiter,
            COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS waited_on
@@ -161,14 +197,15 @@ WITH RECURSIVE args AS (
       FROM chain c JOIN edges e ON e.sampled_at = c.sampled_at AND e.blocker = c.waiter
      WHERE e.waiter <> ALL (c.path)
 )
-SELECT c.sampled_at, c.head, s.usename, s.application_name, s.state, s.query_id,
+SELECT c.sampled_at, c.head, h.usename, h.application_name, h.state, h.query_id,
        pg_catalog.array_agg(DISTINCT c.waiter), pg_catalog.count(DISTINCT c.waiter)::integer,
        pg_catalog.max(c.depth), pg_catalog.array_agg(DISTINCT c.waited_on)
   FROM chain c
-  -- bounded to the window, so that only the window's raw partitions are read
-  LEFT JOIN @extschema@.activity_samples s
-         ON s.sampled_at = c.sampled_at AND s.pid = c.head AND s.sampled_at > pg_catalog.now() - analysis_window
- GROUP BY c.sampled_at, c.head, s.usename, s.application_name, s.state, s.query_id
+  -- the head as the sampler saw it (a client session; other heads, e.g. autovacuum, have no row)
+  LEFT JOIN @extschema@.lock_waits h
+         ON h.sampled_at = c.sampled_at AND h.pid = c.head AND NOT h.waiting
+        AND h.sampled_at > pg_catalog.now() - analysis_window
+ GROUP BY c.sampled_at, c.head, h.usename, h.application_name, h.state, h.query_id
  ORDER BY c.sampled_at, c.head
 $$;
 
@@ -181,12 +218,13 @@ LANGUAGE sql STABLE
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since,
+    SELECT pg_catalog.now() - analysis_window AS since,
            COALESCE((SELECT s.setting::double precision / 1000 FROM pg_catalog.pg_settings s
                       WHERE s.name = 'dbanalytics.sample_interval'), 1) AS tick_seconds
 ), waits AS (
     SELECT w.*, COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object
-      FROM @extschema@.lock_waits w, args a WHERE w.sampled_at > a.since
+      FROM @extschema@.lock_waits w
+     WHERE w.sampled_at > pg_catalog.now() - analysis_window AND w.waiting
 ), heads AS (
     SELECT c.sampled_at, c.head_pid, r.object
       FROM @extschema@.blocking_chains(analysis_window) c
@@ -222,7 +260,7 @@ AS $$
            pg_catalog.sum(d.sessions_abandoned)::bigint, pg_catalog.sum(d.sessions_fatal)::bigint,
            pg_catalog.sum(d.sessions_killed)::bigint
       FROM @extschema@.database_stats d
-     WHERE d.interval_end > @extschema@._window_start(analysis_window)
+     WHERE d.interval_end > pg_catalog.now() - analysis_window
      GROUP BY 1, 2
      ORDER BY 1, 2
 $$;

@@ -11,7 +11,7 @@ LANGUAGE sql STABLE
 AS $$
     SELECT @extschema@._window_start(analysis_window), @extschema@._row_limit(row_limit);  -- argument checks
 WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since, @extschema@._row_limit(row_limit) AS max_rows
+    SELECT pg_catalog.now() - analysis_window AS since, LEAST(row_limit, 1000) AS max_rows
 ), merged AS (
     SELECT l.dbid, l.userid, l.queryid, pg_catalog.sum(u.executions)::bigint AS executions,
            pg_catalog.array_agg(u.bucket) AS buckets, pg_catalog.array_agg(u.executions) AS counts,
@@ -54,7 +54,7 @@ AS $$
            ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions),
            @extschema@.latency_buckets() b
      WHERE l.queryid = query_id
-       AND l.interval_end > @extschema@._window_start(analysis_window)
+       AND l.interval_end > pg_catalog.now() - analysis_window
        AND b.bucket = u.bucket
      GROUP BY u.bucket, b.lower_ms, b.upper_ms
      ORDER BY u.bucket

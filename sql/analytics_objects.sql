@@ -14,7 +14,7 @@ LANGUAGE sql STABLE
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since,
+    SELECT pg_catalog.now() - analysis_window AS since,
            EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
            @extschema@._threshold('index_min_evidence')::double precision AS min_evidence,
            @extschema@._threshold('index_rare_scans_per_day')::double precision AS rare_per_day,
@@ -47,16 +47,11 @@ WITH args AS (
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '@extschema@')
        AND n.nspname !~ '^pg_(toast|temp_)'
 ), history AS (
-    SELECT h.indexrelid, pg_catalog.sum(h.idx_scan)::bigint AS scans,
-           pg_catalog.sum(h.idx_tup_read)::bigint AS tup_read
-      FROM @extschema@.index_stats h, args a
-     WHERE h.interval_end > a.since
-     GROUP BY h.indexrelid
+    SELECT h.indexrelid, h.idx_scan AS scans, h.idx_tup_read AS tup_read
+      FROM args a, @extschema@._index_totals(a.since, pg_catalog.now()) h
 ), writes AS (
-    SELECT w.relid, pg_catalog.sum(w.n_tup_ins + w.n_tup_upd - w.n_tup_hot_upd)::bigint AS writes
-      FROM @extschema@.table_stats w, args a
-     WHERE w.interval_end > a.since
-     GROUP BY w.relid
+    SELECT w.relid, w.n_tup_ins + w.n_tup_upd - w.n_tup_hot_upd AS writes
+      FROM args a, @extschema@._table_totals(a.since, pg_catalog.now()) w
 ), measured AS (
     SELECT l.*,
            -- scans recorded in the window, plus those since the last snapshot
@@ -242,7 +237,7 @@ RETURNS TABLE (level text, hour timestamptz, object_name text, blks_hit bigint, 
 LANGUAGE sql STABLE
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-WITH args AS (SELECT @extschema@._window_start(analysis_window) AS since)
+WITH args AS (SELECT pg_catalog.now() - analysis_window AS since)
 SELECT * FROM (
     SELECT 'database'::text, pg_catalog.date_trunc('hour', d.interval_end), d.datname,
            pg_catalog.sum(d.blks_hit)::bigint, pg_catalog.sum(d.blks_read)::bigint,
@@ -257,7 +252,7 @@ SELECT * FROM (
            pg_catalog.sum(t.heap_blks_hit)::bigint, pg_catalog.sum(t.heap_blks_read)::bigint,
            pg_catalog.sum(t.heap_blks_hit)::double precision / NULLIF(pg_catalog.sum(t.heap_blks_hit + t.heap_blks_read), 0),
            NULL::bigint
-      FROM @extschema@.table_stats t, args a WHERE t.interval_end > a.since
+      FROM args a, @extschema@._table_totals(a.since, pg_catalog.now()) t
      GROUP BY 3 HAVING pg_catalog.sum(t.heap_blks_hit + t.heap_blks_read) > 0
     ORDER BY 5 DESC LIMIT 50) per_table
 UNION ALL
@@ -266,7 +261,7 @@ SELECT * FROM (
            pg_catalog.sum(i.idx_blks_hit)::bigint, pg_catalog.sum(i.idx_blks_read)::bigint,
            pg_catalog.sum(i.idx_blks_hit)::double precision / NULLIF(pg_catalog.sum(i.idx_blks_hit + i.idx_blks_read), 0),
            NULL::bigint
-      FROM @extschema@.index_stats i, args a WHERE i.interval_end > a.since
+      FROM args a, @extschema@._index_totals(a.since, pg_catalog.now()) i
      GROUP BY 3 HAVING pg_catalog.sum(i.idx_blks_hit + i.idx_blks_read) > 0
     ORDER BY 5 DESC LIMIT 50) per_index
 UNION ALL
@@ -276,10 +271,9 @@ SELECT * FROM (
            pg_catalog.sum(s.shared_blks_hit)::bigint, pg_catalog.sum(s.shared_blks_read)::bigint,
            pg_catalog.sum(s.shared_blks_hit)::double precision / NULLIF(pg_catalog.sum(s.shared_blks_hit + s.shared_blks_read), 0),
            s.queryid
-      FROM @extschema@.statement_stats s
-      CROSS JOIN args a
+      FROM args a
+     CROSS JOIN @extschema@._statement_totals(a.since, pg_catalog.now()) s
       LEFT JOIN @extschema@.statement_texts tx USING (dbid, userid, queryid, toplevel)
-     WHERE s.interval_end > a.since
      GROUP BY s.dbid, s.userid, s.queryid, s.toplevel, tx.query
     HAVING pg_catalog.sum(s.shared_blks_read) > 0
      ORDER BY 5 DESC LIMIT 20) per_statement
@@ -300,7 +294,7 @@ RETURNS TABLE (kind text, name text, state text, sync_state text,
 LANGUAGE sql STABLE
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-WITH args AS (SELECT @extschema@._window_start(analysis_window) AS since,
+WITH args AS (SELECT pg_catalog.now() - analysis_window AS since,
                      pg_catalog.pg_is_in_recovery() AS standby),
 history AS (
     SELECT r.application_name, pg_catalog.max(r.replay_lag_s) AS max_lag, pg_catalog.avg(r.replay_lag_s) AS avg_lag

@@ -46,7 +46,7 @@ LANGUAGE sql STABLE
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH bounds AS (
-    SELECT @extschema@._window_start(analysis_window) AS since, @extschema@._slow_query_ms() AS slow_ms
+    SELECT pg_catalog.now() - analysis_window AS since
 ), db AS (
     SELECT pg_catalog.date_trunc('minute', d.interval_end) AS minute, d.datid, d.datname,
            pg_catalog.sum(EXTRACT(epoch FROM d.interval_end - d.interval_start))::double precision AS seconds,
@@ -56,27 +56,22 @@ WITH bounds AS (
            pg_catalog.sum(d.temp_bytes)::bigint AS temp_bytes,
            pg_catalog.sum(d.blks_read)::bigint AS blks_read,
            pg_catalog.sum(d.blks_hit)::bigint AS blks_hit,
-           pg_catalog.bool_or(d.reset) AS reset
-      FROM @extschema@.database_stats d, bounds b
-     WHERE d.interval_end > b.since
+           pg_catalog.bool_or(d.reset) AS reset,
+           pg_catalog.sum(d.calls)::bigint AS calls,
+           pg_catalog.sum(d.total_exec_time) AS exec_ms,
+           pg_catalog.sum(d.slow_statements)::bigint AS slow
+      FROM @extschema@.database_stats d
+     WHERE d.interval_end > pg_catalog.now() - analysis_window
      GROUP BY 1, 2, 3
-), st AS (
-    SELECT pg_catalog.date_trunc('minute', s.interval_end) AS minute, s.dbid,
-           pg_catalog.sum(s.calls)::bigint AS calls,
-           pg_catalog.sum(s.total_exec_time) AS exec_ms,
-           pg_catalog.count(*) FILTER (WHERE s.total_exec_time > b.slow_ms * s.calls) AS slow
-      FROM @extschema@.statement_stats s, bounds b
-     WHERE s.interval_end > b.since AND s.toplevel AND s.calls > 0
-     GROUP BY 1, 2
 ), latency AS (
     -- per minute: the database histograms of the intervals ending in it, merged
     SELECT x.minute, x.dbid,
            @extschema@.latency_percentiles(pg_catalog.array_agg(x.bucket), pg_catalog.array_agg(x.executions),
                                            '{0.5,0.95,0.99,1}') AS p
       FROM (SELECT pg_catalog.date_trunc('minute', l.interval_end) AS minute, l.dbid, u.bucket, u.executions
-              FROM bounds b, @extschema@.database_latency l,
+              FROM @extschema@.database_latency l,
                    ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
-             WHERE l.interval_end > b.since) x
+             WHERE l.interval_end > pg_catalog.now() - analysis_window) x
      GROUP BY x.minute, x.dbid
 ), conn AS (
     SELECT c.minute, c.datname,
@@ -88,18 +83,17 @@ WITH bounds AS (
      GROUP BY 1, 2
 )
 SELECT db.minute, db.datname, db.seconds,
-       COALESCE(st.calls, 0) / NULLIF(db.seconds, 0),
+       COALESCE(db.calls, 0) / NULLIF(db.seconds, 0),
        (db.commits + db.rollbacks) / NULLIF(db.seconds, 0),
        db.commits, db.rollbacks,
        COALESCE(conn.active, 0), COALESCE(conn.idle, 0), COALESCE(conn.idle_in_transaction, 0),
        COALESCE(conn.lock_waiting, 0),
-       st.exec_ms / NULLIF(st.calls, 0),
+       db.exec_ms / NULLIF(db.calls, 0),
        latency.p[1], latency.p[2], latency.p[3], latency.p[4],
-       COALESCE(st.slow, 0), db.deadlocks, db.temp_bytes, db.blks_read, db.blks_hit,
+       COALESCE(db.slow, 0), db.deadlocks, db.temp_bytes, db.blks_read, db.blks_hit,
        db.blks_hit::double precision / NULLIF(db.blks_hit + db.blks_read, 0),
        db.reset
   FROM db
-  LEFT JOIN st ON st.minute = db.minute AND st.dbid = db.datid
   LEFT JOIN conn ON conn.minute = db.minute AND conn.datname = db.datname
   LEFT JOIN latency ON latency.minute = db.minute AND latency.dbid = db.datid
  ORDER BY db.minute, db.datname
@@ -108,23 +102,65 @@ $$;
 CREATE VIEW @extschema@.database_performance_metrics AS
 SELECT * FROM @extschema@.database_performance_metrics(interval '1 hour');
 
--- Statement totals over [since, until), one row per statement (toplevel and nested apart).
+-- Statement totals over (since, until], one row per statement (toplevel and nested apart):
+-- statement_daily for the whole UTC days rolled up so far, statement_hourly for the other
+-- whole hours, statement_stats for the rest (the partial hours at either end and the hours not
+-- rolled up yet): a 7-day window reads at most ~55 rollup rows per statement instead of 10,080
+-- per-minute ones.
+CREATE TYPE @extschema@.statement_total AS (
+    dbid oid, userid oid, queryid bigint, toplevel boolean, calls bigint,
+    total_exec_time double precision, rows bigint, shared_blks_hit bigint,
+    shared_blks_read bigint, temp_blks bigint, wal_bytes bigint, covered_seconds double precision,
+    peak_calls_per_transaction double precision);
+
 CREATE FUNCTION @extschema@._statement_totals(since timestamptz, until timestamptz)
-RETURNS TABLE (dbid oid, userid oid, queryid bigint, toplevel boolean, calls bigint,
-               total_exec_time double precision, rows bigint, shared_blks_hit bigint,
-               shared_blks_read bigint, temp_blks bigint, wal_bytes bigint, covered_seconds double precision)
-LANGUAGE sql STABLE
+RETURNS SETOF @extschema@.statement_total
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- one group per statement: aggregate in memory, no temporary file
 AS $$
-    SELECT s.dbid, s.userid, s.queryid, s.toplevel,
-           pg_catalog.sum(s.calls)::bigint, pg_catalog.sum(s.total_exec_time),
-           pg_catalog.sum(s.rows)::bigint, pg_catalog.sum(s.shared_blks_hit)::bigint,
-           pg_catalog.sum(s.shared_blks_read)::bigint,
-           pg_catalog.sum(s.temp_blks_read + s.temp_blks_written)::bigint,
-           pg_catalog.sum(s.wal_bytes)::bigint,
-           EXTRACT(epoch FROM pg_catalog.max(s.interval_end) - pg_catalog.min(s.interval_start))::double precision
-      FROM @extschema@.statement_stats s
-     WHERE s.interval_end > since AND s.interval_end <= until
+DECLARE
+    span record := @extschema@._rollup_span(since, until);
+BEGIN
+    -- EXECUTE plans with the actual bounds: partitions pruned and row counts estimated at plan time
+    RETURN QUERY EXECUTE $q$
+    WITH parts AS (
+        SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time, s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read + s.temp_blks_written AS temp_blks,
+               s.wal_bytes, s.first_start, s.last_end, s.peak_calls_per_transaction
+          FROM @extschema@.statement_daily s
+         WHERE s.day_end > $5 AND s.day_end <= $6
+        UNION ALL
+        -- statement_hourly serves (lo, day_lo] and (day_hi, hi]
+        SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time, s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read + s.temp_blks_written,
+               s.wal_bytes, s.first_start, s.last_end, s.peak_calls_per_transaction
+          FROM @extschema@.statement_hourly s
+         WHERE (s.hour_end > $3 AND s.hour_end <= $5) OR (s.hour_end > $6 AND s.hour_end <= $4)
+        UNION ALL
+        -- statement_stats serves the rest: (since, lo] and (hi, until]
+        SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time, s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read + s.temp_blks_written,
+               s.wal_bytes, s.interval_start, s.interval_end,
+               s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1)
+          FROM @extschema@.statement_stats s
+          LEFT JOIN @extschema@.database_stats d
+                 ON d.interval_end = s.interval_end AND d.datid = s.dbid
+                AND d.interval_end > $1 AND d.interval_end <= $2
+         WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
+            OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
+    )
+    SELECT p.dbid, p.userid, p.queryid, p.toplevel,
+           pg_catalog.sum(p.calls)::bigint, pg_catalog.sum(p.total_exec_time),
+           pg_catalog.sum(p.rows)::bigint, pg_catalog.sum(p.shared_blks_hit)::bigint,
+           pg_catalog.sum(p.shared_blks_read)::bigint, pg_catalog.sum(p.temp_blks)::bigint,
+           pg_catalog.sum(p.wal_bytes)::bigint,
+           EXTRACT(epoch FROM pg_catalog.max(p.last_end) - pg_catalog.min(p.first_start))::double precision,
+           pg_catalog.max(p.peak_calls_per_transaction)
+      FROM parts p
      GROUP BY 1, 2, 3, 4
+    $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi;
+END
 $$;
 
 CREATE FUNCTION @extschema@._check_order_by(order_by text)
@@ -158,9 +194,9 @@ AS $$
     SELECT @extschema@._window_start(analysis_window), @extschema@._check_order_by(order_by),
            @extschema@._row_limit(row_limit);  -- argument checks, even with no history
 WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since,
-           @extschema@._check_order_by(order_by) AS order_key,
-           @extschema@._row_limit(row_limit) AS max_rows
+    SELECT pg_catalog.now() - analysis_window AS since,
+           order_by AS order_key,
+           LEAST(row_limit, 1000) AS max_rows
 ), cur AS (
     SELECT t.* FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
 ), prev AS (
@@ -208,45 +244,40 @@ $$;
 -- Optimization opportunities read from statement history (query_analysis() assembles them).
 
 -- The same single-row lookup run many times per transaction: a loop in the client (N+1).
-CREATE FUNCTION @extschema@._n_plus_one(analysis_window interval)
+CREATE FUNCTION @extschema@._n_plus_one(analysis_window interval, totals @extschema@.statement_total[])
 RETURNS TABLE (entry jsonb, weight double precision)
 LANGUAGE sql STABLE
 AS $$
 WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since,
+    SELECT pg_catalog.now() - analysis_window AS since,
            EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
            @extschema@._threshold('n_plus_one_calls_per_transaction')::double precision AS per_transaction,
            @extschema@._threshold('n_plus_one_rows_per_call')::double precision AS max_rows
-), bursts AS (
-    -- per snapshot interval: the lookup's calls against all transactions of its database then
-    SELECT s.dbid, s.userid, s.queryid, s.toplevel,
-           pg_catalog.max(s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1)) AS per_transaction,
-           pg_catalog.sum(d.xact_commit + d.xact_rollback) AS transactions
-      FROM args a, @extschema@.statement_stats s
-      JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
-     WHERE s.interval_end > a.since AND s.toplevel AND s.calls > 0
-     GROUP BY 1, 2, 3, 4
 ), lookups AS (
-    SELECT t.*, x.query, bu.transactions, bu.per_transaction
-      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+    SELECT t.*, x.query, t.peak_calls_per_transaction AS per_transaction
+      FROM args a, pg_catalog.unnest(totals) t
       JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
-      JOIN bursts bu USING (dbid, userid, queryid, toplevel)
      WHERE t.toplevel AND t.calls > 0
        AND t.rows::double precision / t.calls <= a.max_rows
-       AND bu.per_transaction >= a.per_transaction
+       AND t.peak_calls_per_transaction >= a.per_transaction
        -- one table, looked up by a parameter
        AND x.query ~* '^\s*SELECT\M.*\mFROM\s+[\w."]+(\s+(AS\s+)?\w+)?\s+WHERE\M.*=\s*\$\d'
        AND x.query !~* '\m(JOIN|UNION|GROUP\s+BY)\M'
 ), applications AS (
+    -- the application most often sampled running each lookup, in the last day of the window
+    -- at most (activity_minute holds a row per minute, application, state, wait event and query)
     SELECT m.query_id, (pg_catalog.array_agg(m.application_name ORDER BY m.samples DESC))[1] AS application
       FROM (SELECT am.query_id, am.application_name, pg_catalog.sum(am.samples) AS samples
-              FROM @extschema@.activity_minute am, args a WHERE am.minute > a.since GROUP BY 1, 2) m
+              FROM @extschema@.activity_minute am
+             WHERE am.minute > pg_catalog.now() - LEAST(analysis_window, interval '1 day')
+               AND am.query_id IN (SELECT l.queryid FROM lookups l)
+             GROUP BY 1, 2) m
      GROUP BY m.query_id
 )
 SELECT pg_catalog.jsonb_build_object(
            'type', 'n_plus_one', 'queryid', l.queryid, 'query', l.query, 'impact', 'high',
            'evidence', pg_catalog.jsonb_build_object(
-               'calls', l.calls, 'transactions_in_database', l.transactions,
+               'calls', l.calls,
                'calls_per_transaction', pg_catalog.round(l.per_transaction::numeric, 1),
                'calls_per_second', pg_catalog.round((l.calls / a.window_seconds)::numeric, 1),
                'rows_per_call', pg_catalog.round((l.rows::double precision / l.calls)::numeric, 2),
@@ -262,12 +293,12 @@ SELECT pg_catalog.jsonb_build_object(
 $$;
 
 -- Read-only statements called very often over tables that hardly change.
-CREATE FUNCTION @extschema@._caching_opportunities(analysis_window interval)
+CREATE FUNCTION @extschema@._caching_opportunities(analysis_window interval, totals @extschema@.statement_total[])
 RETURNS TABLE (entry jsonb, weight double precision)
 LANGUAGE sql STABLE
 AS $$
 WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since,
+    SELECT pg_catalog.now() - analysis_window AS since,
            EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
            @extschema@._threshold('caching_calls_per_second')::double precision AS min_rate,
            @extschema@._threshold('caching_write_ratio')::double precision AS write_ratio
@@ -275,17 +306,21 @@ WITH args AS (
     SELECT t.*, x.query,
            ARRAY(SELECT pg_catalog.lower(pg_catalog.regexp_replace(m[1], '^.*\.', ''))
                    FROM pg_catalog.regexp_matches(x.query, '\m(?:FROM|JOIN)\s+([\w."]+)', 'gi') m) AS tables
-      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+      FROM args a, pg_catalog.unnest(totals) t
       JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
      WHERE t.toplevel AND t.calls / a.window_seconds > a.min_rate
        AND x.query ~* '^\s*SELECT\M' AND x.query !~* '\mFOR\s+(UPDATE|SHARE|NO KEY|KEY)\M|nextval|random\(|now\(|clock_timestamp'
        AND x.query ~* '\mFROM\M'
+), table_writes AS (
+    -- one pass over the window's table history, for the tables the candidates read
+    SELECT w.relname, pg_catalog.sum(w.n_tup_ins + w.n_tup_upd + w.n_tup_del) AS row_writes
+      FROM args a, @extschema@._table_totals(a.since, pg_catalog.now()) w
+     WHERE w.relname IN (SELECT pg_catalog.unnest(r.tables) FROM reads r)
+     GROUP BY w.relname
 ), writes AS (
-    SELECT r.queryid, r.dbid, r.userid,
-           COALESCE(pg_catalog.sum(w.n_tup_ins + w.n_tup_upd + w.n_tup_del), 0) AS row_writes,
-           pg_catalog.count(DISTINCT w.relid) AS tables_seen
-      FROM reads r CROSS JOIN args a
-      LEFT JOIN @extschema@.table_stats w ON w.relname = ANY (r.tables) AND w.interval_end > a.since
+    SELECT r.queryid, r.dbid, r.userid, COALESCE(pg_catalog.sum(tw.row_writes), 0) AS row_writes
+      FROM reads r
+      LEFT JOIN table_writes tw ON tw.relname = ANY (r.tables)
      GROUP BY r.queryid, r.dbid, r.userid
 )
 SELECT pg_catalog.jsonb_build_object(
@@ -306,16 +341,16 @@ SELECT pg_catalog.jsonb_build_object(
 $$;
 
 -- Statements written in a form with a known better one.
-CREATE FUNCTION @extschema@._query_rewrites(analysis_window interval)
+CREATE FUNCTION @extschema@._query_rewrites(analysis_window interval, totals @extschema@.statement_total[])
 RETURNS TABLE (entry jsonb, total_time double precision)
 LANGUAGE sql STABLE
 AS $$
 WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since,
+    SELECT pg_catalog.now() - analysis_window AS since,
            @extschema@._threshold('select_star_rows_per_call')::double precision AS star_rows
 ), candidates AS (
     SELECT t.*, x.query
-      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+      FROM pg_catalog.unnest(totals) t
       JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
      WHERE t.toplevel AND t.calls > 0
 ), patterns (pattern, matcher, suggested, explanation) AS (
@@ -354,15 +389,19 @@ LANGUAGE sql STABLE
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since,
+    SELECT pg_catalog.now() - analysis_window AS since,
            EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
            @extschema@._slow_query_ms() AS slow_ms,
            @extschema@._threshold('frequent_calls_per_second')::double precision AS frequent_cps,
            @extschema@._threshold('expensive_share')::double precision AS expensive_share
-), cur AS (
-    SELECT t.*, t.total_exec_time / t.calls AS mean_ms
+), statement_totals AS (
+    -- read once, handed to every part of the analysis
+    SELECT pg_catalog.array_agg(t) AS totals
       FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
      WHERE t.calls > 0 AND t.toplevel
+), cur AS (
+    SELECT t.*, t.total_exec_time / t.calls AS mean_ms
+      FROM statement_totals st, pg_catalog.unnest(st.totals) t
 ), totals AS (
     SELECT NULLIF(pg_catalog.sum(c.shared_blks_read), 0) AS blks_read,
            NULLIF(pg_catalog.sum(c.temp_blks), 0) AS temp_blks,
@@ -424,11 +463,11 @@ SELECT pg_catalog.jsonb_build_object(
                  ORDER BY weight DESC LIMIT 20) d), '[]'),
     'optimization_opportunities', COALESCE((
         SELECT pg_catalog.jsonb_agg(o.entry ORDER BY o.weight DESC)
-          FROM (SELECT n.entry, n.weight FROM @extschema@._n_plus_one(analysis_window) n
+          FROM (SELECT n.entry, n.weight FROM @extschema@._n_plus_one(analysis_window, st.totals) n
                 UNION ALL
-                SELECT c.entry, c.weight FROM @extschema@._caching_opportunities(analysis_window) c) o), '[]'),
+                SELECT c.entry, c.weight FROM @extschema@._caching_opportunities(analysis_window, st.totals) c) o), '[]'),
     'query_rewrites', COALESCE((
         SELECT pg_catalog.jsonb_agg(r.entry ORDER BY r.total_time DESC)
-          FROM @extschema@._query_rewrites(analysis_window) r), '[]'))
-  FROM args a
+          FROM @extschema@._query_rewrites(analysis_window, st.totals) r), '[]'))
+  FROM args a, statement_totals st
 $$;

@@ -68,7 +68,7 @@ LANGUAGE sql STABLE
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check
 WITH args AS (
-    SELECT @extschema@._window_start(analysis_window) AS since,
+    SELECT pg_catalog.now() - analysis_window AS since,
            EXTRACT(epoch FROM analysis_window)::numeric AS window_seconds,
            @extschema@._slow_query_ms() AS slow_ms,
            pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE') AS sees_all_sessions,
@@ -121,7 +121,7 @@ WITH args AS (
                / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
            pg_catalog.count(*) FILTER (WHERE p.pool_status = 'undersized') AS undersized_minutes,
            (pg_catalog.array_agg(p.recommendation ORDER BY p.minute DESC) FILTER (WHERE p.pool_status = 'undersized'))[1] AS advice
-      FROM @extschema@.connection_pool_analytics(analysis_window) p
+      FROM @extschema@._pool_analytics(analysis_window) p
 ), indexes AS (
     SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
            COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL), 0) AS unused_bytes,

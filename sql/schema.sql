@@ -65,7 +65,11 @@ CREATE TABLE @extschema@.lock_waits (
     blocking_pids    integer[]   NOT NULL,
     wait_started     timestamptz,
     xact_start       timestamptz,
-    relation_oid     oid          -- the locked relation; names above only when it is in this database
+    relation_oid     oid,         -- the locked relation; names above only when it is in this database
+    -- true: this session waits on a lock; false: it holds a lock others wait for and waits on
+    -- none itself (a head blocker), recorded so that chains name their heads without a scan of
+    -- activity_samples
+    waiting          boolean      NOT NULL DEFAULT true
 ) PARTITION BY RANGE (sampled_at);
 CREATE INDEX ON @extschema@.lock_waits USING brin (sampled_at);
 
@@ -99,6 +103,25 @@ CREATE TABLE @extschema@.connection_minute (
     max_lock_waiting integer     NOT NULL
 ) PARTITION BY RANGE (minute);
 CREATE INDEX ON @extschema@.connection_minute (minute);
+
+-- Per minute and pool (database, user, application) from the per-tick sums over the pool's
+-- states; application_name '(all clients)' with NULL database and user is the whole cluster.
+-- Sums over the minute's ticks, so that minutes merge exactly.
+CREATE TABLE @extschema@.pool_minute (
+    minute           timestamptz NOT NULL,
+    datname          text,
+    usename          text,
+    application_name text,
+    ticks            integer     NOT NULL,  -- sampler ticks in the minute
+    active_sum       bigint      NOT NULL,  -- active connections summed over the ticks
+    max_active       integer     NOT NULL,
+    idle_sum         bigint      NOT NULL,
+    idle_in_transaction_sum bigint NOT NULL,
+    waiting_sum      bigint      NOT NULL,  -- connections waiting on a lock, summed over the ticks
+    max_connections  integer     NOT NULL,  -- most connections of the pool at one tick
+    cluster_peak     integer     NOT NULL   -- most client connections of the cluster at one tick
+) PARTITION BY RANGE (minute);
+CREATE INDEX ON @extschema@.pool_minute (minute);
 
 -------------------------------------------------------------------------------
 -- Deltas per snapshot interval (collector worker, every snapshot_interval).
@@ -148,6 +171,76 @@ CREATE TABLE @extschema@.statement_stats (
 ) PARTITION BY RANGE (interval_end);
 CREATE INDEX ON @extschema@.statement_stats (interval_end);
 CREATE INDEX ON @extschema@.statement_stats (queryid);
+
+-- Hourly rollup of statement_stats (collector, rollup source): one row per statement and hour
+-- for the intervals ending in (hour_end - 1 hour, hour_end]. Long analysis windows read these
+-- rows for their whole hours and statement_stats only for the partial hours at either end.
+CREATE TABLE @extschema@.statement_hourly (
+    hour_end            timestamptz NOT NULL,
+    first_start         timestamptz NOT NULL,  -- earliest interval_start rolled into the row
+    last_end            timestamptz NOT NULL,  -- latest interval_end rolled into the row
+    dbid                oid         NOT NULL,
+    userid              oid         NOT NULL,
+    queryid             bigint      NOT NULL,
+    toplevel            boolean     NOT NULL,
+    reset               boolean     NOT NULL,
+    intervals           integer     NOT NULL,  -- statement_stats rows rolled into the row
+    calls               bigint      NOT NULL,
+    plans               bigint      NOT NULL,
+    total_exec_time     double precision NOT NULL,
+    total_plan_time     double precision NOT NULL,
+    rows                bigint      NOT NULL,
+    shared_blks_hit     bigint      NOT NULL,
+    shared_blks_read    bigint      NOT NULL,
+    shared_blks_dirtied bigint      NOT NULL,
+    shared_blks_written bigint      NOT NULL,
+    local_blks_hit      bigint      NOT NULL,
+    local_blks_read     bigint      NOT NULL,
+    temp_blks_read      bigint      NOT NULL,
+    temp_blks_written   bigint      NOT NULL,
+    blk_read_time       double precision NOT NULL,
+    blk_write_time      double precision NOT NULL,
+    wal_records         bigint      NOT NULL,
+    wal_fpi             bigint      NOT NULL,
+    wal_bytes           bigint      NOT NULL,
+    -- the most calls per transaction of its database in any one snapshot interval of the hour
+    peak_calls_per_transaction double precision
+) PARTITION BY RANGE (hour_end);
+CREATE INDEX ON @extschema@.statement_hourly (hour_end);
+
+-- Daily rollup of statement_hourly (UTC days): one row per statement and day for the hours
+-- ending in (day_end - 1 day, day_end]. Windows of several days read these for their whole days.
+CREATE TABLE @extschema@.statement_daily (
+    day_end             timestamptz NOT NULL,
+    first_start         timestamptz NOT NULL,
+    last_end            timestamptz NOT NULL,
+    dbid                oid         NOT NULL,
+    userid              oid         NOT NULL,
+    queryid             bigint      NOT NULL,
+    toplevel            boolean     NOT NULL,
+    reset               boolean     NOT NULL,
+    intervals           integer     NOT NULL,
+    calls               bigint      NOT NULL,
+    plans               bigint      NOT NULL,
+    total_exec_time     double precision NOT NULL,
+    total_plan_time     double precision NOT NULL,
+    rows                bigint      NOT NULL,
+    shared_blks_hit     bigint      NOT NULL,
+    shared_blks_read    bigint      NOT NULL,
+    shared_blks_dirtied bigint      NOT NULL,
+    shared_blks_written bigint      NOT NULL,
+    local_blks_hit      bigint      NOT NULL,
+    local_blks_read     bigint      NOT NULL,
+    temp_blks_read      bigint      NOT NULL,
+    temp_blks_written   bigint      NOT NULL,
+    blk_read_time       double precision NOT NULL,
+    blk_write_time      double precision NOT NULL,
+    wal_records         bigint      NOT NULL,
+    wal_fpi             bigint      NOT NULL,
+    wal_bytes           bigint      NOT NULL,
+    peak_calls_per_transaction double precision
+) PARTITION BY RANGE (day_end);
+CREATE INDEX ON @extschema@.statement_daily (day_end);
 
 -- Latency histograms (executor hooks, persisted by the collector): sparse arrays of bucket
 -- numbers and their execution counts; src/histogram/buckets.rs defines the buckets and
@@ -209,7 +302,14 @@ CREATE TABLE @extschema@.database_stats (
     sessions_fatal          bigint      NOT NULL,
     sessions_killed         bigint      NOT NULL,
     database_size           bigint,
-    xid_age                 integer
+    xid_age                 integer,
+    -- this snapshot's top-level statement deltas of the database (statement_stats), summed at
+    -- collection so that per-minute series need not read every statement row: executions,
+    -- execution time (ms), and statements whose mean time exceeded
+    -- dbanalytics.slow_query_threshold as the collector had it
+    calls                   bigint,
+    total_exec_time         double precision,
+    slow_statements         integer
 ) PARTITION BY RANGE (interval_end);
 CREATE INDEX ON @extschema@.database_stats (interval_end);
 
@@ -265,6 +365,57 @@ CREATE TABLE @extschema@.index_stats (
     index_size       bigint
 ) PARTITION BY RANGE (interval_end);
 CREATE INDEX ON @extschema@.index_stats (interval_end);
+
+-- Hourly rollups of table_stats and index_stats (collector, rollup source, with
+-- statement_hourly): the counters summed per object and hour for the intervals ending in
+-- (hour_end - 1 hour, hour_end]. Gauges (sizes, tuple counts, last vacuum) stay in the
+-- per-snapshot tables.
+CREATE TABLE @extschema@.table_hourly (
+    hour_end            timestamptz NOT NULL,
+    first_start         timestamptz NOT NULL,
+    last_end            timestamptz NOT NULL,
+    datname             text        NOT NULL,
+    relid               oid         NOT NULL,
+    schemaname          text        NOT NULL,
+    relname             text        NOT NULL,
+    reset               boolean     NOT NULL,
+    intervals           integer     NOT NULL,
+    seq_scan            bigint      NOT NULL,
+    seq_tup_read        bigint      NOT NULL,
+    idx_scan            bigint      NOT NULL,
+    idx_tup_fetch       bigint      NOT NULL,
+    n_tup_ins           bigint      NOT NULL,
+    n_tup_upd           bigint      NOT NULL,
+    n_tup_del           bigint      NOT NULL,
+    n_tup_hot_upd       bigint      NOT NULL,
+    vacuum_count        bigint      NOT NULL,
+    autovacuum_count    bigint      NOT NULL,
+    analyze_count       bigint      NOT NULL,
+    autoanalyze_count   bigint      NOT NULL,
+    heap_blks_read      bigint      NOT NULL,
+    heap_blks_hit       bigint      NOT NULL
+) PARTITION BY RANGE (hour_end);
+CREATE INDEX ON @extschema@.table_hourly (hour_end);
+
+CREATE TABLE @extschema@.index_hourly (
+    hour_end         timestamptz NOT NULL,
+    first_start      timestamptz NOT NULL,
+    last_end         timestamptz NOT NULL,
+    datname          text        NOT NULL,
+    indexrelid       oid         NOT NULL,
+    relid            oid         NOT NULL,
+    schemaname       text        NOT NULL,
+    relname          text        NOT NULL,
+    indexrelname     text        NOT NULL,
+    reset            boolean     NOT NULL,
+    intervals        integer     NOT NULL,
+    idx_scan         bigint      NOT NULL,
+    idx_tup_read     bigint      NOT NULL,
+    idx_tup_fetch    bigint      NOT NULL,
+    idx_blks_read    bigint      NOT NULL,
+    idx_blks_hit     bigint      NOT NULL
+) PARTITION BY RANGE (hour_end);
+CREATE INDEX ON @extschema@.index_hourly (hour_end);
 
 CREATE TABLE @extschema@.bgwriter_stats (
     interval_start        timestamptz NOT NULL,

@@ -110,20 +110,34 @@ BEGIN
 
     -- pg_locks and pg_blocking_pids take every lock-manager partition lock: only when someone waits.
     IF EXISTS (SELECT FROM pg_catalog.unnest(backends) b WHERE b.wait_event_type = 'Lock') THEN
-        INSERT INTO @extschema@.lock_waits
-        SELECT sampled_at, b.pid, b.datname, b.usename, b.application_name, b.state, b.query_id,
-               l.locktype, l.mode, n.nspname, c.relname,
-               pg_catalog.pg_blocking_pids(b.pid), l.waitstart, b.xact_start, l.relation
-          FROM pg_catalog.unnest(backends) b
-          LEFT JOIN pg_catalog.pg_locks l ON l.pid = b.pid AND NOT l.granted
-          -- names come from this database's catalog: only for locks in it (or shared relations)
-          LEFT JOIN pg_catalog.pg_class c ON c.oid = l.relation
-                AND (l.database = (SELECT d.oid FROM pg_catalog.pg_database d
-                                    WHERE d.datname = pg_catalog.current_database())
-                     OR l.database = 0)
-          LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-         WHERE b.wait_event_type = 'Lock';
-        GET DIAGNOSTICS n = ROW_COUNT;
+        -- the waiters, then the client sessions that block them without waiting themselves
+        -- (the heads of the blocking chains), so that chains never need activity_samples
+        WITH waiters AS MATERIALIZED (
+            SELECT sampled_at, b.pid, b.datname, b.usename, b.application_name, b.state, b.query_id,
+                   l.locktype, l.mode, n.nspname, c.relname,
+                   pg_catalog.pg_blocking_pids(b.pid) AS blocking_pids, l.waitstart, b.xact_start, l.relation
+              FROM pg_catalog.unnest(backends) b
+              LEFT JOIN pg_catalog.pg_locks l ON l.pid = b.pid AND NOT l.granted
+              -- names come from this database's catalog: only for locks in it (or shared relations)
+              LEFT JOIN pg_catalog.pg_class c ON c.oid = l.relation
+                    AND (l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                                        WHERE d.datname = pg_catalog.current_database())
+                         OR l.database = 0)
+              LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE b.wait_event_type = 'Lock'
+        ), written_waiters AS (
+            INSERT INTO @extschema@.lock_waits SELECT w.*, true FROM waiters w RETURNING 1
+        ), written_holders AS (
+            INSERT INTO @extschema@.lock_waits
+            SELECT sampled_at, b.pid, b.datname, b.usename, b.application_name, b.state, b.query_id,
+                   NULL, NULL, NULL, NULL, '{}', NULL, b.xact_start, NULL, false
+              FROM pg_catalog.unnest(backends) b
+             WHERE b.wait_event_type IS DISTINCT FROM 'Lock'
+               AND b.pid IN (SELECT pg_catalog.unnest(w.blocking_pids) FROM waiters w)
+            RETURNING 1
+        )
+        SELECT (SELECT pg_catalog.count(*) FROM written_waiters) + (SELECT pg_catalog.count(*) FROM written_holders)
+          INTO n;
         written := written + n;
     END IF;
     RETURN written;
@@ -313,9 +327,17 @@ BEGIN
                @extschema@.counter_delta(c.sessions_abandoned, p.sessions_abandoned, z.zeroed),
                @extschema@.counter_delta(c.sessions_fatal, p.sessions_fatal, z.zeroed),
                @extschema@.counter_delta(c.sessions_killed, p.sessions_killed, z.zeroed),
-               c.database_size, c.xid_age
+               c.database_size, c.xid_age, COALESCE(st.calls, 0), COALESCE(st.exec_ms, 0),
+               COALESCE(st.slow, 0)
           FROM @extschema@._database_now c
           LEFT JOIN @extschema@.database_counters p ON p.datid = c.datid
+          -- the statements source of this snapshot ran first, in this transaction
+          LEFT JOIN (SELECT s.dbid, pg_catalog.sum(s.calls)::bigint AS calls,
+                            pg_catalog.sum(s.total_exec_time) AS exec_ms,
+                            pg_catalog.count(*) FILTER (WHERE s.total_exec_time > b.slow_ms * s.calls)::integer AS slow
+                       FROM @extschema@.statement_stats s, (SELECT @extschema@._slow_query_ms() AS slow_ms) b
+                      WHERE s.interval_end = snapshot_at AND s.toplevel AND s.calls > 0
+                      GROUP BY s.dbid) st ON st.dbid = c.datid
          CROSS JOIN LATERAL (
                SELECT counters_zeroed
                       OR (p.datid IS NOT NULL AND p.stats_reset IS DISTINCT FROM c.stats_reset) AS zeroed,
@@ -582,7 +604,163 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     rows_written := rows_written + n;
 
+    INSERT INTO @extschema@.pool_minute SELECT * FROM @extschema@._pool_minutes(lower_bound, upper_bound);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
     new_rolled_until := upper_bound;
     RETURN NEXT;
 END
+$$;
+
+-- Hourly rollups of the per-snapshot deltas (statement_stats, table_stats, index_stats), for
+-- every whole hour since the last one rolled (source_state 'hours', updated_at = the hour_end
+-- rolled last). An hour is whole once now() is past its end: snapshots are serialized, so no
+-- later snapshot can write an interval ending in it. Returns the rows written.
+CREATE FUNCTION @extschema@._rollup_hours()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rolled_until timestamptz;
+    -- hour_end of the newest whole hour
+    upper_bound timestamptz := pg_catalog.date_trunc('hour', pg_catalog.now() - interval '1 microsecond');
+    written bigint := 0;
+    n bigint;
+BEGIN
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'hours';
+    IF rolled_until IS NULL THEN
+        -- first run: from the first hour with history (or nothing to do)
+        SELECT pg_catalog.date_trunc('hour', pg_catalog.min(t.interval_end) - interval '1 microsecond')
+          INTO rolled_until
+          FROM (SELECT pg_catalog.min(s.interval_end) AS interval_end FROM @extschema@.statement_stats s
+                UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.table_stats s
+                UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.index_stats s) t;
+    END IF;
+    IF rolled_until IS NULL OR rolled_until >= upper_bound THEN
+        RETURN 0;
+    END IF;
+
+    INSERT INTO @extschema@.statement_hourly
+    SELECT @extschema@._hour_end(s.interval_end), pg_catalog.min(s.interval_start), pg_catalog.max(s.interval_end),
+           s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.bool_or(s.reset), pg_catalog.count(*)::integer,
+           pg_catalog.sum(s.calls), pg_catalog.sum(s.plans), pg_catalog.sum(s.total_exec_time),
+           pg_catalog.sum(s.total_plan_time), pg_catalog.sum(s.rows), pg_catalog.sum(s.shared_blks_hit),
+           pg_catalog.sum(s.shared_blks_read), pg_catalog.sum(s.shared_blks_dirtied),
+           pg_catalog.sum(s.shared_blks_written), pg_catalog.sum(s.local_blks_hit),
+           pg_catalog.sum(s.local_blks_read), pg_catalog.sum(s.temp_blks_read),
+           pg_catalog.sum(s.temp_blks_written), pg_catalog.sum(s.blk_read_time),
+           pg_catalog.sum(s.blk_write_time), pg_catalog.sum(s.wal_records), pg_catalog.sum(s.wal_fpi),
+           pg_catalog.sum(s.wal_bytes),
+           pg_catalog.max(CASE WHEN d.datid IS NOT NULL
+                               THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END)
+      FROM @extschema@.statement_stats s
+      LEFT JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
+                                            AND d.interval_end > rolled_until AND d.interval_end <= upper_bound
+     WHERE s.interval_end > rolled_until AND s.interval_end <= upper_bound
+     GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    INSERT INTO @extschema@.table_hourly
+    SELECT @extschema@._hour_end(t.interval_end), pg_catalog.min(t.interval_start), pg_catalog.max(t.interval_end),
+           t.datname, t.relid, pg_catalog.max(t.schemaname), pg_catalog.max(t.relname),
+           pg_catalog.bool_or(t.reset), pg_catalog.count(*)::integer,
+           pg_catalog.sum(t.seq_scan), pg_catalog.sum(t.seq_tup_read), pg_catalog.sum(t.idx_scan),
+           pg_catalog.sum(t.idx_tup_fetch), pg_catalog.sum(t.n_tup_ins), pg_catalog.sum(t.n_tup_upd),
+           pg_catalog.sum(t.n_tup_del), pg_catalog.sum(t.n_tup_hot_upd), pg_catalog.sum(t.vacuum_count),
+           pg_catalog.sum(t.autovacuum_count), pg_catalog.sum(t.analyze_count),
+           pg_catalog.sum(t.autoanalyze_count), pg_catalog.sum(t.heap_blks_read), pg_catalog.sum(t.heap_blks_hit)
+      FROM @extschema@.table_stats t
+     WHERE t.interval_end > rolled_until AND t.interval_end <= upper_bound
+     GROUP BY 1, t.datname, t.relid;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    INSERT INTO @extschema@.index_hourly
+    SELECT @extschema@._hour_end(i.interval_end), pg_catalog.min(i.interval_start), pg_catalog.max(i.interval_end),
+           i.datname, i.indexrelid, pg_catalog.max(i.relid), pg_catalog.max(i.schemaname), pg_catalog.max(i.relname),
+           pg_catalog.max(i.indexrelname), pg_catalog.bool_or(i.reset), pg_catalog.count(*)::integer,
+           pg_catalog.sum(i.idx_scan), pg_catalog.sum(i.idx_tup_read), pg_catalog.sum(i.idx_tup_fetch),
+           pg_catalog.sum(i.idx_blks_read), pg_catalog.sum(i.idx_blks_hit)
+      FROM @extschema@.index_stats i
+     WHERE i.interval_end > rolled_until AND i.interval_end <= upper_bound
+     GROUP BY 1, i.datname, i.indexrelid;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('hours', upper_bound)
+    ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+
+    -- whole UTC days of statement_hourly (source_state 'days')
+    upper_bound := pg_catalog.date_trunc('day', upper_bound, 'UTC');
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'days';
+    IF rolled_until IS NULL THEN
+        SELECT pg_catalog.date_trunc('day', pg_catalog.min(h.hour_end) - interval '1 microsecond', 'UTC')
+          INTO rolled_until FROM @extschema@.statement_hourly h;
+    END IF;
+    IF rolled_until < upper_bound THEN
+        INSERT INTO @extschema@.statement_daily
+        SELECT pg_catalog.date_trunc('day', h.hour_end - interval '1 microsecond', 'UTC') + interval '1 day',
+               pg_catalog.min(h.first_start), pg_catalog.max(h.last_end),
+               h.dbid, h.userid, h.queryid, h.toplevel, pg_catalog.bool_or(h.reset), pg_catalog.sum(h.intervals)::integer,
+               pg_catalog.sum(h.calls), pg_catalog.sum(h.plans), pg_catalog.sum(h.total_exec_time),
+               pg_catalog.sum(h.total_plan_time), pg_catalog.sum(h.rows), pg_catalog.sum(h.shared_blks_hit),
+               pg_catalog.sum(h.shared_blks_read), pg_catalog.sum(h.shared_blks_dirtied),
+               pg_catalog.sum(h.shared_blks_written), pg_catalog.sum(h.local_blks_hit),
+               pg_catalog.sum(h.local_blks_read), pg_catalog.sum(h.temp_blks_read),
+               pg_catalog.sum(h.temp_blks_written), pg_catalog.sum(h.blk_read_time),
+               pg_catalog.sum(h.blk_write_time), pg_catalog.sum(h.wal_records), pg_catalog.sum(h.wal_fpi),
+               pg_catalog.sum(h.wal_bytes), pg_catalog.max(h.peak_calls_per_transaction)
+          FROM @extschema@.statement_hourly h
+         WHERE h.hour_end > rolled_until AND h.hour_end <= upper_bound
+         GROUP BY 1, h.dbid, h.userid, h.queryid, h.toplevel;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+        INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('days', upper_bound)
+        ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+    END IF;
+    RETURN written;
+END
+$$;
+
+-- The hour whose rollup row holds an interval ending at interval_end: the hour boundary at or
+-- after it, so that an hour_end row covers (hour_end - 1 hour, hour_end].
+CREATE FUNCTION @extschema@._hour_end(interval_end timestamptz)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.date_trunc('hour', interval_end - interval '1 microsecond') + interval '1 hour'
+$$;
+
+-- How far the rollups have got (source_state updated_at of 'rollup', 'hours' or 'days'), for
+-- the analytics of readers, who may not read source_state itself.
+CREATE FUNCTION @extschema@._rolled_until(rollup text)
+RETURNS timestamptz
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.updated_at FROM @extschema@.source_state s
+     WHERE s.source = rollup AND rollup IN ('rollup', 'hours', 'days')
+$$;
+
+-- Which part of (since, until] the rollups serve. The hourly rollups serve (lo, hi], the whole
+-- hours inside the window rolled up so far, and the per-snapshot tables (since, lo] and
+-- (hi, until]. Within (lo, hi], statement_daily serves (day_lo, day_hi], the whole UTC days
+-- rolled up so far, and the hourly rollup the rest.
+CREATE FUNCTION @extschema@._rollup_span(since timestamptz, until timestamptz,
+                                         OUT lo timestamptz, OUT hi timestamptz,
+                                         OUT day_lo timestamptz, OUT day_hi timestamptz)
+LANGUAGE sql STABLE
+AS $$
+    SELECT h.lo, h.hi, d.day_lo,
+           GREATEST(d.day_lo, LEAST(pg_catalog.date_trunc('day', h.hi, 'UTC'),
+                                    COALESCE(@extschema@._rolled_until('days'), d.day_lo)))
+      FROM (SELECT b.lo,
+                   GREATEST(b.lo, LEAST(pg_catalog.date_trunc('hour', until),
+                                        COALESCE(@extschema@._rolled_until('hours'), b.lo))) AS hi
+              FROM (SELECT pg_catalog.date_trunc('hour', since) + interval '1 hour' AS lo) b) h
+     CROSS JOIN LATERAL (SELECT LEAST(pg_catalog.date_trunc('day', h.lo - interval '1 microsecond', 'UTC') + interval '1 day',
+                                      h.hi) AS day_lo) d
 $$;

@@ -42,6 +42,126 @@ mod tests {
         .unwrap_or((None, None))
     }
 
+    /// Daily partitions of `tables` for the UTC days from `days_back` ago to today.
+    fn partitions_back(tables: &[&str], days_back: i32) {
+        for table in tables {
+            run(&format!(
+                "DO $$
+                 DECLARE d date;
+                 BEGIN
+                     FOR d IN SELECT g::date FROM generate_series((now() AT TIME ZONE 'UTC')::date - {days_back},
+                                                                  (now() AT TIME ZONE 'UTC')::date, interval '1 day') g LOOP
+                         IF to_regclass(format('dbanalytics.%I', '{table}_p' || to_char(d, 'YYYYMMDD'))) IS NULL THEN
+                             EXECUTE format('CREATE TABLE dbanalytics.%I PARTITION OF dbanalytics.{table}
+                                             FOR VALUES FROM (%L) TO (%L)', '{table}_p' || to_char(d, 'YYYYMMDD'),
+                                            d::text || ' 00:00:00+00', (d + 1)::text || ' 00:00:00+00');
+                         END IF;
+                     END LOOP;
+                 END $$"
+            ));
+        }
+    }
+
+    #[pg_test]
+    fn rollups_give_the_same_totals_as_the_snapshots() {
+        partitions_back(
+            &[
+                "statement_stats",
+                "statement_hourly",
+                "statement_daily",
+                "database_stats",
+            ],
+            3,
+        );
+        // one statement with a delta every 10 minutes for the last 50 hours: 1 call, 2 ms each
+        run("DELETE FROM dbanalytics.source_state WHERE source IN ('hours', 'days')");
+        run("INSERT INTO dbanalytics.statement_stats
+             SELECT e - interval '10 minutes', e, 1, 10, 4242, true, false, 1, 0, 2.0, 0, 1, 5, 1,
+                    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+               FROM generate_series(now() - interval '50 hours', now(), interval '10 minutes') e");
+        // the database ran 4 transactions per snapshot, and only 1 in the snapshot 3 hours ago
+        run("INSERT INTO dbanalytics.database_stats (interval_start, interval_end, datid, datname, reset,
+                                                      xact_commit, xact_rollback, blks_read, blks_hit, tup_returned,
+                                                      tup_fetched, tup_inserted, tup_updated, tup_deleted, conflicts,
+                                                      temp_files, temp_bytes, deadlocks, checksum_failures,
+                                                      blk_read_time, blk_write_time, session_time, active_time,
+                                                      idle_in_transaction_time, sessions, sessions_abandoned,
+                                                      sessions_fatal, sessions_killed)
+             SELECT e - interval '10 minutes', e, 1, 'x', false, CASE WHEN e = now() - interval '3 hours' THEN 1 ELSE 4 END,
+                    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+               FROM generate_series(now() - interval '50 hours', now(), interval '10 minutes') e");
+        let totals = |window: &str| {
+            Spi::get_two::<i64, f64>(&format!(
+                "SELECT calls, peak_calls_per_transaction
+                   FROM dbanalytics._statement_totals(now() - interval '{window}', now())
+                  WHERE queryid = 4242"
+            ))
+            .unwrap()
+        };
+        let expected = |window: &str| {
+            one::<i64>(&format!(
+                "SELECT count(*) FROM generate_series(now() - interval '50 hours', now(), interval '10 minutes') e
+                  WHERE e > now() - interval '{window}'"
+            ))
+        };
+        let windows = ["40 hours", "2 days", "7 hours 5 minutes", "25 minutes"];
+        for window in windows {
+            assert_eq!(
+                totals(window).0,
+                expected(window),
+                "before the rollup: {window}"
+            );
+        }
+
+        let rolled = one::<i64>("SELECT dbanalytics._rollup_hours()").unwrap();
+        let hours =
+            one::<i64>("SELECT count(*) FROM dbanalytics.statement_hourly WHERE queryid = 4242")
+                .unwrap();
+        let days =
+            one::<i64>("SELECT count(*) FROM dbanalytics.statement_daily WHERE queryid = 4242")
+                .unwrap();
+        // 50 hours of deltas end in 50 or 51 whole hours and cover 1 or 2 whole UTC days
+        assert!(
+            (50..=51).contains(&hours) && (1..=2).contains(&days),
+            "{hours} {days}"
+        );
+        assert_eq!(rolled, hours + days);
+        assert_eq!(
+            one::<i64>(
+                "SELECT sum(calls)::bigint FROM dbanalytics.statement_hourly WHERE queryid = 4242"
+            ),
+            one::<i64>(
+                "SELECT count(*) FROM dbanalytics.statement_stats WHERE queryid = 4242
+                  AND interval_end <= (SELECT updated_at FROM dbanalytics.source_state WHERE source = 'hours')"
+            )
+        );
+        for window in windows {
+            assert_eq!(
+                totals(window).0,
+                expected(window),
+                "after the rollup: {window}"
+            );
+        }
+        // a whole hour in the middle of the longer windows is read from the rollups: its
+        // snapshots can go without changing their totals
+        run(
+            "DELETE FROM dbanalytics.statement_stats WHERE queryid = 4242
+              AND interval_end > date_trunc('hour', now()) - interval '10 hours'
+              AND interval_end <= date_trunc('hour', now()) - interval '9 hours'",
+        );
+        for window in ["40 hours", "2 days"] {
+            assert_eq!(
+                totals(window).0,
+                expected(window),
+                "without the raw hour: {window}"
+            );
+        }
+        // the peak calls per transaction of the snapshot with 1 transaction passes through the
+        // rollups; the last 25 minutes only have 1 call per 4 transactions
+        assert_eq!(totals("2 days").1, Some(1.0));
+        assert_eq!(totals("25 minutes").1, Some(0.25));
+    }
+
     #[pg_test]
     fn preloaded_in_tests() {
         assert_eq!(
@@ -200,7 +320,11 @@ mod tests {
                     SELECT p.relname || to_char(now() AT TIME ZONE 'UTC' + d * interval '1 day', '\"_p\"YYYYMMDD')
                       FROM generate_series(0, 2) d)",
         );
-        assert_eq!(ahead, Some(16 * 3));
+        assert_eq!(
+            ahead,
+            Some(3 * crate::storage::partitions::PARTITIONED_TABLES.len() as i64)
+        );
+        assert_eq!(crate::storage::partitions::PARTITIONED_TABLES.len(), 21);
 
         // raw retention is 1 day: a raw partition from 3 days ago goes, a history one stays
         let (day, from, to) = Spi::get_three::<String, String, String>(
@@ -306,11 +430,11 @@ mod tests {
             Some(0)
         );
         assert_eq!(
-            one::<i64>(
-                "SELECT count(*) FROM pg_proc p
+            one::<String>(
+                "SELECT string_agg(p.proname, ',' ORDER BY p.proname) FROM pg_proc p
                   WHERE p.pronamespace = 'dbanalytics'::regnamespace AND p.prosecdef"
             ),
-            Some(2)
+            Some("_rolled_until,take_sample,take_snapshot".to_string())
         );
     }
 

@@ -100,7 +100,7 @@ check "sources and their health" \
 ")"
 
 step "Partitions for today and the next two days"
-check "3 daily partitions per partitioned table" "16 tables x 3 days" \
+check "3 daily partitions per partitioned table" "21 tables x 3 days" \
     "$(q "SELECT count(DISTINCT p.relname) || ' tables x ' || min(n) || ' days' FROM (
             SELECT p.relname, count(*) AS n
               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid

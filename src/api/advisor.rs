@@ -452,8 +452,8 @@ fn index_advice(
         }
         let writes = spi::select_one::<i64>(&format!(
             "SELECT COALESCE(pg_catalog.sum(w.n_tup_ins + w.n_tup_upd + w.n_tup_del), 0)::bigint
-               FROM dbanalytics.table_stats w
-              WHERE w.interval_end > {since} AND w.schemaname = {} AND w.relname = {}",
+               FROM dbanalytics._table_totals({since}, pg_catalog.now()) w
+              WHERE w.schemaname = {} AND w.relname = {}",
             spi::literal(Some(&candidate.schema)),
             spi::literal(Some(&candidate.table))
         ))

@@ -545,6 +545,8 @@ fn snapshot_replication_slots() -> Result<Collected, SourceError> {
     .map(|collected| Collected::rows(collected.rows))
 }
 
+/// Minute rollups of the raw samples, then the hourly rollups of the statement, table and
+/// index deltas.
 fn rollup_minutes() -> Result<Collected, SourceError> {
     let rolled_until = spi::select_one::<String>(
         "SELECT updated_at::text FROM dbanalytics.source_state WHERE source = 'rollup'",
@@ -563,7 +565,9 @@ fn rollup_minutes() -> Result<Collected, SourceError> {
         until = spi::literal(new_rolled_until.as_deref()),
     ))
     .map_err(spi_error)?;
-    Ok(Collected::rows(rows.unwrap_or(0)))
+    let hourly =
+        spi::execute_returning::<i64>("SELECT dbanalytics._rollup_hours()").map_err(spi_error)?;
+    Ok(Collected::rows(rows.unwrap_or(0) + hourly.unwrap_or(0)))
 }
 
 /// Records the health score when the last record is older than dbanalytics.health_interval.
