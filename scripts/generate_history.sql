@@ -5,12 +5,12 @@
 -- Variables (psql -v):
 --   days       days of rollups and deltas (statement_stats, database_stats, table_stats,
 --              index_stats, bgwriter/replication stats, activity_minute, connection_minute)
---   raw_days   days of raw samples (activity_samples, connection_samples, lock_waits,
+--   raw_days   days of raw samples (activity_raw, connection_samples, lock_waits,
 --              collector_runs); default 1 = dbanalytics.retention_raw, never more than days
 --   seed       random seed in [-1, 1]; default 0.42 (the same data every time)
 --
 -- Shape (a busy OLTP server, at sample_interval 1 s and snapshot_interval 60 s):
---   raw, per 1 s tick   20 active backends in activity_samples (skewed over the 300 hot
+--   raw, per 1 s tick   20 active backends in activity_raw (skewed over the 300 hot
 --                       statements, 12 wait events), ~9 rows of connection_samples
 --                       (3 applications x 3 states, ~100 connections), lock waits in ~3 %
 --                       of the ticks (a head blocker and 2 waiters), 1 collector_runs row
@@ -114,22 +114,23 @@ SELECT t AS sampled_at, row_number() OVER (ORDER BY t) AS tick
                        current_setting('bench.end')::timestamptz - interval '1 second',
                        interval '1 second') t;
 
-INSERT INTO dbanalytics.activity_samples
-SELECT k.sampled_at, b.pid, current_database(),
-       CASE WHEN q.q > 260 THEN 'reporting' ELSE 'app' END,
-       CASE WHEN q.q > 260 THEN 'reporting' WHEN q.q > 200 THEN 'worker' ELSE 'web' END,
-       ('10.1.0.' || b.pid % 20)::inet,
-       CASE WHEN r.r1 < 0.9 THEN 'active' ELSE 'idle in transaction' END,
+CREATE TEMP TABLE gen_activity AS
+SELECT k.sampled_at, b.pid, current_database() AS datname,
+       CASE WHEN q.q > 260 THEN 'reporting' ELSE 'app' END AS usename,
+       CASE WHEN q.q > 260 THEN 'reporting' WHEN q.q > 200 THEN 'worker' ELSE 'web' END AS application_name,
+       ('10.1.0.' || b.pid % 20)::inet AS client_addr,
+       CASE WHEN r.r1 < 0.9 THEN 'active' ELSE 'idle in transaction' END AS state,
        CASE WHEN r.r1 >= 0.9 THEN 'Client'
-            ELSE (ARRAY[NULL, 'IO', 'LWLock', 'LWLock', 'IO', 'Lock', 'Lock', 'IPC', 'IO', 'Timeout'])[w.e] END,
+            ELSE (ARRAY[NULL, 'IO', 'LWLock', 'LWLock', 'IO', 'Lock', 'Lock', 'IPC', 'IO', 'Timeout'])[w.e] END
+           AS wait_event_type,
        CASE WHEN r.r1 >= 0.9 THEN 'ClientRead'
             ELSE (ARRAY[NULL, 'DataFileRead', 'WALWrite', 'BufferContent', 'WALSync', 'transactionid', 'tuple',
-                        'ProcArrayGroupUpdate', 'DataFileWrite', 'PgSleep'])[w.e] END,
-       ('x' || substr(md5('q' || q.q), 1, 16))::bit(64)::bigint,
-       k.sampled_at - r.r3 * interval '2 seconds',
-       k.sampled_at - r.r3 * interval '200 milliseconds',
-       k.sampled_at - r.r3 * interval '200 milliseconds',
-       CASE WHEN r.r1 < 0.5 THEN NULL ELSE (r.r3 * 20)::int END
+                        'ProcArrayGroupUpdate', 'DataFileWrite', 'PgSleep'])[w.e] END AS wait_event,
+       ('x' || substr(md5('q' || q.q), 1, 16))::bit(64)::bigint AS query_id,
+       k.sampled_at - r.r3 * interval '2 seconds' AS xact_start,
+       k.sampled_at - r.r3 * interval '200 milliseconds' AS query_start,
+       k.sampled_at - r.r3 * interval '200 milliseconds' AS state_change,
+       CASE WHEN r.r1 < 0.5 THEN NULL ELSE (r.r3 * 20)::int END AS backend_xid_age
   FROM gen_ticks k
  CROSS JOIN LATERAL (SELECT 10000 + (s + 20 * (k.tick / 300)) % 100 AS pid FROM generate_series(1, 20) s) b
  CROSS JOIN LATERAL (SELECT random() AS r1, random() AS r2, random() AS r3, random() AS r4
@@ -139,6 +140,26 @@ SELECT k.sampled_at, b.pid, current_database(),
                             width_bucket(r.r4, ARRAY[0.60, 0.75, 0.82, 0.86, 0.90, 0.93, 0.95, 0.97, 0.99]) + 1 AS e
                       WHERE r.r2 IS NOT NULL) q
  CROSS JOIN LATERAL (SELECT q.e) w;
+
+-- stored as the sampler stores them: each distinct session description once in activity_keys,
+-- the samples in activity_raw
+INSERT INTO dbanalytics.activity_keys (descriptor, datname, usename, application_name, client_addr, state,
+                                       wait_event_type, wait_event)
+SELECT DISTINCT ON (d) d, datname, usename, application_name, client_addr, state, wait_event_type, wait_event
+  FROM (SELECT ROW(a.datname, a.usename, a.application_name, a.client_addr, a.state, a.wait_event_type,
+                   a.wait_event)::text AS d, a.*
+          FROM gen_activity a) a
+ON CONFLICT (descriptor) DO NOTHING;
+
+INSERT INTO dbanalytics.activity_raw
+SELECT a.sampled_at, a.pid, k.key_id, a.query_id, dbanalytics._ms_before(a.sampled_at, a.xact_start),
+       dbanalytics._ms_before(a.sampled_at, a.query_start), dbanalytics._ms_before(a.sampled_at, a.state_change),
+       a.backend_xid_age
+  FROM gen_activity a
+  JOIN dbanalytics.activity_keys k
+    ON k.descriptor = ROW(a.datname, a.usename, a.application_name, a.client_addr, a.state, a.wait_event_type,
+                          a.wait_event)::text
+ ORDER BY a.sampled_at;
 
 INSERT INTO dbanalytics.connection_samples
 SELECT k.sampled_at, current_database(), g.usename, g.app, g.state,
@@ -306,7 +327,7 @@ SELECT p.minute - k * interval '1 day', p.datname, p.usename, p.application_name
    AND p.minute - k * interval '1 day' < (SELECT min(minute) FROM dbanalytics.pool_minute);
 
 \echo generate_history: ANALYZE
-ANALYZE dbanalytics.activity_samples, dbanalytics.connection_samples, dbanalytics.lock_waits,
+ANALYZE dbanalytics.activity_raw, dbanalytics.activity_keys, dbanalytics.connection_samples, dbanalytics.lock_waits,
         dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.connection_minute, dbanalytics.pool_minute,
         dbanalytics.statements, dbanalytics.statement_stats, dbanalytics.statement_hourly, dbanalytics.database_stats,
         dbanalytics.table_hourly, dbanalytics.index_hourly, dbanalytics.statement_daily,
@@ -314,7 +335,7 @@ ANALYZE dbanalytics.activity_samples, dbanalytics.connection_samples, dbanalytic
         dbanalytics.replication_stats, dbanalytics.replication_slot_stats;
 
 SELECT 'generate_history: ' || string_agg(format('%s %s rows', t, n), ', ' ORDER BY t) AS summary
-  FROM (SELECT 'activity_samples' t, count(*) n FROM dbanalytics.activity_samples
+  FROM (SELECT 'activity_raw' t, count(*) n FROM dbanalytics.activity_raw
         UNION ALL SELECT 'connection_samples', count(*) FROM dbanalytics.connection_samples
         UNION ALL SELECT 'activity_minute', count(*) FROM dbanalytics.activity_minute
         UNION ALL SELECT 'statement_stats', count(*) FROM dbanalytics.statement_stats

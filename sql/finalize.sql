@@ -15,7 +15,7 @@ GRANT INSERT, UPDATE, DELETE ON @extschema@.alert_rules TO dbanalytics_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ TO dbanalytics_reader;
 -- collection writes: only through take_sample() / take_snapshot(), for admins
 REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(),
-    @extschema@._sample_activity(boolean), @extschema@._server_life(),
+    @extschema@._sample_activity(boolean), @extschema@._prune_activity_keys(), @extschema@._server_life(),
     @extschema@._snapshot_statements(text, timestamptz, boolean, boolean),
     @extschema@._snapshot_databases(timestamptz, boolean, boolean),
     @extschema@._snapshot_tables(timestamptz, boolean, boolean),

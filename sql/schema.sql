@@ -21,23 +21,35 @@ GRANT USAGE ON SCHEMA @extschema@ TO dbanalytics_reader;
 -- Partitioned by day; kept for dbanalytics.retention_raw.
 -------------------------------------------------------------------------------
 
-CREATE TABLE @extschema@.activity_samples (
+-- One row per non-idle client backend and tick, kept small (68 bytes with its tuple header):
+-- what describes the session and its state is stored once in activity_keys, times as
+-- millisecond offsets before sampled_at. The view activity_samples shows the full rows.
+CREATE TABLE @extschema@.activity_raw (
     sampled_at       timestamptz NOT NULL,
     pid              integer     NOT NULL,
+    key_id           integer     NOT NULL,  -- activity_keys.key_id
+    query_id         bigint,
+    xact_ms          integer,   -- sampled_at - xact_start, ms (capped at 2^31 - 1)
+    query_ms         integer,   -- sampled_at - query_start, ms (capped)
+    state_ms         integer,   -- sampled_at - state_change, ms (capped)
+    backend_xid_age  integer
+) PARTITION BY RANGE (sampled_at);
+CREATE INDEX ON @extschema@.activity_raw USING brin (sampled_at);
+
+-- Each distinct (database, user, application, client address, state, wait event) the sampler
+-- met, once. descriptor is the row of those seven values as text (NULL and '' differ there),
+-- the key the sampler looks them up by.
+CREATE TABLE @extschema@.activity_keys (
+    key_id           integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    descriptor       text        NOT NULL UNIQUE,
     datname          text,
     usename          text,
     application_name text,
     client_addr      inet,
     state            text,
     wait_event_type  text,
-    wait_event       text,
-    query_id         bigint,
-    xact_start       timestamptz,
-    query_start      timestamptz,
-    state_change     timestamptz,
-    backend_xid_age  integer
-) PARTITION BY RANGE (sampled_at);
-CREATE INDEX ON @extschema@.activity_samples USING brin (sampled_at);
+    wait_event       text
+);
 
 CREATE TABLE @extschema@.connection_samples (
     sampled_at       timestamptz NOT NULL,
@@ -68,7 +80,7 @@ CREATE TABLE @extschema@.lock_waits (
     relation_oid     oid,         -- the locked relation; names above only when it is in this database
     -- true: this session waits on a lock; false: it holds a lock others wait for and waits on
     -- none itself (a head blocker), recorded so that chains name their heads without a scan of
-    -- activity_samples
+    -- the activity samples
     waiting          boolean      NOT NULL DEFAULT true
 ) PARTITION BY RANGE (sampled_at);
 CREATE INDEX ON @extschema@.lock_waits USING brin (sampled_at);

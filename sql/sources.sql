@@ -64,6 +64,35 @@ CREATE TYPE @extschema@.backend_sample AS (
     backend_xid_age integer
 );
 
+-- Milliseconds from a time back to sampled_at, as activity_raw stores it (NULL stays NULL;
+-- capped at 2^31 - 1 ms, about 24.8 days, and at 0 for a time after the sample).
+CREATE FUNCTION @extschema@._ms_before(sampled_at timestamptz, earlier timestamptz)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN earlier IS NOT NULL  -- GREATEST and LEAST would turn NULL into a bound
+                THEN LEAST(GREATEST(pg_catalog.round(EXTRACT(epoch FROM sampled_at - earlier) * 1000), 0),
+                           2147483647)::integer END
+$$;
+
+-- Keys no activity_raw row refers to any more (after raw partitions were dropped). The lock
+-- makes a sampler that is about to use a key wait, and the DELETE sees what it wrote.
+CREATE FUNCTION @extschema@._prune_activity_keys()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    LOCK TABLE @extschema@.activity_keys IN SHARE ROW EXCLUSIVE MODE;
+    DELETE FROM @extschema@.activity_keys k
+     WHERE NOT EXISTS (SELECT FROM @extschema@.activity_raw r WHERE r.key_id = k.key_id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
 CREATE FUNCTION @extschema@._sample_activity(track_idle_in_transaction boolean)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -90,13 +119,34 @@ BEGIN
         RETURN 1;
     END IF;
 
-    INSERT INTO @extschema@.activity_samples
-    SELECT sampled_at, b.pid, b.datname, b.usename, b.application_name, b.client_addr, b.state,
-           b.wait_event_type, b.wait_event, b.query_id, b.xact_start, b.query_start,
-           b.state_change, b.backend_xid_age
-      FROM pg_catalog.unnest(backends) b
-     WHERE b.state IS DISTINCT FROM 'idle'
-       AND (track_idle_in_transaction OR b.state IS NULL OR b.state NOT LIKE 'idle in transaction%');
+    -- the non-idle backends, each with the key of what describes it (new keys added first)
+    WITH sampled AS MATERIALIZED (
+        SELECT b.*, ROW(b.datname, b.usename, b.application_name, b.client_addr, b.state,
+                        b.wait_event_type, b.wait_event)::text AS descriptor
+          FROM pg_catalog.unnest(backends) b
+         WHERE b.state IS DISTINCT FROM 'idle'
+           AND (track_idle_in_transaction OR b.state IS NULL OR b.state NOT LIKE 'idle in transaction%')
+    ), new_keys AS (
+        -- DO UPDATE (not NOTHING): a key another sampler adds concurrently is returned too
+        INSERT INTO @extschema@.activity_keys AS k (descriptor, datname, usename, application_name, client_addr,
+                                                    state, wait_event_type, wait_event)
+        SELECT DISTINCT ON (s.descriptor) s.descriptor, s.datname, s.usename, s.application_name, s.client_addr,
+               s.state, s.wait_event_type, s.wait_event
+          FROM sampled s
+         WHERE NOT EXISTS (SELECT FROM @extschema@.activity_keys k WHERE k.descriptor = s.descriptor)
+        ON CONFLICT (descriptor) DO UPDATE SET descriptor = excluded.descriptor
+        RETURNING k.key_id, k.descriptor
+    ), keys AS (
+        SELECT n.key_id, n.descriptor FROM new_keys n
+        UNION ALL
+        SELECT k.key_id, k.descriptor FROM @extschema@.activity_keys k
+         WHERE k.descriptor IN (SELECT s.descriptor FROM sampled s)
+    )
+    INSERT INTO @extschema@.activity_raw
+    SELECT sampled_at, s.pid, k.key_id, s.query_id,
+           @extschema@._ms_before(sampled_at, s.xact_start), @extschema@._ms_before(sampled_at, s.query_start),
+           @extschema@._ms_before(sampled_at, s.state_change), s.backend_xid_age
+      FROM sampled s JOIN keys k USING (descriptor);
     GET DIAGNOSTICS n = ROW_COUNT;
     written := written + n;
 
@@ -111,7 +161,7 @@ BEGIN
     -- pg_locks and pg_blocking_pids take every lock-manager partition lock: only when someone waits.
     IF EXISTS (SELECT FROM pg_catalog.unnest(backends) b WHERE b.wait_event_type = 'Lock') THEN
         -- the waiters, then the client sessions that block them without waiting themselves
-        -- (the heads of the blocking chains), so that chains never need activity_samples
+        -- (the heads of the blocking chains), so that chains never need the activity samples
         WITH waiters AS MATERIALIZED (
             SELECT sampled_at, b.pid, b.datname, b.usename, b.application_name, b.state, b.query_id,
                    l.locktype, l.mode, n.nspname, c.relname,
@@ -554,6 +604,7 @@ CREATE FUNCTION @extschema@._rollup_minutes(rolled_until timestamptz)
 RETURNS TABLE (rows_written bigint, new_rolled_until timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- group in memory: no temporary file
 AS $$
 DECLARE
     upper_bound timestamptz := pg_catalog.date_trunc('minute', pg_catalog.now() - interval '5 seconds');
@@ -571,13 +622,18 @@ BEGIN
         RETURN;
     END IF;
 
+    -- per key first, then per group (keys also differ by client address, which groups ignore)
     INSERT INTO @extschema@.activity_minute
-    SELECT pg_catalog.date_trunc('minute', a.sampled_at), a.datname, a.usename,
-           a.application_name, a.state, a.wait_event_type, a.wait_event, a.query_id,
-           pg_catalog.count(*)
-      FROM @extschema@.activity_samples a
-     WHERE a.sampled_at >= lower_bound AND a.sampled_at < upper_bound
-     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+    SELECT g.minute, k.datname, k.usename, k.application_name, k.state, k.wait_event_type, k.wait_event,
+           g.query_id, pg_catalog.sum(g.samples)
+      FROM (SELECT pg_catalog.date_trunc('minute', a.sampled_at) AS minute, a.key_id, a.query_id,
+                   pg_catalog.count(*) AS samples
+              FROM @extschema@.activity_raw a
+             WHERE a.sampled_at >= lower_bound AND a.sampled_at < upper_bound
+             GROUP BY 1, 2, 3) g
+      LEFT JOIN @extschema@.activity_keys k ON k.key_id = g.key_id
+     GROUP BY g.minute, k.datname, k.usename, k.application_name, k.state, k.wait_event_type, k.wait_event,
+              g.query_id;
     GET DIAGNOSTICS n = ROW_COUNT;
     rows_written := rows_written + n;
 
@@ -621,6 +677,7 @@ CREATE FUNCTION @extschema@._rollup_hours()
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
 AS $$
 DECLARE
     rolled_until timestamptz;

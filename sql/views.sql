@@ -12,6 +12,18 @@ SELECT s.dbid, s.datname, s.userid, s.usename, s.queryid, s.toplevel, s.first_se
        END AS query
   FROM @extschema@.statements s;
 
+-- The sampled backends as pg_stat_activity showed them: activity_raw with its activity_keys
+-- and its time offsets turned back into timestamps (to the millisecond).
+CREATE VIEW @extschema@.activity_samples AS
+SELECT r.sampled_at, r.pid, k.datname, k.usename, k.application_name, k.client_addr, k.state,
+       k.wait_event_type, k.wait_event, r.query_id,
+       r.sampled_at - r.xact_ms * interval '1 millisecond' AS xact_start,
+       r.sampled_at - r.query_ms * interval '1 millisecond' AS query_start,
+       r.sampled_at - r.state_ms * interval '1 millisecond' AS state_change,
+       r.backend_xid_age
+  FROM @extschema@.activity_raw r
+  LEFT JOIN @extschema@.activity_keys k ON k.key_id = r.key_id;
+
 -- Health of the collection itself: one row per source.
 CREATE VIEW @extschema@.collector_status AS
 WITH latest AS (

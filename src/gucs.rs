@@ -14,7 +14,7 @@ static ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 static SAMPLE_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Seconds between two statistics snapshots.
 static SNAPSHOT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(60);
-/// Minutes raw samples are kept (activity_samples, connection_samples, lock_waits, collector_runs).
+/// Minutes raw samples are kept (activity_raw, connection_samples, lock_waits, collector_runs).
 static RETENTION_RAW_MIN: GucSetting<i32> = GucSetting::<i32>::new(24 * 60);
 /// Minutes rollups and deltas are kept.
 static RETENTION_HISTORY_MIN: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60);

@@ -163,6 +163,49 @@ mod tests {
     }
 
     #[pg_test]
+    fn activity_is_stored_compactly_and_shown_whole() {
+        partitions_back(&["activity_raw"], 0);
+        run("INSERT INTO dbanalytics.activity_keys (descriptor, datname, usename, application_name, client_addr,
+                                                      state, wait_event_type, wait_event)
+             VALUES (ROW('db', 'u', '', NULL::inet, 'active', NULL, NULL)::text, 'db', 'u', '', NULL, 'active', NULL, NULL),
+                    (ROW('db', 'u', NULL, NULL::inet, 'active', NULL, NULL)::text, 'db', 'u', NULL, NULL, 'active', NULL, NULL),
+                    (ROW('db', 'u', 'gone', '10.0.0.1'::inet, 'idle in transaction', 'Client', 'ClientRead')::text,
+                     'db', 'u', 'gone', '10.0.0.1', 'idle in transaction', 'Client', 'ClientRead')");
+        // an empty application name and none at all are different keys
+        assert_eq!(
+            one::<i64>("SELECT count(DISTINCT descriptor) FROM dbanalytics.activity_keys WHERE datname = 'db'"),
+            Some(3)
+        );
+        run("INSERT INTO dbanalytics.activity_raw
+             SELECT now(), 4711, k.key_id, 99,
+                    dbanalytics._ms_before(now(), now() - interval '2.5 seconds'),
+                    dbanalytics._ms_before(now(), now() - interval '40 days'),
+                    dbanalytics._ms_before(now(), NULL), 7
+               FROM dbanalytics.activity_keys k WHERE k.application_name = ''");
+        assert_eq!(
+            one::<String>(
+                "SELECT concat_ws('|', datname, usename, quote_nullable(application_name), state,
+                                  now() - xact_start, now() - query_start, state_change IS NULL, backend_xid_age)
+                   FROM dbanalytics.activity_samples WHERE pid = 4711"
+            ),
+            // a start older than 24.8 days shows as 2^31 - 1 ms old
+            Some("db|u|''|active|00:00:02.5|24 days 20:31:23.647|t|7".to_string())
+        );
+        // keys no sample refers to go; the one in use stays
+        assert_eq!(
+            one::<i64>("SELECT dbanalytics._prune_activity_keys()"),
+            Some(2)
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(quote_nullable(application_name), ',') FROM dbanalytics.activity_keys
+                  WHERE datname = 'db'"
+            ),
+            Some("''".to_string())
+        );
+    }
+
+    #[pg_test]
     fn preloaded_in_tests() {
         assert_eq!(
             one::<bool>("SELECT dbanalytics.collection_preloaded()"),

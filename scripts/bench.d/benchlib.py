@@ -436,7 +436,7 @@ def summary(res, meta):
     if vals:
         worst = max(num(sm.get("bytes_per_activity_row_window", "nan")) if sm.get("bytes_per_activity_row_window") else 0,
                     num(meta.get("bytes_per_activity_row_generated", "0") or 0))
-        lines.append(["≤ 70 bytes per sampled backend row (activity_samples with indexes)", "; ".join(vals),
+        lines.append(["≤ 70 bytes per sampled backend row (activity_raw with its index)", "; ".join(vals),
                       "yes" if worst <= 70 else "no"])
     an = read_tsv(os.path.join(res, "analytics.tsv"))
     hs = [num(r["ms"]) for r in an if r["object"] in ("health_score('7 days')",) and r["dataset"].startswith("7")]
@@ -600,7 +600,7 @@ def report(res, out_path):
                            ("bytes_per_activity_row_generated", "in the generated 1-day history of section 5 (size / rows)")):
             if m.get(key) or meta.get(key):
                 v = num(m.get(key) or meta.get(key))
-                extra.append(f"Bytes per sampled backend row in `activity_samples` including indexes, {label}: "
+                extra.append(f"Bytes per sampled backend row in `activity_raw` (the table behind the view `activity_samples`) including indexes, {label}: "
                              f"**{fmt(v, 1)}** (target ≤ 70).")
         for e in extra:
             P("- " + e)

@@ -239,6 +239,10 @@ fn create_partitions() -> Result<Collected, SourceError> {
 /// Drops expired partitions, then forgets statement texts that no retained delta refers to.
 fn drop_expired_partitions() -> Result<Collected, SourceError> {
     let dropped = partitions::drop_expired_partitions().map_err(spi_error)?;
+    if dropped > 0 {
+        // raw partitions go once a day: then the session keys nothing refers to any more
+        spi::execute("SELECT dbanalytics._prune_activity_keys()").map_err(spi_error)?;
+    }
     spi::execute(&format!(
         "DELETE FROM dbanalytics.statements s
           WHERE s.first_seen < pg_catalog.now() - pg_catalog.make_interval(secs => {})

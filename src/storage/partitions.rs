@@ -20,7 +20,7 @@ pub enum Retention {
 
 /// Every partitioned table, with its retention class.
 pub const PARTITIONED_TABLES: &[(&str, Retention)] = &[
-    ("activity_samples", Retention::Raw),
+    ("activity_raw", Retention::Raw),
     ("connection_samples", Retention::Raw),
     ("lock_waits", Retention::Raw),
     ("collector_runs", Retention::Raw),
