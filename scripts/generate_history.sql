@@ -28,7 +28,8 @@
 -- partitioned table of the extension for every day of the range plus the next two days.
 -- Tables not listed above (e.g. latency histograms, health history) get partitions, no rows. Run it once, on a database where dbanalytics was
 -- just created: it appends. The history ends at the current minute, so analytics windows
--- relative to now() cover it; ANALYZE at the end gives the planner real statistics.
+-- relative to now() cover it; VACUUM (ANALYZE) at the end sets hint bits, summarizes the BRIN
+-- indexes and gives the planner real statistics, as autovacuum does on a live server.
 
 \set ON_ERROR_STOP on
 \if :{?raw_days}
@@ -326,8 +327,8 @@ SELECT p.minute - k * interval '1 day', p.datname, p.usename, p.application_name
                                           - current_setting('bench.days')::numeric * interval '1 day'
    AND p.minute - k * interval '1 day' < (SELECT min(minute) FROM dbanalytics.pool_minute);
 
-\echo generate_history: ANALYZE
-ANALYZE dbanalytics.activity_raw, dbanalytics.activity_keys, dbanalytics.connection_samples, dbanalytics.lock_waits,
+\echo generate_history: VACUUM (ANALYZE), as autovacuum would have done on a live server
+VACUUM (ANALYZE) dbanalytics.activity_raw, dbanalytics.activity_keys, dbanalytics.connection_samples, dbanalytics.lock_waits,
         dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.connection_minute, dbanalytics.pool_minute,
         dbanalytics.statements, dbanalytics.statement_stats, dbanalytics.statement_hourly, dbanalytics.database_stats,
         dbanalytics.table_hourly, dbanalytics.index_hourly, dbanalytics.statement_daily,

@@ -118,7 +118,6 @@ RETURNS TABLE (datname text, relid oid, schemaname text, relname text, seq_scan 
                n_tup_del bigint, n_tup_hot_upd bigint, heap_blks_read bigint, heap_blks_hit bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-SET work_mem = '64MB'
 AS $$
 DECLARE
     span record := @extschema@._rollup_span(since, until);
@@ -136,14 +135,14 @@ BEGIN
          WHERE (t.interval_end > $1 AND t.interval_end <= LEAST($3, $2))
             OR (t.interval_end > GREATEST($4, $1) AND t.interval_end <= $2)
     )
-    SELECT p.datname, p.relid, pg_catalog.max(p.schemaname), pg_catalog.max(p.relname),
+    SELECT pg_catalog.max(p.datname), p.relid, pg_catalog.max(p.schemaname), pg_catalog.max(p.relname),
            pg_catalog.sum(p.seq_scan)::bigint, pg_catalog.sum(p.seq_tup_read)::bigint,
            pg_catalog.sum(p.idx_scan)::bigint, pg_catalog.sum(p.n_tup_ins)::bigint,
            pg_catalog.sum(p.n_tup_upd)::bigint, pg_catalog.sum(p.n_tup_del)::bigint,
            pg_catalog.sum(p.n_tup_hot_upd)::bigint, pg_catalog.sum(p.heap_blks_read)::bigint,
            pg_catalog.sum(p.heap_blks_hit)::bigint
       FROM parts p
-     GROUP BY p.datname, p.relid
+     GROUP BY p.relid  -- one row per table even across a rename of the database
     $q$ USING since, until, span.lo, span.hi;
 END
 $$;
@@ -154,7 +153,6 @@ RETURNS TABLE (datname text, indexrelid oid, relid oid, schemaname text, relname
                idx_blks_read bigint, idx_blks_hit bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-SET work_mem = '64MB'
 AS $$
 DECLARE
     span record := @extschema@._rollup_span(since, until);
@@ -172,13 +170,13 @@ BEGIN
          WHERE (i.interval_end > $1 AND i.interval_end <= LEAST($3, $2))
             OR (i.interval_end > GREATEST($4, $1) AND i.interval_end <= $2)
     )
-    SELECT p.datname, p.indexrelid, pg_catalog.max(p.relid), pg_catalog.max(p.schemaname),
+    SELECT pg_catalog.max(p.datname), p.indexrelid, pg_catalog.max(p.relid), pg_catalog.max(p.schemaname),
            pg_catalog.max(p.relname), pg_catalog.max(p.indexrelname),
            pg_catalog.sum(p.idx_scan)::bigint, pg_catalog.sum(p.idx_tup_read)::bigint,
            pg_catalog.sum(p.idx_tup_fetch)::bigint, pg_catalog.sum(p.idx_blks_read)::bigint,
            pg_catalog.sum(p.idx_blks_hit)::bigint
       FROM parts p
-     GROUP BY p.datname, p.indexrelid
+     GROUP BY p.indexrelid
     $q$ USING since, until, span.lo, span.hi;
 END
 $$;

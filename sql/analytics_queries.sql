@@ -117,7 +117,6 @@ CREATE FUNCTION @extschema@._statement_totals(since timestamptz, until timestamp
 RETURNS SETOF @extschema@.statement_total
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-SET work_mem = '64MB'  -- one group per statement: aggregate in memory, no temporary file
 AS $$
 DECLARE
     span record := @extschema@._rollup_span(since, until);
@@ -142,7 +141,8 @@ BEGIN
         SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time, s.rows,
                s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read + s.temp_blks_written,
                s.wal_bytes, s.interval_start, s.interval_end,
-               s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1)
+               CASE WHEN d.datid IS NOT NULL
+                    THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END
           FROM @extschema@.statement_stats s
           LEFT JOIN @extschema@.database_stats d
                  ON d.interval_end = s.interval_end AND d.datid = s.dbid

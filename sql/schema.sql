@@ -34,7 +34,7 @@ CREATE TABLE @extschema@.activity_raw (
     state_ms         integer,   -- sampled_at - state_change, ms (capped)
     backend_xid_age  integer
 ) PARTITION BY RANGE (sampled_at);
-CREATE INDEX ON @extschema@.activity_raw USING brin (sampled_at);
+CREATE INDEX ON @extschema@.activity_raw USING brin (sampled_at) WITH (autosummarize = on);
 
 -- Each distinct (database, user, application, client address, state, wait event) the sampler
 -- met, once. descriptor is the row of those seven values as text (NULL and '' differ there),
@@ -60,7 +60,7 @@ CREATE TABLE @extschema@.connection_samples (
     backends         integer     NOT NULL,
     lock_waiting     integer     NOT NULL
 ) PARTITION BY RANGE (sampled_at);
-CREATE INDEX ON @extschema@.connection_samples USING brin (sampled_at);
+CREATE INDEX ON @extschema@.connection_samples USING brin (sampled_at) WITH (autosummarize = on);
 
 CREATE TABLE @extschema@.lock_waits (
     sampled_at       timestamptz NOT NULL,
@@ -83,7 +83,7 @@ CREATE TABLE @extschema@.lock_waits (
     -- the activity samples
     waiting          boolean      NOT NULL DEFAULT true
 ) PARTITION BY RANGE (sampled_at);
-CREATE INDEX ON @extschema@.lock_waits USING brin (sampled_at);
+CREATE INDEX ON @extschema@.lock_waits USING brin (sampled_at) WITH (autosummarize = on);
 
 -------------------------------------------------------------------------------
 -- Minute rollups of the raw samples (collector). Kept for retention_history.

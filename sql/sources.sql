@@ -64,19 +64,31 @@ CREATE TYPE @extschema@.backend_sample AS (
     backend_xid_age integer
 );
 
--- Milliseconds from a time back to sampled_at, as activity_raw stores it (NULL stays NULL;
--- capped at 2^31 - 1 ms, about 24.8 days, and at 0 for a time after the sample).
+-- How long before sampled_at a time was, as activity_raw stores it in an integer: milliseconds
+-- up to 2^31 - 1 (about 24.8 days); beyond, minus the whole seconds (up to 68 years); 0 for a
+-- time after the sample; NULL stays NULL. _ms_before_at() turns it back into the time.
 CREATE FUNCTION @extschema@._ms_before(sampled_at timestamptz, earlier timestamptz)
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN earlier IS NOT NULL  -- GREATEST and LEAST would turn NULL into a bound
-                THEN LEAST(GREATEST(pg_catalog.round(EXTRACT(epoch FROM sampled_at - earlier) * 1000), 0),
-                           2147483647)::integer END
+    SELECT CASE WHEN earlier IS NULL THEN NULL
+                WHEN ms <= 2147483647 THEN GREATEST(ms, 0)::integer
+                ELSE (-LEAST(pg_catalog.floor(ms / 1000), 2147483647))::integer END
+      FROM (SELECT pg_catalog.round(EXTRACT(epoch FROM sampled_at - earlier) * 1000) AS ms) m
 $$;
 
--- Keys no activity_raw row refers to any more (after raw partitions were dropped). The lock
--- makes a sampler that is about to use a key wait, and the DELETE sees what it wrote.
+CREATE FUNCTION @extschema@._ms_before_at(sampled_at timestamptz, ms_before integer)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN ms_before >= 0 THEN sampled_at - ms_before * interval '1 millisecond'
+                ELSE sampled_at + ms_before * interval '1 second' END
+$$;
+
+-- Keys no activity_raw row refers to. The retention source calls it before it drops raw
+-- partitions (keys of the dropped day go at the next drop). The lock makes a sampler that is
+-- about to use a key wait, and the DELETE sees what it wrote; samplers take activity_keys before
+-- activity_raw, and so does this, so the two never wait on each other in a circle.
 CREATE FUNCTION @extschema@._prune_activity_keys()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -86,8 +98,9 @@ DECLARE
     n bigint;
 BEGIN
     LOCK TABLE @extschema@.activity_keys IN SHARE ROW EXCLUSIVE MODE;
+    -- the distinct keys in use: a hash of a few hundred ids, not of every sample
     DELETE FROM @extschema@.activity_keys k
-     WHERE NOT EXISTS (SELECT FROM @extschema@.activity_raw r WHERE r.key_id = k.key_id);
+     WHERE k.key_id <> ALL (ARRAY(SELECT DISTINCT r.key_id FROM @extschema@.activity_raw r));
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -119,6 +132,8 @@ BEGIN
         RETURN 1;
     END IF;
 
+    -- activity_keys before activity_raw, always (see _prune_activity_keys)
+    LOCK TABLE @extschema@.activity_keys IN ROW EXCLUSIVE MODE;
     -- the non-idle backends, each with the key of what describes it (new keys added first)
     WITH sampled AS MATERIALIZED (
         SELECT b.*, ROW(b.datname, b.usename, b.application_name, b.client_addr, b.state,
@@ -682,14 +697,16 @@ AS $$
 DECLARE
     rolled_until timestamptz;
     -- hour_end of the newest whole hour
-    upper_bound timestamptz := pg_catalog.date_trunc('hour', pg_catalog.now() - interval '1 microsecond');
+    upper_bound timestamptz := @extschema@._time_floor(pg_catalog.now() - interval '1 microsecond', 3600);
     written bigint := 0;
     n bigint;
 BEGIN
+    -- one run at a time (the collector, take_snapshot(), a hand call): no hour rolled twice
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.rollup_hours'));
     SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'hours';
     IF rolled_until IS NULL THEN
         -- first run: from the first hour with history (or nothing to do)
-        SELECT pg_catalog.date_trunc('hour', pg_catalog.min(t.interval_end) - interval '1 microsecond')
+        SELECT @extschema@._time_floor(pg_catalog.min(t.interval_end) - interval '1 microsecond', 3600)
           INTO rolled_until
           FROM (SELECT pg_catalog.min(s.interval_end) AS interval_end FROM @extschema@.statement_stats s
                 UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.table_stats s
@@ -700,7 +717,7 @@ BEGIN
     END IF;
 
     INSERT INTO @extschema@.statement_hourly
-    SELECT @extschema@._hour_end(s.interval_end), pg_catalog.min(s.interval_start), pg_catalog.max(s.interval_end),
+    SELECT @extschema@._time_ceil(s.interval_end, 3600), pg_catalog.min(s.interval_start), pg_catalog.max(s.interval_end),
            s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.bool_or(s.reset), pg_catalog.count(*)::integer,
            pg_catalog.sum(s.calls), pg_catalog.sum(s.plans), pg_catalog.sum(s.total_exec_time),
            pg_catalog.sum(s.total_plan_time), pg_catalog.sum(s.rows), pg_catalog.sum(s.shared_blks_hit),
@@ -721,7 +738,7 @@ BEGIN
     written := written + n;
 
     INSERT INTO @extschema@.table_hourly
-    SELECT @extschema@._hour_end(t.interval_end), pg_catalog.min(t.interval_start), pg_catalog.max(t.interval_end),
+    SELECT @extschema@._time_ceil(t.interval_end, 3600), pg_catalog.min(t.interval_start), pg_catalog.max(t.interval_end),
            t.datname, t.relid, pg_catalog.max(t.schemaname), pg_catalog.max(t.relname),
            pg_catalog.bool_or(t.reset), pg_catalog.count(*)::integer,
            pg_catalog.sum(t.seq_scan), pg_catalog.sum(t.seq_tup_read), pg_catalog.sum(t.idx_scan),
@@ -736,7 +753,7 @@ BEGIN
     written := written + n;
 
     INSERT INTO @extschema@.index_hourly
-    SELECT @extschema@._hour_end(i.interval_end), pg_catalog.min(i.interval_start), pg_catalog.max(i.interval_end),
+    SELECT @extschema@._time_ceil(i.interval_end, 3600), pg_catalog.min(i.interval_start), pg_catalog.max(i.interval_end),
            i.datname, i.indexrelid, pg_catalog.max(i.relid), pg_catalog.max(i.schemaname), pg_catalog.max(i.relname),
            pg_catalog.max(i.indexrelname), pg_catalog.bool_or(i.reset), pg_catalog.count(*)::integer,
            pg_catalog.sum(i.idx_scan), pg_catalog.sum(i.idx_tup_read), pg_catalog.sum(i.idx_tup_fetch),
@@ -751,15 +768,15 @@ BEGIN
     ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
 
     -- whole UTC days of statement_hourly (source_state 'days')
-    upper_bound := pg_catalog.date_trunc('day', upper_bound, 'UTC');
+    upper_bound := @extschema@._time_floor(upper_bound, 86400);
     SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'days';
     IF rolled_until IS NULL THEN
-        SELECT pg_catalog.date_trunc('day', pg_catalog.min(h.hour_end) - interval '1 microsecond', 'UTC')
+        SELECT @extschema@._time_floor(pg_catalog.min(h.hour_end) - interval '1 microsecond', 86400)
           INTO rolled_until FROM @extschema@.statement_hourly h;
     END IF;
     IF rolled_until < upper_bound THEN
         INSERT INTO @extschema@.statement_daily
-        SELECT pg_catalog.date_trunc('day', h.hour_end - interval '1 microsecond', 'UTC') + interval '1 day',
+        SELECT @extschema@._time_ceil(h.hour_end, 86400),
                pg_catalog.min(h.first_start), pg_catalog.max(h.last_end),
                h.dbid, h.userid, h.queryid, h.toplevel, pg_catalog.bool_or(h.reset), pg_catalog.sum(h.intervals)::integer,
                pg_catalog.sum(h.calls), pg_catalog.sum(h.plans), pg_catalog.sum(h.total_exec_time),
@@ -782,13 +799,23 @@ BEGIN
 END
 $$;
 
--- The hour whose rollup row holds an interval ending at interval_end: the hour boundary at or
--- after it, so that an hour_end row covers (hour_end - 1 hour, hour_end].
-CREATE FUNCTION @extschema@._hour_end(interval_end timestamptz)
+-- Rollup boundaries are whole multiples of an hour (or a day) since the Unix epoch, i.e. UTC
+-- hours and UTC days, whatever the session's TimeZone: the collector and every reader cut the
+-- same hours. _time_ceil gives the boundary at or after ts (the end of the rollup row holding an
+-- interval that ends at ts: a row ending at E holds (E - width, E]), _time_floor the one at or
+-- before ts.
+CREATE FUNCTION @extschema@._time_ceil(ts timestamptz, width_seconds integer)
 RETURNS timestamptz
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT pg_catalog.date_trunc('hour', interval_end - interval '1 microsecond') + interval '1 hour'
+    SELECT pg_catalog.to_timestamp((pg_catalog.ceil(EXTRACT(epoch FROM ts) / width_seconds) * width_seconds)::double precision)
+$$;
+
+CREATE FUNCTION @extschema@._time_floor(ts timestamptz, width_seconds integer)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.to_timestamp((pg_catalog.floor(EXTRACT(epoch FROM ts) / width_seconds) * width_seconds)::double precision)
 $$;
 
 -- How far the rollups have got (source_state updated_at of 'rollup', 'hours' or 'days'), for
@@ -812,12 +839,11 @@ CREATE FUNCTION @extschema@._rollup_span(since timestamptz, until timestamptz,
 LANGUAGE sql STABLE
 AS $$
     SELECT h.lo, h.hi, d.day_lo,
-           GREATEST(d.day_lo, LEAST(pg_catalog.date_trunc('day', h.hi, 'UTC'),
+           GREATEST(d.day_lo, LEAST(@extschema@._time_floor(h.hi, 86400),
                                     COALESCE(@extschema@._rolled_until('days'), d.day_lo)))
       FROM (SELECT b.lo,
-                   GREATEST(b.lo, LEAST(pg_catalog.date_trunc('hour', until),
+                   GREATEST(b.lo, LEAST(@extschema@._time_floor(until, 3600),
                                         COALESCE(@extschema@._rolled_until('hours'), b.lo))) AS hi
-              FROM (SELECT pg_catalog.date_trunc('hour', since) + interval '1 hour' AS lo) b) h
-     CROSS JOIN LATERAL (SELECT LEAST(pg_catalog.date_trunc('day', h.lo - interval '1 microsecond', 'UTC') + interval '1 day',
-                                      h.hi) AS day_lo) d
+              FROM (SELECT @extschema@._time_ceil(since, 3600) AS lo) b) h
+     CROSS JOIN LATERAL (SELECT LEAST(@extschema@._time_ceil(h.lo, 86400), h.hi) AS day_lo) d
 $$;

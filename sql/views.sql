@@ -13,13 +13,14 @@ SELECT s.dbid, s.datname, s.userid, s.usename, s.queryid, s.toplevel, s.first_se
   FROM @extschema@.statements s;
 
 -- The sampled backends as pg_stat_activity showed them: activity_raw with its activity_keys
--- and its time offsets turned back into timestamps (to the millisecond).
+-- and its time offsets turned back into timestamps (to the millisecond; to the second for
+-- times more than 24.8 days before the sample).
 CREATE VIEW @extschema@.activity_samples AS
 SELECT r.sampled_at, r.pid, k.datname, k.usename, k.application_name, k.client_addr, k.state,
        k.wait_event_type, k.wait_event, r.query_id,
-       r.sampled_at - r.xact_ms * interval '1 millisecond' AS xact_start,
-       r.sampled_at - r.query_ms * interval '1 millisecond' AS query_start,
-       r.sampled_at - r.state_ms * interval '1 millisecond' AS state_change,
+       @extschema@._ms_before_at(r.sampled_at, r.xact_ms) AS xact_start,
+       @extschema@._ms_before_at(r.sampled_at, r.query_ms) AS query_start,
+       @extschema@._ms_before_at(r.sampled_at, r.state_ms) AS state_change,
        r.backend_xid_age
   FROM @extschema@.activity_raw r
   LEFT JOIN @extschema@.activity_keys k ON k.key_id = r.key_id;

@@ -95,7 +95,7 @@ check "database_stats commits match the workload scale (> 100 in the window)" t 
 
 step "collector_status shows every source healthy"
 check "sources and their health" \
-    "activity:healthy alerts:healthy bgwriter:healthy databases:healthy health:healthy indexes:healthy latency:healthy partitions:healthy replication:healthy replication_slots:healthy retention:healthy rollup:healthy statements:healthy tables:healthy" \
+    "activity:healthy alerts:healthy bgwriter:healthy databases:healthy health:healthy indexes:healthy latency:healthy partitions:healthy replication:healthy replication_slots:healthy retention:healthy rollup:healthy rollup_hours:healthy statements:healthy tables:healthy" \
     "$(q "SELECT string_agg(source || ':' || health, ' ' ORDER BY source) FROM dbanalytics.collector_status
 ")"
 

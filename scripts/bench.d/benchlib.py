@@ -359,6 +359,46 @@ def section_analytics(res, meta):
     return table(header, lines) + "\n", sorted(slow, reverse=True)
 
 
+HOOK_NAMES = {
+    "none": "no library preloaded",
+    "pgss": "pg_stat_statements",
+    "dba_off": "pg_stat_statements + dbanalytics, histograms off",
+    "dba_on": "pg_stat_statements + dbanalytics, histograms on (the default)",
+    "dba_alone": "dbanalytics alone, histograms on (it times the statements itself)",
+    "powa": "pg_stat_statements + PoWA + pg_wait_sampling",
+}
+
+
+def hook_slopes(res):
+    """Instructions per statement per configuration: the slope between the two run lengths."""
+    runs = {}
+    for r in read_tsv(os.path.join(res, "hooks.tsv")):
+        runs.setdefault(r["config"], []).append((int(r["statements"]), num(r["instructions"])))
+    slopes = {}
+    for config, points in runs.items():
+        points.sort()
+        if len(points) >= 2 and points[-1][0] > points[0][0]:
+            slopes[config] = (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+    return slopes
+
+
+def section_hooks(res, meta):
+    slopes = hook_slopes(res)
+    if not slopes:
+        return "_Not run._\n"
+    base, pgss = slopes.get("none"), slopes.get("pgss")
+    lines = []
+    for config in HOOK_NAMES:
+        if config not in slopes:
+            continue
+        v = slopes[config]
+        lines.append([HOOK_NAMES[config], fmt(v, 0),
+                      fmt(v / base, 4) if base else "",
+                      f"{fmt(v - pgss, 0)} ({fmt(100 * (v - pgss) / pgss, 2)} %)" if pgss and "pgss" != config and config not in ("none", "dba_alone") else ""])
+    return table(["preloaded", "instructions per statement", "ratio to no library",
+                  "added to pg_stat_statements alone"], lines) + "\n"
+
+
 def section_retention(res, meta):
     rows = read_tsv(os.path.join(res, "retention.tsv"))
     if not rows:
@@ -438,6 +478,13 @@ def summary(res, meta):
                     num(meta.get("bytes_per_activity_row_generated", "0") or 0))
         lines.append(["≤ 70 bytes per sampled backend row (activity_raw with its index)", "; ".join(vals),
                       "yes" if worst <= 70 else "no"])
+    slopes = hook_slopes(res)
+    if slopes.get("pgss") and slopes.get("dba_on"):
+        added = slopes["dba_on"] - slopes["pgss"]
+        lines.append(["per-statement cost of the latency hooks (no target; callgrind)",
+                      f"{fmt(added, 0)} instructions per statement over pg_stat_statements alone "
+                      f"({fmt(100 * added / slopes['pgss'], 2)} %); PoWA + pg_wait_sampling: "
+                      + (f"{fmt(slopes['powa'] - slopes['pgss'], 0)}" if slopes.get("powa") else "?"), ""])
     an = read_tsv(os.path.join(res, "analytics.tsv"))
     hs = [num(r["ms"]) for r in an if r["object"] in ("health_score('7 days')",) and r["dataset"].startswith("7")]
     if hs:
@@ -539,6 +586,17 @@ def report(res, out_path):
       "(see the A/A spread), hence the CPU figure above. Issue 7 asks for at least 10 pairs of 30–60 s, about "
       "100 minutes here; to run that protocol: `BENCH_ROUNDS=10 BENCH_RUN_S=30 scripts/bench --only=overhead`.\n")
     P(section_overhead(res, meta))
+
+    P("### Per-statement cost of the hooks (instructions)\n")
+    P("Instructions counted by `valgrind --tool=callgrind` in a single-user backend (`postgres --single` on a "
+      "copy of the pgbench data), which loads `shared_preload_libraries` but runs no background worker: only "
+      "what one backend does for its statements is counted, and the count repeats to the instruction. Each "
+      "configuration runs the same primary-key lookups (`SELECT abalance FROM pgbench_accounts WHERE aid = "
+      "<random>`, the cheapest statement pgbench has, so the relative cost is the worst case) twice, "
+      f"{meta.get('hook_statements', '?')} statements; the difference divided by the extra statements is the "
+      "cost per statement without start-up and shutdown. What a statement costs the server in CPU time is "
+      "proportional; the dbanalytics rows are the executor hooks of the latency histograms.\n")
+    P(section_hooks(res, meta))
 
     P("## 2. Sampler tick cost\n")
     P("Connected clients held open by pgbench: *idle* clients sit in `\\sleep` (state idle, not written to "

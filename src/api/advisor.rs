@@ -2,13 +2,13 @@
 //! index_advice() for the workload. Plans come from EXPLAIN (FORMAT JSON); the rules that read
 //! them live in src/advisor/plan.rs.
 
+use super::raise;
 use crate::advisor::plan::{self, Catalog, Finding};
 use crate::collect::isolation::{in_rolled_back_subtransaction, in_subtransaction};
 use crate::spi;
 use pgrx::pg_sys;
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgLogLevel, PgSqlErrorCode};
+use pgrx::{JsonB, PgSqlErrorCode};
 use serde_json::{json, Value};
 use std::ffi::CString;
 
@@ -16,13 +16,6 @@ use std::ffi::CString;
 const MATERIAL_COST_CUT: f64 = 0.10;
 /// Statements (by total time in the window) whose plans index_advice() reads.
 const STATEMENTS_TO_PLAN: i64 = 50;
-
-fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
-    ErrorReport::new(code, message, "dbanalytics")
-        .set_hint(hint)
-        .report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
-}
 
 /// Relation sizes and columns from this database's catalog.
 struct ServerCatalog;

@@ -5,7 +5,18 @@ pub mod advisor;
 pub mod latency;
 
 use crate::collect::{self, SourceRun};
+use crate::spi;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+/// Raises an ERROR with a HINT.
+pub(crate) fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
+    ErrorReport::new(code, message, "dbanalytics")
+        .set_hint(hint)
+        .report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
 
 /// One row per source run: the same facts the run leaves in collector_runs.
 type RunRow = (String, String, i64, bool, f64, Option<String>);
@@ -54,6 +65,22 @@ fn take_snapshot() -> TableIterator<
         name!(message, Option<String>),
     ),
 > {
+    // deltas end at now(), the start of this transaction: in a transaction older than the last
+    // hour rolled up they would land in an hour the rollups never read again
+    if spi::select_one::<bool>(
+        "SELECT pg_catalog.now() <= (SELECT s.updated_at FROM dbanalytics.source_state s
+                                      WHERE s.source = 'hours')",
+    )
+    .ok()
+    .flatten()
+        == Some(true)
+    {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "dbanalytics: this transaction started before the last hour the collector rolled up".into(),
+            "Call take_snapshot() in a new transaction (outside BEGIN ... COMMIT, or right after BEGIN).",
+        );
+    }
     TableIterator::new(as_rows(collect::take_snapshot()))
 }
 

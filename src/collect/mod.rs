@@ -77,6 +77,7 @@ const SNAPSHOT_SOURCES: &[(&str, SourceFn)] = &[
     ("replication", snapshot_replication),
     ("replication_slots", snapshot_replication_slots),
     ("rollup", rollup_minutes),
+    ("rollup_hours", rollup_hours),
     ("health", record_health),
     ("alerts", evaluate_alerts),
     ("retention", drop_expired_partitions),
@@ -238,11 +239,12 @@ fn create_partitions() -> Result<Collected, SourceError> {
 
 /// Drops expired partitions, then forgets statement texts that no retained delta refers to.
 fn drop_expired_partitions() -> Result<Collected, SourceError> {
-    let dropped = partitions::drop_expired_partitions().map_err(spi_error)?;
-    if dropped > 0 {
-        // raw partitions go once a day: then the session keys nothing refers to any more
+    let expired = partitions::expired_partitions().map_err(spi_error)?;
+    if expired.iter().any(|(table, _)| *table == "activity_raw") {
+        // once a day, before the drop takes activity_raw: the session keys no sample refers to
         spi::execute("SELECT dbanalytics._prune_activity_keys()").map_err(spi_error)?;
     }
+    let dropped = partitions::drop_partitions(&expired).map_err(spi_error)?;
     spi::execute(&format!(
         "DELETE FROM dbanalytics.statements s
           WHERE s.first_seen < pg_catalog.now() - pg_catalog.make_interval(secs => {})
@@ -549,8 +551,7 @@ fn snapshot_replication_slots() -> Result<Collected, SourceError> {
     .map(|collected| Collected::rows(collected.rows))
 }
 
-/// Minute rollups of the raw samples, then the hourly rollups of the statement, table and
-/// index deltas.
+/// Minute rollups of the raw samples.
 fn rollup_minutes() -> Result<Collected, SourceError> {
     let rolled_until = spi::select_one::<String>(
         "SELECT updated_at::text FROM dbanalytics.source_state WHERE source = 'rollup'",
@@ -569,9 +570,14 @@ fn rollup_minutes() -> Result<Collected, SourceError> {
         until = spi::literal(new_rolled_until.as_deref()),
     ))
     .map_err(spi_error)?;
-    let hourly =
+    Ok(Collected::rows(rows.unwrap_or(0)))
+}
+
+/// Hourly rollups of the statement, table and index deltas, then daily ones of statements.
+fn rollup_hours() -> Result<Collected, SourceError> {
+    let rows =
         spi::execute_returning::<i64>("SELECT dbanalytics._rollup_hours()").map_err(spi_error)?;
-    Ok(Collected::rows(rows.unwrap_or(0) + hourly.unwrap_or(0)))
+    Ok(Collected::rows(rows.unwrap_or(0)))
 }
 
 /// Records the health score when the last record is older than dbanalytics.health_interval.

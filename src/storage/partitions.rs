@@ -200,28 +200,33 @@ pub fn ensure_partitions() -> Result<Option<i64>, pgrx::spi::Error> {
     })
 }
 
-/// Drops partitions whose whole range is past the retention of their table.
-pub fn drop_expired_partitions() -> Result<i64, pgrx::spi::Error> {
+/// The partitions whose whole range is past the retention of their table, per table in the
+/// order of PARTITIONED_TABLES, oldest first.
+pub fn expired_partitions() -> Result<Vec<(&'static str, String)>, pgrx::spi::Error> {
     let now = now_epoch_seconds()?;
     let existing = existing_partitions()?;
-    let mut dropped = 0;
+    let mut expired = Vec::new();
+    for (table, class) in PARTITIONED_TABLES {
+        let retention = retention_of(*class);
+        let mut names: Vec<&String> = existing
+            .iter()
+            .filter(|name| {
+                parse_partition_name(table, name).is_some_and(|day| is_expired(day, now, retention))
+            })
+            .collect();
+        names.sort();
+        expired.extend(names.into_iter().map(|name| (*table, name.clone())));
+    }
+    Ok(expired)
+}
+
+/// Drops the given partitions (from expired_partitions). Returns how many were dropped.
+pub fn drop_partitions(expired: &[(&'static str, String)]) -> Result<i64, pgrx::spi::Error> {
     with_short_lock_timeout(|| {
-        for (table, class) in PARTITIONED_TABLES {
-            let retention = retention_of(*class);
-            let mut expired: Vec<&String> = existing
-                .iter()
-                .filter(|name| {
-                    parse_partition_name(table, name)
-                        .is_some_and(|day| is_expired(day, now, retention))
-                })
-                .collect();
-            expired.sort();
-            for name in expired {
-                spi::execute(&format!("DROP TABLE dbanalytics.{name}"))?;
-                dropped += 1;
-            }
+        for (_, name) in expired {
+            spi::execute(&format!("DROP TABLE dbanalytics.{name}"))?;
         }
-        Ok(dropped)
+        Ok(expired.len() as i64)
     })
 }
 
