@@ -71,10 +71,12 @@ CREATE FUNCTION @extschema@._ms_before(sampled_at timestamptz, earlier timestamp
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
+    -- one expression (no FROM), so that the planner inlines it: the sampler calls it three
+    -- times per sampled backend
     SELECT CASE WHEN earlier IS NULL THEN NULL
-                WHEN ms <= 2147483647 THEN GREATEST(ms, 0)::integer
-                ELSE (-LEAST(pg_catalog.floor(ms / 1000), 2147483647))::integer END
-      FROM (SELECT pg_catalog.round(EXTRACT(epoch FROM sampled_at - earlier) * 1000) AS ms) m
+                WHEN sampled_at - earlier <= interval '2147483647 milliseconds'
+                THEN GREATEST(pg_catalog.round(EXTRACT(epoch FROM sampled_at - earlier) * 1000), 0)::integer
+                ELSE (-LEAST(pg_catalog.floor(EXTRACT(epoch FROM sampled_at - earlier)), 2147483647))::integer END
 $$;
 
 CREATE FUNCTION @extschema@._ms_before_at(sampled_at timestamptz, ms_before integer)
