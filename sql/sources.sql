@@ -81,7 +81,7 @@ $$;
 
 CREATE FUNCTION @extschema@._ms_before_at(sampled_at timestamptz, ms_before integer)
 RETURNS timestamptz
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE  -- as timestamptz - interval: so that it is inlined
 AS $$
     SELECT CASE WHEN ms_before >= 0 THEN sampled_at - ms_before * interval '1 millisecond'
                 ELSE sampled_at + ms_before * interval '1 second' END

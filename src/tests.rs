@@ -201,6 +201,29 @@ mod tests {
             // a start older than 24.8 days is kept to the second
             Some("db|u|''|active|00:00:02.5|40 days|t|7".to_string())
         );
+        // helpers called per row (the sampler's per backend, counter_delta per counter of every
+        // statement) must be inlined: a plain expression in the plan, no SQL-function call
+        for call in [
+            "dbanalytics._ms_before(t, t - interval '1 second')",
+            "dbanalytics._ms_before_at(t, 5)",
+            "dbanalytics._time_ceil(t, 3600)",
+            "dbanalytics.counter_delta(n, n - 1, false)",
+        ] {
+            let plan = one::<pgrx::Json>(&format!(
+                "EXPLAIN (VERBOSE, FORMAT JSON) SELECT {call} FROM (VALUES (now(), 5::bigint)) v(t, n)"
+            ))
+            .unwrap();
+            let function = call
+                .split('(')
+                .next()
+                .unwrap()
+                .trim_start_matches("dbanalytics.");
+            assert!(
+                !plan.0.to_string().contains(function),
+                "{call} is not inlined: {}",
+                plan.0
+            );
+        }
         // keys no sample refers to go; the one in use stays
         assert_eq!(
             one::<i64>("SELECT dbanalytics._prune_activity_keys()"),
