@@ -66,10 +66,13 @@ fn take_snapshot() -> TableIterator<
     ),
 > {
     // deltas end at now(), the start of this transaction: in a transaction older than the last
-    // hour rolled up they would land in an hour the rollups never read again
+    // hour rolled up they would land in an hour the rollups never read again. Checked under the
+    // snapshot lock (taken again, re-entrantly, by the snapshot), so no snapshot rolls an hour
+    // between the check and the deltas.
     if spi::select_one::<bool>(
         "SELECT pg_catalog.now() <= (SELECT s.updated_at FROM dbanalytics.source_state s
-                                      WHERE s.source = 'hours')",
+                                      WHERE s.source = 'hours')
+           FROM (SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.take_snapshot'))) l",
     )
     .ok()
     .flatten()
