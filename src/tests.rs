@@ -238,6 +238,16 @@ mod tests {
         );
     }
 
+    #[pg_test(
+        error = "dbanalytics: this transaction started before the last hour the collector rolled up"
+    )]
+    fn take_snapshot_refuses_a_transaction_older_than_the_rollups() {
+        // as if the collector had rolled up an hour that ends after this transaction began
+        run("INSERT INTO dbanalytics.source_state (source, updated_at) VALUES ('hours', now() + interval '1 hour')
+             ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at");
+        run("SELECT * FROM dbanalytics.take_snapshot()");
+    }
+
     #[pg_test]
     fn preloaded_in_tests() {
         assert_eq!(
