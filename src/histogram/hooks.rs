@@ -6,6 +6,11 @@
 //! other still gets its buffer counts); ExecutorEnd reads the total and records it. Nesting is
 //! tracked through ExecutorRun/ExecutorFinish so that only top-level statements are recorded
 //! unless `dbanalytics.histograms_nested` is on.
+//!
+//! Version differences (docs/versions.md): PostgreSQL 18 dropped ExecutorRun's `execute_once`
+//! argument; 13 and 14 have no `shmem_request_hook` (shared memory is requested directly in
+//! `_PG_init`, which runs while the postmaster preloads), and 13 computes query ids only when
+//! pg_stat_statements is loaded (no `EnableQueryId`).
 
 use super::table;
 use crate::gucs;
@@ -17,6 +22,7 @@ static mut PREVIOUS_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREVIOUS_RUN: pg_sys::ExecutorRun_hook_type = None;
 static mut PREVIOUS_FINISH: pg_sys::ExecutorFinish_hook_type = None;
 static mut PREVIOUS_END: pg_sys::ExecutorEnd_hook_type = None;
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 static mut PREVIOUS_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
 static mut PREVIOUS_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
 
@@ -52,9 +58,15 @@ impl Drop for Nested {
 pub fn install() {
     // SAFETY: _PG_init runs once per process before any query; we save and chain the hooks.
     unsafe {
+        #[cfg(not(feature = "pg13"))]
         pg_sys::EnableQueryId();
-        PREVIOUS_SHMEM_REQUEST = pg_sys::shmem_request_hook;
-        pg_sys::shmem_request_hook = Some(shmem_request);
+        #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+        {
+            PREVIOUS_SHMEM_REQUEST = pg_sys::shmem_request_hook;
+            pg_sys::shmem_request_hook = Some(shmem_request);
+        }
+        #[cfg(any(feature = "pg13", feature = "pg14"))]
+        pg_sys::RequestAddinShmemSpace(table::shmem_size(gucs::max_histogram_queries()));
         PREVIOUS_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
         pg_sys::shmem_startup_hook = Some(shmem_startup);
         PREVIOUS_START = pg_sys::ExecutorStart_hook;
@@ -68,6 +80,7 @@ pub fn install() {
     }
 }
 
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
 #[pg_guard]
 unsafe extern "C-unwind" fn shmem_request() {
     if let Some(previous) = PREVIOUS_SHMEM_REQUEST {
@@ -98,6 +111,13 @@ unsafe fn tracked(query_desc: *mut pg_sys::QueryDesc) -> bool {
         && (*(*query_desc).plannedstmt).queryId != 0
 }
 
+/// The statement's query id as pg_stat_statements shows it (a bigint): PostgreSQL 18 stores it
+/// signed, earlier versions unsigned (the same 64 bits).
+#[allow(clippy::unnecessary_cast)] // the cast is a no-op on 18
+unsafe fn query_id(query_desc: *mut pg_sys::QueryDesc) -> i64 {
+    (*(*query_desc).plannedstmt).queryId as i64
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
     match PREVIOUS_START {
@@ -112,6 +132,7 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
     }
 }
 
+#[cfg(not(feature = "pg18"))]
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_run(
     query_desc: *mut pg_sys::QueryDesc,
@@ -123,6 +144,21 @@ unsafe extern "C-unwind" fn executor_run(
     match PREVIOUS_RUN {
         Some(previous) => previous(query_desc, direction, count, execute_once),
         None => pg_sys::standard_ExecutorRun(query_desc, direction, count, execute_once),
+    }
+}
+
+/// PostgreSQL 18 removed `execute_once` (a portal now always knows whether it runs once).
+#[cfg(feature = "pg18")]
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+) {
+    let _nested = Nested::enter();
+    match PREVIOUS_RUN {
+        Some(previous) => previous(query_desc, direction, count),
+        None => pg_sys::standard_ExecutorRun(query_desc, direction, count),
     }
 }
 
@@ -145,7 +181,7 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
             histograms.record(
                 pg_sys::MyDatabaseId.to_u32(),
                 pg_sys::GetUserId().to_u32(),
-                (*(*query_desc).plannedstmt).queryId as i64,
+                query_id(query_desc),
                 micros,
             );
         }
