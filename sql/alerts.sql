@@ -51,7 +51,8 @@ WINDOW w AS (ORDER BY h.computed_at)
  ORDER BY h.computed_at;
 
 CREATE TABLE @extschema@.alert_rules (
-    rule        text PRIMARY KEY,
+    -- bounded: a rule's name goes into every NOTIFY payload of its alerts (8000 bytes at most)
+    rule        text PRIMARY KEY CHECK (pg_catalog.length(rule) BETWEEN 1 AND 63),
     metric      text    NOT NULL CHECK (metric IN ('slow_queries_per_minute', 'deadlocks', 'replication_lag_seconds',
                                                    'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
                                                    'health_score', 'health_score_drop')),
@@ -59,7 +60,7 @@ CREATE TABLE @extschema@.alert_rules (
     threshold   numeric NOT NULL,
     severity    text    NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
     enabled     boolean NOT NULL DEFAULT true,
-    description text
+    description text CHECK (pg_catalog.length(description) <= 1000)
 );
 
 INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description) VALUES
@@ -99,6 +100,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts', '');
 CREATE FUNCTION @extschema@._alert_metrics()
 RETURNS TABLE (metric text, value numeric, details jsonb)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 WITH latest_db AS (
     SELECT d.* FROM @extschema@.database_stats d
@@ -167,7 +169,11 @@ SELECT 'health_score_drop', h.best_last_hour - h.latest,
   FROM history h
 $$;
 
--- Opens, updates and resolves alert episodes; announces each opening once with NOTIFY.
+-- Opens, updates and resolves alert episodes; announces each opening once with NOTIFY. Any
+-- role may LISTEN on any channel, so the payload holds only what every listener may see (the
+-- episode's id, rule, severity, value and threshold); the details stay in dbanalytics.alerts,
+-- readable by dbanalytics_reader. Each rule is evaluated in its own subtransaction: one rule
+-- that fails never stops the others.
 CREATE FUNCTION @extschema@._evaluate_alerts()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -185,6 +191,7 @@ BEGIN
           JOIN @extschema@._alert_metrics() m ON m.metric = r.metric
          WHERE r.enabled
     LOOP
+      BEGIN
         firing := candidate.value IS NOT NULL AND CASE candidate.comparison
             WHEN '>' THEN candidate.value > candidate.threshold
             ELSE candidate.value < candidate.threshold END;
@@ -193,11 +200,12 @@ BEGIN
         IF firing AND open_alert.alert_id IS NULL THEN
             INSERT INTO @extschema@.alerts (rule, severity, opened_at, last_seen_at, value, threshold, details)
             VALUES (candidate.rule, candidate.severity, pg_catalog.now(), pg_catalog.now(), candidate.value,
-                    candidate.threshold, candidate.details);
+                    candidate.threshold, candidate.details)
+            RETURNING * INTO open_alert;
             PERFORM pg_catalog.pg_notify('dbanalytics_alerts', pg_catalog.jsonb_build_object(
-                'rule', candidate.rule, 'severity', candidate.severity, 'value', candidate.value,
-                'threshold', candidate.threshold, 'opened_at', pg_catalog.now(),
-                'details', candidate.details)::text);
+                'alert_id', open_alert.alert_id, 'rule', candidate.rule, 'severity', candidate.severity,
+                'value', candidate.value, 'threshold', candidate.threshold,
+                'opened_at', pg_catalog.now())::text);
             opened := opened + 1;
         ELSIF firing THEN
             UPDATE @extschema@.alerts SET last_seen_at = pg_catalog.now(), value = candidate.value,
@@ -206,6 +214,10 @@ BEGIN
         ELSIF open_alert.alert_id IS NOT NULL THEN
             UPDATE @extschema@.alerts SET resolved_at = pg_catalog.now() WHERE alert_id = open_alert.alert_id;
         END IF;
+      EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'dbanalytics: alert rule "%" could not be evaluated: %',
+                      pg_catalog.left(candidate.rule, 63), SQLERRM;
+      END;
     END LOOP;
     -- an episode whose rule was disabled or deleted ends too
     UPDATE @extschema@.alerts a SET resolved_at = pg_catalog.now()

@@ -95,6 +95,7 @@ $$;
 CREATE FUNCTION @extschema@._threshold(threshold_name text)
 RETURNS numeric
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT t.value FROM @extschema@.analytics_thresholds t WHERE t.name = threshold_name
 $$;
@@ -104,6 +105,7 @@ $$;
 CREATE FUNCTION @extschema@._slow_query_ms()
 RETURNS double precision
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT COALESCE(CASE WHEN v ~ '^\s*[0-9.]+\s*$' THEN v::double precision  -- a bare number: milliseconds
                          ELSE EXTRACT(epoch FROM v::interval)::double precision * 1000 END, 500)

@@ -6,6 +6,7 @@
 CREATE FUNCTION @extschema@._pool_minutes(from_time timestamptz, to_time timestamptz)
 RETURNS SETOF @extschema@.pool_minute
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 WITH samples AS (
     SELECT s.* FROM @extschema@.connection_samples s WHERE s.sampled_at >= from_time AND s.sampled_at < to_time
@@ -62,6 +63,7 @@ RETURNS TABLE (
     max_connections_used integer, utilization double precision,
     pool_status text, recommended_pool_size integer, recommendation text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 WITH args AS (
     SELECT pg_catalog.now() - analysis_window AS since,
@@ -144,6 +146,7 @@ RETURNS TABLE (
     max_connections_used integer, utilization double precision,
     pool_status text, recommended_pool_size integer, recommendation text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
     SELECT p.* FROM @extschema@._pool_analytics(analysis_window) p
@@ -176,6 +179,7 @@ RETURNS TABLE (sampled_at timestamptz, head_pid integer, head_usename text, head
                head_state text, head_query_id bigint, blocked_pids integer[], blocked_count integer,
                chain_depth integer, relations text[])
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH RECURSIVE waits AS (
@@ -215,6 +219,7 @@ RETURNS TABLE (waited_on text, locktype text, modes text[], wait_samples bigint,
                waiters bigint, estimated_wait_seconds double precision, max_wait interval,
                head_blockers integer[], last_seen timestamptz)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH args AS (
@@ -250,6 +255,7 @@ RETURNS TABLE (hour timestamptz, datname text, commits bigint, rollbacks bigint,
                rollback_ratio double precision, deadlocks bigint, sessions bigint,
                sessions_abandoned bigint, sessions_fatal bigint, sessions_killed bigint)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
     SELECT pg_catalog.date_trunc('hour', d.interval_end), d.datname,

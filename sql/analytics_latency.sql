@@ -8,6 +8,7 @@ RETURNS TABLE (rank bigint, queryid bigint, datname text, usename text, query te
                p95_ms double precision, p99_ms double precision, max_ms double precision,
                reset boolean)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window), @extschema@._row_limit(row_limit);  -- argument checks
 WITH args AS (
@@ -47,6 +48,7 @@ $$;
 CREATE FUNCTION @extschema@.latency_histogram(query_id bigint, analysis_window interval DEFAULT '1 hour')
 RETURNS TABLE (bucket integer, lower_ms double precision, upper_ms double precision, executions bigint)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
     SELECT u.bucket::integer, b.lower_ms, b.upper_ms, pg_catalog.sum(u.executions)::bigint

@@ -11,6 +11,7 @@ RETURNS TABLE (
     table_writes_in_window bigint, watched_seconds double precision,
     protected_by text, index_status text, recommendation text, evidence text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH args AS (
@@ -235,6 +236,7 @@ CREATE FUNCTION @extschema@.cache_analytics(analysis_window interval)
 RETURNS TABLE (level text, hour timestamptz, object_name text, blks_hit bigint, blks_read bigint,
                hit_ratio double precision, queryid bigint)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH args AS (SELECT pg_catalog.now() - analysis_window AS since)
@@ -292,6 +294,7 @@ RETURNS TABLE (kind text, name text, state text, sync_state text,
                avg_replay_lag_seconds_in_window double precision,
                retained_bytes bigint, max_retained_bytes_in_window bigint, active boolean, detail text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH args AS (SELECT pg_catalog.now() - analysis_window AS since,

@@ -6,6 +6,7 @@ CREATE FUNCTION @extschema@._connection_minutes(since timestamptz)
 RETURNS TABLE (minute timestamptz, datname text, usename text, application_name text, state text,
                avg_backends double precision, max_backends integer, avg_lock_waiting double precision)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 WITH rolled AS (
     SELECT c.* FROM @extschema@.connection_minute c WHERE c.minute >= since
@@ -43,6 +44,7 @@ RETURNS TABLE (
     slow_queries bigint, deadlocks bigint, temp_bytes bigint,
     blks_read bigint, blks_hit bigint, cache_hit_ratio double precision, reset boolean)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH bounds AS (
@@ -190,6 +192,7 @@ RETURNS TABLE (
     share_of_total_time double precision,
     previous_calls bigint, previous_total_time_ms double precision, trend text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window), @extschema@._check_order_by(order_by),
            @extschema@._row_limit(row_limit);  -- argument checks, even with no history
@@ -247,6 +250,7 @@ $$;
 CREATE FUNCTION @extschema@._n_plus_one(analysis_window interval, totals @extschema@.statement_total[])
 RETURNS TABLE (entry jsonb, weight double precision)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 WITH args AS (
     SELECT pg_catalog.now() - analysis_window AS since,
@@ -296,6 +300,7 @@ $$;
 CREATE FUNCTION @extschema@._caching_opportunities(analysis_window interval, totals @extschema@.statement_total[])
 RETURNS TABLE (entry jsonb, weight double precision)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 WITH args AS (
     SELECT pg_catalog.now() - analysis_window AS since,
@@ -344,6 +349,7 @@ $$;
 CREATE FUNCTION @extschema@._query_rewrites(analysis_window interval, totals @extschema@.statement_total[])
 RETURNS TABLE (entry jsonb, total_time double precision)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 WITH args AS (
     SELECT pg_catalog.now() - analysis_window AS since,
@@ -386,6 +392,7 @@ $$;
 CREATE FUNCTION @extschema@.query_analysis(analysis_window interval DEFAULT '1 hour')
 RETURNS jsonb
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
 WITH args AS (

@@ -65,6 +65,7 @@ RETURNS TABLE (component text, indicator text, value numeric, unit text, higher_
                source text, impact text, mitigation text, action text, effort text,
                bad_severity text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check
 WITH args AS (
@@ -420,6 +421,7 @@ RETURNS TABLE (component text, indicator text, value numeric, unit text, status 
                bad numeric, weight numeric, points numeric, evidence text, source text, impact text,
                mitigation text, action text, effort text, bad_severity text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 WITH judged AS (
     SELECT m.*,
@@ -450,6 +452,7 @@ RETURNS TABLE (component text, indicator text, value numeric, unit text, status 
                warn_threshold numeric, bad_threshold numeric, weight numeric, points_lost numeric,
                overall_points_lost numeric, evidence text, source text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check
     SELECT s.component, s.indicator, s.value, s.unit, s.status, s.warn, s.bad, s.weight,
@@ -462,6 +465,7 @@ $$;
 CREATE FUNCTION @extschema@.health_score(analysis_window interval DEFAULT '1 hour')
 RETURNS jsonb
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check
 WITH scored AS (

@@ -1,6 +1,49 @@
 -- dbanalytics: roles, history tables, collector state.
 -- Every name is schema-qualified: @extschema@ is replaced by CREATE EXTENSION.
 
+-- Refuse a schema someone else prepared. CREATE EXTENSION uses an existing schema of the name
+-- in the control file as it is: one created beforehand by another role (a database owner, say)
+-- would leave that role owning the schema that holds the history and the functions superusers
+-- run, free to drop or replace them. Install only into a schema the installing role or a
+-- superuser owns, and only while it is empty (a restore, which creates the schema just before
+-- the extension, passes both checks).
+DO $schema_guard$
+DECLARE
+    schema_owner oid;
+    owner_name text;
+    objects bigint;
+BEGIN
+    SELECT n.nspowner, r.rolname INTO schema_owner, owner_name
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.oid OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace;
+    IF schema_owner OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                              WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+       AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) schema_owner) THEN
+        RAISE EXCEPTION 'dbanalytics: schema "%" already exists and is owned by role "%", who is neither you nor a superuser',
+                        '@extschema@'::pg_catalog.regnamespace, owner_name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'That role could drop or replace the monitor''s history and functions. Check what the '
+                         'schema holds, drop it (or make it yours while it is empty: ALTER SCHEMA ... OWNER TO '
+                         'CURRENT_USER) and run CREATE EXTENSION dbanalytics again.';
+    END IF;
+    SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c
+             WHERE c.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_type t
+             WHERE t.typnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_operator o
+             WHERE o.oprnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace)
+      INTO objects;
+    IF objects OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'dbanalytics: schema "%" already holds % objects', '@extschema@'::pg_catalog.regnamespace, objects
+            USING ERRCODE = 'duplicate_schema',
+                  HINT = 'dbanalytics installs only into an empty schema of its own. Move or drop those objects '
+                         '(or the schema) and run CREATE EXTENSION dbanalytics again.';
+    END IF;
+END
+$schema_guard$;
+
 DO $roles$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'dbanalytics_reader') THEN

@@ -1,12 +1,15 @@
 -- dbanalytics: views over the collected data that the analytics build on.
 
--- Query texts, shown as pg_stat_statements shows them: to members of pg_read_all_stats or
--- dbanalytics_admin, and to the role that ran the statement; '<insufficient privilege>' otherwise.
+-- Query texts, shown exactly as pg_stat_statements shows them: to roles with the privileges of
+-- pg_read_all_stats, and to the role that ran the statement; '<insufficient privilege>'
+-- otherwise. The role is matched by OID and by name: after a restore into another cluster, a
+-- different role that happens to have the same OID does not see the original role's texts.
 CREATE VIEW @extschema@.statement_texts AS
 SELECT s.dbid, s.datname, s.userid, s.usename, s.queryid, s.toplevel, s.first_seen,
        CASE WHEN pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE')
-              OR pg_catalog.pg_has_role(CURRENT_USER, 'dbanalytics_admin', 'USAGE')
-              OR s.userid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER)
+              OR (s.userid OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                    WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+                  AND s.usename OPERATOR(pg_catalog.=) CURRENT_USER::text)
             THEN s.query
             ELSE '<insufficient privilege>'
        END AS query

@@ -1,13 +1,29 @@
-//! The one way dbanalytics talks SQL from Rust: a read helper and a write helper.
-//! Every statement passed here is schema-qualified; values are quoted with `literal`.
+//! The one way dbanalytics talks SQL from Rust: read helpers and write helpers, with or without
+//! arguments. Every statement passed here is schema-qualified; values are passed as arguments
+//! (`$1`, ...) or, in older code, quoted with `literal`.
 
-use pgrx::datum::{FromDatum, IntoDatum};
+use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::prelude::*;
 
 /// First column of the first row, `None` for no row or NULL.
 pub fn select_one<T: FromDatum + IntoDatum>(sql: &str) -> Result<Option<T>, pgrx::spi::Error> {
     Spi::connect(|client| {
         let table = client.select(sql, Some(1), &[])?;
+        if table.is_empty() {
+            Ok(None)
+        } else {
+            table.first().get_one::<T>()
+        }
+    })
+}
+
+/// First column of the first row of a query with arguments, `None` for no row or NULL.
+pub fn select_one_with_args<T: FromDatum + IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Result<Option<T>, pgrx::spi::Error> {
+    Spi::connect(|client| {
+        let table = client.select(sql, Some(1), args)?;
         if table.is_empty() {
             Ok(None)
         } else {
@@ -32,6 +48,11 @@ pub fn select_texts(sql: &str) -> Result<Vec<String>, pgrx::spi::Error> {
 /// Runs a statement that writes.
 pub fn execute(sql: &str) -> Result<(), pgrx::spi::Error> {
     Spi::run(sql)
+}
+
+/// Runs a statement with arguments that writes (or changes settings).
+pub fn execute_with_args(sql: &str, args: &[DatumWithOid]) -> Result<(), pgrx::spi::Error> {
+    Spi::run_with_args(sql, args)
 }
 
 /// Runs a statement that writes and returns one value (first column of the first row).

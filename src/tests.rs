@@ -909,6 +909,10 @@ mod tests {
     }
 
     #[pg_test]
+    #[cfg_attr(
+        feature = "pg18",
+        ignore = "HypoPG is not packaged for PostgreSQL 18 here (Debian 12 has it for 15 only)"
+    )]
     fn index_advice_validates_with_hypopg_and_rejects_a_useless_index() {
         advised_workload();
         run("CREATE EXTENSION IF NOT EXISTS hypopg");
@@ -974,5 +978,30 @@ mod tests {
             Some("true")
         );
         run("RESET ROLE");
+    }
+
+    #[pg_test]
+    fn texts_that_may_carry_a_secret_are_redacted_and_the_others_kept() {
+        for (text, redacted) in [
+            ("CREATE ROLE app LOGIN PASSWORD 'secret-1'", true),
+            ("alter user app with encrypted password 'secret-2'", true),
+            ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'a', password 'secret-3')", true),
+            ("ALTER SERVER s OPTIONS (SET host 'h')", true),
+            ("ALTER SYSTEM SET primary_conninfo = 'host=h password=secret-4'", true),
+            ("CREATE SUBSCRIPTION s CONNECTION 'dbname=x' PUBLICATION p", true),
+            ("DO $$BEGIN PERFORM dblink_connect('password=secret-5'); END$$", true),
+            ("SELECT * FROM users WHERE password = $1", false),
+            ("WITH x AS (SELECT $1) SELECT * FROM x", false),
+            ("CREATE TABLE orders (id int)", false),
+            ("VACUUM ANALYZE orders", false),
+        ] {
+            let stored = one::<String>(&format!(
+                "SELECT dbanalytics._redact_secrets({})",
+                pgrx::spi::quote_literal(text)
+            ))
+            .unwrap_or_default();
+            assert_eq!(stored.starts_with("<redacted by dbanalytics"), redacted, "{text} -> {stored}");
+            assert!(!stored.contains("secret-"), "{text} -> {stored}");
+        }
     }
 }

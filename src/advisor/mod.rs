@@ -1,2 +1,3 @@
 //! The query and index advisor: plan reading rules (`plan`).
 pub mod plan;
+pub mod sandbox;

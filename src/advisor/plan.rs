@@ -34,6 +34,30 @@ pub struct Finding {
 pub trait Catalog {
     fn relation_rows(&self, schema: &str, relation: &str) -> Option<f64>;
     fn has_column(&self, schema: &str, relation: &str, column: &str) -> bool;
+    /// An identifier as SQL. The server quotes keywords too (`"user"`, `"order"`); this
+    /// default, for tests without a server, quotes whatever is not plain lower case.
+    fn quote_identifier(&self, identifier: &str) -> String {
+        quote(identifier)
+    }
+}
+
+/// The one builder of the advisor's `CREATE INDEX` DDL.
+pub fn create_index_ddl(
+    catalog: &dyn Catalog,
+    schema: &str,
+    table: &str,
+    columns: &[String],
+) -> String {
+    format!(
+        "CREATE INDEX CONCURRENTLY ON {}.{} ({});",
+        catalog.quote_identifier(schema),
+        catalog.quote_identifier(table),
+        columns
+            .iter()
+            .map(|c| catalog.quote_identifier(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn number(node: &Value, key: &str) -> Option<f64> {
@@ -164,12 +188,7 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
                         kind: "seq_scan_with_filter",
                         node: node_label(node),
                         relation: relation.clone(),
-                        suggestion: format!(
-                            "CREATE INDEX CONCURRENTLY ON {}.{} ({});",
-                            quote(schema),
-                            quote(name),
-                            columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
-                        ),
+                        suggestion: create_index_ddl(catalog, schema, name, &columns),
                         index_columns: columns,
                         evidence: json!({
                             "filter": filter,
@@ -271,10 +290,8 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
                 };
                 let suggestion = match (&inner_relation, columns.is_empty()) {
                     (Some((schema, name)), false) => format!(
-                        "CREATE INDEX CONCURRENTLY ON {}.{} ({});  -- the inner side's join key, so each outer row probes an index",
-                        quote(schema),
-                        quote(name),
-                        columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+                        "{}  -- the inner side's join key, so each outer row probes an index",
+                        create_index_ddl(catalog, schema, name, &columns)
                     ),
                     _ => "index the inner side's join key, or let the planner hash-join (check enable_hashjoin and the row estimates)".to_string(),
                 };

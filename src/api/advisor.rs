@@ -4,6 +4,7 @@
 
 use super::raise;
 use crate::advisor::plan::{self, Catalog, Finding};
+use crate::advisor::sandbox;
 use crate::collect::isolation::{in_rolled_back_subtransaction, in_subtransaction};
 use crate::spi;
 use pgrx::pg_sys;
@@ -47,6 +48,10 @@ impl Catalog for ServerCatalog {
         .ok()
         .flatten()
         .unwrap_or(false)
+    }
+
+    fn quote_identifier(&self, identifier: &str) -> String {
+        quote_identifier(identifier)
     }
 }
 
@@ -99,17 +104,40 @@ fn finding_json(finding: &Finding) -> Value {
     })
 }
 
+/// Sets this (sub)transaction's search_path and, unless writes are allowed, makes it read-only.
+fn plan_settings(search_path: &str, read_only: bool) {
+    let settings = if read_only {
+        "SELECT pg_catalog.set_config('search_path', $1, true),
+                pg_catalog.set_config('transaction_read_only', 'on', true)"
+    } else {
+        "SELECT pg_catalog.set_config('search_path', $1, true)"
+    };
+    spi::execute_with_args(settings, &[search_path.into()]).unwrap_or_else(|error| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            error.to_string(),
+            "",
+        )
+    });
+}
+
 /// Explains one statement and reports what in its plan is worth acting on.
 ///
-/// With `analyze => true` the statement runs (EXPLAIN ANALYZE), always inside a subtransaction
-/// that is rolled back: a read-only one unless `allow_writes => true` is passed, so a statement
-/// that changes data is refused by default and, when allowed, leaves nothing behind.
+/// The statement is the caller's own: it is planned (and with `analyze => true` run) as the
+/// caller, with the caller's `search_path` (the `search_path` argument, by default the caller's
+/// setting at the call: the function itself runs with a pinned one), always inside a
+/// subtransaction that is rolled back and read-only — planning alone can evaluate functions.
+/// With `analyze => true` a statement that changes data is refused unless `allow_writes => true`
+/// is passed, and then it too leaves nothing behind.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn explain_analysis(
     query: Option<&str>,
     analyze: default!(bool, false),
     allow_writes: default!(bool, false),
+    search_path: default!(Option<&str>, "pg_catalog.current_setting('search_path')"),
 ) -> JsonB {
+    let search_path = search_path.unwrap_or("\"$user\", public");
     let query = query.map(str::trim).unwrap_or_default();
     let query = query.strip_suffix(';').unwrap_or(query).trim();
     if query.is_empty() {
@@ -128,7 +156,10 @@ fn explain_analysis(
     }
 
     // the plan first, without running anything
-    let estimated = in_rolled_back_subtransaction(|| explain(query, false));
+    let estimated = in_rolled_back_subtransaction(|| {
+        plan_settings(search_path, true);
+        explain(query, false)
+    });
     let modifies = plan::modifies_data(&estimated["Plan"]);
     if analyze && modifies && !allow_writes {
         raise(
@@ -139,16 +170,8 @@ fn explain_analysis(
     }
     let result = if analyze {
         in_rolled_back_subtransaction(|| {
-            if !allow_writes {
-                // also stops functions that write from inside a SELECT
-                spi::execute("SET LOCAL transaction_read_only = on").unwrap_or_else(|error| {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                        error.to_string(),
-                        "",
-                    )
-                });
-            }
+            // read-only also stops functions that write from inside a SELECT
+            plan_settings(search_path, !allow_writes);
             explain(query, true)
         })
     } else {
@@ -174,22 +197,23 @@ fn explain_analysis(
 
 /// One statement of the workload with its generic plan.
 struct PlannedStatement {
+    /// the role that ran it: its text is planned as that role
+    owner: pg_sys::Oid,
     queryid: i64,
     calls: i64,
     total_time_ms: f64,
     text: String,
 }
 
-/// The generic plan of a normalized statement ($n parameters), via PREPARE with
-/// plan_cache_mode = force_generic_plan and EXPLAIN EXECUTE with NULL arguments.
-fn generic_plan(text: &str) -> Result<Value, String> {
-    // SET LOCAL in a released subtransaction lasts until the caller's transaction ends: the
-    // caller's plan_cache_mode is put back below
-    let plan_cache_mode =
-        spi::select_one::<String>("SELECT pg_catalog.current_setting('plan_cache_mode')")
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| "auto".to_string());
+/// The generic plan of a normalized statement ($n parameters), planned as the role that ran it
+/// (src/advisor/sandbox.rs): PREPARE, then EXPLAIN EXECUTE with NULL arguments under
+/// plan_cache_mode = force_generic_plan.
+fn generic_plan(statement: &PlannedStatement) -> Result<Value, String> {
+    // one statement only: the text goes after PREPARE ... AS
+    if statement_count_or_zero(&statement.text) != 1 {
+        return Err("not planned: not exactly one statement".to_string());
+    }
+    let text = &statement.text;
     let parameters = (1..=100)
         .rev()
         .find(|n| text.contains(&format!("${n}")))
@@ -199,26 +223,51 @@ fn generic_plan(text: &str) -> Result<Value, String> {
     } else {
         format!("({})", vec!["NULL"; parameters].join(", "))
     };
-    let outcome = in_subtransaction(|| {
-        spi::execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    let name = prepared_statement_name();
+    let search_path = sandbox::role_search_path(statement.owner);
+    let outcome = sandbox::as_text_owner(
+        statement.owner,
+        &search_path,
+        || spi::execute(&format!("PREPARE {name} AS {text}")).map_err(|e| e.to_string()),
+        || {
+            spi::execute(
+                "SELECT pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)",
+            )
             .map_err(|e| e.to_string())?;
-        spi::execute(&format!("PREPARE dbanalytics_advice AS {text}"))
+            let plan = Spi::get_one::<pgrx::Json>(&format!(
+                "EXPLAIN (FORMAT JSON, VERBOSE) EXECUTE {name}{arguments}"
+            ))
             .map_err(|e| e.to_string())?;
-        let plan = Spi::get_one::<pgrx::Json>(&format!(
-            "EXPLAIN (FORMAT JSON, VERBOSE) EXECUTE dbanalytics_advice{arguments}"
-        ))
-        .map_err(|e| e.to_string())?;
-        Ok(plan.map(|p| p.0).unwrap_or(Value::Null))
-    });
-    // prepared statements outlive subtransactions: always let go of it
+            Ok(plan.map(|p| p.0).unwrap_or(Value::Null))
+        },
+    );
+    // prepared statements outlive subtransactions: always let go of it (as the caller)
     let _ = in_subtransaction(|| {
-        spi::execute("DEALLOCATE dbanalytics_advice").map_err(|e| e.to_string())
+        spi::execute(&format!("DEALLOCATE {name}")).map_err(|e| e.to_string())
     });
-    let _ = spi::execute(&format!(
-        "SELECT pg_catalog.set_config('plan_cache_mode', {}, true)",
-        spi::literal(Some(&plan_cache_mode))
-    ));
     outcome.map(|plan| plan.get(0).cloned().unwrap_or(Value::Null))
+}
+
+/// A prepared statement name no other statement of this session uses.
+fn prepared_statement_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // SAFETY: a plain read of this backend's process id.
+    let pid = unsafe { pg_sys::MyProcPid };
+    format!(
+        "dbanalytics_advice_{pid}_{}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// statement_count() for a text that may not parse: 0 instead of an error.
+fn statement_count_or_zero(text: &str) -> usize {
+    in_subtransaction(|| Ok(statement_count(text))).unwrap_or(0)
+}
+
+/// An identifier as SQL, quoted by the server's own rule (keywords such as `user` included).
+fn quote_identifier(identifier: &str) -> String {
+    pgrx::spi::quote_identifier(identifier)
 }
 
 fn plan_cost(plan: &Value) -> f64 {
@@ -243,7 +292,7 @@ fn existing_indexes(schema: &str, table: &str) -> Vec<Vec<String>> {
                              ORDER BY k.position), ',')
                    FROM pg_catalog.pg_index i
                   WHERE i.indrelid = pg_catalog.to_regclass({}) AND i.indisvalid AND i.indpred IS NULL",
-                spi::literal(Some(&format!("{}.{}", plan::quote(schema), plan::quote(table))))
+                spi::literal(Some(&format!("{}.{}", quote_identifier(schema), quote_identifier(table))))
             ),
             None,
             &[],
@@ -287,6 +336,7 @@ fn hypopg_schema() -> Option<String> {
 // pgrx reads the SQL signature from the inline type, so it cannot be a type alias
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn index_advice(
     analysis_window: default!(Option<pgrx::datum::Interval>, "'1 day'"),
     max_candidates: default!(Option<i32>, 10),
@@ -326,7 +376,7 @@ fn index_advice(
     let statements: Vec<PlannedStatement> = Spi::connect(|client| {
         let rows = client.select(
             &format!(
-                "SELECT t.queryid, t.calls, t.total_exec_time, x.query
+                "SELECT t.queryid, t.calls, t.total_exec_time, x.query, t.userid
                    FROM dbanalytics._statement_totals({since}, pg_catalog.now()) t
                    JOIN dbanalytics.statement_texts x USING (dbid, userid, queryid, toplevel)
                   WHERE t.dbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
@@ -344,6 +394,7 @@ fn index_advice(
                 calls: row.get::<i64>(2)?.unwrap_or(0),
                 total_time_ms: row.get::<f64>(3)?.unwrap_or(0.0),
                 text: row.get::<String>(4)?.unwrap_or_default(),
+                owner: row.get::<pg_sys::Oid>(5)?.unwrap_or(pg_sys::Oid::INVALID),
             });
         }
         Ok::<_, pgrx::spi::Error>(statements)
@@ -354,7 +405,7 @@ fn index_advice(
     let mut plans: Vec<Option<Value>> = Vec::new();
     let mut candidates: Vec<Candidate> = Vec::new();
     for (position, statement) in statements.iter().enumerate() {
-        let plan = generic_plan(&statement.text).ok();
+        let plan = generic_plan(statement).ok();
         if let Some(plan) = &plan {
             for finding in plan::findings(&plan["Plan"], &ServerCatalog) {
                 let (Some((schema, table)), false) =
@@ -393,16 +444,11 @@ fn index_advice(
     let hypopg = hypopg_schema();
     let mut advice = Vec::new();
     for candidate in candidates {
-        let ddl = format!(
-            "CREATE INDEX CONCURRENTLY ON {}.{} ({});",
-            plan::quote(&candidate.schema),
-            plan::quote(&candidate.table),
-            candidate
-                .columns
-                .iter()
-                .map(|c| plan::quote(c))
-                .collect::<Vec<_>>()
-                .join(", ")
+        let ddl = plan::create_index_ddl(
+            &ServerCatalog,
+            &candidate.schema,
+            &candidate.table,
+            &candidate.columns,
         );
         let affected: Vec<&PlannedStatement> = candidate
             .statements
@@ -421,17 +467,20 @@ fn index_advice(
                 let after = in_rolled_back_subtransaction(|| {
                     spi::execute(&format!(
                         "SELECT {}.hypopg_create_index({})",
-                        plan::quote(schema),
+                        quote_identifier(schema),
                         spi::literal(Some(ddl.replace(" CONCURRENTLY", "").trim_end_matches(';')))
                     ))
                     .ok()?;
                     let cost: f64 = candidate
                         .statements
                         .iter()
-                        .filter_map(|&i| generic_plan(&statements[i].text).ok())
+                        .filter_map(|&i| generic_plan(&statements[i]).ok())
                         .map(|plan| plan_cost(&plan))
                         .sum();
-                    let _ = spi::execute(&format!("SELECT {}.hypopg_reset()", plan::quote(schema)));
+                    let _ = spi::execute(&format!(
+                        "SELECT {}.hypopg_reset()",
+                        quote_identifier(schema)
+                    ));
                     Some(cost)
                 });
                 (after, after.is_some())

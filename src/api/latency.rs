@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 
 /// Every bucket with its bounds in milliseconds (upper is NULL for the overflow bucket).
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 pub fn latency_buckets() -> TableIterator<
     'static,
     (
@@ -29,6 +30,7 @@ pub fn latency_buckets() -> TableIterator<
 /// order, buckets may repeat (so histograms of many intervals are merged by concatenation).
 /// Each value is the midpoint of the bucket holding that rank: within 5 % of the true value.
 #[pg_extern(immutable, strict, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 pub fn latency_percentiles(
     buckets: Vec<Option<i16>>,
     counts: Vec<Option<i64>>,
@@ -64,6 +66,7 @@ pub fn latency_percentiles(
 // pgrx reads the SQL signature from the inline type, so it cannot be a type alias
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 pub fn histogram_status() -> TableIterator<
     'static,
     (

@@ -89,6 +89,7 @@ fn take_snapshot() -> TableIterator<
 
 /// Whether the library was loaded by shared_preload_libraries, so the workers run.
 #[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn collection_preloaded() -> bool {
     crate::preloaded()
 }

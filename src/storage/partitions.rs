@@ -8,6 +8,7 @@
 
 use crate::gucs;
 use crate::spi;
+use pgrx::prelude::*;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -188,16 +189,54 @@ pub fn ensure_partitions() -> Result<Option<i64>, pgrx::spi::Error> {
                 if existing.contains(&name) {
                     continue;
                 }
-                let (from, to) = partition_bounds(day);
-                spi::execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS dbanalytics.{name} PARTITION OF dbanalytics.{table}
-                     FOR VALUES FROM ('{from}') TO ('{to}')"
-                ))?;
+                create_partition(table, &name, day)?;
                 created += 1;
             }
         }
         Ok(Some(created))
     })
+}
+
+/// Creates one day's partition of `table`. A relation that already has the partition's name but
+/// is not attached (pg_inherits does not list it) is attached only when it is what a partition of
+/// ours detached by hand would be: an ordinary table owned by the parent's owner. Anything else
+/// (a table planted by another role, a view, a foreign table) is an error naming it; the
+/// partition is never assumed to exist because its name is taken.
+fn create_partition(table: &str, name: &str, day: i64) -> Result<(), pgrx::spi::Error> {
+    let (from, to) = partition_bounds(day);
+    let qualified = format!("dbanalytics.{name}");
+    let (taken, attachable, what) = Spi::get_three_with_args::<bool, bool, String>(
+        "SELECT c.oid IS NOT NULL,
+                c.relkind OPERATOR(pg_catalog.=) 'r' AND NOT c.relispartition
+                AND c.relowner OPERATOR(pg_catalog.=) p.relowner,
+                pg_catalog.format('%s owned by %s',
+                    CASE c.relkind WHEN 'r' THEN 'an ordinary table' WHEN 'p' THEN 'a partitioned table'
+                                   WHEN 'v' THEN 'a view' WHEN 'f' THEN 'a foreign table'
+                                   ELSE 'a relation of kind ' OPERATOR(pg_catalog.||) c.relkind::text END,
+                    pg_catalog.pg_get_userbyid(c.relowner))
+           FROM pg_catalog.pg_class p
+           LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)
+          WHERE p.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($2)",
+        &[qualified.as_str().into(), format!("dbanalytics.{table}").as_str().into()],
+    )?;
+    match (taken, attachable) {
+        (Some(true), Some(true)) => {
+            spi::execute(&format!(
+                "ALTER TABLE dbanalytics.{table} ATTACH PARTITION dbanalytics.{name}
+                 FOR VALUES FROM ('{from}') TO ('{to}')"
+            ))?;
+            pgrx::warning!("dbanalytics: re-attached the detached partition {qualified}");
+            Ok(())
+        }
+        (Some(true), _) => pgrx::error!(
+            "dbanalytics: {qualified} should be a partition of dbanalytics.{table}, but it is {}",
+            what.unwrap_or_else(|| "something else".to_string())
+        ),
+        _ => spi::execute(&format!(
+            "CREATE TABLE dbanalytics.{name} PARTITION OF dbanalytics.{table}
+             FOR VALUES FROM ('{from}') TO ('{to}')"
+        )),
+    }
 }
 
 /// The partitions whose whole range is past the retention of their table, per table in the

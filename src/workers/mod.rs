@@ -91,7 +91,8 @@ fn idle_reason(database: &str) -> Option<String> {
         return Some("idle: binary upgrade in progress".to_string());
     }
     let installed = Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'dbanalytics')",
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension
+                         WHERE extname OPERATOR(pg_catalog.=) 'dbanalytics')",
     );
     match installed {
         Ok(Some(true)) => None,
@@ -145,11 +146,73 @@ fn run_in_transaction(worker: Worker, database: &str) -> Option<String> {
     }
 }
 
+/// Settings every statement of a worker runs with, whatever `ALTER DATABASE ... SET` or
+/// `ALTER ROLE ... SET` say: a database owner who is not superuser must not be able to steer
+/// the superuser workers (an operator of theirs found through search_path, a changed meaning of
+/// `= NULL`, a read-only default, a timeout that aborts every tick). Set at session level after
+/// connecting, as a session's own SET, so they outrank the database's and role's settings and a
+/// configuration reload, while our functions' own SET clauses still apply inside them.
+const PINNED_SETTINGS: &[(&str, &str)] = &[
+    ("search_path", "pg_catalog, pg_temp"),
+    ("default_transaction_read_only", "off"),
+    ("default_transaction_isolation", "read committed"),
+    ("default_transaction_deferrable", "off"),
+    ("session_replication_role", "origin"),
+    ("transform_null_equals", "off"),
+    ("standard_conforming_strings", "on"),
+    ("array_nulls", "on"),
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("default_tablespace", ""),
+    ("temp_tablespaces", ""),
+    ("default_table_access_method", "heap"),
+    ("plan_cache_mode", "auto"),
+    ("enable_partition_pruning", "on"),
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    // the workers' own statements never occupy pg_stat_statements entries (issue 20)
+    ("pg_stat_statements.track", "none"),
+];
+
+fn pin_settings(worker: Worker) {
+    for (name, value) in PINNED_SETTINGS {
+        let (Ok(c_name), Ok(c_value)) = (CString::new(*name), CString::new(*value)) else {
+            continue;
+        };
+        // SAFETY: GetConfigOption only looks the setting up (NULL when it does not exist, e.g.
+        // pg_stat_statements not loaded); SetConfigOption sets a valid value of an existing
+        // setting, as a superuser session's SET would.
+        unsafe {
+            if pg_sys::GetConfigOption(c_name.as_ptr(), true, false).is_null() {
+                continue;
+            }
+            pg_sys::SetConfigOption(
+                c_name.as_ptr(),
+                c_value.as_ptr(),
+                pg_sys::GucContext::PGC_SUSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+            );
+        }
+    }
+    let application_name = CString::new(worker.name()).unwrap_or_default();
+    // SAFETY: as above.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"application_name".as_ptr(),
+            application_name.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
+    }
+}
+
 fn run(worker: Worker) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     crate::histogram::hooks::ignore_this_process();
     let database = gucs::database();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    pin_settings(worker);
     pgrx::log!("{} started in database \"{database}\"", worker.name());
 
     let mut next_tick = Instant::now();
