@@ -9,7 +9,7 @@ SELECT s.dbid, s.datname, s.userid, s.usename, s.queryid, s.toplevel, s.first_se
        CASE WHEN pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE')
               OR (s.userid OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
                                                     WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
-                  AND s.usename OPERATOR(pg_catalog.=) CURRENT_USER::text)
+                  AND s.usename OPERATOR(pg_catalog.=) CURRENT_USER::pg_catalog.text)
             THEN s.query
             ELSE '<insufficient privilege>'
        END AS query
@@ -65,8 +65,9 @@ SELECT l.source,
        CASE
            WHEN l.status = 'error' THEN 'failing'
            WHEN l.status = 'skipped' THEN 'skipped'
-           WHEN l.started_at < pg_catalog.now() - 3 * (CASE l.worker
-                    WHEN 'sampler' THEN pg_catalog.current_setting('dbanalytics.sample_interval', true)
+           WHEN l.started_at < pg_catalog.now() - 3 * (CASE
+                    WHEN l.worker OPERATOR(pg_catalog.=) 'sampler'
+                    THEN pg_catalog.current_setting('dbanalytics.sample_interval', true)
                     ELSE pg_catalog.current_setting('dbanalytics.snapshot_interval', true)
                 END)::interval THEN 'stale'
            ELSE 'healthy'
