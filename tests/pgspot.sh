@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# pgspot (https://github.com/timescale/pgspot) over the extension's SQL: the install script of the
+# installed extension (what CREATE EXTENSION runs, pgrx's generated statements included) and every
+# upgrade script sql/dbanalytics--A--B.sql. Fails on any pgspot error; warnings are allowed (each
+# one that remains is justified in docs/security.md) and counted by code in the summary.
+# Run by tests/e2e_security.sh; runs alone too, after install_extension (scripts/test does it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/lib.sh
+
+PGSPOT_VERSION=0.9.4
+VENV=$PWD/target/pgspot-venv
+# Exceptions, each justified in docs/security.md: pgspot options such as
+#   --proc-without-search-path 'extschema.some_function(argument types)'
+PGSPOT_OPTIONS=()
+
+if [ ! -x "$VENV/bin/pgspot" ] || [ "$("$VENV/bin/pgspot" --version 2>/dev/null)" != "pgspot $PGSPOT_VERSION" ]; then
+    step "Installing pgspot $PGSPOT_VERSION into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "pgspot==$PGSPOT_VERSION"
+fi
+
+extension_dir=$("$PG_CONFIG" --sharedir)/extension
+version=$(sed -nE "s/^default_version = '([^']+)'.*/\1/p" "$extension_dir/dbanalytics.control" 2>/dev/null || true)
+install_script=$extension_dir/dbanalytics--$version.sql
+if [ -z "$version" ] || [ ! -f "$install_script" ]; then
+    echo "no installed dbanalytics in $extension_dir: run install_extension (scripts/test) first" >&2
+    exit 1
+fi
+
+failed=0
+for script in "$install_script" sql/dbanalytics--*--*.sql; do
+    out=$("$VENV/bin/pgspot" "${PGSPOT_OPTIONS[@]}" "$script" 2>&1 || true)
+    summary=$(printf '%s\n' "$out" | grep -E 'Errors: [0-9]+ Warnings: [0-9]+' | sed 's/^ *//;s/ *$//')
+    errors=$(printf '%s\n' "$summary" | sed -nE 's/.*Errors: ([0-9]+).*/\1/p')
+    by_code=$(printf '%s\n' "$out" | grep -oE '^PS[0-9]+' | sort | uniq -c | awk '{printf "%s %s x%s", sep, $2, $1; sep=","}')
+    echo "pgspot $(basename "$script"): ${summary:-no summary} ${by_code:+(${by_code# })}"
+    if [ -z "$errors" ]; then
+        printf '%s\n' "$out" | tail -n 20
+        failed=1
+    elif [ "$errors" -ne 0 ]; then
+        # pgspot prints errors and warnings alike: every message but the (many) PS001 warnings
+        printf '%s\n' "$out" | grep -E '^PS' | grep -v '^PS001:' | sed 's/^/    /'
+        failed=1
+    fi
+done
+exit "$failed"
