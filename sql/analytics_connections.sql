@@ -158,7 +158,7 @@ SELECT * FROM @extschema@.connection_pool_analytics(interval '1 hour');
 
 -- Live: transactions open longer than the long_transaction threshold.
 CREATE VIEW @extschema@.long_running_transactions AS
-SELECT a.pid, a.datname::text, a.usename::text, a.application_name, a.client_addr, a.state,
+SELECT a.pid, a.datname::pg_catalog.text, a.usename::pg_catalog.text, a.application_name, a.client_addr, a.state,
        a.xact_start, pg_catalog.now() - a.xact_start AS duration,
        pg_catalog.now() - a.state_change AS in_state_for,
        a.wait_event_type, a.wait_event, a.query, a.backend_xid, a.backend_xmin,

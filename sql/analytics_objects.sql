@@ -170,7 +170,7 @@ WITH args AS (
            @extschema@._threshold('dead_tuple_ratio') AS dead_ratio,
            @extschema@._threshold('xid_age_warning') AS xid_warning
 ), tables AS (
-    SELECT s.relid, s.schemaname::text, s.relname::text AS tablename, s.seq_scan, s.seq_tup_read,
+    SELECT s.relid, s.schemaname::pg_catalog.text, s.relname::pg_catalog.text AS tablename, s.seq_scan, s.seq_tup_read,
            COALESCE(s.idx_scan, 0) AS idx_scan, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
            s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
            pg_catalog.pg_table_size(s.relid) AS table_bytes,
@@ -220,7 +220,7 @@ SELECT u.schemaname, u.sequencename, u.data_type, u.last_value, u.min_value, u.m
        u.used_ratio, u.cycle,
        CASE WHEN NOT u.cycle AND u.used_ratio > @extschema@._threshold('sequence_exhaustion')
             THEN 'near_exhaustion' ELSE 'ok' END AS status
-  FROM (SELECT s.schemaname::text, s.sequencename::text, s.data_type::text, s.last_value, s.min_value,
+  FROM (SELECT s.schemaname::pg_catalog.text, s.sequencename::pg_catalog.text, s.data_type::pg_catalog.text, s.last_value, s.min_value,
                s.max_value, s.increment_by, s.cycle,
                -- the share of the range already used, in the direction the sequence moves
                CASE WHEN s.increment_by > 0
