@@ -233,13 +233,8 @@ BEGIN
     -- counters of the entries that changed (all its parts see the same previous counters).
     EXECUTE pg_catalog.format($q$
         WITH cur AS MATERIALIZED (
-            SELECT s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.now() AS captured_at,
-                   s.calls, s.plans, s.total_exec_time, s.total_plan_time, s.rows,
-                   s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-                   s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
-                   s.blk_read_time, s.blk_write_time, s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes
-              FROM %I.pg_stat_statements(false) s
-             WHERE s.queryid IS NOT NULL
+            -- the counters under our names, whatever the pg_stat_statements version (versions.sql)
+            SELECT s.* FROM @extschema@._statements_now(%L) s
         ), deltas AS (
             INSERT INTO @extschema@.statement_stats
             SELECT $1, c.captured_at, c.dbid, c.userid, c.queryid, c.toplevel,
@@ -549,7 +544,11 @@ BEGIN
     IF previous_snapshot IS NOT NULL THEN
         INSERT INTO @extschema@.bgwriter_stats
         SELECT previous_snapshot, snapshot_at,
-               interval_reset OR c.buffers_alloc < p.buffers_alloc IS TRUE,
+               -- from 17 the views are reset separately (versions.sql): any counter that went back
+               interval_reset OR c.buffers_alloc < p.buffers_alloc IS TRUE
+                   OR c.checkpoints_timed < p.checkpoints_timed IS TRUE
+                   OR c.buffers_checkpoint < p.buffers_checkpoint IS TRUE
+                   OR c.buffers_backend < p.buffers_backend IS TRUE,
                @extschema@.counter_delta(c.checkpoints_timed, p.checkpoints_timed, counters_zeroed),
                @extschema@.counter_delta(c.checkpoints_req, p.checkpoints_req, counters_zeroed),
                @extschema@.counter_delta(c.checkpoint_write_time, p.checkpoint_write_time, counters_zeroed),
@@ -560,7 +559,7 @@ BEGIN
                @extschema@.counter_delta(c.buffers_backend, p.buffers_backend, counters_zeroed),
                @extschema@.counter_delta(c.buffers_backend_fsync, p.buffers_backend_fsync, counters_zeroed),
                @extschema@.counter_delta(c.buffers_alloc, p.buffers_alloc, counters_zeroed)
-          FROM pg_catalog.pg_stat_bgwriter c
+          FROM @extschema@._bgwriter_now() c  -- our names on every server version (versions.sql)
           LEFT JOIN @extschema@.bgwriter_counters p ON true;
         GET DIAGNOSTICS written = ROW_COUNT;
     END IF;
@@ -570,7 +569,7 @@ BEGIN
     SELECT true, snapshot_at, c.checkpoints_timed, c.checkpoints_req, c.checkpoint_write_time,
            c.checkpoint_sync_time, c.buffers_checkpoint, c.buffers_clean, c.maxwritten_clean,
            c.buffers_backend, c.buffers_backend_fsync, c.buffers_alloc
-      FROM pg_catalog.pg_stat_bgwriter c;
+      FROM @extschema@._bgwriter_now() c;
     RETURN written;
 END
 $$;

@@ -19,9 +19,14 @@ mod workers;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!(
+    "../sql/versions.sql",
+    name = "versions",
+    requires = ["schema"]
+);
+extension_sql_file!(
     "../sql/sources.sql",
     name = "sources",
-    requires = ["schema"]
+    requires = ["schema", "versions"]
 );
 extension_sql_file!("../sql/views.sql", name = "views", requires = ["sources"]);
 extension_sql_file!(

