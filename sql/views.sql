@@ -28,11 +28,16 @@ SELECT r.sampled_at, r.pid, k.datname, k.usename, k.application_name, k.client_a
   FROM @extschema@.activity_raw r
   LEFT JOIN @extschema@.activity_keys k ON k.key_id = r.key_id;
 
--- Health of the collection itself: one row per source.
+-- Health of the collection itself: one row per source, and one per background worker (source
+-- 'worker'): whether its process runs, and if not, why not as far as can be told (a worker that
+-- could not start, e.g. for want of max_worker_processes slots, leaves no other trace here).
 CREATE VIEW @extschema@.collector_status AS
 WITH latest AS (
     SELECT DISTINCT ON (r.source) r.source, r.worker, r.started_at, r.status, r.message
       FROM @extschema@.collector_runs r
+     -- a whole tick that failed, or a snapshot that could not take its turn: shown for an hour
+     WHERE r.source OPERATOR(pg_catalog.<>) ALL (ARRAY['tick', 'snapshot'])
+        OR r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')
      ORDER BY r.source, r.started_at DESC
 ), last_hour AS (
     SELECT r.source,
@@ -73,5 +78,28 @@ SELECT l.source,
            ELSE 'healthy'
        END AS health
   FROM latest l
-  LEFT JOIN last_hour h USING (source);
+  LEFT JOIN last_hour h USING (source)
+UNION ALL
+SELECT 'worker', w.worker,
+       CASE WHEN a.pid IS NOT NULL THEN 'ok'
+            WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'skipped'
+            ELSE 'error' END,
+       a.backend_start, NULL::timestamptz, NULL::timestamptz, NULL::text,
+       CASE
+           WHEN a.pid IS NOT NULL THEN NULL::text
+           WHEN s.database IS NULL
+           THEN 'dbanalytics is not in shared_preload_libraries: no background collection'
+           WHEN s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database()
+           THEN pg_catalog.format('the workers collect in database %I (dbanalytics.database)', s.database)
+           ELSE 'no such process: it could not start (is max_worker_processes large enough? see the server log) or it is restarting'
+       END,
+       0::bigint, 0::bigint, NULL::numeric, NULL::numeric, NULL::numeric,
+       CASE WHEN a.pid IS NOT NULL THEN 'healthy'
+            WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'off'
+            ELSE 'not running' END
+  FROM (VALUES ('sampler', 'dbanalytics sampler'), ('collector', 'dbanalytics collector')) AS w(worker, backend_type)
+ CROSS JOIN (SELECT pg_catalog.current_setting('dbanalytics.database', true) AS database) s
+  LEFT JOIN pg_catalog.pg_stat_activity a
+         ON a.backend_type OPERATOR(pg_catalog.=) w.backend_type
+        AND a.datname OPERATOR(pg_catalog.=) s.database;
 

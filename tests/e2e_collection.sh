@@ -97,7 +97,10 @@ step "collector_status shows every source healthy"
 check "sources and their health" \
     "activity:healthy alerts:healthy bgwriter:healthy databases:healthy health:healthy indexes:healthy latency:healthy partitions:healthy replication:healthy replication_slots:healthy retention:healthy rollup:healthy rollup_hours:healthy statements:healthy tables:healthy" \
     "$(q "SELECT string_agg(source || ':' || health, ' ' ORDER BY source) FROM dbanalytics.collector_status
-")"
+           WHERE source <> 'worker'")"
+check "both workers run, each shown with its process" "collector:ok:healthy sampler:ok:healthy" \
+    "$(q "SELECT string_agg(worker || ':' || last_status || ':' || health, ' ' ORDER BY worker)
+            FROM dbanalytics.collector_status WHERE source = 'worker'")"
 
 step "Partitions for today and the next two days"
 check "3 daily partitions per partitioned table" "21 tables x 3 days" \

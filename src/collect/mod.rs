@@ -89,7 +89,12 @@ pub fn take_sample() -> Vec<SourceRun> {
     if partitions_missing_today() {
         runs.push(run_source("sampler", "partitions", create_partitions));
     }
-    runs.push(run_source("sampler", "activity", sample_activity));
+    let activity = run_source("sampler", "activity", sample_activity);
+    if activity.status == RunStatus::Error {
+        // a partition detached or dropped during the day: look again at the next tick
+        PARTITIONS_CHECKED_DAY.with(|checked| *checked.borrow_mut() = None);
+    }
+    runs.push(activity);
     runs
 }
 
@@ -102,10 +107,27 @@ fn partitions_checked_today() {
 /// One collector snapshot: every statistics source, then maintenance. Snapshots take turns
 /// (the worker's and any take_snapshot() call): two at once would compute the same deltas twice.
 pub fn take_snapshot() -> Vec<SourceRun> {
-    if let Err(error) = spi::execute(
-        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.take_snapshot'))",
-    ) {
-        pgrx::warning!("dbanalytics: could not serialize the snapshot: {error}");
+    // Waiting is bounded by lock_timeout (the collector's own, or the caller's): a snapshot
+    // that cannot take its turn is skipped and says so, never run twice at once.
+    let turn = in_subtransaction(|| {
+        spi::execute(
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.take_snapshot'))",
+        )
+        .map_err(spi_error)
+    });
+    if let Err(error) = turn {
+        let run = SourceRun {
+            source: "snapshot",
+            status: RunStatus::Skipped,
+            rows: 0,
+            reset: false,
+            duration_ms: 0.0,
+            message: Some(format!(
+                "skipped: another snapshot holds the snapshot lock ({error})"
+            )),
+        };
+        record_run("collector", &run);
+        return vec![run];
     }
     SNAPSHOT_SOURCES
         .iter()
@@ -160,16 +182,23 @@ fn run_source(worker: &str, source: &'static str, collect: SourceFn) -> SourceRu
     run
 }
 
-/// WARNING when a source starts failing or fails differently; LOG when it recovers.
+/// WARNING when a source starts failing or fails differently; LOG when it recovers. "The same
+/// failure" is judged by the message without its DETAIL, which often holds the failing row's
+/// values (a timestamp that differs at every tick).
 fn log_once(run: &SourceRun) {
     LAST_LOGGED_ERROR.with(|logged| {
         let mut logged = logged.borrow_mut();
         match (run.status, logged.get(run.source)) {
             (RunStatus::Error, previous) => {
                 let message = run.message.clone().unwrap_or_default();
-                if previous != Some(&message) {
+                let failure = message
+                    .split(" (DETAIL: ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                if previous != Some(&failure) {
                     pgrx::warning!("dbanalytics: source \"{}\" failed: {}", run.source, message);
-                    logged.insert(run.source, message);
+                    logged.insert(run.source, failure);
                 }
             }
             (_, Some(_)) => {
@@ -179,6 +208,21 @@ fn log_once(run: &SourceRun) {
             (_, None) => {}
         }
     });
+}
+
+/// Records a tick that failed as a whole (called by the workers, in a new transaction).
+pub fn record_failed_tick(worker: &str, error: &str) {
+    record_run(
+        worker,
+        &SourceRun {
+            source: "tick",
+            status: RunStatus::Error,
+            rows: 0,
+            reset: false,
+            duration_ms: 0.0,
+            message: Some(error.to_string()),
+        },
+    );
 }
 
 fn record_run(worker: &str, run: &SourceRun) {

@@ -170,15 +170,14 @@ fn with_short_lock_timeout<R>(
     Ok(result)
 }
 
-/// Creates the missing partitions for today and the days ahead. Returns how many were created,
-/// or None when another process (the other worker) is creating them right now.
+/// Creates the missing partitions for today and the days ahead. Returns how many were created.
+/// One process at a time: another one (the other worker) creating them right now is waited for
+/// (within lock_timeout), so that a sampler right after CREATE EXTENSION finds them in place
+/// instead of losing its first ticks.
 pub fn ensure_partitions() -> Result<Option<i64>, pgrx::spi::Error> {
-    let ours = spi::execute_returning::<bool>(
-        "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.partitions'))",
+    spi::execute(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.partitions'))",
     )?;
-    if ours != Some(true) {
-        return Ok(None);
-    }
     let today = day_of(now_epoch_seconds()?);
     let existing = existing_partitions()?;
     let mut created = 0;

@@ -4,9 +4,12 @@
 //! Like pg_cron and PoWA: the schedule is drift-free (next tick = previous tick + interval);
 //! before touching its tables a worker checks that collection is enabled, that the server is
 //! not in recovery or binary upgrade and that the extension exists, and otherwise idles and
-//! says why in pg_stat_activity; SIGHUP reloads the settings; SIGTERM ends the loop between
-//! two ticks (a tick is one transaction, so nothing is half-written) and the worker exits with
-//! code 1 so that the postmaster restarts it unless the server is shutting down.
+//! says why in pg_stat_activity; SIGHUP reloads the settings. SIGTERM is PostgreSQL's own `die`,
+//! as for its background processes: the worker ends at the next CHECK_FOR_INTERRUPTS wherever it
+//! is — between ticks, or inside a tick waiting on a lock — with a FATAL that aborts the tick's
+//! transaction (a tick is one transaction, so nothing is half-written); the postmaster restarts
+//! it unless the server is shutting down. Lock and statement timeouts bound every tick, so a
+//! held lock costs a failed source recorded in collector_runs, not a silent gap.
 
 use crate::collect;
 use crate::gucs;
@@ -37,6 +40,15 @@ impl Worker {
         match self {
             Worker::Sampler => gucs::sample_interval(),
             Worker::Collector => gucs::snapshot_interval(),
+        }
+    }
+
+    /// How long one of the worker's statements may wait for a lock, and run: a sample is due
+    /// every second, so the sampler gives up soon; a snapshot may legitimately take longer.
+    fn timeouts(self) -> (&'static str, &'static str) {
+        match self {
+            Worker::Sampler => ("1s", "30s"),
+            Worker::Collector => ("10s", "10min"),
         }
     }
 
@@ -90,17 +102,43 @@ fn idle_reason(database: &str) -> Option<String> {
     if unsafe { pg_sys::IsBinaryUpgrade } {
         return Some("idle: binary upgrade in progress".to_string());
     }
-    let installed = Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension
-                         WHERE extname OPERATOR(pg_catalog.=) 'dbanalytics')",
+    let installed = Spi::get_one::<String>(
+        "SELECT extversion FROM pg_catalog.pg_extension
+          WHERE extname OPERATOR(pg_catalog.=) 'dbanalytics'",
     );
-    match installed {
-        Ok(Some(true)) => None,
-        _ => Some(format!(
-            "idle: waiting for CREATE EXTENSION dbanalytics in database \"{database}\""
-        )),
+    let version = match installed {
+        Ok(Some(version)) => version,
+        _ => {
+            return Some(format!(
+                "idle: waiting for CREATE EXTENSION dbanalytics in database \"{database}\""
+            ))
+        }
+    };
+    // This library runs the SQL objects of its own version only (docs/releasing.md).
+    if version != LIBRARY_VERSION {
+        return Some(format!(
+            "idle: dbanalytics {version} is installed in database \"{database}\" but the loaded \
+             library is {LIBRARY_VERSION}: run ALTER EXTENSION dbanalytics UPDATE there, or restart \
+             the server with the library of version {version}"
+        ));
     }
+    // While pg_restore fills this database, collecting would create partitions, keys and texts
+    // before the restore creates them with their rows, and the restore would fail on them.
+    let restoring = Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
+                         WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+                           AND a.application_name OPERATOR(pg_catalog.=) 'pg_restore')",
+    );
+    if let Ok(Some(true)) = restoring {
+        return Some(format!(
+            "idle: pg_restore is restoring database \"{database}\"; collection resumes when it ends"
+        ));
+    }
+    None
 }
+
+/// The extension version this library belongs to (Cargo.toml, default_version of the control file).
+const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn report_activity(state: pg_sys::BackendState::Type, text: &str) {
     let text = CString::new(text).unwrap_or_default();
@@ -141,7 +179,39 @@ fn run_in_transaction(worker: Worker, database: &str) -> Option<String> {
         Ok(reason) => reason,
         Err(error) => {
             pgrx::warning!("{}: tick failed: {error}", worker.name());
+            record_tick_failure(worker, &error);
             None
+        }
+    }
+}
+
+/// Leaves a trace of a tick that failed as a whole (not one of its sources): a collector_runs
+/// row of source `tick`, written in a transaction of its own. If even that fails (the extension
+/// is being dropped, say), the WARNING already logged is the trace.
+fn record_tick_failure(worker: Worker, error: &str) {
+    let worker_name = match worker {
+        Worker::Sampler => "sampler",
+        Worker::Collector => "collector",
+    };
+    // SAFETY: a transaction bracket as in run_in_transaction.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let written = PgTryBuilder::new(|| {
+        collect::record_failed_tick(worker_name, error);
+        true
+    })
+    .catch_others(|_| false)
+    .execute();
+    // SAFETY: as in run_in_transaction.
+    unsafe {
+        if written {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        } else {
+            pg_sys::AbortCurrentTransaction();
         }
     }
 }
@@ -168,8 +238,6 @@ const PINNED_SETTINGS: &[(&str, &str)] = &[
     ("default_table_access_method", "heap"),
     ("plan_cache_mode", "auto"),
     ("enable_partition_pruning", "on"),
-    ("statement_timeout", "0"),
-    ("lock_timeout", "0"),
     ("idle_in_transaction_session_timeout", "0"),
     // the workers' own statements never occupy pg_stat_statements entries (issue 20)
     ("pg_stat_statements.track", "none"),
@@ -195,20 +263,47 @@ fn pin_settings(worker: Worker) {
             );
         }
     }
-    let application_name = CString::new(worker.name()).unwrap_or_default();
-    // SAFETY: as above.
+    let (lock_timeout, statement_timeout) = worker.timeouts();
+    for (name, value) in [
+        (c"application_name", worker.name()),
+        (c"lock_timeout", lock_timeout),
+        (c"statement_timeout", statement_timeout),
+    ] {
+        let value = CString::new(value).unwrap_or_default();
+        // SAFETY: as above; these settings always exist.
+        unsafe {
+            pg_sys::SetConfigOption(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+            );
+        }
+    }
+}
+
+/// SIGTERM as PostgreSQL's own background processes take it: `die` sets ProcDiePending and
+/// InterruptPending and the latch, so the next CHECK_FOR_INTERRUPTS ends the process (also
+/// while it waits on a lock), instead of pgrx's flag that is only read between two ticks.
+fn die_on_sigterm() {
+    extern "C-unwind" {
+        // the server's own SIGTERM handler (pgrx's binding wraps it in a Rust function, which
+        // is not a signal handler)
+        #[link_name = "die"]
+        fn postgres_die(signal: std::ffi::c_int);
+    }
+    // SAFETY: installs the server's handler for this process, as bgworker mains do.
     unsafe {
-        pg_sys::SetConfigOption(
-            c"application_name".as_ptr(),
-            application_name.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-        );
+        #[cfg(not(feature = "pg18"))]
+        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(postgres_die));
+        #[cfg(feature = "pg18")]
+        pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(postgres_die));
     }
 }
 
 fn run(worker: Worker) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    die_on_sigterm();
     crate::histogram::hooks::ignore_this_process();
     let database = gucs::database();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
@@ -246,6 +341,8 @@ fn run(worker: Worker) {
             if !BackgroundWorker::wait_latch(Some(next_tick - now)) {
                 break 'ticks;
             }
+            // a SIGTERM (die) ends the process here
+            pgrx::check_for_interrupts!();
             if BackgroundWorker::sighup_received() {
                 // SAFETY: the documented way for a background worker to reload its settings.
                 unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Fault injection on a real cluster (issue 15): the workers end promptly on SIGTERM even while
+# they wait on a lock, a held lock costs recorded failures instead of a hang, hostile per-database
+# settings do not reach the workers, a detached partition is attached again, and a worker that
+# could not start is shown in collector_status. docs/reliability.md lists the cases.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/lib.sh
+
+DIR=$PWD/target/e2e-faults
+NODE=$DIR/node
+PORT=5540
+DB=faultdb
+
+q() { psql_at "$NODE" "$PORT" "$DB" "$1"; }
+holds() { [ "$(q "SELECT ($1)")" = t ]; }
+worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'dbanalytics $1'"; }
+
+stop_clusters_on_exit "$NODE"
+
+step "PostgreSQL $PG_MAJOR with dbanalytics preloaded, prepared transactions allowed"
+rm -rf "$DIR"; mkdir -p "$DIR"
+cluster_init "$NODE" "$PORT" \
+    "shared_preload_libraries = 'pg_stat_statements,dbanalytics'" \
+    "dbanalytics.database = '$DB'" \
+    "dbanalytics.sample_interval = '1s'" \
+    "dbanalytics.snapshot_interval = '5s'" \
+    "max_prepared_transactions = 5"
+cluster_start "$NODE"
+psql_at "$NODE" "$PORT" postgres "CREATE DATABASE $DB"
+q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
+wait_for "the sampler records samples" 30 holds "EXISTS (SELECT FROM dbanalytics.collector_runs
+    WHERE worker = 'sampler' AND source = 'activity' AND status = 'ok')"
+
+today_partition() { q "SELECT '$1_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')"; }
+
+step "A lock held on today's partition: the sampler gives up within its lock_timeout and says so"
+conn_part=$(today_partition connection_samples)
+q "BEGIN; LOCK TABLE dbanalytics.$conn_part IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 'fault_lock'"
+locked_at=$(q "SELECT now()")
+wait_for "a failed sampler run naming the lock timeout" 30 holds "EXISTS (SELECT FROM dbanalytics.collector_runs
+    WHERE worker = 'sampler' AND source = 'activity' AND status = 'error'
+      AND started_at > '$locked_at' AND message LIKE '%lock timeout%')"
+wait_for "the sampler is not stuck: it goes on with its ticks (three failed runs recorded)" 30 holds "(SELECT count(*) >= 3
+    FROM dbanalytics.collector_runs
+   WHERE worker = 'sampler' AND source = 'activity' AND status = 'error' AND started_at > '$locked_at')"
+
+step "SIGTERM (pg_terminate_backend) ends the sampler while the lock is still held"
+old_pid=$(worker_pid sampler)
+q "SELECT pg_terminate_backend($old_pid)" >/dev/null
+sampler_restarted() { holds "EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'dbanalytics sampler' AND pid <> $old_pid)
+                              AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $old_pid)"; }
+wait_for "the terminated sampler is gone and the postmaster started a new one" 30 sampler_restarted
+check "the server log says the worker was terminated by an administrator command" t \
+    "$(grep -q 'terminating background worker "dbanalytics sampler" due to administrator command' "$NODE/server.log" && echo t || echo f)"
+
+step "Fast shutdown with the lock still held: completes (pg_ctl gives it 30 s; it hung before)"
+stopped=0
+as_pg_user "$PG_BIN/pg_ctl" -D "$NODE/data" -m fast -w -t 30 stop >/dev/null 2>&1 && stopped=1
+check "pg_ctl stop -m fast succeeded while a prepared transaction holds the lock" 1 "$stopped"
+cluster_start "$NODE"
+q "ROLLBACK PREPARED 'fault_lock'"
+
+step "Hostile per-database settings do not reach the workers"
+qp() { psql_at "$NODE" "$PORT" postgres "$1"; }
+qp "ALTER DATABASE $DB SET lock_timeout = '1ms'"
+qp "ALTER DATABASE $DB SET statement_timeout = '1ms'"
+qp "ALTER DATABASE $DB SET default_transaction_read_only = on"
+qp "ALTER DATABASE $DB SET search_path = nowhere"
+qp "ALTER DATABASE $DB SET transform_null_equals = on"
+as_pg_user "$PG_BIN/pg_ctl" -D "$NODE/data" -m fast -w -t 60 restart -l "$NODE/server.log" >/dev/null
+restarted_at=$(psql_at "$NODE" "$PORT" postgres "SELECT now()")
+collected_after_restart() {
+    [ "$(psql_at "$NODE" "$PORT" "$DB" "SET default_transaction_read_only = off; SET statement_timeout = 0;
+          SELECT count(DISTINCT source) >= 10 FROM dbanalytics.collector_runs
+           WHERE worker = 'collector' AND status = 'ok' AND started_at > '$restarted_at'")" = t ]
+}
+wait_for "a whole snapshot by the collector after the restart" 60 collected_after_restart
+check "no source failed after the restart" "" \
+    "$(psql_at "$NODE" "$PORT" "$DB" "SET statement_timeout = 0;
+          SELECT string_agg(DISTINCT source || ': ' || message, '; ') FROM dbanalytics.collector_runs
+           WHERE status = 'error' AND started_at > '$restarted_at'")"
+qp "ALTER DATABASE $DB RESET ALL"
+
+step "A detached partition is attached again by the next snapshot"
+raw_part=$(today_partition activity_raw)
+q "ALTER TABLE dbanalytics.activity_raw DETACH PARTITION dbanalytics.$raw_part"
+check "detached" f "$(q "SELECT relispartition FROM pg_class WHERE oid = 'dbanalytics.$raw_part'::regclass")"
+wait_for "the partition is attached again" 30 holds "(SELECT relispartition FROM pg_class WHERE oid = 'dbanalytics.$raw_part'::regclass)"
+check "the collector said so in the server log" t \
+    "$(grep -q "re-attached the detached partition dbanalytics.$raw_part" "$NODE/server.log" && echo t || echo f)"
+reattached_at=$(q "SELECT now()")
+wait_for "sampling goes on into it" 30 holds "EXISTS (SELECT FROM dbanalytics.collector_runs
+    WHERE worker = 'sampler' AND source = 'activity' AND status = 'ok' AND started_at > '$reattached_at')"
+
+step "A planted table in a future partition's place is refused, not taken for the partition"
+future=$(q "SELECT 'lock_waits_p' || to_char((now() AT TIME ZONE 'UTC')::date + 2, 'YYYYMMDD')")
+q "DROP TABLE dbanalytics.$future"
+q "CREATE VIEW dbanalytics.$future AS SELECT 1 AS planted"
+check "take_snapshot()'s partitions source fails and names what is in the way" t \
+    "$(q "SELECT message LIKE '%dbanalytics.$future should be a partition of dbanalytics.lock_waits, but it is a view%'
+            FROM dbanalytics.take_snapshot() WHERE source = 'partitions'")"
+q "DROP VIEW dbanalytics.$future"
+check "with the view gone, the partition is created" "ok" \
+    "$(q "SELECT status FROM dbanalytics.take_snapshot() WHERE source = 'partitions'")"
+
+step "A worker that could not start is shown in collector_status"
+as_pg_user "$PG_BIN/pg_ctl" -D "$NODE/data" -m fast -w -t 60 stop >/dev/null
+# the logical replication launcher takes one slot, the sampler (registered first) the other
+echo "max_worker_processes = 2" | as_pg_user tee -a "$NODE/data/postgresql.conf" >/dev/null
+cluster_start "$NODE"
+one_worker_up() { holds "(SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'dbanalytics %') = 1"; }
+wait_for "one of the two workers runs" 30 one_worker_up
+check "the server log says a background worker could not be registered" t \
+    "$(grep -q 'too many background workers' "$NODE/server.log" && echo t || echo f)"
+check "collector_status: one worker healthy, the other not running with a reason" \
+    "healthy:1 not running:1 reason:true" \
+    "$(q "SELECT 'healthy:' || count(*) FILTER (WHERE health = 'healthy')
+            || ' not running:' || count(*) FILTER (WHERE health = 'not running')
+            || ' reason:' || bool_and(skipped_reason LIKE '%max_worker_processes%') FILTER (WHERE health = 'not running')
+            FROM dbanalytics.collector_status WHERE source = 'worker'")"
+
+check "no process crashed during the whole test" 0 \
+    "$(grep -c 'terminated by signal' "$NODE/server.log" || true)"
+finish_checks "e2e_faults"
