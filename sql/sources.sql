@@ -401,8 +401,10 @@ BEGIN
                       WHERE s.interval_end = snapshot_at AND s.toplevel AND s.calls > 0
                       GROUP BY s.dbid) st ON st.dbid = c.datid
          CROSS JOIN LATERAL (
-               SELECT counters_zeroed
-                      OR (p.datid IS NOT NULL AND p.stats_reset IS DISTINCT FROM c.stats_reset) AS zeroed,
+               -- a changed stats_reset marks the row as a reset but zeroes nothing by itself: on
+               -- 15, resetting one table's counters moves its database's stats_reset too while
+               -- the database's own counters go on; each counter that went down says so itself
+               SELECT counters_zeroed AS zeroed,
                       interval_reset
                       OR (p.datid IS NOT NULL AND p.stats_reset IS DISTINCT FROM c.stats_reset)
                       OR c.xact_commit < p.xact_commit IS TRUE AS reset) z;

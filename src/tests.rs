@@ -1004,4 +1004,29 @@ mod tests {
             assert!(!stored.contains("secret-"), "{text} -> {stored}");
         }
     }
+
+    /// A database's stats_reset moves when one table is reset (pg_stat_reset_single_table_counters
+    /// on 15): the other tables' deltas stay their true deltas, marked as a reset interval.
+    #[pg_test]
+    fn a_moved_database_stats_reset_does_not_zero_other_tables() {
+        collection_test();
+        run("CREATE TABLE untouched_probe (id int)");
+        assert_eq!(snapshot_problems(), "");
+        assert_eq!(snapshot_problems(), "");
+        run("UPDATE dbanalytics.source_state SET stats_reset = '1' WHERE source = 'tables'");
+        // the remembered counters: 3 scans fewer than the table has now
+        run(
+            "UPDATE dbanalytics.table_counters SET seq_scan = seq_scan - 3
+              WHERE relid = 'untouched_probe'::regclass",
+        );
+        assert_eq!(snapshot_problems(), "");
+        assert_eq!(
+            Spi::get_two::<i64, bool>(
+                "SELECT seq_scan, reset FROM dbanalytics.table_stats
+                  WHERE relid = 'untouched_probe'::regclass ORDER BY interval_end DESC LIMIT 1"
+            )
+            .unwrap(),
+            (Some(3), Some(true))
+        );
+    }
 }

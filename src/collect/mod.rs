@@ -551,11 +551,27 @@ fn snapshot_databases() -> Result<Collected, SourceError> {
     })
 }
 
+/// A database's stats_reset also moves when only one table's counters are reset
+/// (`pg_stat_reset_single_table_counters()` on PostgreSQL 15), so for per-object counters it
+/// never means that every counter went to zero: the interval is marked as a reset and each
+/// counter is judged by itself (counter_delta: one that went down yields its current value).
+/// After a full `pg_stat_reset()` a counter that has already passed its old value is thus
+/// undercounted for one interval, never overcounted.
+fn per_object(interval: &Interval) -> Interval {
+    match interval {
+        Interval::Reset { reason, .. } => Interval::Reset {
+            counters_zeroed: false,
+            reason,
+        },
+        other => other.clone(),
+    }
+}
+
 fn snapshot_tables() -> Result<Collected, SourceError> {
     snapshot_counters("tables", DATABASE_EPOCH, |previous, interval| {
         format!(
             "SELECT dbanalytics._snapshot_tables({})",
-            interval_arguments(previous, interval)
+            interval_arguments(previous, &per_object(interval))
         )
     })
 }
@@ -564,7 +580,7 @@ fn snapshot_indexes() -> Result<Collected, SourceError> {
     snapshot_counters("indexes", DATABASE_EPOCH, |previous, interval| {
         format!(
             "SELECT dbanalytics._snapshot_indexes({})",
-            interval_arguments(previous, interval)
+            interval_arguments(previous, &per_object(interval))
         )
     })
 }
