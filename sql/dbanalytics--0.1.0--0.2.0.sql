@@ -251,3 +251,199 @@ BEGIN
     RETURN written;
 END
 $$;
+
+-------------------------------------------------------------------------------
+-- N+1 where it happens (issue 20): the executor hooks count runs of one statement after
+-- another one (src/histogram/runs.rs); the collector stores them with the latency histograms;
+-- query_analysis reports a lookup run once per key of its parent statement, with both.
+-------------------------------------------------------------------------------
+ALTER TABLE @extschema@.statement_latency
+    ADD COLUMN runs bigint, ADD COLUMN run_executions bigint, ADD COLUMN run_max_length bigint,
+    ADD COLUMN run_parent_queryid bigint;
+
+CREATE OR REPLACE VIEW @extschema@.analytics_thresholds (name, value, unit, used_by, meaning) AS
+VALUES
+    ('pool_limit_ratio', 0.9, 'ratio', 'connection_pool_analytics',
+     'undersized when peak client connections reach this share of max_connections - superuser_reserved_connections'),
+    ('pool_high_utilization', 0.8, 'ratio', 'connection_pool_analytics',
+     'high_utilization when active / (active + idle) exceeds this'),
+    ('pool_low_utilization', 0.3, 'ratio', 'connection_pool_analytics',
+     'oversized when utilization is below this and more than pool_idle_surplus connections sit idle'),
+    ('pool_idle_surplus', 10, 'connections', 'connection_pool_analytics',
+     'oversized needs more idle connections than this on average'),
+    ('pool_growth_buffer', 1.2, 'factor', 'connection_pool_analytics',
+     'recommended size of an undersized or busy pool: peak connections times this'),
+    ('pool_shrink_buffer', 1.1, 'factor', 'connection_pool_analytics',
+     'recommended size of an oversized pool: peak active connections times this'),
+    ('index_min_evidence', 604800, 's', 'index_effectiveness',
+     'an index is judged unused or rarely used only after being watched this long (collector history or counters since stats_reset)'),
+    ('index_rare_scans_per_day', 10, 'scans/day', 'index_effectiveness',
+     'rarely_used below this many scans per day'),
+    ('index_low_selectivity', 0.3, 'ratio', 'index_effectiveness',
+     'low_selectivity when an average scan reads more than this share of the table''s rows'),
+    ('index_oversized_ratio', 1.0, 'ratio', 'index_effectiveness',
+     'oversized when the index is larger than this multiple of its table (and larger than index_oversized_min_bytes)'),
+    ('index_oversized_min_bytes', 8388608, 'bytes', 'index_effectiveness',
+     'indexes smaller than this are never called oversized'),
+    ('n_plus_one_calls_per_transaction', 10, 'calls/transaction', 'query_analysis',
+     'n_plus_one: a single-row lookup executed at least this many times per transaction of its database, in some snapshot interval'),
+    ('n_plus_one_rows_per_call', 1.5, 'rows/call', 'query_analysis',
+     'n_plus_one: the lookup returns at most this many rows per call on average'),
+    ('n_plus_one_min_runs', 3, 'runs', 'query_analysis',
+     'n_plus_one (runs): the lookup ran in at least this many runs after a parent statement in the window'),
+    ('n_plus_one_min_run_length', 5, 'executions/run', 'query_analysis',
+     'n_plus_one (runs): its runs are at least this long on average'),
+    ('n_plus_one_run_max_rows', 10, 'rows/execution', 'executor hooks (fixed)',
+     'a run is consecutive executions of one statement on one connection, each returning at most this many rows'),
+    ('n_plus_one_run_max_gap', 100, 'ms', 'executor hooks (fixed)',
+     'a run continues while each execution starts within this time of the previous one''s end; its parent is the different statement that ended within this time before the run'),
+    ('n_plus_one_run_min_length', 2, 'executions', 'executor hooks (fixed)',
+     'runs shorter than this, and runs without a parent (a steady stream of one lookup), are not recorded'),
+    ('caching_calls_per_second', 50, 'calls/s', 'query_analysis',
+     'caching_opportunity: a read-only statement called more often than this'),
+    ('caching_write_ratio', 0.01, 'ratio', 'query_analysis',
+     'caching_opportunity: its tables received fewer row writes than this share of its calls'),
+    ('select_star_rows_per_call', 100, 'rows/call', 'query_analysis',
+     'query_rewrites: SELECT * flagged when it returns more rows per call than this'),
+    ('frequent_calls_per_second', 10, 'calls/s', 'query_analysis',
+     'frequent_queries: statements called more often than this on average over the window'),
+    ('expensive_share', 0.05, 'ratio', 'query_analysis',
+     'expensive_queries: statements with more than this share of all blocks read, temp blocks or WAL'),
+    ('long_transaction', 60, 's', 'long_running_transactions',
+     'transactions open longer than this are listed'),
+    ('seq_scan_rows_missing_index', 10000, 'rows', 'table_maintenance',
+     'a table whose sequential scans read more than this many rows each, and that has more sequential than index scans, is flagged missing_index'),
+    ('dead_tuple_ratio', 0.2, 'ratio', 'table_maintenance',
+     'needs_vacuum when dead tuples exceed this share of all tuples (and 1000 tuples)'),
+    ('xid_age_warning', 0.5, 'ratio', 'table_maintenance',
+     'wraparound_risk when the table''s transaction-ID age passes this share of the 2^31 wraparound horizon'),
+    ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
+     'a sequence that used more than this share of its range is flagged');
+
+CREATE OR REPLACE FUNCTION @extschema@._n_plus_one(analysis_window interval, totals @extschema@.statement_total[])
+RETURNS TABLE (entry jsonb, weight double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           pg_catalog.now() - LEAST(analysis_window, interval '1 day') AS sampled_since,
+           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
+           @extschema@._threshold('n_plus_one_calls_per_transaction')::double precision AS per_transaction,
+           @extschema@._threshold('n_plus_one_rows_per_call')::double precision AS max_rows,
+           @extschema@._threshold('n_plus_one_min_runs')::double precision AS min_runs,
+           @extschema@._threshold('n_plus_one_min_run_length')::double precision AS min_run_length
+), run_parents AS (
+    -- each interval names the parent of the lookup's latest run in it
+    SELECT l.dbid, l.userid, l.queryid, l.run_parent_queryid AS parent,
+           pg_catalog.sum(l.runs) AS runs, pg_catalog.sum(l.run_executions) AS executions,
+           pg_catalog.max(l.run_max_length) AS max_length
+      FROM args a, @extschema@.statement_latency l
+     WHERE l.interval_end > a.since AND l.runs > 0
+     GROUP BY 1, 2, 3, 4
+), runs AS (
+    -- the parent: the one named for most runs
+    SELECT r.dbid, r.userid, r.queryid,
+           (pg_catalog.array_agg(r.parent ORDER BY r.runs DESC, r.parent))[1] AS parent,
+           pg_catalog.sum(r.runs)::bigint AS runs, pg_catalog.sum(r.executions)::bigint AS executions,
+           pg_catalog.max(r.max_length)::bigint AS max_length
+      FROM run_parents r
+     GROUP BY 1, 2, 3
+), run_lookups AS (
+    SELECT r.*, x.query, p.query AS parent_query, t.calls, t.rows, t.total_exec_time
+      FROM args a CROSS JOIN runs r
+      LEFT JOIN @extschema@.statement_texts x
+             ON x.dbid = r.dbid AND x.userid = r.userid AND x.queryid = r.queryid AND x.toplevel
+      LEFT JOIN @extschema@.statement_texts p
+             ON p.dbid = r.dbid AND p.userid = r.userid AND p.queryid = r.parent AND p.toplevel
+      LEFT JOIN pg_catalog.unnest(totals) t
+             ON t.dbid = r.dbid AND t.userid = r.userid AND t.queryid = r.queryid AND t.toplevel
+     WHERE r.runs >= a.min_runs AND r.executions::double precision / r.runs >= a.min_run_length
+), lookups AS (
+    SELECT t.*, x.query, t.peak_calls_per_transaction AS per_transaction
+      FROM args a, pg_catalog.unnest(totals) t
+      JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
+     WHERE t.toplevel AND t.calls > 0
+       AND t.rows::double precision / t.calls <= a.max_rows
+       AND t.peak_calls_per_transaction >= a.per_transaction
+       -- one table, looked up by a parameter
+       AND x.query ~* '^\s*SELECT\M.*\mFROM\s+[\w."]+(\s+(AS\s+)?\w+)?\s+WHERE\M.*=\s*\$\d'
+       AND x.query !~* '\m(JOIN|UNION|GROUP\s+BY)\M'
+       AND NOT EXISTS (SELECT FROM run_lookups r
+                        WHERE r.dbid = t.dbid AND r.userid = t.userid AND r.queryid = t.queryid)
+), sampled AS (
+    -- what the sampler saw running the lookups and their parents, in the last day of the
+    -- window at most: the minute rollups, then the raw samples of the minutes not rolled up yet
+    SELECT am.query_id, am.application_name, am.samples
+      FROM args a, @extschema@.activity_minute am
+     WHERE am.minute > a.sampled_since
+       AND am.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
+                           UNION ALL SELECT r.parent FROM run_lookups r)
+    UNION ALL
+    SELECT s.query_id, s.application_name, 1
+      FROM args a, @extschema@.activity_samples s
+     WHERE s.sampled_at >= GREATEST(a.sampled_since,
+                                    (SELECT pg_catalog.max(am.minute) + interval '1 minute'
+                                       FROM @extschema@.activity_minute am))
+       AND s.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
+                          UNION ALL SELECT r.parent FROM run_lookups r)
+), applications AS (
+    -- the application most often sampled running each statement
+    SELECT m.query_id, (pg_catalog.array_agg(m.application_name ORDER BY m.samples DESC))[1] AS application
+      FROM (SELECT s.query_id, s.application_name, pg_catalog.sum(s.samples) AS samples
+              FROM sampled s GROUP BY 1, 2) m
+     GROUP BY m.query_id
+)
+SELECT pg_catalog.jsonb_build_object(
+           'type', 'n_plus_one', 'detected_by', 'runs', 'queryid', r.queryid,
+           'query', COALESCE(r.query, '<query text not collected>'),
+           'parent_queryid', r.parent, 'parent_query', COALESCE(r.parent_query, '<query text not collected>'),
+           'impact', 'high',
+           'evidence', pg_catalog.jsonb_build_object(
+               'runs', r.runs,
+               'run_length', pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
+               'max_run_length', r.max_length,
+               'executions_in_runs', r.executions,
+               'calls', r.calls,
+               'rows_per_call', pg_catalog.round((r.rows::double precision / NULLIF(r.calls, 0))::numeric, 2),
+               'mean_time_ms', pg_catalog.round((r.total_exec_time / NULLIF(r.calls, 0))::numeric, 3),
+               'application', COALESCE(ap.application, app.application)),
+           'solution', CASE
+               WHEN r.query ~* '^\s*(WITH\M.*)?SELECT\M' THEN
+                   pg_catalog.format('run 1 statement instead of 1 + %s: JOIN the looked-up table into the parent statement '
+                                     '(queryid %s) on the key it returns, or fetch all keys at once with = ANY($1) and an array '
+                                     'of the parent''s keys%s', pg_catalog.round((r.executions::double precision / r.runs)::numeric),
+                                     r.parent,
+                                     CASE WHEN r.query ~ '=\s*\$\d' THEN ': ' || pg_catalog.regexp_replace(r.query, '=\s*\$(\d+)', '= ANY($\1)') ELSE '' END)
+               ELSE
+                   pg_catalog.format('run 1 statement for all %s keys: WHERE <key> = ANY($1) with an array of the keys for UPDATE '
+                                     'or DELETE, one multi-row INSERT (or INSERT ... SELECT FROM unnest($1, ...)) for INSERT',
+                                     pg_catalog.round((r.executions::double precision / r.runs)::numeric))
+           END,
+           'reason', pg_catalog.format('%s runs of %s consecutive executions on average (at most %s) on one connection, '
+                                       'each right after statement %s: one statement per key it returned',
+                                       r.runs, pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
+                                       r.max_length, r.parent)),
+       r.executions::double precision
+  FROM run_lookups r
+  LEFT JOIN applications ap ON ap.query_id = r.queryid
+  LEFT JOIN applications app ON app.query_id = r.parent
+UNION ALL
+SELECT pg_catalog.jsonb_build_object(
+           'type', 'n_plus_one', 'detected_by', 'calls_per_transaction', 'queryid', l.queryid, 'query', l.query,
+           'impact', 'high',
+           'evidence', pg_catalog.jsonb_build_object(
+               'calls', l.calls,
+               'calls_per_transaction', pg_catalog.round(l.per_transaction::numeric, 1),
+               'calls_per_second', pg_catalog.round((l.calls / a.window_seconds)::numeric, 1),
+               'rows_per_call', pg_catalog.round((l.rows::double precision / l.calls)::numeric, 2),
+               'mean_time_ms', pg_catalog.round((l.total_exec_time / l.calls)::numeric, 3),
+               'application', ap.application),
+           'solution', 'fetch the rows in one statement instead of one per key: JOIN this table into the query '
+                       || 'that produced the keys, or batch them: ... WHERE <key> = ANY($1) with an array of keys',
+           'reason', pg_catalog.format('a single-row lookup ran %s times per transaction of its database in one snapshot interval',
+                                       pg_catalog.round(l.per_transaction::numeric, 1))),
+       l.calls::double precision
+  FROM lookups l CROSS JOIN args a
+  LEFT JOIN applications ap ON ap.query_id = l.queryid
+$$;

@@ -301,6 +301,10 @@ CREATE INDEX ON @extschema@.statement_daily (day_end);
 -- numbers and their execution counts; src/histogram/buckets.rs defines the buckets and
 -- latency_buckets() lists their bounds. queryid = 0 and userid = 0: the database's overflow
 -- histogram (queries beyond dbanalytics.max_histogram_queries).
+-- The run columns count the runs of the statement that ended in the interval (the N of an N+1,
+-- src/histogram/runs.rs): consecutive executions on one connection, each returning at most 10
+-- rows and starting within 0.1 s of the previous one's end, after a different statement (the
+-- parent); NULL when none ended (a row may then carry runs and no executions).
 CREATE TABLE @extschema@.statement_latency (
     interval_start timestamptz NOT NULL,
     interval_end   timestamptz NOT NULL,
@@ -310,7 +314,11 @@ CREATE TABLE @extschema@.statement_latency (
     reset          boolean     NOT NULL,
     executions     bigint      NOT NULL,
     buckets        smallint[]  NOT NULL,
-    counts         bigint[]    NOT NULL
+    counts         bigint[]    NOT NULL,
+    runs               bigint,  -- runs that ended
+    run_executions     bigint,  -- executions in them (run_executions / runs: the mean length)
+    run_max_length     bigint,
+    run_parent_queryid bigint   -- the statement before the most recent run
 ) PARTITION BY RANGE (interval_end);
 CREATE INDEX ON @extschema@.statement_latency (interval_end);
 

@@ -457,8 +457,16 @@ fn latency_insert(
                 .iter()
                 .map(|(_, count)| count.to_string())
                 .collect();
+            // the runs of the statement (the N of an N+1): NULL when none ended in the interval
+            let runs = match &entry.runs {
+                Some(runs) => format!(
+                    "{}, {}, {}, {}",
+                    runs.runs, runs.executions, runs.max_length, runs.parent
+                ),
+                None => "NULL, NULL, NULL, NULL".to_string(),
+            };
             format!(
-                "({}::oid, {}::oid, {}::bigint, '{{{}}}'::smallint[], '{{{}}}'::bigint[])",
+                "({}::oid, {}::oid, {}::bigint, '{{{}}}'::smallint[], '{{{}}}'::bigint[], {runs})",
                 entry.dbid,
                 entry.userid,
                 entry.queryid,
@@ -468,11 +476,16 @@ fn latency_insert(
         })
         .collect();
     format!(
-        "WITH drained (dbid, userid, queryid, buckets, counts) AS (VALUES {values}),
+        "WITH drained (dbid, userid, queryid, buckets, counts, runs, run_executions, run_max_length,
+                        run_parent_queryid) AS (VALUES {values}),
          per_query AS (
              INSERT INTO dbanalytics.statement_latency
+                    (interval_start, interval_end, dbid, userid, queryid, reset, executions, buckets, counts,
+                     runs, run_executions, run_max_length, run_parent_queryid)
              SELECT {interval_start}, pg_catalog.now(), d.dbid, d.userid, d.queryid, {reset},
-                    (SELECT pg_catalog.sum(c)::bigint FROM pg_catalog.unnest(d.counts) c), d.buckets, d.counts
+                    COALESCE((SELECT pg_catalog.sum(c)::bigint FROM pg_catalog.unnest(d.counts) c), 0),
+                    d.buckets, d.counts, d.runs::bigint, d.run_executions::bigint, d.run_max_length::bigint,
+                    d.run_parent_queryid::bigint
                FROM drained d
              RETURNING 1),
          per_database AS (

@@ -5,13 +5,16 @@
 //! INSTRUMENT_ALL, as pg_stat_statements does, so that whichever of the two allocates it, the
 //! other still gets its buffer counts); ExecutorEnd reads the total and records it. Nesting is
 //! tracked through ExecutorRun/ExecutorFinish so that only top-level statements are recorded
-//! unless `dbanalytics.histograms_nested` is on.
+//! unless `dbanalytics.histograms_nested` is on. ExecutorEnd also hands every top-level
+//! execution to this backend's run tracker (`runs.rs`: the N of an N+1), which records a run in
+//! shared memory when it ends, or when the backend exits.
 //!
 //! Version differences (docs/versions.md): PostgreSQL 18 dropped ExecutorRun's `execute_once`
 //! argument; 13 and 14 have no `shmem_request_hook` (shared memory is requested directly in
 //! `_PG_init`, which runs while the postmaster preloads), and 13 computes query ids only when
 //! pg_stat_statements is loaded (no `EnableQueryId`).
 
+use super::runs::RunTracker;
 use super::table;
 use crate::gucs;
 use pgrx::pg_sys;
@@ -31,6 +34,10 @@ thread_local! {
     static NESTING: Cell<i32> = const { Cell::new(0) };
     /// Set in dbanalytics' own workers: their collection statements are not the workload.
     static IGNORED: Cell<bool> = const { Cell::new(false) };
+    /// This backend's last executions, for runs of one statement.
+    static RUNS: Cell<RunTracker> = const { Cell::new(RunTracker::new()) };
+    /// Whether the exit callback that records the last run is registered.
+    static EXIT_CALLBACK: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Stops recording in this process (the sampler and the collector call it at start).
@@ -178,16 +185,62 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
             // finishes the timing (pg_stat_statements may do it again: that is a no-op)
             pg_sys::InstrEndLoop((*query_desc).totaltime);
             let micros = ((*(*query_desc).totaltime).total * 1_000_000.0) as u64;
-            histograms.record(
+            let (dbid, userid, queryid) = (
                 pg_sys::MyDatabaseId.to_u32(),
                 pg_sys::GetUserId().to_u32(),
                 query_id(query_desc),
-                micros,
             );
+            histograms.record(dbid, userid, queryid, micros);
+            if NESTING.with(Cell::get) == 0 {
+                track_run(&histograms, dbid, userid, queryid, query_desc, micros);
+            }
         }
     }
     match PREVIOUS_END {
         Some(previous) => previous(query_desc),
         None => pg_sys::standard_ExecutorEnd(query_desc),
+    }
+}
+
+/// Feeds one top-level execution to the run tracker; records the run it ended, if any. The
+/// start is the statement's (its message's arrival), the end that plus the execution time.
+unsafe fn track_run(
+    histograms: &table::Table,
+    dbid: u32,
+    userid: u32,
+    queryid: i64,
+    query_desc: *mut pg_sys::QueryDesc,
+    micros: u64,
+) {
+    let rows = (*(*query_desc).estate).es_processed;
+    let start = pg_sys::GetCurrentStatementStartTimestamp();
+    let end = start + micros as i64;
+    let mut tracker = RUNS.with(Cell::get);
+    let ended = tracker.executed(queryid, rows, start, end);
+    RUNS.with(|runs| runs.set(tracker));
+    if let Some(run) = ended {
+        histograms.record_run(dbid, userid, run.queryid, run.length, run.parent);
+    }
+    if !EXIT_CALLBACK.with(Cell::get) {
+        EXIT_CALLBACK.with(|registered| registered.set(true));
+        pg_sys::before_shmem_exit(Some(record_last_run), pg_sys::Datum::from(0));
+    }
+}
+
+/// At backend exit: the run in progress ends too (a connection per request runs its N+1 and
+/// disconnects).
+#[pg_guard]
+unsafe extern "C-unwind" fn record_last_run(_code: i32, _arg: pg_sys::Datum) {
+    let mut tracker = RUNS.with(Cell::get);
+    let ended = tracker.end_run();
+    RUNS.with(|runs| runs.set(tracker));
+    if let (Some(run), Some(histograms)) = (ended, table::table()) {
+        histograms.record_run(
+            pg_sys::MyDatabaseId.to_u32(),
+            pg_sys::GetUserId().to_u32(),
+            run.queryid,
+            run.length,
+            run.parent,
+        );
     }
 }

@@ -6,11 +6,15 @@
 //! is lost or counted twice. When `dbanalytics.max_histogram_queries` slots are taken, new
 //! queries are recorded in their database's overflow slot (queryid 0, userid 0), and when even
 //! the overflow slots are taken, in `lost_executions` — nothing is evicted silently.
+//!
+//! A slot also counts the runs of its statement that ended since the last drain (`runs.rs`):
+//! how many, their executions and longest length, and the statement that preceded them. A run
+//! is recorded once, when it ends, never per execution.
 
 use super::buckets::{bucket_of, BUCKETS};
 use pgrx::pg_sys;
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 const EMPTY: u32 = 0;
 const CLAIMED: u32 = 1;
@@ -37,6 +41,13 @@ pub struct Slot {
     pub userid: u32,
     pub queryid: i64,
     counts: [AtomicU64; BUCKETS],
+    /// Runs of this statement that ended since the last drain (0: none, the others are 0 too).
+    runs: AtomicU64,
+    /// Executions in those runs (their lengths added up).
+    run_executions: AtomicU64,
+    run_max_length: AtomicU64,
+    /// The statement that preceded the most recent run (kept across drains).
+    run_parent: AtomicI64,
 }
 
 /// Where this process sees the table (set in the postmaster, inherited by every child).
@@ -200,7 +211,28 @@ impl Table {
         }
     }
 
-    /// Takes every non-zero count out of the table: `(dbid, userid, queryid, [(bucket, count)])`.
+    /// Adds one ended run to its statement's slot (claimed like `record` would; a statement
+    /// without a slot of its own loses the run: the overflow slot has no statement to name).
+    pub fn record_run(&self, dbid: u32, userid: u32, queryid: i64, length: u32, parent: i64) {
+        let header = self.header;
+        let room_left = || header.used.load(Ordering::Relaxed) < header.capacity;
+        let Some((slot, claimed)) = find(self.regular, dbid, userid, queryid, &room_left) else {
+            return;
+        };
+        if claimed {
+            header.used.fetch_add(1, Ordering::Relaxed);
+        }
+        // the count last: a drain that sees it sees the rest of the run too (drain takes it first)
+        slot.run_executions
+            .fetch_add(u64::from(length), Ordering::Relaxed);
+        slot.run_max_length
+            .fetch_max(u64::from(length), Ordering::Relaxed);
+        slot.run_parent.store(parent, Ordering::Relaxed);
+        slot.runs.fetch_add(1, Ordering::Release);
+    }
+
+    /// Takes every non-zero count out of the table: `(dbid, userid, queryid, [(bucket, count)])`
+    /// and the runs.
     pub fn drain(&self) -> Vec<Drained> {
         let mut drained = Vec::new();
         for slot in self.regular.iter().chain(self.overflow.iter()) {
@@ -216,12 +248,22 @@ impl Table {
                     }
                 }
             }
-            if !buckets.is_empty() {
+            let runs = match slot.runs.swap(0, Ordering::Acquire) {
+                0 => None,
+                runs => Some(Runs {
+                    runs,
+                    executions: slot.run_executions.swap(0, Ordering::Relaxed),
+                    max_length: slot.run_max_length.swap(0, Ordering::Relaxed),
+                    parent: slot.run_parent.load(Ordering::Relaxed),
+                }),
+            };
+            if !buckets.is_empty() || runs.is_some() {
                 drained.push(Drained {
                     dbid: slot.dbid,
                     userid: slot.userid,
                     queryid: slot.queryid,
                     buckets,
+                    runs,
                 });
             }
         }
@@ -240,6 +282,13 @@ impl Table {
             {
                 for (bucket, count) in &entry.buckets {
                     slot.counts[*bucket].fetch_add(*count, Ordering::Relaxed);
+                }
+                if let Some(runs) = &entry.runs {
+                    slot.run_executions
+                        .fetch_add(runs.executions, Ordering::Relaxed);
+                    slot.run_max_length
+                        .fetch_max(runs.max_length, Ordering::Relaxed);
+                    slot.runs.fetch_add(runs.runs, Ordering::Release);
                 }
             }
         }
@@ -266,6 +315,15 @@ pub struct Drained {
     pub userid: u32,
     pub queryid: i64,
     pub buckets: Vec<(usize, u64)>,
+    pub runs: Option<Runs>,
+}
+
+/// The runs of one statement drained from its slot.
+pub struct Runs {
+    pub runs: u64,
+    pub executions: u64,
+    pub max_length: u64,
+    pub parent: i64,
 }
 
 pub struct Status {
