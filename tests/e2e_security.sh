@@ -60,28 +60,65 @@ snapshot() { qv "SELECT pg_catalog.count(*) FROM dbanalytics.take_snapshot()" >/
 ident() { printf '"%s"' "${1//\"/\"\"}"; }
 literal() { printf "'%s'" "${1//\'/\'\'}"; }
 
-# every view of schema dbanalytics and every function callable with its defaults (a window where
-# an interval is required), plus the two that need a statement or a query id: what a DBA runs
+# What a DBA runs: every view of schema dbanalytics and every function callable with its defaults
+# (a window where an interval is required), plus the two that need a statement or a query id; and
+# every function without a pinned search_path, with arguments made up from their types (such a
+# function runs, or is inlined, under its caller's search_path). Each call converts its rows to
+# text, so that every column is computed (count(*) alone would leave view columns unevaluated).
 CALLS=()
 list_calls() {
     mapfile -t CALLS < <(qv "
+        WITH fn AS (
+            SELECT p.*, n.nspname,
+                   EXISTS (SELECT FROM pg_catalog.unnest(p.proconfig) c WHERE c LIKE 'search\_path=%') AS pinned,
+                   ARRAY(SELECT CASE t.o
+                                    WHEN 'bigint'::pg_catalog.regtype THEN '5::pg_catalog.int8'
+                                    WHEN 'integer'::pg_catalog.regtype THEN '60::pg_catalog.int4'
+                                    WHEN 'smallint'::pg_catalog.regtype THEN '1::pg_catalog.int2'
+                                    WHEN 'numeric'::pg_catalog.regtype THEN '1.5::pg_catalog.numeric'
+                                    WHEN 'double precision'::pg_catalog.regtype THEN '1.5::pg_catalog.float8'
+                                    WHEN 'real'::pg_catalog.regtype THEN '1.5::pg_catalog.float4'
+                                    WHEN 'boolean'::pg_catalog.regtype THEN 'false'
+                                    WHEN 'interval'::pg_catalog.regtype THEN '''1 hour''::pg_catalog.interval'
+                                    WHEN 'timestamptz'::pg_catalog.regtype THEN 'pg_catalog.now() - ''1 hour''::pg_catalog.interval'
+                                    WHEN 'text'::pg_catalog.regtype THEN '''x''::pg_catalog.text'
+                                END
+                           FROM pg_catalog.unnest(p.proargtypes) WITH ORDINALITY t(o, i) ORDER BY t.i) AS made_up
+              FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'dbanalytics' AND p.prokind = 'f'
+        )
         SELECT s FROM (
-            SELECT 1 AS k, pg_catalog.format('SELECT pg_catalog.count(*) FROM %I.%I', n.nspname, c.relname) AS s
+            SELECT 1 AS k, pg_catalog.format('SELECT pg_catalog.count(v::pg_catalog.text) FROM %I.%I v', n.nspname, c.relname) AS s
               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = 'dbanalytics' AND c.relkind IN ('v', 'm')
             UNION ALL
-            SELECT 2, pg_catalog.format('SELECT pg_catalog.count(*) FROM %I.%I(%s) f', n.nspname, p.proname,
+            SELECT 2, pg_catalog.format('SELECT pg_catalog.count(f::pg_catalog.text) FROM %I.%I(%s) f', f.nspname, f.proname,
                           pg_catalog.array_to_string(pg_catalog.array_fill('''1 hour'''::text,
-                                                     ARRAY[p.pronargs - p.pronargdefaults]), ', '))
-              FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-             WHERE n.nspname = 'dbanalytics' AND p.prokind = 'f'
-               AND NOT EXISTS (SELECT FROM pg_catalog.unnest(p.proargtypes[0:p.pronargs - p.pronargdefaults - 1]) t(o)
+                                                     ARRAY[f.pronargs - f.pronargdefaults]), ', '))
+              FROM fn f
+             WHERE NOT EXISTS (SELECT FROM pg_catalog.unnest(f.proargtypes[0:f.pronargs - f.pronargdefaults - 1]) t(o)
                                 WHERE t.o <> 'interval'::pg_catalog.regtype)
             UNION ALL
-            SELECT 3, 'SELECT pg_catalog.count(*) FROM dbanalytics.explain_analysis(''SELECT 1'') f'
+            SELECT 3, 'SELECT pg_catalog.count(f::pg_catalog.text) FROM dbanalytics.explain_analysis(''SELECT 1'') f'
             UNION ALL
-            SELECT 3, 'SELECT pg_catalog.count(*) FROM dbanalytics.latency_histogram(0) f'
+            SELECT 3, 'SELECT pg_catalog.count(f::pg_catalog.text) FROM dbanalytics.latency_histogram(0) f'
+            UNION ALL
+            SELECT 4, pg_catalog.format('SELECT pg_catalog.count(f::pg_catalog.text) FROM %I.%I(%s) f', f.nspname, f.proname,
+                                        pg_catalog.array_to_string(f.made_up, ', '))
+              FROM fn f
+             WHERE NOT f.pinned AND f.pronargs > 0 AND pg_catalog.array_position(f.made_up, NULL) IS NULL
         ) x ORDER BY k, s")
+}
+# some_activity: a session busy for a while and two samples of it, so that the views over the
+# samples have rows to compute
+some_activity() {
+    sql_as plain "$DB" "SELECT pg_sleep(60) /* sampled */" >/dev/null 2>&1 &
+    wait_for "a sampled session is active" 20 holds \
+        "EXISTS (SELECT FROM pg_catalog.pg_stat_activity WHERE usename = 'plain' AND state = 'active')"
+    qv "SELECT pg_catalog.count(*) FROM dbanalytics.take_sample()" >/dev/null
+    qv "SELECT pg_catalog.count(*) FROM dbanalytics.take_sample()" >/dev/null
+    qv "SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
+         WHERE usename = 'plain'" >/dev/null
 }
 # call_everything ROLE MARKER_SQL: runs every call of CALLS as ROLE with its own settings, one
 # session each; counts failures in CALL_ERRORS and names the calls after which MARKER_SQL (a
@@ -223,6 +260,9 @@ sql_as rdr "$DB" "SELECT 1 AS rdr_own_probe" >/dev/null
 snapshot
 check "no secret in dbanalytics.statements" 0 \
     "$(qv "SELECT pg_catalog.count(*) FROM dbanalytics.statements s WHERE s::text LIKE '%secret-%'")"
+info "stored texts with a secret: $(qv "SELECT COALESCE(pg_catalog.string_agg(pg_catalog.regexp_replace(
+        pg_catalog.left(s.query, 80), 'secret-[0-9]', 'secret-N', 'g'), ' | '), 'none')
+        FROM dbanalytics.statements s WHERE s::text LIKE '%secret-%'")"
 for role in adm rdr; do
     leaks=0
     readable=$(qv "SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ' ' ORDER BY c.relname)
@@ -426,6 +466,7 @@ BEGIN
 END
 \$gen\$;"
 info "eve's operators in public: $(qv "SELECT pg_catalog.count(*) FROM pg_catalog.pg_operator WHERE oprnamespace = 'public'::pg_catalog.regnamespace")"
+some_activity
 snapshot
 call_everything postgres "SELECT pg_catalog.count(*) FROM public.eve_marker"
 reset_mallory
@@ -575,10 +616,13 @@ check "only the owner may write, truncate, reference or trigger on tables, excep
         | awk -F'|' '{ for (i = 4; i <= 6; i++) { c = $i; gsub(/[ r–]/, "", c); if (c != "" && !($3 ~ /`alert_rules`/ && i == 6 && c == "awd")) print $3 ": " c } }')"
 check "only the owner reads the raw texts (table statements)" "| table | \`statements\` | – | – | – |" \
     "$(grep -E '^\| table \| `statements` ' "$DIR/security-privileges.md" | cut -d'|' -f1-6 | sed 's/ *$//;s/$/ |/')"
-check "every function of schema dbanalytics pins search_path = pg_catalog, ..., pg_temp" "" \
+# an SQL function may go without (to be inlined) if every name in it is qualified: pgspot checks
+# that in part 10
+check "every function of schema dbanalytics but SQL ones pins search_path = pg_catalog, ..., pg_temp" "" \
     "$(qv "SELECT pg_catalog.string_agg(p.oid::pg_catalog.regprocedure::text, ', ' ORDER BY 1)
              FROM pg_catalog.pg_proc p
             WHERE p.pronamespace = 'dbanalytics'::pg_catalog.regnamespace
+              AND p.prolang <> (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname = 'sql')
               AND NOT EXISTS (SELECT FROM pg_catalog.unnest(p.proconfig) c
                                WHERE c LIKE 'search\_path=pg\_catalog%' AND c LIKE '%pg\_temp')")"
 check "every SECURITY DEFINER function pins search_path" "" \

@@ -29,6 +29,36 @@ if [ -z "$version" ] || [ ! -f "$install_script" ]; then
     exit 1
 fi
 
+# pgspot counts PS005 (a function without SET search_path) as a warning. Such a function is run
+# with its caller's search_path (and an SQL function is inlined, i.e. parsed, under it), so it is
+# safe only if every name in it is qualified: a PS005 function with an unqualified operator, function
+# or type (PS001, PS016, PS017) fails here too. pgspot reports the line where the whitespace before
+# a statement starts: the statement is the first CREATE at or after that line.
+unpinned_and_unqualified() {
+    python3 - "$1" "$2" <<'PY'
+import collections, re, sys
+script = open(sys.argv[1], encoding="utf-8").read().splitlines()
+create = re.compile(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE|VIEW|MATERIALIZED\s+VIEW|TABLE|TYPE|"
+                    r"INDEX|SEQUENCE|AGGREGATE|OPERATOR)\s+([^\s(]+)", re.I)
+def statement(line):
+    for i in range(max(line - 1, 0), len(script)):
+        m = create.match(script[i])
+        if m:
+            return i + 1, m.group(1).replace('"', "").replace("@extschema@.", "")
+    return None, "?"
+codes = collections.defaultdict(collections.Counter)
+for message in open(sys.argv[2], encoding="utf-8"):
+    m = re.match(r"(PS\d+): .* at line (\d+)$", message.strip())
+    if m:
+        codes[statement(int(m.group(2)))][m.group(1)] += 1
+for (line, name), counted in sorted(codes.items(), key=lambda item: item[0][0] or 0):
+    unqualified = {c: n for c, n in counted.items() if c in ("PS001", "PS016", "PS017")}
+    if counted["PS005"] and unqualified:
+        print(f"    {name} (line {line}): no SET search_path and unqualified references "
+              + ", ".join(f"{c} x{n}" for c, n in sorted(unqualified.items())))
+PY
+}
+
 failed=0
 for script in "$install_script" sql/dbanalytics--*--*.sql; do
     out=$("$VENV/bin/pgspot" "${PGSPOT_OPTIONS[@]}" "$script" 2>&1 || true)
@@ -39,9 +69,19 @@ for script in "$install_script" sql/dbanalytics--*--*.sql; do
     if [ -z "$errors" ]; then
         printf '%s\n' "$out" | tail -n 20
         failed=1
-    elif [ "$errors" -ne 0 ]; then
+        continue
+    fi
+    if [ "$errors" -ne 0 ]; then
         # pgspot prints errors and warnings alike: every message but the (many) PS001 warnings
         printf '%s\n' "$out" | grep -E '^PS' | grep -v '^PS001:' | sed 's/^/    /'
+        failed=1
+    fi
+    printf '%s\n' "$out" >"${TMPDIR:-/tmp}/pgspot.$$.out"
+    unqualified=$(unpinned_and_unqualified "$script" "${TMPDIR:-/tmp}/pgspot.$$.out")
+    rm -f "${TMPDIR:-/tmp}/pgspot.$$.out"
+    if [ -n "$unqualified" ]; then
+        echo "  functions without SET search_path whose names are not all qualified:"
+        printf '%s\n' "$unqualified"
         failed=1
     fi
 done
