@@ -12,7 +12,7 @@
 //! Version differences (docs/versions.md): PostgreSQL 18 dropped ExecutorRun's `execute_once`
 //! argument; 13 and 14 have no `shmem_request_hook` (shared memory is requested directly in
 //! `_PG_init`, which runs while the postmaster preloads), and 13 computes query ids only when
-//! pg_stat_statements is loaded (no `EnableQueryId`).
+//! pg_stat_statements is loaded (no `EnableQueryId`) and has no `async_mode` in `InstrAlloc`.
 
 use super::runs::RunTracker;
 use super::table;
@@ -133,8 +133,13 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
     }
     if tracked(query_desc) && (*query_desc).totaltime.is_null() {
         let caller_context = pg_sys::MemoryContextSwitchTo((*(*query_desc).estate).es_query_cxt);
-        (*query_desc).totaltime =
+        // PostgreSQL 13's InstrAlloc has no async_mode argument
+        #[cfg(feature = "pg13")]
+        let instrument = pg_sys::InstrAlloc(1, pg_sys::InstrumentOption::INSTRUMENT_ALL as i32);
+        #[cfg(not(feature = "pg13"))]
+        let instrument =
             pg_sys::InstrAlloc(1, pg_sys::InstrumentOption::INSTRUMENT_ALL as i32, false);
+        (*query_desc).totaltime = instrument;
         pg_sys::MemoryContextSwitchTo(caller_context);
     }
 }
