@@ -50,7 +50,7 @@ old_pid=$(worker_pid sampler)
 q "SELECT pg_terminate_backend($old_pid)" >/dev/null
 sampler_restarted() { holds "EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'dbanalytics sampler' AND pid <> $old_pid)
                               AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $old_pid)"; }
-wait_for "the terminated sampler is gone and the postmaster started a new one" 30 sampler_restarted
+wait_for "the terminated sampler is gone and the launcher started a new one" 30 sampler_restarted
 check "the server log says the worker was terminated by an administrator command" t \
     "$(grep -q 'terminating background worker "dbanalytics sampler" due to administrator command' "$NODE/server.log" && echo t || echo f)"
 
@@ -106,19 +106,43 @@ check "with the view gone, the partition is created" "ok" \
 
 step "A worker that could not start is shown in collector_status"
 as_pg_user "$PG_BIN/pg_ctl" -D "$NODE/data" -m fast -w -t 60 stop >/dev/null
-# the logical replication launcher takes one slot, the sampler (registered first) the other
-echo "max_worker_processes = 2" | as_pg_user tee -a "$NODE/data/postgresql.conf" >/dev/null
+# three slots: the logical replication launcher, dbanalytics' launcher and the sampler (started
+# first); none is left for the collector
+echo "max_worker_processes = 3" | as_pg_user tee -a "$NODE/data/postgresql.conf" >/dev/null
 cluster_start "$NODE"
-one_worker_up() { holds "(SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'dbanalytics %') = 1"; }
+one_worker_up() { holds "(SELECT count(*) FROM pg_stat_activity
+                          WHERE backend_type IN ('dbanalytics sampler', 'dbanalytics collector')) = 1"; }
 wait_for "one of the two workers runs" 30 one_worker_up
-check "the server log says a background worker could not be registered" t \
-    "$(grep -q 'too many background workers' "$NODE/server.log" && echo t || echo f)"
+sleep 12  # the launcher looks again every 5 s: room for the WARNING to be repeated (it must not)
+check "the server log names the worker that could not start, once" 1 \
+    "$(grep -c 'dbanalytics: could not start the dbanalytics collector: no free background worker slot' "$NODE/server.log" || true)"
 check "collector_status: one worker healthy, the other not running with a reason" \
     "healthy:1 not running:1 reason:true" \
     "$(q "SELECT 'healthy:' || count(*) FILTER (WHERE health = 'healthy')
             || ' not running:' || count(*) FILTER (WHERE health = 'not running')
             || ' reason:' || bool_and(skipped_reason LIKE '%max_worker_processes%') FILTER (WHERE health = 'not running')
             FROM dbanalytics.collector_status WHERE source = 'worker'")"
+
+step "dbanalytics.database names a missing database: said once, then collection starts when it appears"
+as_pg_user "$PG_BIN/pg_ctl" -D "$NODE/data" -m fast -w -t 60 stop >/dev/null
+{
+    echo "max_worker_processes = 8"
+    echo "dbanalytics.database = 'latedb'"
+} | as_pg_user tee -a "$NODE/data/postgresql.conf" >/dev/null
+cluster_start "$NODE"
+launcher_waits() { [ "$(psql_at "$NODE" "$PORT" postgres "SELECT count(*) FROM pg_stat_activity
+    WHERE backend_type = 'dbanalytics launcher' AND query LIKE 'idle: database \"latedb\"%does not exist'")" = 1 ]; }
+wait_for "the launcher says it waits for the database" 30 launcher_waits
+sleep 12  # three more looks at the database by the launcher
+check "one WARNING about the missing database, with its HINT" "1 1" \
+    "$(grep -c 'WARNING:  dbanalytics: database "latedb" named by dbanalytics.database does not exist' "$NODE/server.log" || true) $(grep -c 'HINT:  Create that database' "$NODE/server.log" || true)"
+check "no worker died trying to connect to it" 0 \
+    "$(grep -c 'FATAL:  database "latedb" does not exist' "$NODE/server.log" || true)"
+psql_at "$NODE" "$PORT" postgres "CREATE DATABASE latedb"
+psql_at "$NODE" "$PORT" latedb "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
+late_collects() { [ "$(psql_at "$NODE" "$PORT" latedb "SELECT count(*) > 0 FROM dbanalytics.collector_runs
+    WHERE worker = 'sampler' AND status = 'ok'")" = t ]; }
+wait_for "the workers start by themselves and sample the new database" 60 late_collects
 
 check "no process crashed during the whole test" 0 \
     "$(grep -c 'terminated by signal' "$NODE/server.log" || true)"

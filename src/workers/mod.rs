@@ -13,14 +13,22 @@
 
 use crate::collect;
 use crate::gucs;
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker, SignalWakeFlags,
+};
 use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-/// How soon the postmaster restarts a worker that exited or crashed.
+/// How soon a worker that exited or crashed is started again, and how often the launcher
+/// looks at the database and the workers.
 const RESTART_AFTER: Duration = Duration::from_secs(5);
+
+/// The launcher's name and bgw_type.
+const LAUNCHER: &str = "dbanalytics launcher";
 
 #[derive(Clone, Copy)]
 enum Worker {
@@ -52,6 +60,13 @@ impl Worker {
         }
     }
 
+    fn main_function(self) -> &'static str {
+        match self {
+            Worker::Sampler => "dbanalytics_sampler_main",
+            Worker::Collector => "dbanalytics_collector_main",
+        }
+    }
+
     fn tick(self) {
         match self {
             Worker::Sampler => drop(collect::take_sample()),
@@ -60,20 +75,143 @@ impl Worker {
     }
 }
 
+/// Registers the launcher, the one static worker. It connects to no database, so it can tell
+/// whether `dbanalytics.database` exists before anything tries to connect to it (a worker
+/// connecting to a missing database dies with a FATAL, and the postmaster would restart it every
+/// few seconds, forever), and it starts the sampler and the collector as dynamic workers,
+/// saying once and clearly when one cannot start (no free background worker slot) or the
+/// database is missing, and starting them again when they exit.
 pub fn register() {
-    for (worker, function) in [
-        (Worker::Sampler, "dbanalytics_sampler_main"),
-        (Worker::Collector, "dbanalytics_collector_main"),
-    ] {
-        BackgroundWorkerBuilder::new(worker.name())
-            .set_type(worker.name())
-            .set_library("dbanalytics")
-            .set_function(function)
-            .enable_spi_access()
-            .set_start_time(pgrx::bgworkers::BgWorkerStartTime::ConsistentState)
-            .set_restart_time(Some(RESTART_AFTER))
-            .load();
+    BackgroundWorkerBuilder::new(LAUNCHER)
+        .set_type(LAUNCHER)
+        .set_library("dbanalytics")
+        .set_function("dbanalytics_launcher_main")
+        .enable_spi_access()
+        .set_start_time(pgrx::bgworkers::BgWorkerStartTime::ConsistentState)
+        .set_restart_time(Some(RESTART_AFTER))
+        .load();
+}
+
+/// Whether a database of that name exists and accepts connections (a shared catalog: readable
+/// without being connected to a database).
+fn database_available(database: &str) -> bool {
+    let Ok(name) = CString::new(database) else {
+        return false;
+    };
+    // SAFETY: a catalog lookup inside a transaction of its own; get_database_oid with
+    // missing_ok = true returns InvalidOid instead of raising an error.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        let oid = pg_sys::get_database_oid(name.as_ptr(), true);
+        pg_sys::CommitTransactionCommand();
+        oid != pg_sys::Oid::INVALID
     }
+}
+
+fn start_dynamic(worker: Worker) -> Option<DynamicBackgroundWorker> {
+    BackgroundWorkerBuilder::new(worker.name())
+        .set_type(worker.name())
+        .set_library("dbanalytics")
+        .set_function(worker.main_function())
+        .enable_spi_access()
+        .set_start_time(pgrx::bgworkers::BgWorkerStartTime::ConsistentState)
+        // never restarted by the postmaster: the launcher does it, after looking at the database
+        .set_restart_time(None)
+        // SAFETY: a plain read of this process's id, so that the postmaster tells us about it
+        .set_notify_pid(unsafe { pg_sys::MyProcPid })
+        .load_dynamic()
+        .ok()
+}
+
+fn warn_with_hint(code: PgSqlErrorCode, message: String, hint: &str) {
+    ErrorReport::new(code, message, "dbanalytics")
+        .set_hint(hint)
+        .report(PgLogLevel::WARNING);
+}
+
+/// A situation the launcher reports once, when it starts to hold, not at every look.
+#[derive(Clone, PartialEq, Eq)]
+enum Trouble {
+    MissingDatabase,
+    NoSlot(&'static str),
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn dbanalytics_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    die_on_sigterm();
+    crate::histogram::hooks::ignore_this_process();
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    let database = gucs::database();
+    let mut running: [(Worker, Option<DynamicBackgroundWorker>); 2] =
+        [(Worker::Sampler, None), (Worker::Collector, None)];
+    let mut reported: Vec<Trouble> = Vec::new();
+    loop {
+        let mut troubles = Vec::new();
+        if !database_available(&database) {
+            troubles.push(Trouble::MissingDatabase);
+            report_activity(
+                pg_sys::BackendState::STATE_IDLE,
+                &format!("idle: database \"{database}\" (dbanalytics.database) does not exist"),
+            );
+        } else {
+            for (worker, handle) in running.iter_mut() {
+                let alive = handle.as_ref().is_some_and(|h| {
+                    !matches!(
+                        h.pid(),
+                        Err(pgrx::bgworkers::BackgroundWorkerStatus::Stopped)
+                    )
+                });
+                if !alive {
+                    *handle = start_dynamic(*worker);
+                    if handle.is_none() {
+                        troubles.push(Trouble::NoSlot(worker.name()));
+                    }
+                }
+            }
+            report_activity(pg_sys::BackendState::STATE_IDLE, "watching the workers");
+        }
+        for trouble in troubles.iter().filter(|t| !reported.contains(t)) {
+            match trouble {
+                Trouble::MissingDatabase => warn_with_hint(
+                    PgSqlErrorCode::ERRCODE_INVALID_CATALOG_NAME,
+                    format!(
+                        "dbanalytics: database \"{database}\" named by dbanalytics.database does not exist; collection waits for it"
+                    ),
+                    "Create that database (and CREATE EXTENSION dbanalytics in it), or set dbanalytics.database to an existing database and restart the server. This is said once; collection starts by itself when the database appears.",
+                ),
+                Trouble::NoSlot(name) => warn_with_hint(
+                    PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                    format!("dbanalytics: could not start the {name}: no free background worker slot"),
+                    "Raise max_worker_processes (it counts every background worker, parallel workers included) and restart the server. The launcher tries again every few seconds.",
+                ),
+            }
+        }
+        for trouble in reported.iter().filter(|t| !troubles.contains(t)) {
+            match trouble {
+                Trouble::MissingDatabase => {
+                    pgrx::log!(
+                        "dbanalytics: database \"{database}\" exists now; starting the workers"
+                    )
+                }
+                Trouble::NoSlot(name) => pgrx::log!("dbanalytics: the {name} could start now"),
+            }
+        }
+        reported = troubles;
+
+        if !BackgroundWorker::wait_latch(Some(RESTART_AFTER)) {
+            break;
+        }
+        pgrx::check_for_interrupts!();
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: the documented way for a background worker to reload its settings.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+    }
+    // SAFETY: ends this process like any background worker exit.
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 #[pg_guard]
