@@ -1,5 +1,7 @@
-//! The two background workers. They are thin: each tick calls `collect::take_sample()` or
-//! `collect::take_snapshot()`, the same code the SQL functions run.
+//! The background workers: a launcher, connected to no database, that starts the sampler and
+//! the collector as dynamic workers once `dbanalytics.database` exists (and again when one
+//! exits), and the two workers themselves. They are thin: each tick calls
+//! `collect::take_sample()` or `collect::take_snapshot()`, the same code the SQL functions run.
 //!
 //! Like pg_cron and PoWA: the schedule is drift-free (next tick = previous tick + interval);
 //! before touching its tables a worker checks that collection is enabled, that the server is
@@ -7,8 +9,8 @@
 //! says why in pg_stat_activity; SIGHUP reloads the settings. SIGTERM is PostgreSQL's own `die`,
 //! as for its background processes: the worker ends at the next CHECK_FOR_INTERRUPTS wherever it
 //! is — between ticks, or inside a tick waiting on a lock — with a FATAL that aborts the tick's
-//! transaction (a tick is one transaction, so nothing is half-written); the postmaster restarts
-//! it unless the server is shutting down. Lock and statement timeouts bound every tick, so a
+//! transaction (a tick is one transaction, so nothing is half-written); the launcher starts it
+//! again unless the server is shutting down. Lock and statement timeouts bound every tick, so a
 //! held lock costs a failed source recorded in collector_runs, not a silent gap.
 
 use crate::collect;
@@ -493,7 +495,7 @@ fn run(worker: Worker) {
         }
     }
     pgrx::log!("{} stopping", worker.name());
-    // Exit code 1: the postmaster restarts us after RESTART_AFTER unless it is shutting down.
+    // the launcher starts the worker again after RESTART_AFTER unless the server is shutting down
     // SAFETY: ends this process like any background worker exit.
     unsafe { pg_sys::proc_exit(1) };
 }
