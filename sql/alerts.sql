@@ -11,7 +11,7 @@ CREATE TABLE @extschema@.health_history (
     maintenance   numeric     NOT NULL,
     risk_factors  jsonb       NOT NULL
 ) PARTITION BY RANGE (computed_at);
-CREATE INDEX ON @extschema@.health_history (computed_at);
+INSERT INTO @extschema@.partition_indexes VALUES ('health_history', 'computed_at', '(computed_at)');
 
 -- Records the score if the last record is older than min_spacing; returns rows written.
 CREATE FUNCTION @extschema@._record_health(min_spacing interval)
@@ -63,7 +63,14 @@ CREATE TABLE @extschema@.alert_rules (
     description text CHECK (pg_catalog.length(description) <= 1000)
 );
 
-INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description) VALUES
+-- The rules dbanalytics ships, enabled. CREATE EXTENSION seeds them; pg_dump keeps only the
+-- rules that differ from them (added, changed or disabled ones, see the end of this section),
+-- since the CREATE EXTENSION of a restore seeds them again.
+CREATE FUNCTION @extschema@._builtin_alert_rules()
+RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ VALUES
     ('slow_queries', 'slow_queries_per_minute', '>', 10, 'medium',
      'more than 10 executions per minute slower than dbanalytics.slow_query_threshold'),
     ('deadlock', 'deadlocks', '>', 0, 'high', 'a deadlock in the last snapshot interval'),
@@ -76,7 +83,57 @@ INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severi
      'a database''s oldest unfrozen transaction ID is more than 1 billion transactions old (wraparound at 2^31)'),
     ('health_low', 'health_score', '<', 60, 'high', 'the recorded health score is below 60'),
     ('health_drop', 'health_score_drop', '>', 15, 'medium',
-     'the recorded health score fell by more than 15 points within the last hour');
+     'the recorded health score fell by more than 15 points within the last hour')
+$$;
+
+INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description)
+SELECT * FROM @extschema@._builtin_alert_rules();
+
+-- Whether a rule is one of the built-in rules exactly as shipped (enabled, unchanged).
+CREATE FUNCTION @extschema@._alert_rule_as_shipped(r @extschema@.alert_rules)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.enabled AND EXISTS (
+        SELECT FROM @extschema@._builtin_alert_rules() b
+         WHERE b.rule OPERATOR(pg_catalog.=) r.rule
+           AND ROW(b.metric, b.comparison, b.threshold, b.severity, b.description)
+               IS NOT DISTINCT FROM ROW(r.metric, r.comparison, r.threshold, r.severity, r.description))
+$$;
+
+-- Keeps what a dump holds of alert_rules restorable with its exact meaning:
+--  - a rule inserted under the name of a built-in rule still as shipped replaces it: this is how
+--    pg_restore brings back a changed built-in rule, which CREATE EXTENSION has just seeded;
+--  - a built-in rule is never deleted or renamed (a restore would bring it back): disable it.
+CREATE FUNCTION @extschema@._alert_rules_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        DELETE FROM @extschema@.alert_rules r
+         WHERE r.rule OPERATOR(pg_catalog.=) NEW.rule AND @extschema@._alert_rule_as_shipped(r);
+        RETURN NEW;
+    END IF;
+    -- (the DELETE just above runs at depth 2)
+    IF (TG_OP OPERATOR(pg_catalog.=) 'DELETE' OR NEW.rule IS DISTINCT FROM OLD.rule)
+       AND pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 1
+       AND EXISTS (SELECT FROM @extschema@._builtin_alert_rules() b WHERE b.rule OPERATOR(pg_catalog.=) OLD.rule) THEN
+        RAISE EXCEPTION 'dbanalytics: the built-in alert rule "%" cannot be deleted or renamed', OLD.rule
+            USING HINT = pg_catalog.format('Disable it instead: UPDATE dbanalytics.alert_rules SET enabled = false WHERE rule = %L;',
+                                           OLD.rule);
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER alert_rules_guard BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.alert_rules
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._alert_rules_guard();
 
 -- One alert episode: opened once, updated while the condition holds, resolved when it clears.
 CREATE TABLE @extschema@.alerts (
@@ -93,8 +150,12 @@ CREATE TABLE @extschema@.alerts (
 CREATE UNIQUE INDEX alerts_one_open_episode ON @extschema@.alerts (rule) WHERE resolved_at IS NULL;
 CREATE INDEX ON @extschema@.alerts (opened_at);
 
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rules', '');
+-- pg_dump keeps the rules that differ from the built-in ones, and the alert history with the
+-- position of its identity (a sequence is dumped only when registered itself).
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rules',
+    'WHERE NOT @extschema@._alert_rule_as_shipped(alert_rules)');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts_alert_id_seq', '');
 
 -- The current value of every alert metric (from the latest snapshot interval or live).
 CREATE FUNCTION @extschema@._alert_metrics()

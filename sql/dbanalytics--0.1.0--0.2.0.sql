@@ -447,3 +447,164 @@ SELECT pg_catalog.jsonb_build_object(
   FROM lookups l CROSS JOIN args a
   LEFT JOIN applications ap ON ap.query_id = l.queryid
 $$;
+
+-------------------------------------------------------------------------------
+-- Dump and restore (issue 12, issue 15 item 7): a pg_dump of a database with dbanalytics
+-- restores without errors and with the exact meaning of every row.
+-------------------------------------------------------------------------------
+
+-- Indexes move from the partitioned parents to each partition (an index on a parent makes the
+-- restore's ATTACH PARTITION create the partition's index before pg_restore creates it again).
+CREATE TABLE @extschema@.partition_indexes (
+    parent     text NOT NULL,  -- a partitioned table of this schema
+    suffix     text NOT NULL,  -- the index of partition p is named p_<suffix>_idx
+    definition text NOT NULL,  -- what follows CREATE INDEX ... ON <partition>
+    PRIMARY KEY (parent, suffix)
+);
+INSERT INTO @extschema@.partition_indexes VALUES
+    ('activity_raw', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)'),
+    ('connection_samples', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)'),
+    ('lock_waits', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)'),
+    ('activity_minute', 'minute', '(minute)'),
+    ('connection_minute', 'minute', '(minute)'),
+    ('pool_minute', 'minute', '(minute)'),
+    ('statement_stats', 'interval_end', '(interval_end)'),
+    ('statement_stats', 'queryid', '(queryid)'),
+    ('statement_hourly', 'hour_end', '(hour_end)'),
+    ('statement_daily', 'day_end', '(day_end)'),
+    ('statement_latency', 'interval_end', '(interval_end)'),
+    ('database_latency', 'interval_end', '(interval_end)'),
+    ('database_stats', 'interval_end', '(interval_end)'),
+    ('table_stats', 'interval_end', '(interval_end)'),
+    ('index_stats', 'interval_end', '(interval_end)'),
+    ('table_hourly', 'hour_end', '(hour_end)'),
+    ('index_hourly', 'hour_end', '(hour_end)'),
+    ('collector_runs', 'source_started_at', '(source, started_at)'),
+    ('health_history', 'computed_at', '(computed_at)');
+GRANT SELECT ON @extschema@.partition_indexes TO dbanalytics_reader;
+
+CREATE FUNCTION @extschema@._index_partition(parent text, partition text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    idx record;
+    created integer := 0;
+BEGIN
+    FOR idx IN SELECT x.suffix, x.definition FROM @extschema@.partition_indexes x
+                WHERE x.parent OPERATOR(pg_catalog.=) _index_partition.parent ORDER BY x.suffix LOOP
+        IF pg_catalog.to_regclass(pg_catalog.format('@extschema@.%I',
+               partition OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) idx.suffix
+               OPERATOR(pg_catalog.||) '_idx')) IS NULL THEN
+            EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I %s',
+                partition OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) idx.suffix
+                OPERATOR(pg_catalog.||) '_idx', partition, idx.definition);
+            created := created OPERATOR(pg_catalog.+) 1;
+        END IF;
+    END LOOP;
+    RETURN created;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._index_partition(text, text) FROM PUBLIC;
+
+-- The parents' indexes go, with the partitions' indexes attached to them; then every partition
+-- gets its own, under the same names.
+DO $partition_indexes$
+DECLARE
+    idx pg_catalog.regclass;
+    part record;
+BEGIN
+    FOR idx IN SELECT i.indexrelid::pg_catalog.regclass
+                 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indrelid
+                WHERE c.relkind OPERATOR(pg_catalog.=) 'p'
+                  AND c.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace LOOP
+        EXECUTE pg_catalog.format('DROP INDEX %s', idx);
+    END LOOP;
+    FOR part IN SELECT p.relname::text AS parent, c.relname::text AS partition
+                  FROM pg_catalog.pg_inherits h
+                  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) h.inhrelid
+                  JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) h.inhparent
+                 WHERE p.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+                 ORDER BY 1, 2 LOOP
+        PERFORM @extschema@._index_partition(part.parent, part.partition);
+    END LOOP;
+END
+$partition_indexes$;
+
+-- activity_raw rows mean nothing without their keys; identities keep their position.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys_key_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts_alert_id_seq', '');
+
+-- alert_rules: only the rules that differ from the built-in ones are dumped; a restored change
+-- of a built-in rule replaces the seeded one; built-in rules are disabled, never deleted.
+CREATE FUNCTION @extschema@._builtin_alert_rules()
+RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ VALUES
+    ('slow_queries', 'slow_queries_per_minute', '>', 10, 'medium',
+     'more than 10 executions per minute slower than dbanalytics.slow_query_threshold'),
+    ('deadlock', 'deadlocks', '>', 0, 'high', 'a deadlock in the last snapshot interval'),
+    ('replication_lag', 'replication_lag_seconds', '>', 5, 'high', 'a standby replays more than 5 s behind'),
+    ('idle_in_transaction', 'idle_in_transaction_seconds', '>', 300, 'medium',
+     'a session idle in a transaction for more than 5 minutes'),
+    ('connections_near_limit', 'connections_ratio', '>', 0.9, 'high',
+     'client connections above 90 % of max_connections - superuser_reserved_connections'),
+    ('xid_wraparound', 'xid_age', '>', 1000000000, 'critical',
+     'a database''s oldest unfrozen transaction ID is more than 1 billion transactions old (wraparound at 2^31)'),
+    ('health_low', 'health_score', '<', 60, 'high', 'the recorded health score is below 60'),
+    ('health_drop', 'health_score_drop', '>', 15, 'medium',
+     'the recorded health score fell by more than 15 points within the last hour')
+$$;
+
+CREATE FUNCTION @extschema@._alert_rule_as_shipped(r @extschema@.alert_rules)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.enabled AND EXISTS (
+        SELECT FROM @extschema@._builtin_alert_rules() b
+         WHERE b.rule OPERATOR(pg_catalog.=) r.rule
+           AND ROW(b.metric, b.comparison, b.threshold, b.severity, b.description)
+               IS NOT DISTINCT FROM ROW(r.metric, r.comparison, r.threshold, r.severity, r.description))
+$$;
+
+CREATE FUNCTION @extschema@._alert_rules_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        DELETE FROM @extschema@.alert_rules r
+         WHERE r.rule OPERATOR(pg_catalog.=) NEW.rule AND @extschema@._alert_rule_as_shipped(r);
+        RETURN NEW;
+    END IF;
+    -- (the DELETE just above runs at depth 2)
+    IF (TG_OP OPERATOR(pg_catalog.=) 'DELETE' OR NEW.rule IS DISTINCT FROM OLD.rule)
+       AND pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 1
+       AND EXISTS (SELECT FROM @extschema@._builtin_alert_rules() b WHERE b.rule OPERATOR(pg_catalog.=) OLD.rule) THEN
+        RAISE EXCEPTION 'dbanalytics: the built-in alert rule "%" cannot be deleted or renamed', OLD.rule
+            USING HINT = pg_catalog.format('Disable it instead: UPDATE dbanalytics.alert_rules SET enabled = false WHERE rule = %L;',
+                                           OLD.rule);
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER alert_rules_guard BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.alert_rules
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._alert_rules_guard();
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rules',
+    'WHERE NOT @extschema@._alert_rule_as_shipped(alert_rules)');
+
+REVOKE ALL ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules),
+    @extschema@._alert_rules_guard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules),
+    @extschema@._alert_rules_guard() TO dbanalytics_reader;
+

@@ -24,7 +24,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._snapshot_replication(timestamptz),
     @extschema@._snapshot_replication_slots(timestamptz),
     @extschema@._rollup_minutes(timestamptz), @extschema@._rollup_hours(),
-    @extschema@._record_health(interval), @extschema@._evaluate_alerts()
+    @extschema@._record_health(interval), @extschema@._evaluate_alerts(),
+    @extschema@._index_partition(text, text)
     FROM dbanalytics_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot() TO dbanalytics_admin;
 

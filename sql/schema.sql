@@ -60,6 +60,48 @@ REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
 GRANT USAGE ON SCHEMA @extschema@ TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
+-- Indexes of the partitioned tables: on each partition, not on the parent.
+-- The daily partitions are created at run time, so pg_dump dumps them (with their rows and
+-- indexes) as tables attached to the parents that CREATE EXTENSION makes on restore. An index
+-- on a parent would make that ATTACH PARTITION create the partition's index before pg_restore
+-- creates it again, and the restore would fail ("already exists"). So every partitioned table
+-- lists its indexes here, and the partition manager creates them on each partition it makes
+-- (_index_partition), named <partition>_<suffix>_idx. Never CREATE INDEX on a parent.
+-------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.partition_indexes (
+    parent     text NOT NULL,  -- a partitioned table of this schema
+    suffix     text NOT NULL,  -- the index of partition p is named p_<suffix>_idx
+    definition text NOT NULL,  -- what follows CREATE INDEX ... ON <partition>
+    PRIMARY KEY (parent, suffix)
+);
+
+-- Creates the indexes of one partition of parent that it lacks; returns how many.
+CREATE FUNCTION @extschema@._index_partition(parent text, partition text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    idx record;
+    created integer := 0;
+BEGIN
+    FOR idx IN SELECT x.suffix, x.definition FROM @extschema@.partition_indexes x
+                WHERE x.parent OPERATOR(pg_catalog.=) _index_partition.parent ORDER BY x.suffix LOOP
+        IF pg_catalog.to_regclass(pg_catalog.format('@extschema@.%I',
+               partition OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) idx.suffix
+               OPERATOR(pg_catalog.||) '_idx')) IS NULL THEN
+            EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I %s',
+                partition OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) idx.suffix
+                OPERATOR(pg_catalog.||) '_idx', partition, idx.definition);
+            created := created OPERATOR(pg_catalog.+) 1;
+        END IF;
+    END LOOP;
+    RETURN created;
+END
+$$;
+
+-------------------------------------------------------------------------------
 -- Raw samples (sampler worker, every dbanalytics.sample_interval).
 -- Partitioned by day; kept for dbanalytics.retention_raw.
 -------------------------------------------------------------------------------
@@ -77,7 +119,7 @@ CREATE TABLE @extschema@.activity_raw (
     state_ms         integer,   -- sampled_at - state_change, ms (capped)
     backend_xid_age  integer
 ) PARTITION BY RANGE (sampled_at);
-CREATE INDEX ON @extschema@.activity_raw USING brin (sampled_at) WITH (autosummarize = on);
+INSERT INTO @extschema@.partition_indexes VALUES ('activity_raw', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)');
 
 -- Each distinct (database, user, application, client address, state, wait event) the sampler
 -- met, once. descriptor is the row of those seven values as text (NULL and '' differ there),
@@ -103,7 +145,7 @@ CREATE TABLE @extschema@.connection_samples (
     backends         integer     NOT NULL,
     lock_waiting     integer     NOT NULL
 ) PARTITION BY RANGE (sampled_at);
-CREATE INDEX ON @extschema@.connection_samples USING brin (sampled_at) WITH (autosummarize = on);
+INSERT INTO @extschema@.partition_indexes VALUES ('connection_samples', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)');
 
 CREATE TABLE @extschema@.lock_waits (
     sampled_at       timestamptz NOT NULL,
@@ -126,7 +168,7 @@ CREATE TABLE @extschema@.lock_waits (
     -- the activity samples
     waiting          boolean      NOT NULL DEFAULT true
 ) PARTITION BY RANGE (sampled_at);
-CREATE INDEX ON @extschema@.lock_waits USING brin (sampled_at) WITH (autosummarize = on);
+INSERT INTO @extschema@.partition_indexes VALUES ('lock_waits', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)');
 
 -------------------------------------------------------------------------------
 -- Minute rollups of the raw samples (collector). Kept for retention_history.
@@ -143,7 +185,7 @@ CREATE TABLE @extschema@.activity_minute (
     query_id         bigint,
     samples          integer     NOT NULL
 ) PARTITION BY RANGE (minute);
-CREATE INDEX ON @extschema@.activity_minute (minute);
+INSERT INTO @extschema@.partition_indexes VALUES ('activity_minute', 'minute', '(minute)');
 
 CREATE TABLE @extschema@.connection_minute (
     minute           timestamptz NOT NULL,
@@ -157,7 +199,7 @@ CREATE TABLE @extschema@.connection_minute (
     avg_lock_waiting double precision NOT NULL,
     max_lock_waiting integer     NOT NULL
 ) PARTITION BY RANGE (minute);
-CREATE INDEX ON @extschema@.connection_minute (minute);
+INSERT INTO @extschema@.partition_indexes VALUES ('connection_minute', 'minute', '(minute)');
 
 -- Per minute and pool (database, user, application) from the per-tick sums over the pool's
 -- states; application_name '(all clients)' with NULL database and user is the whole cluster.
@@ -176,7 +218,7 @@ CREATE TABLE @extschema@.pool_minute (
     max_connections  integer     NOT NULL,  -- most connections of the pool at one tick
     cluster_peak     integer     NOT NULL   -- most client connections of the cluster at one tick
 ) PARTITION BY RANGE (minute);
-CREATE INDEX ON @extschema@.pool_minute (minute);
+INSERT INTO @extschema@.partition_indexes VALUES ('pool_minute', 'minute', '(minute)');
 
 -------------------------------------------------------------------------------
 -- Deltas per snapshot interval (collector worker, every snapshot_interval).
@@ -224,8 +266,8 @@ CREATE TABLE @extschema@.statement_stats (
     wal_fpi             bigint      NOT NULL,
     wal_bytes           bigint      NOT NULL
 ) PARTITION BY RANGE (interval_end);
-CREATE INDEX ON @extschema@.statement_stats (interval_end);
-CREATE INDEX ON @extschema@.statement_stats (queryid);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats', 'interval_end', '(interval_end)');
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats', 'queryid', '(queryid)');
 
 -- Hourly rollup of statement_stats (collector, rollup source): one row per statement and hour
 -- for the intervals ending in (hour_end - 1 hour, hour_end]. Long analysis windows read these
@@ -261,7 +303,7 @@ CREATE TABLE @extschema@.statement_hourly (
     -- the most calls per transaction of its database in any one snapshot interval of the hour
     peak_calls_per_transaction double precision
 ) PARTITION BY RANGE (hour_end);
-CREATE INDEX ON @extschema@.statement_hourly (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_hourly', 'hour_end', '(hour_end)');
 
 -- Daily rollup of statement_hourly (UTC days): one row per statement and day for the hours
 -- ending in (day_end - 1 day, day_end]. Windows of several days read these for their whole days.
@@ -295,7 +337,7 @@ CREATE TABLE @extschema@.statement_daily (
     wal_bytes           bigint      NOT NULL,
     peak_calls_per_transaction double precision
 ) PARTITION BY RANGE (day_end);
-CREATE INDEX ON @extschema@.statement_daily (day_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_daily', 'day_end', '(day_end)');
 
 -- Latency histograms (executor hooks, persisted by the collector): sparse arrays of bucket
 -- numbers and their execution counts; src/histogram/buckets.rs defines the buckets and
@@ -320,7 +362,7 @@ CREATE TABLE @extschema@.statement_latency (
     run_max_length     bigint,
     run_parent_queryid bigint   -- the statement before the most recent run
 ) PARTITION BY RANGE (interval_end);
-CREATE INDEX ON @extschema@.statement_latency (interval_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency', 'interval_end', '(interval_end)');
 
 CREATE TABLE @extschema@.database_latency (
     interval_start timestamptz NOT NULL,
@@ -332,7 +374,7 @@ CREATE TABLE @extschema@.database_latency (
     buckets        smallint[]  NOT NULL,
     counts         bigint[]    NOT NULL
 ) PARTITION BY RANGE (interval_end);
-CREATE INDEX ON @extschema@.database_latency (interval_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('database_latency', 'interval_end', '(interval_end)');
 
 CREATE TABLE @extschema@.database_stats (
     interval_start          timestamptz NOT NULL,
@@ -374,7 +416,7 @@ CREATE TABLE @extschema@.database_stats (
     total_exec_time         double precision,
     slow_statements         integer
 ) PARTITION BY RANGE (interval_end);
-CREATE INDEX ON @extschema@.database_stats (interval_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('database_stats', 'interval_end', '(interval_end)');
 
 CREATE TABLE @extschema@.table_stats (
     interval_start      timestamptz NOT NULL,
@@ -408,7 +450,7 @@ CREATE TABLE @extschema@.table_stats (
     table_size          bigint,
     frozenxid_age       integer
 ) PARTITION BY RANGE (interval_end);
-CREATE INDEX ON @extschema@.table_stats (interval_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('table_stats', 'interval_end', '(interval_end)');
 
 CREATE TABLE @extschema@.index_stats (
     interval_start   timestamptz NOT NULL,
@@ -427,7 +469,7 @@ CREATE TABLE @extschema@.index_stats (
     idx_blks_hit     bigint      NOT NULL,
     index_size       bigint
 ) PARTITION BY RANGE (interval_end);
-CREATE INDEX ON @extschema@.index_stats (interval_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('index_stats', 'interval_end', '(interval_end)');
 
 -- Hourly rollups of table_stats and index_stats (collector, rollup source, with
 -- statement_hourly): the counters summed per object and hour for the intervals ending in
@@ -458,7 +500,7 @@ CREATE TABLE @extschema@.table_hourly (
     heap_blks_read      bigint      NOT NULL,
     heap_blks_hit       bigint      NOT NULL
 ) PARTITION BY RANGE (hour_end);
-CREATE INDEX ON @extschema@.table_hourly (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('table_hourly', 'hour_end', '(hour_end)');
 
 CREATE TABLE @extschema@.index_hourly (
     hour_end         timestamptz NOT NULL,
@@ -478,7 +520,7 @@ CREATE TABLE @extschema@.index_hourly (
     idx_blks_read    bigint      NOT NULL,
     idx_blks_hit     bigint      NOT NULL
 ) PARTITION BY RANGE (hour_end);
-CREATE INDEX ON @extschema@.index_hourly (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('index_hourly', 'hour_end', '(hour_end)');
 
 CREATE TABLE @extschema@.bgwriter_stats (
     interval_start        timestamptz NOT NULL,
@@ -544,7 +586,7 @@ CREATE TABLE @extschema@.collector_runs (
     reset       boolean     NOT NULL DEFAULT false,
     message     text
 ) PARTITION BY RANGE (started_at);
-CREATE INDEX ON @extschema@.collector_runs (source, started_at);
+INSERT INTO @extschema@.partition_indexes VALUES ('collector_runs', 'source_started_at', '(source, started_at)');
 
 -------------------------------------------------------------------------------
 -- Collector state: the cumulative values seen at the previous snapshot.
@@ -617,3 +659,8 @@ CREATE UNLOGGED TABLE @extschema@.bgwriter_counters (
 -- pg_dump keeps the collected history (the counters above are rebuilt by the collector).
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.statements', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_state', '');
+-- activity_raw rows mean nothing without the keys they point to. A sequence is dumped only when
+-- registered itself: the identity keeps its position, so keys added after a restore do not
+-- take the restored keys' ids.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys_key_id_seq', '');

@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib.sh
+source tests/release_lib.sh
 
 PREV_VERSION=0.1.0
 PREV_TAG=v$PREV_VERSION
@@ -24,7 +25,6 @@ CL=$DIR/cluster  # the cluster (cluster_init empties it); the PostgreSQL copy is
 PORT=5481
 DB=hist        # the database the workers collect in, upgraded from PREV_VERSION
 FRESH=fresh    # a fresh install of CUR_VERSION, for the catalog comparison
-SRC_PG_CONFIG=$PG_CONFIG
 started=$(date +%s)
 
 q() { psql_at "$CL" "$PORT" "$DB" "$1"; }
@@ -38,8 +38,8 @@ prev_rev=$(git rev-parse -q --verify "$PREV_TAG^{commit}" 2>/dev/null \
     || git rev-parse -q --verify "$PREV_COMMIT^{commit}" 2>/dev/null) \
     || { echo "neither tag $PREV_TAG nor commit $PREV_COMMIT is in this clone" >&2; exit 1; }
 PREV_TREE=$REPO_ROOT/target/prev-$PREV_VERSION/package-pg$PG_MAJOR
-prev_stamp="$prev_rev dbanalytics_prev $SRC_PG_CONFIG $("$SRC_PG_CONFIG" --version)"
-if [ -f "$PREV_TREE$("$SRC_PG_CONFIG" --pkglibdir)/dbanalytics.so" ] \
+prev_stamp="$prev_rev dbanalytics_prev $PG_CONFIG $("$PG_CONFIG" --version)"
+if [ -f "$PREV_TREE$("$PG_CONFIG" --pkglibdir)/dbanalytics.so" ] \
     && [ "$(cat "$PREV_TREE.stamp" 2>/dev/null)" = "$prev_stamp" ]; then
     info "reusing $PREV_TREE (built from $prev_rev)"
 else
@@ -54,55 +54,27 @@ else
     grep -q '^name = "dbanalytics_prev"$' "$src/Cargo.toml" || { echo "could not rename the library of $PREV_TAG" >&2; exit 1; }
     info "building $PREV_TAG ($prev_rev) in $src (debug; dependencies shared through CARGO_TARGET_DIR)"
     (cd "$src" && CARGO_TARGET_DIR=$REPO_ROOT/target \
-        cargo pgrx package --debug --pg-config "$SRC_PG_CONFIG" --out-dir "$PREV_TREE" 2>&1) \
+        cargo pgrx package --debug --pg-config "$PG_CONFIG" --out-dir "$PREV_TREE" 2>&1) \
         | grep -E '^(error|warning)|Finished' || true
-    [ -f "$PREV_TREE$("$SRC_PG_CONFIG" --pkglibdir)/dbanalytics.so" ] \
+    [ -f "$PREV_TREE$("$PG_CONFIG" --pkglibdir)/dbanalytics.so" ] \
         || { echo "building $PREV_TAG failed" >&2; exit 1; }
     printf '%s\n' "$prev_stamp" >"$PREV_TREE.stamp"
 fi
 
-# The current build: the tree install_extension made (scripts/test runs it before the e2e
-# tests), rebuilt when a source is newer.
-CUR_TREE=$REPO_ROOT/target/package-pg$PG_MAJOR
-cur_lib=$CUR_TREE$("$SRC_PG_CONFIG" --pkglibdir)/dbanalytics.so
-# (E2E_REUSE_BUILD=1: use the tree as it is, e.g. while others edit the sources)
-if [ ! -f "$cur_lib" ] || { [ "${E2E_REUSE_BUILD:-0}" != 1 ] \
-    && [ -n "$(find src sql Cargo.toml dbanalytics.control -newer "$cur_lib" -print -quit)" ]; }; then
-    info "building the current tree (install_extension)"
-    install_extension
-fi
+# The current build: the tree install_extension made (scripts/test runs it before the e2e tests)
+CUR_TREE=$(current_tree)
 info "previous: $(find "$PREV_TREE" -name 'dbanalytics*' -type f -printf '%f ' | tr -s ' ')"
 info "current:  $(find "$CUR_TREE" -name 'dbanalytics*' -type f -printf '%f ' | tr -s ' ')"
 check "the current build ships the upgrade script $PREV_VERSION -> $CUR_VERSION" yes \
-    "$([ -f "$CUR_TREE$("$SRC_PG_CONFIG" --sharedir)/extension/dbanalytics--$PREV_VERSION--$CUR_VERSION.sql" ] && echo yes || echo no)"
+    "$([ -f "$CUR_TREE$("$PG_CONFIG" --sharedir)/extension/dbanalytics--$PREV_VERSION--$CUR_VERSION.sql" ] && echo yes || echo no)"
 
 # ---------------------------------------------------------------------------------------------
 step "A private PostgreSQL $PG_MAJOR for this test ($DIR/pg)"
 stop_clusters_on_exit "$CL"
 cluster_stop "$CL"  # a server left over by an interrupted run
-PG_CONFIG=$(pg_private_copy "$DIR/pg" "$SRC_PG_CONFIG")
-PG_BIN=$(dirname "$PG_CONFIG")
-LIBDIR=$("$PG_CONFIG" --pkglibdir)
-EXTDIR=$("$PG_CONFIG" --sharedir)/extension
-rm -f "$LIBDIR"/dbanalytics* "$EXTDIR"/dbanalytics*
-
-# install_tree TREE [lib]: copies a `cargo pgrx package` tree (built for SRC_PG_CONFIG) into
-# this test's PostgreSQL, each file renamed into place (a running server keeps what it mapped);
-# with "lib", the library only
-install_tree() {
-    local tree=$1 what=${2:-all} file
-    local files=("$tree$("$SRC_PG_CONFIG" --pkglibdir)"/dbanalytics.so)
-    [ "$what" = lib ] || files+=("$tree$("$SRC_PG_CONFIG" --sharedir)"/extension/dbanalytics*)
-    for file in "${files[@]}"; do
-        local dest=$EXTDIR
-        [[ $file == *.so ]] && dest=$LIBDIR
-        install -m 644 "$file" "$dest/.$(basename "$file").tmp"
-        mv -f "$dest/.$(basename "$file").tmp" "$dest/$(basename "$file")"
-    done
-    chmod -R go+rX "$DIR/pg"
-}
+private_pg "$DIR/pg"
 install_tree "$PREV_TREE"
-chmod -R go+rX "$DIR/pg"
+EXTDIR=$("$PG_CONFIG" --sharedir)/extension
 
 cluster_init "$CL" "$PORT" \
     "shared_preload_libraries = 'pg_stat_statements,dbanalytics'" \

@@ -225,7 +225,6 @@ fn create_partition(table: &str, name: &str, day: i64) -> Result<(), pgrx::spi::
                  FOR VALUES FROM ('{from}') TO ('{to}')"
             ))?;
             pgrx::warning!("dbanalytics: re-attached the detached partition {qualified}");
-            Ok(())
         }
         (Some(true), _) => pgrx::error!(
             "dbanalytics: {qualified} should be a partition of dbanalytics.{table}, but it is {}",
@@ -234,8 +233,15 @@ fn create_partition(table: &str, name: &str, day: i64) -> Result<(), pgrx::spi::
         _ => spi::execute(&format!(
             "CREATE TABLE dbanalytics.{name} PARTITION OF dbanalytics.{table}
              FOR VALUES FROM ('{from}') TO ('{to}')"
-        )),
+        ))?,
     }
+    // Its indexes, on the partition itself (sql/schema.sql, partition_indexes: the parents have
+    // none, so that a restored dump's partitions attach without indexes of their own).
+    Spi::get_one_with_args::<i32>(
+        "SELECT dbanalytics._index_partition($1, $2)",
+        &[table.into(), name.into()],
+    )?;
+    Ok(())
 }
 
 /// The partitions whose whole range is past the retention of their table, per table in the
