@@ -86,6 +86,7 @@ list_calls() {
                            FROM pg_catalog.unnest(p.proargtypes) WITH ORDINALITY t(o, i) ORDER BY t.i) AS made_up
               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
              WHERE n.nspname = 'dbanalytics' AND p.prokind = 'f'
+               AND p.prorettype NOT IN ('trigger'::pg_catalog.regtype, 'event_trigger'::pg_catalog.regtype)
         )
         SELECT s FROM (
             SELECT 1 AS k, pg_catalog.format('SELECT pg_catalog.count(v::pg_catalog.text) FROM %I.%I v', n.nspname, c.relname) AS s

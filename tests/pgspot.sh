@@ -13,6 +13,9 @@ VENV=$PWD/target/pgspot-venv
 # Exceptions, each justified in docs/security.md: pgspot options such as
 #   --proc-without-search-path 'extschema.some_function(argument types)'
 PGSPOT_OPTIONS=()
+# and for the upgrade scripts only (they replace the extension's own members: CREATE OR REPLACE of
+# an object that is not a member of the extension is refused by the server since CVE-2022-2625)
+PGSPOT_UPGRADE_OPTIONS=()
 
 if [ ! -x "$VENV/bin/pgspot" ] || [ "$("$VENV/bin/pgspot" --version 2>/dev/null)" != "pgspot $PGSPOT_VERSION" ]; then
     step "Installing pgspot $PGSPOT_VERSION into $VENV"
@@ -61,7 +64,9 @@ PY
 
 failed=0
 for script in "$install_script" sql/dbanalytics--*--*.sql; do
-    out=$("$VENV/bin/pgspot" "${PGSPOT_OPTIONS[@]}" "$script" 2>&1 || true)
+    options=("${PGSPOT_OPTIONS[@]}")
+    [ "$script" = "$install_script" ] || options+=("${PGSPOT_UPGRADE_OPTIONS[@]}")
+    out=$("$VENV/bin/pgspot" "${options[@]}" "$script" 2>&1 || true)
     summary=$(printf '%s\n' "$out" | grep -E 'Errors: [0-9]+ Warnings: [0-9]+' | sed 's/^ *//;s/ *$//')
     errors=$(printf '%s\n' "$summary" | sed -nE 's/.*Errors: ([0-9]+).*/\1/p')
     by_code=$(printf '%s\n' "$out" | grep -oE '^PS[0-9]+' | sort | uniq -c | awk '{printf "%s %s x%s", sep, $2, $1; sep=","}')
