@@ -29,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib.sh
 
-DIR=$PWD/target/e2e-security
+DIR=$PWD/target/e2e-security-pg$PG_MAJOR
 PORT=5500
 DB=secdb
 PRIVILEGES_DOC=docs/security-privileges.md
@@ -38,8 +38,6 @@ PRIVILEGES_DOC=docs/security-privileges.md
 sql_as() {
     "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U "$1" -d "$2" -c "$3"
 }
-# q SQL: the superuser in the test database, with the database's settings (what a DBA gets)
-q() { sql_as postgres "$DB" "$1"; }
 # qv SQL / qvp: verdicts, run as the superuser with search_path = pg_catalog, pg_temp given on the
 # command line (it overrides ALTER DATABASE ... SET), so that no attacker object can take part
 qv() { PGOPTIONS="-c search_path=pg_catalog,pg_temp" sql_as postgres "$DB" "$1"; }
@@ -584,7 +582,7 @@ SELECT pg_catalog.format('| %s | \`%s\` | %s |', kind, name,
 Generated from the catalog of a fresh install by `tests/e2e_security.sh`, which regenerates it at
 every run and fails when the catalog no longer matches: an object added, removed or granted
 differently must be a decision recorded here. After such a change, run
-`UPDATE_PRIVILEGES=1 tests/e2e_security.sh` (or copy `target/e2e-security/security-privileges.md`
+`UPDATE_PRIVILEGES=1 tests/e2e_security.sh` (or copy `target/e2e-security-pg<major>/security-privileges.md`
 here), review the diff, and explain the decision in [security.md](security.md).
 
 Each cell lists what the role may do, directly or through its memberships (`has_*_privilege()`):
@@ -728,4 +726,4 @@ if tests/pgspot.sh >"$DIR/pgspot.out" 2>&1; then pgspot_verdict=ok; else pgspot_
 sed 's/^/    /' "$DIR/pgspot.out"
 check "pgspot reports no error" ok "$pgspot_verdict"
 
-finish_checks "e2e security"
+finish_checks "e2e security (PostgreSQL $PG_MAJOR)"
