@@ -84,9 +84,9 @@ SELECT 'worker', w.worker,
        CASE WHEN a.pid IS NOT NULL THEN 'ok'
             WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'skipped'
             ELSE 'error' END,
-       a.backend_start, NULL::timestamptz, NULL::timestamptz, NULL::text,
+       a.backend_start, NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz, NULL::pg_catalog.text,
        CASE
-           WHEN a.pid IS NOT NULL THEN NULL::text
+           WHEN a.pid IS NOT NULL THEN NULL::pg_catalog.text
            WHEN s.database IS NULL
            THEN 'dbanalytics is not in shared_preload_libraries: no background collection'
            WHEN s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database()

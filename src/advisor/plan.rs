@@ -97,62 +97,85 @@ fn children(node: &Value) -> &[Value] {
         .unwrap_or(&[])
 }
 
+/// A possibly qualified name at the start of `text` (`a.b`, `"My ""T"""."user"`), as EXPLAIN
+/// prints column references: its parts unquoted, and how many bytes it takes. None when `text`
+/// does not start with a name.
+fn qualified_name(text: &str) -> Option<(Vec<String>, usize)> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    loop {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            // a quoted identifier: "" stands for one "
+            let mut name = String::new();
+            let mut chars = quoted.char_indices().peekable();
+            let mut closed_at = None;
+            while let Some((at, c)) = chars.next() {
+                if c == '"' {
+                    if chars.peek().map(|&(_, next)| next) == Some('"') {
+                        name.push('"');
+                        chars.next();
+                    } else {
+                        closed_at = Some(at);
+                        break;
+                    }
+                } else {
+                    name.push(c);
+                }
+            }
+            let closed_at = closed_at?;
+            parts.push(name);
+            rest = &quoted[closed_at + 1..];
+        } else {
+            let length = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                .unwrap_or(rest.len());
+            let name = &rest[..length];
+            if !name.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+                return None;
+            }
+            parts.push(name.to_string());
+            rest = &rest[length..];
+        }
+        match rest.strip_prefix('.') {
+            Some(after_dot) => rest = after_dot,
+            None => return Some((parts, text.len() - rest.len())),
+        }
+    }
+}
+
 /// Column names compared in a filter or condition, in order of appearance, equality first:
-/// `((status = 'x'::text) AND (created_at > now()))` gives `[status, created_at]`.
+/// `((status = 'x'::text) AND (created_at > now()))` gives `[status, created_at]`. Column
+/// references may be qualified and quoted (`("T".""user"" = $1)`): the column is the last part.
 pub fn filter_columns(condition: &str) -> Vec<String> {
     let mut equality = Vec::new();
     let mut other = Vec::new();
-    let bytes = condition.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'(' {
-            // an operand right after '(' followed by an operator
-            let start = i + 1;
-            let mut end = start;
-            let quoted = bytes.get(start) == Some(&b'"');
-            if quoted {
-                end += 1;
-                while end < bytes.len() && bytes[end] != b'"' {
-                    end += 1;
-                }
-                end += 1;
-            } else {
-                while end < bytes.len()
-                    && (bytes[end].is_ascii_alphanumeric()
-                        || bytes[end] == b'_'
-                        || bytes[end] == b'.')
-                {
-                    end += 1;
-                }
-            }
-            if end > start && end <= bytes.len() {
-                let operand = &condition[start..end.min(bytes.len())];
-                let rest = condition[end.min(bytes.len())..].trim_start();
-                let operator = rest.split_whitespace().next().unwrap_or("");
-                let is_comparison = matches!(
-                    operator,
-                    "=" | "<" | ">" | "<=" | ">=" | "<>" | "~~" | "~~*" | "IS"
-                ) || rest.starts_with("= ANY");
-                let first = operand.chars().next().unwrap_or('0');
-                if is_comparison && (first.is_ascii_alphabetic() || first == '_' || first == '"') {
-                    let column = operand
-                        .rsplit('.')
-                        .next()
-                        .unwrap_or(operand)
-                        .trim_matches('"')
-                        .to_string();
-                    let list = if operator == "=" {
-                        &mut equality
-                    } else {
-                        &mut other
-                    };
-                    if !list.contains(&column) {
-                        list.push(column);
-                    }
-                }
-            }
+    for (open, _) in condition.match_indices('(') {
+        // an operand right after '(' followed by a comparison operator
+        let after = &condition[open + 1..];
+        let Some((parts, length)) = qualified_name(after) else {
+            continue;
+        };
+        let rest = after[length..].trim_start();
+        let operator = rest.split_whitespace().next().unwrap_or("");
+        let is_comparison = matches!(
+            operator,
+            "=" | "<" | ">" | "<=" | ">=" | "<>" | "~~" | "~~*" | "IS"
+        ) || rest.starts_with("= ANY");
+        // a function call such as lower(name) is not a column
+        if !is_comparison || rest.starts_with('(') {
+            continue;
         }
-        i += 1;
+        let Some(column) = parts.last().cloned() else {
+            continue;
+        };
+        let list = if operator == "=" {
+            &mut equality
+        } else {
+            &mut other
+        };
+        if !list.contains(&column) {
+            list.push(column);
+        }
     }
     other.retain(|column| !equality.contains(column));
     equality.extend(other);
@@ -495,6 +518,14 @@ mod tests {
             filter_columns("(lower(name) = 'x'::text)"),
             Vec::<String>::new()
         );
+        // qualified, quoted, with "" inside, keywords and non-ASCII
+        assert_eq!(
+            filter_columns(
+                "((\"order \"\"T\"\"\nlé\".\"user\" = $1) AND (\"order \"\"T\"\"\nlé\".\"Größe\" > 3))"
+            ),
+            vec!["user", "Größe"]
+        );
+        assert_eq!(filter_columns("(s.\"we\"\"ird\" = 1)"), vec!["we\"ird"]);
     }
 
     #[test]
