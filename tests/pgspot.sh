@@ -16,6 +16,15 @@ PGSPOT_OPTIONS=()
 # and for the upgrade scripts only (they replace the extension's own members: CREATE OR REPLACE of
 # an object that is not a member of the extension is refused by the server since CVE-2022-2625)
 PGSPOT_UPGRADE_OPTIONS=()
+# The extension's schema, as CREATE EXTENSION makes it (schema = dbanalytics in the control
+# file): created for the extension by the installing role, and refused by the install script when
+# it exists beforehand owned by another role or not empty (sql/schema.sql, docs/security.md).
+# pgspot learns it from this preamble, read before each script (--append), and so judges
+# CREATE OR REPLACE and unqualified creations in it as in an extension-owned schema.
+PREAMBLE=$PWD/target/pgspot-extension-schema.sql
+mkdir -p "$(dirname "$PREAMBLE")"
+printf '%s\n' "-- created by CREATE EXTENSION dbanalytics (schema = dbanalytics in dbanalytics.control)" \
+    "CREATE SCHEMA @extschema@;" >"$PREAMBLE"
 
 if [ ! -x "$VENV/bin/pgspot" ] || [ "$("$VENV/bin/pgspot" --version 2>/dev/null)" != "pgspot $PGSPOT_VERSION" ]; then
     step "Installing pgspot $PGSPOT_VERSION into $VENV"
@@ -66,8 +75,8 @@ failed=0
 for script in "$install_script" sql/dbanalytics--*--*.sql; do
     options=("${PGSPOT_OPTIONS[@]}")
     [ "$script" = "$install_script" ] || options+=("${PGSPOT_UPGRADE_OPTIONS[@]}")
-    out=$("$VENV/bin/pgspot" "${options[@]}" "$script" 2>&1 || true)
-    summary=$(printf '%s\n' "$out" | grep -E 'Errors: [0-9]+ Warnings: [0-9]+' | sed 's/^ *//;s/ *$//')
+    out=$("$VENV/bin/pgspot" "${options[@]}" --append "$PREAMBLE" "$script" 2>&1 || true)
+    summary=$(printf '%s\n' "$out" | grep -E '^TOTAL: Errors: [0-9]+ Warnings: [0-9]+' | sed 's/^TOTAL: *//;s/ *$//')
     errors=$(printf '%s\n' "$summary" | sed -nE 's/.*Errors: ([0-9]+).*/\1/p')
     by_code=$(printf '%s\n' "$out" | grep -oE '^PS[0-9]+' | sort | uniq -c | awk '{printf "%s %s x%s", sep, $2, $1; sep=","}')
     echo "pgspot $(basename "$script"): ${summary:-no summary} ${by_code:+(${by_code# })}"
