@@ -25,7 +25,9 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._snapshot_replication_slots(timestamptz),
     @extschema@._rollup_minutes(timestamptz), @extschema@._rollup_hours(),
     @extschema@._record_health(interval), @extschema@._evaluate_alerts(),
-    @extschema@._index_partition(text, text)
+    @extschema@._index_partition(text, text),
+    @extschema@._statements_now(text), @extschema@._statements_epoch(text),
+    @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch()
     FROM dbanalytics_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot() TO dbanalytics_admin;
 
