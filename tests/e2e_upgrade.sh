@@ -219,6 +219,17 @@ missing=$(LC_ALL=C comm -23 "$DIR/history-before.txt" "$DIR/history-after.txt" |
 check "every history row collected before the upgrade is still there, unchanged" 0 "$missing"
 [ "$missing" = 0 ] || LC_ALL=C comm -23 "$DIR/history-before.txt" "$DIR/history-after.txt" | head -n 20 >&2
 info "history after the upgrade: $(wc -l <"$DIR/history-after.txt") rows"
+# partitions are not extension members (the catalog comparison below does not see them): each
+# must have the indexes partition_indexes lists, and no parent an index of its own
+check "every partition has its indexes, no partitioned parent has one" "0 0" \
+    "$(q "SELECT (SELECT count(*) FROM pg_inherits h
+                    JOIN pg_class c ON c.oid = h.inhrelid JOIN pg_class p ON p.oid = h.inhparent
+                    JOIN dbanalytics.partition_indexes x ON x.parent = p.relname
+                   WHERE p.relnamespace = 'dbanalytics'::regnamespace
+                     AND to_regclass(format('dbanalytics.%I', c.relname || '_' || x.suffix || '_idx')) IS NULL)
+                 || ' ' ||
+                 (SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                   WHERE c.relkind = 'p' AND c.relnamespace = 'dbanalytics'::regnamespace)")"
 
 step "Every source is healthy after the next snapshot"
 snapshot_after_update() {
