@@ -54,7 +54,12 @@ SELECT p.minute, p.datname, p.usename, p.application_name, t.ticks, p.active_sum
 $$;
 
 -- The pool analysis itself, one SELECT so that callers reading a few columns (health_score)
--- get it inlined and skip the wording of the rows they do not read.
+-- get it inlined and skip the wording of the rows they do not read. Causes are told apart
+-- (issue 17): sessions waiting on locks are a lock hotspot (more sessions queue more waiters),
+-- connections idle inside transactions are an application leak, a cluster near its connection
+-- limit never gets more connections, and a size is recommended only from the measured peak of
+-- concurrently active sessions. Clients waiting for a connection in an application pool or a
+-- pooler are invisible to the server: the busy-pool advice says so.
 CREATE FUNCTION @extschema@._pool_analytics(analysis_window interval)
 RETURNS TABLE (
     minute timestamptz, datname text, usename text, application_name text,
@@ -69,10 +74,13 @@ WITH args AS (
     SELECT pg_catalog.now() - analysis_window AS since,
            pg_catalog.current_setting('max_connections')::integer
              - pg_catalog.current_setting('superuser_reserved_connections')::integer AS usable,
+           COALESCE((SELECT s.setting::double precision / 1000 FROM pg_catalog.pg_settings s
+                      WHERE s.name = 'dbanalytics.sample_interval'), 1) AS tick_seconds,
            @extschema@._threshold('pool_limit_ratio')::double precision AS limit_ratio,
            @extschema@._threshold('pool_high_utilization')::double precision AS high_util,
            @extschema@._threshold('pool_low_utilization')::double precision AS low_util,
            @extschema@._threshold('pool_idle_surplus')::double precision AS idle_surplus,
+           @extschema@._threshold('pool_idle_in_transaction_ratio')::double precision AS iit_ratio,
            @extschema@._threshold('pool_growth_buffer')::double precision AS grow,
            @extschema@._threshold('pool_shrink_buffer')::double precision AS shrink
 ), rolled AS (
@@ -98,41 +106,71 @@ WITH args AS (
 ), judged AS (
     SELECT m.*,
            CASE
-               WHEN m.near_limit OR (m.avg_waiting > 0 AND m.avg_idle < 1) THEN 'undersized'
+               WHEN m.avg_waiting > 0 AND m.avg_idle < 1 THEN 'lock_hotspot'
+               WHEN m.near_limit THEN 'near_connection_limit'
+               WHEN m.avg_iit >= 1 AND m.avg_iit > m.iit_ratio * m.avg_active THEN 'idle_in_transaction'
                WHEN m.utilization < m.low_util AND m.avg_idle > m.idle_surplus THEN 'oversized'
                WHEN m.utilization > m.high_util THEN 'high_utilization'
                ELSE 'optimal'
-           END AS status
+           END AS status,
+           -- the measured need: the peak of concurrently active sessions, with a buffer
+           GREATEST(1, pg_catalog.ceil(m.max_active * m.grow))::integer AS measured_need
       FROM measured m
 )
 SELECT j.minute, j.datname, j.usename, j.application_name,
        j.avg_active, j.max_active, j.avg_idle, j.avg_iit, j.avg_waiting, j.max_used, j.utilization,
        j.status,
        CASE j.status
-           WHEN 'undersized' THEN pg_catalog.ceil(j.max_used * j.grow)::integer
-           WHEN 'high_utilization' THEN pg_catalog.ceil(j.max_used * j.grow)::integer
+           -- never more connections than the pool has now when it waits on locks or the cluster is near its limit
+           WHEN 'lock_hotspot' THEN j.max_used
+           WHEN 'near_connection_limit' THEN LEAST(j.max_used, j.measured_need)
+           WHEN 'idle_in_transaction' THEN j.max_used
+           WHEN 'high_utilization' THEN j.measured_need
            WHEN 'oversized' THEN GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink))::integer
            ELSE j.max_used
        END,
        CASE j.status
-           WHEN 'undersized' THEN
-               CASE WHEN j.near_limit THEN
-                   pg_catalog.format('client connections peaked at %s of %s usable (max_connections - superuser_reserved_connections): '
-                                     'put a pooler such as PgBouncer in front or raise max_connections; size the pool to about %s',
-                                     j.peak, j.usable, pg_catalog.ceil(j.max_used * j.grow))
-               ELSE
-                   pg_catalog.format('%s sessions on average wait on locks with no idle connection left: '
-                                     'grow the pool to about %s and look at lock_contention for the blockers',
-                                     pg_catalog.round(j.avg_waiting::numeric, 2), pg_catalog.ceil(j.max_used * j.grow))
-               END
+           WHEN 'lock_hotspot' THEN
+               pg_catalog.format('%s sessions on average wait on locks%s with no idle connection left: a lock hotspot, '
+                                 'not a pool too small (more sessions would only queue behind the same locks); do not grow the pool, '
+                                 'find the blockers in blocking_chains() and lock_contention%s',
+                                 pg_catalog.round(j.avg_waiting::numeric, 2),
+                                 (SELECT pg_catalog.format(' (most on %s: %s of %s waiting samples)', h.object, h.samples, h.total)
+                                    FROM (SELECT COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object,
+                                                 pg_catalog.count(*) AS samples,
+                                                 pg_catalog.sum(pg_catalog.count(*)) OVER () AS total
+                                            FROM @extschema@.lock_waits w
+                                           WHERE w.waiting AND w.sampled_at >= j.minute AND w.sampled_at < j.minute + interval '1 minute'
+                                             AND (j.application_name = '(all clients)' AND j.datname IS NULL
+                                                  OR (w.datname, w.usename, w.application_name)
+                                                     IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name))
+                                           GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1) h),
+                                 CASE WHEN j.near_limit
+                                      THEN pg_catalog.format('; the cluster is also near its connection limit (%s of %s usable)', j.peak, j.usable)
+                                      ELSE '' END)
+           WHEN 'near_connection_limit' THEN
+               pg_catalog.format('client connections peaked at %s of %s usable (max_connections - superuser_reserved_connections): '
+                                 'do not add connections; put a pooler such as PgBouncer (transaction pooling) in front, '
+                                 'sized to the measured peak of %s concurrently active sessions (sampled every %s s) plus %s%%: about %s',
+                                 j.peak, j.usable, j.max_active, j.tick_seconds, pg_catalog.round((100 * (j.grow - 1))::numeric),
+                                 LEAST(j.max_used, j.measured_need))
+           WHEN 'idle_in_transaction' THEN
+               pg_catalog.format('%s connections on average sit idle inside an open transaction, against %s active: '
+                                 'the application holds connections (and their locks and snapshots) without using them; '
+                                 'fix the code path that leaves transactions open (long_running_transactions names the sessions) '
+                                 'and set idle_in_transaction_session_timeout; do not grow the pool',
+                                 pg_catalog.round(j.avg_iit::numeric, 2), pg_catalog.round(j.avg_active::numeric, 2))
            WHEN 'oversized' THEN
-               pg_catalog.format('only %s%% of connections are active while %s sit idle on average: shrink the pool to about %s',
+               pg_catalog.format('only %s%% of connections are active while %s sit idle on average: shrink the pool to about %s '
+                                 '(peak of %s concurrently active sessions, sampled every %s s)',
                                  pg_catalog.round((100 * j.utilization)::numeric, 1),
                                  pg_catalog.round(j.avg_idle::numeric, 1),
-                                 GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink)))
+                                 GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink)), j.max_active, j.tick_seconds)
            WHEN 'high_utilization' THEN
-               pg_catalog.format('%s%% of connections are busy: allow headroom, about %s connections',
-                                 pg_catalog.round((100 * j.utilization)::numeric, 1), pg_catalog.ceil(j.max_used * j.grow))
+               pg_catalog.format('%s%% of connections are busy, at most %s active at once (sampled every %s s; shorter peaks are not seen): '
+                                 'if clients wait for a connection, size the pool to about %s; the server cannot see clients queued '
+                                 'in an application pool or a pooler: check its wait count (PgBouncer: SHOW POOLS, cl_waiting)',
+                                 pg_catalog.round((100 * j.utilization)::numeric, 1), j.max_active, j.tick_seconds, j.measured_need)
            ELSE 'no action needed'
        END
   FROM judged j

@@ -38,7 +38,19 @@ WITH args AS (
                        CASE k.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique'
                                       WHEN 'x' THEN 'exclusion' ELSE 'foreign key' END, k.conname), ', ')
               FROM pg_catalog.pg_constraint k
-             WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')) AS constraint_use
+             WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')) AS constraint_use,
+           -- foreign keys of this table whose columns are exactly the index's leading key columns
+           -- (in any order, as PgHero checks): the index serves the parent's DELETE / key UPDATE
+           (SELECT pg_catalog.string_agg(pg_catalog.format('foreign key %s: without it every DELETE or key UPDATE on %s scans %I.%I',
+                                                           k.conname, k.confrelid::pg_catalog.regclass, n.nspname, t.relname),
+                                         ', ' ORDER BY k.conname)
+              FROM pg_catalog.pg_constraint k
+             WHERE k.contype = 'f' AND k.conrelid = i.indrelid AND i.indpred IS NULL
+               AND pg_catalog.cardinality(k.conkey) <= i.indnkeyatts
+               AND NOT EXISTS (SELECT FROM pg_catalog.unnest(k.conkey) AS x(attnum)
+                                WHERE COALESCE(pg_catalog.array_position(i.indkey::pg_catalog.int2[], x.attnum)
+                                               - pg_catalog.array_lower(i.indkey::pg_catalog.int2[], 1), 2147483647)
+                                      >= pg_catalog.cardinality(k.conkey))) AS foreign_key_use
       FROM pg_catalog.pg_index i
       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
       JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
@@ -73,7 +85,10 @@ WITH args AS (
                WHEN l.constraint_use IS NOT NULL THEN 'backs ' || l.constraint_use
                WHEN l.indisunique THEN 'enforces uniqueness'
                WHEN l.indisreplident THEN 'is the replica identity'
-           END AS protected_by
+               WHEN l.foreign_key_use IS NOT NULL THEN 'backs ' || l.foreign_key_use
+           END AS protected_by,
+           -- a standby's scans are counted on the standby only (pg_stat_user_indexes is per server)
+           EXISTS (SELECT FROM pg_catalog.pg_stat_replication) OR EXISTS (SELECT FROM pg_catalog.pg_replication_slots r WHERE r.slot_type = 'physical') AS has_standbys
       FROM live l
       CROSS JOIN args a
       LEFT JOIN history h ON h.indexrelid = l.indexrelid
@@ -144,14 +159,18 @@ SELECT j.schemaname, j.tablename, j.indexname, j.method,
                                  j.schemaname, j.indexname)
            WHEN j.protected_by IS NOT NULL THEN
                pg_catalog.format('keep: it %s', j.protected_by)
+           WHEN j.has_standbys THEN
+               pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I;  -- first check its scans on every standby (pg_stat_user_indexes there): they are not counted here',
+                                 j.schemaname, j.indexname)
            ELSE
                pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I;', j.schemaname, j.indexname)
        END,
        CASE j.status
            WHEN 'duplicate' THEN pg_catalog.format('same definition as %I', j.twin)
            WHEN 'redundant' THEN pg_catalog.format('its columns lead index %I, which serves the same lookups', j.wider)
-           WHEN 'unused' THEN pg_catalog.format('0 scans while watched for %s', pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)))
-           WHEN 'rarely_used' THEN pg_catalog.format('%s scans per day (threshold %s) against %s table writes',
+           WHEN 'unused' THEN pg_catalog.format('0 scans on this server while watched for %s (scans on standbys are not counted)',
+                                                pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)))
+           WHEN 'rarely_used' THEN pg_catalog.format('%s scans per day on this server (threshold %s; scans on standbys are not counted) against %s table writes',
                                                     pg_catalog.round(j.scans_per_day::numeric, 2), j.rare_per_day, j.writes)
            WHEN 'invalid' THEN 'pg_index.indisvalid is false'
            ELSE pg_catalog.format('%s scans in %s of watching', j.scans, pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)))
@@ -163,21 +182,97 @@ $$;
 CREATE VIEW @extschema@.index_effectiveness AS
 SELECT * FROM @extschema@.index_effectiveness(interval '7 days');
 
+-- Constraints of the current database a DBA should act on (issue 17, the checks PgHero has):
+-- a foreign key with no index leading with its columns (every DELETE or key UPDATE on the
+-- parent scans the child), and a constraint added NOT VALID and never validated (existing
+-- rows are not checked, and the planner cannot rely on it).
+CREATE VIEW @extschema@.constraint_checks AS
+WITH constraints AS (
+    SELECT k.oid, k.conname::pg_catalog.text AS constraint_name, k.contype, k.convalidated, k.conrelid, k.confrelid, k.conkey,
+           n.nspname::pg_catalog.text AS schemaname, t.relname::pg_catalog.text AS tablename
+      FROM pg_catalog.pg_constraint k
+      JOIN pg_catalog.pg_class t ON t.oid = k.conrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+     WHERE k.contype IN ('f', 'c') AND k.conparentid = 0
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', '@extschema@')
+       AND n.nspname !~ '^pg_(toast|temp_)'
+), unindexed AS (
+    SELECT c.*,
+           (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY x.ord)
+              FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS x(attnum, ord)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = x.attnum) AS columns
+      FROM constraints c
+     WHERE c.contype = 'f'
+       AND NOT EXISTS (
+           SELECT FROM pg_catalog.pg_index i
+            WHERE i.indrelid = c.conrelid AND i.indisvalid AND i.indpred IS NULL
+              AND pg_catalog.cardinality(c.conkey) <= i.indnkeyatts
+              AND NOT EXISTS (SELECT FROM pg_catalog.unnest(c.conkey) AS x(attnum)
+                               WHERE COALESCE(pg_catalog.array_position(i.indkey::pg_catalog.int2[], x.attnum)
+                                              - pg_catalog.array_lower(i.indkey::pg_catalog.int2[], 1), 2147483647)
+                                     >= pg_catalog.cardinality(c.conkey)))
+)
+SELECT u.schemaname, u.tablename, u.constraint_name, 'foreign_key_without_index'::pg_catalog.text AS issue,
+       pg_catalog.format('no index on %I.%I leads with (%s): every DELETE or key UPDATE on %s scans the whole table, and joins on the key cannot use an index',
+                         u.schemaname, u.tablename, u.columns, u.confrelid::pg_catalog.regclass) AS detail,
+       pg_catalog.format('CREATE INDEX CONCURRENTLY ON %I.%I (%s);', u.schemaname, u.tablename, u.columns) AS recommendation
+  FROM unindexed u
+UNION ALL
+SELECT c.schemaname, c.tablename, c.constraint_name, 'not_valid',
+       pg_catalog.format('%s constraint added NOT VALID and never validated: rows that existed before are not checked',
+                         CASE c.contype WHEN 'f' THEN 'foreign key' ELSE 'check' END),
+       pg_catalog.format('ALTER TABLE %I.%I VALIDATE CONSTRAINT %I;  -- takes only a SHARE UPDATE EXCLUSIVE lock',
+                         c.schemaname, c.tablename, c.constraint_name)
+  FROM constraints c
+ WHERE NOT c.convalidated
+ ORDER BY 1, 2, 3, 4;
+
 -- Live table health of the current database: access pattern, vacuum, bloat, wraparound.
+-- missing_index is judged from the scans of the last missing_index_window (the collector's
+-- table_stats plus the live counters since its last snapshot), so that it clears once an index
+-- serves the scans (issue 17); a table the collector has not seen is judged from the
+-- cumulative counters, as the server keeps them since the last statistics reset.
 CREATE VIEW @extschema@.table_maintenance AS
 WITH args AS (
     SELECT @extschema@._threshold('seq_scan_rows_missing_index') AS missing_index_rows,
            @extschema@._threshold('dead_tuple_ratio') AS dead_ratio,
-           @extschema@._threshold('xid_age_warning') AS xid_warning
+           @extschema@._threshold('xid_age_warning') AS xid_warning,
+           @extschema@._threshold('missing_index_window')::double precision AS missing_index_window_s,
+           pg_catalog.now() - pg_catalog.make_interval(secs => @extschema@._threshold('missing_index_window')::double precision) AS since
+), recent AS (
+    SELECT w.relid, w.seq_scan, w.seq_tup_read, w.idx_scan
+      FROM args a, @extschema@._table_totals(a.since, pg_catalog.now()) w
 ), tables AS (
     SELECT s.relid, s.schemaname::pg_catalog.text, s.relname::pg_catalog.text AS tablename, s.seq_scan, s.seq_tup_read,
            COALESCE(s.idx_scan, 0) AS idx_scan, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
            s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
            pg_catalog.pg_table_size(s.relid) AS table_bytes,
-           pg_catalog.age(c.relfrozenxid) AS xid_age
+           pg_catalog.age(c.relfrozenxid) AS xid_age,
+           k.relid IS NOT NULL AS watched,
+           -- scans in the window: recorded ones plus those since the last snapshot (all live
+           -- ones after a reset, which put the counter below the remembered value)
+           CASE WHEN k.relid IS NULL THEN s.seq_scan
+                ELSE COALESCE(r.seq_scan, 0) + CASE WHEN s.seq_scan >= k.seq_scan THEN s.seq_scan - k.seq_scan ELSE s.seq_scan END
+           END AS window_seq_scan,
+           CASE WHEN k.relid IS NULL THEN s.seq_tup_read
+                ELSE COALESCE(r.seq_tup_read, 0)
+                     + CASE WHEN s.seq_tup_read >= k.seq_tup_read THEN s.seq_tup_read - k.seq_tup_read ELSE s.seq_tup_read END
+           END AS window_seq_tup_read,
+           CASE WHEN k.relid IS NULL THEN COALESCE(s.idx_scan, 0)
+                ELSE COALESCE(r.idx_scan, 0)
+                     + CASE WHEN COALESCE(s.idx_scan, 0) >= COALESCE(k.idx_scan, 0) THEN COALESCE(s.idx_scan, 0) - COALESCE(k.idx_scan, 0)
+                            ELSE COALESCE(s.idx_scan, 0) END
+           END AS window_idx_scan
       FROM pg_catalog.pg_stat_user_tables s
       JOIN pg_catalog.pg_class c ON c.oid = s.relid
+      LEFT JOIN @extschema@.table_counters k ON k.relid = s.relid
+      LEFT JOIN recent r ON r.relid = s.relid
      WHERE s.schemaname <> '@extschema@'
+), judged AS (
+    SELECT t.*, a.*,
+           t.window_seq_scan > t.window_idx_scan
+               AND t.window_seq_tup_read::numeric / NULLIF(t.window_seq_scan, 0) > a.missing_index_rows AS missing_index
+      FROM tables t CROSS JOIN args a
 )
 SELECT t.schemaname, t.tablename, t.seq_scan, t.idx_scan,
        t.seq_scan::double precision / NULLIF(t.seq_scan + t.idx_scan, 0) AS seq_scan_ratio,
@@ -191,44 +286,79 @@ SELECT t.schemaname, t.tablename, t.seq_scan, t.idx_scan,
        t.xid_age,
        2147483647 - t.xid_age AS wraparound_headroom,
        pg_catalog.array_remove(ARRAY[
-           CASE WHEN t.seq_scan > t.idx_scan AND t.seq_tup_read::numeric / NULLIF(t.seq_scan, 0) > a.missing_index_rows
-                THEN 'missing_index' END,
-           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > a.dead_ratio * (t.n_live_tup + t.n_dead_tup)
+           CASE WHEN t.missing_index THEN 'missing_index' END,
+           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup)
                 THEN 'needs_vacuum' END,
            CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
                 THEN 'needs_analyze' END,
-           CASE WHEN t.xid_age > a.xid_warning * 2147483647 THEN 'wraparound_risk' END
+           CASE WHEN t.xid_age > t.xid_warning * 2147483647 THEN 'wraparound_risk' END
        ], NULL) AS issues,
        pg_catalog.concat_ws(' ',
-           CASE WHEN t.seq_scan > t.idx_scan AND t.seq_tup_read::numeric / NULLIF(t.seq_scan, 0) > a.missing_index_rows
-                THEN pg_catalog.format('Sequential scans read %s rows each: find the filter in top_queries() and index it.',
-                                       pg_catalog.round(t.seq_tup_read::numeric / t.seq_scan)) END,
-           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > a.dead_ratio * (t.n_live_tup + t.n_dead_tup)
+           CASE WHEN t.missing_index
+                THEN pg_catalog.format('Sequential scans read %s rows each (%s scans %s): find the filter in top_queries() and index it.',
+                                       pg_catalog.round(t.window_seq_tup_read::numeric / t.window_seq_scan), t.window_seq_scan,
+                                       CASE WHEN t.watched THEN 'in the last ' || pg_catalog.make_interval(secs => t.missing_index_window_s)::text
+                                            ELSE 'since the statistics were reset' END) END,
+           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup)
                 THEN pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename) END,
            CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
-                     AND NOT (t.n_dead_tup > 1000 AND t.n_dead_tup > a.dead_ratio * (t.n_live_tup + t.n_dead_tup))
+                     AND NOT (t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup))
                 THEN pg_catalog.format('ANALYZE %I.%I;', t.schemaname, t.tablename) END,
-           CASE WHEN t.xid_age > a.xid_warning * 2147483647
+           CASE WHEN t.xid_age > t.xid_warning * 2147483647
                 THEN pg_catalog.format('VACUUM (FREEZE) %I.%I;  -- %s transactions from wraparound',
                                        t.schemaname, t.tablename, 2147483647 - t.xid_age) END
-       ) AS recommendation
-  FROM tables t CROSS JOIN args a
+       ) AS recommendation,
+       t.window_seq_scan AS seq_scans_in_window, t.window_seq_tup_read AS seq_rows_in_window,
+       t.window_idx_scan AS idx_scans_in_window
+  FROM judged t
  ORDER BY t.n_dead_tup DESC;
 
+-- Sequences, measured against the narrowest column they feed (issue 17, as PgHero does): an
+-- integer column fed by a bigint sequence fails at 2^31 - 1, long before the sequence does.
 CREATE VIEW @extschema@.sequence_usage AS
 SELECT u.schemaname, u.sequencename, u.data_type, u.last_value, u.min_value, u.max_value, u.increment_by,
        u.used_ratio, u.cycle,
        CASE WHEN NOT u.cycle AND u.used_ratio > @extschema@._threshold('sequence_exhaustion')
-            THEN 'near_exhaustion' ELSE 'ok' END AS status
-  FROM (SELECT s.schemaname::pg_catalog.text, s.sequencename::pg_catalog.text, s.data_type::pg_catalog.text, s.last_value, s.min_value,
-               s.max_value, s.increment_by, s.cycle,
-               -- the share of the range already used, in the direction the sequence moves
+            THEN 'near_exhaustion' ELSE 'ok' END AS status,
+       u.column_limit, u.used_by
+  FROM (SELECT s.schemaname, s.sequencename, s.data_type, s.last_value, s.min_value,
+               s.max_value, s.increment_by, s.cycle, s.column_limit, s.used_by,
+               -- the share of the range already used, in the direction the sequence moves, up to
+               -- the end of the range or the narrowest column's limit, whichever comes first
                CASE WHEN s.increment_by > 0
                     THEN (COALESCE(s.last_value, s.start_value) - s.min_value)::double precision
+                         / NULLIF(LEAST(s.max_value, s.column_limit)::double precision - s.min_value, 0)
                     ELSE (s.max_value - COALESCE(s.last_value, s.start_value))::double precision
-               END / NULLIF(s.max_value - s.min_value, 0) AS used_ratio
-          FROM pg_catalog.pg_sequences s
-         WHERE s.schemaname <> '@extschema@') u;
+                         / NULLIF(s.max_value - GREATEST(s.min_value::double precision, -s.column_limit::double precision - 1), 0)
+               END AS used_ratio
+          FROM (SELECT q.schemaname::pg_catalog.text, q.sequencename::pg_catalog.text, q.data_type::pg_catalog.text,
+                       q.last_value, q.start_value, q.min_value, q.max_value, q.increment_by, q.cycle,
+                       c.column_limit, c.used_by
+                  FROM pg_catalog.pg_sequences q
+                  JOIN pg_catalog.pg_namespace n ON n.nspname = q.schemaname
+                  JOIN pg_catalog.pg_class sc ON sc.relnamespace = n.oid AND sc.relname = q.sequencename
+                  LEFT JOIN LATERAL (
+                      -- the columns it feeds: owned (serial, identity) or named in a DEFAULT
+                      SELECT pg_catalog.min(CASE a.atttypid WHEN 'pg_catalog.int2'::pg_catalog.regtype THEN 32767
+                                                            WHEN 'pg_catalog.int4'::pg_catalog.regtype THEN 2147483647
+                                                            ELSE 9223372036854775807 END) AS column_limit,
+                             pg_catalog.string_agg(DISTINCT pg_catalog.format('%s.%I (%s)', f.relid::pg_catalog.regclass, a.attname,
+                                                                              pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ') AS used_by
+                        FROM (SELECT d.refobjid AS relid, d.refobjsubid AS attnum
+                                FROM pg_catalog.pg_depend d
+                               WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = sc.oid
+                                 AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjsubid > 0
+                                 AND d.deptype IN ('a', 'i')
+                              UNION
+                              SELECT ad.adrelid, ad.adnum
+                                FROM pg_catalog.pg_depend d
+                                JOIN pg_catalog.pg_attrdef ad ON ad.oid = d.objid
+                               WHERE d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                                 AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = sc.oid) f
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = f.relid AND a.attnum = f.attnum
+                       WHERE a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                                            'pg_catalog.int8'::pg_catalog.regtype)) c ON true
+                 WHERE q.schemaname <> '@extschema@') s) u;
 
 -- Buffer cache hit ratios: per hour and database, per table and index over the window, and the
 -- statements that read the most blocks from outside shared buffers.

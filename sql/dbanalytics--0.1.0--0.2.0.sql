@@ -608,3 +608,897 @@ REVOKE ALL ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_ru
 GRANT EXECUTE ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules),
     @extschema@._alert_rules_guard() TO dbanalytics_reader;
 
+-------------------------------------------------------------------------------
+-- Issue 17 BEGIN: verdicts a DBA can act on. Pools tell lock hotspots, idle-in-transaction
+-- leaks and a cluster near its connection limit apart and never grow a pool for them; an
+-- index backing a foreign key is protected; constraint_checks (new) reports foreign keys
+-- without an index and NOT VALID constraints; sequence_usage measures a sequence against the
+-- column it feeds (new columns column_limit, used_by); table_maintenance judges missing_index
+-- from the last hour's scans (new columns *_in_window); health_score counts only pool minutes a
+-- pool or application change fixes. Restated whole from sql/analytics_*.sql and sql/health.sql.
+-------------------------------------------------------------------------------
+CREATE OR REPLACE VIEW @extschema@.analytics_thresholds (name, value, unit, used_by, meaning) AS
+VALUES
+    ('pool_limit_ratio', 0.9, 'ratio', 'connection_pool_analytics',
+     'near_connection_limit when peak client connections reach this share of max_connections - superuser_reserved_connections (then no pool is told to grow)'),
+    ('pool_high_utilization', 0.8, 'ratio', 'connection_pool_analytics',
+     'high_utilization when active / (active + idle) exceeds this'),
+    ('pool_low_utilization', 0.3, 'ratio', 'connection_pool_analytics',
+     'oversized when utilization is below this and more than pool_idle_surplus connections sit idle'),
+    ('pool_idle_surplus', 10, 'connections', 'connection_pool_analytics',
+     'oversized needs more idle connections than this on average'),
+    ('pool_idle_in_transaction_ratio', 1, 'ratio', 'connection_pool_analytics',
+     'idle_in_transaction (an application leak) when at least 1 connection on average, and more than this multiple of the active ones, sit idle in an open transaction'),
+    ('pool_growth_buffer', 1.2, 'factor', 'connection_pool_analytics',
+     'recommended size of a busy pool (or of a pooler near the connection limit): the measured peak of concurrently active sessions times this'),
+    ('pool_shrink_buffer', 1.1, 'factor', 'connection_pool_analytics',
+     'recommended size of an oversized pool: peak active connections times this'),
+    ('index_min_evidence', 604800, 's', 'index_effectiveness',
+     'an index is judged unused or rarely used only after being watched this long (collector history or counters since stats_reset)'),
+    ('index_rare_scans_per_day', 10, 'scans/day', 'index_effectiveness',
+     'rarely_used below this many scans per day'),
+    ('index_low_selectivity', 0.3, 'ratio', 'index_effectiveness',
+     'low_selectivity when an average scan reads more than this share of the table''s rows'),
+    ('index_oversized_ratio', 1.0, 'ratio', 'index_effectiveness',
+     'oversized when the index is larger than this multiple of its table (and larger than index_oversized_min_bytes)'),
+    ('index_oversized_min_bytes', 8388608, 'bytes', 'index_effectiveness',
+     'indexes smaller than this are never called oversized'),
+    ('n_plus_one_calls_per_transaction', 10, 'calls/transaction', 'query_analysis',
+     'n_plus_one: a single-row lookup executed at least this many times per transaction of its database, in some snapshot interval'),
+    ('n_plus_one_rows_per_call', 1.5, 'rows/call', 'query_analysis',
+     'n_plus_one: the lookup returns at most this many rows per call on average'),
+    ('n_plus_one_min_runs', 3, 'runs', 'query_analysis',
+     'n_plus_one (runs): the lookup ran in at least this many runs after a parent statement in the window'),
+    ('n_plus_one_min_run_length', 5, 'executions/run', 'query_analysis',
+     'n_plus_one (runs): its runs are at least this long on average'),
+    ('n_plus_one_run_max_rows', 10, 'rows/execution', 'executor hooks (fixed)',
+     'a run is consecutive executions of one statement on one connection, each returning at most this many rows'),
+    ('n_plus_one_run_max_gap', 100, 'ms', 'executor hooks (fixed)',
+     'a run continues while each execution starts within this time of the previous one''s end; its parent is the different statement that ended within this time before the run'),
+    ('n_plus_one_run_min_length', 2, 'executions', 'executor hooks (fixed)',
+     'runs shorter than this, and runs without a parent (a steady stream of one lookup), are not recorded'),
+    ('caching_calls_per_second', 50, 'calls/s', 'query_analysis',
+     'caching_opportunity: a read-only statement called more often than this'),
+    ('caching_write_ratio', 0.01, 'ratio', 'query_analysis',
+     'caching_opportunity: its tables received fewer row writes than this share of its calls'),
+    ('select_star_rows_per_call', 100, 'rows/call', 'query_analysis',
+     'query_rewrites: SELECT * flagged when it returns more rows per call than this'),
+    ('frequent_calls_per_second', 10, 'calls/s', 'query_analysis',
+     'frequent_queries: statements called more often than this on average over the window'),
+    ('expensive_share', 0.05, 'ratio', 'query_analysis',
+     'expensive_queries: statements with more than this share of all blocks read, temp blocks or WAL'),
+    ('long_transaction', 60, 's', 'long_running_transactions',
+     'transactions open longer than this are listed'),
+    ('seq_scan_rows_missing_index', 10000, 'rows', 'table_maintenance',
+     'a table whose sequential scans read more than this many rows each, and that has more sequential than index scans, is flagged missing_index'),
+    ('missing_index_window', 3600, 's', 'table_maintenance',
+     'missing_index is judged from the scans of this last stretch of time (collector history plus live counters), so it clears once an index serves them'),
+    ('dead_tuple_ratio', 0.2, 'ratio', 'table_maintenance',
+     'needs_vacuum when dead tuples exceed this share of all tuples (and 1000 tuples)'),
+    ('xid_age_warning', 0.5, 'ratio', 'table_maintenance',
+     'wraparound_risk when the table''s transaction-ID age passes this share of the 2^31 wraparound horizon'),
+    ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
+     'a sequence that used more than this share of its range is flagged');
+
+CREATE OR REPLACE FUNCTION @extschema@._pool_analytics(analysis_window interval)
+RETURNS TABLE (
+    minute timestamptz, datname text, usename text, application_name text,
+    avg_active double precision, max_active integer, avg_idle double precision,
+    avg_idle_in_transaction double precision, avg_waiting double precision,
+    max_connections_used integer, utilization double precision,
+    pool_status text, recommended_pool_size integer, recommendation text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           pg_catalog.current_setting('max_connections')::integer
+             - pg_catalog.current_setting('superuser_reserved_connections')::integer AS usable,
+           COALESCE((SELECT s.setting::double precision / 1000 FROM pg_catalog.pg_settings s
+                      WHERE s.name = 'dbanalytics.sample_interval'), 1) AS tick_seconds,
+           @extschema@._threshold('pool_limit_ratio')::double precision AS limit_ratio,
+           @extschema@._threshold('pool_high_utilization')::double precision AS high_util,
+           @extschema@._threshold('pool_low_utilization')::double precision AS low_util,
+           @extschema@._threshold('pool_idle_surplus')::double precision AS idle_surplus,
+           @extschema@._threshold('pool_idle_in_transaction_ratio')::double precision AS iit_ratio,
+           @extschema@._threshold('pool_growth_buffer')::double precision AS grow,
+           @extschema@._threshold('pool_shrink_buffer')::double precision AS shrink
+), rolled AS (
+    -- the minutes overlapping the window: rolled up, then from raw samples after the rollup
+    SELECT COALESCE(@extschema@._rolled_until('rollup'), '-infinity') AS until
+), pools AS (
+    SELECT p.* FROM @extschema@.pool_minute p
+     WHERE p.minute > pg_catalog.now() - analysis_window - interval '1 minute'
+       AND p.minute < (SELECT r.until FROM rolled r)
+    UNION ALL
+    SELECT p.* FROM rolled r, args a,
+           @extschema@._pool_minutes(GREATEST(r.until, pg_catalog.date_trunc('minute', a.since)), 'infinity') p
+), measured AS (
+    SELECT p.minute, p.datname, p.usename, p.application_name,
+           p.active_sum::double precision / p.ticks AS avg_active, p.max_active,
+           p.idle_sum::double precision / p.ticks AS avg_idle,
+           p.idle_in_transaction_sum::double precision / p.ticks AS avg_iit,
+           p.waiting_sum::double precision / p.ticks AS avg_waiting,
+           p.max_connections AS max_used,
+           p.active_sum::double precision / NULLIF(p.active_sum + p.idle_sum, 0) AS utilization,
+           p.cluster_peak >= a.limit_ratio * a.usable AS near_limit, p.cluster_peak AS peak, a.*
+      FROM pools p CROSS JOIN args a
+), judged AS (
+    SELECT m.*,
+           CASE
+               WHEN m.avg_waiting > 0 AND m.avg_idle < 1 THEN 'lock_hotspot'
+               WHEN m.near_limit THEN 'near_connection_limit'
+               WHEN m.avg_iit >= 1 AND m.avg_iit > m.iit_ratio * m.avg_active THEN 'idle_in_transaction'
+               WHEN m.utilization < m.low_util AND m.avg_idle > m.idle_surplus THEN 'oversized'
+               WHEN m.utilization > m.high_util THEN 'high_utilization'
+               ELSE 'optimal'
+           END AS status,
+           -- the measured need: the peak of concurrently active sessions, with a buffer
+           GREATEST(1, pg_catalog.ceil(m.max_active * m.grow))::integer AS measured_need
+      FROM measured m
+)
+SELECT j.minute, j.datname, j.usename, j.application_name,
+       j.avg_active, j.max_active, j.avg_idle, j.avg_iit, j.avg_waiting, j.max_used, j.utilization,
+       j.status,
+       CASE j.status
+           -- never more connections than the pool has now when it waits on locks or the cluster is near its limit
+           WHEN 'lock_hotspot' THEN j.max_used
+           WHEN 'near_connection_limit' THEN LEAST(j.max_used, j.measured_need)
+           WHEN 'idle_in_transaction' THEN j.max_used
+           WHEN 'high_utilization' THEN j.measured_need
+           WHEN 'oversized' THEN GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink))::integer
+           ELSE j.max_used
+       END,
+       CASE j.status
+           WHEN 'lock_hotspot' THEN
+               pg_catalog.format('%s sessions on average wait on locks%s with no idle connection left: a lock hotspot, '
+                                 'not a pool too small (more sessions would only queue behind the same locks); do not grow the pool, '
+                                 'find the blockers in blocking_chains() and lock_contention%s',
+                                 pg_catalog.round(j.avg_waiting::numeric, 2),
+                                 (SELECT pg_catalog.format(' (most on %s: %s of %s waiting samples)', h.object, h.samples, h.total)
+                                    FROM (SELECT COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object,
+                                                 pg_catalog.count(*) AS samples,
+                                                 pg_catalog.sum(pg_catalog.count(*)) OVER () AS total
+                                            FROM @extschema@.lock_waits w
+                                           WHERE w.waiting AND w.sampled_at >= j.minute AND w.sampled_at < j.minute + interval '1 minute'
+                                             AND (j.application_name = '(all clients)' AND j.datname IS NULL
+                                                  OR (w.datname, w.usename, w.application_name)
+                                                     IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name))
+                                           GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1) h),
+                                 CASE WHEN j.near_limit
+                                      THEN pg_catalog.format('; the cluster is also near its connection limit (%s of %s usable)', j.peak, j.usable)
+                                      ELSE '' END)
+           WHEN 'near_connection_limit' THEN
+               pg_catalog.format('client connections peaked at %s of %s usable (max_connections - superuser_reserved_connections): '
+                                 'do not add connections; put a pooler such as PgBouncer (transaction pooling) in front, '
+                                 'sized to the measured peak of %s concurrently active sessions (sampled every %s s) plus %s%%: about %s',
+                                 j.peak, j.usable, j.max_active, j.tick_seconds, pg_catalog.round((100 * (j.grow - 1))::numeric),
+                                 LEAST(j.max_used, j.measured_need))
+           WHEN 'idle_in_transaction' THEN
+               pg_catalog.format('%s connections on average sit idle inside an open transaction, against %s active: '
+                                 'the application holds connections (and their locks and snapshots) without using them; '
+                                 'fix the code path that leaves transactions open (long_running_transactions names the sessions) '
+                                 'and set idle_in_transaction_session_timeout; do not grow the pool',
+                                 pg_catalog.round(j.avg_iit::numeric, 2), pg_catalog.round(j.avg_active::numeric, 2))
+           WHEN 'oversized' THEN
+               pg_catalog.format('only %s%% of connections are active while %s sit idle on average: shrink the pool to about %s '
+                                 '(peak of %s concurrently active sessions, sampled every %s s)',
+                                 pg_catalog.round((100 * j.utilization)::numeric, 1),
+                                 pg_catalog.round(j.avg_idle::numeric, 1),
+                                 GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink)), j.max_active, j.tick_seconds)
+           WHEN 'high_utilization' THEN
+               pg_catalog.format('%s%% of connections are busy, at most %s active at once (sampled every %s s; shorter peaks are not seen): '
+                                 'if clients wait for a connection, size the pool to about %s; the server cannot see clients queued '
+                                 'in an application pool or a pooler: check its wait count (PgBouncer: SHOW POOLS, cl_waiting)',
+                                 pg_catalog.round((100 * j.utilization)::numeric, 1), j.max_active, j.tick_seconds, j.measured_need)
+           ELSE 'no action needed'
+       END
+  FROM judged j
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
+RETURNS TABLE (
+    schemaname text, tablename text, indexname text, index_method text,
+    scans_in_window bigint, scans_per_second double precision, tuples_read_per_scan double precision,
+    index_bytes bigint, table_bytes bigint, size_ratio double precision,
+    table_writes_in_window bigint, watched_seconds double precision,
+    protected_by text, index_status text, recommendation text, evidence text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
+           @extschema@._threshold('index_min_evidence')::double precision AS min_evidence,
+           @extschema@._threshold('index_rare_scans_per_day')::double precision AS rare_per_day,
+           @extschema@._threshold('index_low_selectivity')::double precision AS low_selectivity,
+           @extschema@._threshold('index_oversized_ratio')::double precision AS oversized_ratio,
+           @extschema@._threshold('index_oversized_min_bytes')::double precision AS oversized_min
+), live AS (
+    SELECT i.indexrelid, i.indrelid, n.nspname::text AS schemaname, t.relname::text AS tablename,
+           c.relname::text AS indexname, am.amname::text AS method, i.indisvalid, i.indisunique,
+           i.indisprimary, i.indisreplident, i.indkey::text AS keys, i.indclass::text AS opclasses,
+           i.indoption::text AS options,
+           i.indcollation::text AS collations, i.indnkeyatts,
+           COALESCE(pg_catalog.pg_get_expr(i.indexprs, i.indrelid), '') AS expressions,
+           COALESCE(pg_catalog.pg_get_expr(i.indpred, i.indrelid), '') AS predicate,
+           pg_catalog.pg_relation_size(i.indexrelid) AS index_bytes,
+           pg_catalog.pg_table_size(i.indrelid) AS table_bytes,
+           GREATEST(t.reltuples, 0) AS table_rows,
+           s.idx_scan AS live_scans, s.idx_tup_read AS live_tup_read,
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%s constraint %s',
+                       CASE k.contype WHEN 'p' THEN 'primary key' WHEN 'u' THEN 'unique'
+                                      WHEN 'x' THEN 'exclusion' ELSE 'foreign key' END, k.conname), ', ')
+              FROM pg_catalog.pg_constraint k
+             WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')) AS constraint_use,
+           -- foreign keys of this table whose columns are exactly the index's leading key columns
+           -- (in any order, as PgHero checks): the index serves the parent's DELETE / key UPDATE
+           (SELECT pg_catalog.string_agg(pg_catalog.format('foreign key %s: without it every DELETE or key UPDATE on %s scans %I.%I',
+                                                           k.conname, k.confrelid::pg_catalog.regclass, n.nspname, t.relname),
+                                         ', ' ORDER BY k.conname)
+              FROM pg_catalog.pg_constraint k
+             WHERE k.contype = 'f' AND k.conrelid = i.indrelid AND i.indpred IS NULL
+               AND pg_catalog.cardinality(k.conkey) <= i.indnkeyatts
+               AND NOT EXISTS (SELECT FROM pg_catalog.unnest(k.conkey) AS x(attnum)
+                                WHERE COALESCE(pg_catalog.array_position(i.indkey::pg_catalog.int2[], x.attnum)
+                                               - pg_catalog.array_lower(i.indkey::pg_catalog.int2[], 1), 2147483647)
+                                      >= pg_catalog.cardinality(k.conkey))) AS foreign_key_use
+      FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+      JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+      JOIN pg_catalog.pg_am am ON am.oid = c.relam
+      LEFT JOIN pg_catalog.pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '@extschema@')
+       AND n.nspname !~ '^pg_(toast|temp_)'
+), history AS (
+    SELECT h.indexrelid, h.idx_scan AS scans, h.idx_tup_read AS tup_read
+      FROM args a, @extschema@._index_totals(a.since, pg_catalog.now()) h
+), writes AS (
+    SELECT w.relid, w.n_tup_ins + w.n_tup_upd - w.n_tup_hot_upd AS writes
+      FROM args a, @extschema@._table_totals(a.since, pg_catalog.now()) w
+), measured AS (
+    SELECT l.*,
+           -- scans recorded in the window, plus those since the last snapshot
+           COALESCE(h.scans, 0) + CASE
+               WHEN l.live_scans IS NULL OR k.idx_scan IS NULL THEN 0
+               WHEN l.live_scans >= k.idx_scan THEN l.live_scans - k.idx_scan
+               ELSE l.live_scans END AS scans,
+           COALESCE(h.tup_read, 0) + CASE
+               WHEN l.live_tup_read IS NULL OR k.idx_tup_read IS NULL THEN 0
+               WHEN l.live_tup_read >= k.idx_tup_read THEN l.live_tup_read - k.idx_tup_read
+               ELSE l.live_tup_read END AS tup_read,
+           -- how long the collector has watched this index (never seen: not watched at all; the
+           -- server's own counters cannot tell, since the index may be younger than stats_reset)
+           COALESCE(EXTRACT(epoch FROM pg_catalog.now() - GREATEST(a.since, k.first_seen))::double precision, 0) AS watched,
+           COALESCE(wr.writes, 0) AS writes,
+           a.window_seconds, a.min_evidence, a.rare_per_day, a.low_selectivity, a.oversized_ratio, a.oversized_min,
+           CASE
+               WHEN l.constraint_use IS NOT NULL THEN 'backs ' || l.constraint_use
+               WHEN l.indisunique THEN 'enforces uniqueness'
+               WHEN l.indisreplident THEN 'is the replica identity'
+               WHEN l.foreign_key_use IS NOT NULL THEN 'backs ' || l.foreign_key_use
+           END AS protected_by,
+           -- a standby's scans are counted on the standby only (pg_stat_user_indexes is per server)
+           EXISTS (SELECT FROM pg_catalog.pg_stat_replication) OR EXISTS (SELECT FROM pg_catalog.pg_replication_slots r WHERE r.slot_type = 'physical') AS has_standbys
+      FROM live l
+      CROSS JOIN args a
+      LEFT JOIN history h ON h.indexrelid = l.indexrelid
+      LEFT JOIN @extschema@.index_counters k ON k.indexrelid = l.indexrelid
+      LEFT JOIN writes wr ON wr.relid = l.indrelid
+), twins AS (
+    -- an identical index on the same table: the newer one, unless only the older is droppable
+    SELECT m.indexrelid, pg_catalog.min(o.indexname) AS twin
+      FROM measured m JOIN measured o
+        ON o.indrelid = m.indrelid AND o.indexrelid <> m.indexrelid
+       AND (o.method, o.keys, o.opclasses, o.options, o.collations, o.expressions, o.predicate, o.indnkeyatts)
+         = (m.method, m.keys, m.opclasses, m.options, m.collations, m.expressions, m.predicate, m.indnkeyatts)
+     -- the twin that stays must be valid: never call the only valid copy a duplicate
+     WHERE m.protected_by IS NULL AND o.indisvalid
+       AND (o.protected_by IS NOT NULL OR NOT m.indisvalid OR o.indexrelid < m.indexrelid)
+     GROUP BY m.indexrelid
+), covering AS (
+    -- a wider index whose leading columns are exactly this index's columns
+    SELECT m.indexrelid, pg_catalog.min(o.indexname) AS wider
+      FROM measured m JOIN measured o
+        ON o.indrelid = m.indrelid AND o.indexrelid <> m.indexrelid
+       AND o.method = m.method AND o.predicate = m.predicate
+       AND m.expressions = '' AND o.expressions = ''
+       AND o.keys LIKE m.keys || ' %' AND o.opclasses LIKE m.opclasses || ' %'
+       AND o.options LIKE m.options || ' %' AND o.collations LIKE m.collations || ' %'
+     WHERE NOT m.indisunique AND m.method = 'btree' AND o.indisvalid
+     GROUP BY m.indexrelid
+), judged AS (
+    SELECT m.*, tw.twin, cv.wider,
+           m.watched >= 0.9 * LEAST(m.window_seconds, m.min_evidence) AS enough_evidence,
+           m.scans / GREATEST(m.watched, 1) * 86400 AS scans_per_day,
+           CASE
+               WHEN NOT m.indisvalid THEN 'invalid'
+               WHEN tw.twin IS NOT NULL THEN 'duplicate'
+               WHEN cv.wider IS NOT NULL THEN 'redundant'
+               WHEN m.scans = 0 AND m.watched >= 0.9 * LEAST(m.window_seconds, m.min_evidence) THEN 'unused'
+               WHEN m.scans = 0 THEN 'insufficient_history'
+               WHEN m.watched >= 0.9 * LEAST(m.window_seconds, m.min_evidence)
+                    AND m.scans / GREATEST(m.watched, 1) * 86400 < m.rare_per_day THEN 'rarely_used'
+               WHEN m.table_rows > 1000
+                    AND m.tup_read::double precision / m.scans > m.low_selectivity * m.table_rows THEN 'low_selectivity'
+               WHEN m.index_bytes > m.oversized_min AND m.index_bytes > m.oversized_ratio * m.table_bytes THEN 'oversized'
+               ELSE 'effective'
+           END AS status
+      FROM measured m
+      LEFT JOIN twins tw ON tw.indexrelid = m.indexrelid
+      LEFT JOIN covering cv ON cv.indexrelid = m.indexrelid
+)
+SELECT j.schemaname, j.tablename, j.indexname, j.method,
+       j.scans, j.scans / NULLIF(j.watched, 0), j.tup_read::double precision / NULLIF(j.scans, 0),
+       j.index_bytes, j.table_bytes, j.index_bytes::double precision / NULLIF(j.table_bytes, 0),
+       j.writes, j.watched, j.protected_by, j.status,
+       CASE
+           WHEN j.status = 'effective' THEN 'keep'
+           WHEN j.status = 'insufficient_history' THEN
+               pg_catalog.format('not scanned while watched for %s; judge again after %s of history',
+                                 pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)),
+                                 pg_catalog.make_interval(secs => 0.9 * LEAST(j.window_seconds, j.min_evidence)))
+           WHEN j.status = 'invalid' THEN
+               pg_catalog.format('REINDEX INDEX CONCURRENTLY %I.%I;  -- a failed CREATE INDEX CONCURRENTLY left it invalid: it is maintained on every write but never used',
+                                 j.schemaname, j.indexname)
+           WHEN j.status = 'oversized' THEN
+               pg_catalog.format('REINDEX INDEX CONCURRENTLY %I.%I;  -- larger than its table: likely bloated',
+                                 j.schemaname, j.indexname)
+           WHEN j.status = 'low_selectivity' AND j.protected_by IS NULL THEN
+               pg_catalog.format('each scan reads %s%% of the table: consider a partial index or DROP INDEX CONCURRENTLY %I.%I;',
+                                 pg_catalog.round((100 * j.tup_read / j.scans / NULLIF(j.table_rows, 0))::numeric, 1),
+                                 j.schemaname, j.indexname)
+           WHEN j.protected_by IS NOT NULL THEN
+               pg_catalog.format('keep: it %s', j.protected_by)
+           WHEN j.has_standbys THEN
+               pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I;  -- first check its scans on every standby (pg_stat_user_indexes there): they are not counted here',
+                                 j.schemaname, j.indexname)
+           ELSE
+               pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I;', j.schemaname, j.indexname)
+       END,
+       CASE j.status
+           WHEN 'duplicate' THEN pg_catalog.format('same definition as %I', j.twin)
+           WHEN 'redundant' THEN pg_catalog.format('its columns lead index %I, which serves the same lookups', j.wider)
+           WHEN 'unused' THEN pg_catalog.format('0 scans on this server while watched for %s (scans on standbys are not counted)',
+                                                pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)))
+           WHEN 'rarely_used' THEN pg_catalog.format('%s scans per day on this server (threshold %s; scans on standbys are not counted) against %s table writes',
+                                                    pg_catalog.round(j.scans_per_day::numeric, 2), j.rare_per_day, j.writes)
+           WHEN 'invalid' THEN 'pg_index.indisvalid is false'
+           ELSE pg_catalog.format('%s scans in %s of watching', j.scans, pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)))
+       END
+  FROM judged j
+ ORDER BY CASE j.status WHEN 'effective' THEN 1 ELSE 0 END, j.schemaname, j.tablename, j.indexname
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._health_measures(analysis_window interval)
+RETURNS TABLE (component text, indicator text, value numeric, unit text, higher_is_worse boolean,
+               warn numeric, bad numeric, weight numeric, measurable text, evidence text,
+               source text, impact text, mitigation text, action text, effort text,
+               bad_severity text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           EXTRACT(epoch FROM analysis_window)::numeric AS window_seconds,
+           @extschema@._slow_query_ms() AS slow_ms,
+           pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE') AS sees_all_sessions,
+           pg_catalog.current_setting('max_connections')::numeric
+             - pg_catalog.current_setting('superuser_reserved_connections')::numeric AS usable_connections
+), statements AS (
+    SELECT pg_catalog.sum(t.calls) AS calls,
+           pg_catalog.sum(t.calls) FILTER (WHERE t.total_exec_time > a.slow_ms * t.calls) AS slow_calls,
+           pg_catalog.count(*) FILTER (WHERE t.total_exec_time > a.slow_ms * t.calls) AS slow_statements
+      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+     WHERE t.toplevel AND t.calls > 0
+), latency AS (
+    SELECT (@extschema@.latency_percentiles(pg_catalog.array_agg(u.bucket), pg_catalog.array_agg(u.executions), '{0.99}'))[1] AS p99_ms,
+           pg_catalog.sum(u.executions) AS executions
+      FROM args a, @extschema@.database_latency l,
+           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
+     WHERE l.interval_end > a.since
+), databases AS (
+    SELECT pg_catalog.sum(d.blks_hit) AS blks_hit, pg_catalog.sum(d.blks_read) AS blks_read,
+           pg_catalog.sum(d.temp_files) AS temp_files, pg_catalog.sum(d.temp_bytes) AS temp_bytes,
+           pg_catalog.sum(d.deadlocks) AS deadlocks, pg_catalog.sum(d.xact_commit) AS commits,
+           pg_catalog.sum(d.xact_rollback) AS rollbacks,
+           pg_catalog.sum(EXTRACT(epoch FROM d.interval_end - d.interval_start))
+               / NULLIF(pg_catalog.count(DISTINCT d.datid), 0) AS covered_seconds
+      FROM args a, @extschema@.database_stats d WHERE d.interval_end > a.since
+), sessions AS (
+    SELECT pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - s.xact_start)) AS longest_xact,
+           pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - s.state_change))
+               FILTER (WHERE s.state LIKE 'idle in transaction%') AS longest_idle_in_xact,
+           (pg_catalog.array_agg(pg_catalog.format('pid %s (%s, %s) idle in transaction for %s s',
+                s.pid, s.usename, s.application_name,
+                pg_catalog.round(EXTRACT(epoch FROM pg_catalog.now() - s.state_change))) ORDER BY s.state_change)
+               FILTER (WHERE s.state LIKE 'idle in transaction%'))[1] AS idle_session,
+           (pg_catalog.array_agg(s.pid ORDER BY s.state_change) FILTER (WHERE s.state LIKE 'idle in transaction%'))[1] AS idle_pid,
+           (pg_catalog.array_agg(s.pid ORDER BY s.xact_start) FILTER (WHERE s.xact_start IS NOT NULL))[1] AS oldest_pid
+      FROM pg_catalog.pg_stat_activity s
+     WHERE s.backend_type = 'client backend' AND s.pid <> pg_catalog.pg_backend_pid()
+), replication AS (
+    SELECT pg_catalog.count(*) AS standbys,
+           pg_catalog.max(EXTRACT(epoch FROM COALESCE(r.replay_lag, interval '0'))) AS lag,
+           pg_catalog.string_agg(pg_catalog.format('%s: replay lag %s', r.application_name, COALESCE(r.replay_lag, interval '0')), '; ') AS detail
+      FROM pg_catalog.pg_stat_replication r
+), archiving AS (
+    SELECT pg_catalog.current_setting('archive_mode') <> 'off' AS enabled,
+           EXTRACT(epoch FROM pg_catalog.now() - a.last_archived_time) AS since_last_archive,
+           a.failed_count, a.last_failed_time, a.last_archived_time
+      FROM pg_catalog.pg_stat_archiver a
+), pools AS (
+    -- the minutes a pool change or an application fix would help: near the connection limit
+    -- (a pooler) or connections held idle in transactions (a leak); lock hotspots are not a
+    -- pool's fault and are judged by the lock indicators
+    SELECT pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction'))::numeric
+               / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
+           pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
+           (pg_catalog.array_agg(p.recommendation ORDER BY p.minute DESC)
+                FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')))[1] AS advice
+      FROM @extschema@._pool_analytics(analysis_window) p
+), indexes AS (
+    SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
+           COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL), 0) AS unused_bytes,
+           COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'oversized')), 0) AS bloat_bytes,
+           pg_catalog.string_agg(i.recommendation, ' ' ORDER BY i.index_bytes DESC)
+               FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL) AS unused_ddl,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s, %s)', i.schemaname, i.indexname, i.index_status,
+                                                   pg_catalog.pg_size_pretty(i.index_bytes)), ', ' ORDER BY i.index_bytes DESC)
+               FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL) AS unused_list,
+           pg_catalog.string_agg(i.recommendation, ' ' ORDER BY i.index_bytes DESC)
+               FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'oversized')) AS bloat_ddl
+      FROM @extschema@.index_effectiveness(interval '7 days') i
+), tables AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS needs_vacuum,
+           pg_catalog.count(*) FILTER (WHERE 'needs_analyze' = ANY (t.issues)) AS needs_analyze,
+           pg_catalog.count(*) FILTER (WHERE 'missing_index' = ANY (t.issues)) AS missing_index,
+           pg_catalog.count(*) FILTER (WHERE 'wraparound_risk' = ANY (t.issues)) AS wraparound,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I: %s dead of %s tuples', t.schemaname, t.tablename,
+                                                   t.n_dead_tup, t.n_live_tup + t.n_dead_tup), '; ')
+               FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS vacuum_detail,
+           pg_catalog.string_agg(pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename), ' ')
+               FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS vacuum_ddl,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schemaname, t.tablename), ', ')
+               FILTER (WHERE 'needs_analyze' = ANY (t.issues)) AS analyze_list,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s rows per sequential scan)', t.schemaname, t.tablename,
+                                                   pg_catalog.round(t.rows_per_seq_scan)), ', ')
+               FILTER (WHERE 'missing_index' = ANY (t.issues)) AS missing_list,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (age %s)', t.schemaname, t.tablename, t.xid_age), ', ')
+               FILTER (WHERE 'wraparound_risk' = ANY (t.issues)) AS wraparound_list
+      FROM @extschema@.table_maintenance t
+), sequences AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE s.status = 'near_exhaustion') AS near,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s%% used%s)', s.schemaname, s.sequencename,
+                                                   pg_catalog.round((100 * s.used_ratio)::numeric, 1),
+                                                   ' of what ' || s.used_by || ' can hold'), ', ')
+               FILTER (WHERE s.status = 'near_exhaustion') AS detail
+      FROM @extschema@.sequence_usage s
+), hba AS (
+    SELECT * FROM @extschema@._weak_hba_rules()
+), roles AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE r.rolsuper AND r.oid <> 10) AS extra_superusers,
+           pg_catalog.string_agg(r.rolname, ', ') FILTER (WHERE r.rolsuper AND r.oid <> 10) AS superuser_names
+      FROM pg_catalog.pg_roles r
+), passwords AS (
+    SELECT * FROM @extschema@._passwords_without_expiry()
+), definers AS (
+    SELECT pg_catalog.count(*) AS unpinned,
+           pg_catalog.string_agg(pg_catalog.format('%s.%s(%s)', n.nspname, p.proname,
+                                                   pg_catalog.pg_get_function_identity_arguments(p.oid)), ', ') AS names
+      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND NOT EXISTS (SELECT FROM pg_catalog.unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+)
+SELECT * FROM (
+-- performance ---------------------------------------------------------------------------------
+SELECT 'performance', 'slow_query_ratio', st.slow_calls / NULLIF(st.calls, 0), 'ratio', true, 0.01, 0.10, 30::numeric,
+       'yes',
+       pg_catalog.format('%s of %s statement executions belong to %s statements whose mean time exceeds dbanalytics.slow_query_threshold (%s ms)',
+                         COALESCE(st.slow_calls, 0), COALESCE(st.calls, 0), COALESCE(st.slow_statements, 0), a.slow_ms),
+       'top_queries(window, ''mean_time'')',
+       'slow statements hold connections and locks longer and delay everything queued behind them',
+       'look at the plans of the slowest statements (explain_analysis) and index their filters',
+       'SELECT * FROM dbanalytics.top_queries(''' || analysis_window || ''', ''mean_time'', 10);', 'medium', 'high'
+  FROM args a, statements st
+UNION ALL
+SELECT 'performance', 'p99_latency_ms', l.p99_ms::numeric, 'ms', true, 100, 1000, 20,
+       CASE WHEN l.executions IS NULL THEN 'not_applicable' ELSE 'yes' END,
+       pg_catalog.format('p99 over %s recorded executions is %s ms', COALESCE(l.executions, 0), pg_catalog.round(l.p99_ms::numeric, 2)),
+       'query_latency(window) / database_latency',
+       'the slowest 1 % of executions is what users notice',
+       'find the statements with the highest p99 and fix their plans',
+       'SELECT * FROM dbanalytics.query_latency(''' || analysis_window || ''', 10);', 'medium', 'high'
+  FROM latency l
+UNION ALL
+SELECT 'performance', 'cache_hit_ratio', d.blks_hit / NULLIF(d.blks_hit + d.blks_read, 0), 'ratio', false, 0.99, 0.90, 25,
+       CASE WHEN d.blks_hit + d.blks_read > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s blocks found in shared buffers, %s read from outside', COALESCE(d.blks_hit, 0), COALESCE(d.blks_read, 0)),
+       'database_stats / cache_analytics',
+       'blocks read from the OS cache or disk cost far more than shared-buffer hits',
+       'raise shared_buffers (about 25 % of RAM) or reduce what the worst statements in cache_analytics read',
+       'SELECT * FROM dbanalytics.cache_analytics WHERE level = ''statement'';', 'medium', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'performance', 'temp_files_per_hour', d.temp_files * 3600 / NULLIF(d.covered_seconds, 0), 'files/h', true, 10, 1000, 10,
+       CASE WHEN d.covered_seconds > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s temporary files (%s) in the window', COALESCE(d.temp_files, 0), pg_catalog.pg_size_pretty(COALESCE(d.temp_bytes, 0)::bigint)),
+       'database_stats.temp_files',
+       'sorts and hashes that spill to disk are many times slower than in memory',
+       'raise work_mem for the statements that spill (top_queries order_by temp_blks)',
+       'SELECT * FROM dbanalytics.top_queries(''' || analysis_window || ''', ''temp_blks'', 10);', 'low', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'performance', 'longest_transaction_seconds', COALESCE(s.longest_xact, 0)::numeric, 's', true, 300, 3600, 15,
+       CASE WHEN a.sees_all_sessions THEN 'yes' ELSE 'unknown' END,
+       pg_catalog.format('the oldest open transaction (pid %s) started %s s ago', s.oldest_pid, pg_catalog.round(COALESCE(s.longest_xact, 0))),
+       'long_running_transactions',
+       'a long transaction holds back vacuum for the whole cluster and may hold locks',
+       'find it in long_running_transactions and end it at its source',
+       'SELECT * FROM dbanalytics.long_running_transactions;', 'low', 'high'
+  FROM args a, sessions s
+-- reliability ---------------------------------------------------------------------------------
+UNION ALL
+SELECT 'reliability', 'deadlock_frequency', d.deadlocks * 3600 / NULLIF(d.covered_seconds, 0), 'deadlocks/h', true, 0, 10, 25,
+       CASE WHEN d.covered_seconds > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s deadlocks in the window', COALESCE(d.deadlocks, 0)),
+       'database_stats.deadlocks / transaction_trends',
+       'each deadlock aborts a transaction the application must retry',
+       'make transactions take their locks in one order; the server log (log_lock_waits) names the statements',
+       'ALTER SYSTEM SET log_lock_waits = on; SELECT pg_reload_conf();', 'medium', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'reliability', 'rollback_ratio', d.rollbacks / NULLIF(d.commits + d.rollbacks, 0), 'ratio', true, 0.05, 0.20, 15,
+       CASE WHEN d.commits + d.rollbacks > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s rollbacks against %s commits', COALESCE(d.rollbacks, 0), COALESCE(d.commits, 0)),
+       'transaction_trends',
+       'rolled-back work was done for nothing and often hides application errors',
+       'find the failing statements in the server log (log_min_error_statement)',
+       'SELECT * FROM dbanalytics.transaction_trends(''' || analysis_window || ''');', 'medium', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'reliability', 'replication_lag', CASE WHEN r.standbys > 0 THEN r.lag::numeric END, 's', true, 5, 60, 20,
+       CASE WHEN r.standbys = 0 THEN 'not_applicable' WHEN a.sees_all_sessions THEN 'yes' ELSE 'unknown' END,
+       COALESCE(r.detail, 'no standby connected'),
+       'replication_analytics',
+       'a lagging standby serves stale reads and loses more on failover',
+       'check the standby''s I/O and network; look at replication_analytics',
+       'SELECT * FROM dbanalytics.replication_analytics;', 'medium', 'high'
+  FROM args a, replication r
+UNION ALL
+SELECT 'reliability', 'backup_recency', CASE WHEN ar.enabled THEN COALESCE(ar.since_last_archive, 1e9)::numeric END, 's', true, 3600, 86400, 15,
+       CASE WHEN NOT ar.enabled THEN 'not_configured' ELSE 'yes' END,
+       CASE WHEN NOT ar.enabled THEN 'archive_mode is off: no WAL archive, so no point-in-time recovery'
+            ELSE pg_catalog.format('last WAL segment archived at %s; %s failures, last at %s',
+                                   ar.last_archived_time, ar.failed_count, ar.last_failed_time) END,
+       'pg_stat_archiver',
+       'without a recent archived WAL, a lost disk loses the data written since the last base backup',
+       'set archive_mode = on with an archive_command (or a backup tool such as pgBackRest) and watch pg_stat_archiver',
+       'ALTER SYSTEM SET archive_mode = on;  -- plus archive_command or archive_library; needs a restart', 'medium', 'high'
+  FROM archiving ar
+UNION ALL
+SELECT 'reliability', 'xid_age', (SELECT pg_catalog.max(pg_catalog.age(db.datfrozenxid))::numeric FROM pg_catalog.pg_database db),
+       'transactions', true, 500000000, 1500000000, 25, 'yes',
+       (SELECT pg_catalog.format('oldest unfrozen transaction ID: %s transactions old in database %s', pg_catalog.age(db.datfrozenxid), db.datname)
+          FROM pg_catalog.pg_database db ORDER BY pg_catalog.age(db.datfrozenxid) DESC LIMIT 1),
+       'pg_database.datfrozenxid',
+       'at 2^31 transactions the server stops accepting writes to avoid wraparound',
+       'let (auto)vacuum freeze the oldest tables: end long transactions and vacuum the tables in table_maintenance flagged wraparound_risk',
+       'SELECT * FROM dbanalytics.table_maintenance WHERE ''wraparound_risk'' = ANY (issues);', 'high', 'critical'
+-- efficiency ----------------------------------------------------------------------------------
+UNION ALL
+SELECT 'efficiency', 'connection_pool_efficiency', p.undersized_share, 'ratio', true, 0.05, 0.5, 30,
+       CASE WHEN p.undersized_share IS NULL THEN 'not_applicable' ELSE 'yes' END,
+       pg_catalog.format('%s pool-minutes of the window were near the connection limit or held connections idle in transactions',
+                         COALESCE(p.undersized_minutes, 0)),
+       'connection_pool_analytics',
+       'clients wait for connections, or the server runs out of them',
+       COALESCE(p.advice, 'size pools from their measured peak of concurrently active sessions with a buffer'),
+       'SELECT * FROM dbanalytics.connection_pool_analytics WHERE pool_status <> ''optimal'';', 'medium', 'high'
+  FROM pools p
+UNION ALL
+SELECT 'efficiency', 'idle_in_transaction_seconds', COALESCE(s.longest_idle_in_xact, 0)::numeric, 's', true, 60, 600, 20,
+       CASE WHEN a.sees_all_sessions THEN 'yes' ELSE 'unknown' END,
+       COALESCE(s.idle_session, 'no session is idle in a transaction'),
+       'long_running_transactions',
+       'an idle transaction holds its locks and snapshot, blocking vacuum and other writers',
+       'set idle_in_transaction_session_timeout and fix the client that leaves transactions open',
+       CASE WHEN s.idle_pid IS NOT NULL
+            THEN pg_catalog.format('SELECT pg_terminate_backend(%s);  -- or: ALTER SYSTEM SET idle_in_transaction_session_timeout = ''5min''', s.idle_pid)
+            ELSE 'ALTER SYSTEM SET idle_in_transaction_session_timeout = ''5min''; SELECT pg_reload_conf();' END,
+       'low', 'high'
+  FROM args a, sessions s
+UNION ALL
+SELECT 'efficiency', 'unused_index_bytes', i.unused_bytes, 'bytes', true, 10485760, 1073741824, 20, 'yes',
+       COALESCE('unused for 7 days: ' || i.unused_list, 'no unused index'),
+       'index_effectiveness',
+       'every write must also update the unused indexes, and they take cache and disk',
+       'drop them (after checking they are not needed for rare jobs)',
+       COALESCE(i.unused_ddl, '-- nothing to drop'), 'low', 'high'
+  FROM indexes i
+UNION ALL
+SELECT 'efficiency', 'index_bloat', i.bloat_bytes / NULLIF(i.all_bytes, 0), 'ratio', true, 0.10, 0.50, 15,
+       CASE WHEN i.all_bytes > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s of %s index bytes are in duplicate, redundant or oversized (bloated) indexes',
+                         pg_catalog.pg_size_pretty(i.bloat_bytes::bigint), pg_catalog.pg_size_pretty(COALESCE(i.all_bytes, 0)::bigint)),
+       'index_effectiveness',
+       'bloated and duplicate indexes waste cache and slow every write',
+       'drop duplicates and redundant prefixes, reindex the oversized ones',
+       COALESCE(i.bloat_ddl, '-- nothing to do'), 'low', 'high'
+  FROM indexes i
+UNION ALL
+SELECT 'efficiency', 'missing_index_tables', t.missing_index::numeric, 'tables', true, 0, 5, 15, 'yes',
+       COALESCE('sequential scans of many rows on ' || t.missing_list, 'no table is read mostly by large sequential scans'),
+       'table_maintenance (issue missing_index)',
+       'each query filters a whole table instead of reading a few rows through an index',
+       'find the filters in top_queries and index them (index_advice)',
+       'SELECT * FROM dbanalytics.table_maintenance WHERE ''missing_index'' = ANY (issues);', 'medium', 'high'
+  FROM tables t
+-- security ------------------------------------------------------------------------------------
+UNION ALL
+SELECT 'security', 'hba_weak_authentication', CASE WHEN h.readable THEN h.weak::numeric END, 'rules', true, 0, 1, 30,
+       CASE WHEN h.readable THEN 'yes' ELSE 'unknown' END,
+       CASE WHEN NOT h.readable THEN 'pg_hba_file_rules is not readable by this role'
+            ELSE COALESCE('pg_hba.conf ' || h.lines, 'no trust or cleartext-password rule') END,
+       'pg_hba_file_rules',
+       'trust lets anyone who can connect log in as any role; password sends it in clear text',
+       'replace trust and password with scram-sha-256 in pg_hba.conf, then reload',
+       'edit pg_hba.conf (the lines in the evidence), then SELECT pg_reload_conf();', 'low', 'high'
+  FROM hba h
+UNION ALL
+SELECT 'security', 'ssl_off', (pg_catalog.current_setting('ssl') = 'off')::integer::numeric, 'flag', true, 0, 1, 15, 'yes',
+       'ssl = ' || pg_catalog.current_setting('ssl'),
+       'pg_settings.ssl',
+       'without TLS, passwords (other than SCRAM exchanges) and data cross the network in clear',
+       'configure ssl_cert_file / ssl_key_file and set ssl = on',
+       'ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();  -- after installing a certificate', 'medium', 'medium'
+UNION ALL
+SELECT 'security', 'extra_superusers', ro.extra_superusers::numeric, 'roles', true, 0, 3, 15, 'yes',
+       COALESCE('superusers besides the bootstrap role: ' || ro.superuser_names, 'only the bootstrap superuser'),
+       'pg_roles.rolsuper',
+       'every superuser can read and change everything, including the server''s files',
+       'give these roles only the predefined roles and grants they need',
+       COALESCE((SELECT pg_catalog.string_agg(pg_catalog.format('ALTER ROLE %I NOSUPERUSER;', r.rolname), ' ')
+                   FROM pg_catalog.pg_roles r WHERE r.rolsuper AND r.oid <> 10), '-- nothing to do'),
+       'medium', 'high'
+  FROM roles ro
+UNION ALL
+SELECT 'security', 'public_schema_create', pg_catalog.has_schema_privilege('public', 'public', 'CREATE')::integer::numeric, 'flag', true, 0, 1, 15, 'yes',
+       CASE WHEN pg_catalog.has_schema_privilege('public', 'public', 'CREATE') THEN 'PUBLIC may CREATE in schema public'
+            ELSE 'PUBLIC may not create in schema public' END,
+       'has_schema_privilege(''public'', ''public'', ''CREATE'')',
+       'any role can plant objects that shadow others'' functions (CVE-2018-1058)',
+       'revoke CREATE on schema public from PUBLIC',
+       'REVOKE CREATE ON SCHEMA public FROM PUBLIC;', 'low', 'high'
+UNION ALL
+SELECT 'security', 'security_definer_without_search_path', df.unpinned::numeric, 'functions', true, 0, 3, 15, 'yes',
+       COALESCE('SECURITY DEFINER without SET search_path: ' || df.names, 'every SECURITY DEFINER function pins search_path'),
+       'pg_proc.prosecdef / proconfig',
+       'a caller can redirect unqualified names inside the function and run code with its owner''s rights',
+       'pin search_path on each of them',
+       'ALTER FUNCTION <function> SET search_path = pg_catalog, pg_temp;  -- for each function in the evidence', 'low', 'high'
+  FROM definers df
+UNION ALL
+SELECT 'security', 'passwords_without_expiry', CASE WHEN pw.readable THEN pw.without_expiry::numeric END, 'roles', true, 0, 10, 10,
+       CASE WHEN pw.readable THEN 'yes' ELSE 'unknown' END,
+       CASE WHEN NOT pw.readable THEN 'pg_authid is not readable by this role'
+            ELSE COALESCE('login roles with a password that never expires: ' || pw.names, 'none') END,
+       'pg_authid.rolvaliduntil',
+       'a leaked password stays valid forever',
+       'set VALID UNTIL on password roles, or move them to certificate or SSO authentication',
+       'ALTER ROLE <role> VALID UNTIL ''<date>'';  -- for each role in the evidence', 'low', 'medium'
+  FROM passwords pw
+-- maintenance ---------------------------------------------------------------------------------
+UNION ALL
+SELECT 'maintenance', 'dead_tuples', t.needs_vacuum::numeric, 'tables', true, 0, 5, 30, 'yes',
+       COALESCE(t.vacuum_detail, 'no table has more than 20 % dead tuples'),
+       'table_maintenance (issue needs_vacuum)',
+       'dead tuples bloat tables and indexes and slow every scan',
+       'vacuum them now, and make autovacuum more aggressive on them (autovacuum_vacuum_scale_factor)',
+       COALESCE(t.vacuum_ddl, '-- nothing to vacuum'), 'low', 'high'
+  FROM tables t
+UNION ALL
+SELECT 'maintenance', 'wraparound_tables', t.wraparound::numeric, 'tables', true, 0, 1, 20, 'yes',
+       COALESCE('tables past half of the wraparound horizon: ' || t.wraparound_list, 'no table near wraparound'),
+       'table_maintenance (issue wraparound_risk)',
+       'at 2^31 transactions the server stops accepting writes',
+       'VACUUM (FREEZE) these tables and end long transactions',
+       'SELECT * FROM dbanalytics.table_maintenance WHERE ''wraparound_risk'' = ANY (issues);', 'high', 'critical'
+  FROM tables t
+UNION ALL
+SELECT 'maintenance', 'stale_statistics', t.needs_analyze::numeric, 'tables', true, 0, 10, 15, 'yes',
+       COALESCE('changed a lot since the last ANALYZE: ' || t.analyze_list, 'statistics are fresh'),
+       'table_maintenance (issue needs_analyze)',
+       'the planner plans from old row counts and distributions',
+       'ANALYZE them; lower autovacuum_analyze_scale_factor on large tables',
+       COALESCE('ANALYZE ' || t.analyze_list || ';', '-- nothing to analyze'), 'low', 'medium'
+  FROM tables t
+UNION ALL
+SELECT 'maintenance', 'autovacuum_off', (pg_catalog.current_setting('autovacuum') = 'off')::integer::numeric, 'flag', true, 0, 1, 15, 'yes',
+       'autovacuum = ' || pg_catalog.current_setting('autovacuum'),
+       'pg_settings.autovacuum',
+       'without autovacuum, dead tuples pile up and wraparound comes closer',
+       'turn autovacuum back on',
+       'ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();', 'low', 'critical'
+UNION ALL
+SELECT 'maintenance', 'sequences_near_exhaustion', sq.near::numeric, 'sequences', true, 0, 1, 20, 'yes',
+       COALESCE('over 75 % used: ' || sq.detail, 'no sequence is close to its limit'),
+       'sequence_usage',
+       'when a sequence runs out, every insert that needs it fails',
+       'widen the column (ALTER TABLE ... ALTER COLUMN ... TYPE bigint) and the sequence (ALTER SEQUENCE ... AS bigint) before it runs out',
+       'SELECT * FROM dbanalytics.sequence_usage WHERE status <> ''ok'';', 'medium', 'high'
+  FROM sequences sq
+) indicators
+$$;
+
+CREATE OR REPLACE VIEW @extschema@.table_maintenance AS
+WITH args AS (
+    SELECT @extschema@._threshold('seq_scan_rows_missing_index') AS missing_index_rows,
+           @extschema@._threshold('dead_tuple_ratio') AS dead_ratio,
+           @extschema@._threshold('xid_age_warning') AS xid_warning,
+           @extschema@._threshold('missing_index_window')::double precision AS missing_index_window_s,
+           pg_catalog.now() - pg_catalog.make_interval(secs => @extschema@._threshold('missing_index_window')::double precision) AS since
+), recent AS (
+    SELECT w.relid, w.seq_scan, w.seq_tup_read, w.idx_scan
+      FROM args a, @extschema@._table_totals(a.since, pg_catalog.now()) w
+), tables AS (
+    SELECT s.relid, s.schemaname::pg_catalog.text, s.relname::pg_catalog.text AS tablename, s.seq_scan, s.seq_tup_read,
+           COALESCE(s.idx_scan, 0) AS idx_scan, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
+           s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
+           pg_catalog.pg_table_size(s.relid) AS table_bytes,
+           pg_catalog.age(c.relfrozenxid) AS xid_age,
+           k.relid IS NOT NULL AS watched,
+           -- scans in the window: recorded ones plus those since the last snapshot (all live
+           -- ones after a reset, which put the counter below the remembered value)
+           CASE WHEN k.relid IS NULL THEN s.seq_scan
+                ELSE COALESCE(r.seq_scan, 0) + CASE WHEN s.seq_scan >= k.seq_scan THEN s.seq_scan - k.seq_scan ELSE s.seq_scan END
+           END AS window_seq_scan,
+           CASE WHEN k.relid IS NULL THEN s.seq_tup_read
+                ELSE COALESCE(r.seq_tup_read, 0)
+                     + CASE WHEN s.seq_tup_read >= k.seq_tup_read THEN s.seq_tup_read - k.seq_tup_read ELSE s.seq_tup_read END
+           END AS window_seq_tup_read,
+           CASE WHEN k.relid IS NULL THEN COALESCE(s.idx_scan, 0)
+                ELSE COALESCE(r.idx_scan, 0)
+                     + CASE WHEN COALESCE(s.idx_scan, 0) >= COALESCE(k.idx_scan, 0) THEN COALESCE(s.idx_scan, 0) - COALESCE(k.idx_scan, 0)
+                            ELSE COALESCE(s.idx_scan, 0) END
+           END AS window_idx_scan
+      FROM pg_catalog.pg_stat_user_tables s
+      JOIN pg_catalog.pg_class c ON c.oid = s.relid
+      LEFT JOIN @extschema@.table_counters k ON k.relid = s.relid
+      LEFT JOIN recent r ON r.relid = s.relid
+     WHERE s.schemaname <> '@extschema@'
+), judged AS (
+    SELECT t.*, a.*,
+           t.window_seq_scan > t.window_idx_scan
+               AND t.window_seq_tup_read::numeric / NULLIF(t.window_seq_scan, 0) > a.missing_index_rows AS missing_index
+      FROM tables t CROSS JOIN args a
+)
+SELECT t.schemaname, t.tablename, t.seq_scan, t.idx_scan,
+       t.seq_scan::double precision / NULLIF(t.seq_scan + t.idx_scan, 0) AS seq_scan_ratio,
+       t.seq_tup_read::double precision / NULLIF(t.seq_scan, 0) AS rows_per_seq_scan,
+       t.n_live_tup, t.n_dead_tup,
+       t.n_dead_tup::double precision / NULLIF(t.n_live_tup + t.n_dead_tup, 0) AS dead_tuple_ratio,
+       t.n_mod_since_analyze, t.last_vacuum, t.last_autovacuum, t.last_analyze, t.last_autoanalyze,
+       t.table_bytes,
+       (t.table_bytes * t.n_dead_tup::double precision / NULLIF(t.n_live_tup + t.n_dead_tup, 0))::bigint
+           AS estimated_bloat_bytes,
+       t.xid_age,
+       2147483647 - t.xid_age AS wraparound_headroom,
+       pg_catalog.array_remove(ARRAY[
+           CASE WHEN t.missing_index THEN 'missing_index' END,
+           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup)
+                THEN 'needs_vacuum' END,
+           CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
+                THEN 'needs_analyze' END,
+           CASE WHEN t.xid_age > t.xid_warning * 2147483647 THEN 'wraparound_risk' END
+       ], NULL) AS issues,
+       pg_catalog.concat_ws(' ',
+           CASE WHEN t.missing_index
+                THEN pg_catalog.format('Sequential scans read %s rows each (%s scans %s): find the filter in top_queries() and index it.',
+                                       pg_catalog.round(t.window_seq_tup_read::numeric / t.window_seq_scan), t.window_seq_scan,
+                                       CASE WHEN t.watched THEN 'in the last ' || pg_catalog.make_interval(secs => t.missing_index_window_s)::text
+                                            ELSE 'since the statistics were reset' END) END,
+           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup)
+                THEN pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename) END,
+           CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
+                     AND NOT (t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup))
+                THEN pg_catalog.format('ANALYZE %I.%I;', t.schemaname, t.tablename) END,
+           CASE WHEN t.xid_age > t.xid_warning * 2147483647
+                THEN pg_catalog.format('VACUUM (FREEZE) %I.%I;  -- %s transactions from wraparound',
+                                       t.schemaname, t.tablename, 2147483647 - t.xid_age) END
+       ) AS recommendation,
+       t.window_seq_scan AS seq_scans_in_window, t.window_seq_tup_read AS seq_rows_in_window,
+       t.window_idx_scan AS idx_scans_in_window
+  FROM judged t
+ ORDER BY t.n_dead_tup DESC;
+
+CREATE OR REPLACE VIEW @extschema@.sequence_usage AS
+SELECT u.schemaname, u.sequencename, u.data_type, u.last_value, u.min_value, u.max_value, u.increment_by,
+       u.used_ratio, u.cycle,
+       CASE WHEN NOT u.cycle AND u.used_ratio > @extschema@._threshold('sequence_exhaustion')
+            THEN 'near_exhaustion' ELSE 'ok' END AS status,
+       u.column_limit, u.used_by
+  FROM (SELECT s.schemaname, s.sequencename, s.data_type, s.last_value, s.min_value,
+               s.max_value, s.increment_by, s.cycle, s.column_limit, s.used_by,
+               -- the share of the range already used, in the direction the sequence moves, up to
+               -- the end of the range or the narrowest column's limit, whichever comes first
+               CASE WHEN s.increment_by > 0
+                    THEN (COALESCE(s.last_value, s.start_value) - s.min_value)::double precision
+                         / NULLIF(LEAST(s.max_value, s.column_limit)::double precision - s.min_value, 0)
+                    ELSE (s.max_value - COALESCE(s.last_value, s.start_value))::double precision
+                         / NULLIF(s.max_value - GREATEST(s.min_value::double precision, -s.column_limit::double precision - 1), 0)
+               END AS used_ratio
+          FROM (SELECT q.schemaname::pg_catalog.text, q.sequencename::pg_catalog.text, q.data_type::pg_catalog.text,
+                       q.last_value, q.start_value, q.min_value, q.max_value, q.increment_by, q.cycle,
+                       c.column_limit, c.used_by
+                  FROM pg_catalog.pg_sequences q
+                  JOIN pg_catalog.pg_namespace n ON n.nspname = q.schemaname
+                  JOIN pg_catalog.pg_class sc ON sc.relnamespace = n.oid AND sc.relname = q.sequencename
+                  LEFT JOIN LATERAL (
+                      -- the columns it feeds: owned (serial, identity) or named in a DEFAULT
+                      SELECT pg_catalog.min(CASE a.atttypid WHEN 'pg_catalog.int2'::pg_catalog.regtype THEN 32767
+                                                            WHEN 'pg_catalog.int4'::pg_catalog.regtype THEN 2147483647
+                                                            ELSE 9223372036854775807 END) AS column_limit,
+                             pg_catalog.string_agg(DISTINCT pg_catalog.format('%s.%I (%s)', f.relid::pg_catalog.regclass, a.attname,
+                                                                              pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ') AS used_by
+                        FROM (SELECT d.refobjid AS relid, d.refobjsubid AS attnum
+                                FROM pg_catalog.pg_depend d
+                               WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = sc.oid
+                                 AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjsubid > 0
+                                 AND d.deptype IN ('a', 'i')
+                              UNION
+                              SELECT ad.adrelid, ad.adnum
+                                FROM pg_catalog.pg_depend d
+                                JOIN pg_catalog.pg_attrdef ad ON ad.oid = d.objid
+                               WHERE d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                                 AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = sc.oid) f
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = f.relid AND a.attnum = f.attnum
+                       WHERE a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                                            'pg_catalog.int8'::pg_catalog.regtype)) c ON true
+                 WHERE q.schemaname <> '@extschema@') s) u;
+
+CREATE VIEW @extschema@.constraint_checks AS
+WITH constraints AS (
+    SELECT k.oid, k.conname::pg_catalog.text AS constraint_name, k.contype, k.convalidated, k.conrelid, k.confrelid, k.conkey,
+           n.nspname::pg_catalog.text AS schemaname, t.relname::pg_catalog.text AS tablename
+      FROM pg_catalog.pg_constraint k
+      JOIN pg_catalog.pg_class t ON t.oid = k.conrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+     WHERE k.contype IN ('f', 'c') AND k.conparentid = 0
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', '@extschema@')
+       AND n.nspname !~ '^pg_(toast|temp_)'
+), unindexed AS (
+    SELECT c.*,
+           (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY x.ord)
+              FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS x(attnum, ord)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = x.attnum) AS columns
+      FROM constraints c
+     WHERE c.contype = 'f'
+       AND NOT EXISTS (
+           SELECT FROM pg_catalog.pg_index i
+            WHERE i.indrelid = c.conrelid AND i.indisvalid AND i.indpred IS NULL
+              AND pg_catalog.cardinality(c.conkey) <= i.indnkeyatts
+              AND NOT EXISTS (SELECT FROM pg_catalog.unnest(c.conkey) AS x(attnum)
+                               WHERE COALESCE(pg_catalog.array_position(i.indkey::pg_catalog.int2[], x.attnum)
+                                              - pg_catalog.array_lower(i.indkey::pg_catalog.int2[], 1), 2147483647)
+                                     >= pg_catalog.cardinality(c.conkey)))
+)
+SELECT u.schemaname, u.tablename, u.constraint_name, 'foreign_key_without_index'::pg_catalog.text AS issue,
+       pg_catalog.format('no index on %I.%I leads with (%s): every DELETE or key UPDATE on %s scans the whole table, and joins on the key cannot use an index',
+                         u.schemaname, u.tablename, u.columns, u.confrelid::pg_catalog.regclass) AS detail,
+       pg_catalog.format('CREATE INDEX CONCURRENTLY ON %I.%I (%s);', u.schemaname, u.tablename, u.columns) AS recommendation
+  FROM unindexed u
+UNION ALL
+SELECT c.schemaname, c.tablename, c.constraint_name, 'not_valid',
+       pg_catalog.format('%s constraint added NOT VALID and never validated: rows that existed before are not checked',
+                         CASE c.contype WHEN 'f' THEN 'foreign key' ELSE 'check' END),
+       pg_catalog.format('ALTER TABLE %I.%I VALIDATE CONSTRAINT %I;  -- takes only a SHARE UPDATE EXCLUSIVE lock',
+                         c.schemaname, c.tablename, c.constraint_name)
+  FROM constraints c
+ WHERE NOT c.convalidated
+ ORDER BY 1, 2, 3, 4;
+GRANT SELECT ON @extschema@.constraint_checks TO dbanalytics_reader;
+-- Issue 17 END

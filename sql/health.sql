@@ -118,10 +118,14 @@ WITH args AS (
            a.failed_count, a.last_failed_time, a.last_archived_time
       FROM pg_catalog.pg_stat_archiver a
 ), pools AS (
-    SELECT pg_catalog.count(*) FILTER (WHERE p.pool_status = 'undersized')::numeric
+    -- the minutes a pool change or an application fix would help: near the connection limit
+    -- (a pooler) or connections held idle in transactions (a leak); lock hotspots are not a
+    -- pool's fault and are judged by the lock indicators
+    SELECT pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction'))::numeric
                / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
-           pg_catalog.count(*) FILTER (WHERE p.pool_status = 'undersized') AS undersized_minutes,
-           (pg_catalog.array_agg(p.recommendation ORDER BY p.minute DESC) FILTER (WHERE p.pool_status = 'undersized'))[1] AS advice
+           pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
+           (pg_catalog.array_agg(p.recommendation ORDER BY p.minute DESC)
+                FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')))[1] AS advice
       FROM @extschema@._pool_analytics(analysis_window) p
 ), indexes AS (
     SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
@@ -155,8 +159,9 @@ WITH args AS (
       FROM @extschema@.table_maintenance t
 ), sequences AS (
     SELECT pg_catalog.count(*) FILTER (WHERE s.status = 'near_exhaustion') AS near,
-           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s%% used)', s.schemaname, s.sequencename,
-                                                   pg_catalog.round((100 * s.used_ratio)::numeric, 1)), ', ')
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s%% used%s)', s.schemaname, s.sequencename,
+                                                   pg_catalog.round((100 * s.used_ratio)::numeric, 1),
+                                                   ' of what ' || s.used_by || ' can hold'), ', ')
                FILTER (WHERE s.status = 'near_exhaustion') AS detail
       FROM @extschema@.sequence_usage s
 ), hba AS (
@@ -272,12 +277,13 @@ SELECT 'reliability', 'xid_age', (SELECT pg_catalog.max(pg_catalog.age(db.datfro
        'SELECT * FROM dbanalytics.table_maintenance WHERE ''wraparound_risk'' = ANY (issues);', 'high', 'critical'
 -- efficiency ----------------------------------------------------------------------------------
 UNION ALL
-SELECT 'efficiency', 'connection_pool_efficiency', p.undersized_share, 'ratio', true, 0, 0.5, 30,
+SELECT 'efficiency', 'connection_pool_efficiency', p.undersized_share, 'ratio', true, 0.05, 0.5, 30,
        CASE WHEN p.undersized_share IS NULL THEN 'not_applicable' ELSE 'yes' END,
-       pg_catalog.format('%s pool-minutes of the window were undersized', COALESCE(p.undersized_minutes, 0)),
+       pg_catalog.format('%s pool-minutes of the window were near the connection limit or held connections idle in transactions',
+                         COALESCE(p.undersized_minutes, 0)),
        'connection_pool_analytics',
        'clients wait for connections, or the server runs out of them',
-       COALESCE(p.advice, 'size pools from their peak concurrency with a buffer'),
+       COALESCE(p.advice, 'size pools from their measured peak of concurrently active sessions with a buffer'),
        'SELECT * FROM dbanalytics.connection_pool_analytics WHERE pool_status <> ''optimal'';', 'medium', 'high'
   FROM pools p
 UNION ALL
@@ -409,7 +415,7 @@ SELECT 'maintenance', 'sequences_near_exhaustion', sq.near::numeric, 'sequences'
        COALESCE('over 75 % used: ' || sq.detail, 'no sequence is close to its limit'),
        'sequence_usage',
        'when a sequence runs out, every insert that needs it fails',
-       'widen the column and sequence to bigint (ALTER SEQUENCE ... AS bigint) before it runs out',
+       'widen the column (ALTER TABLE ... ALTER COLUMN ... TYPE bigint) and the sequence (ALTER SEQUENCE ... AS bigint) before it runs out',
        'SELECT * FROM dbanalytics.sequence_usage WHERE status <> ''ok'';', 'medium', 'high'
   FROM sequences sq
 ) indicators

@@ -625,6 +625,211 @@ mod tests {
         );
     }
 
+    /// Issue 17: the causes of a busy pool are told apart, and no pool waiting on locks or on a
+    /// cluster near its connection limit is told to grow.
+    #[pg_test]
+    fn pool_verdicts_tell_lock_hotspots_leaks_and_limits_apart() {
+        collection_test();
+        partitions_back(&["connection_samples", "lock_waits"], 1);
+        // only raw samples: nothing rolled up in the window
+        run("DELETE FROM dbanalytics.source_state WHERE source = 'rollup'");
+        // three ticks in one minute; pools: (application, state, backends, lock waiters)
+        run("INSERT INTO dbanalytics.connection_samples
+             SELECT date_trunc('minute', now()) - interval '5 minutes' + t * interval '10 seconds',
+                    current_database(), 'postgres', p.app, p.state, p.backends, p.waiting
+               FROM generate_series(1, 3) t,
+                    (VALUES ('e17_locks', 'active', 4, 3),
+                            ('e17_leak', 'active', 1, 0), ('e17_leak', 'idle in transaction', 3, 0),
+                            ('e17_busy', 'active', 9, 0), ('e17_busy', 'idle', 1, 0),
+                            ('e17_idle', 'active', 2, 0), ('e17_idle', 'idle', 20, 0)) p(app, state, backends, waiting)");
+        // the waiters of e17_locks wait on public.hot (one sampled per tick)
+        run("INSERT INTO dbanalytics.lock_waits (sampled_at, pid, datname, usename, application_name, state,
+                                                 locktype, mode, relation_schema, relation_name, blocking_pids)
+             SELECT date_trunc('minute', now()) - interval '5 minutes' + t * interval '10 seconds', 4242,
+                    current_database(), 'postgres', 'e17_locks', 'active', 'relation', 'RowExclusiveLock',
+                    'public', 'hot', '{4243}'
+               FROM generate_series(1, 3) t");
+        // the next minute, one pool takes the cluster to its connection limit: 5 active, the rest idle
+        run("INSERT INTO dbanalytics.connection_samples
+             SELECT date_trunc('minute', now()) - interval '4 minutes', current_database(), 'postgres', 'e17_many',
+                    p.state, p.backends, 0
+               FROM (VALUES ('active', 5),
+                            ('idle', current_setting('max_connections')::int
+                                     - current_setting('superuser_reserved_connections')::int - 5)) p(state, backends)");
+        let verdicts = one::<String>(
+            "SELECT string_agg(application_name || ':' || pool_status || ':' || recommended_pool_size, ' '
+                               ORDER BY application_name)
+               FROM dbanalytics.connection_pool_analytics('1 hour') WHERE application_name LIKE 'e17%'",
+        );
+        assert_eq!(
+            verdicts.as_deref(),
+            Some(
+                "e17_busy:high_utilization:11 e17_idle:oversized:3 e17_leak:idle_in_transaction:4 \
+                 e17_locks:lock_hotspot:4 e17_many:near_connection_limit:6"
+            )
+        );
+        let advice = |app: &str| {
+            one::<String>(&format!(
+                "SELECT recommendation FROM dbanalytics.connection_pool_analytics('1 hour') WHERE application_name = '{app}'"
+            ))
+            .unwrap_or_default()
+        };
+        let locks = advice("e17_locks");
+        assert!(locks.starts_with("3.00 sessions on average wait on locks (most on public.hot: 3 of 3 waiting samples)"), "{locks}");
+        assert!(locks.contains("do not grow the pool"), "{locks}");
+        assert!(!locks.contains("grow the pool to"), "{locks}");
+        let many = advice("e17_many");
+        assert!(many.contains("do not add connections"), "{many}");
+        assert!(
+            many.contains("measured peak of 5 concurrently active sessions (sampled every 1 s)"),
+            "{many}"
+        );
+        assert!(advice("e17_leak").contains("idle_in_transaction_session_timeout"));
+        assert!(advice("e17_busy").contains("cl_waiting"));
+        // the health score counts the leak and the limit, not the lock hotspot
+        assert_eq!(
+            one::<bool>(
+                "SELECT evidence LIKE '% near the connection limit or held connections idle in transactions'
+                   FROM dbanalytics.health_score_details('1 hour') WHERE indicator = 'connection_pool_efficiency'"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM dbanalytics.connection_pool_analytics('1 hour')
+                         WHERE pool_status IN ('lock_hotspot', 'near_connection_limit')
+                           AND recommended_pool_size > max_connections_used"
+            ),
+            Some(0)
+        );
+    }
+
+    /// Issue 17: an index backing a foreign key stays, and says why; a foreign key without an
+    /// index and a NOT VALID constraint are reported with their DDL.
+    #[pg_test]
+    fn foreign_key_indexes_and_constraints_built_on_purpose() {
+        collection_test();
+        run("CREATE TABLE fk_parent (id int PRIMARY KEY, a int, b int, UNIQUE (a, b))");
+        run("CREATE TABLE fk_child (id int PRIMARY KEY, parent_id int REFERENCES fk_parent, a int, b int,
+                                    other int, loose int REFERENCES fk_parent,
+                                    FOREIGN KEY (a, b) REFERENCES fk_parent (a, b))");
+        run("INSERT INTO fk_parent SELECT g, g, g FROM generate_series(1, 100) g");
+        run("INSERT INTO fk_child SELECT g, g % 100 + 1, g % 100 + 1, g % 100 + 1, g, NULL FROM generate_series(1, 2000) g");
+        run("CREATE INDEX fk_child_parent ON fk_child (parent_id)");
+        // the foreign key's columns in another order, then one more: it still backs (a, b)
+        run("CREATE INDEX fk_child_ba ON fk_child (b, a, other)");
+        run("CREATE INDEX fk_child_other ON fk_child (other)");
+        run("ALTER TABLE fk_child ADD CONSTRAINT fk_child_other_positive CHECK (other > 0) NOT VALID");
+        run("ANALYZE fk_child");
+        assert_eq!(snapshot_problems(), "");
+        // watched for 8 days; the foreign-key index was scanned 10 times (rarely used)
+        run("UPDATE dbanalytics.index_counters SET first_seen = now() - interval '8 days'");
+        run("INSERT INTO dbanalytics.index_stats
+             SELECT now() - interval '2 hours', now() - interval '1 hour', current_database(),
+                    'fk_child_parent'::regclass, 'fk_child'::regclass, 'public', 'fk_child', 'fk_child_parent', false,
+                    10, 10, 10, 0, 100, 8192");
+        assert_eq!(
+            index_verdicts("fk_child"),
+            "fk_child_ba:unused:keep: fk_child_other:unused:DROP fk_child_parent:rarely_used:keep: \
+             fk_child_pkey:unused:keep:"
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT recommendation FROM dbanalytics.index_effectiveness('7 days') WHERE indexname = 'fk_child_parent'"
+            )
+            .as_deref(),
+            Some(
+                "keep: it backs foreign key fk_child_parent_id_fkey: without it every DELETE or key UPDATE \
+                 on public.fk_parent scans public.fk_child"
+            )
+        );
+        // usage on standbys is invisible here, and the evidence says so
+        assert_eq!(
+            one::<bool>(
+                "SELECT evidence LIKE '%scans on standbys are not counted%'
+                   FROM dbanalytics.index_effectiveness('7 days') WHERE indexname = 'fk_child_other'"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(constraint_name || ':' || issue || ':' || recommendation, ' | ' ORDER BY constraint_name)
+                   FROM dbanalytics.constraint_checks WHERE tablename = 'fk_child'"
+            )
+            .as_deref(),
+            Some(
+                "fk_child_loose_fkey:foreign_key_without_index:CREATE INDEX CONCURRENTLY ON public.fk_child (loose); | \
+                 fk_child_other_positive:not_valid:ALTER TABLE public.fk_child VALIDATE CONSTRAINT fk_child_other_positive;  \
+                 -- takes only a SHARE UPDATE EXCLUSIVE lock"
+            )
+        );
+    }
+
+    /// Issue 17: missing_index is judged from the last hour's scans, so it clears once an index
+    /// serves them instead of lasting until the next statistics reset.
+    #[pg_test]
+    fn missing_index_clears_once_an_index_serves_the_scans() {
+        collection_test();
+        partitions_back(&["table_stats"], 1);
+        run("CREATE TABLE mi (id int, v int)");
+        assert_eq!(snapshot_problems(), "");
+        // 10 sequential scans of 50000 rows each, 50 minutes ago
+        let scans = |end: &str, seq: i64, rows: i64, idx: i64| {
+            run(&format!(
+                "INSERT INTO dbanalytics.table_stats (interval_start, interval_end, datname, relid, schemaname, relname,
+                     reset, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_tup_ins, n_tup_upd, n_tup_del,
+                     n_tup_hot_upd, vacuum_count, autovacuum_count, analyze_count, autoanalyze_count,
+                     heap_blks_read, heap_blks_hit)
+                 VALUES (now() - interval '{end}' - interval '10 minutes', now() - interval '{end}', current_database(),
+                         'mi'::regclass, 'public', 'mi', false, {seq}, {rows}, {idx}, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)"
+            ))
+        };
+        scans("50 minutes", 10, 500000, 0);
+        let verdict = || {
+            one::<String>(
+                "SELECT issues::text || ' ' || seq_scans_in_window || ' ' || idx_scans_in_window || ' ' || recommendation
+                   FROM dbanalytics.table_maintenance WHERE tablename = 'mi'",
+            )
+            .unwrap_or_default()
+        };
+        assert_eq!(
+            verdict(),
+            "{missing_index} 10 0 Sequential scans read 50000 rows each (10 scans in the last 01:00:00): \
+             find the filter in top_queries() and index it."
+        );
+        // an index was created: those scans are now more than an hour old, and index scans
+        // serve the lookups since
+        run("UPDATE dbanalytics.table_stats SET interval_start = interval_start - interval '1 hour',
+                    interval_end = interval_end - interval '1 hour' WHERE relid = 'mi'::regclass");
+        scans("20 minutes", 0, 0, 200);
+        assert_eq!(verdict(), "{} 0 200 ");
+    }
+
+    /// Issue 17: a sequence is measured against the column it feeds (an integer column on a
+    /// bigint sequence runs out at 2^31 - 1).
+    #[pg_test]
+    fn sequence_on_an_integer_column_is_measured_against_the_column() {
+        run("CREATE TABLE seq_narrow (id integer)");
+        run("CREATE SEQUENCE seq_narrow_id AS bigint OWNED BY seq_narrow.id");
+        run("ALTER TABLE seq_narrow ALTER id SET DEFAULT nextval('seq_narrow_id')");
+        run("SELECT setval('seq_narrow_id', 2000000000)");
+        run("CREATE TABLE seq_wide (id bigint)");
+        run("CREATE SEQUENCE seq_wide_id AS bigint OWNED BY seq_wide.id");
+        run("ALTER TABLE seq_wide ALTER id SET DEFAULT nextval('seq_wide_id')");
+        run("SELECT setval('seq_wide_id', 2000000000)");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(sequencename || ':' || status || ':' || column_limit || ':' || used_by, ' ' ORDER BY sequencename)
+                   FROM dbanalytics.sequence_usage WHERE sequencename LIKE 'seq\\_%'"
+            )
+            .as_deref(),
+            Some(
+                "seq_narrow_id:near_exhaustion:2147483647:seq_narrow.id (integer) \
+                 seq_wide_id:ok:9223372036854775807:seq_wide.id (bigint)"
+            )
+        );
+    }
+
     #[pg_test]
     fn every_analytic_answers_on_an_empty_history() {
         collection_test();
