@@ -1234,4 +1234,139 @@ mod tests {
             (Some(3), Some(true))
         );
     }
+
+    /// Wait events: minute rollups up to where the rollup has got, raw samples after it; shares
+    /// of the database's active samples, averages over all sampler ticks.
+    #[pg_test]
+    fn wait_events_share_active_time_between_cpu_and_waits() {
+        partitions_back(
+            &[
+                "activity_raw",
+                "activity_minute",
+                "connection_samples",
+                "connection_minute",
+            ],
+            1,
+        );
+        // rolled up until R = the minute 5 minutes before now's minute
+        run(
+            "CREATE TEMP TABLE r AS SELECT date_trunc('minute', now()) - interval '5 minutes' AS r",
+        );
+        run(
+            "INSERT INTO dbanalytics.source_state (source, updated_at) SELECT 'rollup', r FROM r
+             ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at",
+        );
+        // two rolled minutes: 30 samples of query 11 on a lock and 20 of query 12 on CPU each,
+        // 60 ticks; a minute 20 minutes back (outside a 10-minute window); a row at R, which
+        // the raw samples serve (not counted twice); an idle-in-transaction row (not active)
+        run("INSERT INTO dbanalytics.activity_minute
+             SELECT r - m * interval '1 minute', 'wdb', 'u', 'app', st, wt, we, q, n
+               FROM r, (VALUES (1, 'active', 'Lock', 'transactionid', 11, 30),
+                               (1, 'active', NULL, NULL, 12, 20),
+                               (2, 'active', 'Lock', 'transactionid', 11, 30),
+                               (2, 'active', NULL, NULL, 12, 20),
+                               (2, 'idle in transaction', 'Client', 'ClientRead', 14, 60),
+                               (20, 'active', 'Lock', 'transactionid', 11, 1000),
+                               (0, 'active', 'IO', 'DataFileRead', 15, 500)) v(m, st, wt, we, q, n)");
+        run(
+            "INSERT INTO dbanalytics.connection_minute
+             SELECT r - m * interval '1 minute', 'wdb', 'u', 'app', st, 60, 1, 1, 0, 0
+               FROM r, (VALUES (1, 'active'), (1, 'idle'), (2, 'active'), (20, 'active')) v(m, st)",
+        );
+        // raw samples: 10 ticks from R + 10 s, each with query 13 in pg_sleep and query 11 on a lock
+        run("INSERT INTO dbanalytics.activity_keys (descriptor, datname, usename, application_name, state,
+                                                      wait_event_type, wait_event)
+             VALUES ('wtest-sleep', 'wdb', 'u', 'app', 'active', 'Timeout', 'PgSleep'),
+                    ('wtest-lock', 'wdb', 'u', 'app', 'active', 'Lock', 'transactionid'),
+                    ('wtest-idle', 'wdb', 'u', 'app', 'idle in transaction', 'Client', 'ClientRead')");
+        run("INSERT INTO dbanalytics.activity_raw (sampled_at, pid, key_id, query_id)
+             SELECT r + (10 + i) * interval '1 second', p, k.key_id, q
+               FROM r, generate_series(0, 9) i,
+                    (VALUES (1, 'wtest-sleep', 13), (2, 'wtest-lock', 11), (3, 'wtest-idle', 14)) v(p, d, q)
+               JOIN dbanalytics.activity_keys k ON k.descriptor = v.d");
+        run("INSERT INTO dbanalytics.connection_samples
+             SELECT r + (10 + i) * interval '1 second', 'wdb', 'u', 'app', 'active', 2, 1
+               FROM r, generate_series(0, 9) i");
+        // 130 ticks; 120 active samples: Lock 70, CPU 40, Timeout 10
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(concat_ws(':', wait_event_type, wait_event, samples, round(share::numeric, 3),
+                                             round(avg_active_sessions::numeric, 4), top_query_id,
+                                             round(top_query_share::numeric, 2)), ' ' ORDER BY samples DESC)
+                   FROM dbanalytics.wait_events('10 minutes') WHERE datname = 'wdb'"
+            ),
+            Some(
+                "Lock:transactionid:70:0.583:0.5385:11:1.00 CPU:CPU:40:0.333:0.3077:12:1.00 \
+                 Timeout:PgSleep:10:0.083:0.0769:13:1.00"
+                    .to_string()
+            )
+        );
+        // the minute 20 minutes back is in a 1-hour window
+        assert_eq!(
+            one::<i64>(
+                "SELECT samples FROM dbanalytics.wait_events('1 hour')
+                  WHERE datname = 'wdb' AND wait_event_type = 'Lock'"
+            ),
+            Some(1070)
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(concat_ws(':', wait_event_type, samples, round(share::numeric, 2)), ' '
+                                   ORDER BY samples DESC)
+                   FROM dbanalytics.query_waits(11, '10 minutes')"
+            ),
+            Some("Lock:70:1.00".to_string())
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(concat_ws(':', wait_event, samples, share), ' ')
+                   FROM dbanalytics.query_waits(13, '10 minutes')"
+            ),
+            Some("PgSleep:10:1".to_string())
+        );
+        // per minute: the rolled minute R - 1 min has 30 lock samples over 60 ticks
+        assert_eq!(
+            one::<String>(
+                "SELECT concat_ws(':', w.samples, w.ticks, w.avg_active_sessions)
+                   FROM dbanalytics.wait_events_by_minute('10 minutes') w, r
+                  WHERE w.minute = r.r - interval '1 minute' AND w.datname = 'wdb' AND w.wait_event_type = 'Lock'"
+            ),
+            Some("30:60:0.5".to_string())
+        );
+        // the view is the last hour
+        assert_eq!(
+            one::<i64>(
+                "SELECT sum(samples)::bigint FROM dbanalytics.wait_events WHERE datname = 'wdb'"
+            ),
+            Some(1120)
+        );
+    }
+
+    #[pg_test(error = "dbanalytics: the query id must not be NULL")]
+    fn query_waits_refuses_a_null_query_id() {
+        run("SELECT * FROM dbanalytics.query_waits(NULL, '1 hour')");
+    }
+
+    #[pg_test(error = "dbanalytics: the analysis window must be positive, got -01:00:00")]
+    fn wait_events_refuses_a_negative_window() {
+        run("SELECT * FROM dbanalytics.wait_events('-1 hour')");
+    }
+
+    /// vacuum_blockers answers in a transaction that holds an xid, without naming its caller.
+    #[pg_test]
+    fn vacuum_blockers_leaves_out_the_caller() {
+        run("SELECT pg_current_xact_id()");
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM dbanalytics.vacuum_blockers WHERE pid = pg_backend_pid()"
+            ),
+            Some(0)
+        );
+        assert_eq!(
+            one::<bool>(
+                "SELECT bool_and(xmin_age >= 0 AND action <> '') IS NOT FALSE FROM dbanalytics.vacuum_blockers"
+            ),
+            Some(true)
+        );
+    }
 }
