@@ -60,6 +60,11 @@ extension_sql_file!(
     requires = ["analytics_common"]
 );
 extension_sql_file!(
+    "../sql/analytics_waits.sql",
+    name = "analytics_waits",
+    requires = ["analytics_common"]
+);
+extension_sql_file!(
     "../sql/health.sql",
     name = "health",
     requires = [
