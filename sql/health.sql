@@ -59,6 +59,22 @@ $$;
 
 -- Every indicator, measured. Live facts come from pg_stat_* and the catalogs now; windowed
 -- facts from the collected history over the window.
+-- WAL segments waiting to be archived (.ready files), or NULL for a role that may not list
+-- them (pg_ls_archive_statusdir() is for pg_monitor): checked before the call, which a plain
+-- SQL function would make at plan start.
+CREATE FUNCTION @extschema@._archive_ready()
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_catalog.has_function_privilege('pg_catalog.pg_ls_archive_statusdir()', 'EXECUTE') THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT pg_catalog.count(*) FROM pg_catalog.pg_ls_archive_statusdir() f WHERE f.name LIKE '%.ready');
+END
+$$;
+
 CREATE FUNCTION @extschema@._health_measures(analysis_window interval)
 RETURNS TABLE (component text, indicator text, value numeric, unit text, higher_is_worse boolean,
                warn numeric, bad numeric, weight numeric, measurable text, evidence text,
@@ -112,10 +128,31 @@ WITH args AS (
            pg_catalog.max(EXTRACT(epoch FROM COALESCE(r.replay_lag, interval '0'))) AS lag,
            pg_catalog.string_agg(pg_catalog.format('%s: replay lag %s', r.application_name, COALESCE(r.replay_lag, interval '0')), '; ') AS detail
       FROM pg_catalog.pg_stat_replication r
+), lost_standbys AS (
+    -- standbys the collector saw in the window that are not connected now (issue 17: a lag
+    -- indicator must not turn not_applicable when its standby goes away): their lag is at
+    -- least the time since they were last seen; and physical slots no standby uses
+    SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots s
+             WHERE s.slot_type = 'physical' AND NOT s.active) AS inactive_slots,
+           (SELECT pg_catalog.string_agg(s.slot_name::text, ', ' ORDER BY s.slot_name) FROM pg_catalog.pg_replication_slots s
+             WHERE s.slot_type = 'physical' AND NOT s.active) AS slot_names,
+           pg_catalog.count(*) AS lost,
+           pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - h.last_seen)) AS since_seen,
+           pg_catalog.string_agg(pg_catalog.format('%s: disconnected, last seen %s', h.application_name, h.last_seen), '; '
+                                 ORDER BY h.application_name) AS detail
+      FROM (SELECT r.application_name, pg_catalog.max(r.interval_end) AS last_seen
+              FROM @extschema@.replication_stats r, args a
+             WHERE r.interval_end > a.since
+             GROUP BY r.application_name) h
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication c WHERE c.application_name = h.application_name)
 ), archiving AS (
     SELECT pg_catalog.current_setting('archive_mode') <> 'off' AS enabled,
            EXTRACT(epoch FROM pg_catalog.now() - a.last_archived_time) AS since_last_archive,
-           a.failed_count, a.last_failed_time, a.last_archived_time
+           a.failed_count, a.last_failed_time, a.last_archived_time,
+           -- failing now: the last attempt failed (issue 17)
+           a.last_failed_time IS NOT NULL AND a.last_failed_time > COALESCE(a.last_archived_time, '-infinity') AS failing,
+           -- the .ready backlog (segments waiting to be archived), for roles allowed to list it
+           @extschema@._archive_ready() AS ready
       FROM pg_catalog.pg_stat_archiver a
 ), pools AS (
     -- the minutes a pool change or an application fix would help: near the connection limit
@@ -247,24 +284,48 @@ SELECT 'reliability', 'rollback_ratio', d.rollbacks / NULLIF(d.commits + d.rollb
        'SELECT * FROM dbanalytics.transaction_trends(''' || analysis_window || ''');', 'medium', 'high'
   FROM databases d
 UNION ALL
-SELECT 'reliability', 'replication_lag', CASE WHEN r.standbys > 0 THEN r.lag::numeric END, 's', true, 5, 60, 20,
-       CASE WHEN r.standbys = 0 THEN 'not_applicable' WHEN a.sees_all_sessions THEN 'yes' ELSE 'unknown' END,
-       COALESCE(r.detail, 'no standby connected'),
+SELECT 'reliability', 'replication_lag',
+       CASE WHEN r.standbys > 0 OR ls.lost > 0 OR ls.inactive_slots > 0
+            THEN GREATEST(COALESCE(r.lag, 0), COALESCE(ls.since_seen, 0),
+                          CASE WHEN ls.inactive_slots > 0 THEN 60 ELSE 0 END)::numeric END, 's', true, 5, 60, 20,
+       CASE WHEN r.standbys = 0 AND ls.lost = 0 AND ls.inactive_slots = 0 THEN 'not_applicable'
+            WHEN a.sees_all_sessions OR r.standbys = 0 THEN 'yes' ELSE 'unknown' END,
+       COALESCE(NULLIF(pg_catalog.concat_ws('; ', r.detail, ls.detail,
+                                            'inactive physical replication slot(s): ' || ls.slot_names || ' (no standby uses them)'), ''),
+                'no standby connected'),
        'replication_analytics',
-       'a lagging standby serves stale reads and loses more on failover',
-       'check the standby''s I/O and network; look at replication_analytics',
+       'a lagging or disconnected standby serves stale reads (or none) and loses more on failover',
+       CASE WHEN ls.lost > 0 OR ls.inactive_slots > 0
+            THEN 'a standby is disconnected: check that it runs and reaches this server (its server log says why); drop the slot of a standby that is gone for good, or it keeps WAL until the disk fills'
+            ELSE 'check the standby''s I/O and network; look at replication_analytics' END,
        'SELECT * FROM dbanalytics.replication_analytics;', 'medium', 'high'
-  FROM args a, replication r
+  FROM args a, replication r, lost_standbys ls
 UNION ALL
-SELECT 'reliability', 'backup_recency', CASE WHEN ar.enabled THEN COALESCE(ar.since_last_archive, 1e9)::numeric END, 's', true, 3600, 86400, 15,
+SELECT 'reliability', 'backup_recency',
+       CASE WHEN NOT ar.enabled THEN NULL
+            -- failing now: at least the bad threshold, however recent the last success
+            WHEN ar.failing THEN GREATEST(COALESCE(ar.since_last_archive, 1e9), 86400)::numeric
+            -- nothing waiting to be archived: up to date, however idle the server (issue 17)
+            WHEN ar.ready = 0 THEN 0
+            ELSE COALESCE(ar.since_last_archive, 1e9)::numeric END, 's', true, 3600, 86400, 15,
        CASE WHEN NOT ar.enabled THEN 'not_configured' ELSE 'yes' END,
        CASE WHEN NOT ar.enabled THEN 'archive_mode is off: no WAL archive, so no point-in-time recovery'
-            ELSE pg_catalog.format('last WAL segment archived at %s; %s failures, last at %s',
-                                   ar.last_archived_time, ar.failed_count, ar.last_failed_time) END,
-       'pg_stat_archiver',
-       'without a recent archived WAL, a lost disk loses the data written since the last base backup',
-       'set archive_mode = on with an archive_command (or a backup tool such as pgBackRest) and watch pg_stat_archiver',
-       'ALTER SYSTEM SET archive_mode = on;  -- plus archive_command or archive_library; needs a restart', 'medium', 'high'
+            ELSE pg_catalog.format('last WAL segment archived at %s; %s failures, last at %s%s; %s',
+                                   ar.last_archived_time, ar.failed_count, ar.last_failed_time,
+                                   CASE WHEN ar.failing THEN ' (the last attempt failed)' ELSE '' END,
+                                   CASE WHEN ar.ready IS NULL THEN 'the .ready backlog is not visible to this role (pg_monitor)'
+                                        ELSE ar.ready || ' segment(s) waiting to be archived' END) END,
+       'pg_stat_archiver, pg_ls_archive_statusdir()',
+       'without a recent archived WAL, a lost disk loses the data written since the last base backup; WAL not archived stays in pg_wal until the disk fills',
+       CASE WHEN NOT ar.enabled
+            THEN 'set archive_mode = on with an archive_command (or a backup tool such as pgBackRest) and watch pg_stat_archiver'
+            WHEN ar.failing
+            THEN 'archiving is on and failing: the server log has the archive command''s error (LOG: archive command failed); fix the command, its target or its permissions'
+            ELSE 'archiving is on but behind: check that the archive command keeps up (pg_stat_archiver, the .ready files in pg_wal/archive_status)' END,
+       CASE WHEN NOT ar.enabled
+            THEN 'ALTER SYSTEM SET archive_mode = on;  -- plus archive_command or archive_library; needs a restart'
+            ELSE 'SELECT * FROM pg_catalog.pg_stat_archiver;  -- then read the server log around last_failed_time' END,
+       'medium', 'high'
   FROM archiving ar
 UNION ALL
 SELECT 'reliability', 'xid_age', (SELECT pg_catalog.max(pg_catalog.age(db.datfrozenxid))::numeric FROM pg_catalog.pg_database db),
