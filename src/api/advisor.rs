@@ -372,16 +372,21 @@ fn index_advice(
     let window_sql = format!("{}::interval", spi::literal(Some(&window.to_string())));
     let since = format!("dbanalytics._window_start({window_sql})");
 
-    // the statements of this database that took the most time, with their texts
+    // the statements of this database that took the most time, with their texts. From
+    // PostgreSQL 18, pg_stat_statements gives the statement inside an EXPLAIN the query id of
+    // that statement, so an entry's text can be the EXPLAIN that ran it first: its statement is
+    // what is planned (docs/versions.md).
     let statements: Vec<PlannedStatement> = Spi::connect(|client| {
         let rows = client.select(
             &format!(
-                "SELECT t.queryid, t.calls, t.total_exec_time, x.query, t.userid
+                "SELECT t.queryid, t.calls, t.total_exec_time, q.query, t.userid
                    FROM dbanalytics._statement_totals({since}, pg_catalog.now()) t
                    JOIN dbanalytics.statement_texts x USING (dbid, userid, queryid, toplevel)
+                  CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(x.query,
+                        '^\\s*EXPLAIN\\s*(\\([^)]*\\)\\s*)?((ANALYZE|ANALYSE|VERBOSE)\\s+)*', '', 'i') AS query) q
                   WHERE t.dbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
-                    AND t.calls > 0 AND x.query ~* '^\\s*(WITH|SELECT|INSERT|UPDATE|DELETE|VALUES|TABLE)\\M'
-                    AND x.query NOT LIKE '%dbanalytics%'
+                    AND t.calls > 0 AND q.query ~* '^\\s*(WITH|SELECT|INSERT|UPDATE|DELETE|VALUES|TABLE)\\M'
+                    AND q.query NOT LIKE '%dbanalytics%'
                   ORDER BY t.total_exec_time DESC LIMIT {STATEMENTS_TO_PLAN}"
             ),
             None,
