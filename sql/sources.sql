@@ -5,6 +5,10 @@
 -- The one delta rule. A counter that went down, or an interval whose counters were zeroed,
 -- yields the current value (what accumulated since the reset): never a negative delta.
 -- Two overloads with the same body so that bigint counters stay exact; both are inlined.
+-- Inlined helpers (counter_delta, _ms_before, _ms_before_at, _time_ceil, _time_floor) have no
+-- SET search_path, which would stop the planner from inlining them; their bodies are parsed in
+-- the calling query's search_path, so every operator in them is written OPERATOR(pg_catalog.x)
+-- and every function pg_catalog.x (docs/security.md, pgspot PS005 warnings).
 CREATE FUNCTION @extschema@.counter_delta(current_value bigint, previous_value bigint,
                                           counters_zeroed boolean)
 RETURNS bigint
@@ -12,9 +16,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE
         WHEN current_value IS NULL THEN 0
-        WHEN previous_value IS NULL OR counters_zeroed OR current_value < previous_value
+        WHEN previous_value IS NULL OR counters_zeroed
+             OR current_value OPERATOR(pg_catalog.<) previous_value
             THEN current_value
-        ELSE current_value - previous_value
+        ELSE current_value OPERATOR(pg_catalog.-) previous_value
     END
 $$;
 
@@ -26,9 +31,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE
         WHEN current_value IS NULL THEN 0
-        WHEN previous_value IS NULL OR counters_zeroed OR current_value < previous_value
+        WHEN previous_value IS NULL OR counters_zeroed
+             OR current_value OPERATOR(pg_catalog.<) previous_value
             THEN current_value
-        ELSE current_value - previous_value
+        ELSE current_value OPERATOR(pg_catalog.-) previous_value
     END
 $$;
 
@@ -74,17 +80,21 @@ AS $$
     -- one expression (no FROM), so that the planner inlines it: the sampler calls it three
     -- times per sampled backend
     SELECT CASE WHEN earlier IS NULL THEN NULL
-                WHEN sampled_at - earlier <= interval '2147483647 milliseconds'
-                THEN GREATEST(pg_catalog.round(EXTRACT(epoch FROM sampled_at - earlier) * 1000), 0)::integer
-                ELSE (-LEAST(pg_catalog.floor(EXTRACT(epoch FROM sampled_at - earlier)), 2147483647))::integer END
+                WHEN (sampled_at OPERATOR(pg_catalog.-) earlier)
+                     OPERATOR(pg_catalog.<=) interval '2147483647 milliseconds'
+                THEN GREATEST(pg_catalog.round(EXTRACT(epoch FROM sampled_at OPERATOR(pg_catalog.-) earlier)
+                                               OPERATOR(pg_catalog.*) 1000), 0)::integer
+                ELSE (OPERATOR(pg_catalog.-) LEAST(pg_catalog.floor(EXTRACT(epoch FROM sampled_at OPERATOR(pg_catalog.-) earlier)),
+                                                  2147483647))::integer END
 $$;
 
 CREATE FUNCTION @extschema@._ms_before_at(sampled_at timestamptz, ms_before integer)
 RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE  -- as timestamptz - interval: so that it is inlined
 AS $$
-    SELECT CASE WHEN ms_before >= 0 THEN sampled_at - ms_before * interval '1 millisecond'
-                ELSE sampled_at + ms_before * interval '1 second' END
+    SELECT CASE WHEN ms_before OPERATOR(pg_catalog.>=) 0
+                THEN sampled_at OPERATOR(pg_catalog.-) (ms_before OPERATOR(pg_catalog.*) interval '1 millisecond')
+                ELSE sampled_at OPERATOR(pg_catalog.+) (ms_before OPERATOR(pg_catalog.*) interval '1 second') END
 $$;
 
 -- Keys no activity_raw row refers to. The retention source calls it before it drops raw
@@ -219,6 +229,30 @@ $$;
 --   counters_zeroed the counters were reset to zero: the delta is the current value
 -------------------------------------------------------------------------------
 
+-- A statement text as dbanalytics stores it: texts of utility statements that can carry a
+-- secret (a password, a connection string, a user mapping's or server's options) are replaced
+-- by a note. pg_stat_statements keeps utility statements verbatim (it replaces constants by $n
+-- only in planned statements), so without this a password would sit in the history, in every
+-- pg_dump of it and in front of whoever may read texts. The rule is deliberately broad: a
+-- redacted text costs a DBA one look at pg_stat_statements; a stored password costs more.
+CREATE FUNCTION @extschema@._redact_secrets(query text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- planned statements reach pg_stat_statements with their constants replaced by $n: only
+    -- the others (utility statements: CREATE ROLE, DO, ALTER SYSTEM, ...) keep literals
+    SELECT CASE
+        WHEN query !~* '^[\s(]*(SELECT|INSERT|UPDATE|DELETE|WITH|VALUES|TABLE|MERGE)\M'
+         AND (query ~* '\m(password|passwd|pwd|secret|user\s+mapping|subscription|connection|dblink\w*)\M'
+              OR query ~* '^\s*(CREATE|ALTER)\s+(SERVER|FOREIGN\s+DATA\s+WRAPPER)\M'
+              OR query ~* '^\s*ALTER\s+SYSTEM\M')
+        THEN pg_catalog.format('<redacted by dbanalytics: this %s statement may carry a secret; see pg_stat_statements>',
+                               pg_catalog.upper(pg_catalog.substring(query, '^\s*(\w+)')))
+        ELSE query
+    END
+$$;
+
 CREATE FUNCTION @extschema@._snapshot_statements(pgss_schema text, previous_snapshot timestamptz,
                                                  interval_reset boolean, counters_zeroed boolean)
 RETURNS bigint
@@ -297,7 +331,8 @@ BEGIN
     IF has_new_entries THEN
         EXECUTE pg_catalog.format($q$
             INSERT INTO @extschema@.statements (dbid, userid, queryid, toplevel, datname, usename, query)
-            SELECT s.dbid, s.userid, s.queryid, s.toplevel, d.datname, r.rolname, s.query
+            SELECT s.dbid, s.userid, s.queryid, s.toplevel, d.datname, r.rolname,
+                   @extschema@._redact_secrets(s.query)
               FROM %I.pg_stat_statements(true) s
               LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid
               LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid
@@ -811,14 +846,16 @@ CREATE FUNCTION @extschema@._time_ceil(ts timestamptz, width_seconds integer)
 RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT pg_catalog.to_timestamp((pg_catalog.ceil(EXTRACT(epoch FROM ts) / width_seconds) * width_seconds)::double precision)
+    SELECT pg_catalog.to_timestamp((pg_catalog.ceil(EXTRACT(epoch FROM ts) OPERATOR(pg_catalog./) width_seconds)
+                                    OPERATOR(pg_catalog.*) width_seconds)::double precision)
 $$;
 
 CREATE FUNCTION @extschema@._time_floor(ts timestamptz, width_seconds integer)
 RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT pg_catalog.to_timestamp((pg_catalog.floor(EXTRACT(epoch FROM ts) / width_seconds) * width_seconds)::double precision)
+    SELECT pg_catalog.to_timestamp((pg_catalog.floor(EXTRACT(epoch FROM ts) OPERATOR(pg_catalog./) width_seconds)
+                                    OPERATOR(pg_catalog.*) width_seconds)::double precision)
 $$;
 
 -- How far the rollups have got (source_state updated_at of 'rollup', 'hours' or 'days'), for
@@ -840,6 +877,7 @@ CREATE FUNCTION @extschema@._rollup_span(since timestamptz, until timestamptz,
                                          OUT lo timestamptz, OUT hi timestamptz,
                                          OUT day_lo timestamptz, OUT day_hi timestamptz)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT h.lo, h.hi, d.day_lo,
            GREATEST(d.day_lo, LEAST(@extschema@._time_floor(h.hi, 86400),

@@ -93,7 +93,8 @@ SELECT 'worker', w.worker,
            THEN pg_catalog.format('the workers collect in database %I (dbanalytics.database)', s.database)
            ELSE 'no such process: it could not start (is max_worker_processes large enough? see the server log) or it is restarting'
        END,
-       0::bigint, 0::bigint, NULL::numeric, NULL::numeric, NULL::numeric,
+       0::pg_catalog.int8, 0::pg_catalog.int8, NULL::pg_catalog.numeric, NULL::pg_catalog.numeric,
+       NULL::pg_catalog.numeric,
        CASE WHEN a.pid IS NOT NULL THEN 'healthy'
             WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'off'
             ELSE 'not running' END
