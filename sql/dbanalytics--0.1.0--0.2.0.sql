@@ -10,114 +10,102 @@
 \echo Use "ALTER EXTENSION dbanalytics UPDATE TO '0.2.0'" to load this file. \quit
 
 -------------------------------------------------------------------------------
--- Every supported PostgreSQL version (issue 11): sql/versions.sql maps each server's column
--- names to ours (docs/versions.md); the statements and bgwriter sources read through it.
--- _snapshot_statements and _snapshot_bgwriter are restated whole here: a later change to either
--- must be restated after this section.
+-- Security (issue 14)
 -------------------------------------------------------------------------------
 
-CREATE FUNCTION @extschema@._statements_now(pgss_schema text)
-RETURNS SETOF @extschema@.statement_counters
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
+-- Inlined helpers keep no SET clause (it would stop inlining): their operators are qualified.
+CREATE OR REPLACE FUNCTION @extschema@.counter_delta(current_value bigint, previous_value bigint,
+                                          counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-DECLARE
-    version integer[];
-BEGIN
-    SELECT pg_catalog.string_to_array(e.extversion, '.')::integer[] INTO version
-      FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_stat_statements';
-    RETURN QUERY EXECUTE pg_catalog.format($q$
-        SELECT s.dbid, s.userid, s.queryid, %s, pg_catalog.now(),
-               s.calls, s.plans, s.total_exec_time, s.total_plan_time, s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
-               %s, %s, s.wal_records, s.wal_fpi, s.wal_bytes::bigint
-          FROM %I.pg_stat_statements(false) s
-         WHERE s.queryid IS NOT NULL$q$,
-        CASE WHEN version >= '{1,9}' THEN 's.toplevel' ELSE 'true' END,
-        CASE WHEN version >= '{1,11}' THEN 's.shared_blk_read_time' ELSE 's.blk_read_time' END,
-        CASE WHEN version >= '{1,11}' THEN 's.shared_blk_write_time' ELSE 's.blk_write_time' END,
-        pgss_schema);
-END
+    SELECT CASE
+        WHEN current_value IS NULL THEN 0
+        WHEN previous_value IS NULL OR counters_zeroed
+             OR current_value OPERATOR(pg_catalog.<) previous_value
+            THEN current_value
+        ELSE current_value OPERATOR(pg_catalog.-) previous_value
+    END
 $$;
 
--- The statements source's epoch (src/collect/epoch.rs): pg_stat_statements_info exists from
--- 1.9 (PostgreSQL 14); before it, no reset time and no eviction count (NULL).
-CREATE FUNCTION @extschema@._statements_epoch(pgss_schema text, OUT stats_reset text, OUT dealloc bigint)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
+CREATE OR REPLACE FUNCTION @extschema@.counter_delta(current_value double precision,
+                                          previous_value double precision,
+                                          counters_zeroed boolean)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-BEGIN
-    IF EXISTS (SELECT FROM pg_catalog.pg_extension e
-                WHERE e.extname = 'pg_stat_statements'
-                  AND pg_catalog.string_to_array(e.extversion, '.')::integer[] >= '{1,9}') THEN
-        EXECUTE pg_catalog.format(
-            'SELECT EXTRACT(epoch FROM i.stats_reset)::text, i.dealloc FROM %I.pg_stat_statements_info i',
-            pgss_schema)
-        INTO stats_reset, dealloc;
-    END IF;
-END
+    SELECT CASE
+        WHEN current_value IS NULL THEN 0
+        WHEN previous_value IS NULL OR counters_zeroed
+             OR current_value OPERATOR(pg_catalog.<) previous_value
+            THEN current_value
+        ELSE current_value OPERATOR(pg_catalog.-) previous_value
+    END
 $$;
 
--- Checkpointer and background writer counters, by server version:
---   up to 16  all from pg_stat_bgwriter, under these names
---   17+       checkpoints_timed = pg_stat_checkpointer.num_timed, checkpoints_req = num_requested,
---             checkpoint_write_time = write_time, checkpoint_sync_time = sync_time,
---             buffers_checkpoint = buffers_written; buffers_clean, maxwritten_clean and
---             buffers_alloc still from pg_stat_bgwriter; buffers_backend and
---             buffers_backend_fsync (removed from pg_stat_bgwriter) from pg_stat_io: the writes
---             and fsyncs of relation blocks by every process other than the checkpointer and
---             the background writer
-CREATE FUNCTION @extschema@._bgwriter_now()
-RETURNS SETOF @extschema@.bgwriter_counters
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
+CREATE OR REPLACE FUNCTION @extschema@._ms_before(sampled_at timestamptz, earlier timestamptz)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-BEGIN
-    IF pg_catalog.current_setting('server_version_num')::integer >= 170000 THEN
-        RETURN QUERY
-        SELECT true, pg_catalog.now(), c.num_timed, c.num_requested, c.write_time, c.sync_time,
-               c.buffers_written, b.buffers_clean, b.maxwritten_clean,
-               io.writes::bigint, io.fsyncs::bigint, b.buffers_alloc
-          FROM pg_catalog.pg_stat_checkpointer c,
-               pg_catalog.pg_stat_bgwriter b,
-               (SELECT pg_catalog.sum(i.writes) AS writes, pg_catalog.sum(i.fsyncs) AS fsyncs
-                  FROM pg_catalog.pg_stat_io i
-                 WHERE i.object = 'relation'
-                   AND i.backend_type NOT IN ('checkpointer', 'background writer')) io;
-    ELSE
-        RETURN QUERY
-        SELECT true, pg_catalog.now(), b.checkpoints_timed, b.checkpoints_req,
-               b.checkpoint_write_time, b.checkpoint_sync_time, b.buffers_checkpoint,
-               b.buffers_clean, b.maxwritten_clean, b.buffers_backend, b.buffers_backend_fsync,
-               b.buffers_alloc
-          FROM pg_catalog.pg_stat_bgwriter b;
-    END IF;
-END
+    -- one expression (no FROM), so that the planner inlines it: the sampler calls it three
+    -- times per sampled backend
+    SELECT CASE WHEN earlier IS NULL THEN NULL
+                WHEN (sampled_at OPERATOR(pg_catalog.-) earlier)
+                     OPERATOR(pg_catalog.<=) interval '2147483647 milliseconds'
+                THEN GREATEST(pg_catalog.round(EXTRACT(epoch FROM sampled_at OPERATOR(pg_catalog.-) earlier)
+                                               OPERATOR(pg_catalog.*) 1000), 0)::integer
+                ELSE (OPERATOR(pg_catalog.-) LEAST(pg_catalog.floor(EXTRACT(epoch FROM sampled_at OPERATOR(pg_catalog.-) earlier)),
+                                                  2147483647))::integer END
 $$;
 
--- The bgwriter source's epoch: up to 16 one view with one stats_reset, which zeroes all its
--- counters together. From 17 the counters come from three views that are reset separately
--- (pg_stat_reset_shared('bgwriter' | 'checkpointer' | 'io')): one reset time standing for all
--- of them would treat the counters of the views that were not reset as zeroed and count them
--- twice, so none is given and counter_delta() finds, counter by counter, which went back.
-CREATE FUNCTION @extschema@._bgwriter_epoch()
+CREATE OR REPLACE FUNCTION @extschema@._ms_before_at(sampled_at timestamptz, ms_before integer)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE  -- as timestamptz - interval: so that it is inlined
+AS $$
+    SELECT CASE WHEN ms_before OPERATOR(pg_catalog.>=) 0
+                THEN sampled_at OPERATOR(pg_catalog.-) (ms_before OPERATOR(pg_catalog.*) interval '1 millisecond')
+                ELSE sampled_at OPERATOR(pg_catalog.+) (ms_before OPERATOR(pg_catalog.*) interval '1 second') END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._time_ceil(ts timestamptz, width_seconds integer)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.to_timestamp((pg_catalog.ceil(EXTRACT(epoch FROM ts) OPERATOR(pg_catalog./) width_seconds)
+                                    OPERATOR(pg_catalog.*) width_seconds)::double precision)
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._time_floor(ts timestamptz, width_seconds integer)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.to_timestamp((pg_catalog.floor(EXTRACT(epoch FROM ts) OPERATOR(pg_catalog./) width_seconds)
+                                    OPERATOR(pg_catalog.*) width_seconds)::double precision)
+$$;
+
+-- Texts that may carry a secret are not stored; texts stored before are redacted now.
+CREATE FUNCTION @extschema@._redact_secrets(query text)
 RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-BEGIN
-    IF pg_catalog.current_setting('server_version_num')::integer >= 170000 THEN
-        RETURN NULL;
-    END IF;
-    RETURN (SELECT EXTRACT(epoch FROM b.stats_reset)::text FROM pg_catalog.pg_stat_bgwriter b);
-END
+    -- planned statements reach pg_stat_statements with their constants replaced by $n: only
+    -- the others (utility statements: CREATE ROLE, DO, ALTER SYSTEM, ...) keep literals
+    SELECT CASE
+        WHEN query !~* '^[\s(]*(SELECT|INSERT|UPDATE|DELETE|WITH|VALUES|TABLE|MERGE)\M'
+         AND (query ~* '\m(password|passwd|pwd|secret|user\s+mapping|subscription|connection|dblink\w*)\M'
+              OR query ~* '^\s*(CREATE|ALTER)\s+(SERVER|FOREIGN\s+DATA\s+WRAPPER)\M'
+              OR query ~* '^\s*ALTER\s+SYSTEM\M')
+        THEN pg_catalog.format('<redacted by dbanalytics: this %s statement may carry a secret; see pg_stat_statements>',
+                               pg_catalog.upper(pg_catalog.substring(query, '^\s*(\w+)')))
+        ELSE query
+    END
 $$;
 
-REVOKE ALL ON FUNCTION @extschema@._statements_now(text), @extschema@._statements_epoch(text),
-    @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._statements_now(text), @extschema@._statements_epoch(text),
-    @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch() TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@._redact_secrets(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._redact_secrets(text) TO dbanalytics_reader;
+UPDATE @extschema@.statements s SET query = @extschema@._redact_secrets(s.query)
+ WHERE s.query IS DISTINCT FROM @extschema@._redact_secrets(s.query);
 
 CREATE OR REPLACE FUNCTION @extschema@._snapshot_statements(pgss_schema text, previous_snapshot timestamptz,
                                                  interval_reset boolean, counters_zeroed boolean)
@@ -133,8 +121,13 @@ BEGIN
     -- counters of the entries that changed (all its parts see the same previous counters).
     EXECUTE pg_catalog.format($q$
         WITH cur AS MATERIALIZED (
-            -- the counters under our names, whatever the pg_stat_statements version (versions.sql)
-            SELECT s.* FROM @extschema@._statements_now(%L) s
+            SELECT s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.now() AS captured_at,
+                   s.calls, s.plans, s.total_exec_time, s.total_plan_time, s.rows,
+                   s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+                   s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
+                   s.blk_read_time, s.blk_write_time, s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes
+              FROM %I.pg_stat_statements(false) s
+             WHERE s.queryid IS NOT NULL
         ), deltas AS (
             INSERT INTO @extschema@.statement_stats
             SELECT $1, c.captured_at, c.dbid, c.userid, c.queryid, c.toplevel,
@@ -197,7 +190,8 @@ BEGIN
     IF has_new_entries THEN
         EXECUTE pg_catalog.format($q$
             INSERT INTO @extschema@.statements (dbid, userid, queryid, toplevel, datname, usename, query)
-            SELECT s.dbid, s.userid, s.queryid, s.toplevel, d.datname, r.rolname, s.query
+            SELECT s.dbid, s.userid, s.queryid, s.toplevel, d.datname, r.rolname,
+                   @extschema@._redact_secrets(s.query)
               FROM %I.pg_stat_statements(true) s
               LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid
               LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid
@@ -208,7 +202,334 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION @extschema@._snapshot_bgwriter(previous_snapshot timestamptz,
+-- Texts are shown exactly as pg_stat_statements shows them, matched by role OID and name.
+CREATE OR REPLACE VIEW @extschema@.statement_texts AS
+SELECT s.dbid, s.datname, s.userid, s.usename, s.queryid, s.toplevel, s.first_seen,
+       CASE WHEN pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE')
+              OR (s.userid OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                    WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+                  AND s.usename OPERATOR(pg_catalog.=) CURRENT_USER::pg_catalog.text)
+            THEN s.query
+            ELSE '<insufficient privilege>'
+       END AS query
+  FROM @extschema@.statements s;
+
+-- Bounded alert rules; payloads with what every listener may see; one failing rule never stops
+-- the others.
+ALTER TABLE @extschema@.alert_rules
+    ADD CONSTRAINT alert_rules_rule_check CHECK (pg_catalog.length(rule) BETWEEN 1 AND 63),
+    ADD CONSTRAINT alert_rules_description_check CHECK (pg_catalog.length(description) <= 1000);
+
+CREATE OR REPLACE FUNCTION @extschema@._evaluate_alerts()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    candidate record;
+    open_alert @extschema@.alerts;
+    opened bigint := 0;
+    firing boolean;
+BEGIN
+    FOR candidate IN
+        SELECT r.rule, r.comparison, r.threshold, r.severity, m.value, m.details
+          FROM @extschema@.alert_rules r
+          JOIN @extschema@._alert_metrics() m ON m.metric = r.metric
+         WHERE r.enabled
+    LOOP
+      BEGIN
+        firing := candidate.value IS NOT NULL AND CASE candidate.comparison
+            WHEN '>' THEN candidate.value > candidate.threshold
+            ELSE candidate.value < candidate.threshold END;
+        SELECT * INTO open_alert FROM @extschema@.alerts a
+         WHERE a.rule = candidate.rule AND a.resolved_at IS NULL;
+        IF firing AND open_alert.alert_id IS NULL THEN
+            INSERT INTO @extschema@.alerts (rule, severity, opened_at, last_seen_at, value, threshold, details)
+            VALUES (candidate.rule, candidate.severity, pg_catalog.now(), pg_catalog.now(), candidate.value,
+                    candidate.threshold, candidate.details)
+            RETURNING * INTO open_alert;
+            PERFORM pg_catalog.pg_notify('dbanalytics_alerts', pg_catalog.jsonb_build_object(
+                'alert_id', open_alert.alert_id, 'rule', candidate.rule, 'severity', candidate.severity,
+                'value', candidate.value, 'threshold', candidate.threshold,
+                'opened_at', pg_catalog.now())::text);
+            opened := opened + 1;
+        ELSIF firing THEN
+            UPDATE @extschema@.alerts SET last_seen_at = pg_catalog.now(), value = candidate.value,
+                                          details = candidate.details
+             WHERE alert_id = open_alert.alert_id;
+        ELSIF open_alert.alert_id IS NOT NULL THEN
+            UPDATE @extschema@.alerts SET resolved_at = pg_catalog.now() WHERE alert_id = open_alert.alert_id;
+        END IF;
+      EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'dbanalytics: alert rule "%" could not be evaluated: %',
+                      pg_catalog.left(candidate.rule, 63), SQLERRM;
+      END;
+    END LOOP;
+    -- an episode whose rule was disabled or deleted ends too
+    UPDATE @extschema@.alerts a SET resolved_at = pg_catalog.now()
+     WHERE a.resolved_at IS NULL
+       AND NOT EXISTS (SELECT FROM @extschema@.alert_rules r WHERE r.rule = a.rule AND r.enabled);
+    RETURN opened;
+END
+$$;
+
+
+-- collector_status: a searched CASE with a qualified operator (pgspot PS009); one row per
+-- worker; failed ticks and skipped snapshots shown for an hour.
+CREATE OR REPLACE VIEW @extschema@.collector_status AS
+WITH latest AS (
+    SELECT DISTINCT ON (r.source) r.source, r.worker, r.started_at, r.status, r.message
+      FROM @extschema@.collector_runs r
+     -- a whole tick that failed, or a snapshot that could not take its turn: shown for an hour
+     WHERE r.source OPERATOR(pg_catalog.<>) ALL (ARRAY['tick', 'snapshot'])
+        OR r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')
+     ORDER BY r.source, r.started_at DESC
+), last_hour AS (
+    SELECT r.source,
+           pg_catalog.count(*) AS runs,
+           pg_catalog.count(*) FILTER (WHERE r.status = 'error') AS errors,
+           pg_catalog.avg(r.duration_ms) AS avg_duration_ms,
+           pg_catalog.max(r.duration_ms) AS max_duration_ms,
+           pg_catalog.avg(r.rows) AS avg_rows
+      FROM @extschema@.collector_runs r
+     WHERE r.started_at > pg_catalog.now() - interval '1 hour'
+     GROUP BY r.source
+)
+SELECT l.source,
+       l.worker,
+       l.status AS last_status,
+       l.started_at AS last_run,
+       (SELECT pg_catalog.max(r.started_at) FROM @extschema@.collector_runs r
+         WHERE r.source = l.source AND r.status = 'ok') AS last_success,
+       (SELECT pg_catalog.max(r.started_at) FROM @extschema@.collector_runs r
+         WHERE r.source = l.source AND r.status = 'error') AS last_error_at,
+       (SELECT r.message FROM @extschema@.collector_runs r
+         WHERE r.source = l.source AND r.status = 'error'
+         ORDER BY r.started_at DESC LIMIT 1) AS last_error,
+       CASE WHEN l.status = 'skipped' THEN l.message END AS skipped_reason,
+       COALESCE(h.runs, 0) AS runs_last_hour,
+       COALESCE(h.errors, 0) AS errors_last_hour,
+       pg_catalog.round(h.avg_duration_ms::numeric, 3) AS avg_duration_ms,
+       pg_catalog.round(h.max_duration_ms::numeric, 3) AS max_duration_ms,
+       pg_catalog.round(h.avg_rows, 1) AS avg_rows_per_run,
+       CASE
+           WHEN l.status = 'error' THEN 'failing'
+           WHEN l.status = 'skipped' THEN 'skipped'
+           WHEN l.started_at < pg_catalog.now() - 3 * (CASE
+                    WHEN l.worker OPERATOR(pg_catalog.=) 'sampler'
+                    THEN pg_catalog.current_setting('dbanalytics.sample_interval', true)
+                    ELSE pg_catalog.current_setting('dbanalytics.snapshot_interval', true)
+                END)::interval THEN 'stale'
+           ELSE 'healthy'
+       END AS health
+  FROM latest l
+  LEFT JOIN last_hour h USING (source)
+UNION ALL
+SELECT 'worker', w.worker,
+       CASE WHEN a.pid IS NOT NULL THEN 'ok'
+            WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'skipped'
+            ELSE 'error' END,
+       a.backend_start, NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz, NULL::pg_catalog.text,
+       CASE
+           WHEN a.pid IS NOT NULL THEN NULL::pg_catalog.text
+           WHEN s.database IS NULL
+           THEN 'dbanalytics is not in shared_preload_libraries: no background collection'
+           WHEN s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database()
+           THEN pg_catalog.format('the workers collect in database %I (dbanalytics.database)', s.database)
+           ELSE 'no such process: it could not start (is max_worker_processes large enough? see the server log) or it is restarting'
+       END,
+       0::pg_catalog.int8, 0::pg_catalog.int8, NULL::pg_catalog.numeric, NULL::pg_catalog.numeric,
+       NULL::pg_catalog.numeric,
+       CASE WHEN a.pid IS NOT NULL THEN 'healthy'
+            WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'off'
+            ELSE 'not running' END
+  FROM (VALUES ('sampler', 'dbanalytics sampler'), ('collector', 'dbanalytics collector')) AS w(worker, backend_type)
+ CROSS JOIN (SELECT pg_catalog.current_setting('dbanalytics.database', true) AS database) s
+  LEFT JOIN pg_catalog.pg_stat_activity a
+         ON a.backend_type OPERATOR(pg_catalog.=) w.backend_type
+        AND a.datname OPERATOR(pg_catalog.=) s.database;
+
+-- explain_analysis() pins its search_path and takes the caller's as an argument (its default is
+-- evaluated in the caller's context, before the pinned one applies); it plans read-only.
+DROP FUNCTION @extschema@.explain_analysis(text, boolean, boolean);
+CREATE FUNCTION @extschema@.explain_analysis(
+	"query" TEXT,
+	"analyze" bool DEFAULT false,
+	"allow_writes" bool DEFAULT false,
+	"search_path" TEXT DEFAULT pg_catalog.current_setting('search_path')
+) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'explain_analysis_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.explain_analysis(text, boolean, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.explain_analysis(text, boolean, boolean, text) TO dbanalytics_reader;
+
+-------------------------------------------------------------------------------
+-- Dump and restore (issue 12, issue 15 item 7): a pg_dump of a database with dbanalytics
+-- restores without errors and with the exact meaning of every row.
+-------------------------------------------------------------------------------
+
+-- Indexes move from the partitioned parents to each partition (an index on a parent makes the
+-- restore's ATTACH PARTITION create the partition's index before pg_restore creates it again).
+CREATE TABLE @extschema@.partition_indexes (
+    parent     text NOT NULL,  -- a partitioned table of this schema
+    suffix     text NOT NULL,  -- the index of partition p is named p_<suffix>_idx
+    definition text NOT NULL,  -- what follows CREATE INDEX ... ON <partition>
+    PRIMARY KEY (parent, suffix)
+);
+INSERT INTO @extschema@.partition_indexes VALUES
+    ('activity_raw', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)'),
+    ('connection_samples', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)'),
+    ('lock_waits', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)'),
+    ('activity_minute', 'minute', '(minute)'),
+    ('connection_minute', 'minute', '(minute)'),
+    ('pool_minute', 'minute', '(minute)'),
+    ('statement_stats', 'interval_end', '(interval_end)'),
+    ('statement_stats', 'queryid', '(queryid)'),
+    ('statement_hourly', 'hour_end', '(hour_end)'),
+    ('statement_daily', 'day_end', '(day_end)'),
+    ('statement_latency', 'interval_end', '(interval_end)'),
+    ('database_latency', 'interval_end', '(interval_end)'),
+    ('database_stats', 'interval_end', '(interval_end)'),
+    ('table_stats', 'interval_end', '(interval_end)'),
+    ('index_stats', 'interval_end', '(interval_end)'),
+    ('table_hourly', 'hour_end', '(hour_end)'),
+    ('index_hourly', 'hour_end', '(hour_end)'),
+    ('collector_runs', 'source_started_at', '(source, started_at)'),
+    ('health_history', 'computed_at', '(computed_at)');
+GRANT SELECT ON @extschema@.partition_indexes TO dbanalytics_reader;
+
+CREATE FUNCTION @extschema@._index_partition(parent text, partition text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    idx record;
+    created integer := 0;
+BEGIN
+    FOR idx IN SELECT x.suffix, x.definition FROM @extschema@.partition_indexes x
+                WHERE x.parent OPERATOR(pg_catalog.=) _index_partition.parent ORDER BY x.suffix LOOP
+        IF pg_catalog.to_regclass(pg_catalog.format('@extschema@.%I',
+               partition OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) idx.suffix
+               OPERATOR(pg_catalog.||) '_idx')) IS NULL THEN
+            EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I %s',
+                partition OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) idx.suffix
+                OPERATOR(pg_catalog.||) '_idx', partition, idx.definition);
+            created := created OPERATOR(pg_catalog.+) 1;
+        END IF;
+    END LOOP;
+    RETURN created;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._index_partition(text, text) FROM PUBLIC;
+
+-- The parents' indexes go, with the partitions' indexes attached to them; then every partition
+-- gets its own, under the same names.
+DO $partition_indexes$
+DECLARE
+    idx pg_catalog.regclass;
+    part record;
+BEGIN
+    FOR idx IN SELECT i.indexrelid::pg_catalog.regclass
+                 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indrelid
+                WHERE c.relkind OPERATOR(pg_catalog.=) 'p'
+                  AND c.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace LOOP
+        EXECUTE pg_catalog.format('DROP INDEX %s', idx);
+    END LOOP;
+    FOR part IN SELECT p.relname::text AS parent, c.relname::text AS partition
+                  FROM pg_catalog.pg_inherits h
+                  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) h.inhrelid
+                  JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) h.inhparent
+                 WHERE p.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+                 ORDER BY 1, 2 LOOP
+        PERFORM @extschema@._index_partition(part.parent, part.partition);
+    END LOOP;
+END
+$partition_indexes$;
+
+-- activity_raw rows mean nothing without their keys; identities keep their position.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys_key_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts_alert_id_seq', '');
+
+-- alert_rules: only the rules that differ from the built-in ones are dumped; a restored change
+-- of a built-in rule replaces the seeded one; built-in rules are disabled, never deleted.
+CREATE FUNCTION @extschema@._builtin_alert_rules()
+RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ VALUES
+    ('slow_queries', 'slow_queries_per_minute', '>', 10, 'medium',
+     'more than 10 executions per minute slower than dbanalytics.slow_query_threshold'),
+    ('deadlock', 'deadlocks', '>', 0, 'high', 'a deadlock in the last snapshot interval'),
+    ('replication_lag', 'replication_lag_seconds', '>', 5, 'high', 'a standby replays more than 5 s behind'),
+    ('idle_in_transaction', 'idle_in_transaction_seconds', '>', 300, 'medium',
+     'a session idle in a transaction for more than 5 minutes'),
+    ('connections_near_limit', 'connections_ratio', '>', 0.9, 'high',
+     'client connections above 90 % of max_connections - superuser_reserved_connections'),
+    ('xid_wraparound', 'xid_age', '>', 1000000000, 'critical',
+     'a database''s oldest unfrozen transaction ID is more than 1 billion transactions old (wraparound at 2^31)'),
+    ('health_low', 'health_score', '<', 60, 'high', 'the recorded health score is below 60'),
+    ('health_drop', 'health_score_drop', '>', 15, 'medium',
+     'the recorded health score fell by more than 15 points within the last hour')
+$$;
+
+CREATE FUNCTION @extschema@._alert_rule_as_shipped(r @extschema@.alert_rules)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.enabled AND EXISTS (
+        SELECT FROM @extschema@._builtin_alert_rules() b
+         WHERE b.rule OPERATOR(pg_catalog.=) r.rule
+           AND ROW(b.metric, b.comparison, b.threshold, b.severity, b.description)
+               IS NOT DISTINCT FROM ROW(r.metric, r.comparison, r.threshold, r.severity, r.description))
+$$;
+
+CREATE FUNCTION @extschema@._alert_rules_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        DELETE FROM @extschema@.alert_rules r
+         WHERE r.rule OPERATOR(pg_catalog.=) NEW.rule AND @extschema@._alert_rule_as_shipped(r);
+        RETURN NEW;
+    END IF;
+    -- (the DELETE just above runs at depth 2)
+    IF (TG_OP OPERATOR(pg_catalog.=) 'DELETE' OR NEW.rule IS DISTINCT FROM OLD.rule)
+       AND pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 1
+       AND EXISTS (SELECT FROM @extschema@._builtin_alert_rules() b WHERE b.rule OPERATOR(pg_catalog.=) OLD.rule) THEN
+        RAISE EXCEPTION 'dbanalytics: the built-in alert rule "%" cannot be deleted or renamed', OLD.rule
+            USING HINT = pg_catalog.format('Disable it instead: UPDATE dbanalytics.alert_rules SET enabled = false WHERE rule = %L;',
+                                           OLD.rule);
+    END IF;
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER alert_rules_guard BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.alert_rules
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._alert_rules_guard();
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rules',
+    'WHERE NOT @extschema@._alert_rule_as_shipped(alert_rules)');
+
+REVOKE ALL ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules),
+    @extschema@._alert_rules_guard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules),
+    @extschema@._alert_rules_guard() TO dbanalytics_reader;
+
+-------------------------------------------------------------------------------
+-- Reliability (issue 15): a database's changed stats_reset marks its row as a reset without
+-- zeroing its counters (a single-table reset moves it on 15; each counter that went down says so).
+-------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION @extschema@._snapshot_databases(previous_snapshot timestamptz,
     interval_reset boolean, counters_zeroed boolean)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -219,35 +540,65 @@ DECLARE
     snapshot_at timestamptz := pg_catalog.now();
     written bigint := 0;
 BEGIN
+
     IF previous_snapshot IS NOT NULL THEN
-        INSERT INTO @extschema@.bgwriter_stats
-        SELECT previous_snapshot, snapshot_at,
-               -- from 17 the views are reset separately (versions.sql): any counter that went back
-               interval_reset OR c.buffers_alloc < p.buffers_alloc IS TRUE
-                   OR c.checkpoints_timed < p.checkpoints_timed IS TRUE
-                   OR c.buffers_checkpoint < p.buffers_checkpoint IS TRUE
-                   OR c.buffers_backend < p.buffers_backend IS TRUE,
-               @extschema@.counter_delta(c.checkpoints_timed, p.checkpoints_timed, counters_zeroed),
-               @extschema@.counter_delta(c.checkpoints_req, p.checkpoints_req, counters_zeroed),
-               @extschema@.counter_delta(c.checkpoint_write_time, p.checkpoint_write_time, counters_zeroed),
-               @extschema@.counter_delta(c.checkpoint_sync_time, p.checkpoint_sync_time, counters_zeroed),
-               @extschema@.counter_delta(c.buffers_checkpoint, p.buffers_checkpoint, counters_zeroed),
-               @extschema@.counter_delta(c.buffers_clean, p.buffers_clean, counters_zeroed),
-               @extschema@.counter_delta(c.maxwritten_clean, p.maxwritten_clean, counters_zeroed),
-               @extschema@.counter_delta(c.buffers_backend, p.buffers_backend, counters_zeroed),
-               @extschema@.counter_delta(c.buffers_backend_fsync, p.buffers_backend_fsync, counters_zeroed),
-               @extschema@.counter_delta(c.buffers_alloc, p.buffers_alloc, counters_zeroed)
-          FROM @extschema@._bgwriter_now() c  -- our names on every server version (versions.sql)
-          LEFT JOIN @extschema@.bgwriter_counters p ON true;
+        INSERT INTO @extschema@.database_stats
+        SELECT previous_snapshot, snapshot_at, c.datid, c.datname, z.reset,
+               c.numbackends,
+               @extschema@.counter_delta(c.xact_commit, p.xact_commit, z.zeroed),
+               @extschema@.counter_delta(c.xact_rollback, p.xact_rollback, z.zeroed),
+               @extschema@.counter_delta(c.blks_read, p.blks_read, z.zeroed),
+               @extschema@.counter_delta(c.blks_hit, p.blks_hit, z.zeroed),
+               @extschema@.counter_delta(c.tup_returned, p.tup_returned, z.zeroed),
+               @extschema@.counter_delta(c.tup_fetched, p.tup_fetched, z.zeroed),
+               @extschema@.counter_delta(c.tup_inserted, p.tup_inserted, z.zeroed),
+               @extschema@.counter_delta(c.tup_updated, p.tup_updated, z.zeroed),
+               @extschema@.counter_delta(c.tup_deleted, p.tup_deleted, z.zeroed),
+               @extschema@.counter_delta(c.conflicts, p.conflicts, z.zeroed),
+               @extschema@.counter_delta(c.temp_files, p.temp_files, z.zeroed),
+               @extschema@.counter_delta(c.temp_bytes, p.temp_bytes, z.zeroed),
+               @extschema@.counter_delta(c.deadlocks, p.deadlocks, z.zeroed),
+               @extschema@.counter_delta(c.checksum_failures, p.checksum_failures, z.zeroed),
+               @extschema@.counter_delta(c.blk_read_time, p.blk_read_time, z.zeroed),
+               @extschema@.counter_delta(c.blk_write_time, p.blk_write_time, z.zeroed),
+               @extschema@.counter_delta(c.session_time, p.session_time, z.zeroed),
+               @extschema@.counter_delta(c.active_time, p.active_time, z.zeroed),
+               @extschema@.counter_delta(c.idle_in_transaction_time, p.idle_in_transaction_time, z.zeroed),
+               @extschema@.counter_delta(c.sessions, p.sessions, z.zeroed),
+               @extschema@.counter_delta(c.sessions_abandoned, p.sessions_abandoned, z.zeroed),
+               @extschema@.counter_delta(c.sessions_fatal, p.sessions_fatal, z.zeroed),
+               @extschema@.counter_delta(c.sessions_killed, p.sessions_killed, z.zeroed),
+               c.database_size, c.xid_age, COALESCE(st.calls, 0), COALESCE(st.exec_ms, 0),
+               COALESCE(st.slow, 0)
+          FROM @extschema@._database_now c
+          LEFT JOIN @extschema@.database_counters p ON p.datid = c.datid
+          -- the statements source of this snapshot ran first, in this transaction
+          LEFT JOIN (SELECT s.dbid, pg_catalog.sum(s.calls)::bigint AS calls,
+                            pg_catalog.sum(s.total_exec_time) AS exec_ms,
+                            pg_catalog.count(*) FILTER (WHERE s.total_exec_time > b.slow_ms * s.calls)::integer AS slow
+                       FROM @extschema@.statement_stats s, (SELECT @extschema@._slow_query_ms() AS slow_ms) b
+                      WHERE s.interval_end = snapshot_at AND s.toplevel AND s.calls > 0
+                      GROUP BY s.dbid) st ON st.dbid = c.datid
+         CROSS JOIN LATERAL (
+               -- a changed stats_reset marks the row as a reset but zeroes nothing by itself: on
+               -- 15, resetting one table's counters moves its database's stats_reset too while
+               -- the database's own counters go on; each counter that went down says so itself
+               SELECT counters_zeroed AS zeroed,
+                      interval_reset
+                      OR (p.datid IS NOT NULL AND p.stats_reset IS DISTINCT FROM c.stats_reset)
+                      OR c.xact_commit < p.xact_commit IS TRUE AS reset) z;
         GET DIAGNOSTICS written = ROW_COUNT;
     END IF;
 
-    DELETE FROM @extschema@.bgwriter_counters;
-    INSERT INTO @extschema@.bgwriter_counters
-    SELECT true, snapshot_at, c.checkpoints_timed, c.checkpoints_req, c.checkpoint_write_time,
-           c.checkpoint_sync_time, c.buffers_checkpoint, c.buffers_clean, c.maxwritten_clean,
-           c.buffers_backend, c.buffers_backend_fsync, c.buffers_alloc
-      FROM @extschema@._bgwriter_now() c;
+    DELETE FROM @extschema@.database_counters;
+    INSERT INTO @extschema@.database_counters
+    SELECT c.datid, snapshot_at, c.stats_reset, c.xact_commit, c.xact_rollback, c.blks_read,
+           c.blks_hit, c.tup_returned, c.tup_fetched, c.tup_inserted, c.tup_updated,
+           c.tup_deleted, c.conflicts, c.temp_files, c.temp_bytes, c.deadlocks,
+           c.checksum_failures, c.blk_read_time, c.blk_write_time, c.session_time,
+           c.active_time, c.idle_in_transaction_time, c.sessions, c.sessions_abandoned,
+           c.sessions_fatal, c.sessions_killed
+      FROM @extschema@._database_now c;
     RETURN written;
 END
 $$;
@@ -447,166 +798,6 @@ SELECT pg_catalog.jsonb_build_object(
   FROM lookups l CROSS JOIN args a
   LEFT JOIN applications ap ON ap.query_id = l.queryid
 $$;
-
--------------------------------------------------------------------------------
--- Dump and restore (issue 12, issue 15 item 7): a pg_dump of a database with dbanalytics
--- restores without errors and with the exact meaning of every row.
--------------------------------------------------------------------------------
-
--- Indexes move from the partitioned parents to each partition (an index on a parent makes the
--- restore's ATTACH PARTITION create the partition's index before pg_restore creates it again).
-CREATE TABLE @extschema@.partition_indexes (
-    parent     text NOT NULL,  -- a partitioned table of this schema
-    suffix     text NOT NULL,  -- the index of partition p is named p_<suffix>_idx
-    definition text NOT NULL,  -- what follows CREATE INDEX ... ON <partition>
-    PRIMARY KEY (parent, suffix)
-);
-INSERT INTO @extschema@.partition_indexes VALUES
-    ('activity_raw', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)'),
-    ('connection_samples', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)'),
-    ('lock_waits', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)'),
-    ('activity_minute', 'minute', '(minute)'),
-    ('connection_minute', 'minute', '(minute)'),
-    ('pool_minute', 'minute', '(minute)'),
-    ('statement_stats', 'interval_end', '(interval_end)'),
-    ('statement_stats', 'queryid', '(queryid)'),
-    ('statement_hourly', 'hour_end', '(hour_end)'),
-    ('statement_daily', 'day_end', '(day_end)'),
-    ('statement_latency', 'interval_end', '(interval_end)'),
-    ('database_latency', 'interval_end', '(interval_end)'),
-    ('database_stats', 'interval_end', '(interval_end)'),
-    ('table_stats', 'interval_end', '(interval_end)'),
-    ('index_stats', 'interval_end', '(interval_end)'),
-    ('table_hourly', 'hour_end', '(hour_end)'),
-    ('index_hourly', 'hour_end', '(hour_end)'),
-    ('collector_runs', 'source_started_at', '(source, started_at)'),
-    ('health_history', 'computed_at', '(computed_at)');
-GRANT SELECT ON @extschema@.partition_indexes TO dbanalytics_reader;
-
-CREATE FUNCTION @extschema@._index_partition(parent text, partition text)
-RETURNS integer
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    idx record;
-    created integer := 0;
-BEGIN
-    FOR idx IN SELECT x.suffix, x.definition FROM @extschema@.partition_indexes x
-                WHERE x.parent OPERATOR(pg_catalog.=) _index_partition.parent ORDER BY x.suffix LOOP
-        IF pg_catalog.to_regclass(pg_catalog.format('@extschema@.%I',
-               partition OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) idx.suffix
-               OPERATOR(pg_catalog.||) '_idx')) IS NULL THEN
-            EXECUTE pg_catalog.format('CREATE INDEX %I ON @extschema@.%I %s',
-                partition OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) idx.suffix
-                OPERATOR(pg_catalog.||) '_idx', partition, idx.definition);
-            created := created OPERATOR(pg_catalog.+) 1;
-        END IF;
-    END LOOP;
-    RETURN created;
-END
-$$;
-REVOKE ALL ON FUNCTION @extschema@._index_partition(text, text) FROM PUBLIC;
-
--- The parents' indexes go, with the partitions' indexes attached to them; then every partition
--- gets its own, under the same names.
-DO $partition_indexes$
-DECLARE
-    idx pg_catalog.regclass;
-    part record;
-BEGIN
-    FOR idx IN SELECT i.indexrelid::pg_catalog.regclass
-                 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indrelid
-                WHERE c.relkind OPERATOR(pg_catalog.=) 'p'
-                  AND c.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace LOOP
-        EXECUTE pg_catalog.format('DROP INDEX %s', idx);
-    END LOOP;
-    FOR part IN SELECT p.relname::text AS parent, c.relname::text AS partition
-                  FROM pg_catalog.pg_inherits h
-                  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) h.inhrelid
-                  JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) h.inhparent
-                 WHERE p.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
-                 ORDER BY 1, 2 LOOP
-        PERFORM @extschema@._index_partition(part.parent, part.partition);
-    END LOOP;
-END
-$partition_indexes$;
-
--- activity_raw rows mean nothing without their keys; identities keep their position.
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys_key_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts_alert_id_seq', '');
-
--- alert_rules: only the rules that differ from the built-in ones are dumped; a restored change
--- of a built-in rule replaces the seeded one; built-in rules are disabled, never deleted.
-CREATE FUNCTION @extschema@._builtin_alert_rules()
-RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ VALUES
-    ('slow_queries', 'slow_queries_per_minute', '>', 10, 'medium',
-     'more than 10 executions per minute slower than dbanalytics.slow_query_threshold'),
-    ('deadlock', 'deadlocks', '>', 0, 'high', 'a deadlock in the last snapshot interval'),
-    ('replication_lag', 'replication_lag_seconds', '>', 5, 'high', 'a standby replays more than 5 s behind'),
-    ('idle_in_transaction', 'idle_in_transaction_seconds', '>', 300, 'medium',
-     'a session idle in a transaction for more than 5 minutes'),
-    ('connections_near_limit', 'connections_ratio', '>', 0.9, 'high',
-     'client connections above 90 % of max_connections - superuser_reserved_connections'),
-    ('xid_wraparound', 'xid_age', '>', 1000000000, 'critical',
-     'a database''s oldest unfrozen transaction ID is more than 1 billion transactions old (wraparound at 2^31)'),
-    ('health_low', 'health_score', '<', 60, 'high', 'the recorded health score is below 60'),
-    ('health_drop', 'health_score_drop', '>', 15, 'medium',
-     'the recorded health score fell by more than 15 points within the last hour')
-$$;
-
-CREATE FUNCTION @extschema@._alert_rule_as_shipped(r @extschema@.alert_rules)
-RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT r.enabled AND EXISTS (
-        SELECT FROM @extschema@._builtin_alert_rules() b
-         WHERE b.rule OPERATOR(pg_catalog.=) r.rule
-           AND ROW(b.metric, b.comparison, b.threshold, b.severity, b.description)
-               IS NOT DISTINCT FROM ROW(r.metric, r.comparison, r.threshold, r.severity, r.description))
-$$;
-
-CREATE FUNCTION @extschema@._alert_rules_guard()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-        DELETE FROM @extschema@.alert_rules r
-         WHERE r.rule OPERATOR(pg_catalog.=) NEW.rule AND @extschema@._alert_rule_as_shipped(r);
-        RETURN NEW;
-    END IF;
-    -- (the DELETE just above runs at depth 2)
-    IF (TG_OP OPERATOR(pg_catalog.=) 'DELETE' OR NEW.rule IS DISTINCT FROM OLD.rule)
-       AND pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 1
-       AND EXISTS (SELECT FROM @extschema@._builtin_alert_rules() b WHERE b.rule OPERATOR(pg_catalog.=) OLD.rule) THEN
-        RAISE EXCEPTION 'dbanalytics: the built-in alert rule "%" cannot be deleted or renamed', OLD.rule
-            USING HINT = pg_catalog.format('Disable it instead: UPDATE dbanalytics.alert_rules SET enabled = false WHERE rule = %L;',
-                                           OLD.rule);
-    END IF;
-    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-        RETURN OLD;
-    END IF;
-    RETURN NEW;
-END
-$$;
-
-CREATE TRIGGER alert_rules_guard BEFORE INSERT OR UPDATE OR DELETE ON @extschema@.alert_rules
-    FOR EACH ROW EXECUTE FUNCTION @extschema@._alert_rules_guard();
-
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rules',
-    'WHERE NOT @extschema@._alert_rule_as_shipped(alert_rules)');
-
-REVOKE ALL ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules),
-    @extschema@._alert_rules_guard() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules),
-    @extschema@._alert_rules_guard() TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
 -- Issue 17 BEGIN: verdicts a DBA can act on. Pools tell lock hotspots, idle-in-transaction
@@ -1565,6 +1756,7 @@ SELECT c.schemaname, c.tablename, c.constraint_name, 'not_valid',
 GRANT SELECT ON @extschema@.constraint_checks TO dbanalytics_reader;
 -- Issue 17 END
 
+-------------------------------------------------------------------------------
 -- Issue 18 BEGIN (wait events, vacuum blockers): sql/analytics_waits.sql, restated whole,
 -- with the privileges sql/finalize.sql gives every analytics object on a fresh install.
 -- dbanalytics analytics: wait events (where active time goes) and what holds back vacuum.
@@ -1847,3 +2039,279 @@ GRANT SELECT ON @extschema@.wait_events TO dbanalytics_reader;
 REVOKE ALL ON @extschema@.vacuum_blockers FROM PUBLIC;
 GRANT SELECT ON @extschema@.vacuum_blockers TO dbanalytics_reader;
 -- Issue 18 END
+
+-- KEEP THIS SECTION LAST (append new sections above it).
+-- Every function pins its search_path (0.1.0 left 32 without): all that still have no SET
+-- clause get one, except the inlined helpers above (a SET clause stops inlining). Functions
+-- replaced above already carry their SET clause.
+-------------------------------------------------------------------------------
+DO $pin_search_path$
+DECLARE
+    f pg_catalog.regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::pg_catalog.regprocedure
+          FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_depend d
+            ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'
+          JOIN pg_catalog.pg_extension e
+            ON e.oid OPERATOR(pg_catalog.=) d.refobjid AND e.extname OPERATOR(pg_catalog.=) 'dbanalytics'
+         WHERE p.proconfig IS NULL
+           AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['counter_delta', '_ms_before', '_ms_before_at',
+                                                             '_time_ceil', '_time_floor']::pg_catalog.name[])
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END
+$pin_search_path$;
+
+-------------------------------------------------------------------------------
+-- Every supported PostgreSQL version (issue 11): sql/versions.sql maps each server's column
+-- names to ours (docs/versions.md); the statements and bgwriter sources read through it.
+-- _snapshot_statements and _snapshot_bgwriter are restated whole here: a later change to either
+-- must be restated after this section.
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._statements_now(pgss_schema text)
+RETURNS SETOF @extschema@.statement_counters
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    version integer[];
+BEGIN
+    SELECT pg_catalog.string_to_array(e.extversion, '.')::integer[] INTO version
+      FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_stat_statements';
+    RETURN QUERY EXECUTE pg_catalog.format($q$
+        SELECT s.dbid, s.userid, s.queryid, %s, pg_catalog.now(),
+               s.calls, s.plans, s.total_exec_time, s.total_plan_time, s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+               s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
+               %s, %s, s.wal_records, s.wal_fpi, s.wal_bytes::bigint
+          FROM %I.pg_stat_statements(false) s
+         WHERE s.queryid IS NOT NULL$q$,
+        CASE WHEN version >= '{1,9}' THEN 's.toplevel' ELSE 'true' END,
+        CASE WHEN version >= '{1,11}' THEN 's.shared_blk_read_time' ELSE 's.blk_read_time' END,
+        CASE WHEN version >= '{1,11}' THEN 's.shared_blk_write_time' ELSE 's.blk_write_time' END,
+        pgss_schema);
+END
+$$;
+
+-- The statements source's epoch (src/collect/epoch.rs): pg_stat_statements_info exists from
+-- 1.9 (PostgreSQL 14); before it, no reset time and no eviction count (NULL).
+CREATE FUNCTION @extschema@._statements_epoch(pgss_schema text, OUT stats_reset text, OUT dealloc bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension e
+                WHERE e.extname = 'pg_stat_statements'
+                  AND pg_catalog.string_to_array(e.extversion, '.')::integer[] >= '{1,9}') THEN
+        EXECUTE pg_catalog.format(
+            'SELECT EXTRACT(epoch FROM i.stats_reset)::text, i.dealloc FROM %I.pg_stat_statements_info i',
+            pgss_schema)
+        INTO stats_reset, dealloc;
+    END IF;
+END
+$$;
+
+-- Checkpointer and background writer counters, by server version:
+--   up to 16  all from pg_stat_bgwriter, under these names
+--   17+       checkpoints_timed = pg_stat_checkpointer.num_timed, checkpoints_req = num_requested,
+--             checkpoint_write_time = write_time, checkpoint_sync_time = sync_time,
+--             buffers_checkpoint = buffers_written; buffers_clean, maxwritten_clean and
+--             buffers_alloc still from pg_stat_bgwriter; buffers_backend and
+--             buffers_backend_fsync (removed from pg_stat_bgwriter) from pg_stat_io: the writes
+--             and fsyncs of relation blocks by every process other than the checkpointer and
+--             the background writer
+CREATE FUNCTION @extschema@._bgwriter_now()
+RETURNS SETOF @extschema@.bgwriter_counters
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('server_version_num')::integer >= 170000 THEN
+        RETURN QUERY
+        SELECT true, pg_catalog.now(), c.num_timed, c.num_requested, c.write_time, c.sync_time,
+               c.buffers_written, b.buffers_clean, b.maxwritten_clean,
+               io.writes::bigint, io.fsyncs::bigint, b.buffers_alloc
+          FROM pg_catalog.pg_stat_checkpointer c,
+               pg_catalog.pg_stat_bgwriter b,
+               (SELECT pg_catalog.sum(i.writes) AS writes, pg_catalog.sum(i.fsyncs) AS fsyncs
+                  FROM pg_catalog.pg_stat_io i
+                 WHERE i.object = 'relation'
+                   AND i.backend_type NOT IN ('checkpointer', 'background writer')) io;
+    ELSE
+        RETURN QUERY
+        SELECT true, pg_catalog.now(), b.checkpoints_timed, b.checkpoints_req,
+               b.checkpoint_write_time, b.checkpoint_sync_time, b.buffers_checkpoint,
+               b.buffers_clean, b.maxwritten_clean, b.buffers_backend, b.buffers_backend_fsync,
+               b.buffers_alloc
+          FROM pg_catalog.pg_stat_bgwriter b;
+    END IF;
+END
+$$;
+
+-- The bgwriter source's epoch: up to 16 one view with one stats_reset, which zeroes all its
+-- counters together. From 17 the counters come from three views that are reset separately
+-- (pg_stat_reset_shared('bgwriter' | 'checkpointer' | 'io')): one reset time standing for all
+-- of them would treat the counters of the views that were not reset as zeroed and count them
+-- twice, so none is given and counter_delta() finds, counter by counter, which went back.
+CREATE FUNCTION @extschema@._bgwriter_epoch()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('server_version_num')::integer >= 170000 THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT EXTRACT(epoch FROM b.stats_reset)::text FROM pg_catalog.pg_stat_bgwriter b);
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._statements_now(text), @extschema@._statements_epoch(text),
+    @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._statements_now(text), @extschema@._statements_epoch(text),
+    @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch() TO dbanalytics_reader;
+
+CREATE OR REPLACE FUNCTION @extschema@._snapshot_statements(pgss_schema text, previous_snapshot timestamptz,
+                                                 interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    written bigint;
+    has_new_entries boolean;
+BEGIN
+    -- One statement reads pg_stat_statements once, writes the deltas and remembers the
+    -- counters of the entries that changed (all its parts see the same previous counters).
+    EXECUTE pg_catalog.format($q$
+        WITH cur AS MATERIALIZED (
+            -- the counters under our names, whatever the pg_stat_statements version (versions.sql)
+            SELECT s.* FROM @extschema@._statements_now(%L) s
+        ), deltas AS (
+            INSERT INTO @extschema@.statement_stats
+            SELECT $1, c.captured_at, c.dbid, c.userid, c.queryid, c.toplevel,
+                   $2 OR c.calls < p.calls IS TRUE,
+                   @extschema@.counter_delta(c.calls, p.calls, $3),
+                   @extschema@.counter_delta(c.plans, p.plans, $3),
+                   @extschema@.counter_delta(c.total_exec_time, p.total_exec_time, $3),
+                   @extschema@.counter_delta(c.total_plan_time, p.total_plan_time, $3),
+                   @extschema@.counter_delta(c.rows, p.rows, $3),
+                   @extschema@.counter_delta(c.shared_blks_hit, p.shared_blks_hit, $3),
+                   @extschema@.counter_delta(c.shared_blks_read, p.shared_blks_read, $3),
+                   @extschema@.counter_delta(c.shared_blks_dirtied, p.shared_blks_dirtied, $3),
+                   @extschema@.counter_delta(c.shared_blks_written, p.shared_blks_written, $3),
+                   @extschema@.counter_delta(c.local_blks_hit, p.local_blks_hit, $3),
+                   @extschema@.counter_delta(c.local_blks_read, p.local_blks_read, $3),
+                   @extschema@.counter_delta(c.temp_blks_read, p.temp_blks_read, $3),
+                   @extschema@.counter_delta(c.temp_blks_written, p.temp_blks_written, $3),
+                   @extschema@.counter_delta(c.blk_read_time, p.blk_read_time, $3),
+                   @extschema@.counter_delta(c.blk_write_time, p.blk_write_time, $3),
+                   @extschema@.counter_delta(c.wal_records, p.wal_records, $3),
+                   @extschema@.counter_delta(c.wal_fpi, p.wal_fpi, $3),
+                   @extschema@.counter_delta(c.wal_bytes, p.wal_bytes, $3)
+              FROM cur c
+              LEFT JOIN @extschema@.statement_counters p
+                     ON (p.dbid, p.userid, p.queryid, p.toplevel) = (c.dbid, c.userid, c.queryid, c.toplevel)
+             WHERE $1 IS NOT NULL AND (p.calls IS DISTINCT FROM c.calls OR $3)
+            RETURNING 1
+        ), forgotten AS (
+            DELETE FROM @extschema@.statement_counters p
+             WHERE NOT EXISTS (SELECT FROM cur c WHERE (p.dbid, p.userid, p.queryid, p.toplevel)
+                                                     = (c.dbid, c.userid, c.queryid, c.toplevel))
+        ), remembered AS (
+            INSERT INTO @extschema@.statement_counters AS p
+            SELECT c.* FROM cur c
+            ON CONFLICT (dbid, userid, queryid, toplevel) DO UPDATE
+               SET captured_at = excluded.captured_at, calls = excluded.calls, plans = excluded.plans,
+                   total_exec_time = excluded.total_exec_time, total_plan_time = excluded.total_plan_time,
+                   rows = excluded.rows, shared_blks_hit = excluded.shared_blks_hit,
+                   shared_blks_read = excluded.shared_blks_read,
+                   shared_blks_dirtied = excluded.shared_blks_dirtied,
+                   shared_blks_written = excluded.shared_blks_written,
+                   local_blks_hit = excluded.local_blks_hit, local_blks_read = excluded.local_blks_read,
+                   temp_blks_read = excluded.temp_blks_read, temp_blks_written = excluded.temp_blks_written,
+                   blk_read_time = excluded.blk_read_time, blk_write_time = excluded.blk_write_time,
+                   wal_records = excluded.wal_records, wal_fpi = excluded.wal_fpi,
+                   wal_bytes = excluded.wal_bytes
+             WHERE p.calls IS DISTINCT FROM excluded.calls OR $3
+        )
+        SELECT (SELECT pg_catalog.count(*) FROM deltas),
+               EXISTS (SELECT FROM cur c
+                        WHERE NOT EXISTS (SELECT FROM @extschema@.statements s
+                                           WHERE (s.dbid, s.userid, s.queryid, s.toplevel)
+                                               = (c.dbid, c.userid, c.queryid, c.toplevel)))$q$,
+        pgss_schema)
+    INTO written, has_new_entries
+    USING previous_snapshot, interval_reset, counters_zeroed;
+
+    -- pg_stat_statements has no per-entry text access: pg_stat_statements(true) reads the whole
+    -- text file, so it is called only when some entry has no text stored yet.
+    IF has_new_entries THEN
+        EXECUTE pg_catalog.format($q$
+            INSERT INTO @extschema@.statements (dbid, userid, queryid, toplevel, datname, usename, query)
+            SELECT s.dbid, s.userid, s.queryid, s.toplevel, d.datname, r.rolname,
+                   @extschema@._redact_secrets(s.query)
+              FROM %I.pg_stat_statements(true) s
+              LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid
+              LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid
+             WHERE s.queryid IS NOT NULL
+            ON CONFLICT DO NOTHING$q$, pgss_schema);
+    END IF;
+    RETURN COALESCE(written, 0);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._snapshot_bgwriter(previous_snapshot timestamptz,
+    interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET stats_fetch_consistency = snapshot
+AS $$
+DECLARE
+    snapshot_at timestamptz := pg_catalog.now();
+    written bigint := 0;
+BEGIN
+    IF previous_snapshot IS NOT NULL THEN
+        INSERT INTO @extschema@.bgwriter_stats
+        SELECT previous_snapshot, snapshot_at,
+               -- from 17 the views are reset separately (versions.sql): any counter that went back
+               interval_reset OR c.buffers_alloc < p.buffers_alloc IS TRUE
+                   OR c.checkpoints_timed < p.checkpoints_timed IS TRUE
+                   OR c.buffers_checkpoint < p.buffers_checkpoint IS TRUE
+                   OR c.buffers_backend < p.buffers_backend IS TRUE,
+               @extschema@.counter_delta(c.checkpoints_timed, p.checkpoints_timed, counters_zeroed),
+               @extschema@.counter_delta(c.checkpoints_req, p.checkpoints_req, counters_zeroed),
+               @extschema@.counter_delta(c.checkpoint_write_time, p.checkpoint_write_time, counters_zeroed),
+               @extschema@.counter_delta(c.checkpoint_sync_time, p.checkpoint_sync_time, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_checkpoint, p.buffers_checkpoint, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_clean, p.buffers_clean, counters_zeroed),
+               @extschema@.counter_delta(c.maxwritten_clean, p.maxwritten_clean, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_backend, p.buffers_backend, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_backend_fsync, p.buffers_backend_fsync, counters_zeroed),
+               @extschema@.counter_delta(c.buffers_alloc, p.buffers_alloc, counters_zeroed)
+          FROM @extschema@._bgwriter_now() c  -- our names on every server version (versions.sql)
+          LEFT JOIN @extschema@.bgwriter_counters p ON true;
+        GET DIAGNOSTICS written = ROW_COUNT;
+    END IF;
+
+    DELETE FROM @extschema@.bgwriter_counters;
+    INSERT INTO @extschema@.bgwriter_counters
+    SELECT true, snapshot_at, c.checkpoints_timed, c.checkpoints_req, c.checkpoint_write_time,
+           c.checkpoint_sync_time, c.buffers_checkpoint, c.buffers_clean, c.maxwritten_clean,
+           c.buffers_backend, c.buffers_backend_fsync, c.buffers_alloc
+      FROM @extschema@._bgwriter_now() c;
+    RETURN written;
+END
+$$;
+
+-- The version-mapping readers are collection internals, like the _snapshot_* functions that call
+-- them: not executable by readers (restated last, after the section that created them).
+REVOKE EXECUTE ON FUNCTION @extschema@._statements_now(text), @extschema@._statements_epoch(text),
+    @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch()
+    FROM dbanalytics_reader;
