@@ -65,6 +65,11 @@ extension_sql_file!(
     requires = ["analytics_common"]
 );
 extension_sql_file!(
+    "../sql/analytics_wal.sql",
+    name = "analytics_wal",
+    requires = ["analytics_common"]
+);
+extension_sql_file!(
     "../sql/health.sql",
     name = "health",
     requires = [

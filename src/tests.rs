@@ -1369,4 +1369,60 @@ mod tests {
             Some(true)
         );
     }
+
+    /// WAL and replication risk: an inactive slot that retains WAL (and grew in history), a
+    /// standby seen in the window and gone now, one gone before the window.
+    #[pg_test]
+    fn replication_risks_name_inactive_slots_and_vanished_standbys() {
+        partitions_back(&["replication_stats", "replication_slot_stats"], 1);
+        run(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+              WHERE slot_name = 'w_test_slot'",
+        );
+        run("SELECT pg_create_physical_replication_slot('w_test_slot', true)");
+        run("CREATE TABLE w_wal AS SELECT g FROM generate_series(1, 10000) g");
+        // 1000 bytes retained 30 minutes ago, 2000 15 minutes ago: 4000 bytes per hour
+        run("INSERT INTO dbanalytics.replication_slot_stats (interval_start, interval_end, slot_name, active,
+                                                               retained_bytes)
+             VALUES (now() - interval '35 minutes', now() - interval '30 minutes', 'w_test_slot', false, 1000),
+                    (now() - interval '20 minutes', now() - interval '15 minutes', 'w_test_slot', false, 2000)");
+        run("INSERT INTO dbanalytics.replication_stats (interval_start, interval_end, pid, application_name,
+                                                          client_addr, state)
+             VALUES (now() - interval '20 minutes', now() - interval '10 minutes', 999, 'w_gone', '10.1.2.3', 'streaming'),
+                    (now() - interval '3 hours', now() - interval '2 hours', 998, 'w_long_gone', NULL, 'streaming')");
+        assert_eq!(
+            one::<String>(
+                "SELECT concat_ws('|', risk, active, retained_bytes > 0, round(retained_growth_per_hour::numeric),
+                                  max_slot_wal_keep_size IS NULL, detail LIKE '%it can fill the disk',
+                                  action LIKE '%pg_drop_replication_slot(''w_test_slot'')%')
+                   FROM dbanalytics.replication_risks('1 hour') WHERE kind = 'slot' AND name = 'w_test_slot'"
+            ),
+            Some("high|f|t|4000|t|t|t".to_string())
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(concat_ws('|', name, risk, last_seen = now() - interval '10 minutes'), ',')
+                   FROM dbanalytics.replication_risks WHERE kind = 'standby_gone'"
+            ),
+            Some("w_gone|high|t".to_string())
+        );
+        run("SELECT pg_drop_replication_slot('w_test_slot')");
+    }
+
+    /// Checkpoint health sums the checkpointer history of the window.
+    #[pg_test]
+    fn checkpoint_health_flags_requested_checkpoints() {
+        partitions_back(&["bgwriter_stats"], 1);
+        run("INSERT INTO dbanalytics.bgwriter_stats
+             VALUES (now() - interval '2 hours', now() - interval '1 hour', false, 1, 3, 0, 0, 100, 50, 0, 50, 0, 0),
+                    (now() - interval '1 hour', now(), false, 1, 1, 0, 0, 100, 50, 0, 50, 0, 0)");
+        assert_eq!(
+            one::<String>(
+                "SELECT concat_ws('|', checkpoints_timed, checkpoints_req, round(requested_share::numeric, 3),
+                                  minutes_between_checkpoints, backend_write_share, status)
+                   FROM dbanalytics.checkpoint_health('1 day')"
+            ),
+            Some("2|4|0.667|20|0.25|frequent_requested_checkpoints".to_string())
+        );
+    }
 }

@@ -5,7 +5,9 @@
 #   query_waits() of each statement shows its own wait;
 # - an inactive logical slot, a session idle in transaction, a prepared transaction and a
 #   standby's hot_standby_feedback through a physical slot each hold the xmin horizon and are
-#   named by vacuum_blockers, which also answers on the hot standby.
+#   named by vacuum_blockers, which also answers on the hot standby;
+# - the standby stops after a snapshot recorded it: replication_risks reports it gone and its
+#   slot, now inactive, retaining WAL.
 # Expects dbanalytics to be installed into the PostgreSQL in PG_CONFIG (scripts/test does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -157,6 +159,26 @@ wait_for "a standby session idles in a snapshot" 10 \
 check "vacuum_blockers answers on the hot standby and names the session holding its snapshot" "idle_in_transaction:true" \
     "$(qs "SELECT holder_type || ':' || pg_is_in_recovery() FROM dbanalytics.vacuum_blockers
             WHERE application_name = 'w_standby_reader'")"
+
+step "WAL and replication risk: the standby stops after a snapshot recorded it"
+wait_for "a snapshot recorded the streaming standby" 20 \
+    holds "EXISTS (SELECT FROM dbanalytics.replication_stats WHERE state = 'streaming')"
+check "while it streams, no standby is gone and its slot is fine" "0" \
+    "$(q "SELECT count(*) FROM dbanalytics.replication_risks
+           WHERE kind = 'standby_gone' OR (name = 'w_standby_slot' AND risk <> 'ok')")"
+cluster_stop "$STANDBY"
+wait_for "the standby's walsender is gone" 20 holds "NOT EXISTS (SELECT FROM pg_stat_replication)"
+q "CREATE TABLE w_wal AS SELECT g FROM generate_series(1, 10000) g"
+check "the stopped standby is a high risk, not a silence" "high" \
+    "$(q "SELECT string_agg(risk, ',') FROM dbanalytics.replication_risks WHERE kind = 'standby_gone'")"
+check "its slot, now inactive, retains WAL: high, with no max_slot_wal_keep_size" "high:false:true" \
+    "$(q "SELECT risk || ':' || active || ':' || (retained_bytes > 0 AND detail LIKE '%can fill the disk')
+            FROM dbanalytics.replication_risks WHERE name = 'w_standby_slot'")"
+check "the inactive logical slot too" "high" \
+    "$(q "SELECT risk FROM dbanalytics.replication_risks WHERE name = 'w_logical_slot'")"
+check "checkpoint_health reads the checkpointer history" "t" \
+    "$(q "SELECT status IN ('ok', 'frequent_requested_checkpoints', 'backends_write_buffers')
+                 AND checkpoints_timed + checkpoints_req >= 0 FROM dbanalytics.checkpoint_health('1 hour')")"
 
 q "ROLLBACK PREPARED 'w_prepared'"
 q "SELECT pg_drop_replication_slot('w_logical_slot')" >/dev/null
