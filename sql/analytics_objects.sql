@@ -220,7 +220,7 @@ SELECT u.schemaname, u.tablename, u.constraint_name, 'foreign_key_without_index'
 UNION ALL
 SELECT c.schemaname, c.tablename, c.constraint_name, 'not_valid',
        pg_catalog.format('%s constraint added NOT VALID and never validated: rows that existed before are not checked',
-                         CASE c.contype WHEN 'f' THEN 'foreign key' ELSE 'check' END),
+                         CASE WHEN c.contype OPERATOR(pg_catalog.=) 'f' THEN 'foreign key' ELSE 'check' END),
        pg_catalog.format('ALTER TABLE %I.%I VALIDATE CONSTRAINT %I;  -- takes only a SHARE UPDATE EXCLUSIVE lock',
                          c.schemaname, c.tablename, c.constraint_name)
   FROM constraints c
@@ -297,7 +297,7 @@ SELECT t.schemaname, t.tablename, t.seq_scan, t.idx_scan,
            CASE WHEN t.missing_index
                 THEN pg_catalog.format('Sequential scans read %s rows each (%s scans %s): find the filter in top_queries() and index it.',
                                        pg_catalog.round(t.window_seq_tup_read::numeric / t.window_seq_scan), t.window_seq_scan,
-                                       CASE WHEN t.watched THEN 'in the last ' || pg_catalog.make_interval(secs => t.missing_index_window_s)::text
+                                       CASE WHEN t.watched THEN 'in the last ' || pg_catalog.make_interval(secs => t.missing_index_window_s)::pg_catalog.text
                                             ELSE 'since the statistics were reset' END) END,
            CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup)
                 THEN pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename) END,
@@ -339,8 +339,8 @@ SELECT u.schemaname, u.sequencename, u.data_type, u.last_value, u.min_value, u.m
                   JOIN pg_catalog.pg_class sc ON sc.relnamespace = n.oid AND sc.relname = q.sequencename
                   LEFT JOIN LATERAL (
                       -- the columns it feeds: owned (serial, identity) or named in a DEFAULT
-                      SELECT pg_catalog.min(CASE a.atttypid WHEN 'pg_catalog.int2'::pg_catalog.regtype THEN 32767
-                                                            WHEN 'pg_catalog.int4'::pg_catalog.regtype THEN 2147483647
+                      SELECT pg_catalog.min(CASE WHEN a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.int2'::pg_catalog.regtype THEN 32767
+                                                            WHEN a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.int4'::pg_catalog.regtype THEN 2147483647
                                                             ELSE 9223372036854775807 END) AS column_limit,
                              pg_catalog.string_agg(DISTINCT pg_catalog.format('%s.%I (%s)', f.relid::pg_catalog.regclass, a.attname,
                                                                               pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ') AS used_by
