@@ -808,7 +808,7 @@ $$;
 -- from the last hour's scans (new columns *_in_window); health_score counts only pool minutes a
 -- pool or application change fixes; backup_recency scores a failing archiver and the .ready
 -- backlog (new _archive_ready) and no longer calls an idle server bad; replication_lag stays
--- measured when a standby disconnects. Restated whole from sql/analytics_*.sql and sql/health.sql.
+-- measured when a standby disconnects; cache_hit_ratio warns mildly from 0.99 to 0.95 (_health_scored). Restated whole from sql/analytics_*.sql and sql/health.sql.
 -------------------------------------------------------------------------------
 CREATE OR REPLACE VIEW @extschema@.analytics_thresholds (name, value, unit, used_by, meaning) AS
 VALUES
@@ -1343,7 +1343,7 @@ SELECT 'performance', 'p99_latency_ms', l.p99_ms::numeric, 'ms', true, 100, 1000
        'SELECT * FROM dbanalytics.query_latency(''' || analysis_window || ''', 10);', 'medium', 'high'
   FROM latency l
 UNION ALL
-SELECT 'performance', 'cache_hit_ratio', d.blks_hit / NULLIF(d.blks_hit + d.blks_read, 0), 'ratio', false, 0.99, 0.90, 25,
+SELECT 'performance', 'cache_hit_ratio', d.blks_hit / NULLIF(d.blks_hit + d.blks_read, 0), 'ratio', false, 0.95, 0.90, 25,
        CASE WHEN d.blks_hit + d.blks_read > 0 THEN 'yes' ELSE 'not_applicable' END,
        pg_catalog.format('%s blocks found in shared buffers, %s read from outside', COALESCE(d.blks_hit, 0), COALESCE(d.blks_read, 0)),
        'database_stats / cache_analytics',
@@ -1585,6 +1585,41 @@ SELECT 'maintenance', 'sequences_near_exhaustion', sq.near::numeric, 'sequences'
        'SELECT * FROM dbanalytics.sequence_usage WHERE status <> ''ok'';', 'medium', 'high'
   FROM sequences sq
 ) indicators
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._health_scored(analysis_window interval)
+RETURNS TABLE (component text, indicator text, value numeric, unit text, status text, warn numeric,
+               bad numeric, weight numeric, points numeric, evidence text, source text, impact text,
+               mitigation text, action text, effort text, bad_severity text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH judged AS (
+    SELECT m.*,
+           CASE
+               WHEN m.measurable IN ('unknown', 'not_configured', 'not_applicable') THEN m.measurable
+               WHEN m.value IS NULL THEN 'not_applicable'
+               WHEN (m.higher_is_worse AND m.value >= m.bad) OR (NOT m.higher_is_worse AND m.value <= m.bad) THEN 'bad'
+               WHEN (m.higher_is_worse AND m.value > m.warn) OR (NOT m.higher_is_worse AND m.value < m.warn) THEN 'warn'
+               -- the mild band of cache_hit_ratio: 0.99 is ok, 0.95 to 0.99 a mild warning (issue 17)
+               WHEN m.indicator = 'cache_hit_ratio' AND m.value < 0.99 THEN 'warn'
+               ELSE 'ok'
+           END AS status
+      FROM @extschema@._health_measures(analysis_window) m
+)
+SELECT j.component, j.indicator, j.value, j.unit, j.status, j.warn, j.bad, j.weight,
+       pg_catalog.round(CASE j.status
+           WHEN 'bad' THEN j.weight
+           -- the mild band: up to a fifth of the weight, linearly from 0.99 down to the warn threshold
+           WHEN 'warn' THEN CASE WHEN j.indicator = 'cache_hit_ratio' AND j.value >= j.warn
+                                 THEN j.weight * 0.2 * (0.99 - j.value) / (0.99 - j.warn)
+                                 ELSE j.weight * (0.5 + 0.5 * (j.value - j.warn) / (j.bad - j.warn)) END
+           WHEN 'unknown' THEN j.weight / 2
+           WHEN 'not_configured' THEN j.weight / 2
+           ELSE 0
+       END, 4),
+       j.evidence, j.source, j.impact, j.mitigation, j.action, j.effort, j.bad_severity
+  FROM judged j
 $$;
 
 CREATE OR REPLACE VIEW @extschema@.table_maintenance AS

@@ -238,7 +238,7 @@ SELECT 'performance', 'p99_latency_ms', l.p99_ms::numeric, 'ms', true, 100, 1000
        'SELECT * FROM dbanalytics.query_latency(''' || analysis_window || ''', 10);', 'medium', 'high'
   FROM latency l
 UNION ALL
-SELECT 'performance', 'cache_hit_ratio', d.blks_hit / NULLIF(d.blks_hit + d.blks_read, 0), 'ratio', false, 0.99, 0.90, 25,
+SELECT 'performance', 'cache_hit_ratio', d.blks_hit / NULLIF(d.blks_hit + d.blks_read, 0), 'ratio', false, 0.95, 0.90, 25,
        CASE WHEN d.blks_hit + d.blks_read > 0 THEN 'yes' ELSE 'not_applicable' END,
        pg_catalog.format('%s blocks found in shared buffers, %s read from outside', COALESCE(d.blks_hit, 0), COALESCE(d.blks_read, 0)),
        'database_stats / cache_analytics',
@@ -497,6 +497,8 @@ WITH judged AS (
                WHEN m.value IS NULL THEN 'not_applicable'
                WHEN (m.higher_is_worse AND m.value >= m.bad) OR (NOT m.higher_is_worse AND m.value <= m.bad) THEN 'bad'
                WHEN (m.higher_is_worse AND m.value > m.warn) OR (NOT m.higher_is_worse AND m.value < m.warn) THEN 'warn'
+               -- the mild band of cache_hit_ratio: 0.99 is ok, 0.95 to 0.99 a mild warning (issue 17)
+               WHEN m.indicator = 'cache_hit_ratio' AND m.value < 0.99 THEN 'warn'
                ELSE 'ok'
            END AS status
       FROM @extschema@._health_measures(analysis_window) m
@@ -504,7 +506,10 @@ WITH judged AS (
 SELECT j.component, j.indicator, j.value, j.unit, j.status, j.warn, j.bad, j.weight,
        pg_catalog.round(CASE j.status
            WHEN 'bad' THEN j.weight
-           WHEN 'warn' THEN j.weight * (0.5 + 0.5 * (j.value - j.warn) / (j.bad - j.warn))
+           -- the mild band: up to a fifth of the weight, linearly from 0.99 down to the warn threshold
+           WHEN 'warn' THEN CASE WHEN j.indicator = 'cache_hit_ratio' AND j.value >= j.warn
+                                 THEN j.weight * 0.2 * (0.99 - j.value) / (0.99 - j.warn)
+                                 ELSE j.weight * (0.5 + 0.5 * (j.value - j.warn) / (j.bad - j.warn)) END
            WHEN 'unknown' THEN j.weight / 2
            WHEN 'not_configured' THEN j.weight / 2
            ELSE 0

@@ -805,6 +805,33 @@ mod tests {
         assert_eq!(verdict(), "{} 0 200 ");
     }
 
+    /// Issue 17: a cache hit ratio of 0.99 is ok, 0.95 to 0.99 a mild warning (at most a fifth
+    /// of the weight), below 0.95 the usual rule.
+    #[pg_test]
+    fn cache_hit_ratio_between_95_and_99_percent_is_a_mild_warning() {
+        collection_test();
+        partitions_back(&["database_stats"], 1);
+        run("INSERT INTO dbanalytics.database_stats
+             SELECT * FROM jsonb_populate_record(NULL::dbanalytics.database_stats,
+                 (SELECT jsonb_object_agg(attname, 0) FROM pg_attribute
+                   WHERE attrelid = 'dbanalytics.database_stats'::regclass AND attnum > 0 AND NOT attisdropped
+                     AND atttypid IN ('int4'::regtype, 'int8'::regtype, 'float8'::regtype, 'numeric'::regtype))
+                 || jsonb_build_object('interval_start', now() - interval '20 minutes', 'interval_end', now() - interval '10 minutes',
+                                       'datid', 1, 'datname', 'e17', 'reset', false, 'blks_hit', 970000, 'blks_read', 30000))");
+        let cache = || {
+            one::<String>(
+                "SELECT status || ':' || points_lost FROM dbanalytics.health_score_details('1 hour')
+                  WHERE indicator = 'cache_hit_ratio'",
+            )
+            .unwrap_or_default()
+        };
+        assert_eq!(cache(), "warn:2.5000");
+        run("UPDATE dbanalytics.database_stats SET blks_hit = 995000, blks_read = 5000 WHERE datname = 'e17'");
+        assert_eq!(cache(), "ok:0.0000");
+        run("UPDATE dbanalytics.database_stats SET blks_hit = 930000, blks_read = 70000 WHERE datname = 'e17'");
+        assert_eq!(cache(), "warn:17.5000");
+    }
+
     /// Issue 17: a sequence is measured against the column it feeds (an integer column on a
     /// bigint sequence runs out at 2^31 - 1).
     #[pg_test]

@@ -20,7 +20,9 @@ snapshot_after() { holds "(SELECT max(interval_end) FROM dbanalytics.database_st
 points_rule_holds() {
     holds "(SELECT bool_and(points_lost = round(CASE status
                 WHEN 'bad' THEN weight
-                WHEN 'warn' THEN weight * (0.5 + 0.5 * (value - warn_threshold) / (bad_threshold - warn_threshold))
+                WHEN 'warn' THEN CASE WHEN indicator = 'cache_hit_ratio' AND value >= warn_threshold  -- the mild band
+                                      THEN weight * 0.2 * (0.99 - value) / (0.99 - warn_threshold)
+                                      ELSE weight * (0.5 + 0.5 * (value - warn_threshold) / (bad_threshold - warn_threshold)) END
                 WHEN 'unknown' THEN weight / 2 WHEN 'not_configured' THEN weight / 2 ELSE 0 END, 4))
               FROM dbanalytics.health_score_details('1 hour'))"
 }
