@@ -47,7 +47,7 @@ step "A standby with a physical slot connects, then stops"
 rm -rf "$STANDBY"
 mkdir -p "$STANDBY"
 [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$STANDBY"
-as_pg_user "$PG_BIN/pg_basebackup" -h "$PRIMARY" -p "$PORT" -U postgres -D "$STANDBY/data" -R -X stream \
+as_pg_user "$PG_BIN/pg_basebackup" -h "$PRIMARY" -p "$PORT" -U postgres -D "$STANDBY/data" -R -X stream -c fast \
     -C -S e2e_slot >"$DIR/basebackup.log" 2>&1 || { cat "$DIR/basebackup.log"; exit 1; }
 {
     echo "port = $STANDBY_PORT"
