@@ -1217,11 +1217,23 @@ mod tests {
         for (text, redacted) in [
             ("CREATE ROLE app LOGIN PASSWORD 'secret-1'", true),
             ("alter user app with encrypted password 'secret-2'", true),
-            ("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'a', password 'secret-3')", true),
+            (
+                "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'a', password 'secret-3')",
+                true,
+            ),
             ("ALTER SERVER s OPTIONS (SET host 'h')", true),
-            ("ALTER SYSTEM SET primary_conninfo = 'host=h password=secret-4'", true),
-            ("CREATE SUBSCRIPTION s CONNECTION 'dbname=x' PUBLICATION p", true),
-            ("DO $$BEGIN PERFORM dblink_connect('password=secret-5'); END$$", true),
+            (
+                "ALTER SYSTEM SET primary_conninfo = 'host=h password=secret-4'",
+                true,
+            ),
+            (
+                "CREATE SUBSCRIPTION s CONNECTION 'dbname=x' PUBLICATION p",
+                true,
+            ),
+            (
+                "DO $$BEGIN PERFORM dblink_connect('password=secret-5'); END$$",
+                true,
+            ),
             ("SELECT * FROM users WHERE password = $1", false),
             ("WITH x AS (SELECT $1) SELECT * FROM x", false),
             ("CREATE TABLE orders (id int)", false),
@@ -1232,7 +1244,11 @@ mod tests {
                 pgrx::spi::quote_literal(text)
             ))
             .unwrap_or_default();
-            assert_eq!(stored.starts_with("<redacted by dbanalytics"), redacted, "{text} -> {stored}");
+            assert_eq!(
+                stored.starts_with("<redacted by dbanalytics"),
+                redacted,
+                "{text} -> {stored}"
+            );
             assert!(!stored.contains("secret-"), "{text} -> {stored}");
         }
     }
