@@ -56,6 +56,18 @@ pub fn as_text_owner<R>(
     prepare: impl FnOnce() -> Result<(), SourceError>,
     body: impl FnOnce() -> Result<R, SourceError>,
 ) -> Result<R, SourceError> {
+    // a role dropped since it ran the statement (or no role at all) plans nothing
+    let exists = owner != pg_sys::Oid::INVALID
+        && spi::select_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) $1)",
+            &[owner.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if !exists {
+        return Err("not planned: the role that ran the statement no longer exists".to_string());
+    }
     // SAFETY: plain reads of the session's user id and role membership.
     let allowed = unsafe { pg_sys::has_privs_of_role(pg_sys::GetUserId(), owner) };
     if !allowed {
