@@ -84,7 +84,7 @@ BEGIN
     IF analysis_window > interval '10 years' THEN
         RAISE EXCEPTION 'dbanalytics: the analysis window % is longer than any history', analysis_window
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'History is kept for dbanalytics.retention_history; pass at most that.';
+                  HINT = 'History is kept for dbanalytics.retention_days at most; pass at most that.';
     END IF;
     RETURN pg_catalog.now() - analysis_window;
 END
@@ -124,6 +124,39 @@ AS $$
     SELECT COALESCE(CASE WHEN v ~ '^\s*[0-9.]+\s*$' THEN v::double precision  -- a bare number: milliseconds
                          ELSE EXTRACT(epoch FROM v::interval)::double precision * 1000 END, 500)
       FROM (SELECT NULLIF(pg_catalog.current_setting('dbanalytics.slow_query_threshold', true), '') AS v) s
+$$;
+
+-- The latency histograms and run counts of (since, until], as rows of statement_latency:
+-- statement_latency_hourly for the whole hours rolled up so far (_rollup_span), the
+-- per-interval rows for the rest, so that windows longer than dbanalytics.retention_minutes
+-- keep their percentiles. Callers merge the rows (bucket counts add up). only_queryid: one
+-- statement's rows only.
+CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
+                                           only_queryid bigint DEFAULT NULL)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
+               buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
+               run_max_length bigint, run_parent_queryid bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    span record := @extschema@._rollup_span(since, until);
+BEGIN
+    RETURN QUERY EXECUTE $q$
+        SELECT h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts, h.runs,
+               h.run_executions, h.run_max_length, h.run_parent_queryid
+          FROM @extschema@.statement_latency_hourly h
+         WHERE h.hour_end > $3 AND h.hour_end <= $4
+           AND ($5 IS NULL OR h.queryid = $5)
+        UNION ALL
+        SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
+               l.run_executions, l.run_max_length, l.run_parent_queryid
+          FROM @extschema@.statement_latency l
+         WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
+                OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
+           AND ($5 IS NULL OR l.queryid = $5)
+    $q$ USING since, until, span.lo, span.hi, only_queryid;
+END
 $$;
 
 -- Table and index counters summed over (since, until], one row per object: the hourly rollups

@@ -17,9 +17,8 @@ WITH args AS (
     SELECT l.dbid, l.userid, l.queryid, pg_catalog.sum(u.executions)::bigint AS executions,
            pg_catalog.array_agg(u.bucket) AS buckets, pg_catalog.array_agg(u.executions) AS counts,
            pg_catalog.bool_or(l.reset) AS reset
-      FROM args a, @extschema@.statement_latency l,
+      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l,
            ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
-     WHERE l.interval_end > a.since
      GROUP BY l.dbid, l.userid, l.queryid
 ), measured AS (
     SELECT m.*, @extschema@.latency_percentiles(m.buckets, m.counts, '{0.5,0.9,0.95,0.99,1}') AS p
@@ -52,12 +51,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
     SELECT u.bucket::integer, b.lower_ms, b.upper_ms, pg_catalog.sum(u.executions)::bigint
-      FROM @extschema@.statement_latency l,
+      FROM @extschema@._latency_parts(pg_catalog.now() - analysis_window, pg_catalog.now(), query_id) l,
            ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions),
            @extschema@.latency_buckets() b
-     WHERE l.queryid = query_id
-       AND l.interval_end > pg_catalog.now() - analysis_window
-       AND b.bucket = u.bucket
+     WHERE b.bucket = u.bucket
      GROUP BY u.bucket, b.lower_ms, b.upper_ms
      ORDER BY u.bucket
 $$;

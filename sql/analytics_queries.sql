@@ -272,8 +272,8 @@ WITH args AS (
     SELECT l.dbid, l.userid, l.queryid, l.run_parent_queryid AS parent,
            pg_catalog.sum(l.runs) AS runs, pg_catalog.sum(l.run_executions) AS executions,
            pg_catalog.max(l.run_max_length) AS max_length
-      FROM args a, @extschema@.statement_latency l
-     WHERE l.interval_end > a.since AND l.runs > 0
+      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l
+     WHERE l.runs > 0
      GROUP BY 1, 2, 3, 4
 ), runs AS (
     -- the parent: the one named for most runs

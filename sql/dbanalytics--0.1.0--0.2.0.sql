@@ -2486,3 +2486,600 @@ $$;
 REVOKE EXECUTE ON FUNCTION @extschema@._statements_now(text), @extschema@._statements_epoch(text),
     @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch()
     FROM dbanalytics_reader;
+
+-------------------------------------------------------------------------------
+-- Retention tiers (issue 13, docs/storage.md). dbanalytics.retention_history is replaced by
+-- retention_minutes (statement, latency, table and index deltas: 1 day), retention_hours
+-- (hourly rollups and the small per-minute tables: 30 days) and retention_days (daily
+-- statement rollups: 1 year), settings only. The latency histograms get an hourly rollup,
+-- statement_latency_hourly, which the latency analytics and N+1 runs read for whole hours, so
+-- that percentiles outlive the minute rows; storage_usage shows what each tier costs.
+-------------------------------------------------------------------------------
+CREATE TABLE @extschema@.statement_latency_hourly (
+    hour_end       timestamptz NOT NULL,
+    dbid           oid         NOT NULL,
+    userid         oid         NOT NULL,
+    queryid        bigint      NOT NULL,
+    reset          boolean     NOT NULL,
+    intervals      integer     NOT NULL,  -- statement_latency rows rolled into the row
+    executions     bigint      NOT NULL,
+    buckets        smallint[]  NOT NULL,
+    counts         bigint[]    NOT NULL,
+    runs               bigint,
+    run_executions     bigint,
+    run_max_length     bigint,
+    run_parent_queryid bigint
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_hourly', 'hour_end', '(hour_end)');
+REVOKE ALL ON @extschema@.statement_latency_hourly FROM PUBLIC;
+GRANT SELECT ON @extschema@.statement_latency_hourly TO dbanalytics_reader;
+
+CREATE FUNCTION @extschema@._rollup_latency_hours(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO @extschema@.statement_latency_hourly
+    WITH src AS (
+        SELECT @extschema@._time_ceil(l.interval_end, 3600) AS hour_end, l.*
+          FROM @extschema@.statement_latency l
+         WHERE l.interval_end > since AND l.interval_end <= until
+    ), per_bucket AS (
+        SELECT x.hour_end, x.dbid, x.userid, x.queryid, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
+          FROM src x, ROWS FROM (pg_catalog.unnest(x.buckets), pg_catalog.unnest(x.counts)) AS u(bucket, executions)
+         GROUP BY 1, 2, 3, 4, 5
+    ), histograms AS (
+        SELECT b.hour_end, b.dbid, b.userid, b.queryid,
+               pg_catalog.array_agg(b.bucket ORDER BY b.bucket) AS buckets,
+               pg_catalog.array_agg(b.executions ORDER BY b.bucket) AS counts
+          FROM per_bucket b
+         GROUP BY 1, 2, 3, 4
+    ), parents AS (
+        SELECT x.hour_end, x.dbid, x.userid, x.queryid, x.run_parent_queryid AS parent,
+               pg_catalog.sum(x.runs) AS runs
+          FROM src x
+         WHERE x.runs > 0
+         GROUP BY 1, 2, 3, 4, 5
+    ), top_parents AS (
+        SELECT p.hour_end, p.dbid, p.userid, p.queryid,
+               (pg_catalog.array_agg(p.parent ORDER BY p.runs DESC, p.parent))[1] AS parent
+          FROM parents p
+         GROUP BY 1, 2, 3, 4
+    ), totals AS (
+        SELECT x.hour_end, x.dbid, x.userid, x.queryid, pg_catalog.bool_or(x.reset) AS reset,
+               pg_catalog.count(*)::integer AS intervals, pg_catalog.sum(x.executions)::bigint AS executions,
+               pg_catalog.sum(x.runs)::bigint AS runs, pg_catalog.sum(x.run_executions)::bigint AS run_executions,
+               pg_catalog.max(x.run_max_length) AS run_max_length
+          FROM src x
+         GROUP BY 1, 2, 3, 4
+    )
+    SELECT t.hour_end, t.dbid, t.userid, t.queryid, t.reset, t.intervals, t.executions,
+           COALESCE(h.buckets, '{}'), COALESCE(h.counts, '{}'),
+           t.runs, t.run_executions, t.run_max_length, p.parent
+      FROM totals t
+      LEFT JOIN histograms h ON (h.hour_end, h.dbid, h.userid, h.queryid) = (t.hour_end, t.dbid, t.userid, t.queryid)
+      LEFT JOIN top_parents p ON (p.hour_end, p.dbid, p.userid, p.queryid) = (t.hour_end, t.dbid, t.userid, t.queryid);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._rollup_latency_hours(timestamptz, timestamptz) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._rollup_hours()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
+AS $$
+DECLARE
+    rolled_until timestamptz;
+    -- hour_end of the newest whole hour
+    upper_bound timestamptz := @extschema@._time_floor(pg_catalog.now() - interval '1 microsecond', 3600);
+    written bigint := 0;
+    n bigint;
+BEGIN
+    -- one run at a time (the collector, take_snapshot(), a hand call): no hour rolled twice
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.rollup_hours'));
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'hours';
+    IF rolled_until IS NULL THEN
+        -- first run: from the first hour with history (or nothing to do)
+        SELECT @extschema@._time_floor(pg_catalog.min(t.interval_end) - interval '1 microsecond', 3600)
+          INTO rolled_until
+          FROM (SELECT pg_catalog.min(s.interval_end) AS interval_end FROM @extschema@.statement_stats s
+                UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.statement_latency s
+                UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.table_stats s
+                UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.index_stats s) t;
+    END IF;
+    IF rolled_until IS NULL OR rolled_until >= upper_bound THEN
+        RETURN 0;
+    END IF;
+
+    INSERT INTO @extschema@.statement_hourly
+    SELECT @extschema@._time_ceil(s.interval_end, 3600), pg_catalog.min(s.interval_start), pg_catalog.max(s.interval_end),
+           s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.bool_or(s.reset), pg_catalog.count(*)::integer,
+           pg_catalog.sum(s.calls), pg_catalog.sum(s.plans), pg_catalog.sum(s.total_exec_time),
+           pg_catalog.sum(s.total_plan_time), pg_catalog.sum(s.rows), pg_catalog.sum(s.shared_blks_hit),
+           pg_catalog.sum(s.shared_blks_read), pg_catalog.sum(s.shared_blks_dirtied),
+           pg_catalog.sum(s.shared_blks_written), pg_catalog.sum(s.local_blks_hit),
+           pg_catalog.sum(s.local_blks_read), pg_catalog.sum(s.temp_blks_read),
+           pg_catalog.sum(s.temp_blks_written), pg_catalog.sum(s.blk_read_time),
+           pg_catalog.sum(s.blk_write_time), pg_catalog.sum(s.wal_records), pg_catalog.sum(s.wal_fpi),
+           pg_catalog.sum(s.wal_bytes),
+           pg_catalog.max(CASE WHEN d.datid IS NOT NULL
+                               THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END)
+      FROM @extschema@.statement_stats s
+      LEFT JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
+                                            AND d.interval_end > rolled_until AND d.interval_end <= upper_bound
+     WHERE s.interval_end > rolled_until AND s.interval_end <= upper_bound
+     GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    written := written + @extschema@._rollup_latency_hours(rolled_until, upper_bound);
+
+    INSERT INTO @extschema@.table_hourly
+    SELECT @extschema@._time_ceil(t.interval_end, 3600), pg_catalog.min(t.interval_start), pg_catalog.max(t.interval_end),
+           t.datname, t.relid, pg_catalog.max(t.schemaname), pg_catalog.max(t.relname),
+           pg_catalog.bool_or(t.reset), pg_catalog.count(*)::integer,
+           pg_catalog.sum(t.seq_scan), pg_catalog.sum(t.seq_tup_read), pg_catalog.sum(t.idx_scan),
+           pg_catalog.sum(t.idx_tup_fetch), pg_catalog.sum(t.n_tup_ins), pg_catalog.sum(t.n_tup_upd),
+           pg_catalog.sum(t.n_tup_del), pg_catalog.sum(t.n_tup_hot_upd), pg_catalog.sum(t.vacuum_count),
+           pg_catalog.sum(t.autovacuum_count), pg_catalog.sum(t.analyze_count),
+           pg_catalog.sum(t.autoanalyze_count), pg_catalog.sum(t.heap_blks_read), pg_catalog.sum(t.heap_blks_hit)
+      FROM @extschema@.table_stats t
+     WHERE t.interval_end > rolled_until AND t.interval_end <= upper_bound
+     GROUP BY 1, t.datname, t.relid;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    INSERT INTO @extschema@.index_hourly
+    SELECT @extschema@._time_ceil(i.interval_end, 3600), pg_catalog.min(i.interval_start), pg_catalog.max(i.interval_end),
+           i.datname, i.indexrelid, pg_catalog.max(i.relid), pg_catalog.max(i.schemaname), pg_catalog.max(i.relname),
+           pg_catalog.max(i.indexrelname), pg_catalog.bool_or(i.reset), pg_catalog.count(*)::integer,
+           pg_catalog.sum(i.idx_scan), pg_catalog.sum(i.idx_tup_read), pg_catalog.sum(i.idx_tup_fetch),
+           pg_catalog.sum(i.idx_blks_read), pg_catalog.sum(i.idx_blks_hit)
+      FROM @extschema@.index_stats i
+     WHERE i.interval_end > rolled_until AND i.interval_end <= upper_bound
+     GROUP BY 1, i.datname, i.indexrelid;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('hours', upper_bound)
+    ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+
+    -- whole UTC days of statement_hourly (source_state 'days')
+    upper_bound := @extschema@._time_floor(upper_bound, 86400);
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'days';
+    IF rolled_until IS NULL THEN
+        SELECT @extschema@._time_floor(pg_catalog.min(h.hour_end) - interval '1 microsecond', 86400)
+          INTO rolled_until FROM @extschema@.statement_hourly h;
+    END IF;
+    IF rolled_until < upper_bound THEN
+        INSERT INTO @extschema@.statement_daily
+        SELECT @extschema@._time_ceil(h.hour_end, 86400),
+               pg_catalog.min(h.first_start), pg_catalog.max(h.last_end),
+               h.dbid, h.userid, h.queryid, h.toplevel, pg_catalog.bool_or(h.reset), pg_catalog.sum(h.intervals)::integer,
+               pg_catalog.sum(h.calls), pg_catalog.sum(h.plans), pg_catalog.sum(h.total_exec_time),
+               pg_catalog.sum(h.total_plan_time), pg_catalog.sum(h.rows), pg_catalog.sum(h.shared_blks_hit),
+               pg_catalog.sum(h.shared_blks_read), pg_catalog.sum(h.shared_blks_dirtied),
+               pg_catalog.sum(h.shared_blks_written), pg_catalog.sum(h.local_blks_hit),
+               pg_catalog.sum(h.local_blks_read), pg_catalog.sum(h.temp_blks_read),
+               pg_catalog.sum(h.temp_blks_written), pg_catalog.sum(h.blk_read_time),
+               pg_catalog.sum(h.blk_write_time), pg_catalog.sum(h.wal_records), pg_catalog.sum(h.wal_fpi),
+               pg_catalog.sum(h.wal_bytes), pg_catalog.max(h.peak_calls_per_transaction)
+          FROM @extschema@.statement_hourly h
+         WHERE h.hour_end > rolled_until AND h.hour_end <= upper_bound
+         GROUP BY 1, h.dbid, h.userid, h.queryid, h.toplevel;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+        INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('days', upper_bound)
+        ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+    END IF;
+    RETURN written;
+END
+$$;
+
+CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
+                                           only_queryid bigint DEFAULT NULL)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
+               buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
+               run_max_length bigint, run_parent_queryid bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    span record := @extschema@._rollup_span(since, until);
+BEGIN
+    RETURN QUERY EXECUTE $q$
+        SELECT h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts, h.runs,
+               h.run_executions, h.run_max_length, h.run_parent_queryid
+          FROM @extschema@.statement_latency_hourly h
+         WHERE h.hour_end > $3 AND h.hour_end <= $4
+           AND ($5 IS NULL OR h.queryid = $5)
+        UNION ALL
+        SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
+               l.run_executions, l.run_max_length, l.run_parent_queryid
+          FROM @extschema@.statement_latency l
+         WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
+                OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
+           AND ($5 IS NULL OR l.queryid = $5)
+    $q$ USING since, until, span.lo, span.hi, only_queryid;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint) TO dbanalytics_reader;
+
+CREATE OR REPLACE FUNCTION @extschema@._window_start(analysis_window interval)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF analysis_window IS NULL THEN
+        RAISE EXCEPTION 'dbanalytics: the analysis window must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an interval such as ''1 hour'' or ''7 days''.';
+    END IF;
+    IF analysis_window <= interval '0' THEN
+        RAISE EXCEPTION 'dbanalytics: the analysis window must be positive, got %', analysis_window
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an interval such as ''1 hour'' or ''7 days''.';
+    END IF;
+    IF analysis_window > interval '10 years' THEN
+        RAISE EXCEPTION 'dbanalytics: the analysis window % is longer than any history', analysis_window
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'History is kept for dbanalytics.retention_days at most; pass at most that.';
+    END IF;
+    RETURN pg_catalog.now() - analysis_window;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.query_latency(analysis_window interval DEFAULT '1 hour',
+                                          row_limit integer DEFAULT 20)
+RETURNS TABLE (rank bigint, queryid bigint, datname text, usename text, query text,
+               executions bigint, p50_ms double precision, p90_ms double precision,
+               p95_ms double precision, p99_ms double precision, max_ms double precision,
+               reset boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window), @extschema@._row_limit(row_limit);  -- argument checks
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since, LEAST(row_limit, 1000) AS max_rows
+), merged AS (
+    SELECT l.dbid, l.userid, l.queryid, pg_catalog.sum(u.executions)::bigint AS executions,
+           pg_catalog.array_agg(u.bucket) AS buckets, pg_catalog.array_agg(u.executions) AS counts,
+           pg_catalog.bool_or(l.reset) AS reset
+      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l,
+           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
+     GROUP BY l.dbid, l.userid, l.queryid
+), measured AS (
+    SELECT m.*, @extschema@.latency_percentiles(m.buckets, m.counts, '{0.5,0.9,0.95,0.99,1}') AS p
+      FROM merged m
+), ranked AS (
+    SELECT m.*, pg_catalog.row_number() OVER (ORDER BY m.p[4] DESC, m.executions DESC, m.queryid) AS rank
+      FROM measured m
+)
+SELECT r.rank, r.queryid, d.datname::text, u.rolname::text,
+       CASE WHEN r.queryid = 0 AND r.userid = 0
+            THEN '<overflow: queries beyond dbanalytics.max_histogram_queries>'
+            ELSE (SELECT t.query FROM @extschema@.statement_texts t
+                   WHERE (t.dbid, t.userid, t.queryid) = (r.dbid, r.userid, r.queryid)
+                   ORDER BY t.toplevel DESC LIMIT 1)
+       END,
+       r.executions, r.p[1], r.p[2], r.p[3], r.p[4], r.p[5], r.reset
+  FROM ranked r
+  CROSS JOIN args a
+  LEFT JOIN pg_catalog.pg_database d ON d.oid = r.dbid
+  LEFT JOIN pg_catalog.pg_roles u ON u.oid = r.userid
+ WHERE r.rank <= a.max_rows
+ ORDER BY r.rank
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.latency_histogram(query_id bigint, analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (bucket integer, lower_ms double precision, upper_ms double precision, executions bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+    SELECT u.bucket::integer, b.lower_ms, b.upper_ms, pg_catalog.sum(u.executions)::bigint
+      FROM @extschema@._latency_parts(pg_catalog.now() - analysis_window, pg_catalog.now(), query_id) l,
+           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions),
+           @extschema@.latency_buckets() b
+     WHERE b.bucket = u.bucket
+     GROUP BY u.bucket, b.lower_ms, b.upper_ms
+     ORDER BY u.bucket
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._n_plus_one(analysis_window interval, totals @extschema@.statement_total[])
+RETURNS TABLE (entry jsonb, weight double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           pg_catalog.now() - LEAST(analysis_window, interval '1 day') AS sampled_since,
+           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
+           @extschema@._threshold('n_plus_one_calls_per_transaction')::double precision AS per_transaction,
+           @extschema@._threshold('n_plus_one_rows_per_call')::double precision AS max_rows,
+           @extschema@._threshold('n_plus_one_min_runs')::double precision AS min_runs,
+           @extschema@._threshold('n_plus_one_min_run_length')::double precision AS min_run_length
+), run_parents AS (
+    -- each interval names the parent of the lookup's latest run in it
+    SELECT l.dbid, l.userid, l.queryid, l.run_parent_queryid AS parent,
+           pg_catalog.sum(l.runs) AS runs, pg_catalog.sum(l.run_executions) AS executions,
+           pg_catalog.max(l.run_max_length) AS max_length
+      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l
+     WHERE l.runs > 0
+     GROUP BY 1, 2, 3, 4
+), runs AS (
+    -- the parent: the one named for most runs
+    SELECT r.dbid, r.userid, r.queryid,
+           (pg_catalog.array_agg(r.parent ORDER BY r.runs DESC, r.parent))[1] AS parent,
+           pg_catalog.sum(r.runs)::bigint AS runs, pg_catalog.sum(r.executions)::bigint AS executions,
+           pg_catalog.max(r.max_length)::bigint AS max_length
+      FROM run_parents r
+     GROUP BY 1, 2, 3
+), run_lookups AS (
+    SELECT r.*, x.query, p.query AS parent_query, t.calls, t.rows, t.total_exec_time
+      FROM args a CROSS JOIN runs r
+      LEFT JOIN @extschema@.statement_texts x
+             ON x.dbid = r.dbid AND x.userid = r.userid AND x.queryid = r.queryid AND x.toplevel
+      LEFT JOIN @extschema@.statement_texts p
+             ON p.dbid = r.dbid AND p.userid = r.userid AND p.queryid = r.parent AND p.toplevel
+      LEFT JOIN pg_catalog.unnest(totals) t
+             ON t.dbid = r.dbid AND t.userid = r.userid AND t.queryid = r.queryid AND t.toplevel
+     WHERE r.runs >= a.min_runs AND r.executions::double precision / r.runs >= a.min_run_length
+), lookups AS (
+    SELECT t.*, x.query, t.peak_calls_per_transaction AS per_transaction
+      FROM args a, pg_catalog.unnest(totals) t
+      JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
+     WHERE t.toplevel AND t.calls > 0
+       AND t.rows::double precision / t.calls <= a.max_rows
+       AND t.peak_calls_per_transaction >= a.per_transaction
+       -- one table, looked up by a parameter
+       AND x.query ~* '^\s*SELECT\M.*\mFROM\s+[\w."]+(\s+(AS\s+)?\w+)?\s+WHERE\M.*=\s*\$\d'
+       AND x.query !~* '\m(JOIN|UNION|GROUP\s+BY)\M'
+       AND NOT EXISTS (SELECT FROM run_lookups r
+                        WHERE r.dbid = t.dbid AND r.userid = t.userid AND r.queryid = t.queryid)
+), sampled AS (
+    -- what the sampler saw running the lookups and their parents, in the last day of the
+    -- window at most: the minute rollups, then the raw samples of the minutes not rolled up yet
+    SELECT am.query_id, am.application_name, am.samples
+      FROM args a, @extschema@.activity_minute am
+     WHERE am.minute > a.sampled_since
+       AND am.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
+                           UNION ALL SELECT r.parent FROM run_lookups r)
+    UNION ALL
+    SELECT s.query_id, s.application_name, 1
+      FROM args a, @extschema@.activity_samples s
+     WHERE s.sampled_at >= GREATEST(a.sampled_since,
+                                    (SELECT pg_catalog.max(am.minute) + interval '1 minute'
+                                       FROM @extschema@.activity_minute am))
+       AND s.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
+                          UNION ALL SELECT r.parent FROM run_lookups r)
+), applications AS (
+    -- the application most often sampled running each statement
+    SELECT m.query_id, (pg_catalog.array_agg(m.application_name ORDER BY m.samples DESC))[1] AS application
+      FROM (SELECT s.query_id, s.application_name, pg_catalog.sum(s.samples) AS samples
+              FROM sampled s GROUP BY 1, 2) m
+     GROUP BY m.query_id
+)
+SELECT pg_catalog.jsonb_build_object(
+           'type', 'n_plus_one', 'detected_by', 'runs', 'queryid', r.queryid,
+           'query', COALESCE(r.query, '<query text not collected>'),
+           'parent_queryid', r.parent, 'parent_query', COALESCE(r.parent_query, '<query text not collected>'),
+           'impact', 'high',
+           'evidence', pg_catalog.jsonb_build_object(
+               'runs', r.runs,
+               'run_length', pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
+               'max_run_length', r.max_length,
+               'executions_in_runs', r.executions,
+               'calls', r.calls,
+               'rows_per_call', pg_catalog.round((r.rows::double precision / NULLIF(r.calls, 0))::numeric, 2),
+               'mean_time_ms', pg_catalog.round((r.total_exec_time / NULLIF(r.calls, 0))::numeric, 3),
+               'application', COALESCE(ap.application, app.application)),
+           'solution', CASE
+               WHEN r.query ~* '^\s*(WITH\M.*)?SELECT\M' THEN
+                   pg_catalog.format('run 1 statement instead of 1 + %s: JOIN the looked-up table into the parent statement '
+                                     '(queryid %s) on the key it returns, or fetch all keys at once with = ANY($1) and an array '
+                                     'of the parent''s keys%s', pg_catalog.round((r.executions::double precision / r.runs)::numeric),
+                                     r.parent,
+                                     CASE WHEN r.query ~ '=\s*\$\d' THEN ': ' || pg_catalog.regexp_replace(r.query, '=\s*\$(\d+)', '= ANY($\1)') ELSE '' END)
+               ELSE
+                   pg_catalog.format('run 1 statement for all %s keys: WHERE <key> = ANY($1) with an array of the keys for UPDATE '
+                                     'or DELETE, one multi-row INSERT (or INSERT ... SELECT FROM unnest($1, ...)) for INSERT',
+                                     pg_catalog.round((r.executions::double precision / r.runs)::numeric))
+           END,
+           'reason', pg_catalog.format('%s runs of %s consecutive executions on average (at most %s) on one connection, '
+                                       'each right after statement %s: one statement per key it returned',
+                                       r.runs, pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
+                                       r.max_length, r.parent)),
+       r.executions::double precision
+  FROM run_lookups r
+  LEFT JOIN applications ap ON ap.query_id = r.queryid
+  LEFT JOIN applications app ON app.query_id = r.parent
+UNION ALL
+SELECT pg_catalog.jsonb_build_object(
+           'type', 'n_plus_one', 'detected_by', 'calls_per_transaction', 'queryid', l.queryid, 'query', l.query,
+           'impact', 'high',
+           'evidence', pg_catalog.jsonb_build_object(
+               'calls', l.calls,
+               'calls_per_transaction', pg_catalog.round(l.per_transaction::numeric, 1),
+               'calls_per_second', pg_catalog.round((l.calls / a.window_seconds)::numeric, 1),
+               'rows_per_call', pg_catalog.round((l.rows::double precision / l.calls)::numeric, 2),
+               'mean_time_ms', pg_catalog.round((l.total_exec_time / l.calls)::numeric, 3),
+               'application', ap.application),
+           'solution', 'fetch the rows in one statement instead of one per key: JOIN this table into the query '
+                       || 'that produced the keys, or batch them: ... WHERE <key> = ANY($1) with an array of keys',
+           'reason', pg_catalog.format('a single-row lookup ran %s times per transaction of its database in one snapshot interval',
+                                       pg_catalog.round(l.per_transaction::numeric, 1))),
+       l.calls::double precision
+  FROM lookups l CROSS JOIN args a
+  LEFT JOIN applications ap ON ap.query_id = l.queryid
+$$;
+
+-- the hours rolled up before this upgrade: their histograms, merged from the minute rows still
+-- kept, into partitions made here for those days (the partition manager makes today's and
+-- the next days' at its next run)
+DO $latency_backfill$
+DECLARE
+    rolled timestamptz := (SELECT s.updated_at FROM @extschema@.source_state s
+                            WHERE s.source OPERATOR(pg_catalog.=) 'hours');
+    first_end timestamptz := (SELECT pg_catalog.min(l.interval_end) FROM @extschema@.statement_latency l);
+    day date;
+    part text;
+BEGIN
+    IF rolled IS NULL OR first_end IS NULL OR first_end OPERATOR(pg_catalog.>) rolled THEN
+        RETURN;
+    END IF;
+    FOR day IN SELECT d::date FROM pg_catalog.generate_series(
+                   (@extschema@._time_ceil(first_end, 3600) AT TIME ZONE 'UTC')::date,
+                   (rolled AT TIME ZONE 'UTC')::date, interval '1 day') d
+    LOOP
+        part := 'statement_latency_hourly_p' OPERATOR(pg_catalog.||) pg_catalog.to_char(day, 'YYYYMMDD');
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE @extschema@.%I PARTITION OF @extschema@.statement_latency_hourly FOR VALUES FROM (%L) TO (%L)',
+            part, pg_catalog.to_char(day, 'YYYY-MM-DD') OPERATOR(pg_catalog.||) ' 00:00:00+00',
+            pg_catalog.to_char(day OPERATOR(pg_catalog.+) 1, 'YYYY-MM-DD') OPERATOR(pg_catalog.||) ' 00:00:00+00');
+        PERFORM @extschema@._index_partition('statement_latency_hourly', part);
+    END LOOP;
+    PERFORM @extschema@._rollup_latency_hours('-infinity', rolled);
+END
+$latency_backfill$;
+
+CREATE FUNCTION @extschema@."_storage_tiers"() RETURNS TABLE (
+	"table_name" TEXT,  /* String */
+	"tier" TEXT,  /* String */
+	"retention_seconds" bigint  /* i64 */
+)
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_storage_tiers_wrapper';
+REVOKE ALL ON FUNCTION @extschema@._storage_tiers() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._storage_tiers() TO dbanalytics_reader;
+
+-- One row per table of the extension: its tier (the dbanalytics.retention_* setting that keeps
+-- it; 'state' for the tables that do not grow with time: texts, keys, collector state), its
+-- partitions, rows (pg_class.reltuples, as of the last ANALYZE or VACUUM of each partition),
+-- bytes on disk (pg_total_relation_size: indexes and TOAST included), the oldest and newest
+-- row, and the standing size projected from the rate so far: bytes per day of history covered
+-- times the retention. The raw tier has no B-tree on its time column: its oldest and newest
+-- times are read from the first and last pages of its oldest and newest non-empty partitions
+-- (rows are only ever appended, in time order), so that this view never scans a day of samples.
+-- SECURITY DEFINER: partitions made by the workers are read directly (readers hold privileges
+-- on the parent tables only); nothing of the caller's is run.
+CREATE FUNCTION @extschema@.storage_usage()
+RETURNS TABLE (tier text, table_name text, retention interval, partitions integer,
+               rows_estimated bigint, bytes bigint, oldest timestamptz, newest timestamptz,
+               bytes_per_day bigint, projected_bytes bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    part record;
+    time_column name;
+    btree boolean;
+    last_row timestamptz;
+    covered double precision;
+BEGIN
+    FOR t IN
+        SELECT s.table_name, s.tier, s.retention_seconds, p.oid AS relid
+          FROM @extschema@._storage_tiers() WITH ORDINALITY AS s(table_name, tier, retention_seconds, ord)
+          JOIN pg_catalog.pg_class p
+            ON p.relname OPERATOR(pg_catalog.=) s.table_name
+           AND p.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+         ORDER BY s.ord
+    LOOP
+        tier := t.tier;
+        table_name := t.table_name;
+        retention := pg_catalog.make_interval(secs => t.retention_seconds);
+        SELECT a.attname INTO time_column
+          FROM pg_catalog.pg_partitioned_table pt
+          JOIN pg_catalog.pg_attribute a
+            ON a.attrelid OPERATOR(pg_catalog.=) pt.partrelid AND a.attnum OPERATOR(pg_catalog.=) pt.partattrs[0]
+         WHERE pt.partrelid OPERATOR(pg_catalog.=) t.relid;
+        SELECT pg_catalog.count(*)::integer,
+               COALESCE(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint,
+               COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0)::bigint
+          INTO partitions, bytes, rows_estimated
+          FROM pg_catalog.pg_inherits i
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+         WHERE i.inhparent OPERATOR(pg_catalog.=) t.relid;
+        SELECT NOT EXISTS (SELECT FROM @extschema@.partition_indexes x
+                            WHERE x.parent OPERATOR(pg_catalog.=) t.table_name
+                              AND x.definition OPERATOR(pg_catalog.~~) 'USING brin%')
+          INTO btree;
+        oldest := NULL;
+        newest := NULL;
+        IF btree THEN
+            -- min() and max() of a B-tree indexed column: one index probe per partition
+            EXECUTE pg_catalog.format('SELECT pg_catalog.min(%1$I), pg_catalog.max(%1$I) FROM %2$s',
+                                      time_column, t.relid::pg_catalog.regclass)
+               INTO oldest, newest;
+        ELSE
+            FOR part IN
+                SELECT c.oid::pg_catalog.regclass AS rel, pg_catalog.pg_relation_size(c.oid) AS size
+                  FROM pg_catalog.pg_inherits i
+                  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+                 WHERE i.inhparent OPERATOR(pg_catalog.=) t.relid
+                   AND pg_catalog.pg_relation_size(c.oid) OPERATOR(pg_catalog.>) 0
+                 ORDER BY c.relname
+            LOOP
+                IF oldest IS NULL THEN
+                    EXECUTE pg_catalog.format(
+                        'SELECT pg_catalog.min(%1$I) FROM ONLY %2$s WHERE ctid OPERATOR(pg_catalog.<) ''(8,0)''::pg_catalog.tid',
+                        time_column, part.rel) INTO oldest;
+                END IF;
+                EXECUTE pg_catalog.format(
+                    'SELECT pg_catalog.max(%1$I) FROM ONLY %2$s WHERE ctid OPERATOR(pg_catalog.>=) ''(%3$s,0)''::pg_catalog.tid',
+                    time_column, part.rel, GREATEST(part.size OPERATOR(pg_catalog./) 8192 OPERATOR(pg_catalog.-) 8, 0))
+                   INTO last_row;
+                newest := COALESCE(last_row, newest);
+            END LOOP;
+        END IF;
+        covered := EXTRACT(epoch FROM newest OPERATOR(pg_catalog.-) oldest);
+        IF covered OPERATOR(pg_catalog.>=) 3600 THEN
+            bytes_per_day := (bytes OPERATOR(pg_catalog.*) 86400.0 OPERATOR(pg_catalog./) covered)::bigint;
+            projected_bytes := (bytes_per_day OPERATOR(pg_catalog.*) t.retention_seconds OPERATOR(pg_catalog./) 86400.0)::bigint;
+        ELSE
+            bytes_per_day := NULL;  -- less than an hour of history: no rate yet
+            projected_bytes := NULL;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+
+    -- the tables that do not grow with time
+    FOR t IN
+        SELECT c.relname::text AS table_name, c.oid AS relid, c.reltuples
+          FROM pg_catalog.pg_class c
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+           AND c.relkind OPERATOR(pg_catalog.=) 'r' AND NOT c.relispartition
+         ORDER BY c.relname
+    LOOP
+        tier := 'state';
+        table_name := t.table_name;
+        retention := NULL;
+        partitions := NULL;
+        rows_estimated := GREATEST(t.reltuples, 0)::bigint;
+        bytes := pg_catalog.pg_total_relation_size(t.relid);
+        oldest := NULL;
+        newest := NULL;
+        bytes_per_day := NULL;
+        projected_bytes := bytes;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE VIEW @extschema@.storage_usage AS
+SELECT * FROM @extschema@.storage_usage();
+REVOKE ALL ON FUNCTION @extschema@.storage_usage() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.storage_usage() TO dbanalytics_reader;
+REVOKE ALL ON @extschema@.storage_usage FROM PUBLIC;
+GRANT SELECT ON @extschema@.storage_usage TO dbanalytics_reader;

@@ -24,6 +24,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._snapshot_replication(timestamptz),
     @extschema@._snapshot_replication_slots(timestamptz),
     @extschema@._rollup_minutes(timestamptz), @extschema@._rollup_hours(),
+    @extschema@._rollup_latency_hours(timestamptz, timestamptz),
     @extschema@._record_health(interval), @extschema@._evaluate_alerts(),
     @extschema@._index_partition(text, text),
     @extschema@._statements_now(text), @extschema@._statements_epoch(text),

@@ -103,7 +103,7 @@ $$;
 
 -------------------------------------------------------------------------------
 -- Raw samples (sampler worker, every dbanalytics.sample_interval).
--- Partitioned by day; kept for dbanalytics.retention_raw.
+-- Partitioned by day; kept for dbanalytics.retention_raw (docs/storage.md: the tiers).
 -------------------------------------------------------------------------------
 
 -- One row per non-idle client backend and tick, kept small (68 bytes with its tuple header):
@@ -171,7 +171,8 @@ CREATE TABLE @extschema@.lock_waits (
 INSERT INTO @extschema@.partition_indexes VALUES ('lock_waits', 'sampled_at', 'USING brin (sampled_at) WITH (autosummarize = on)');
 
 -------------------------------------------------------------------------------
--- Minute rollups of the raw samples (collector). Kept for retention_history.
+-- Minute rollups of the raw samples (collector). Kept for retention_hours: their volume does
+-- not grow with the number of statements or relations.
 -------------------------------------------------------------------------------
 
 CREATE TABLE @extschema@.activity_minute (
@@ -363,6 +364,28 @@ CREATE TABLE @extschema@.statement_latency (
     run_parent_queryid bigint   -- the statement before the most recent run
 ) PARTITION BY RANGE (interval_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency', 'interval_end', '(interval_end)');
+
+-- Hourly rollup of statement_latency (collector, with statement_hourly): one row per statement
+-- and hour for the intervals ending in (hour_end - 1 hour, hour_end]. Histograms merge exactly
+-- (bucket counts add up), so a percentile over whole hours read here equals the one over the
+-- minutes. The run columns add up too; run_parent_queryid is the parent named for the most runs
+-- in the hour. Kept for retention_hours, when the minute rows are long gone.
+CREATE TABLE @extschema@.statement_latency_hourly (
+    hour_end       timestamptz NOT NULL,
+    dbid           oid         NOT NULL,
+    userid         oid         NOT NULL,
+    queryid        bigint      NOT NULL,
+    reset          boolean     NOT NULL,
+    intervals      integer     NOT NULL,  -- statement_latency rows rolled into the row
+    executions     bigint      NOT NULL,
+    buckets        smallint[]  NOT NULL,
+    counts         bigint[]    NOT NULL,
+    runs               bigint,
+    run_executions     bigint,
+    run_max_length     bigint,
+    run_parent_queryid bigint
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_hourly', 'hour_end', '(hour_end)');
 
 CREATE TABLE @extschema@.database_latency (
     interval_start timestamptz NOT NULL,

@@ -722,7 +722,64 @@ BEGIN
 END
 $$;
 
--- Hourly rollups of the per-snapshot deltas (statement_stats, table_stats, index_stats), for
+-- The latency histograms of the intervals ending in (since, until] merged per statement and
+-- hour into statement_latency_hourly (called by _rollup_hours for the hours it rolls up). Bucket
+-- counts add up; the run columns too, and the parent kept is the one named for the most runs.
+CREATE FUNCTION @extschema@._rollup_latency_hours(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO @extschema@.statement_latency_hourly
+    WITH src AS (
+        SELECT @extschema@._time_ceil(l.interval_end, 3600) AS hour_end, l.*
+          FROM @extschema@.statement_latency l
+         WHERE l.interval_end > since AND l.interval_end <= until
+    ), per_bucket AS (
+        SELECT x.hour_end, x.dbid, x.userid, x.queryid, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
+          FROM src x, ROWS FROM (pg_catalog.unnest(x.buckets), pg_catalog.unnest(x.counts)) AS u(bucket, executions)
+         GROUP BY 1, 2, 3, 4, 5
+    ), histograms AS (
+        SELECT b.hour_end, b.dbid, b.userid, b.queryid,
+               pg_catalog.array_agg(b.bucket ORDER BY b.bucket) AS buckets,
+               pg_catalog.array_agg(b.executions ORDER BY b.bucket) AS counts
+          FROM per_bucket b
+         GROUP BY 1, 2, 3, 4
+    ), parents AS (
+        SELECT x.hour_end, x.dbid, x.userid, x.queryid, x.run_parent_queryid AS parent,
+               pg_catalog.sum(x.runs) AS runs
+          FROM src x
+         WHERE x.runs > 0
+         GROUP BY 1, 2, 3, 4, 5
+    ), top_parents AS (
+        SELECT p.hour_end, p.dbid, p.userid, p.queryid,
+               (pg_catalog.array_agg(p.parent ORDER BY p.runs DESC, p.parent))[1] AS parent
+          FROM parents p
+         GROUP BY 1, 2, 3, 4
+    ), totals AS (
+        SELECT x.hour_end, x.dbid, x.userid, x.queryid, pg_catalog.bool_or(x.reset) AS reset,
+               pg_catalog.count(*)::integer AS intervals, pg_catalog.sum(x.executions)::bigint AS executions,
+               pg_catalog.sum(x.runs)::bigint AS runs, pg_catalog.sum(x.run_executions)::bigint AS run_executions,
+               pg_catalog.max(x.run_max_length) AS run_max_length
+          FROM src x
+         GROUP BY 1, 2, 3, 4
+    )
+    SELECT t.hour_end, t.dbid, t.userid, t.queryid, t.reset, t.intervals, t.executions,
+           COALESCE(h.buckets, '{}'), COALESCE(h.counts, '{}'),
+           t.runs, t.run_executions, t.run_max_length, p.parent
+      FROM totals t
+      LEFT JOIN histograms h ON (h.hour_end, h.dbid, h.userid, h.queryid) = (t.hour_end, t.dbid, t.userid, t.queryid)
+      LEFT JOIN top_parents p ON (p.hour_end, p.dbid, p.userid, p.queryid) = (t.hour_end, t.dbid, t.userid, t.queryid);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- Hourly rollups of the per-snapshot deltas (statement_stats, statement_latency, table_stats,
+-- index_stats), for
 -- every whole hour since the last one rolled (source_state 'hours', updated_at = the hour_end
 -- rolled last). An hour is whole once now() is past its end: snapshots are serialized, so no
 -- later snapshot can write an interval ending in it. Returns the rows written.
@@ -747,6 +804,7 @@ BEGIN
         SELECT @extschema@._time_floor(pg_catalog.min(t.interval_end) - interval '1 microsecond', 3600)
           INTO rolled_until
           FROM (SELECT pg_catalog.min(s.interval_end) AS interval_end FROM @extschema@.statement_stats s
+                UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.statement_latency s
                 UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.table_stats s
                 UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.index_stats s) t;
     END IF;
@@ -774,6 +832,8 @@ BEGIN
      GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel;
     GET DIAGNOSTICS n = ROW_COUNT;
     written := written + n;
+
+    written := written + @extschema@._rollup_latency_hours(rolled_until, upper_bound);
 
     INSERT INTO @extschema@.table_hourly
     SELECT @extschema@._time_ceil(t.interval_end, 3600), pg_catalog.min(t.interval_start), pg_catalog.max(t.interval_end),

@@ -16,8 +16,12 @@ static SAMPLE_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static SNAPSHOT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Minutes raw samples are kept (activity_raw, connection_samples, lock_waits, collector_runs).
 static RETENTION_RAW_MIN: GucSetting<i32> = GucSetting::<i32>::new(24 * 60);
-/// Minutes rollups and deltas are kept.
-static RETENTION_HISTORY_MIN: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60);
+/// Minutes the per-minute statement, latency, table and index deltas are kept (the minute tier).
+static RETENTION_MINUTES_MIN: GucSetting<i32> = GucSetting::<i32>::new(24 * 60);
+/// Minutes the hourly rollups and the small per-minute tables are kept (the hour tier).
+static RETENTION_HOURS_MIN: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60);
+/// Minutes the daily statement rollups are kept (the day tier).
+static RETENTION_DAYS_MIN: GucSetting<i32> = GucSetting::<i32>::new(365 * 24 * 60);
 /// Milliseconds of mean execution time above which a statement counts as slow in an interval.
 static SLOW_QUERY_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
 /// Seconds between two records of the health score in health_history.
@@ -121,10 +125,30 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
         GucFlags::UNIT_MIN,
     );
     GucRegistry::define_int_guc(
-        c"dbanalytics.retention_history",
-        c"How long minute rollups and statistics deltas are kept.",
+        c"dbanalytics.retention_minutes",
+        c"How long the per-minute statement, latency, table and index deltas are kept (minute tier).",
+        c"Older minutes are answered from the hourly rollups. A partition is dropped only once its hours are rolled up.",
+        &RETENTION_MINUTES_MIN,
+        24 * 60,
+        3660 * 24 * 60,
+        GucContext::Sighup,
+        GucFlags::UNIT_MIN,
+    );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.retention_hours",
+        c"How long hourly rollups and the per-minute rollups of samples, databases and pools are kept (hour tier).",
+        c"Older days are answered from the daily statement rollups. A partition is dropped only once its days are rolled up.",
+        &RETENTION_HOURS_MIN,
+        24 * 60,
+        3660 * 24 * 60,
+        GucContext::Sighup,
+        GucFlags::UNIT_MIN,
+    );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.retention_days",
+        c"How long the daily statement rollups are kept (day tier).",
         c"Whole daily partitions are dropped once their newest possible row is older than this.",
-        &RETENTION_HISTORY_MIN,
+        &RETENTION_DAYS_MIN,
         24 * 60,
         3660 * 24 * 60,
         GucContext::Sighup,
@@ -173,8 +197,16 @@ pub fn retention_raw() -> Duration {
     Duration::from_secs(RETENTION_RAW_MIN.get() as u64 * 60)
 }
 
-pub fn retention_history() -> Duration {
-    Duration::from_secs(RETENTION_HISTORY_MIN.get() as u64 * 60)
+pub fn retention_minutes() -> Duration {
+    Duration::from_secs(RETENTION_MINUTES_MIN.get() as u64 * 60)
+}
+
+pub fn retention_hours() -> Duration {
+    Duration::from_secs(RETENTION_HOURS_MIN.get() as u64 * 60)
+}
+
+pub fn retention_days() -> Duration {
+    Duration::from_secs(RETENTION_DAYS_MIN.get() as u64 * 60)
 }
 
 pub fn health_interval() -> Duration {

@@ -80,6 +80,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["health"]);
+extension_sql_file!(
+    "../sql/storage.sql",
+    name = "storage",
+    requires = ["schema", api::storage::_storage_tiers]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 static PRELOADED: AtomicBool = AtomicBool::new(false);

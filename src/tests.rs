@@ -410,40 +410,79 @@ mod tests {
             ahead,
             Some(3 * crate::storage::partitions::PARTITIONED_TABLES.len() as i64)
         );
-        assert_eq!(crate::storage::partitions::PARTITIONED_TABLES.len(), 21);
+        assert_eq!(crate::storage::partitions::PARTITIONED_TABLES.len(), 22);
 
-        // raw retention is 1 day: a raw partition from 3 days ago goes, a history one stays
+        // retention 1 day for raw samples and minute deltas: partitions from 3 days ago expire;
+        // a minute-tier partition goes only once the hourly rollup has passed its end (or when
+        // it is empty), an hour-tier one stays for 30 days
         let (day, from, to) = Spi::get_three::<String, String, String>(
             "SELECT to_char(d, 'YYYYMMDD'), to_char(d, 'YYYY-MM-DD'), to_char(d + 1, 'YYYY-MM-DD')
                FROM (SELECT (now() AT TIME ZONE 'UTC')::date - 3 AS d) s",
         )
         .unwrap();
         let (day, from, to) = (day.unwrap(), from.unwrap(), to.unwrap());
-        for table in ["lock_waits", "statement_stats"] {
+        for table in [
+            "lock_waits",
+            "statement_stats",
+            "statement_latency",
+            "statement_hourly",
+        ] {
             run(&format!(
                 "CREATE TABLE dbanalytics.{table}_p{day} PARTITION OF dbanalytics.{table}
                  FOR VALUES FROM ('{from} 00:00:00+00') TO ('{to} 00:00:00+00')"
             ));
         }
+        run(&format!(
+            "INSERT INTO dbanalytics.statement_stats
+             SELECT '{from} 09:59:00+00', '{from} 10:00:00+00', 1, 10, 42, true, false,
+                    1, 0, 1.5, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0"
+        ));
+        let expired = |rolled_until: &str| {
+            run(&format!(
+                "INSERT INTO dbanalytics.source_state (source, updated_at) VALUES ('hours', '{rolled_until}')
+                 ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at"
+            ));
+            crate::storage::partitions::expired_partitions()
+                .unwrap()
+                .into_iter()
+                .map(|(_, name)| name)
+                .filter(|name| name.ends_with(&day))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        // rolled up to 05:00 that day: the row at 10:00 is not, its (empty) neighbour is
+        assert_eq!(
+            expired(&format!("{from} 05:00:00+00")),
+            format!("lock_waits_p{day},statement_latency_p{day}")
+        );
+        // rolled up past the day's end: both minute partitions go, the hourly one stays
+        assert_eq!(
+            expired(&format!("{to} 00:00:00+00")),
+            format!("lock_waits_p{day},statement_stats_p{day},statement_latency_p{day}")
+        );
+        run("DELETE FROM dbanalytics.source_state WHERE source = 'hours'");
+        run("DELETE FROM dbanalytics.statement_stats WHERE queryid = 42 AND userid = 10");
         assert_eq!(snapshot_problems(), "");
-        assert_eq!(
-            one::<bool>(&format!(
-                "SELECT to_regclass('dbanalytics.lock_waits_p{day}') IS NULL"
-            )),
-            Some(true)
-        );
-        assert_eq!(
-            one::<bool>(&format!(
-                "SELECT to_regclass('dbanalytics.statement_stats_p{day}') IS NOT NULL"
-            )),
-            Some(true)
-        );
+        for (table, kept) in [
+            ("lock_waits", false),
+            ("statement_stats", false),
+            ("statement_latency", false),
+            ("statement_hourly", true),
+        ] {
+            assert_eq!(
+                one::<bool>(&format!(
+                    "SELECT to_regclass('dbanalytics.{table}_p{day}') IS NOT NULL"
+                )),
+                Some(kept),
+                "{table}_p{day}"
+            );
+        }
         assert_eq!(
             one::<i64>(
                 "SELECT rows FROM dbanalytics.collector_runs WHERE source = 'retention'
                   ORDER BY started_at DESC, rows DESC LIMIT 1"
             ),
-            Some(1)
+            Some(3)
         );
     }
 
@@ -536,7 +575,8 @@ mod tests {
                 "dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,dbanalytics.health_interval=300s,\
                  dbanalytics.histograms=on,\
                  dbanalytics.histograms_nested=off,dbanalytics.max_histogram_queries=5000,\
-                 dbanalytics.retention_history=43200min,dbanalytics.retention_raw=1440min,\
+                 dbanalytics.retention_days=525600min,dbanalytics.retention_hours=43200min,\
+                 dbanalytics.retention_minutes=1440min,dbanalytics.retention_raw=1440min,\
                  dbanalytics.sample_interval=1000ms,dbanalytics.slow_query_threshold=500ms,\
                  dbanalytics.snapshot_interval=60s,\
                  dbanalytics.track_idle_in_transaction=on"
@@ -550,7 +590,8 @@ mod tests {
             .as_deref(),
             Some(
                 "dbanalytics.health_interval:5..86400,dbanalytics.max_histogram_queries:100..100000,\
-                 dbanalytics.retention_history:1440..5270400,dbanalytics.retention_raw:60..527040,\
+                 dbanalytics.retention_days:1440..5270400,dbanalytics.retention_hours:1440..5270400,\
+                 dbanalytics.retention_minutes:1440..5270400,dbanalytics.retention_raw:60..527040,\
                  dbanalytics.sample_interval:100..3600000,dbanalytics.slow_query_threshold:1..3600000,\
                  dbanalytics.snapshot_interval:5..86400"
             )

@@ -281,7 +281,8 @@ fn create_partitions() -> Result<Collected, SourceError> {
     }
 }
 
-/// Drops expired partitions, then forgets statement texts that no retained delta refers to.
+/// Drops expired partitions, then (when something was dropped) forgets the statement texts that
+/// no retained row of any tier refers to.
 fn drop_expired_partitions() -> Result<Collected, SourceError> {
     let expired = partitions::expired_partitions().map_err(spi_error)?;
     if expired.iter().any(|(table, _)| *table == "activity_raw") {
@@ -289,15 +290,24 @@ fn drop_expired_partitions() -> Result<Collected, SourceError> {
         spi::execute("SELECT dbanalytics._prune_activity_keys()").map_err(spi_error)?;
     }
     let dropped = partitions::drop_partitions(&expired).map_err(spi_error)?;
-    spi::execute(&format!(
-        "DELETE FROM dbanalytics.statements s
-          WHERE s.first_seen < pg_catalog.now() - pg_catalog.make_interval(secs => {})
-            AND NOT EXISTS (SELECT FROM dbanalytics.statement_stats st
-                             WHERE st.queryid = s.queryid AND st.dbid = s.dbid
-                               AND st.userid = s.userid AND st.toplevel = s.toplevel)",
-        gucs::retention_history().as_secs()
-    ))
-    .map_err(spi_error)?;
+    if dropped > 0 {
+        // first_seen guards a text whose first delta is not written yet
+        spi::execute(&format!(
+            "DELETE FROM dbanalytics.statements s
+              WHERE s.first_seen < pg_catalog.now() - pg_catalog.make_interval(secs => {})
+                AND NOT EXISTS (SELECT FROM dbanalytics.statement_stats st
+                                 WHERE (st.dbid, st.userid, st.queryid, st.toplevel)
+                                       OPERATOR(pg_catalog.=) (s.dbid, s.userid, s.queryid, s.toplevel))
+                AND NOT EXISTS (SELECT FROM dbanalytics.statement_hourly st
+                                 WHERE (st.dbid, st.userid, st.queryid, st.toplevel)
+                                       OPERATOR(pg_catalog.=) (s.dbid, s.userid, s.queryid, s.toplevel))
+                AND NOT EXISTS (SELECT FROM dbanalytics.statement_daily st
+                                 WHERE (st.dbid, st.userid, st.queryid, st.toplevel)
+                                       OPERATOR(pg_catalog.=) (s.dbid, s.userid, s.queryid, s.toplevel))",
+            gucs::retention_minutes().as_secs()
+        ))
+        .map_err(spi_error)?;
+    }
     Ok(Collected::rows(dropped))
 }
 

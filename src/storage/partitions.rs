@@ -1,4 +1,5 @@
-//! Daily range partitions for every partitioned table of the extension.
+//! Daily range partitions for every partitioned table of the extension, and their retention
+//! tiers.
 //!
 //! A partition covers one UTC day, `[day 00:00+00, day+1 00:00+00)`, and is named
 //! `<table>_pYYYYMMDD`. Naming and range maths are pure functions (unit-tested below);
@@ -12,36 +13,91 @@ use pgrx::prelude::*;
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// Which retention applies to a table.
+/// The retention tier of a table: which `dbanalytics.retention_*` setting keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Retention {
+pub enum Tier {
+    /// 1 s samples and collector runs: `retention_raw`.
     Raw,
-    History,
+    /// Per-minute deltas whose volume grows with the number of statements or relations, rolled
+    /// up into hours: `retention_minutes`.
+    Minutes,
+    /// Hourly rollups, and the per-minute rows whose volume does not (per database, pool, wait
+    /// event): `retention_hours`.
+    Hours,
+    /// Daily statement rollups: `retention_days`.
+    Days,
 }
 
-/// Every partitioned table, with its retention class.
-pub const PARTITIONED_TABLES: &[(&str, Retention)] = &[
-    ("activity_raw", Retention::Raw),
-    ("connection_samples", Retention::Raw),
-    ("lock_waits", Retention::Raw),
-    ("collector_runs", Retention::Raw),
-    ("activity_minute", Retention::History),
-    ("connection_minute", Retention::History),
-    ("pool_minute", Retention::History),
-    ("statement_stats", Retention::History),
-    ("statement_hourly", Retention::History),
-    ("statement_daily", Retention::History),
-    ("statement_latency", Retention::History),
-    ("database_latency", Retention::History),
-    ("database_stats", Retention::History),
-    ("table_stats", Retention::History),
-    ("table_hourly", Retention::History),
-    ("index_stats", Retention::History),
-    ("index_hourly", Retention::History),
-    ("bgwriter_stats", Retention::History),
-    ("replication_stats", Retention::History),
-    ("replication_slot_stats", Retention::History),
-    ("health_history", Retention::History),
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Raw => "raw",
+            Tier::Minutes => "minutes",
+            Tier::Hours => "hours",
+            Tier::Days => "days",
+        }
+    }
+
+    pub fn retention(self) -> Duration {
+        match self {
+            Tier::Raw => gucs::retention_raw(),
+            Tier::Minutes => gucs::retention_minutes(),
+            Tier::Hours => gucs::retention_hours(),
+            Tier::Days => gucs::retention_days(),
+        }
+    }
+}
+
+/// A partitioned table of the extension.
+pub struct PartitionedTable {
+    pub name: &'static str,
+    pub tier: Tier,
+    /// The rollup (its `source_state` row) that reads this table: a partition is dropped only
+    /// once that rollup has passed its end (or it holds no row), so that a collector stopped for
+    /// longer than the retention never loses minutes that were not rolled up yet.
+    pub rolled_up_by: Option<&'static str>,
+}
+
+const fn table(name: &'static str, tier: Tier) -> PartitionedTable {
+    PartitionedTable {
+        name,
+        tier,
+        rolled_up_by: None,
+    }
+}
+
+const fn rolled(name: &'static str, tier: Tier, rollup: &'static str) -> PartitionedTable {
+    PartitionedTable {
+        name,
+        tier,
+        rolled_up_by: Some(rollup),
+    }
+}
+
+/// Every partitioned table, with its tier (docs/storage.md).
+pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
+    table("activity_raw", Tier::Raw),
+    table("connection_samples", Tier::Raw),
+    table("lock_waits", Tier::Raw),
+    table("collector_runs", Tier::Raw),
+    rolled("statement_stats", Tier::Minutes, "hours"),
+    rolled("statement_latency", Tier::Minutes, "hours"),
+    rolled("table_stats", Tier::Minutes, "hours"),
+    rolled("index_stats", Tier::Minutes, "hours"),
+    rolled("statement_hourly", Tier::Hours, "days"),
+    table("statement_latency_hourly", Tier::Hours),
+    table("table_hourly", Tier::Hours),
+    table("index_hourly", Tier::Hours),
+    table("activity_minute", Tier::Hours),
+    table("connection_minute", Tier::Hours),
+    table("pool_minute", Tier::Hours),
+    table("database_latency", Tier::Hours),
+    table("database_stats", Tier::Hours),
+    table("bgwriter_stats", Tier::Hours),
+    table("replication_stats", Tier::Hours),
+    table("replication_slot_stats", Tier::Hours),
+    table("health_history", Tier::Hours),
+    table("statement_daily", Tier::Days),
 ];
 
 /// Days after today for which partitions must already exist.
@@ -124,13 +180,6 @@ pub fn is_expired(day: i64, now_epoch_seconds: i64, retention: Duration) -> bool
     upper_bound <= now_epoch_seconds - retention.as_secs() as i64
 }
 
-fn retention_of(class: Retention) -> Duration {
-    match class {
-        Retention::Raw => gucs::retention_raw(),
-        Retention::History => gucs::retention_history(),
-    }
-}
-
 /// Server time as Unix seconds (the transaction's `now()`, as every row uses).
 pub fn now_epoch_seconds() -> Result<i64, pgrx::spi::Error> {
     Ok(spi::select_one::<i64>(
@@ -182,7 +231,7 @@ pub fn ensure_partitions() -> Result<Option<i64>, pgrx::spi::Error> {
     let existing = existing_partitions()?;
     let mut created = 0;
     with_short_lock_timeout(|| {
-        for (table, _) in PARTITIONED_TABLES {
+        for PartitionedTable { name: table, .. } in PARTITIONED_TABLES {
             for day in required_days(today) {
                 let name = partition_name(table, day);
                 if existing.contains(&name) {
@@ -244,22 +293,51 @@ fn create_partition(table: &str, name: &str, day: i64) -> Result<(), pgrx::spi::
     Ok(())
 }
 
-/// The partitions whose whole range is past the retention of their table, per table in the
-/// order of PARTITIONED_TABLES, oldest first.
+/// How far a rollup has got (`source_state`), as Unix seconds; None before its first run.
+fn rolled_until(rollup: &str) -> Result<Option<i64>, pgrx::spi::Error> {
+    spi::select_one_with_args::<i64>(
+        "SELECT pg_catalog.floor(EXTRACT(epoch FROM s.updated_at))::bigint
+           FROM dbanalytics.source_state s WHERE s.source OPERATOR(pg_catalog.=) $1",
+        &[rollup.into()],
+    )
+}
+
+/// Whether a partition holds no row (an expired partition of a table that was never rolled up
+/// because it never had rows, e.g. without pg_stat_statements).
+fn is_empty(name: &str) -> Result<bool, pgrx::spi::Error> {
+    Ok(!spi::select_one::<bool>(&format!(
+        "SELECT EXISTS (SELECT FROM ONLY dbanalytics.{name})"
+    ))?
+    .unwrap_or(false))
+}
+
+/// The partitions whose whole range is past the retention of their tier (and, for a table a
+/// rollup reads, rolled up), per table in the order of PARTITIONED_TABLES, oldest first.
 pub fn expired_partitions() -> Result<Vec<(&'static str, String)>, pgrx::spi::Error> {
     let now = now_epoch_seconds()?;
     let existing = existing_partitions()?;
     let mut expired = Vec::new();
-    for (table, class) in PARTITIONED_TABLES {
-        let retention = retention_of(*class);
-        let mut names: Vec<&String> = existing
+    for t in PARTITIONED_TABLES {
+        let retention = t.tier.retention();
+        let rolled = match t.rolled_up_by {
+            Some(rollup) => Some(rolled_until(rollup)?),
+            None => None,
+        };
+        let mut days: Vec<(i64, &String)> = existing
             .iter()
-            .filter(|name| {
-                parse_partition_name(table, name).is_some_and(|day| is_expired(day, now, retention))
-            })
+            .filter_map(|name| parse_partition_name(t.name, name).map(|day| (day, name)))
+            .filter(|(day, _)| is_expired(*day, now, retention))
             .collect();
-        names.sort();
-        expired.extend(names.into_iter().map(|name| (*table, name.clone())));
+        days.sort();
+        for (day, name) in days {
+            let rolled_past = match rolled {
+                None => true,
+                Some(until) => until.is_some_and(|u| u >= (day + 1) * SECONDS_PER_DAY),
+            };
+            if rolled_past || is_empty(name)? {
+                expired.push((t.name, name.clone()));
+            }
+        }
     }
     Ok(expired)
 }

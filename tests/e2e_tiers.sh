@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# End-to-end test of the retention tiers (issue 13, docs/storage.md) on a real cluster, with
+# history generated across three days at explicit timestamps:
+#   - the hourly rollup of the generated minutes gives the same per-statement totals, the same
+#     merged latency histograms (so the same percentiles) and the same N+1 run counts as the
+#     minutes; the daily rollup the same totals as its hours;
+#   - the analytics answer the same over a 3-day window whether they read the minutes (before
+#     any rollup), the hourly rows (after it), or the hourly rows alone once retention dropped
+#     the minute partitions past dbanalytics.retention_minutes;
+#   - the minute partitions past retention_minutes are gone, the hourly ones are kept, and
+#     storage_usage shows each table in its tier with the history it still holds.
+# Expects dbanalytics to be installed into the PostgreSQL in PG_CONFIG (scripts/test does it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/lib.sh
+
+DIR=$PWD/target/e2e-tiers
+CL=$DIR/cluster
+PORT=5590
+DB=tiers
+q() { psql_at "$CL" "$PORT" "$DB" "$1"; }
+stop_clusters_on_exit "$CL"
+
+step "A cluster with dbanalytics, workers off (history is generated, retention run by take_snapshot)"
+rm -rf "$DIR"; mkdir -p "$DIR"
+[ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$DIR"
+cluster_init "$CL" "$PORT" \
+    "shared_preload_libraries = 'pg_stat_statements,dbanalytics'" \
+    "dbanalytics.database = '$DB'" "dbanalytics.enabled = off" "TimeZone = 'America/Sao_Paulo'"
+cluster_start "$CL"
+psql_at "$CL" "$PORT" postgres "CREATE DATABASE $DB"
+q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
+q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+
+step "Five statements every minute of the 58 whole hours that end 2 hours ago (over 3 UTC days)"
+# partitions for the past days, as the partition manager makes them (with their indexes)
+q "DO \$\$
+DECLARE day date; t text;
+BEGIN
+    FOR day IN SELECT d::date FROM generate_series((now() AT TIME ZONE 'UTC')::date - 4,
+                                                   (now() AT TIME ZONE 'UTC')::date - 1, interval '1 day') d LOOP
+        FOR t IN SELECT c.relname FROM pg_class c
+                  WHERE c.relnamespace = 'dbanalytics'::regnamespace AND c.relkind = 'p' LOOP
+            EXECUTE format('CREATE TABLE dbanalytics.%I PARTITION OF dbanalytics.%I FOR VALUES FROM (%L) TO (%L)',
+                           t || '_p' || to_char(day, 'YYYYMMDD'), t,
+                           to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00', to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
+            PERFORM dbanalytics._index_partition(t, t || '_p' || to_char(day, 'YYYYMMDD'));
+        END LOOP;
+    END LOOP;
+END \$\$"
+q "CREATE TABLE gen_minutes AS
+   SELECT m AS interval_end, row_number() OVER (ORDER BY m)::int AS n
+     FROM generate_series(date_trunc('hour', now()) - interval '60 hours' + interval '1 minute',
+                          date_trunc('hour', now()) - interval '2 hours', interval '1 minute') m;
+   CREATE TABLE gen_statements AS
+   SELECT q AS queryid, (SELECT oid FROM pg_database WHERE datname = current_database()) AS dbid,
+          (SELECT oid FROM pg_roles WHERE rolname = current_user) AS userid
+     FROM generate_series(101, 105) q;
+   INSERT INTO dbanalytics.statements (dbid, userid, queryid, toplevel, datname, usename, query)
+   SELECT s.dbid, s.userid, s.queryid, true, current_database(), current_user, 'SELECT ' || s.queryid || ' /* tiers */'
+     FROM gen_statements s;
+   INSERT INTO dbanalytics.statement_stats
+   SELECT m.interval_end - interval '1 minute', m.interval_end, s.dbid, s.userid, s.queryid, true, m.n = 700,
+          c.calls, 0, c.calls * (s.queryid - 100) * 0.5, 0, c.calls, c.calls * 3, m.n % 3, 0, 0, 0, 0, 0, 0,
+          0, 0, 0, 0, 0
+     FROM gen_minutes m CROSS JOIN gen_statements s
+    CROSS JOIN LATERAL (SELECT 1 + (m.n + s.queryid) % 7 AS calls) c;
+   INSERT INTO dbanalytics.statement_latency
+   SELECT m.interval_end - interval '1 minute', m.interval_end, s.dbid, s.userid, s.queryid, m.n = 700,
+          c.calls, ARRAY[40 + s.queryid - 100, 60 + m.n % 5]::smallint[], ARRAY[c.calls - 1, 1]::bigint[],
+          r.runs, r.runs * 12, CASE WHEN r.runs > 0 THEN 12 + m.n % 3 END,
+          CASE WHEN r.runs > 0 THEN 998 + m.n % 2 END
+     FROM gen_minutes m CROSS JOIN gen_statements s
+    CROSS JOIN LATERAL (SELECT 1 + (m.n + s.queryid) % 7 AS calls,
+                               CASE WHEN s.queryid = 101 THEN 1 + m.n % 2 END AS runs) c
+    CROSS JOIN LATERAL (SELECT c.runs) r"
+info "$(q "SELECT count(*) || ' statement_stats rows from ' || min(interval_start) || ' to ' || max(interval_end)
+             FROM dbanalytics.statement_stats WHERE queryid BETWEEN 101 AND 105")"
+
+# Each answer as one line per statement, from the analytics and readers the tiers change
+TOTALS="SELECT string_agg(format('%s:%s:%s', t.queryid, t.calls, round(t.total_exec_time::numeric, 3)), ' ' ORDER BY t.queryid)
+          FROM dbanalytics._statement_totals(now() - interval '3 days', now()) t WHERE t.queryid BETWEEN 101 AND 105"
+LATENCY="SELECT string_agg(format('%s:%s:%s:%s:%s', l.queryid, l.executions, l.p50_ms, l.p99_ms, l.reset), ' ' ORDER BY l.queryid)
+           FROM dbanalytics.query_latency('3 days', 1000) l WHERE l.queryid BETWEEN 101 AND 105"
+HISTOGRAM="SELECT string_agg(format('%s:%s', h.bucket, h.executions), ' ' ORDER BY h.bucket)
+             FROM dbanalytics.latency_histogram(103, '3 days') h"
+RUNS="SELECT string_agg(format('%s:%s:%s:%s', l.queryid, sum, ex, mx), ' ' ORDER BY l.queryid)
+        FROM (SELECT l.queryid, sum(l.runs) AS sum, sum(l.run_executions) AS ex, max(l.run_max_length) AS mx
+                FROM dbanalytics._latency_parts(now() - interval '3 days', now()) l
+               WHERE l.queryid BETWEEN 101 AND 105 AND l.runs > 0 GROUP BY 1) l"
+answers() { printf '%s\n' "$(q "$TOTALS")" "$(q "$LATENCY")" "$(q "$HISTOGRAM")" "$(q "$RUNS")"; }
+
+step "Analytics over 3 days before any rollup (from the minutes)"
+q "DELETE FROM dbanalytics.source_state WHERE source IN ('hours', 'days')"
+BEFORE=$(answers)
+printf '%s\n' "$BEFORE" | sed 's/^/    /'
+check "every statement answered from the minutes" 5 "$(q "SELECT count(*) FROM dbanalytics._statement_totals(now() - interval '3 days', now()) WHERE queryid BETWEEN 101 AND 105")"
+
+step "The hourly and daily rollups"
+q "SELECT dbanalytics._rollup_hours()" >/dev/null
+check "one statement_hourly row per statement and hour" 290 \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_hourly WHERE queryid BETWEEN 101 AND 105")"
+check "one statement_latency_hourly row per statement and hour" 290 \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_latency_hourly WHERE queryid BETWEEN 101 AND 105")"
+check "hourly totals = minute totals" 0 \
+    "$(q "SELECT count(*) FROM ((SELECT queryid, sum(calls), sum(total_exec_time), sum(rows), sum(shared_blks_read), bool_or(reset)
+             FROM dbanalytics.statement_stats WHERE queryid BETWEEN 101 AND 105 GROUP BY 1
+           EXCEPT SELECT queryid, sum(calls), sum(total_exec_time), sum(rows), sum(shared_blks_read), bool_or(reset)
+             FROM dbanalytics.statement_hourly WHERE queryid BETWEEN 101 AND 105 GROUP BY 1)) x")"
+check "hourly histograms = minute histograms, bucket by bucket" 0 \
+    "$(q "SELECT count(*) FROM ((SELECT l.queryid, u.b, sum(u.c) FROM dbanalytics.statement_latency l, unnest(l.buckets, l.counts) u(b, c)
+            WHERE l.queryid BETWEEN 101 AND 105 GROUP BY 1, 2
+           EXCEPT SELECT h.queryid, u.b, sum(u.c) FROM dbanalytics.statement_latency_hourly h, unnest(h.buckets, h.counts) u(b, c)
+            WHERE h.queryid BETWEEN 101 AND 105 GROUP BY 1, 2)
+           UNION ALL
+           (SELECT h.queryid, u.b, sum(u.c) FROM dbanalytics.statement_latency_hourly h, unnest(h.buckets, h.counts) u(b, c)
+             WHERE h.queryid BETWEEN 101 AND 105 GROUP BY 1, 2
+            EXCEPT SELECT l.queryid, u.b, sum(u.c) FROM dbanalytics.statement_latency l, unnest(l.buckets, l.counts) u(b, c)
+             WHERE l.queryid BETWEEN 101 AND 105 GROUP BY 1, 2)) x")"
+check "each hour's histogram counts add up to its executions" 0 \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_latency_hourly h
+           WHERE h.executions <> (SELECT sum(c) FROM unnest(h.counts) c)")"
+check "the parent kept for an hour is the one named for most runs in it" 0 \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_latency_hourly h
+           WHERE h.queryid = 101 AND h.run_parent_queryid IS DISTINCT FROM (
+                 SELECT l.run_parent_queryid FROM dbanalytics.statement_latency l
+                  WHERE l.queryid = 101 AND dbanalytics._time_ceil(l.interval_end, 3600) = h.hour_end
+                  GROUP BY 1 ORDER BY sum(l.runs) DESC, 1 LIMIT 1)")"
+check "daily totals = the totals of their hours" 0 \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_daily d
+           CROSS JOIN LATERAL (
+                 SELECT sum(h.calls) AS calls, sum(h.total_exec_time) AS total_exec_time
+                   FROM dbanalytics.statement_hourly h
+                  WHERE (h.dbid, h.userid, h.queryid, h.toplevel) = (d.dbid, d.userid, d.queryid, d.toplevel)
+                    AND h.hour_end > d.day_end - interval '1 day' AND h.hour_end <= d.day_end) h
+           WHERE d.queryid BETWEEN 101 AND 105
+             AND (d.calls, d.total_exec_time) IS DISTINCT FROM (h.calls, h.total_exec_time)")"
+check "at least one whole UTC day rolled up" t \
+    "$(q "SELECT count(DISTINCT day_end) >= 1 FROM dbanalytics.statement_daily WHERE queryid BETWEEN 101 AND 105")"
+check "analytics over the hourly rows = over the minutes" "$BEFORE" "$(answers)"
+
+step "Retention: minute partitions past dbanalytics.retention_minutes (1 day) are dropped"
+OLD_DAY=$(q "SELECT to_char((now() AT TIME ZONE 'UTC')::date - 2, 'YYYYMMDD')")
+check "the minute rows two days ago exist before" t \
+    "$(q "SELECT EXISTS (SELECT FROM dbanalytics.statement_stats_p$OLD_DAY)")"
+q "SELECT source, status, rows FROM dbanalytics.take_snapshot() WHERE source IN ('hours', 'retention') OR status <> 'ok'" \
+    | sed 's/^/    /'
+for t in statement_stats statement_latency table_stats index_stats; do
+    check "$t: no partition older than yesterday" none \
+        "$(q "SELECT coalesce(string_agg(c.relname, ','), 'none') FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = 'dbanalytics.$t'::regclass
+                 AND right(c.relname, 8) < to_char((now() AT TIME ZONE 'UTC')::date - 1, 'YYYYMMDD')")"
+done
+for t in statement_hourly statement_latency_hourly statement_daily database_stats; do
+    check "$t: partitions of the older days kept" 4 \
+        "$(q "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = 'dbanalytics.$t'::regclass
+                 AND right(c.relname, 8) < to_char((now() AT TIME ZONE 'UTC')::date, 'YYYYMMDD')")"
+done
+check "no minute row before yesterday is left" f \
+    "$(q "SELECT EXISTS (SELECT FROM dbanalytics.statement_stats
+                          WHERE interval_end < ((now() AT TIME ZONE 'UTC')::date - 1)::timestamp AT TIME ZONE 'UTC')")"
+check "the statements' texts are kept while hourly rows refer to them" 5 \
+    "$(q "SELECT count(*) FROM dbanalytics.statements WHERE queryid BETWEEN 101 AND 105")"
+check "analytics once the minutes are gone = over the minutes" "$BEFORE" "$(answers)"
+
+step "storage_usage: every table in its tier, with the history it holds"
+q "SELECT tier, table_name, retention, partitions, pg_size_pretty(bytes), oldest, newest
+     FROM dbanalytics.storage_usage WHERE table_name LIKE 'statement%'" | sed 's/^/    /'
+check "tiers of the statement tables" \
+    "statement_daily:days statement_hourly:hours statement_latency:minutes statement_latency_hourly:hours statement_stats:minutes statements:state" \
+    "$(q "SELECT string_agg(table_name || ':' || tier, ' ' ORDER BY table_name) FROM dbanalytics.storage_usage
+           WHERE table_name LIKE 'statement%' AND table_name NOT IN ('statement_counters')")"
+check "statement_hourly holds the generated hours since the first one" t \
+    "$(q "SELECT oldest = date_trunc('hour', now()) - interval '59 hours' FROM dbanalytics.storage_usage
+           WHERE table_name = 'statement_hourly'")"
+check "statement_stats holds nothing older than yesterday" t \
+    "$(q "SELECT oldest >= ((now() AT TIME ZONE 'UTC')::date - 1)::timestamp AT TIME ZONE 'UTC'
+            FROM dbanalytics.storage_usage WHERE table_name = 'statement_stats'")"
+check "a projection for every table with an hour of history, retention x bytes per day" none \
+    "$(q "SELECT coalesce(string_agg(table_name, ','), 'none') FROM dbanalytics.storage_usage
+           WHERE tier <> 'state' AND newest - oldest >= interval '1 hour'
+             AND projected_bytes IS DISTINCT FROM round(bytes_per_day * extract(epoch FROM retention) / 86400)::bigint")"
+check "a reader may read storage_usage" t \
+    "$(q "CREATE ROLE tiers_reader LOGIN IN ROLE dbanalytics_reader;
+          SET ROLE tiers_reader; SELECT count(*) > 20 FROM dbanalytics.storage_usage")"
+
+finish_checks "e2e_tiers"
