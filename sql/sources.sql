@@ -729,6 +729,7 @@ CREATE FUNCTION @extschema@._rollup_latency_hours(since timestamptz, until times
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
 AS $$
 DECLARE
     n bigint;
@@ -778,6 +779,120 @@ BEGIN
 END
 $$;
 
+-- The statement deltas of the intervals ending in (since, until] summed per statement and UTC
+-- hour into statement_hourly (called by _rollup_hours for the hours it rolls up), with the most
+-- calls per transaction of the statement's database in any one interval of the hour.
+CREATE FUNCTION @extschema@._rollup_statement_hours(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO @extschema@.statement_hourly
+    SELECT @extschema@._time_ceil(s.interval_end, 3600), pg_catalog.min(s.interval_start), pg_catalog.max(s.interval_end),
+           s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.bool_or(s.reset), pg_catalog.count(*)::integer,
+           pg_catalog.sum(s.calls), pg_catalog.sum(s.plans), pg_catalog.sum(s.total_exec_time),
+           pg_catalog.sum(s.total_plan_time), pg_catalog.sum(s.rows), pg_catalog.sum(s.shared_blks_hit),
+           pg_catalog.sum(s.shared_blks_read), pg_catalog.sum(s.shared_blks_dirtied),
+           pg_catalog.sum(s.shared_blks_written), pg_catalog.sum(s.local_blks_hit),
+           pg_catalog.sum(s.local_blks_read), pg_catalog.sum(s.temp_blks_read),
+           pg_catalog.sum(s.temp_blks_written), pg_catalog.sum(s.blk_read_time),
+           pg_catalog.sum(s.blk_write_time), pg_catalog.sum(s.wal_records), pg_catalog.sum(s.wal_fpi),
+           pg_catalog.sum(s.wal_bytes),
+           pg_catalog.max(CASE WHEN d.datid IS NOT NULL
+                               THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END)
+      FROM @extschema@.statement_stats s
+      LEFT JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
+                                            AND d.interval_end > since AND d.interval_end <= until
+     WHERE s.interval_end > since AND s.interval_end <= until
+     GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- The same for the table counters (table_stats into table_hourly).
+CREATE FUNCTION @extschema@._rollup_table_hours(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO @extschema@.table_hourly
+    SELECT @extschema@._time_ceil(t.interval_end, 3600), pg_catalog.min(t.interval_start), pg_catalog.max(t.interval_end),
+           t.datname, t.relid, pg_catalog.max(t.schemaname), pg_catalog.max(t.relname),
+           pg_catalog.bool_or(t.reset), pg_catalog.count(*)::integer,
+           pg_catalog.sum(t.seq_scan), pg_catalog.sum(t.seq_tup_read), pg_catalog.sum(t.idx_scan),
+           pg_catalog.sum(t.idx_tup_fetch), pg_catalog.sum(t.n_tup_ins), pg_catalog.sum(t.n_tup_upd),
+           pg_catalog.sum(t.n_tup_del), pg_catalog.sum(t.n_tup_hot_upd), pg_catalog.sum(t.vacuum_count),
+           pg_catalog.sum(t.autovacuum_count), pg_catalog.sum(t.analyze_count),
+           pg_catalog.sum(t.autoanalyze_count), pg_catalog.sum(t.heap_blks_read), pg_catalog.sum(t.heap_blks_hit)
+      FROM @extschema@.table_stats t
+     WHERE t.interval_end > since AND t.interval_end <= until
+     GROUP BY 1, t.datname, t.relid;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- The same for the index counters (index_stats into index_hourly).
+CREATE FUNCTION @extschema@._rollup_index_hours(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO @extschema@.index_hourly
+    SELECT @extschema@._time_ceil(i.interval_end, 3600), pg_catalog.min(i.interval_start), pg_catalog.max(i.interval_end),
+           i.datname, i.indexrelid, pg_catalog.max(i.relid), pg_catalog.max(i.schemaname), pg_catalog.max(i.relname),
+           pg_catalog.max(i.indexrelname), pg_catalog.bool_or(i.reset), pg_catalog.count(*)::integer,
+           pg_catalog.sum(i.idx_scan), pg_catalog.sum(i.idx_tup_read), pg_catalog.sum(i.idx_tup_fetch),
+           pg_catalog.sum(i.idx_blks_read), pg_catalog.sum(i.idx_blks_hit)
+      FROM @extschema@.index_stats i
+     WHERE i.interval_end > since AND i.interval_end <= until
+     GROUP BY 1, i.datname, i.indexrelid;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- The hourly statement rows of the hours ending in (since, until] summed per statement and UTC
+-- day into statement_daily (called by _rollup_hours for the whole days rolled up).
+CREATE FUNCTION @extschema@._rollup_statement_days(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO @extschema@.statement_daily
+    SELECT @extschema@._time_ceil(h.hour_end, 86400),
+           pg_catalog.min(h.first_start), pg_catalog.max(h.last_end),
+           h.dbid, h.userid, h.queryid, h.toplevel, pg_catalog.bool_or(h.reset), pg_catalog.sum(h.intervals)::integer,
+           pg_catalog.sum(h.calls), pg_catalog.sum(h.plans), pg_catalog.sum(h.total_exec_time),
+           pg_catalog.sum(h.total_plan_time), pg_catalog.sum(h.rows), pg_catalog.sum(h.shared_blks_hit),
+           pg_catalog.sum(h.shared_blks_read), pg_catalog.sum(h.shared_blks_dirtied),
+           pg_catalog.sum(h.shared_blks_written), pg_catalog.sum(h.local_blks_hit),
+           pg_catalog.sum(h.local_blks_read), pg_catalog.sum(h.temp_blks_read),
+           pg_catalog.sum(h.temp_blks_written), pg_catalog.sum(h.blk_read_time),
+           pg_catalog.sum(h.blk_write_time), pg_catalog.sum(h.wal_records), pg_catalog.sum(h.wal_fpi),
+           pg_catalog.sum(h.wal_bytes), pg_catalog.max(h.peak_calls_per_transaction)
+      FROM @extschema@.statement_hourly h
+     WHERE h.hour_end > since AND h.hour_end <= until
+     GROUP BY 1, h.dbid, h.userid, h.queryid, h.toplevel;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
 -- Hourly rollups of the per-snapshot deltas (statement_stats, statement_latency, table_stats,
 -- index_stats), for
 -- every whole hour since the last one rolled (source_state 'hours', updated_at = the hour_end
@@ -787,14 +902,12 @@ CREATE FUNCTION @extschema@._rollup_hours()
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
 AS $$
 DECLARE
     rolled_until timestamptz;
     -- hour_end of the newest whole hour
     upper_bound timestamptz := @extschema@._time_floor(pg_catalog.now() - interval '1 microsecond', 3600);
     written bigint := 0;
-    n bigint;
 BEGIN
     -- one run at a time (the collector, take_snapshot(), a hand call): no hour rolled twice
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.rollup_hours'));
@@ -812,55 +925,10 @@ BEGIN
         RETURN 0;
     END IF;
 
-    INSERT INTO @extschema@.statement_hourly
-    SELECT @extschema@._time_ceil(s.interval_end, 3600), pg_catalog.min(s.interval_start), pg_catalog.max(s.interval_end),
-           s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.bool_or(s.reset), pg_catalog.count(*)::integer,
-           pg_catalog.sum(s.calls), pg_catalog.sum(s.plans), pg_catalog.sum(s.total_exec_time),
-           pg_catalog.sum(s.total_plan_time), pg_catalog.sum(s.rows), pg_catalog.sum(s.shared_blks_hit),
-           pg_catalog.sum(s.shared_blks_read), pg_catalog.sum(s.shared_blks_dirtied),
-           pg_catalog.sum(s.shared_blks_written), pg_catalog.sum(s.local_blks_hit),
-           pg_catalog.sum(s.local_blks_read), pg_catalog.sum(s.temp_blks_read),
-           pg_catalog.sum(s.temp_blks_written), pg_catalog.sum(s.blk_read_time),
-           pg_catalog.sum(s.blk_write_time), pg_catalog.sum(s.wal_records), pg_catalog.sum(s.wal_fpi),
-           pg_catalog.sum(s.wal_bytes),
-           pg_catalog.max(CASE WHEN d.datid IS NOT NULL
-                               THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END)
-      FROM @extschema@.statement_stats s
-      LEFT JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
-                                            AND d.interval_end > rolled_until AND d.interval_end <= upper_bound
-     WHERE s.interval_end > rolled_until AND s.interval_end <= upper_bound
-     GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    written := written + n;
-
+    written := written + @extschema@._rollup_statement_hours(rolled_until, upper_bound);
     written := written + @extschema@._rollup_latency_hours(rolled_until, upper_bound);
-
-    INSERT INTO @extschema@.table_hourly
-    SELECT @extschema@._time_ceil(t.interval_end, 3600), pg_catalog.min(t.interval_start), pg_catalog.max(t.interval_end),
-           t.datname, t.relid, pg_catalog.max(t.schemaname), pg_catalog.max(t.relname),
-           pg_catalog.bool_or(t.reset), pg_catalog.count(*)::integer,
-           pg_catalog.sum(t.seq_scan), pg_catalog.sum(t.seq_tup_read), pg_catalog.sum(t.idx_scan),
-           pg_catalog.sum(t.idx_tup_fetch), pg_catalog.sum(t.n_tup_ins), pg_catalog.sum(t.n_tup_upd),
-           pg_catalog.sum(t.n_tup_del), pg_catalog.sum(t.n_tup_hot_upd), pg_catalog.sum(t.vacuum_count),
-           pg_catalog.sum(t.autovacuum_count), pg_catalog.sum(t.analyze_count),
-           pg_catalog.sum(t.autoanalyze_count), pg_catalog.sum(t.heap_blks_read), pg_catalog.sum(t.heap_blks_hit)
-      FROM @extschema@.table_stats t
-     WHERE t.interval_end > rolled_until AND t.interval_end <= upper_bound
-     GROUP BY 1, t.datname, t.relid;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    written := written + n;
-
-    INSERT INTO @extschema@.index_hourly
-    SELECT @extschema@._time_ceil(i.interval_end, 3600), pg_catalog.min(i.interval_start), pg_catalog.max(i.interval_end),
-           i.datname, i.indexrelid, pg_catalog.max(i.relid), pg_catalog.max(i.schemaname), pg_catalog.max(i.relname),
-           pg_catalog.max(i.indexrelname), pg_catalog.bool_or(i.reset), pg_catalog.count(*)::integer,
-           pg_catalog.sum(i.idx_scan), pg_catalog.sum(i.idx_tup_read), pg_catalog.sum(i.idx_tup_fetch),
-           pg_catalog.sum(i.idx_blks_read), pg_catalog.sum(i.idx_blks_hit)
-      FROM @extschema@.index_stats i
-     WHERE i.interval_end > rolled_until AND i.interval_end <= upper_bound
-     GROUP BY 1, i.datname, i.indexrelid;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    written := written + n;
+    written := written + @extschema@._rollup_table_hours(rolled_until, upper_bound);
+    written := written + @extschema@._rollup_index_hours(rolled_until, upper_bound);
 
     INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('hours', upper_bound)
     ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
@@ -873,23 +941,7 @@ BEGIN
           INTO rolled_until FROM @extschema@.statement_hourly h;
     END IF;
     IF rolled_until < upper_bound THEN
-        INSERT INTO @extschema@.statement_daily
-        SELECT @extschema@._time_ceil(h.hour_end, 86400),
-               pg_catalog.min(h.first_start), pg_catalog.max(h.last_end),
-               h.dbid, h.userid, h.queryid, h.toplevel, pg_catalog.bool_or(h.reset), pg_catalog.sum(h.intervals)::integer,
-               pg_catalog.sum(h.calls), pg_catalog.sum(h.plans), pg_catalog.sum(h.total_exec_time),
-               pg_catalog.sum(h.total_plan_time), pg_catalog.sum(h.rows), pg_catalog.sum(h.shared_blks_hit),
-               pg_catalog.sum(h.shared_blks_read), pg_catalog.sum(h.shared_blks_dirtied),
-               pg_catalog.sum(h.shared_blks_written), pg_catalog.sum(h.local_blks_hit),
-               pg_catalog.sum(h.local_blks_read), pg_catalog.sum(h.temp_blks_read),
-               pg_catalog.sum(h.temp_blks_written), pg_catalog.sum(h.blk_read_time),
-               pg_catalog.sum(h.blk_write_time), pg_catalog.sum(h.wal_records), pg_catalog.sum(h.wal_fpi),
-               pg_catalog.sum(h.wal_bytes), pg_catalog.max(h.peak_calls_per_transaction)
-          FROM @extschema@.statement_hourly h
-         WHERE h.hour_end > rolled_until AND h.hour_end <= upper_bound
-         GROUP BY 1, h.dbid, h.userid, h.queryid, h.toplevel;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        written := written + n;
+        written := written + @extschema@._rollup_statement_days(rolled_until, upper_bound);
         INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('days', upper_bound)
         ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
     END IF;

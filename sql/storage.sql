@@ -8,13 +8,12 @@
 -- times the retention. The raw tier has no B-tree on its time column: its oldest and newest
 -- times are read from the first and last pages of its oldest and newest non-empty partitions
 -- (rows are only ever appended, in time order), so that this view never scans a day of samples.
--- SECURITY DEFINER: partitions made by the workers are read directly (readers hold privileges
--- on the parent tables only); nothing of the caller's is run.
+-- Rows are read through the parent tables, with the caller's privileges.
 CREATE FUNCTION @extschema@.storage_usage()
 RETURNS TABLE (tier text, table_name text, retention interval, partitions integer,
                rows_estimated bigint, bytes bigint, oldest timestamptz, newest timestamptz,
                bytes_per_day bigint, projected_bytes bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -61,22 +60,30 @@ BEGIN
                INTO oldest, newest;
         ELSE
             FOR part IN
-                SELECT c.oid::pg_catalog.regclass AS rel, pg_catalog.pg_relation_size(c.oid) AS size
+                SELECT pg_catalog.pg_relation_size(c.oid) AS size,
+                       pg_catalog.to_date(pg_catalog.right(c.relname, 8), 'YYYYMMDD')::timestamp
+                           AT TIME ZONE 'UTC' AS lo
                   FROM pg_catalog.pg_inherits i
                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
                  WHERE i.inhparent OPERATOR(pg_catalog.=) t.relid
                    AND pg_catalog.pg_relation_size(c.oid) OPERATOR(pg_catalog.>) 0
                  ORDER BY c.relname
             LOOP
+                -- through the parent (the caller's privileges), pruned to the one partition
                 IF oldest IS NULL THEN
                     EXECUTE pg_catalog.format(
-                        'SELECT pg_catalog.min(%1$I) FROM ONLY %2$s WHERE ctid OPERATOR(pg_catalog.<) ''(8,0)''::pg_catalog.tid',
-                        time_column, part.rel) INTO oldest;
+                        'SELECT pg_catalog.min(%1$I) FROM %2$s WHERE %1$I OPERATOR(pg_catalog.>=) $1
+                            AND %1$I OPERATOR(pg_catalog.<) $2 AND ctid OPERATOR(pg_catalog.<) ''(8,0)''::pg_catalog.tid',
+                        time_column, t.relid::pg_catalog.regclass)
+                       INTO oldest USING part.lo, part.lo OPERATOR(pg_catalog.+) interval '1 day';
                 END IF;
                 EXECUTE pg_catalog.format(
-                    'SELECT pg_catalog.max(%1$I) FROM ONLY %2$s WHERE ctid OPERATOR(pg_catalog.>=) ''(%3$s,0)''::pg_catalog.tid',
-                    time_column, part.rel, GREATEST(part.size OPERATOR(pg_catalog./) 8192 OPERATOR(pg_catalog.-) 8, 0))
-                   INTO last_row;
+                    'SELECT pg_catalog.max(%1$I) FROM %2$s WHERE %1$I OPERATOR(pg_catalog.>=) $1
+                        AND %1$I OPERATOR(pg_catalog.<) $2 AND ctid OPERATOR(pg_catalog.>=) $3::pg_catalog.tid',
+                    time_column, t.relid::pg_catalog.regclass)
+                   INTO last_row
+                  USING part.lo, part.lo OPERATOR(pg_catalog.+) interval '1 day',
+                        pg_catalog.format('(%s,0)', GREATEST(part.size OPERATOR(pg_catalog./) 8192 OPERATOR(pg_catalog.-) 8, 0));
                 newest := COALESCE(last_row, newest);
             END LOOP;
         END IF;

@@ -265,6 +265,7 @@ def section_storage(res, meta):
     lines = []
     per_day = {}
     bounded = {}
+    tiers = []  # dbanalytics: (tier, retention days, table, bytes per day, bytes per row)
     for r in rows:
         tool, kind, name = r["tool"], r["kind"], r["table"]
         b0, b1 = num(r["bytes0"]), num(r["bytes1"])
@@ -298,41 +299,84 @@ def section_storage(res, meta):
         else:
             continue
         per_day[(tool, kind)] = per_day.get((tool, kind), 0.0) + day
+        if tool == "dbanalytics":
+            tiers.append((r.get("tier", ""), num(r.get("retention_days")), name, day, d / rows_d if rows_d > 0 else 0.0))
         lines.append([tool, f"`{name}`", kind.replace("_", " "), fmt_bytes(d), rows_txt, per, fmt_bytes(day)])
+    # the hourly and daily rollups, sized from the window's minutes rolled up (scripts/bench)
+    for r in read_tsv(os.path.join(res, "storage_rollups.tsv")):
+        n, est = num(r["rows_per_unit"]), num(r["est_row_bytes"])
+        if math.isnan(n) or math.isnan(est):
+            continue
+        per_unit_day = 24 if r["kind"] == "per_hour" else 1
+        day = n * per_unit_day * est
+        tiers.append((r["tier"], num(r["retention_days"]), r["table"], day, est))
+        unit_name = "hour" if r["kind"] == "per_hour" else "day"
+        lines.append(["dbanalytics", f"`{r['table']}`", r["kind"].replace("_", " "), "(rolled up from the window)",
+                      "", f"{fmt(n, 0)} rows/{unit_name} × ~{fmt(est, 0)} B (row width + header + index entries)",
+                      fmt_bytes(day)])
     out = table(["tool", "table (all partitions, indexes and TOAST included)", "grows", "growth in window",
                  "rows added", "per unit", "per day (extrapolated)"], lines) + "\n"
-    return out, {"per_day": per_day, "bounded": bounded, "meta": m}
+    return out, {"per_day": per_day, "bounded": bounded, "meta": m, "tiers": tiers}
 
 
 def storage_summary(info):
     per_day, bounded, m = info["per_day"], info["bounded"], info["meta"]
-    raw = per_day.get(("dbanalytics", "per_tick"), 0.0)
-    hist = per_day.get(("dbanalytics", "per_snapshot"), 0.0)
-    lines = [
-        ["dbanalytics", "raw samples (activity, connections, lock waits, collector runs)", fmt_bytes(raw),
-         "1 day", fmt_bytes(raw)],
-        ["dbanalytics", "rollups and deltas (statements, latency, databases, tables, indexes, …)", fmt_bytes(hist),
-         "30 days", fmt_bytes(30 * hist)],
-        ["dbanalytics", "texts and collector state", "bounded", "–", fmt_bytes(bounded.get("dbanalytics", 0.0))],
-        ["dbanalytics", "**total**", f"**{fmt_bytes(raw + hist)}**", "",
-         f"**{fmt_bytes(raw + 30 * hist + bounded.get('dbanalytics', 0.0))}**"],
-    ]
+    tiers = info.get("tiers", [])
+    state = bounded.get("dbanalytics", 0.0)
+    lines = []
+    # before: 0.1.0's retention, every table but the raw samples kept 30 days
+    before_day = sum(day for _, _, _, day, _ in tiers)
+    before = sum(day * (1 if tier == "raw" else 30) for tier, _, _, day, _ in tiers) + state
+    lines.append(["dbanalytics 0.1.0 retention (raw 1 day, everything else 30 days)", "all tables", fmt_bytes(before_day),
+                  "", fmt_bytes(before)])
+    after = state
+    for tier, label in (("raw", "raw samples (activity, connections, lock waits, collector runs)"),
+                        ("minutes", "per-minute statement, latency, table and index deltas"),
+                        ("hours", "hourly rollups and per-minute database, pool, wait-event rows"),
+                        ("days", "daily statement rollups")):
+        rows = [(days, day) for t, days, _, day, _ in tiers if t == tier]
+        if not rows:
+            continue
+        day_sum = sum(day for _, day in rows)
+        standing = sum(day * days for days, day in rows)
+        after += standing
+        kept = sorted({days for days, _ in rows})
+        lines.append([f"dbanalytics tier `{tier}`", label, fmt_bytes(day_sum),
+                      ", ".join(f"{fmt(k, 0)} day{'s' if k != 1 else ''}" for k in kept), fmt_bytes(standing)])
+    lines.append(["dbanalytics", "texts and collector state", "bounded", "–", fmt_bytes(state)])
+    lines.append(["dbanalytics (tiers)", "**total**", "", "", f"**{fmt_bytes(after)}**"])
     stored = per_day.get(("PoWA", "per_snapshot"), 0.0)
     ratio = float("nan")
     if m.get("powa_current_bytes") and num(m["powa_current_bytes"]) > 0:
         ratio = num(m.get("powa_history_growth")) / num(m["powa_current_bytes"])
     coalesced = stored * ratio if not math.isnan(ratio) else float("nan")
     current_cap = stored / 1440 * 100 if stored else float("nan")
+    powa = ((0 if math.isnan(coalesced) else coalesced) + (0 if math.isnan(current_cap) else current_cap)
+            + bounded.get("PoWA", 0.0))
     lines += [
         ["PoWA", "snapshots as stored before coalescing (`*_current`)", fmt_bytes(stored),
          "until coalesced (100 snapshots)", fmt_bytes(current_cap)],
         ["PoWA", f"snapshots once coalesced (`*_history`; ratio {fmt(ratio, 2)} measured)", fmt_bytes(coalesced),
          "1 day", fmt_bytes(coalesced)],
         ["PoWA", "texts and catalog", "bounded", "–", fmt_bytes(bounded.get("PoWA", 0.0))],
-        ["PoWA", "**total**", f"**{fmt_bytes(coalesced)}**", "",
-         f"**{fmt_bytes((0 if math.isnan(coalesced) else coalesced) + (0 if math.isnan(current_cap) else current_cap) + bounded.get('PoWA', 0.0))}**"],
+        ["PoWA", "**total**", f"**{fmt_bytes(coalesced)}**", "", f"**{fmt_bytes(powa)}**"],
     ]
-    return table(["tool", "what", "per day", "kept by default", "standing size at default retention"], lines) + "\n"
+    out = table(["tool", "what", "per day", "kept by default", "standing size at default retention"], lines) + "\n"
+    notes = []
+    if powa > 0:
+        notes.append(f"Standing size, dbanalytics with its tiers over PoWA: **{fmt(after / powa, 1)}×** "
+                     f"(before the tiers: {fmt(before / powa, 1)}×; target of issue 13: ≤ 1×).")
+    per_row = {name: b for _, _, name, _, b in tiers}
+    stats, lat = per_row.get("statement_stats", 0.0), per_row.get("statement_latency", 0.0)
+    if stats and lat:
+        notes.append(f"Minute tier, bytes per changed statement per minute: {fmt(stats, 0)} (`statement_stats`) + "
+                     f"{fmt(lat, 0)} (`statement_latency`) = **{fmt(stats + lat, 0)} B** (target of issue 13: ≤ PoWA's "
+                     f"coalesced bytes per statement per snapshot, ≈ 35 B). Retention drops whole daily partitions, so "
+                     f"a tier holds between its retention and one day more: the standing sizes above are its retention "
+                     f"× its bytes per day.")
+    if notes:
+        out += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return out
 
 
 def section_analytics(res, meta):
