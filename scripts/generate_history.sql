@@ -7,6 +7,9 @@
 --              index_stats, bgwriter/replication stats, activity_minute, connection_minute)
 --   raw_days   days of raw samples (activity_raw, connection_samples, lock_waits,
 --              collector_runs); default 1 = dbanalytics.retention_raw, never more than days
+--   minute_days days of per-minute statement, latency, table and index deltas (the minute
+--              tier); default 1 = dbanalytics.retention_minutes, never more than days. Older
+--              days have their hourly and daily rollups only, as the extension keeps them
 --   seed       random seed in [-1, 1]; default 0.42 (the same data every time)
 --
 -- Shape (a busy OLTP server, at sample_interval 1 s and snapshot_interval 60 s):
@@ -16,17 +19,24 @@
 --                       of the ticks (a head blocker and 2 waiters), 1 collector_runs row
 --   per minute          300 changed statements in statement_stats (100 always-hot, 200
 --                       rotating through a universe of 3,000 statements with texts in
---                       statements), 1 database_stats row (this database), 50 table_stats,
---                       100 index_stats, bgwriter, 1 standby, 1 slot, 10 collector_runs rows
+--                       statements) with their latency histograms in statement_latency
+--                       (every 50th an N+1 lookup with runs), 50 table_stats, 100
+--                       index_stats rows: for the last minute_days; 1 database_stats and
+--                       database_latency row (this database), bgwriter, 1 standby, 1 slot
+--                       for every day; 10 collector_runs rows for the raw days
 --   rollups             activity_minute / connection_minute / pool_minute by the extension's own rollup
 --                       (dbanalytics._rollup_minutes) over the raw day, then the same day's
 --                       rollups repeated for every older day of history; statement_hourly,
---                       table_hourly and index_hourly by dbanalytics._rollup_hours()
+--                       statement_latency_hourly, table_hourly and index_hourly by
+--                       dbanalytics._rollup_hours() over the minute days, then their hours
+--                       repeated for every older day; statement_daily of every whole UTC day
+--                       by dbanalytics._rollup_statement_days()
 --
 -- It creates schema bench_app (50 tables with 100 indexes, empty) so that table_stats and
 -- index_stats refer to real relations, and the daily partitions <table>_pYYYYMMDD of every
--- partitioned table of the extension for every day of the range plus the next two days.
--- Tables not listed above (e.g. latency histograms, health history) get partitions, no rows. Run it once, on a database where dbanalytics was
+-- partitioned table of the extension for every day of the range plus the next two days, with
+-- their indexes.
+-- Tables not listed above (health history) get partitions, no rows. Run it once, on a database where dbanalytics was
 -- just created: it appends. The history ends at the current minute, so analytics windows
 -- relative to now() cover it; VACUUM (ANALYZE) at the end sets hint bits, summarizes the BRIN
 -- indexes and gives the planner real statistics, as autovacuum does on a live server.
@@ -36,6 +46,10 @@
 \else
 \set raw_days 1
 \endif
+\if :{?minute_days}
+\else
+\set minute_days 1
+\endif
 \if :{?seed}
 \else
 \set seed 0.42
@@ -43,10 +57,11 @@
 
 SELECT set_config('bench.days', :'days', false) AS days,
        set_config('bench.raw_days', least(:'raw_days'::numeric, :'days'::numeric)::text, false) AS raw_days,
+       set_config('bench.minute_days', least(:'minute_days'::numeric, :'days'::numeric)::text, false) AS minute_days,
        set_config('bench.end', date_trunc('minute', now())::text, false) AS history_end,
        setseed(:seed) AS seed \gset gen_
 
-\echo generate_history: :days day(s) of history, raw samples for the last min(:raw_days, :days) day(s)
+\echo generate_history: :days day(s) of history, raw samples for the last min(:raw_days, :days) day(s), per-minute deltas for the last min(:minute_days, :days) day(s)
 
 -- Daily partitions (UTC days) from the first day of history to two days ahead.
 DO $partitions$
@@ -69,6 +84,8 @@ BEGIN
                            t || '_p' || to_char(day, 'YYYYMMDD'), t,
                            to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00',
                            to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
+            -- with the indexes the partition manager gives each partition (partition_indexes)
+            PERFORM dbanalytics._index_partition(t, t || '_p' || to_char(day, 'YYYYMMDD'));
         END LOOP;
     END LOOP;
 END
@@ -98,6 +115,10 @@ SELECT i,
        CASE WHEN i % 97 = 0 THEN 800.0 ELSE 0.05 * (1 + i % 17) END AS mean_ms,
        i % 10 >= 7 AS writes
   FROM generate_series(1, 3000) i;
+-- the latency bucket of each statement's mean time (latency_buckets() bounds)
+ALTER TABLE gen_statements ADD COLUMN bucket smallint;
+UPDATE gen_statements s SET bucket = (SELECT b.bucket FROM dbanalytics.latency_buckets() b
+                                       WHERE b.lower_ms <= s.mean_ms ORDER BY b.bucket DESC LIMIT 1);
 
 INSERT INTO dbanalytics.statements (dbid, userid, queryid, toplevel, datname, usename, query, first_seen)
 SELECT d.oid, r.oid, s.queryid, true, d.datname, r.rolname, s.query,
@@ -227,7 +248,20 @@ SELECT m.interval_end - interval '1 minute', m.interval_end, d.oid, r.oid, s.que
  CROSS JOIN LATERAL (SELECT greatest(1, (20000 / s.i * (0.8 + 0.4 * random()))::bigint) AS calls,
                             0.8 + 0.4 * random() AS jitter WHERE s.i IS NOT NULL) c
  CROSS JOIN pg_database d CROSS JOIN pg_roles r
- WHERE d.datname = current_database() AND r.rolname = current_user;
+ WHERE d.datname = current_database() AND r.rolname = current_user
+   AND m.interval_end > current_setting('bench.end')::timestamptz
+                        - current_setting('bench.minute_days')::numeric * interval '1 day';
+
+-- their latency histograms: 90 % of the executions in the bucket of the mean, 10 % in a slower
+-- one; every 50th statement is an N+1 lookup run after statement 1
+INSERT INTO dbanalytics.statement_latency
+SELECT st.interval_start, st.interval_end, st.dbid, st.userid, st.queryid, false, st.calls,
+       ARRAY[s.bucket, s.bucket + 24]::smallint[], ARRAY[st.calls - st.calls / 10, st.calls / 10]::bigint[],
+       r.runs, r.runs * 15, CASE WHEN r.runs > 0 THEN 15 + s.i % 7 END,
+       CASE WHEN r.runs > 0 THEN (SELECT g.queryid FROM gen_statements g WHERE g.i = 1) END
+  FROM dbanalytics.statement_stats st
+  JOIN gen_statements s ON s.queryid = st.queryid
+ CROSS JOIN LATERAL (SELECT CASE WHEN s.i % 50 = 0 THEN greatest(1, st.calls / 20) END AS runs) r;
 
 INSERT INTO dbanalytics.database_stats
 SELECT m.interval_end - interval '1 minute', m.interval_end, d.oid, d.datname, false, 100,
@@ -243,10 +277,20 @@ SELECT m.interval_end - interval '1 minute', m.interval_end, d.oid, d.datname, f
  CROSS JOIN LATERAL (SELECT (50000 + 20000 * sin(m.n / 229.0) + 5000 * random())::bigint AS commits
                       WHERE m.n IS NOT NULL) c
  CROSS JOIN pg_database d
-  LEFT JOIN (SELECT s.interval_end, sum(s.calls)::bigint AS calls, sum(s.total_exec_time) AS exec_ms,
+  -- the minute's statement deltas; for days older than the minute tier, those of the same minute
+  -- of the day in the minute tier (the workload repeats daily)
+  LEFT JOIN (SELECT s.interval_end::time AS time_of_day, sum(s.calls)::bigint AS calls,
+                    sum(s.total_exec_time) AS exec_ms,
                     count(*) FILTER (WHERE s.total_exec_time > 500 * s.calls)::int AS slow
-               FROM dbanalytics.statement_stats s GROUP BY 1) st ON st.interval_end = m.interval_end
+               FROM dbanalytics.statement_stats s GROUP BY 1) st ON st.time_of_day = m.interval_end::time
  WHERE d.datname = current_database();
+
+-- the database histograms of every minute (hour tier): the database's executions
+INSERT INTO dbanalytics.database_latency
+SELECT d.interval_start, d.interval_end, d.datid, d.datname, false, coalesce(d.calls, 0) + 3,
+       ARRAY[130, 160, 200]::smallint[],
+       ARRAY[coalesce(d.calls, 0) - coalesce(d.calls, 0) / 10 + 1, coalesce(d.calls, 0) / 10 + 1, 1]::bigint[]
+  FROM dbanalytics.database_stats d;
 
 INSERT INTO dbanalytics.table_stats
 SELECT m.interval_end - interval '1 minute', m.interval_end, current_database(), t.oid, 'bench_app', t.relname, false,
@@ -257,7 +301,9 @@ SELECT m.interval_end - interval '1 minute', m.interval_end, current_database(),
        NULL, NULL, NULL, 80000000, 60000000
   FROM gen_minutes m
  CROSS JOIN (SELECT c.oid, c.relname, substr(c.relname, 8)::int AS j
-               FROM pg_class c WHERE c.relnamespace = 'bench_app'::regnamespace AND c.relkind = 'r') t;
+               FROM pg_class c WHERE c.relnamespace = 'bench_app'::regnamespace AND c.relkind = 'r') t
+ WHERE m.interval_end > current_setting('bench.end')::timestamptz
+                        - current_setting('bench.minute_days')::numeric * interval '1 day';
 
 INSERT INTO dbanalytics.index_stats
 SELECT m.interval_end - interval '1 minute', m.interval_end, current_database(), i.indexrelid, i.indrelid,
@@ -267,7 +313,9 @@ SELECT m.interval_end - interval '1 minute', m.interval_end, current_database(),
   FROM gen_minutes m
  CROSS JOIN (pg_index i JOIN pg_class c ON c.oid = i.indexrelid
              JOIN (SELECT oid, relname, substr(relname, 8)::int AS j FROM pg_class
-                    WHERE relnamespace = 'bench_app'::regnamespace AND relkind = 'r') t ON t.oid = i.indrelid);
+                    WHERE relnamespace = 'bench_app'::regnamespace AND relkind = 'r') t ON t.oid = i.indrelid)
+ WHERE m.interval_end > current_setting('bench.end')::timestamptz
+                        - current_setting('bench.minute_days')::numeric * interval '1 day';
 
 INSERT INTO dbanalytics.bgwriter_stats
 SELECT m.interval_end - interval '1 minute', m.interval_end, false,
@@ -296,8 +344,56 @@ SELECT m.interval_end, 'collector', s.source, 'ok', s.ms * (0.8 + 0.4 * random()
  WHERE m.interval_end > current_setting('bench.end')::timestamptz
                         - current_setting('bench.raw_days')::numeric * interval '1 day';
 
-\echo generate_history: hourly rollups of the statement, table and index deltas
+\echo generate_history: hourly rollups of the statement, latency, table and index deltas
 SELECT dbanalytics._rollup_hours() AS hourly_rows;
+
+\echo generate_history: hourly rollups of the days older than the minute tier (copies of its hours)
+INSERT INTO dbanalytics.statement_hourly
+SELECT h.hour_end - k * interval '1 day', h.first_start - k * interval '1 day', h.last_end - k * interval '1 day',
+       h.dbid, h.userid, h.queryid, h.toplevel, h.reset, h.intervals, h.calls, h.plans, h.total_exec_time,
+       h.total_plan_time, h.rows, h.shared_blks_hit, h.shared_blks_read, h.shared_blks_dirtied,
+       h.shared_blks_written, h.local_blks_hit, h.local_blks_read, h.temp_blks_read, h.temp_blks_written,
+       h.blk_read_time, h.blk_write_time, h.wal_records, h.wal_fpi, h.wal_bytes, h.peak_calls_per_transaction
+  FROM dbanalytics.statement_hourly h
+ CROSS JOIN generate_series(1, ceil(current_setting('bench.days')::numeric)::int) k
+ WHERE h.hour_end - k * interval '1 day' > current_setting('bench.end')::timestamptz
+                                          - current_setting('bench.days')::numeric * interval '1 day'
+   AND h.hour_end - k * interval '1 day' < (SELECT min(hour_end) FROM dbanalytics.statement_hourly);
+
+INSERT INTO dbanalytics.statement_latency_hourly
+SELECT h.hour_end - k * interval '1 day', h.dbid, h.userid, h.queryid, h.reset, h.intervals, h.executions,
+       h.buckets, h.counts, h.runs, h.run_executions, h.run_max_length, h.run_parent_queryid
+  FROM dbanalytics.statement_latency_hourly h
+ CROSS JOIN generate_series(1, ceil(current_setting('bench.days')::numeric)::int) k
+ WHERE h.hour_end - k * interval '1 day' > current_setting('bench.end')::timestamptz
+                                          - current_setting('bench.days')::numeric * interval '1 day'
+   AND h.hour_end - k * interval '1 day' < (SELECT min(hour_end) FROM dbanalytics.statement_latency_hourly);
+
+INSERT INTO dbanalytics.table_hourly
+SELECT h.hour_end - k * interval '1 day', h.first_start - k * interval '1 day', h.last_end - k * interval '1 day',
+       h.datname, h.relid, h.schemaname, h.relname, h.reset, h.intervals, h.seq_scan, h.seq_tup_read, h.idx_scan,
+       h.idx_tup_fetch, h.n_tup_ins, h.n_tup_upd, h.n_tup_del, h.n_tup_hot_upd, h.vacuum_count,
+       h.autovacuum_count, h.analyze_count, h.autoanalyze_count, h.heap_blks_read, h.heap_blks_hit
+  FROM dbanalytics.table_hourly h
+ CROSS JOIN generate_series(1, ceil(current_setting('bench.days')::numeric)::int) k
+ WHERE h.hour_end - k * interval '1 day' > current_setting('bench.end')::timestamptz
+                                          - current_setting('bench.days')::numeric * interval '1 day'
+   AND h.hour_end - k * interval '1 day' < (SELECT min(hour_end) FROM dbanalytics.table_hourly);
+
+INSERT INTO dbanalytics.index_hourly
+SELECT h.hour_end - k * interval '1 day', h.first_start - k * interval '1 day', h.last_end - k * interval '1 day',
+       h.datname, h.indexrelid, h.relid, h.schemaname, h.relname, h.indexrelname, h.reset, h.intervals,
+       h.idx_scan, h.idx_tup_read, h.idx_tup_fetch, h.idx_blks_read, h.idx_blks_hit
+  FROM dbanalytics.index_hourly h
+ CROSS JOIN generate_series(1, ceil(current_setting('bench.days')::numeric)::int) k
+ WHERE h.hour_end - k * interval '1 day' > current_setting('bench.end')::timestamptz
+                                          - current_setting('bench.days')::numeric * interval '1 day'
+   AND h.hour_end - k * interval '1 day' < (SELECT min(hour_end) FROM dbanalytics.index_hourly);
+
+\echo generate_history: daily rollups of every whole UTC day
+DELETE FROM dbanalytics.statement_daily;
+SELECT dbanalytics._rollup_statement_days('-infinity', s.updated_at) AS daily_rows
+  FROM dbanalytics.source_state s WHERE s.source = 'days';
 
 \echo generate_history: rollups of older days (copies of the raw day)
 INSERT INTO dbanalytics.activity_minute
@@ -331,6 +427,7 @@ SELECT p.minute - k * interval '1 day', p.datname, p.usename, p.application_name
 VACUUM (ANALYZE) dbanalytics.activity_raw, dbanalytics.activity_keys, dbanalytics.connection_samples, dbanalytics.lock_waits,
         dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.connection_minute, dbanalytics.pool_minute,
         dbanalytics.statements, dbanalytics.statement_stats, dbanalytics.statement_hourly, dbanalytics.database_stats,
+        dbanalytics.statement_latency, dbanalytics.statement_latency_hourly, dbanalytics.database_latency,
         dbanalytics.table_hourly, dbanalytics.index_hourly, dbanalytics.statement_daily,
         dbanalytics.table_stats, dbanalytics.index_stats, dbanalytics.bgwriter_stats,
         dbanalytics.replication_stats, dbanalytics.replication_slot_stats;
@@ -341,5 +438,8 @@ SELECT 'generate_history: ' || string_agg(format('%s %s rows', t, n), ', ' ORDER
         UNION ALL SELECT 'activity_minute', count(*) FROM dbanalytics.activity_minute
         UNION ALL SELECT 'statement_stats', count(*) FROM dbanalytics.statement_stats
         UNION ALL SELECT 'statement_hourly', count(*) FROM dbanalytics.statement_hourly
+        UNION ALL SELECT 'statement_latency', count(*) FROM dbanalytics.statement_latency
+        UNION ALL SELECT 'statement_latency_hourly', count(*) FROM dbanalytics.statement_latency_hourly
+        UNION ALL SELECT 'statement_daily', count(*) FROM dbanalytics.statement_daily
         UNION ALL SELECT 'table_stats', count(*) FROM dbanalytics.table_stats
         UNION ALL SELECT 'index_stats', count(*) FROM dbanalytics.index_stats) s;
