@@ -94,20 +94,44 @@ pub fn register() {
         .load();
 }
 
-/// Whether a database of that name exists and accepts connections (a shared catalog: readable
-/// without being connected to a database).
+/// Whether a database of that name exists (a shared catalog: readable without being connected
+/// to a database). A heap scan of pg_database, as the autovacuum launcher reads it: an index scan
+/// (get_database_oid) needs pg_class to open the index, which a process connected to no database
+/// cannot read before the shared relcache init file exists (the first start after initdb: "cannot
+/// read pg_class without having selected a database").
 fn database_available(database: &str) -> bool {
     let Ok(name) = CString::new(database) else {
         return false;
     };
-    // SAFETY: a catalog lookup inside a transaction of its own; get_database_oid with
-    // missing_ok = true returns InvalidOid instead of raising an error.
+    // SAFETY: a catalog scan inside a transaction of its own; the scan key compares datname with
+    // a NUL-terminated string, as get_database_oid does, and every resource is released before
+    // the commit.
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
-        let oid = pg_sys::get_database_oid(name.as_ptr(), true);
+        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+        let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, lock);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            pg_sys::Anum_pg_database_datname as pg_sys::AttrNumber,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_NAMEEQ),
+            pg_sys::Datum::from(name.as_ptr()),
+        );
+        let scan = pg_sys::systable_beginscan(
+            rel,
+            pg_sys::Oid::from(pg_sys::DatabaseNameIndexId),
+            false, // heap scan: no index to open
+            std::ptr::null_mut(),
+            1,
+            &mut key,
+        );
+        let found = !pg_sys::systable_getnext(scan).is_null();
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, lock);
         pg_sys::CommitTransactionCommand();
-        oid != pg_sys::Oid::INVALID
+        found
     }
 }
 
