@@ -19,7 +19,6 @@ use super::table;
 use crate::gucs;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::Cell;
 
 static mut PREVIOUS_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREVIOUS_RUN: pg_sys::ExecutorRun_hook_type = None;
@@ -29,20 +28,45 @@ static mut PREVIOUS_END: pg_sys::ExecutorEnd_hook_type = None;
 static mut PREVIOUS_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
 static mut PREVIOUS_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
 
-thread_local! {
-    /// Depth of executor calls in this backend: 0 while a top-level statement starts or ends.
-    static NESTING: Cell<i32> = const { Cell::new(0) };
-    /// Set in dbanalytics' own workers: their collection statements are not the workload.
-    static IGNORED: Cell<bool> = const { Cell::new(false) };
-    /// This backend's last executions, for runs of one statement.
-    static RUNS: Cell<RunTracker> = const { Cell::new(RunTracker::new()) };
-    /// Whether the exit callback that records the last run is registered.
-    static EXIT_CALLBACK: Cell<bool> = const { Cell::new(false) };
+/// State of this backend. A PostgreSQL backend runs its hooks on one thread, so a plain static
+/// is per backend and needs no thread-local storage: a thread-local in a shared library costs a
+/// `__tls_get_addr` call at every access, and the hooks read these several times per statement.
+struct BackendLocal<T: Copy>(std::cell::UnsafeCell<T>);
+
+// SAFETY: only ever accessed from the backend's one thread (the executor hooks, the exit
+// callback and the workers' start-up all run on it).
+unsafe impl<T: Copy> Sync for BackendLocal<T> {}
+
+impl<T: Copy> BackendLocal<T> {
+    const fn new(value: T) -> Self {
+        BackendLocal(std::cell::UnsafeCell::new(value))
+    }
+
+    #[inline]
+    fn get(&self) -> T {
+        // SAFETY: single-threaded (see the Sync impl); T is Copy, no reference escapes
+        unsafe { *self.0.get() }
+    }
+
+    #[inline]
+    fn set(&self, value: T) {
+        // SAFETY: as in get
+        unsafe { *self.0.get() = value }
+    }
 }
+
+/// Depth of executor calls in this backend: 0 while a top-level statement starts or ends.
+static NESTING: BackendLocal<i32> = BackendLocal::new(0);
+/// Set in dbanalytics' own workers: their collection statements are not the workload.
+static IGNORED: BackendLocal<bool> = BackendLocal::new(false);
+/// This backend's last executions, for runs of one statement.
+static RUNS: BackendLocal<RunTracker> = BackendLocal::new(RunTracker::new());
+/// Whether the exit callback that records the last run is registered.
+static EXIT_CALLBACK: BackendLocal<bool> = BackendLocal::new(false);
 
 /// Stops recording in this process (the sampler and the collector call it at start).
 pub fn ignore_this_process() {
-    IGNORED.with(|ignored| ignored.set(true));
+    IGNORED.set(true);
 }
 
 /// Decrements the nesting level however the executor call ends (an ERROR unwinds through it).
@@ -50,14 +74,14 @@ struct Nested;
 
 impl Nested {
     fn enter() -> Self {
-        NESTING.with(|level| level.set(level.get() + 1));
+        NESTING.set(NESTING.get() + 1);
         Nested
     }
 }
 
 impl Drop for Nested {
     fn drop(&mut self) {
-        NESTING.with(|level| level.set(level.get() - 1));
+        NESTING.set(NESTING.get() - 1);
     }
 }
 
@@ -111,10 +135,10 @@ unsafe fn tracked(query_desc: *mut pg_sys::QueryDesc) -> bool {
         && (*(*query_desc).estate).es_top_eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0;
     !explain_only
         && gucs::histograms()
-        && !IGNORED.with(Cell::get)
+        && !IGNORED.get()
         // a parallel worker runs part of its leader's statement, which the leader records
         && pg_sys::ParallelWorkerNumber < 0
-        && (NESTING.with(Cell::get) == 0 || gucs::histograms_nested())
+        && (NESTING.get() == 0 || gucs::histograms_nested())
         && (*(*query_desc).plannedstmt).queryId != 0
 }
 
@@ -196,7 +220,7 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
                 query_id(query_desc),
             );
             histograms.record(dbid, userid, queryid, micros);
-            if NESTING.with(Cell::get) == 0 {
+            if NESTING.get() == 0 {
                 track_run(&histograms, dbid, userid, queryid, query_desc, micros);
             }
         }
@@ -220,14 +244,14 @@ unsafe fn track_run(
     let rows = (*(*query_desc).estate).es_processed;
     let start = pg_sys::GetCurrentStatementStartTimestamp();
     let end = start + micros as i64;
-    let mut tracker = RUNS.with(Cell::get);
+    let mut tracker = RUNS.get();
     let ended = tracker.executed(queryid, rows, start, end);
-    RUNS.with(|runs| runs.set(tracker));
+    RUNS.set(tracker);
     if let Some(run) = ended {
         histograms.record_run(dbid, userid, run.queryid, run.length, run.parent);
     }
-    if !EXIT_CALLBACK.with(Cell::get) {
-        EXIT_CALLBACK.with(|registered| registered.set(true));
+    if !EXIT_CALLBACK.get() {
+        EXIT_CALLBACK.set(true);
         pg_sys::before_shmem_exit(Some(record_last_run), pg_sys::Datum::from(0));
     }
 }
@@ -236,9 +260,9 @@ unsafe fn track_run(
 /// disconnects).
 #[pg_guard]
 unsafe extern "C-unwind" fn record_last_run(_code: i32, _arg: pg_sys::Datum) {
-    let mut tracker = RUNS.with(Cell::get);
+    let mut tracker = RUNS.get();
     let ended = tracker.end_run();
-    RUNS.with(|runs| runs.set(tracker));
+    RUNS.set(tracker);
     if let (Some(run), Some(histograms)) = (ended, table::table()) {
         histograms.record_run(
             pg_sys::MyDatabaseId.to_u32(),
