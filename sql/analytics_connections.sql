@@ -53,8 +53,9 @@ SELECT p.minute, p.datname, p.usename, p.application_name, t.ticks, p.active_sum
   JOIN cluster_peak cp USING (minute)
 $$;
 
--- The pool analysis itself, one SELECT so that callers reading a few columns (health_score)
--- get it inlined and skip the wording of the rows they do not read. Causes are told apart
+-- The pool analysis itself, one SELECT. The object most waited on in a lock hotspot comes from
+-- one pass over the window's lock waits (not a lookup per row: a day of lock-hotspot minutes
+-- would scan the raw samples thousands of times). Causes are told apart
 -- (issue 17): sessions waiting on locks are a lock hotspot (more sessions queue more waiters),
 -- connections idle inside transactions are an application leak, a cluster near its connection
 -- limit never gets more connections, and a size is recommended only from the measured peak of
@@ -116,6 +117,28 @@ WITH args AS (
            -- the measured need: the peak of concurrently active sessions, with a buffer
            GREATEST(1, pg_catalog.ceil(m.max_active * m.grow))::integer AS measured_need
       FROM measured m
+), lock_objects AS (
+    -- what the sessions waited on, per minute and pool: one pass over the window's lock waits
+    SELECT pg_catalog.date_trunc('minute', w.sampled_at) AS minute, w.datname, w.usename, w.application_name,
+           COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object,
+           pg_catalog.count(*) AS samples
+      FROM @extschema@.lock_waits w
+     WHERE w.waiting AND w.sampled_at > pg_catalog.now() - analysis_window - interval '1 minute'
+     GROUP BY 1, 2, 3, 4, 5
+), lock_objects_all AS (
+    SELECT o.minute, o.datname, o.usename, o.application_name, o.object, o.samples FROM lock_objects o
+    UNION ALL
+    -- the whole cluster's row ('(all clients)', no database and user): every pool's waits
+    SELECT o.minute, NULL, NULL, '(all clients)', o.object, pg_catalog.sum(o.samples)::bigint
+      FROM lock_objects o
+     GROUP BY o.minute, o.object
+), hotspots AS (
+    -- the object most waited on, per minute and pool
+    SELECT DISTINCT ON (o.minute, o.datname, o.usename, o.application_name)
+           o.minute, o.datname, o.usename, o.application_name, o.object, o.samples,
+           pg_catalog.sum(o.samples) OVER (PARTITION BY o.minute, o.datname, o.usename, o.application_name) AS total
+      FROM lock_objects_all o
+     ORDER BY o.minute, o.datname, o.usename, o.application_name, o.samples DESC, o.object
 )
 SELECT j.minute, j.datname, j.usename, j.application_name,
        j.avg_active, j.max_active, j.avg_idle, j.avg_iit, j.avg_waiting, j.max_used, j.utilization,
@@ -135,16 +158,9 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
                                  'not a pool too small (more sessions would only queue behind the same locks); do not grow the pool, '
                                  'find the blockers in blocking_chains() and lock_contention%s',
                                  pg_catalog.round(j.avg_waiting::numeric, 2),
-                                 (SELECT pg_catalog.format(' (most on %s: %s of %s waiting samples)', h.object, h.samples, h.total)
-                                    FROM (SELECT COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object,
-                                                 pg_catalog.count(*) AS samples,
-                                                 pg_catalog.sum(pg_catalog.count(*)) OVER () AS total
-                                            FROM @extschema@.lock_waits w
-                                           WHERE w.waiting AND w.sampled_at >= j.minute AND w.sampled_at < j.minute + interval '1 minute'
-                                             AND (j.application_name = '(all clients)' AND j.datname IS NULL
-                                                  OR (w.datname, w.usename, w.application_name)
-                                                     IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name))
-                                           GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1) h),
+                                 CASE WHEN h.object IS NOT NULL
+                                      THEN pg_catalog.format(' (most on %s: %s of %s waiting samples)', h.object, h.samples, h.total)
+                                      ELSE '' END,
                                  CASE WHEN j.near_limit
                                       THEN pg_catalog.format('; the cluster is also near its connection limit (%s of %s usable)', j.peak, j.usable)
                                       ELSE '' END)
@@ -174,6 +190,9 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
            ELSE 'no action needed'
        END
   FROM judged j
+  LEFT JOIN hotspots h
+         ON j.status = 'lock_hotspot' AND h.minute = j.minute
+        AND (h.datname, h.usename, h.application_name) IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name)
 $$;
 
 CREATE FUNCTION @extschema@.connection_pool_analytics(analysis_window interval)

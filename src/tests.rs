@@ -561,6 +561,16 @@ mod tests {
             ),
             Some("_rolled_until,take_sample,take_snapshot".to_string())
         );
+        // every function that pins its search_path also turns JIT off (sql/finalize.sql)
+        assert_eq!(
+            one::<String>(
+                "SELECT coalesce(string_agg(p.proname, ','), '') FROM pg_proc p
+                  WHERE p.pronamespace = 'dbanalytics'::regnamespace AND p.proconfig IS NOT NULL
+                    AND NOT p.proconfig @> ARRAY['jit=off', 'search_path=pg_catalog, pg_temp']"
+            )
+            .as_deref(),
+            Some("")
+        );
     }
 
     #[pg_test]
