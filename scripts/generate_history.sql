@@ -30,7 +30,7 @@
 --                       statement_latency_hourly, table_hourly and index_hourly by
 --                       dbanalytics._rollup_hours() over the minute days, then their hours
 --                       repeated for every older day; statement_daily of every whole UTC day
---                       by dbanalytics._rollup_statement_days()
+--                       (statement_daily, statement_latency_daily) by the extension's daily rollups
 --
 -- It creates schema bench_app (50 tables with 100 indexes, empty) so that table_stats and
 -- index_stats refer to real relations, and the daily partitions <table>_pYYYYMMDD of every
@@ -392,7 +392,9 @@ SELECT h.hour_end - k * interval '1 day', h.first_start - k * interval '1 day', 
 
 \echo generate_history: daily rollups of every whole UTC day
 DELETE FROM dbanalytics.statement_daily;
-SELECT dbanalytics._rollup_statement_days('-infinity', s.updated_at) AS daily_rows
+DELETE FROM dbanalytics.statement_latency_daily;
+SELECT dbanalytics._rollup_statement_days('-infinity', s.updated_at) AS daily_rows,
+       dbanalytics._rollup_latency('day', '-infinity', s.updated_at) AS daily_latency_rows
   FROM dbanalytics.source_state s WHERE s.source = 'days';
 
 \echo generate_history: rollups of older days (copies of the raw day)
@@ -427,7 +429,8 @@ SELECT p.minute - k * interval '1 day', p.datname, p.usename, p.application_name
 VACUUM (ANALYZE) dbanalytics.activity_raw, dbanalytics.activity_keys, dbanalytics.connection_samples, dbanalytics.lock_waits,
         dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.connection_minute, dbanalytics.pool_minute,
         dbanalytics.statements, dbanalytics.statement_stats, dbanalytics.statement_hourly, dbanalytics.database_stats,
-        dbanalytics.statement_latency, dbanalytics.statement_latency_hourly, dbanalytics.database_latency,
+        dbanalytics.statement_latency, dbanalytics.statement_latency_hourly, dbanalytics.statement_latency_daily,
+        dbanalytics.database_latency,
         dbanalytics.table_hourly, dbanalytics.index_hourly, dbanalytics.statement_daily,
         dbanalytics.table_stats, dbanalytics.index_stats, dbanalytics.bgwriter_stats,
         dbanalytics.replication_stats, dbanalytics.replication_slot_stats;

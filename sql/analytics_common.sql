@@ -127,10 +127,11 @@ AS $$
 $$;
 
 -- The latency histograms and run counts of (since, until], as rows of statement_latency:
--- statement_latency_hourly for the whole hours rolled up so far (_rollup_span), the
--- per-interval rows for the rest, so that windows longer than dbanalytics.retention_minutes
--- keep their percentiles. Callers merge the rows (bucket counts add up). only_queryid: one
--- statement's rows only.
+-- statement_latency_daily for the whole UTC days rolled up so far, statement_latency_hourly for
+-- the other whole hours (_rollup_span), the per-interval rows for the rest, so that windows
+-- longer than dbanalytics.retention_minutes keep their percentiles and a 30-day window reads
+-- about 30 + 47 rows per statement. Callers merge the rows (bucket counts add up). only_queryid:
+-- one statement's rows only.
 CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
                                            only_queryid bigint DEFAULT NULL)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
@@ -143,19 +144,27 @@ DECLARE
     span record := @extschema@._rollup_span(since, until);
 BEGIN
     RETURN QUERY EXECUTE $q$
+        SELECT d.dbid, d.userid, d.queryid, d.reset, d.executions, d.buckets, d.counts, d.runs,
+               d.run_executions, d.run_max_length, d.run_parent_queryid
+          FROM @extschema@.statement_latency_daily d
+         WHERE d.day_end > $5 AND d.day_end <= $6
+           AND ($7 IS NULL OR d.queryid = $7)
+        UNION ALL
+        -- statement_latency_hourly serves (lo, day_lo] and (day_hi, hi]
         SELECT h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts, h.runs,
                h.run_executions, h.run_max_length, h.run_parent_queryid
           FROM @extschema@.statement_latency_hourly h
-         WHERE h.hour_end > $3 AND h.hour_end <= $4
-           AND ($5 IS NULL OR h.queryid = $5)
+         WHERE ((h.hour_end > $3 AND h.hour_end <= $5) OR (h.hour_end > $6 AND h.hour_end <= $4))
+           AND ($7 IS NULL OR h.queryid = $7)
         UNION ALL
+        -- statement_latency serves the rest: (since, lo] and (hi, until]
         SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
                l.run_executions, l.run_max_length, l.run_parent_queryid
           FROM @extschema@.statement_latency l
          WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
                 OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
-           AND ($5 IS NULL OR l.queryid = $5)
-    $q$ USING since, until, span.lo, span.hi, only_queryid;
+           AND ($7 IS NULL OR l.queryid = $7)
+    $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi, only_queryid;
 END
 $$;
 

@@ -2512,56 +2512,92 @@ CREATE TABLE @extschema@.statement_latency_hourly (
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_hourly', 'hour_end', '(hour_end)');
 REVOKE ALL ON @extschema@.statement_latency_hourly FROM PUBLIC;
 GRANT SELECT ON @extschema@.statement_latency_hourly TO dbanalytics_reader;
+CREATE TABLE @extschema@.statement_latency_daily (
+    day_end        timestamptz NOT NULL,
+    dbid           oid         NOT NULL,
+    userid         oid         NOT NULL,
+    queryid        bigint      NOT NULL,
+    reset          boolean     NOT NULL,
+    intervals      integer     NOT NULL,  -- statement_latency rows merged into the row
+    executions     bigint      NOT NULL,
+    buckets        smallint[]  NOT NULL,
+    counts         bigint[]    NOT NULL,
+    runs               bigint,
+    run_executions     bigint,
+    run_max_length     bigint,
+    run_parent_queryid bigint
+) PARTITION BY RANGE (day_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_daily', 'day_end', '(day_end)');
+REVOKE ALL ON @extschema@.statement_latency_daily FROM PUBLIC;
+GRANT SELECT ON @extschema@.statement_latency_daily TO dbanalytics_reader;
 
-CREATE FUNCTION @extschema@._rollup_latency_hours(since timestamptz, until timestamptz)
+CREATE FUNCTION @extschema@._rollup_latency(period text, since timestamptz, until timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
 AS $$
 DECLARE
+    target text;
+    source text;
     n bigint;
 BEGIN
-    INSERT INTO @extschema@.statement_latency_hourly
-    WITH src AS (
-        SELECT @extschema@._time_ceil(l.interval_end, 3600) AS hour_end, l.*
-          FROM @extschema@.statement_latency l
-         WHERE l.interval_end > since AND l.interval_end <= until
-    ), per_bucket AS (
-        SELECT x.hour_end, x.dbid, x.userid, x.queryid, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
+    CASE period
+        WHEN 'hour' THEN
+            target := 'statement_latency_hourly';
+            source := $s$SELECT @extschema@._time_ceil(l.interval_end, 3600) AS period_end, 1 AS intervals,
+                                l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts,
+                                l.runs, l.run_executions, l.run_max_length, l.run_parent_queryid
+                           FROM @extschema@.statement_latency l
+                          WHERE l.interval_end > $1 AND l.interval_end <= $2$s$;
+        WHEN 'day' THEN
+            target := 'statement_latency_daily';
+            source := $s$SELECT @extschema@._time_ceil(h.hour_end, 86400) AS period_end, h.intervals,
+                                h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts,
+                                h.runs, h.run_executions, h.run_max_length, h.run_parent_queryid
+                           FROM @extschema@.statement_latency_hourly h
+                          WHERE h.hour_end > $1 AND h.hour_end <= $2$s$;
+        ELSE
+            RAISE EXCEPTION 'dbanalytics: _rollup_latency: period must be hour or day, got %', period;
+    END CASE;
+    EXECUTE pg_catalog.format($q$
+    INSERT INTO @extschema@.%I
+    WITH src AS (%s), per_bucket AS (
+        SELECT x.period_end, x.dbid, x.userid, x.queryid, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
           FROM src x, ROWS FROM (pg_catalog.unnest(x.buckets), pg_catalog.unnest(x.counts)) AS u(bucket, executions)
          GROUP BY 1, 2, 3, 4, 5
     ), histograms AS (
-        SELECT b.hour_end, b.dbid, b.userid, b.queryid,
+        SELECT b.period_end, b.dbid, b.userid, b.queryid,
                pg_catalog.array_agg(b.bucket ORDER BY b.bucket) AS buckets,
                pg_catalog.array_agg(b.executions ORDER BY b.bucket) AS counts
           FROM per_bucket b
          GROUP BY 1, 2, 3, 4
     ), parents AS (
-        SELECT x.hour_end, x.dbid, x.userid, x.queryid, x.run_parent_queryid AS parent,
+        SELECT x.period_end, x.dbid, x.userid, x.queryid, x.run_parent_queryid AS parent,
                pg_catalog.sum(x.runs) AS runs
           FROM src x
          WHERE x.runs > 0
          GROUP BY 1, 2, 3, 4, 5
     ), top_parents AS (
-        SELECT p.hour_end, p.dbid, p.userid, p.queryid,
+        SELECT p.period_end, p.dbid, p.userid, p.queryid,
                (pg_catalog.array_agg(p.parent ORDER BY p.runs DESC, p.parent))[1] AS parent
           FROM parents p
          GROUP BY 1, 2, 3, 4
     ), totals AS (
-        SELECT x.hour_end, x.dbid, x.userid, x.queryid, pg_catalog.bool_or(x.reset) AS reset,
-               pg_catalog.count(*)::integer AS intervals, pg_catalog.sum(x.executions)::bigint AS executions,
+        SELECT x.period_end, x.dbid, x.userid, x.queryid, pg_catalog.bool_or(x.reset) AS reset,
+               pg_catalog.sum(x.intervals)::integer AS intervals, pg_catalog.sum(x.executions)::bigint AS executions,
                pg_catalog.sum(x.runs)::bigint AS runs, pg_catalog.sum(x.run_executions)::bigint AS run_executions,
                pg_catalog.max(x.run_max_length) AS run_max_length
           FROM src x
          GROUP BY 1, 2, 3, 4
     )
-    SELECT t.hour_end, t.dbid, t.userid, t.queryid, t.reset, t.intervals, t.executions,
+    SELECT t.period_end, t.dbid, t.userid, t.queryid, t.reset, t.intervals, t.executions,
            COALESCE(h.buckets, '{}'), COALESCE(h.counts, '{}'),
            t.runs, t.run_executions, t.run_max_length, p.parent
       FROM totals t
-      LEFT JOIN histograms h ON (h.hour_end, h.dbid, h.userid, h.queryid) = (t.hour_end, t.dbid, t.userid, t.queryid)
-      LEFT JOIN top_parents p ON (p.hour_end, p.dbid, p.userid, p.queryid) = (t.hour_end, t.dbid, t.userid, t.queryid);
+      LEFT JOIN histograms h ON (h.period_end, h.dbid, h.userid, h.queryid) = (t.period_end, t.dbid, t.userid, t.queryid)
+      LEFT JOIN top_parents p ON (p.period_end, p.dbid, p.userid, p.queryid) = (t.period_end, t.dbid, t.userid, t.queryid)
+    $q$, target, source) USING since, until;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -2669,7 +2705,7 @@ BEGIN
     RETURN n;
 END
 $$;
-REVOKE ALL ON FUNCTION @extschema@._rollup_latency_hours(timestamptz, timestamptz),
+REVOKE ALL ON FUNCTION @extschema@._rollup_latency(text, timestamptz, timestamptz),
     @extschema@._rollup_statement_hours(timestamptz, timestamptz),
     @extschema@._rollup_table_hours(timestamptz, timestamptz),
     @extschema@._rollup_index_hours(timestamptz, timestamptz),
@@ -2703,7 +2739,7 @@ BEGIN
     END IF;
 
     written := written + @extschema@._rollup_statement_hours(rolled_until, upper_bound);
-    written := written + @extschema@._rollup_latency_hours(rolled_until, upper_bound);
+    written := written + @extschema@._rollup_latency('hour', rolled_until, upper_bound);
     written := written + @extschema@._rollup_table_hours(rolled_until, upper_bound);
     written := written + @extschema@._rollup_index_hours(rolled_until, upper_bound);
 
@@ -2719,6 +2755,7 @@ BEGIN
     END IF;
     IF rolled_until < upper_bound THEN
         written := written + @extschema@._rollup_statement_days(rolled_until, upper_bound);
+        written := written + @extschema@._rollup_latency('day', rolled_until, upper_bound);
         INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('days', upper_bound)
         ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
     END IF;
@@ -2738,19 +2775,27 @@ DECLARE
     span record := @extschema@._rollup_span(since, until);
 BEGIN
     RETURN QUERY EXECUTE $q$
+        SELECT d.dbid, d.userid, d.queryid, d.reset, d.executions, d.buckets, d.counts, d.runs,
+               d.run_executions, d.run_max_length, d.run_parent_queryid
+          FROM @extschema@.statement_latency_daily d
+         WHERE d.day_end > $5 AND d.day_end <= $6
+           AND ($7 IS NULL OR d.queryid = $7)
+        UNION ALL
+        -- statement_latency_hourly serves (lo, day_lo] and (day_hi, hi]
         SELECT h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts, h.runs,
                h.run_executions, h.run_max_length, h.run_parent_queryid
           FROM @extschema@.statement_latency_hourly h
-         WHERE h.hour_end > $3 AND h.hour_end <= $4
-           AND ($5 IS NULL OR h.queryid = $5)
+         WHERE ((h.hour_end > $3 AND h.hour_end <= $5) OR (h.hour_end > $6 AND h.hour_end <= $4))
+           AND ($7 IS NULL OR h.queryid = $7)
         UNION ALL
+        -- statement_latency serves the rest: (since, lo] and (hi, until]
         SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
                l.run_executions, l.run_max_length, l.run_parent_queryid
           FROM @extschema@.statement_latency l
          WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
                 OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
-           AND ($5 IS NULL OR l.queryid = $5)
-    $q$ USING since, until, span.lo, span.hi, only_queryid;
+           AND ($7 IS NULL OR l.queryid = $7)
+    $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi, only_queryid;
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint) FROM PUBLIC;
@@ -2973,25 +3018,33 @@ DO $latency_backfill$
 DECLARE
     rolled timestamptz := (SELECT s.updated_at FROM @extschema@.source_state s
                             WHERE s.source OPERATOR(pg_catalog.=) 'hours');
+    rolled_days timestamptz := (SELECT s.updated_at FROM @extschema@.source_state s
+                                 WHERE s.source OPERATOR(pg_catalog.=) 'days');
     first_end timestamptz := (SELECT pg_catalog.min(l.interval_end) FROM @extschema@.statement_latency l);
+    t text;
     day date;
     part text;
 BEGIN
     IF rolled IS NULL OR first_end IS NULL OR first_end OPERATOR(pg_catalog.>) rolled THEN
         RETURN;
     END IF;
-    FOR day IN SELECT d::pg_catalog.date FROM pg_catalog.generate_series(
-                   (@extschema@._time_ceil(first_end, 3600) AT TIME ZONE 'UTC')::pg_catalog.date,
-                   (rolled AT TIME ZONE 'UTC')::pg_catalog.date, interval '1 day') d
-    LOOP
-        part := 'statement_latency_hourly_p' OPERATOR(pg_catalog.||) pg_catalog.to_char(day, 'YYYYMMDD');
-        EXECUTE pg_catalog.format(
-            'CREATE TABLE @extschema@.%I PARTITION OF @extschema@.statement_latency_hourly FOR VALUES FROM (%L) TO (%L)',
-            part, pg_catalog.to_char(day, 'YYYY-MM-DD') OPERATOR(pg_catalog.||) ' 00:00:00+00',
-            pg_catalog.to_char(day OPERATOR(pg_catalog.+) 1, 'YYYY-MM-DD') OPERATOR(pg_catalog.||) ' 00:00:00+00');
-        PERFORM @extschema@._index_partition('statement_latency_hourly', part);
+    FOREACH t IN ARRAY ARRAY['statement_latency_hourly', 'statement_latency_daily'] LOOP
+        FOR day IN SELECT d::pg_catalog.date FROM pg_catalog.generate_series(
+                       (@extschema@._time_ceil(first_end, 3600) AT TIME ZONE 'UTC')::pg_catalog.date,
+                       (rolled AT TIME ZONE 'UTC')::pg_catalog.date, interval '1 day') d
+        LOOP
+            part := t OPERATOR(pg_catalog.||) '_p' OPERATOR(pg_catalog.||) pg_catalog.to_char(day, 'YYYYMMDD');
+            EXECUTE pg_catalog.format(
+                'CREATE TABLE @extschema@.%I PARTITION OF @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
+                part, t, pg_catalog.to_char(day, 'YYYY-MM-DD') OPERATOR(pg_catalog.||) ' 00:00:00+00',
+                pg_catalog.to_char(day OPERATOR(pg_catalog.+) 1, 'YYYY-MM-DD') OPERATOR(pg_catalog.||) ' 00:00:00+00');
+            PERFORM @extschema@._index_partition(t, part);
+        END LOOP;
     END LOOP;
-    PERFORM @extschema@._rollup_latency_hours('-infinity', rolled);
+    PERFORM @extschema@._rollup_latency('hour', '-infinity', rolled);
+    IF rolled_days IS NOT NULL THEN
+        PERFORM @extschema@._rollup_latency('day', '-infinity', rolled_days);
+    END IF;
 END
 $latency_backfill$;
 

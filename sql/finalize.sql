@@ -24,7 +24,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._snapshot_replication(timestamptz),
     @extschema@._snapshot_replication_slots(timestamptz),
     @extschema@._rollup_minutes(timestamptz), @extschema@._rollup_hours(),
-    @extschema@._rollup_latency_hours(timestamptz, timestamptz),
+    @extschema@._rollup_latency(text, timestamptz, timestamptz),
     @extschema@._rollup_statement_hours(timestamptz, timestamptz),
     @extschema@._rollup_table_hours(timestamptz, timestamptz),
     @extschema@._rollup_index_hours(timestamptz, timestamptz),

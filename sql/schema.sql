@@ -387,6 +387,25 @@ CREATE TABLE @extschema@.statement_latency_hourly (
 ) PARTITION BY RANGE (hour_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_hourly', 'hour_end', '(hour_end)');
 
+-- Daily rollup of statement_latency_hourly (UTC days), for the whole days of long windows. Kept
+-- for retention_days.
+CREATE TABLE @extschema@.statement_latency_daily (
+    day_end        timestamptz NOT NULL,
+    dbid           oid         NOT NULL,
+    userid         oid         NOT NULL,
+    queryid        bigint      NOT NULL,
+    reset          boolean     NOT NULL,
+    intervals      integer     NOT NULL,  -- statement_latency rows merged into the row
+    executions     bigint      NOT NULL,
+    buckets        smallint[]  NOT NULL,
+    counts         bigint[]    NOT NULL,
+    runs               bigint,
+    run_executions     bigint,
+    run_max_length     bigint,
+    run_parent_queryid bigint
+) PARTITION BY RANGE (day_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_daily', 'day_end', '(day_end)');
+
 CREATE TABLE @extschema@.database_latency (
     interval_start timestamptz NOT NULL,
     interval_end   timestamptz NOT NULL,

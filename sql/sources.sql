@@ -722,58 +722,78 @@ BEGIN
 END
 $$;
 
--- The latency histograms of the intervals ending in (since, until] merged per statement and
--- hour into statement_latency_hourly (called by _rollup_hours for the hours it rolls up). Bucket
--- counts add up; the run columns too, and the parent kept is the one named for the most runs.
-CREATE FUNCTION @extschema@._rollup_latency_hours(since timestamptz, until timestamptz)
+-- The latency histograms merged per statement and UTC hour (period 'hour': the statement_latency
+-- intervals ending in (since, until] into statement_latency_hourly) or UTC day (period 'day': the
+-- statement_latency_hourly hours ending in (since, until] into statement_latency_daily); called by
+-- _rollup_hours for the hours and days it rolls up. Bucket counts add up; the run columns too,
+-- and the parent kept is the one named for the most runs.
+CREATE FUNCTION @extschema@._rollup_latency(period text, since timestamptz, until timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
 AS $$
 DECLARE
+    target text;
+    source text;
     n bigint;
 BEGIN
-    INSERT INTO @extschema@.statement_latency_hourly
-    WITH src AS (
-        SELECT @extschema@._time_ceil(l.interval_end, 3600) AS hour_end, l.*
-          FROM @extschema@.statement_latency l
-         WHERE l.interval_end > since AND l.interval_end <= until
-    ), per_bucket AS (
-        SELECT x.hour_end, x.dbid, x.userid, x.queryid, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
+    CASE period
+        WHEN 'hour' THEN
+            target := 'statement_latency_hourly';
+            source := $s$SELECT @extschema@._time_ceil(l.interval_end, 3600) AS period_end, 1 AS intervals,
+                                l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts,
+                                l.runs, l.run_executions, l.run_max_length, l.run_parent_queryid
+                           FROM @extschema@.statement_latency l
+                          WHERE l.interval_end > $1 AND l.interval_end <= $2$s$;
+        WHEN 'day' THEN
+            target := 'statement_latency_daily';
+            source := $s$SELECT @extschema@._time_ceil(h.hour_end, 86400) AS period_end, h.intervals,
+                                h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts,
+                                h.runs, h.run_executions, h.run_max_length, h.run_parent_queryid
+                           FROM @extschema@.statement_latency_hourly h
+                          WHERE h.hour_end > $1 AND h.hour_end <= $2$s$;
+        ELSE
+            RAISE EXCEPTION 'dbanalytics: _rollup_latency: period must be hour or day, got %', period;
+    END CASE;
+    EXECUTE pg_catalog.format($q$
+    INSERT INTO @extschema@.%I
+    WITH src AS (%s), per_bucket AS (
+        SELECT x.period_end, x.dbid, x.userid, x.queryid, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
           FROM src x, ROWS FROM (pg_catalog.unnest(x.buckets), pg_catalog.unnest(x.counts)) AS u(bucket, executions)
          GROUP BY 1, 2, 3, 4, 5
     ), histograms AS (
-        SELECT b.hour_end, b.dbid, b.userid, b.queryid,
+        SELECT b.period_end, b.dbid, b.userid, b.queryid,
                pg_catalog.array_agg(b.bucket ORDER BY b.bucket) AS buckets,
                pg_catalog.array_agg(b.executions ORDER BY b.bucket) AS counts
           FROM per_bucket b
          GROUP BY 1, 2, 3, 4
     ), parents AS (
-        SELECT x.hour_end, x.dbid, x.userid, x.queryid, x.run_parent_queryid AS parent,
+        SELECT x.period_end, x.dbid, x.userid, x.queryid, x.run_parent_queryid AS parent,
                pg_catalog.sum(x.runs) AS runs
           FROM src x
          WHERE x.runs > 0
          GROUP BY 1, 2, 3, 4, 5
     ), top_parents AS (
-        SELECT p.hour_end, p.dbid, p.userid, p.queryid,
+        SELECT p.period_end, p.dbid, p.userid, p.queryid,
                (pg_catalog.array_agg(p.parent ORDER BY p.runs DESC, p.parent))[1] AS parent
           FROM parents p
          GROUP BY 1, 2, 3, 4
     ), totals AS (
-        SELECT x.hour_end, x.dbid, x.userid, x.queryid, pg_catalog.bool_or(x.reset) AS reset,
-               pg_catalog.count(*)::integer AS intervals, pg_catalog.sum(x.executions)::bigint AS executions,
+        SELECT x.period_end, x.dbid, x.userid, x.queryid, pg_catalog.bool_or(x.reset) AS reset,
+               pg_catalog.sum(x.intervals)::integer AS intervals, pg_catalog.sum(x.executions)::bigint AS executions,
                pg_catalog.sum(x.runs)::bigint AS runs, pg_catalog.sum(x.run_executions)::bigint AS run_executions,
                pg_catalog.max(x.run_max_length) AS run_max_length
           FROM src x
          GROUP BY 1, 2, 3, 4
     )
-    SELECT t.hour_end, t.dbid, t.userid, t.queryid, t.reset, t.intervals, t.executions,
+    SELECT t.period_end, t.dbid, t.userid, t.queryid, t.reset, t.intervals, t.executions,
            COALESCE(h.buckets, '{}'), COALESCE(h.counts, '{}'),
            t.runs, t.run_executions, t.run_max_length, p.parent
       FROM totals t
-      LEFT JOIN histograms h ON (h.hour_end, h.dbid, h.userid, h.queryid) = (t.hour_end, t.dbid, t.userid, t.queryid)
-      LEFT JOIN top_parents p ON (p.hour_end, p.dbid, p.userid, p.queryid) = (t.hour_end, t.dbid, t.userid, t.queryid);
+      LEFT JOIN histograms h ON (h.period_end, h.dbid, h.userid, h.queryid) = (t.period_end, t.dbid, t.userid, t.queryid)
+      LEFT JOIN top_parents p ON (p.period_end, p.dbid, p.userid, p.queryid) = (t.period_end, t.dbid, t.userid, t.queryid)
+    $q$, target, source) USING since, until;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -926,7 +946,7 @@ BEGIN
     END IF;
 
     written := written + @extschema@._rollup_statement_hours(rolled_until, upper_bound);
-    written := written + @extschema@._rollup_latency_hours(rolled_until, upper_bound);
+    written := written + @extschema@._rollup_latency('hour', rolled_until, upper_bound);
     written := written + @extschema@._rollup_table_hours(rolled_until, upper_bound);
     written := written + @extschema@._rollup_index_hours(rolled_until, upper_bound);
 
@@ -942,6 +962,7 @@ BEGIN
     END IF;
     IF rolled_until < upper_bound THEN
         written := written + @extschema@._rollup_statement_days(rolled_until, upper_bound);
+        written := written + @extschema@._rollup_latency('day', rolled_until, upper_bound);
         INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('days', upper_bound)
         ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
     END IF;

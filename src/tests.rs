@@ -410,7 +410,7 @@ mod tests {
             ahead,
             Some(3 * crate::storage::partitions::PARTITIONED_TABLES.len() as i64)
         );
-        assert_eq!(crate::storage::partitions::PARTITIONED_TABLES.len(), 22);
+        assert_eq!(crate::storage::partitions::PARTITIONED_TABLES.len(), 23);
 
         // retention 1 day for raw samples and minute deltas: partitions from 3 days ago expire;
         // a minute-tier partition goes only once the hourly rollup has passed its end (or when

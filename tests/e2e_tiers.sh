@@ -135,6 +135,19 @@ check "daily totals = the totals of their hours" 0 \
                     AND h.hour_end > d.day_end - interval '1 day' AND h.hour_end <= d.day_end) h
            WHERE d.queryid BETWEEN 101 AND 105
              AND (d.calls, d.total_exec_time) IS DISTINCT FROM (h.calls, h.total_exec_time)")"
+check "daily histograms = the histograms of their hours, bucket by bucket" 0 \
+    "$(q "SELECT count(*) FROM (
+            SELECT d.queryid, d.day_end, u.b, u.c FROM dbanalytics.statement_latency_daily d, unnest(d.buckets, d.counts) u(b, c)
+             WHERE d.queryid BETWEEN 101 AND 105
+            EXCEPT
+            SELECT h.queryid, dbanalytics._time_ceil(h.hour_end, 86400), u.b, sum(u.c)
+              FROM dbanalytics.statement_latency_hourly h, unnest(h.buckets, h.counts) u(b, c)
+             WHERE h.queryid BETWEEN 101 AND 105
+               AND dbanalytics._time_ceil(h.hour_end, 86400) IN (SELECT day_end FROM dbanalytics.statement_latency_daily)
+             GROUP BY 1, 2, 3) x")"
+check "one statement_latency_daily row per statement and rolled day" t \
+    "$(q "SELECT count(*) = 5 * count(DISTINCT day_end) AND count(*) > 0 FROM dbanalytics.statement_latency_daily
+           WHERE queryid BETWEEN 101 AND 105")"
 check "at least one whole UTC day rolled up" t \
     "$(q "SELECT count(DISTINCT day_end) >= 1 FROM dbanalytics.statement_daily WHERE queryid BETWEEN 101 AND 105")"
 check "analytics over the hourly rows = over the minutes" "$BEFORE" "$(answers)"
@@ -151,7 +164,7 @@ for t in statement_stats statement_latency table_stats index_stats; do
                WHERE i.inhparent = 'dbanalytics.$t'::regclass
                  AND right(c.relname, 8) < to_char((now() AT TIME ZONE 'UTC')::date - 1, 'YYYYMMDD')")"
 done
-for t in statement_hourly statement_latency_hourly statement_daily database_stats; do
+for t in statement_hourly statement_latency_hourly statement_daily statement_latency_daily database_stats; do
     check "$t: partitions of the older days kept" 4 \
         "$(q "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                WHERE i.inhparent = 'dbanalytics.$t'::regclass
@@ -168,7 +181,7 @@ step "storage_usage: every table in its tier, with the history it holds"
 q "SELECT tier, table_name, retention, partitions, pg_size_pretty(bytes), oldest, newest
      FROM dbanalytics.storage_usage WHERE table_name LIKE 'statement%'" | sed 's/^/    /'
 check "tiers of the statement tables" \
-    "statement_daily:days statement_hourly:hours statement_latency:minutes statement_latency_hourly:hours statement_stats:minutes statements:state" \
+    "statement_daily:days statement_hourly:hours statement_latency:minutes statement_latency_daily:days statement_latency_hourly:hours statement_stats:minutes statements:state" \
     "$(q "SELECT string_agg(table_name || ':' || tier, ' ' ORDER BY table_name) FROM dbanalytics.storage_usage
            WHERE table_name LIKE 'statement%' AND table_name NOT IN ('statement_counters')")"
 check "statement_hourly holds the generated hours since the first one" t \

@@ -85,7 +85,7 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
     rolled("table_stats", Tier::Minutes, "hours"),
     rolled("index_stats", Tier::Minutes, "hours"),
     rolled("statement_hourly", Tier::Hours, "days"),
-    table("statement_latency_hourly", Tier::Hours),
+    rolled("statement_latency_hourly", Tier::Hours, "days"),
     table("table_hourly", Tier::Hours),
     table("index_hourly", Tier::Hours),
     table("activity_minute", Tier::Hours),
@@ -98,6 +98,7 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
     table("replication_slot_stats", Tier::Hours),
     table("health_history", Tier::Hours),
     table("statement_daily", Tier::Days),
+    table("statement_latency_daily", Tier::Days),
 ];
 
 /// Days after today for which partitions must already exist.
