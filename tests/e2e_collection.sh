@@ -114,7 +114,7 @@ check "3 daily partitions per partitioned table" "21 tables x 3 days" \
                                  p.relname || to_char(now() AT TIME ZONE 'UTC' + interval '2 days', '\"_p\"YYYYMMDD'))
              GROUP BY p.relname) p")"
 
-step "Retention drops a partition past retention_history at the next maintenance run"
+step "Retention drops an (empty) statement_stats partition past retention_minutes at the next maintenance run"
 q "CREATE TABLE dbanalytics.statement_stats_p20200101 PARTITION OF dbanalytics.statement_stats
      FOR VALUES FROM ('2020-01-01 00:00:00+00') TO ('2020-01-02 00:00:00+00')"
 wait_for "statement_stats_p20200101 dropped by the collector" 30 \
