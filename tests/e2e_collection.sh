@@ -103,7 +103,12 @@ check "both workers run, each shown with its process" "collector:ok:healthy samp
             FROM dbanalytics.collector_status WHERE source = 'worker'")"
 
 step "Partitions for today and the next two days"
-check "3 daily partitions per partitioned table" "21 tables x 3 days" \
+check "every partitioned table has its tier (storage::partitions::PARTITIONED_TABLES)" none \
+    "$(q "SELECT coalesce(string_agg(c.relname, ','), 'none') FROM pg_class c
+           WHERE c.relnamespace = 'dbanalytics'::regnamespace AND c.relkind = 'p'
+             AND c.relname NOT IN (SELECT table_name FROM dbanalytics._storage_tiers())")"
+check "3 daily partitions per partitioned table" \
+    "$(q "SELECT count(*) FROM dbanalytics._storage_tiers()") tables x 3 days" \
     "$(q "SELECT count(DISTINCT p.relname) || ' tables x ' || min(n) || ' days' FROM (
             SELECT p.relname, count(*) AS n
               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
