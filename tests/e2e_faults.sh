@@ -135,7 +135,7 @@ launcher_waits() { [ "$(psql_at "$NODE" "$PORT" postgres "SELECT count(*) FROM p
 wait_for "the launcher says it waits for the database" 30 launcher_waits
 sleep 12  # three more looks at the database by the launcher
 check "one WARNING about the missing database, with its HINT" "1 1" \
-    "$(grep -c 'WARNING:  dbanalytics: database "latedb" named by dbanalytics.database does not exist' "$NODE/server.log" || true) $(grep -c 'HINT:  Create that database' "$NODE/server.log" || true)"
+    "$(grep -c 'WARNING:  dbanalytics: database "latedb" named by dbanalytics.database does not exist' "$NODE/server.log" || true) $(grep -A1 'WARNING:  dbanalytics: database "latedb"' "$NODE/server.log" | grep -c 'HINT:  Create that database' || true)"
 check "no worker died trying to connect to it" 0 \
     "$(grep -c 'FATAL:  database "latedb" does not exist' "$NODE/server.log" || true)"
 psql_at "$NODE" "$PORT" postgres "CREATE DATABASE latedb"
