@@ -126,3 +126,50 @@ SELECT s.timed, s.req, s.req_share,
             ELSE 'no action needed' END
   FROM shares s
 $$;
+
+-- I/O by backend type, object and context over the window (io_stats: pg_stat_io, 16+; no rows
+-- on older servers), the busiest first. Times in milliseconds, as pg_stat_io gives them (they
+-- need track_io_timing; track_wal_io_timing for the wal object on 18).
+CREATE FUNCTION @extschema@.io_activity(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (backend_type text, object text, context text,
+               reads bigint, read_bytes bigint, read_time_ms double precision,
+               avg_read_ms double precision,
+               writes bigint, write_bytes bigint, write_time_ms double precision,
+               writebacks bigint, extends bigint, extend_bytes bigint,
+               hits bigint, hit_ratio double precision, evictions bigint, reuses bigint,
+               fsyncs bigint, fsync_time_ms double precision, covered interval)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH per_key AS (
+    SELECT i.backend_type, i.object, i.context,
+           pg_catalog.sum(i.reads)::bigint AS reads, pg_catalog.sum(i.read_bytes)::bigint AS read_bytes,
+           pg_catalog.sum(i.read_time) AS read_time,
+           pg_catalog.sum(i.writes)::bigint AS writes, pg_catalog.sum(i.write_bytes)::bigint AS write_bytes,
+           pg_catalog.sum(i.write_time) AS write_time, pg_catalog.sum(i.writebacks)::bigint AS writebacks,
+           pg_catalog.sum(i.extends)::bigint AS extends, pg_catalog.sum(i.extend_bytes)::bigint AS extend_bytes,
+           pg_catalog.sum(i.hits)::bigint AS hits, pg_catalog.sum(i.evictions)::bigint AS evictions,
+           pg_catalog.sum(i.reuses)::bigint AS reuses, pg_catalog.sum(i.fsyncs)::bigint AS fsyncs,
+           pg_catalog.sum(i.fsync_time) AS fsync_time
+      FROM @extschema@.io_stats i
+     WHERE i.interval_end > pg_catalog.now() - analysis_window
+     GROUP BY i.backend_type, i.object, i.context
+), covered AS (
+    -- the snapshots in the window: one interval each, whichever keys had I/O in it
+    SELECT pg_catalog.sum(w.interval_end - w.interval_start) AS covered
+      FROM (SELECT DISTINCT i.interval_start, i.interval_end FROM @extschema@.io_stats i
+             WHERE i.interval_end > pg_catalog.now() - analysis_window) w
+)
+SELECT k.backend_type, k.object, k.context,
+       k.reads, k.read_bytes, k.read_time, k.read_time / NULLIF(k.reads, 0),
+       k.writes, k.write_bytes, k.write_time, k.writebacks, k.extends, k.extend_bytes,
+       k.hits, k.hits::double precision / NULLIF(k.hits + k.reads, 0), k.evictions, k.reuses,
+       k.fsyncs, k.fsync_time, c.covered
+  FROM per_key k CROSS JOIN covered c
+ ORDER BY k.read_bytes + k.write_bytes + k.extend_bytes DESC, k.hits DESC,
+          k.backend_type, k.object, k.context
+$$;
+
+CREATE VIEW @extschema@.io_activity AS
+SELECT * FROM @extschema@.io_activity(interval '1 hour');

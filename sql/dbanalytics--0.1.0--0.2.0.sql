@@ -3327,6 +3327,219 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
 $$;
 
 -------------------------------------------------------------------------------
+-- pg_stat_io as a source of its own (16+): io_stats (hours tier, partitions made by the
+-- collector), its counters, the version mapping, the io source and io_activity.
+-- pg_stat_io (PostgreSQL 16+): I/O by backend type, object and context, deltas per snapshot
+-- under the names of versions.sql (_io_now()). Only the combinations with some activity in the
+-- interval get a row; a counter pg_stat_io shows as NULL (an operation that does not happen in
+-- that context) is 0. Bytes are the server's own on 18+ and operations times op_bytes before.
+CREATE TABLE @extschema@.io_stats (
+    interval_start timestamptz NOT NULL,
+    interval_end   timestamptz NOT NULL,
+    reset          boolean     NOT NULL,
+    backend_type   text        NOT NULL,
+    object         text        NOT NULL,
+    context        text        NOT NULL,
+    reads          bigint      NOT NULL,
+    read_bytes     bigint      NOT NULL,
+    read_time      double precision NOT NULL,
+    writes         bigint      NOT NULL,
+    write_bytes    bigint      NOT NULL,
+    write_time     double precision NOT NULL,
+    writebacks     bigint      NOT NULL,
+    writeback_time double precision NOT NULL,
+    extends        bigint      NOT NULL,
+    extend_bytes   bigint      NOT NULL,
+    extend_time    double precision NOT NULL,
+    hits           bigint      NOT NULL,
+    evictions      bigint      NOT NULL,
+    reuses         bigint      NOT NULL,
+    fsyncs         bigint      NOT NULL,
+    fsync_time     double precision NOT NULL
+) PARTITION BY RANGE (interval_end);
+
+CREATE UNLOGGED TABLE @extschema@.io_counters (
+    backend_type text NOT NULL, object text NOT NULL, context text NOT NULL,
+    captured_at timestamptz NOT NULL,
+    reads bigint, read_bytes bigint, read_time double precision, writes bigint,
+    write_bytes bigint, write_time double precision, writebacks bigint,
+    writeback_time double precision, extends bigint, extend_bytes bigint,
+    extend_time double precision, hits bigint, evictions bigint, reuses bigint, fsyncs bigint,
+    fsync_time double precision,
+    PRIMARY KEY (backend_type, object, context)
+);
+
+-- Why a source cannot run on this server (NULL when it can): the collector skips it and
+-- collector_status shows the reason.
+CREATE FUNCTION @extschema@._source_unavailable(source text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN source OPERATOR(pg_catalog.=) 'io'
+         AND pg_catalog.current_setting('server_version_num')::integer OPERATOR(pg_catalog.<) 160000
+        THEN pg_catalog.format('pg_stat_io needs PostgreSQL 16 or later (this server runs %s)',
+                               pg_catalog.current_setting('server_version'))
+    END
+$$;
+
+-- pg_stat_io (16+), one row per backend type, object and context:
+--   read_bytes, write_bytes, extend_bytes   18+: the view's own; 16-17: reads, writes, extends
+--                                           times op_bytes (removed in 18)
+--   every other counter                     same name on 16, 17 and 18
+-- NULL counters (an operation that does not happen in a context) stay NULL here. No rows
+-- before 16.
+CREATE FUNCTION @extschema@._io_now()
+RETURNS SETOF @extschema@.io_counters
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('server_version_num')::integer < 160000 THEN
+        RETURN;
+    ELSIF pg_catalog.current_setting('server_version_num')::integer >= 180000 THEN
+        RETURN QUERY
+        SELECT i.backend_type, i.object, i.context, pg_catalog.now(),
+               i.reads, i.read_bytes::bigint, i.read_time, i.writes, i.write_bytes::bigint,
+               i.write_time, i.writebacks, i.writeback_time, i.extends, i.extend_bytes::bigint,
+               i.extend_time, i.hits, i.evictions, i.reuses, i.fsyncs, i.fsync_time
+          FROM pg_catalog.pg_stat_io i;
+    ELSE
+        RETURN QUERY
+        SELECT i.backend_type, i.object, i.context, pg_catalog.now(),
+               i.reads, i.reads OPERATOR(pg_catalog.*) i.op_bytes, i.read_time,
+               i.writes, i.writes OPERATOR(pg_catalog.*) i.op_bytes, i.write_time,
+               i.writebacks, i.writeback_time,
+               i.extends, i.extends OPERATOR(pg_catalog.*) i.op_bytes, i.extend_time,
+               i.hits, i.evictions, i.reuses, i.fsyncs, i.fsync_time
+          FROM pg_catalog.pg_stat_io i;
+    END IF;
+END
+$$;
+
+-- The io source's epoch: pg_stat_reset_shared('io') zeroes every row of pg_stat_io and sets
+-- one stats_reset for all of them. NULL before 16.
+CREATE FUNCTION @extschema@._io_epoch()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('server_version_num')::integer < 160000 THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT EXTRACT(epoch FROM pg_catalog.max(i.stats_reset))::text FROM pg_catalog.pg_stat_io i);
+END
+$$;
+
+-- pg_stat_io deltas (16+; the collector skips the source before, _source_unavailable()): one
+-- row per backend type, object and context that did any I/O in the interval.
+CREATE FUNCTION @extschema@._snapshot_io(previous_snapshot timestamptz,
+    interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET stats_fetch_consistency = snapshot
+AS $$
+DECLARE
+    snapshot_at timestamptz := pg_catalog.now();
+    written bigint := 0;
+BEGIN
+    IF previous_snapshot IS NOT NULL THEN
+        INSERT INTO @extschema@.io_stats
+        SELECT d.*
+          FROM @extschema@._io_now() c  -- our names on every server version (versions.sql)
+          LEFT JOIN @extschema@.io_counters p
+                 ON (p.backend_type, p.object, p.context)
+                    OPERATOR(pg_catalog.=) (c.backend_type, c.object, c.context)
+         CROSS JOIN LATERAL (SELECT
+               previous_snapshot AS interval_start, snapshot_at AS interval_end,
+               interval_reset OR c.reads < p.reads IS TRUE OR c.writes < p.writes IS TRUE
+                   OR c.hits < p.hits IS TRUE OR c.extends < p.extends IS TRUE AS reset,
+               c.backend_type, c.object, c.context,
+               @extschema@.counter_delta(c.reads, p.reads, counters_zeroed) AS reads,
+               @extschema@.counter_delta(c.read_bytes, p.read_bytes, counters_zeroed) AS read_bytes,
+               @extschema@.counter_delta(c.read_time, p.read_time, counters_zeroed) AS read_time,
+               @extschema@.counter_delta(c.writes, p.writes, counters_zeroed) AS writes,
+               @extschema@.counter_delta(c.write_bytes, p.write_bytes, counters_zeroed) AS write_bytes,
+               @extschema@.counter_delta(c.write_time, p.write_time, counters_zeroed) AS write_time,
+               @extschema@.counter_delta(c.writebacks, p.writebacks, counters_zeroed) AS writebacks,
+               @extschema@.counter_delta(c.writeback_time, p.writeback_time, counters_zeroed) AS writeback_time,
+               @extschema@.counter_delta(c.extends, p.extends, counters_zeroed) AS extends,
+               @extschema@.counter_delta(c.extend_bytes, p.extend_bytes, counters_zeroed) AS extend_bytes,
+               @extschema@.counter_delta(c.extend_time, p.extend_time, counters_zeroed) AS extend_time,
+               @extschema@.counter_delta(c.hits, p.hits, counters_zeroed) AS hits,
+               @extschema@.counter_delta(c.evictions, p.evictions, counters_zeroed) AS evictions,
+               @extschema@.counter_delta(c.reuses, p.reuses, counters_zeroed) AS reuses,
+               @extschema@.counter_delta(c.fsyncs, p.fsyncs, counters_zeroed) AS fsyncs,
+               @extschema@.counter_delta(c.fsync_time, p.fsync_time, counters_zeroed) AS fsync_time) d
+         WHERE (d.reads, d.writes, d.writebacks, d.extends, d.hits, d.evictions, d.reuses, d.fsyncs)
+               OPERATOR(pg_catalog.<>) (0, 0, 0, 0, 0, 0, 0, 0);
+        GET DIAGNOSTICS written = ROW_COUNT;
+    END IF;
+
+    DELETE FROM @extschema@.io_counters;
+    INSERT INTO @extschema@.io_counters SELECT * FROM @extschema@._io_now();
+    RETURN written;
+END
+$$;
+
+-- I/O by backend type, object and context over the window (io_stats: pg_stat_io, 16+; no rows
+-- on older servers), the busiest first. Times in milliseconds, as pg_stat_io gives them (they
+-- need track_io_timing; track_wal_io_timing for the wal object on 18).
+CREATE FUNCTION @extschema@.io_activity(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (backend_type text, object text, context text,
+               reads bigint, read_bytes bigint, read_time_ms double precision,
+               avg_read_ms double precision,
+               writes bigint, write_bytes bigint, write_time_ms double precision,
+               writebacks bigint, extends bigint, extend_bytes bigint,
+               hits bigint, hit_ratio double precision, evictions bigint, reuses bigint,
+               fsyncs bigint, fsync_time_ms double precision, covered interval)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH per_key AS (
+    SELECT i.backend_type, i.object, i.context,
+           pg_catalog.sum(i.reads)::bigint AS reads, pg_catalog.sum(i.read_bytes)::bigint AS read_bytes,
+           pg_catalog.sum(i.read_time) AS read_time,
+           pg_catalog.sum(i.writes)::bigint AS writes, pg_catalog.sum(i.write_bytes)::bigint AS write_bytes,
+           pg_catalog.sum(i.write_time) AS write_time, pg_catalog.sum(i.writebacks)::bigint AS writebacks,
+           pg_catalog.sum(i.extends)::bigint AS extends, pg_catalog.sum(i.extend_bytes)::bigint AS extend_bytes,
+           pg_catalog.sum(i.hits)::bigint AS hits, pg_catalog.sum(i.evictions)::bigint AS evictions,
+           pg_catalog.sum(i.reuses)::bigint AS reuses, pg_catalog.sum(i.fsyncs)::bigint AS fsyncs,
+           pg_catalog.sum(i.fsync_time) AS fsync_time
+      FROM @extschema@.io_stats i
+     WHERE i.interval_end > pg_catalog.now() - analysis_window
+     GROUP BY i.backend_type, i.object, i.context
+), covered AS (
+    -- the snapshots in the window: one interval each, whichever keys had I/O in it
+    SELECT pg_catalog.sum(w.interval_end - w.interval_start) AS covered
+      FROM (SELECT DISTINCT i.interval_start, i.interval_end FROM @extschema@.io_stats i
+             WHERE i.interval_end > pg_catalog.now() - analysis_window) w
+)
+SELECT k.backend_type, k.object, k.context,
+       k.reads, k.read_bytes, k.read_time, k.read_time / NULLIF(k.reads, 0),
+       k.writes, k.write_bytes, k.write_time, k.writebacks, k.extends, k.extend_bytes,
+       k.hits, k.hits::double precision / NULLIF(k.hits + k.reads, 0), k.evictions, k.reuses,
+       k.fsyncs, k.fsync_time, c.covered
+  FROM per_key k CROSS JOIN covered c
+ ORDER BY k.read_bytes + k.write_bytes + k.extend_bytes DESC, k.hits DESC,
+          k.backend_type, k.object, k.context
+$$;
+
+CREATE VIEW @extschema@.io_activity AS
+SELECT * FROM @extschema@.io_activity(interval '1 hour');
+
+REVOKE ALL ON @extschema@.io_stats, @extschema@.io_counters, @extschema@.io_activity FROM PUBLIC;
+GRANT SELECT ON @extschema@.io_stats, @extschema@.io_activity TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@._source_unavailable(text), @extschema@._io_now(), @extschema@._io_epoch(),
+    @extschema@._snapshot_io(timestamptz, boolean, boolean), @extschema@.io_activity(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.io_activity(interval) TO dbanalytics_reader;
+
+
+-------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings
 -- (sql/finalize.sql says why); it also covers the functions replaced above.
 -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO dbanalytics_reader;
 -- raw query texts only through statement_texts; collector state only for admins
 REVOKE SELECT ON @extschema@.statements, @extschema@.source_state, @extschema@.server_life,
     @extschema@.statement_counters, @extschema@.database_counters, @extschema@.table_counters,
-    @extschema@.bgwriter_counters
+    @extschema@.bgwriter_counters, @extschema@.io_counters
     FROM dbanalytics_reader;
 GRANT SELECT ON @extschema@.source_state TO dbanalytics_admin;
 GRANT INSERT, UPDATE, DELETE ON @extschema@.alert_rules TO dbanalytics_admin;
@@ -21,6 +21,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._snapshot_tables(timestamptz, boolean, boolean),
     @extschema@._snapshot_indexes(timestamptz, boolean, boolean),
     @extschema@._snapshot_bgwriter(timestamptz, boolean, boolean),
+    @extschema@._snapshot_io(timestamptz, boolean, boolean),
     @extschema@._snapshot_replication(timestamptz),
     @extschema@._snapshot_replication_slots(timestamptz),
     @extschema@._rollup_minutes(timestamptz), @extschema@._rollup_hours(),
@@ -32,7 +33,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._record_health(interval), @extschema@._evaluate_alerts(),
     @extschema@._index_partition(text, text),
     @extschema@._statements_now(text), @extschema@._statements_epoch(text),
-    @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch()
+    @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch(),
+    @extschema@._io_now(), @extschema@._io_epoch(), @extschema@._source_unavailable(text)
     FROM dbanalytics_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot() TO dbanalytics_admin;
 

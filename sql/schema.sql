@@ -580,6 +580,35 @@ CREATE TABLE @extschema@.bgwriter_stats (
     buffers_alloc         bigint      NOT NULL
 ) PARTITION BY RANGE (interval_end);
 
+-- pg_stat_io (PostgreSQL 16+): I/O by backend type, object and context, deltas per snapshot
+-- under the names of versions.sql (_io_now()). Only the combinations with some activity in the
+-- interval get a row; a counter pg_stat_io shows as NULL (an operation that does not happen in
+-- that context) is 0. Bytes are the server's own on 18+ and operations times op_bytes before.
+CREATE TABLE @extschema@.io_stats (
+    interval_start timestamptz NOT NULL,
+    interval_end   timestamptz NOT NULL,
+    reset          boolean     NOT NULL,
+    backend_type   text        NOT NULL,
+    object         text        NOT NULL,
+    context        text        NOT NULL,
+    reads          bigint      NOT NULL,
+    read_bytes     bigint      NOT NULL,
+    read_time      double precision NOT NULL,
+    writes         bigint      NOT NULL,
+    write_bytes    bigint      NOT NULL,
+    write_time     double precision NOT NULL,
+    writebacks     bigint      NOT NULL,
+    writeback_time double precision NOT NULL,
+    extends        bigint      NOT NULL,
+    extend_bytes   bigint      NOT NULL,
+    extend_time    double precision NOT NULL,
+    hits           bigint      NOT NULL,
+    evictions      bigint      NOT NULL,
+    reuses         bigint      NOT NULL,
+    fsyncs         bigint      NOT NULL,
+    fsync_time     double precision NOT NULL
+) PARTITION BY RANGE (interval_end);
+
 -- Replication is gauges (positions and lags), one row per standby / slot per snapshot.
 CREATE TABLE @extschema@.replication_stats (
     interval_start   timestamptz NOT NULL,
@@ -696,6 +725,17 @@ CREATE UNLOGGED TABLE @extschema@.bgwriter_counters (
     checkpoint_sync_time double precision, buffers_checkpoint bigint, buffers_clean bigint,
     maxwritten_clean bigint, buffers_backend bigint, buffers_backend_fsync bigint,
     buffers_alloc bigint
+);
+
+CREATE UNLOGGED TABLE @extschema@.io_counters (
+    backend_type text NOT NULL, object text NOT NULL, context text NOT NULL,
+    captured_at timestamptz NOT NULL,
+    reads bigint, read_bytes bigint, read_time double precision, writes bigint,
+    write_bytes bigint, write_time double precision, writebacks bigint,
+    writeback_time double precision, extends bigint, extend_bytes bigint,
+    extend_time double precision, hits bigint, evictions bigint, reuses bigint, fsyncs bigint,
+    fsync_time double precision,
+    PRIMARY KEY (backend_type, object, context)
 );
 
 -- pg_dump keeps the collected history (the counters above are rebuilt by the collector).

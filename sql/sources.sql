@@ -611,6 +611,58 @@ BEGIN
 END
 $$;
 
+-- pg_stat_io deltas (16+; the collector skips the source before, _source_unavailable()): one
+-- row per backend type, object and context that did any I/O in the interval.
+CREATE FUNCTION @extschema@._snapshot_io(previous_snapshot timestamptz,
+    interval_reset boolean, counters_zeroed boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET stats_fetch_consistency = snapshot
+AS $$
+DECLARE
+    snapshot_at timestamptz := pg_catalog.now();
+    written bigint := 0;
+BEGIN
+    IF previous_snapshot IS NOT NULL THEN
+        INSERT INTO @extschema@.io_stats
+        SELECT d.*
+          FROM @extschema@._io_now() c  -- our names on every server version (versions.sql)
+          LEFT JOIN @extschema@.io_counters p
+                 ON (p.backend_type, p.object, p.context)
+                    OPERATOR(pg_catalog.=) (c.backend_type, c.object, c.context)
+         CROSS JOIN LATERAL (SELECT
+               previous_snapshot AS interval_start, snapshot_at AS interval_end,
+               interval_reset OR c.reads < p.reads IS TRUE OR c.writes < p.writes IS TRUE
+                   OR c.hits < p.hits IS TRUE OR c.extends < p.extends IS TRUE AS reset,
+               c.backend_type, c.object, c.context,
+               @extschema@.counter_delta(c.reads, p.reads, counters_zeroed) AS reads,
+               @extschema@.counter_delta(c.read_bytes, p.read_bytes, counters_zeroed) AS read_bytes,
+               @extschema@.counter_delta(c.read_time, p.read_time, counters_zeroed) AS read_time,
+               @extschema@.counter_delta(c.writes, p.writes, counters_zeroed) AS writes,
+               @extschema@.counter_delta(c.write_bytes, p.write_bytes, counters_zeroed) AS write_bytes,
+               @extschema@.counter_delta(c.write_time, p.write_time, counters_zeroed) AS write_time,
+               @extschema@.counter_delta(c.writebacks, p.writebacks, counters_zeroed) AS writebacks,
+               @extschema@.counter_delta(c.writeback_time, p.writeback_time, counters_zeroed) AS writeback_time,
+               @extschema@.counter_delta(c.extends, p.extends, counters_zeroed) AS extends,
+               @extschema@.counter_delta(c.extend_bytes, p.extend_bytes, counters_zeroed) AS extend_bytes,
+               @extschema@.counter_delta(c.extend_time, p.extend_time, counters_zeroed) AS extend_time,
+               @extschema@.counter_delta(c.hits, p.hits, counters_zeroed) AS hits,
+               @extschema@.counter_delta(c.evictions, p.evictions, counters_zeroed) AS evictions,
+               @extschema@.counter_delta(c.reuses, p.reuses, counters_zeroed) AS reuses,
+               @extschema@.counter_delta(c.fsyncs, p.fsyncs, counters_zeroed) AS fsyncs,
+               @extschema@.counter_delta(c.fsync_time, p.fsync_time, counters_zeroed) AS fsync_time) d
+         WHERE (d.reads, d.writes, d.writebacks, d.extends, d.hits, d.evictions, d.reuses, d.fsyncs)
+               OPERATOR(pg_catalog.<>) (0, 0, 0, 0, 0, 0, 0, 0);
+        GET DIAGNOSTICS written = ROW_COUNT;
+    END IF;
+
+    DELETE FROM @extschema@.io_counters;
+    INSERT INTO @extschema@.io_counters SELECT * FROM @extschema@._io_now();
+    RETURN written;
+END
+$$;
+
 -- Gauges: the interval is the time since the previous snapshot of the same source.
 CREATE FUNCTION @extschema@._snapshot_replication(previous_snapshot timestamptz)
 RETURNS bigint

@@ -110,3 +110,67 @@ BEGIN
     RETURN (SELECT EXTRACT(epoch FROM b.stats_reset)::text FROM pg_catalog.pg_stat_bgwriter b);
 END
 $$;
+
+-- Why a source cannot run on this server (NULL when it can): the collector skips it and
+-- collector_status shows the reason.
+CREATE FUNCTION @extschema@._source_unavailable(source text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN source OPERATOR(pg_catalog.=) 'io'
+         AND pg_catalog.current_setting('server_version_num')::integer OPERATOR(pg_catalog.<) 160000
+        THEN pg_catalog.format('pg_stat_io needs PostgreSQL 16 or later (this server runs %s)',
+                               pg_catalog.current_setting('server_version'))
+    END
+$$;
+
+-- pg_stat_io (16+), one row per backend type, object and context:
+--   read_bytes, write_bytes, extend_bytes   18+: the view's own; 16-17: reads, writes, extends
+--                                           times op_bytes (removed in 18)
+--   every other counter                     same name on 16, 17 and 18
+-- NULL counters (an operation that does not happen in a context) stay NULL here. No rows
+-- before 16.
+CREATE FUNCTION @extschema@._io_now()
+RETURNS SETOF @extschema@.io_counters
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('server_version_num')::integer < 160000 THEN
+        RETURN;
+    ELSIF pg_catalog.current_setting('server_version_num')::integer >= 180000 THEN
+        RETURN QUERY
+        SELECT i.backend_type, i.object, i.context, pg_catalog.now(),
+               i.reads, i.read_bytes::bigint, i.read_time, i.writes, i.write_bytes::bigint,
+               i.write_time, i.writebacks, i.writeback_time, i.extends, i.extend_bytes::bigint,
+               i.extend_time, i.hits, i.evictions, i.reuses, i.fsyncs, i.fsync_time
+          FROM pg_catalog.pg_stat_io i;
+    ELSE
+        RETURN QUERY
+        SELECT i.backend_type, i.object, i.context, pg_catalog.now(),
+               i.reads, i.reads OPERATOR(pg_catalog.*) i.op_bytes, i.read_time,
+               i.writes, i.writes OPERATOR(pg_catalog.*) i.op_bytes, i.write_time,
+               i.writebacks, i.writeback_time,
+               i.extends, i.extends OPERATOR(pg_catalog.*) i.op_bytes, i.extend_time,
+               i.hits, i.evictions, i.reuses, i.fsyncs, i.fsync_time
+          FROM pg_catalog.pg_stat_io i;
+    END IF;
+END
+$$;
+
+-- The io source's epoch: pg_stat_reset_shared('io') zeroes every row of pg_stat_io and sets
+-- one stats_reset for all of them. NULL before 16.
+CREATE FUNCTION @extschema@._io_epoch()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('server_version_num')::integer < 160000 THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT EXTRACT(epoch FROM pg_catalog.max(i.stats_reset))::text FROM pg_catalog.pg_stat_io i);
+END
+$$;

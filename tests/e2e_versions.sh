@@ -65,6 +65,16 @@ check "_bgwriter_now() has no NULL counter" t \
                            buffers_checkpoint, buffers_clean, maxwritten_clean, buffers_backend,
                            buffers_backend_fsync, buffers_alloc) = 0 FROM dbanalytics._bgwriter_now()")"
 
+if [ "$PG_MAJOR" -ge 16 ]; then
+    if [ "$PG_MAJOR" -ge 18 ]; then bytes="read_bytes"; else bytes="reads * op_bytes"; fi
+    check "_io_now() has every row of pg_stat_io, read_bytes = $bytes" t \
+        "$(q "BEGIN; SET LOCAL stats_fetch_consistency = snapshot;
+              SELECT (SELECT count(*) FROM dbanalytics._io_now()) = (SELECT count(*) FROM pg_stat_io)
+                 AND (SELECT sum(read_bytes) FROM dbanalytics._io_now())
+                     IS NOT DISTINCT FROM (SELECT sum($bytes)::bigint FROM pg_stat_io);
+              COMMIT" | grep -x '[tf]')"
+fi
+
 step "pgbench workload (4 clients, 24 s) with a CHECKPOINT after the first snapshots"
 wait_for "a first bgwriter snapshot (the baseline)" 30 \
     holds "EXISTS (SELECT FROM dbanalytics.source_state WHERE source = 'bgwriter')"
@@ -106,11 +116,49 @@ check "no bgwriter interval is negative" 0 \
            WHERE least(checkpoints_timed, checkpoints_req, buffers_checkpoint, buffers_clean, buffers_backend,
                        buffers_alloc) < 0 OR least(checkpoint_write_time, checkpoint_sync_time) < 0")"
 
+step "pg_stat_io (the io source, 16+)"
+if [ "$PG_MAJOR" -ge 16 ]; then
+    # on 18 a read may cover several blocks (io_combine_limit), hence bytes >= reads * BLCKSZ
+    check "relation reads in io_stats, with read time and bytes" t \
+        "$(q "SELECT sum(reads) > 0 AND sum(read_time) > 0 AND sum(read_bytes) >= sum(reads) * 8192
+                FROM dbanalytics.io_stats WHERE object = 'relation'")"
+    check "the CHECKPOINT's writes in io_stats (backend type checkpointer)" t \
+        "$(q "SELECT sum(writes) > 0 FROM dbanalytics.io_stats
+               WHERE backend_type = 'checkpointer' AND interval_end > '$CKPT_AT'")"
+    check "no io_stats row without activity, none negative" 0 \
+        "$(q "SELECT count(*) FROM dbanalytics.io_stats
+               WHERE greatest(reads, writes, writebacks, extends, hits, evictions, reuses, fsyncs) = 0
+                  OR least(reads, read_bytes, writes, write_bytes, writebacks, extends, extend_bytes, hits,
+                           evictions, reuses, fsyncs) < 0
+                  OR least(read_time, write_time, writeback_time, extend_time, fsync_time) < 0")"
+    check "io_activity: client backends' buffer hits in the last hour, and the reads" t \
+        "$(q "SELECT bool_or(backend_type = 'client backend' AND object = 'relation' AND context = 'normal'
+                             AND hits > 0 AND hit_ratio > 0 AND hit_ratio <= 1)
+                 AND sum(reads) > 0 AND bool_and(covered > interval '0')
+                FROM dbanalytics.io_activity")"
+    q "SELECT pg_stat_reset_shared('io')" >/dev/null
+    RESET_AT=$(q "SELECT now()")
+    q "SELECT count(*) FROM pgbench_accounts" >/dev/null
+    wait_for "two io runs after pg_stat_reset_shared('io')" 30 \
+        holds "(SELECT count(*) FROM dbanalytics.collector_runs WHERE source = 'io' AND started_at > '$RESET_AT') >= 2"
+    check "after pg_stat_reset_shared('io'): exactly one io run marked reset, and no negative delta" "1 0" \
+        "$(q "SELECT (SELECT count(*) FROM dbanalytics.collector_runs
+                       WHERE source = 'io' AND started_at > '$RESET_AT' AND reset)
+                     || ' ' ||
+                     (SELECT count(*) FROM dbanalytics.io_stats WHERE least(reads, writes, hits, extends) < 0)")"
+else
+    check "collector_status: io skipped, and why" "skipped:pg_stat_io needs PostgreSQL 16 or later" \
+        "$(q "SELECT health || ':' || split_part(skipped_reason, ' (', 1)
+                FROM dbanalytics.collector_status WHERE source = 'io'")"
+    check "io_stats and io_activity are empty" "0 0" \
+        "$(q "SELECT (SELECT count(*) FROM dbanalytics.io_stats) || ' ' || (SELECT count(*) FROM dbanalytics.io_activity)")"
+fi
+
 step "collector_status: every source healthy"
 check "sources that are not healthy" "" \
     "$(q "SELECT coalesce(string_agg(source || ':' || health || ':' || coalesce(last_error, skipped_reason, ''), ' '
                                      ORDER BY source), '')
-            FROM dbanalytics.collector_status WHERE health <> 'healthy'")"
+            FROM dbanalytics.collector_status WHERE health <> 'healthy' AND NOT $UNAVAILABLE_HERE")"
 
 step "The analytics answer as on every other major"
 check "health_score(): an overall score in [0, 100] and every component scored" t \

@@ -216,6 +216,52 @@ def section_tick(res, meta):
     return table(header, lines) + "\n"
 
 
+# what scripts/bench's dba_snapshot records (sections 3 and 7)
+DBA_SNAPSHOT_LABELS = [
+    ("dba_statements_first", "dbanalytics statements source, first sight of 5,000 statements (texts stored) (server)"),
+    ("dba_statements_changed", "dbanalytics statements source, 5,000 statements changed (server)"),
+    ("dba_statements_unchanged", "dbanalytics statements source, nothing changed (server)"),
+    ("dba_snapshot_first", "`SELECT * FROM dbanalytics.take_snapshot()`, first sight, all sources (client)"),
+    ("dba_snapshot_changed", "`SELECT * FROM dbanalytics.take_snapshot()`, 5,000 changed, all sources (client)"),
+    ("dba_snapshot_unchanged", "`SELECT * FROM dbanalytics.take_snapshot()`, nothing changed (client)"),
+]
+
+
+def section_versions(res, meta):
+    """Section 7: worker CPU and snapshot cost per major, one column per major."""
+    cpu = read_tsv(os.path.join(res, "versions_cpu.tsv"))
+    if not cpu:
+        return "_Not run._\n"
+    clk = num(meta.get("clk_tck", "100"))
+    arms = sorted({r["arm"] for r in cpu}, key=lambda a: int(a[1:]))
+    heads = ["PostgreSQL " + a[1:] for a in arms]
+    runs = {}
+    for r in cpu:
+        a = runs.setdefault((int(r["clients"]), r["arm"]), {"procs": {}, "wall": num(r["wall_s"]),
+                                                            "tps": num(r["tps"]), "snapshots": r["snapshots"]})
+        a["procs"][r["process"].replace("dbanalytics_", "")] = num(r["ticks"])
+    lines = []
+    for clients in sorted({c for c, _ in runs}):
+        cells = []
+        for arm in arms:
+            a = runs.get((clients, arm))
+            if not a:
+                cells.append("–")
+                continue
+            share = lambda t: fmt(100 * t / clk / a["wall"], 3)
+            parts = ", ".join(f"{p} {share(t)} %" for p, t in sorted(a["procs"].items()))
+            cells.append(f"**{share(sum(a['procs'].values()))} %** ({parts}; {a['snapshots']} snapshots, "
+                         f"{fmt(a['tps'], 0)} TPS)")
+        lines.append([f"worker CPU, {clients} clients (% of one core)"] + cells)
+    for key, label in DBA_SNAPSHOT_LABELS:
+        cells = []
+        for arm in arms:
+            v = [num(r["ms"]) for r in read_tsv(os.path.join(res, f"versions_snapshot_{arm}.tsv")) if r["what"] == key]
+            cells.append(f"{fmt(median(v), 1)} (max {fmt(max(v), 1)}, {len(v)} runs)" if v else "–")
+        lines.append([label + ", median ms"] + cells)
+    return table(["measure"] + heads, lines) + "\n"
+
+
 def section_snapshot(res, meta):
     rows = read_tsv(os.path.join(res, "snapshot.tsv"))
     if not rows:
@@ -229,12 +275,7 @@ def section_snapshot(res, meta):
     labels = [
         ("pgss_read", "`SELECT count(*) FROM pg_stat_statements(false)` (client)"),
         ("pgss_read_texts", "`SELECT count(*) FROM pg_stat_statements(true)` (client, with texts)"),
-        ("dba_statements_first", "dbanalytics statements source, first sight of 5,000 statements (texts stored) (server)"),
-        ("dba_statements_changed", "dbanalytics statements source, 5,000 statements changed (server)"),
-        ("dba_statements_unchanged", "dbanalytics statements source, nothing changed (server)"),
-        ("dba_snapshot_first", "`SELECT * FROM dbanalytics.take_snapshot()`, first sight, all sources (client)"),
-        ("dba_snapshot_changed", "`SELECT * FROM dbanalytics.take_snapshot()`, 5,000 changed, all sources (client)"),
-        ("dba_snapshot_unchanged", "`SELECT * FROM dbanalytics.take_snapshot()`, nothing changed (client)"),
+        *DBA_SNAPSHOT_LABELS,
         ("powa_snapshot_first", "`SELECT powa_take_snapshot()`, first sight (client)"),
         ("powa_snapshot_changed", "`SELECT powa_take_snapshot()`, 5,000 changed (client)"),
         ("powa_snapshot_unchanged", "`SELECT powa_take_snapshot()`, nothing changed (client)"),
@@ -734,6 +775,20 @@ def report(res, out_path):
       "another, identical day removed with `DROP TABLE` of its partitions (what the collector's retention "
       "does). Time is wall time of the statements (autocommit), WAL from `pg_current_wal_insert_lsn()`.\n")
     P(section_retention(res, meta))
+
+    P("## 7. PostgreSQL 15 and 18 side by side\n")
+    P("Sections 1 (worker CPU) and 3 (snapshot cost) for dbanalytics alone on every major the tests run on "
+      "(PoWA and pg_wait_sampling are packaged for PostgreSQL 15 only here): one cluster per major, each from a "
+      "private copy of that major's installation with the library this run built for it, measured one after the "
+      "other (not side by side in time) with the same settings: "
+      f"{meta.get('versions_settings', '?')} (dbanalytics' defaults otherwise, latency histograms included, so the "
+      "collector figures are not arm (b)'s, which runs with histograms off, next to two other monitored clusters). "
+      "Worker CPU: `pgbench -n -S -M prepared -c {8,100} -j 2` for the section 1 duration after pgbench's tables "
+      "at the same scale; snapshot cost: the 5,000 statements of section 3 before each hand-made snapshot, the "
+      "workers disabled. Servers: "
+      + "; ".join(f"{k.replace('versions_pg', 'PostgreSQL ')}: {v}" for k, v in sorted(meta.items())
+                  if k.startswith("versions_pg")) + ".\n")
+    P(section_versions(res, meta))
 
     P("## Commands and parameters\n")
     P("```")

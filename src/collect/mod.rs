@@ -61,6 +61,15 @@ impl Collected {
             skipped: None,
         }
     }
+
+    /// A source that cannot run here, and why (collector_status shows it).
+    fn skipped(reason: impl Into<String>) -> Self {
+        Collected {
+            rows: 0,
+            interval: Interval::Continuous,
+            skipped: Some(reason.into()),
+        }
+    }
 }
 
 type SourceFn = fn() -> Result<Collected, SourceError>;
@@ -74,6 +83,7 @@ const SNAPSHOT_SOURCES: &[(&str, SourceFn)] = &[
     ("tables", snapshot_tables),
     ("indexes", snapshot_indexes),
     ("bgwriter", snapshot_bgwriter),
+    ("io", snapshot_io),
     ("replication", snapshot_replication),
     ("replication_slots", snapshot_replication_slots),
     ("rollup", rollup_minutes),
@@ -401,13 +411,9 @@ fn snapshot_counters(
 /// zero); if they cannot be stored they are put back, so the next snapshot stores them.
 fn persist_latency() -> Result<Collected, SourceError> {
     let Some(histograms) = crate::histogram::table::table() else {
-        return Ok(Collected {
-            rows: 0,
-            interval: Interval::Continuous,
-            skipped: Some(
-                "latency histograms need dbanalytics in shared_preload_libraries".to_string(),
-            ),
-        });
+        return Ok(Collected::skipped(
+            "latency histograms need dbanalytics in shared_preload_libraries",
+        ));
     };
     let (interval, previous_snapshot, current) = read_interval("latency", POSTMASTER_ONLY_EPOCH)?;
     // the first time, counts have accumulated since the server started
@@ -540,15 +546,10 @@ fn snapshot_statements() -> Result<Collected, SourceError> {
     )
     .map_err(spi_error)?;
     let Some(schema) = schema else {
-        return Ok(Collected {
-            rows: 0,
-            interval: Interval::Continuous,
-            skipped: Some(
-                "pg_stat_statements is not installed in this database: \
-                 CREATE EXTENSION pg_stat_statements (and preload it) to collect statements"
-                    .to_string(),
-            ),
-        });
+        return Ok(Collected::skipped(
+            "pg_stat_statements is not installed in this database: \
+                 CREATE EXTENSION pg_stat_statements (and preload it) to collect statements",
+        ));
     };
     // pg_stat_statements_info's reset time and evictions, where its version has them (versions.sql)
     let epoch_sql = format!(
@@ -615,6 +616,22 @@ fn snapshot_bgwriter() -> Result<Collected, SourceError> {
     snapshot_counters("bgwriter", epoch_sql, |previous, interval| {
         format!(
             "SELECT dbanalytics._snapshot_bgwriter({})",
+            interval_arguments(previous, interval)
+        )
+    })
+}
+
+/// pg_stat_io, on the servers that have it (versions.sql says which).
+fn snapshot_io() -> Result<Collected, SourceError> {
+    let unavailable = spi::select_one::<String>("SELECT dbanalytics._source_unavailable('io')")
+        .map_err(spi_error)?;
+    if let Some(reason) = unavailable {
+        return Ok(Collected::skipped(reason));
+    }
+    let epoch_sql = "SELECT dbanalytics._server_life(), dbanalytics._io_epoch(), NULL::bigint";
+    snapshot_counters("io", epoch_sql, |previous, interval| {
+        format!(
+            "SELECT dbanalytics._snapshot_io({})",
             interval_arguments(previous, interval)
         )
     })

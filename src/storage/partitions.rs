@@ -94,6 +94,7 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
     table("database_latency", Tier::Hours),
     table("database_stats", Tier::Hours),
     table("bgwriter_stats", Tier::Hours),
+    table("io_stats", Tier::Hours),
     table("replication_stats", Tier::Hours),
     table("replication_slot_stats", Tier::Hours),
     table("health_history", Tier::Hours),
