@@ -104,6 +104,55 @@ check "every sample line is one metric, labels and a number" 0 \
     "$(q "SELECT count(*) FROM lines WHERE l NOT LIKE '# %'
             AND l !~ '^dbanalytics_[a-z_]+(\{.*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$'")"
 
+step "Grafana dashboard: every panel query runs and returns what its panel expects"
+FROM_TS=$(q "SELECT to_char((now() - interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+TO_TS=$(q "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+# the panels' queries with Grafana's PostgreSQL macros expanded as Grafana expands them
+python3 - dashboards/grafana-dbanalytics.json "$FROM_TS" "$TO_TS" >"$DIR/panels.tsv" <<'EOF'
+import json, re, sys
+dash, frm, to = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+for panel in dash["panels"]:
+    for target in panel["targets"]:
+        sql = re.sub(r"\$__timeFilter\(([^)]+)\)", lambda m: f"{m.group(1)} BETWEEN '{frm}' AND '{to}'", target["rawSql"])
+        sql = sql.replace("$__timeFrom()", f"'{frm}'").replace("$__timeTo()", f"'{to}'")
+        if "$" in sql or "\t" in sql or "\n" in sql:
+            sys.exit(f"panel {panel['title']!r}: an unexpanded macro or a tab or line feed in its query")
+        print(f"{panel['title']}\t{target['format']}\t{sql}")
+EOF
+# panels this workload must fill (no standby, no alert, no lock wait, no health record yet)
+MUST_HAVE_ROWS="Health score|Transactions per second|Latency p50 / p95 / p99 (ms)|Connections by state|Wait events (average active sessions)|Cache hit ratio|Top queries by total time|Query latency percentiles|Connection pools (latest minute)|Index verdicts|Collector health|The monitor's own storage"
+panel_problems=""
+panels=0
+while IFS=$'\t' read -r title format sql; do
+    panels=$((panels + 1))
+    if ! out=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U metrics_reader -d "$DB" \
+            -c "CREATE TEMP VIEW panel AS $sql" \
+            -c "SELECT (SELECT count(*) FROM panel) || ' ' || string_agg(attname || ':' || format_type(atttypid, NULL), ',' ORDER BY attnum)
+                  FROM pg_attribute WHERE attrelid = 'panel'::regclass AND attnum > 0" 2>&1); then
+        panel_problems+="[$title: $out] "
+        continue
+    fi
+    rows=${out%% *}
+    columns=${out#* }
+    info "$title ($format): $rows rows; $columns"
+    if [ "$format" = time_series ]; then
+        # Grafana's time series format: a time column, then numbers, optionally one text column metric
+        [[ $columns == time:"timestamp with time zone",* ]] || panel_problems+="[$title: no leading time column] "
+        while IFS= read -r column; do
+            case $column in
+                time:*|metric:text) ;;
+                *:"double precision"|*:numeric|*:bigint|*:integer) ;;
+                *) panel_problems+="[$title: column $column is neither a number nor metric] " ;;
+            esac
+        done < <(tr ',' '\n' <<<"$columns")
+    fi
+    if [[ "|$MUST_HAVE_ROWS|" == *"|$title|"* ]] && [ "$rows" = 0 ]; then
+        panel_problems+="[$title: no rows] "
+    fi
+done <"$DIR/panels.tsv"
+check "panel queries run as a dbanalytics_reader, time series are shaped for Grafana, the workload's panels have rows ($panels panels)" \
+    "" "$panel_problems"
+
 step "A dbanalytics_reader gets the export"
 "$PG_BIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U metrics_reader -d "$DB" \
     -c "SELECT dbanalytics.metrics_prometheus()" >"$DIR/metrics-reader.prom"
