@@ -62,6 +62,10 @@ fn statement_count(query: &str) -> usize {
     };
     // SAFETY: raw_parser only reads the string; a syntax error is raised as a PostgreSQL ERROR.
     unsafe {
+        // PostgreSQL 14 added the parse mode; 13 parses statements only
+        #[cfg(feature = "pg13")]
+        let list = pg_sys::raw_parser(query.as_ptr());
+        #[cfg(not(feature = "pg13"))]
         let list = pg_sys::raw_parser(query.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
         if list.is_null() {
             0
