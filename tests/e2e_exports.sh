@@ -50,7 +50,9 @@ step "Workload: pgbench for 12 s and a sleeping session of the hostile role"
 "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U "$HOSTILE" -d "$DB" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
 SLEEPER=$!
 as_pg_user "$PG_BIN/pgbench" -h "$DIR" -p "$PORT" -U postgres -c 4 -j 2 -T 12 "$DB" >"$DIR/pgbench.log" 2>&1
-wait_for "latency histograms and a pool minute" 40 \
+# a pool minute exists once its whole minute has passed and a snapshot rolled it up: up to 60 s
+# after the workload, plus a snapshot interval
+wait_for "latency histograms and a pool minute" 120 \
     holds "EXISTS (SELECT FROM dbanalytics.database_latency) AND EXISTS (SELECT FROM dbanalytics.pool_minute)"
 wait_for "a sampler tick that saw the hostile role's session" 10 \
     holds "EXISTS (SELECT FROM dbanalytics.connection_samples WHERE usename = '$(sed "s/'/''/g" <<<"$HOSTILE")'
