@@ -47,7 +47,7 @@ check "the hostile role exists with its exact name" "$HOSTILE" \
 q "CREATE ROLE metrics_reader LOGIN IN ROLE dbanalytics_reader"
 
 step "Workload: pgbench for 12 s and a sleeping session of the hostile role"
-"$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U "$HOSTILE" -d "$DB" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+"$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U "$HOSTILE" -d "$DB" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
 SLEEPER=$!
 as_pg_user "$PG_BIN/pgbench" -h "$DIR" -p "$PORT" -U postgres -c 4 -j 2 -T 12 "$DB" >"$DIR/pgbench.log" 2>&1
 # a pool minute exists once its whole minute has passed and a snapshot rolled it up: up to 60 s
