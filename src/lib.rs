@@ -95,6 +95,16 @@ extension_sql_file!(
     name = "storage",
     requires = ["schema", api::storage::_storage_tiers]
 );
+extension_sql_file!(
+    "../sql/report.sql",
+    name = "report",
+    requires = [
+        "alerts",
+        "analytics_waits",
+        "storage",
+        api::advisor::index_advice
+    ]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 static PRELOADED: AtomicBool = AtomicBool::new(false);

@@ -18,16 +18,7 @@ holds() { [ "$(q "SELECT ($1)")" = t ]; }
 
 stop_clusters_on_exit "$DIR"
 
-if ! command -v promtool >/dev/null; then
-    step "Installing promtool (Debian package prometheus; its service is not started)"
-    sudo_cmd=()
-    [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends prometheus \
-        >/dev/null 2>&1 || {
-        "${sudo_cmd[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    }
-fi
+ensure_command promtool prometheus
 
 step "PostgreSQL $PG_MAJOR: a cluster sampling every second, a snapshot every 5 s"
 cluster_init "$DIR" "$PORT" \

@@ -290,6 +290,20 @@ ensure_toolchain() {
     for major in "${majors[@]}"; do ensure_private_pg "$major"; done
 }
 
+# ensure_command COMMAND PACKAGE: installs the Debian PACKAGE (without its recommendations; a
+# service it ships is not started) when COMMAND is not on the PATH. Idempotent.
+ensure_command() {
+    local command=$1 package=$2 sudo_cmd=()
+    command -v "$command" >/dev/null && return 0
+    step "Installing $command (Debian package $package)"
+    [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$package" \
+        >/dev/null 2>&1 || {
+        "${sudo_cmd[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$package" >/dev/null
+    }
+}
+
 # install_extension [cargo pgrx package flags, e.g. --debug]: builds dbanalytics (release by
 # default) for the PostgreSQL in PG_CONFIG and installs it there. PG_CONFIG must be a private
 # installation under target/ (the system one is never written). Each file is copied under a

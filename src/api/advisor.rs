@@ -341,7 +341,7 @@ fn hypopg_schema() -> Option<String> {
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn index_advice(
+pub fn index_advice(
     analysis_window: default!(Option<pgrx::datum::Interval>, "'1 day'"),
     max_candidates: default!(Option<i32>, 10),
 ) -> TableIterator<
