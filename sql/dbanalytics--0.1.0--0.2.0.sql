@@ -3827,6 +3827,8 @@ $$;
 -- counts as zero there), stacked in the order of the series' totals, largest at the bottom.
 -- Every series is one <polyline> (lines) or <polygon> (areas) with data-series and data-points
 -- attributes, and a <title> a browser shows on hover; the y axis starts at 0 and names the unit.
+-- At most 9 series are drawn (see kept); NULL, NaN and infinite values are left out, negative
+-- ones drawn as 0.
 CREATE FUNCTION @extschema@._svg_chart(chart_id text, title text, unit text, from_time timestamptz,
                                        to_time timestamptz, stacked boolean,
                                        at timestamptz[], series text[], value double precision[])
@@ -3840,10 +3842,12 @@ WITH frame AS (
            GREATEST(pg_catalog.date_part('epoch', to_time - from_time), 1) AS span
 ), points AS (
     SELECT LEAST(pg_catalog.floor(pg_catalog.date_part('epoch', u.at - from_time) / f.span * f.buckets),
-                 f.buckets - 1)::integer AS bucket, u.at, u.series, u.value
+                 f.buckets - 1)::integer AS bucket, u.at, u.series,
+           LEAST(GREATEST(u.value, 0), 1e300) AS value  -- the y axis starts at 0
       FROM ROWS FROM (pg_catalog.unnest(at), pg_catalog.unnest(series), pg_catalog.unnest(value)) u(at, series, value),
            frame f
-     WHERE u.value IS NOT NULL AND u.series IS NOT NULL AND u.at >= from_time AND u.at <= to_time
+     WHERE u.value > '-Infinity'::float8 AND u.value < 'Infinity'::float8  -- neither NULL nor NaN nor infinite
+       AND u.series IS NOT NULL AND u.at >= from_time AND u.at <= to_time
 ), bucket_times AS (
     SELECT p.bucket, pg_catalog.count(DISTINCT p.at) AS times FROM points p GROUP BY p.bucket
 ), averaged AS (
@@ -3852,17 +3856,29 @@ WITH frame AS (
                 ELSE pg_catalog.avg(p.value) END AS value
       FROM points p JOIN bucket_times t USING (bucket)
      GROUP BY p.bucket, p.series
-), names AS (
+), ranked AS (
     SELECT a.series, pg_catalog.row_number() OVER (ORDER BY pg_catalog.sum(a.value) DESC, a.series) AS i
       FROM averaged a GROUP BY a.series
+), kept AS (
+    -- at most 9 series: in a stacked chart the others add up to one series "other", a line chart
+    -- leaves them out (and says so under the legend)
+    SELECT a.bucket, CASE WHEN r.i <= 9 THEN a.series ELSE 'other' END AS series, pg_catalog.sum(a.value) AS value
+      FROM averaged a JOIN ranked r USING (series)
+     WHERE r.i <= 9 OR stacked
+     GROUP BY 1, 2
+), left_out AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE r.i > 9 AND NOT stacked) AS n FROM ranked r
+), names AS (
+    SELECT k.series, pg_catalog.row_number() OVER (ORDER BY pg_catalog.sum(k.value) DESC, k.series) AS i
+      FROM kept k GROUP BY k.series
 ), filled AS (
     -- stacked areas need every series in every bucket that has data
-    SELECT t.bucket, n.series, n.i, COALESCE(a.value, 0) AS value
+    SELECT t.bucket, n.series, n.i, COALESCE(k.value, 0) AS value
       FROM bucket_times t CROSS JOIN names n
-      LEFT JOIN averaged a ON a.bucket = t.bucket AND a.series = n.series
+      LEFT JOIN kept k ON k.bucket = t.bucket AND k.series = n.series
      WHERE stacked
     UNION ALL
-    SELECT a.bucket, a.series, n.i, a.value FROM averaged a JOIN names n USING (series) WHERE NOT stacked
+    SELECT k.bucket, k.series, n.i, k.value FROM kept k JOIN names n USING (series) WHERE NOT stacked
 ), layered AS (
     SELECT l.bucket, l.series, l.i,
            CASE WHEN stacked THEN pg_catalog.sum(l.value) OVER (PARTITION BY l.bucket ORDER BY l.i) ELSE l.value END AS upper,
@@ -3889,7 +3905,10 @@ WITH frame AS (
 ), palette AS (
     SELECT '{#1f77b4,#ff7f0e,#2ca02c,#d62728,#9467bd,#8c564b,#e377c2,#7f7f7f,#bcbd22,#17becf}'::text[] AS colors
 ), legend_rows AS (
-    SELECT GREATEST(pg_catalog.ceil((SELECT pg_catalog.count(*) FROM names) / 3.0), 1)::integer AS n
+    -- 3 series per row, and a row for the note on series left out
+    SELECT GREATEST(pg_catalog.ceil((SELECT pg_catalog.count(*) FROM names) / 3.0), 1)::integer
+           + CASE WHEN o.n > 0 THEN 1 ELSE 0 END AS n
+      FROM left_out o
 )
 SELECT '<figure class="chart" id="' || @extschema@._html_escape(chart_id) || '"><figcaption>'
        || @extschema@._html_escape(title) || ' <span class="unit">(' || @extschema@._html_escape(unit) || ')</span></figcaption>'
@@ -3940,8 +3959,10 @@ SELECT '<figure class="chart" id="' || @extschema@._html_escape(chart_id) || '">
                        f.x0 + ((n.i - 1) % 3) * 260 + 14, 270 + ((n.i - 1) / 3) * 18 - 3,
                        @extschema@._html_escape(pg_catalog.left(n.series, 40))), '' ORDER BY n.i)
                       FROM names n, palette p), '')
+       || CASE WHEN o.n > 0 THEN pg_catalog.format('<text class="legend" x="%s" y="%s">%s more series not drawn (the 9 largest are)</text>',
+                                                   f.x0, 270 + (lr.n - 1) * 18 - 3, o.n) ELSE '' END
        || '</svg></figure>'
-  FROM frame f, scale s, legend_rows lr
+  FROM frame f, scale s, legend_rows lr, left_out o
 $$;
 
 -- One section of the report: an anchor, a heading and its body (already HTML).
@@ -3976,9 +3997,6 @@ WITH args AS MATERIALIZED (
     SELECT w.minute, w.wait_event_type || ': ' || w.wait_event AS event, pg_catalog.sum(w.avg_active_sessions) AS sessions
       FROM @extschema@.wait_events_by_minute(analysis_window) w
      GROUP BY 1, 2
-), wait_top AS (
-    SELECT w.event, pg_catalog.row_number() OVER (ORDER BY pg_catalog.sum(w.sessions) DESC, w.event) AS i
-      FROM waits w GROUP BY w.event
 ), pools AS MATERIALIZED (
     SELECT p.* FROM @extschema@.connection_pool_analytics(analysis_window) p
 ), chains AS MATERIALIZED (
@@ -3986,7 +4004,7 @@ WITH args AS MATERIALIZED (
 ), sections AS (
     SELECT 1 AS ord, @extschema@._html_section('health', 'Health', pg_catalog.concat(
         pg_catalog.format('<p class="score">Overall score <b>%s</b> / 100</p>',
-                          COALESCE(@extschema@._html_escape(h.h ->> 'overall_score'), 'unknown')),
+                          @extschema@._html_escape(COALESCE(h.h ->> 'overall_score', 'unknown'))),
         '<h3>Components</h3>',
         @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
                                      'component', c.key, 'score', c.value::text::numeric,
@@ -4011,8 +4029,9 @@ WITH args AS MATERIALIZED (
                                      'rule', a.rule, 'severity', a.severity, 'opened at', @extschema@._html_time(a.opened_at),
                                      'last seen', @extschema@._html_time(a.last_seen_at), 'value', a.value, 'threshold', a.threshold)
                                      ORDER BY a.opened_at)
-                                   FROM @extschema@.alerts a WHERE a.resolved_at IS NULL), 'No alert is open.'))) AS html
-      FROM health h
+                                   FROM (SELECT a.* FROM @extschema@.alerts a WHERE a.resolved_at IS NULL
+                                          ORDER BY a.opened_at LIMIT x.n) a), 'No alert is open.'))) AS html
+      FROM health h, args x
     UNION ALL
     SELECT 2, @extschema@._html_section('throughput', 'Throughput, latency and connections', pg_catalog.concat(
         (SELECT @extschema@._svg_chart('chart-throughput', 'Throughput', 'per second', a.lo, a.hi, false,
@@ -4036,9 +4055,9 @@ WITH args AS MATERIALIZED (
     UNION ALL
     SELECT 3, @extschema@._html_section('waits', 'Wait events', pg_catalog.concat(
         (SELECT @extschema@._svg_chart('chart-waits', 'Wait events (average active sessions, stacked)', 'sessions',
-                    a.lo, a.hi, true, pg_catalog.array_agg(w.minute),
-                    pg_catalog.array_agg(CASE WHEN t.i <= 8 THEN w.event ELSE 'other' END), pg_catalog.array_agg(w.sessions))
-           FROM waits w JOIN wait_top t USING (event)),
+                    a.lo, a.hi, true, pg_catalog.array_agg(w.minute), pg_catalog.array_agg(w.event),
+                    pg_catalog.array_agg(w.sessions))
+           FROM waits w),
         @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
                                      'wait event', x.event, 'average active sessions', pg_catalog.round(x.aas::numeric, 3))
                                      ORDER BY x.aas DESC)
@@ -4109,7 +4128,8 @@ WITH args AS MATERIALIZED (
                                      ORDER BY p.datname, p.usename, p.application_name)
                                    FROM (SELECT DISTINCT ON (p.datname, p.usename, p.application_name) p.*
                                            FROM pools p
-                                          ORDER BY p.datname, p.usename, p.application_name, p.minute DESC) p),
+                                          ORDER BY p.datname, p.usename, p.application_name, p.minute DESC
+                                          LIMIT a.n) p),
                                 'No pool was sampled in this window.')))
       FROM args a
     UNION ALL
@@ -4172,7 +4192,7 @@ WITH args AS MATERIALIZED (
                                      'replay lag s', r.replay_lag_seconds, 'replay lag bytes', r.replay_lag_bytes,
                                      'max replay lag s in window', r.max_replay_lag_seconds_in_window,
                                      'retained bytes', r.retained_bytes, 'detail', r.detail))
-                                   FROM @extschema@.replication_analytics(analysis_window) r),
+                                   FROM (SELECT r.* FROM @extschema@.replication_analytics(analysis_window) r LIMIT a.n) r),
                                 'No standby or replication slot.')))
       FROM args a
     UNION ALL

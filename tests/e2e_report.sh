@@ -163,6 +163,23 @@ check "the superuser's report shows them" t "$(grep -q 'sum(amount) FROM demo_or
 check "the reader's report says where a text was hidden" t \
     "$(grep -q '&lt;insufficient privilege&gt;' "$DIR/report-reader.html" && echo t || echo f)"
 
+step "Charts draw at most 9 series, and only finite values"
+# 12 series of 5 points each, series sN at N * 10 + minute; s0 is NaN everywhere
+chart() {
+    q "SELECT dbanalytics._svg_chart('c', 't', 'u', now() - interval '1 hour', now(), $1,
+              array_agg(now() - interval '1 minute' * m), array_agg('s' || s),
+              array_agg(CASE WHEN s = 0 THEN 'NaN'::float8 ELSE s * 10 + m END))
+         FROM generate_series(0, 12) s, generate_series(1, 5) m"
+}
+LINES=$(chart false)
+STACKED=$(chart true)
+count() { grep -o "$1" <<<"$2" | wc -l; }
+check "a line chart of 12 series draws the 9 largest (s4..s12) and says 3 are left out" "9 1 0 0 1" \
+    "$(count '<polyline' "$LINES") $(count 'data-series="s4"' "$LINES") $(count 'data-series="s3"' "$LINES") $(count 'data-series="s0"' "$LINES") $(count '3 more series not drawn' "$LINES")"
+check "a stacked chart draws the 9 largest and one \"other\" (s1..s3 added up), no NaN series" "10 1 0 0" \
+    "$(count '<polygon' "$STACKED") $(count 'data-series="other"' "$STACKED") $(count 'data-series="s3"' "$STACKED") $(count 'data-series="s0"' "$STACKED")"
+check "no NaN reaches the SVG" 0 "$(count NaN "$LINES$STACKED")"
+
 step "Arguments are checked"
 refusal() {
     q "DO \$\$ DECLARE hint text; BEGIN PERFORM $1;

@@ -571,12 +571,13 @@ def summary(res, meta):
                       f"({fmt(100 * added / slopes['pgss'], 2)} %); PoWA + pg_wait_sampling: "
                       + (f"{fmt(slopes['powa'] - slopes['pgss'], 0)}" if slopes.get("powa") else "?"), ""])
     an = read_tsv(os.path.join(res, "analytics.tsv"))
-    hs = [num(r["ms"]) for r in an if r["object"] in ("health_score('7 days')",) and r["dataset"].startswith("7")]
-    if hs:
-        lines.append(["`health_score('7 days')` ≤ 250 ms on 7 days of history", f"median {fmt(median(hs), 1)} ms",
-                      "yes" if median(hs) <= 250 else "no"])
-    elif an:
-        lines.append(["`health_score()` over 7 days ≤ 250 ms", "not in this build", ""])
+    for call, limit_ms, issue in (("health_score('7 days')", 250, "issue 7"), ("report_html('7 days')", 1000, "issue 16")):
+        ms = [num(r["ms"]) for r in an if r["object"] == call and r["dataset"].startswith("7")]
+        if ms:
+            lines.append([f"`{call}` ≤ {fmt(limit_ms, 0)} ms on 7 days of history ({issue})", f"median {fmt(median(ms), 1)} ms",
+                          "yes" if median(ms) <= limit_ms else "no"])
+        elif an:
+            lines.append([f"`{call}` ≤ {fmt(limit_ms, 0)} ms on 7 days of history ({issue})", "not in this build", ""])
     if an:
         longest = max((r["dataset"] for r in an), key=lambda d: int(d.rstrip("d")))
         worst = {}
@@ -764,7 +765,8 @@ def report(res, out_path):
       "`SELECT * FROM dbanalytics.<view>`; functions with a window with '1 day', '7 days' and '30 days'. "
       "The last column is the time on the longest history over the time on 1 day: about 1 for a window "
       "that reads a fixed span, more for one that reads the whole history. Targets: `health_score()` over "
-      "7 days ≤ 250 ms (issue 7); every analytic on a 30-day window ≤ 250 ms on 30 days of history (issue 13).\n")
+      "7 days ≤ 250 ms (issue 7); `report_html()` over 7 days ≤ 1 s (issue 16); every analytic on a 30-day "
+      "window ≤ 250 ms on 30 days of history (issue 13).\n")
     P(an)
     if meta.get("history_sizes"):
         P(f"History sizes: {meta['history_sizes']}.\n")
