@@ -24,7 +24,7 @@
 --                       index_stats rows: for the last minute_days; 1 database_stats and
 --                       database_latency row (this database), bgwriter, 1 standby, 1 slot
 --                       for every day; 10 collector_runs rows for the raw days
---   rollups             activity_minute / connection_minute / pool_minute by the extension's own rollup
+--   rollups             activity_minute / wait_minute / connection_minute / pool_minute by the extension's own rollup
 --                       (dbanalytics._rollup_minutes) over the raw day, then the same day's
 --                       rollups repeated for every older day of history; statement_hourly,
 --                       statement_latency_hourly, table_hourly and index_hourly by
@@ -407,6 +407,14 @@ SELECT a.minute - k * interval '1 day', a.datname, a.usename, a.application_name
                                           - current_setting('bench.days')::numeric * interval '1 day'
    AND a.minute - k * interval '1 day' < (SELECT min(minute) FROM dbanalytics.activity_minute);
 
+INSERT INTO dbanalytics.wait_minute
+SELECT w.minute - k * interval '1 day', w.datname, w.wait_event_type, w.wait_event, w.samples
+  FROM dbanalytics.wait_minute w
+ CROSS JOIN generate_series(1, ceil(current_setting('bench.days')::numeric)::int) k
+ WHERE w.minute - k * interval '1 day' >= current_setting('bench.end')::timestamptz
+                                          - current_setting('bench.days')::numeric * interval '1 day'
+   AND w.minute - k * interval '1 day' < (SELECT min(minute) FROM dbanalytics.wait_minute);
+
 INSERT INTO dbanalytics.connection_minute
 SELECT c.minute - k * interval '1 day', c.datname, c.usename, c.application_name, c.state, c.ticks,
        c.avg_backends, c.max_backends, c.avg_lock_waiting, c.max_lock_waiting
@@ -427,7 +435,7 @@ SELECT p.minute - k * interval '1 day', p.datname, p.usename, p.application_name
 
 \echo generate_history: VACUUM (ANALYZE), as autovacuum would have done on a live server
 VACUUM (ANALYZE) dbanalytics.activity_raw, dbanalytics.activity_keys, dbanalytics.connection_samples, dbanalytics.lock_waits,
-        dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.connection_minute, dbanalytics.pool_minute,
+        dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.wait_minute, dbanalytics.connection_minute, dbanalytics.pool_minute,
         dbanalytics.statements, dbanalytics.statement_stats, dbanalytics.statement_hourly, dbanalytics.database_stats,
         dbanalytics.statement_latency, dbanalytics.statement_latency_hourly, dbanalytics.statement_latency_daily,
         dbanalytics.database_latency,
@@ -439,6 +447,7 @@ SELECT 'generate_history: ' || string_agg(format('%s %s rows', t, n), ', ' ORDER
   FROM (SELECT 'activity_raw' t, count(*) n FROM dbanalytics.activity_raw
         UNION ALL SELECT 'connection_samples', count(*) FROM dbanalytics.connection_samples
         UNION ALL SELECT 'activity_minute', count(*) FROM dbanalytics.activity_minute
+        UNION ALL SELECT 'wait_minute', count(*) FROM dbanalytics.wait_minute
         UNION ALL SELECT 'statement_stats', count(*) FROM dbanalytics.statement_stats
         UNION ALL SELECT 'statement_hourly', count(*) FROM dbanalytics.statement_hourly
         UNION ALL SELECT 'statement_latency', count(*) FROM dbanalytics.statement_latency

@@ -18,6 +18,23 @@ AS $$
                         ELSE pg_catalog.date_trunc('minute', since) + interval '1 minute' END AS lo) b
 $$;
 
+-- Active samples per minute, database, wait event and query id in the raw samples since a
+-- time, outside the minutes [lo, hi) the minute rollups serve.
+CREATE FUNCTION @extschema@._wait_raw(since timestamptz, lo timestamptz, hi timestamptz)
+RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
+               query_id bigint, samples bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.date_trunc('minute', r.sampled_at), k.datname, COALESCE(k.wait_event_type, 'CPU'),
+       COALESCE(k.wait_event, 'CPU'), r.query_id, pg_catalog.count(*)
+  FROM @extschema@.activity_raw r
+  JOIN @extschema@.activity_keys k ON k.key_id = r.key_id
+ WHERE ((r.sampled_at >= since AND r.sampled_at < lo) OR r.sampled_at >= GREATEST(since, hi))  -- two ranges: the index serves both
+   AND k.state IN ('active', 'fastpath function call')
+ GROUP BY 1, 2, 3, 4, 5
+$$;
+
 -- Active samples per minute, database, wait event and query id since a time, from the minute
 -- rollups where they exist and the raw samples elsewhere.
 CREATE FUNCTION @extschema@._wait_samples(since timestamptz)
@@ -34,13 +51,36 @@ SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_
    AND m.state IN ('active', 'fastpath function call')
  GROUP BY 1, 2, 3, 4, 5
 UNION ALL
-SELECT pg_catalog.date_trunc('minute', r.sampled_at), k.datname, COALESCE(k.wait_event_type, 'CPU'),
-       COALESCE(k.wait_event, 'CPU'), r.query_id, pg_catalog.count(*)
-  FROM span s, @extschema@.activity_raw r
-  JOIN @extschema@.activity_keys k ON k.key_id = r.key_id
- WHERE r.sampled_at >= since AND (r.sampled_at < s.lo OR r.sampled_at >= s.hi)
-   AND k.state IN ('active', 'fastpath function call')
- GROUP BY 1, 2, 3, 4, 5
+SELECT r.* FROM span s, @extschema@._wait_raw(since, s.lo, s.hi) r
+$$;
+
+-- The same without the query ids, from wait_minute: a few rows a minute instead of one per
+-- statement. Minutes rolled up before wait_minute's first row (an installation upgraded from
+-- 0.1.0, whose rollups wrote activity_minute only) come from activity_minute.
+CREATE FUNCTION @extschema@._wait_minutes(since timestamptz)
+RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text, samples bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH span AS (
+    SELECT m.lo, m.hi,
+           LEAST(m.hi, COALESCE((SELECT pg_catalog.min(w.minute) FROM @extschema@.wait_minute w), m.hi)) AS covered
+      FROM @extschema@._minute_span(since) m
+)
+SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, w.samples
+  FROM span s, @extschema@.wait_minute w
+ WHERE w.minute >= GREATEST(s.lo, s.covered) AND w.minute < s.hi
+UNION ALL
+SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'),
+       pg_catalog.sum(m.samples)::bigint
+  FROM span s, @extschema@.activity_minute m
+ WHERE m.minute >= s.lo AND m.minute < s.covered
+   AND m.state IN ('active', 'fastpath function call')
+ GROUP BY 1, 2, 3, 4
+UNION ALL
+SELECT r.minute, r.datname, r.wait_event_type, r.wait_event, pg_catalog.sum(r.samples)::bigint
+  FROM span s, @extschema@._wait_raw(since, s.lo, s.hi) r
+ GROUP BY 1, 2, 3, 4
 $$;
 
 -- Sampler ticks per minute since a time (every tick leaves at least one connection_samples row;
@@ -58,7 +98,7 @@ SELECT c.minute, pg_catalog.max(c.ticks)::bigint
 UNION ALL
 SELECT pg_catalog.date_trunc('minute', c.sampled_at), pg_catalog.count(DISTINCT c.sampled_at)
   FROM span s, @extschema@.connection_samples c
- WHERE c.sampled_at >= since AND (c.sampled_at < s.lo OR c.sampled_at >= s.hi)
+ WHERE (c.sampled_at >= since AND c.sampled_at < s.lo) OR c.sampled_at >= GREATEST(since, s.hi)
  GROUP BY 1
 $$;
 
@@ -134,7 +174,7 @@ WITH ticks AS (
 )
 SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint,
        t.ticks, pg_catalog.sum(w.samples)::double precision / NULLIF(t.ticks, 0)
-  FROM @extschema@._wait_samples(pg_catalog.now() - analysis_window) w
+  FROM @extschema@._wait_minutes(pg_catalog.now() - analysis_window) w
   LEFT JOIN ticks t USING (minute)
  GROUP BY w.minute, w.datname, w.wait_event_type, w.wait_event, t.ticks
  ORDER BY 1, 2 NULLS LAST, 5 DESC, 3, 4

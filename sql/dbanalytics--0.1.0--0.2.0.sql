@@ -1855,7 +1855,7 @@ SELECT c.minute, pg_catalog.max(c.ticks)::bigint
 UNION ALL
 SELECT pg_catalog.date_trunc('minute', c.sampled_at), pg_catalog.count(DISTINCT c.sampled_at)
   FROM span s, @extschema@.connection_samples c
- WHERE c.sampled_at >= since AND (c.sampled_at < s.lo OR c.sampled_at >= s.hi)
+ WHERE (c.sampled_at >= since AND c.sampled_at < s.lo) OR c.sampled_at >= GREATEST(since, s.hi)
  GROUP BY 1
 $$;
 
@@ -3754,6 +3754,189 @@ GRANT EXECUTE ON FUNCTION @extschema@._prometheus_escape(text, boolean),
     TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
+-- wait_minute (issue 13): active samples per minute, database and wait event, written by the
+-- minute rollup from now on; wait_events_by_minute() reads it, and activity_minute for the
+-- minutes rolled up before it (this installation's history from 0.1.0). Its partitions are
+-- made by the collector, as every partitioned table's.
+-------------------------------------------------------------------------------
+-- Active samples per minute, database and wait event ('CPU' when none): activity_minute without
+-- the user, application, state and query, written by the same rollup. A few rows a minute
+-- whatever the number of statements, so wait charts over days (wait_events_by_minute()) read
+-- little.
+CREATE TABLE @extschema@.wait_minute (
+    minute          timestamptz NOT NULL,
+    datname         text,
+    wait_event_type text        NOT NULL,
+    wait_event      text        NOT NULL,
+    samples         bigint      NOT NULL
+) PARTITION BY RANGE (minute);
+INSERT INTO @extschema@.partition_indexes VALUES ('wait_minute', 'minute', '(minute)');
+REVOKE ALL ON @extschema@.wait_minute FROM PUBLIC;
+GRANT SELECT ON @extschema@.wait_minute TO dbanalytics_reader;
+
+CREATE OR REPLACE FUNCTION @extschema@._rollup_minutes(rolled_until timestamptz)
+RETURNS TABLE (rows_written bigint, new_rolled_until timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- group in memory: no temporary file
+AS $$
+DECLARE
+    upper_bound timestamptz := pg_catalog.date_trunc('minute', pg_catalog.now() - interval '5 seconds');
+    lower_bound timestamptz := rolled_until;
+    n bigint;
+BEGIN
+    rows_written := 0;
+    IF lower_bound IS NULL THEN
+        SELECT pg_catalog.date_trunc('minute', pg_catalog.min(a.sampled_at))
+          INTO lower_bound FROM @extschema@.connection_samples a;
+    END IF;
+    IF lower_bound IS NULL OR lower_bound >= upper_bound THEN
+        new_rolled_until := COALESCE(rolled_until, upper_bound);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    -- per key first, then per group (keys also differ by client address, which groups ignore)
+    INSERT INTO @extschema@.activity_minute
+    SELECT g.minute, k.datname, k.usename, k.application_name, k.state, k.wait_event_type, k.wait_event,
+           g.query_id, pg_catalog.sum(g.samples)
+      FROM (SELECT pg_catalog.date_trunc('minute', a.sampled_at) AS minute, a.key_id, a.query_id,
+                   pg_catalog.count(*) AS samples
+              FROM @extschema@.activity_raw a
+             WHERE a.sampled_at >= lower_bound AND a.sampled_at < upper_bound
+             GROUP BY 1, 2, 3) g
+      LEFT JOIN @extschema@.activity_keys k ON k.key_id = g.key_id
+     GROUP BY g.minute, k.datname, k.usename, k.application_name, k.state, k.wait_event_type, k.wait_event,
+              g.query_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    -- the same minutes' active samples per database and wait event, for wait charts over days
+    INSERT INTO @extschema@.wait_minute
+    SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'),
+           pg_catalog.sum(m.samples)
+      FROM @extschema@.activity_minute m
+     WHERE m.minute >= lower_bound AND m.minute < upper_bound
+       AND m.state IN ('active', 'fastpath function call')
+     GROUP BY 1, 2, 3, 4;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    -- ticks per minute: a group absent at a tick had 0 backends, so averages use all ticks
+    INSERT INTO @extschema@.connection_minute
+    WITH ticks AS (
+        SELECT pg_catalog.date_trunc('minute', s.sampled_at) AS minute,
+               pg_catalog.count(DISTINCT s.sampled_at) AS ticks
+          FROM @extschema@.connection_samples s
+         WHERE s.sampled_at >= lower_bound AND s.sampled_at < upper_bound
+         GROUP BY 1)
+    SELECT g.minute, g.datname, g.usename, g.application_name, g.state, t.ticks,
+           g.backends::double precision / t.ticks, g.max_backends,
+           g.lock_waiting::double precision / t.ticks, g.max_lock_waiting
+      FROM (SELECT pg_catalog.date_trunc('minute', s.sampled_at) AS minute, s.datname,
+                   s.usename, s.application_name, s.state,
+                   pg_catalog.sum(s.backends) AS backends, pg_catalog.max(s.backends) AS max_backends,
+                   pg_catalog.sum(s.lock_waiting) AS lock_waiting,
+                   pg_catalog.max(s.lock_waiting) AS max_lock_waiting
+              FROM @extschema@.connection_samples s
+             WHERE s.sampled_at >= lower_bound AND s.sampled_at < upper_bound
+             GROUP BY 1, 2, 3, 4, 5) g
+      JOIN ticks t USING (minute);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    INSERT INTO @extschema@.pool_minute SELECT * FROM @extschema@._pool_minutes(lower_bound, upper_bound);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    new_rolled_until := upper_bound;
+    RETURN NEXT;
+END
+$$;
+
+CREATE FUNCTION @extschema@._wait_raw(since timestamptz, lo timestamptz, hi timestamptz)
+RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
+               query_id bigint, samples bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.date_trunc('minute', r.sampled_at), k.datname, COALESCE(k.wait_event_type, 'CPU'),
+       COALESCE(k.wait_event, 'CPU'), r.query_id, pg_catalog.count(*)
+  FROM @extschema@.activity_raw r
+  JOIN @extschema@.activity_keys k ON k.key_id = r.key_id
+ WHERE ((r.sampled_at >= since AND r.sampled_at < lo) OR r.sampled_at >= GREATEST(since, hi))  -- two ranges: the index serves both
+   AND k.state IN ('active', 'fastpath function call')
+ GROUP BY 1, 2, 3, 4, 5
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._wait_samples(since timestamptz)
+RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
+               query_id bigint, samples bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH span AS (SELECT * FROM @extschema@._minute_span(since))
+SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'),
+       m.query_id, pg_catalog.sum(m.samples)::bigint
+  FROM span s, @extschema@.activity_minute m
+ WHERE m.minute >= s.lo AND m.minute < s.hi
+   AND m.state IN ('active', 'fastpath function call')
+ GROUP BY 1, 2, 3, 4, 5
+UNION ALL
+SELECT r.* FROM span s, @extschema@._wait_raw(since, s.lo, s.hi) r
+$$;
+
+CREATE FUNCTION @extschema@._wait_minutes(since timestamptz)
+RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text, samples bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH span AS (
+    SELECT m.lo, m.hi,
+           LEAST(m.hi, COALESCE((SELECT pg_catalog.min(w.minute) FROM @extschema@.wait_minute w), m.hi)) AS covered
+      FROM @extschema@._minute_span(since) m
+)
+SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, w.samples
+  FROM span s, @extschema@.wait_minute w
+ WHERE w.minute >= GREATEST(s.lo, s.covered) AND w.minute < s.hi
+UNION ALL
+SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'),
+       pg_catalog.sum(m.samples)::bigint
+  FROM span s, @extschema@.activity_minute m
+ WHERE m.minute >= s.lo AND m.minute < s.covered
+   AND m.state IN ('active', 'fastpath function call')
+ GROUP BY 1, 2, 3, 4
+UNION ALL
+SELECT r.minute, r.datname, r.wait_event_type, r.wait_event, pg_catalog.sum(r.samples)::bigint
+  FROM span s, @extschema@._wait_raw(since, s.lo, s.hi) r
+ GROUP BY 1, 2, 3, 4
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.wait_events_by_minute(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
+               samples bigint, ticks bigint, avg_active_sessions double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH ticks AS (
+    SELECT t.minute, pg_catalog.sum(t.ticks)::bigint AS ticks
+      FROM @extschema@._sample_ticks(pg_catalog.now() - analysis_window) t GROUP BY 1
+)
+SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint,
+       t.ticks, pg_catalog.sum(w.samples)::double precision / NULLIF(t.ticks, 0)
+  FROM @extschema@._wait_minutes(pg_catalog.now() - analysis_window) w
+  LEFT JOIN ticks t USING (minute)
+ GROUP BY w.minute, w.datname, w.wait_event_type, w.wait_event, t.ticks
+ ORDER BY 1, 2 NULLS LAST, 5 DESC, 3, 4
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._wait_raw(timestamptz, timestamptz, timestamptz),
+    @extschema@._wait_minutes(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._wait_raw(timestamptz, timestamptz, timestamptz),
+    @extschema@._wait_minutes(timestamptz) TO dbanalytics_reader;
+
+-------------------------------------------------------------------------------
 -- The HTML report: report_html() and its helpers (sql/report.sql).
 -------------------------------------------------------------------------------
 -- Text made safe inside HTML element content and double- or single-quoted attribute values.
@@ -3835,6 +4018,9 @@ CREATE FUNCTION @extschema@._svg_chart(chart_id text, title text, unit text, fro
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+-- the planner cannot know how many points the arrays hold and guesses one: nested loops over
+-- tens of thousands of points took seconds where hash joins take milliseconds
+SET enable_nestloop = off
 AS $$
 WITH frame AS (
     -- plot area (left, top, width, height) inside a 860 x (290 + legend) view box
@@ -3850,12 +4036,12 @@ WITH frame AS (
        AND u.series IS NOT NULL AND u.at >= from_time AND u.at <= to_time
 ), bucket_times AS (
     SELECT p.bucket, pg_catalog.count(DISTINCT p.at) AS times FROM points p GROUP BY p.bucket
+), per_series AS (
+    SELECT p.bucket, p.series, pg_catalog.sum(p.value) AS total, pg_catalog.avg(p.value) AS mean
+      FROM points p GROUP BY p.bucket, p.series
 ), averaged AS (
-    SELECT p.bucket, p.series,
-           CASE WHEN stacked THEN pg_catalog.sum(p.value) / pg_catalog.min(t.times)
-                ELSE pg_catalog.avg(p.value) END AS value
-      FROM points p JOIN bucket_times t USING (bucket)
-     GROUP BY p.bucket, p.series
+    SELECT s.bucket, s.series, CASE WHEN stacked THEN s.total / t.times ELSE s.mean END AS value
+      FROM per_series s JOIN bucket_times t USING (bucket)
 ), ranked AS (
     SELECT a.series, pg_catalog.row_number() OVER (ORDER BY pg_catalog.sum(a.value) DESC, a.series) AS i
       FROM averaged a GROUP BY a.series

@@ -188,6 +188,19 @@ CREATE TABLE @extschema@.activity_minute (
 ) PARTITION BY RANGE (minute);
 INSERT INTO @extschema@.partition_indexes VALUES ('activity_minute', 'minute', '(minute)');
 
+-- Active samples per minute, database and wait event ('CPU' when none): activity_minute without
+-- the user, application, state and query, written by the same rollup. A few rows a minute
+-- whatever the number of statements, so wait charts over days (wait_events_by_minute()) read
+-- little.
+CREATE TABLE @extschema@.wait_minute (
+    minute          timestamptz NOT NULL,
+    datname         text,
+    wait_event_type text        NOT NULL,
+    wait_event      text        NOT NULL,
+    samples         bigint      NOT NULL
+) PARTITION BY RANGE (minute);
+INSERT INTO @extschema@.partition_indexes VALUES ('wait_minute', 'minute', '(minute)');
+
 CREATE TABLE @extschema@.connection_minute (
     minute           timestamptz NOT NULL,
     datname          text,

@@ -742,6 +742,17 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     rows_written := rows_written + n;
 
+    -- the same minutes' active samples per database and wait event, for wait charts over days
+    INSERT INTO @extschema@.wait_minute
+    SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'),
+           pg_catalog.sum(m.samples)
+      FROM @extschema@.activity_minute m
+     WHERE m.minute >= lower_bound AND m.minute < upper_bound
+       AND m.state IN ('active', 'fastpath function call')
+     GROUP BY 1, 2, 3, 4;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
     -- ticks per minute: a group absent at a tick had 0 backends, so averages use all ticks
     INSERT INTO @extschema@.connection_minute
     WITH ticks AS (

@@ -1454,6 +1454,81 @@ mod tests {
         );
     }
 
+    /// The minute rollup writes wait_minute: activity_minute's active samples per database and
+    /// wait event. wait_events_by_minute reads it, and activity_minute for minutes rolled up
+    /// before wait_minute's first row (history from 0.1.0); per minute it adds up to wait_events.
+    #[pg_test]
+    fn wait_minute_is_the_rollup_of_active_samples_per_wait_event() {
+        partitions_back(
+            &[
+                "activity_raw",
+                "activity_minute",
+                "wait_minute",
+                "connection_samples",
+                "connection_minute",
+                "pool_minute",
+            ],
+            1,
+        );
+        run(
+            "CREATE TEMP TABLE r AS SELECT date_trunc('minute', now()) - interval '4 minutes' AS r",
+        );
+        run("INSERT INTO dbanalytics.activity_keys (descriptor, datname, usename, application_name, state,
+                                                      wait_event_type, wait_event)
+             VALUES ('wm-lock', 'wmdb', 'u', 'app', 'active', 'Lock', 'tuple'),
+                    ('wm-cpu', 'wmdb', 'u', 'app', 'active', NULL, NULL),
+                    ('wm-cpu-other-app', 'wmdb', 'u', 'other', 'active', NULL, NULL),
+                    ('wm-idle', 'wmdb', 'u', 'app', 'idle in transaction', 'Client', 'ClientRead')");
+        // minute R: 10 ticks of a lock waiter (query 21), two CPU sessions of two applications
+        // (queries 22 and 23) and an idle-in-transaction one; minute R + 1: 5 ticks on CPU
+        run(
+            "INSERT INTO dbanalytics.activity_raw (sampled_at, pid, key_id, query_id)
+             SELECT r + m * interval '1 minute' + i * interval '1 second', p, k.key_id, q
+               FROM r, (VALUES (0, 10, 1, 'wm-lock', 21), (0, 10, 2, 'wm-cpu', 22),
+                               (0, 10, 3, 'wm-cpu-other-app', 23), (0, 10, 4, 'wm-idle', 24),
+                               (1, 5, 2, 'wm-cpu', 22)) v(m, ticks, p, d, q)
+               JOIN dbanalytics.activity_keys k ON k.descriptor = v.d,
+                    generate_series(0, v.ticks - 1) i",
+        );
+        run("INSERT INTO dbanalytics.connection_samples
+             SELECT r + m * interval '1 minute' + i * interval '1 second', 'wmdb', 'u', 'app', 'active', 3, 1
+               FROM r, (VALUES (0, 10), (1, 5)) v(m, ticks), generate_series(0, v.ticks - 1) i");
+        // a minute rolled up before wait_minute existed: in activity_minute only
+        run("INSERT INTO dbanalytics.activity_minute
+             SELECT r - interval '6 minutes', 'wmdb', 'u', 'app', 'active', 'IO', 'DataFileRead', 25, 40 FROM r");
+        // one rollup run, recorded as the collector records it
+        run("INSERT INTO dbanalytics.source_state (source, updated_at)
+             SELECT 'rollup', u.new_rolled_until FROM dbanalytics._rollup_minutes((SELECT r FROM r)) u
+             ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(concat_ws(':', extract(minute FROM w.minute - r.r), w.wait_event_type,
+                                             w.wait_event, w.samples), ' '
+                                   ORDER BY w.minute, w.wait_event_type)
+                   FROM dbanalytics.wait_minute w, r WHERE w.datname = 'wmdb'"
+            ),
+            Some("0:CPU:CPU:20 0:Lock:tuple:10 1:CPU:CPU:5".to_string())
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(concat_ws(':', extract(minute FROM w.minute - r.r), w.wait_event_type,
+                                             w.samples), ' ' ORDER BY w.minute, w.wait_event_type)
+                   FROM dbanalytics.wait_events_by_minute('15 minutes') w, r WHERE w.datname = 'wmdb'"
+            ),
+            Some("-6:IO:40 0:CPU:20 0:Lock:10 1:CPU:5".to_string())
+        );
+        assert_eq!(
+            one::<bool>(
+                "SELECT (SELECT array_agg(wait_event_type || sum ORDER BY wait_event_type)
+                           FROM (SELECT wait_event_type, sum(samples) FROM dbanalytics.wait_events_by_minute('15 minutes')
+                                  WHERE datname = 'wmdb' GROUP BY 1) m)
+                      = (SELECT array_agg(wait_event_type || samples ORDER BY wait_event_type)
+                           FROM dbanalytics.wait_events('15 minutes') WHERE datname = 'wmdb')"
+            ),
+            Some(true)
+        );
+    }
+
     #[pg_test(error = "dbanalytics: the query id must not be NULL")]
     fn query_waits_refuses_a_null_query_id() {
         run("SELECT * FROM dbanalytics.query_waits(NULL, '1 hour')");

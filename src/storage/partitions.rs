@@ -89,6 +89,7 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
     table("table_hourly", Tier::Hours),
     table("index_hourly", Tier::Hours),
     table("activity_minute", Tier::Hours),
+    table("wait_minute", Tier::Hours),
     table("connection_minute", Tier::Hours),
     table("pool_minute", Tier::Hours),
     table("database_latency", Tier::Hours),
