@@ -3864,7 +3864,7 @@ SELECT pg_catalog.date_trunc('minute', r.sampled_at), k.datname, COALESCE(k.wait
        COALESCE(k.wait_event, 'CPU'), r.query_id, pg_catalog.count(*)
   FROM @extschema@.activity_raw r
   JOIN @extschema@.activity_keys k ON k.key_id = r.key_id
- WHERE ((r.sampled_at >= since AND r.sampled_at < lo) OR r.sampled_at >= GREATEST(since, hi))  -- two ranges: the index serves both
+ WHERE ((r.sampled_at >= since AND r.sampled_at < lo) OR r.sampled_at >= GREATEST(since, hi))
    AND k.state IN ('active', 'fastpath function call')
  GROUP BY 1, 2, 3, 4, 5
 $$;
