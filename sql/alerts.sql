@@ -57,7 +57,8 @@ CREATE TABLE @extschema@.alert_rules (
                                                    'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
                                                    'health_score', 'health_score_drop')),
     comparison  text    NOT NULL CHECK (comparison IN ('>', '<')),
-    threshold   numeric NOT NULL,
+    -- bounded for the same reason: at most 15 digits before the point and 6 after it
+    threshold   numeric NOT NULL CHECK (pg_catalog.abs(threshold) < 1e15 AND pg_catalog.scale(threshold) <= 6),
     severity    text    NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
     enabled     boolean NOT NULL DEFAULT true,
     description text CHECK (pg_catalog.length(description) <= 1000)

@@ -40,7 +40,7 @@ VALUES
     ('n_plus_one_run_max_gap', 100, 'ms', 'executor hooks (fixed)',
      'a run continues while each execution starts within this time of the previous one''s end; its parent is the different statement that ended within this time before the run'),
     ('n_plus_one_run_min_length', 2, 'executions', 'executor hooks (fixed)',
-     'runs shorter than this, and runs without a parent (a steady stream of one lookup), are not recorded'),
+     'runs shorter than this, runs without a parent (a steady stream of one lookup) and runs longer than their parent returned rows are not recorded'),
     ('caching_calls_per_second', 50, 'calls/s', 'query_analysis',
      'caching_opportunity: a read-only statement called more often than this'),
     ('caching_write_ratio', 0.01, 'ratio', 'query_analysis',

@@ -649,7 +649,7 @@ VALUES
     ('n_plus_one_run_max_gap', 100, 'ms', 'executor hooks (fixed)',
      'a run continues while each execution starts within this time of the previous one''s end; its parent is the different statement that ended within this time before the run'),
     ('n_plus_one_run_min_length', 2, 'executions', 'executor hooks (fixed)',
-     'runs shorter than this, and runs without a parent (a steady stream of one lookup), are not recorded'),
+     'runs shorter than this, runs without a parent (a steady stream of one lookup) and runs longer than their parent returned rows are not recorded'),
     ('caching_calls_per_second', 50, 'calls/s', 'query_analysis',
      'caching_opportunity: a read-only statement called more often than this'),
     ('caching_write_ratio', 0.01, 'ratio', 'query_analysis',
@@ -849,7 +849,7 @@ VALUES
     ('n_plus_one_run_max_gap', 100, 'ms', 'executor hooks (fixed)',
      'a run continues while each execution starts within this time of the previous one''s end; its parent is the different statement that ended within this time before the run'),
     ('n_plus_one_run_min_length', 2, 'executions', 'executor hooks (fixed)',
-     'runs shorter than this, and runs without a parent (a steady stream of one lookup), are not recorded'),
+     'runs shorter than this, runs without a parent (a steady stream of one lookup) and runs longer than their parent returned rows are not recorded'),
     ('caching_calls_per_second', 50, 'calls/s', 'query_analysis',
      'caching_opportunity: a read-only statement called more often than this'),
     ('caching_write_ratio', 0.01, 'ratio', 'query_analysis',
@@ -4432,6 +4432,15 @@ GRANT EXECUTE ON FUNCTION @extschema@._html_escape(text), @extschema@._html_tabl
     @extschema@._svg_chart(text, text, text, timestamp with time zone, timestamp with time zone, boolean,
                            timestamp with time zone[], text[], double precision[]),
     @extschema@._html_section(text, text, text), @extschema@.report_html(interval, integer) TO dbanalytics_reader;
+
+-------------------------------------------------------------------------------
+-- Security: an alert rule's threshold is bounded like its name and description, since it goes
+-- into every NOTIFY payload of the rule's alerts. A stored threshold beyond the bound makes this
+-- step fail with the constraint's name: change or delete that rule and update again.
+-------------------------------------------------------------------------------
+ALTER TABLE @extschema@.alert_rules
+    ADD CONSTRAINT alert_rules_threshold_check
+    CHECK (pg_catalog.abs(threshold) < 1e15 AND pg_catalog.scale(threshold) <= 6);
 
 -------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings

@@ -44,14 +44,39 @@ BEGIN
 END
 $schema_guard$;
 
+-- The two roles are cluster-wide: they may exist already, from an install in another database,
+-- or because someone created them first to be handed the monitor's rights. Use an existing one
+-- only if it cannot log in and no role but a superuser may grant it (ADMIN OPTION; PostgreSQL 16
+-- gives that option to a non-superuser who creates a role).
 DO $roles$
+DECLARE
+    wanted text;
+    problem text;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'dbanalytics_reader') THEN
-        CREATE ROLE dbanalytics_reader NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'dbanalytics_admin') THEN
-        CREATE ROLE dbanalytics_admin NOLOGIN;
-    END IF;
+    FOREACH wanted IN ARRAY ARRAY['dbanalytics_reader', 'dbanalytics_admin'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) wanted) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', wanted);
+            CONTINUE;
+        END IF;
+        SELECT pg_catalog.concat_ws('; ',
+                   CASE WHEN g.rolcanlogin THEN 'it can log in' END,
+                   (SELECT 'these roles may grant it: ' OPERATOR(pg_catalog.||)
+                           pg_catalog.string_agg(pg_catalog.quote_ident(h.rolname), ', ' ORDER BY h.rolname)
+                      FROM pg_catalog.pg_auth_members m
+                      JOIN pg_catalog.pg_roles h ON h.oid OPERATOR(pg_catalog.=) m.member
+                     WHERE m.roleid OPERATOR(pg_catalog.=) g.oid AND m.admin_option AND NOT h.rolsuper))
+          INTO problem
+          FROM pg_catalog.pg_roles g
+         WHERE g.rolname OPERATOR(pg_catalog.=) wanted;
+        IF problem OPERATOR(pg_catalog.<>) '' THEN
+            RAISE EXCEPTION 'dbanalytics: role "%" already exists and is not safe to use: %', wanted, problem
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = pg_catalog.format('Whoever can log in as %1$I or grant it gets the monitor''s rights. '
+                                 'Make it NOLOGIN and revoke the ADMIN OPTION (ALTER ROLE %1$I NOLOGIN; '
+                                 'REVOKE ADMIN OPTION FOR %1$I FROM ...), or drop it, and run CREATE EXTENSION '
+                                 'dbanalytics again.', wanted);
+        END IF;
+    END LOOP;
 END
 $roles$;
 

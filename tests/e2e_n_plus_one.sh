@@ -3,8 +3,9 @@
 #  (a) one query returns 20 keys, then 20 single-row lookups by key, each statement in
 #      autocommit, again and again: query_analysis reports an N+1 naming both statements, the
 #      application and a run length of 20, with a JOIN / = ANY($1) rewrite;
-#  (b) a steady stream of single-row lookups by random key, one per transaction, no parent:
-#      a caching opportunity, not an N+1 (and no run of it is recorded at all);
+#  (b) a steady stream of single-row lookups by random key, one per transaction, with no parent
+#      or after one set-up statement: a caching opportunity, not an N+1 (and no run of it is
+#      recorded at all);
 #  (c) a loop of lookups inside one transaction: still found by the calls-per-transaction rule.
 # and dbanalytics never analyzes itself: after the workers sampled every 0.2 s and snapshotted
 # every 5 s through the whole test, pg_stat_statements holds no statement of the workers' role
@@ -73,8 +74,16 @@ A=$!
 PGAPPNAME=shop_stream "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U tester -f "$DIR/stream.pgbench" \
     -c 2 -j 1 -T 20 "$DB" >"$DIR/pgbench_b.log" 2>&1 &
 B=$!
+# (b) again on a third connection, after one other statement (a set-up query, as applications
+# run): the only candidate for a parent, and it returned one row
+{
+    echo "SELECT count(*) FROM products;"
+    for _ in $(seq 1 3000); do echo "SELECT name FROM customers WHERE id = $((RANDOM % 5000 + 1));"; done
+} | PGAPPNAME=shop_stream "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U tester -d "$DB" >/dev/null &
+B2=$!
 wait "$A" || { cat "$DIR/pgbench_a.log"; exit 1; }
 wait "$B" || { cat "$DIR/pgbench_b.log"; exit 1; }
+wait "$B2"
 A_TX=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$DIR/pgbench_a.log")
 B_TX=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$DIR/pgbench_b.log")
 info "client (a) ran its script $A_TX times, client (b) $B_TX times"

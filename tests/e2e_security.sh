@@ -40,7 +40,8 @@ sql_as() {
 }
 # qv SQL / qvp: verdicts, run as the superuser with search_path = pg_catalog, pg_temp given on the
 # command line (it overrides ALTER DATABASE ... SET), so that no attacker object can take part
-qv() { PGOPTIONS="-c search_path=pg_catalog,pg_temp" sql_as postgres "$DB" "$1"; }
+# role=none: part 2 sets the database's role to its owner, which a client's setting overrides
+qv() { PGOPTIONS="-c search_path=pg_catalog,pg_temp -c role=none" sql_as postgres "$DB" "$1"; }
 qvp() { PGOPTIONS="-c search_path=pg_catalog,pg_temp" sql_as postgres postgres "$1"; }
 holds() { [ "$(qv "SELECT ($1)")" = t ]; }
 # try ROLE DATABASE SQL: "ok", or "error: " and the server's first ERROR line; never fails
@@ -390,11 +391,20 @@ long_name=$(try adm "$DB" "INSERT INTO dbanalytics.alert_rules (rule, metric, co
     VALUES ('sec_long_' || pg_catalog.repeat('n', 9000), 'connections_ratio', '>', 0, 'low', 'a 9,000-character name')")
 long_description=$(try adm "$DB" "INSERT INTO dbanalytics.alert_rules (rule, metric, comparison, threshold, severity, description)
     VALUES ('sec_long_description', 'connections_ratio', '>', 0, 'low', pg_catalog.repeat('d', 9000))")
-info "a 9,000-character rule name: $long_name"
-info "a 9,000-character description: $long_description"
+long_threshold=$(try adm "$DB" "INSERT INTO dbanalytics.alert_rules (rule, metric, comparison, threshold, severity, description)
+    VALUES ('sec_long_threshold', 'connections_ratio', '>', ('1' || pg_catalog.repeat('0', 9000))::numeric, 'low', 'a 9,001-digit threshold')")
+check "a 9,000-character rule name is refused" t "$([[ $long_name == error*alert_rules_rule_check* ]] && echo t || echo f)"
+check "a 9,000-character description is refused" t \
+    "$([[ $long_description == error*alert_rules_description_check* ]] && echo t || echo f)"
+check "a 9,001-digit threshold is refused" t "$([[ $long_threshold == error*alert_rules_threshold_check* ]] && echo t || echo f)"
 check "an ordinary rule is accepted" ok "$(try adm "$DB" "INSERT INTO dbanalytics.alert_rules
     (rule, metric, comparison, threshold, severity, description)
     VALUES ('sec_ok', 'connections_ratio', '>', 0, 'low', 'always fires: a client is connected')")"
+# A rule that fails when it fires: a superuser lifts the bound on names, so that this rule's
+# NOTIFY payload is too long. It must cost that rule only.
+qv "ALTER TABLE dbanalytics.alert_rules DROP CONSTRAINT alert_rules_rule_check;
+    INSERT INTO dbanalytics.alert_rules (rule, metric, comparison, threshold, severity, description)
+    VALUES ('sec_long_' || pg_catalog.repeat('n', 9000), 'connections_ratio', '>', 0, 'low', 'fails when it fires')"
 # the session that takes the snapshot LISTENs: it receives the NOTIFYs of its own transaction
 # when that commits, and psql prints them after the next command
 "$PG_BIN/psql" -X -At -h "$DIR" -p "$PORT" -U postgres -d "$DB" \
@@ -402,16 +412,19 @@ check "an ordinary rule is accepted" ok "$(try adm "$DB" "INSERT INTO dbanalytic
     -c "SELECT 'alerts source: ' || status || ' ' || COALESCE(message, '') FROM dbanalytics.take_snapshot() WHERE source = 'alerts'" \
     -c "SELECT 'done'" >"$DIR/listener.out" 2>&1 || true
 info "$(grep -m 1 'alerts source' "$DIR/listener.out" | cut -c 1-200)"
+check "the alerts source succeeded" 1 "$(grep -c '^alerts source: ok' "$DIR/listener.out" || true)"
+check "the failing rule is named in a WARNING" 1 \
+    "$(grep -c 'WARNING:  dbanalytics: alert rule "sec_long_nnn.*could not be evaluated: payload string too long' "$DIR/listener.out" || true)"
+check "the failing rule has no alert" 0 \
+    "$(qv "SELECT pg_catalog.count(*) FROM dbanalytics.alerts WHERE rule LIKE 'sec\_long\_%'")"
 check "the LISTENer received the alert of rule sec_ok" 1 "$(grep -c '"rule": "sec_ok"' "$DIR/listener.out" || true)"
 check "rule sec_ok has an open alert" 1 \
     "$(qv "SELECT pg_catalog.count(*) FROM dbanalytics.alerts WHERE rule = 'sec_ok' AND resolved_at IS NULL")"
 check "every payload received is under 8000 bytes" 0 \
     "$(grep 'Asynchronous notification' "$DIR/listener.out" | awk 'length($0) >= 8000' | wc -l)"
-if [ "$long_name" = ok ] || [ "$long_description" = ok ]; then
-    check "the alerts source succeeded or names the failing rule only" t \
-        "$(grep -m 1 'alerts source' "$DIR/listener.out" | grep -qE 'alerts source: ok|sec_long_' && echo t || echo f)"
-fi
-qv "DELETE FROM dbanalytics.alert_rules WHERE rule LIKE 'sec\_%'"
+qv "DELETE FROM dbanalytics.alert_rules WHERE rule LIKE 'sec\_%';
+    ALTER TABLE dbanalytics.alert_rules
+        ADD CONSTRAINT alert_rules_rule_check CHECK (pg_catalog.length(rule) BETWEEN 1 AND 63)"
 
 ###############################################################################################
 step "3. Attacker operators in public (CREATE granted to PUBLIC) and every analytics call"
@@ -672,6 +685,28 @@ check "the planted table is refused (an error names it) or replaced by a real pa
     "$( { [[ $run == error*activity_raw_p$DAY2* ]] && [ "$state" = "false mallory" ]; } \
         || { [[ $state == true* ]] && [ "$state" != "true mallory" ]; } && echo t || echo f)"
 
+step "4c. Roles dbanalytics_reader / dbanalytics_admin that someone else can log in as or grant"
+qvp "CREATE DATABASE roles_check"
+install_roles_check() {
+    "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U postgres -d roles_check \
+        -c "CREATE EXTENSION dbanalytics" 2>&1 && echo "INSTALLED"
+}
+# what a non-superuser with CREATEROLE who made the role first holds on PostgreSQL 16+
+qvp "GRANT dbanalytics_admin TO mallory WITH ADMIN OPTION"
+out=$(install_roles_check || true)
+info "$(printf '%s' "$out" | grep -E '^(ERROR|HINT|INSTALLED)' | tr '\n' ' ' | cut -c 1-300)"
+check "CREATE EXTENSION refuses a dbanalytics_admin that mallory may grant, naming mallory" 1 \
+    "$(printf '%s\n' "$out" | grep -c '^ERROR:  dbanalytics: role "dbanalytics_admin" already exists and is not safe to use: these roles may grant it: mallory$' || true)"
+check "the refusal has a HINT" 1 "$(printf '%s\n' "$out" | grep -c '^HINT:' || true)"
+qvp "REVOKE ADMIN OPTION FOR dbanalytics_admin FROM mallory; REVOKE dbanalytics_admin FROM mallory;
+     ALTER ROLE dbanalytics_reader LOGIN"
+out=$(install_roles_check || true)
+check "CREATE EXTENSION refuses a dbanalytics_reader that can log in" 1 \
+    "$(printf '%s\n' "$out" | grep -c '^ERROR:  dbanalytics: role "dbanalytics_reader" already exists and is not safe to use: it can log in$' || true)"
+qvp "ALTER ROLE dbanalytics_reader NOLOGIN"
+check "with both roles made safe again, CREATE EXTENSION succeeds" INSTALLED "$(install_roles_check | tail -n 1)"
+qvp "DROP DATABASE roles_check"
+
 ###############################################################################################
 step "2. A database owner's search_path for the workers"
 sql_as dbowner "$DB" "
@@ -704,7 +739,9 @@ CREATE FUNCTION evil.eq(text, text) RETURNS boolean LANGUAGE plpgsql AS
 CREATE OPERATOR evil.= (LEFTARG = name, RIGHTARG = name, FUNCTION = evil.eq);
 CREATE OPERATOR evil.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = evil.eq);
 CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.eq);
-ALTER DATABASE $DB SET search_path = evil, pg_catalog, public;"
+ALTER DATABASE $DB SET search_path = evil, pg_catalog, public;
+-- and make every session of the database, the workers' too, act as the owner
+ALTER DATABASE $DB SET role = dbowner;"
 qvp "ALTER SYSTEM SET dbanalytics.enabled = on"
 qvp "ALTER SYSTEM SET dbanalytics.sample_interval = '1s'"
 qvp "ALTER SYSTEM SET dbanalytics.snapshot_interval = '5s'"
@@ -713,9 +750,11 @@ stop_immediately
 cluster_start "$DIR"
 RESTARTED=$(qvp "SELECT pg_catalog.now()")
 wait_for "the sampler ticked 3 times and the collector took 2 snapshots" 120 holds \
-    "(SELECT count(*) FROM dbanalytics.collector_runs WHERE worker = 'sampler' AND source = 'activity' AND started_at > '$RESTARTED') >= 3
-     AND (SELECT count(*) FROM dbanalytics.collector_runs WHERE worker = 'collector' AND source = 'statements' AND started_at > '$RESTARTED') >= 2" \
-    || check "the workers ran after the restart" ran "did not run"
+    "(SELECT count(*) FROM dbanalytics.collector_runs WHERE worker = 'sampler' AND source = 'activity' AND status = 'ok' AND started_at > '$RESTARTED') >= 3
+     AND (SELECT count(*) FROM dbanalytics.collector_runs WHERE worker = 'collector' AND source = 'statements' AND status = 'ok' AND started_at > '$RESTARTED') >= 2" \
+    || check "the workers ran (as themselves, not as the database's role setting) after the restart" ran "did not run"
+check "no worker run failed after the restart" 0 \
+    "$(qv "SELECT pg_catalog.count(*) FROM dbanalytics.collector_runs WHERE status = 'error' AND started_at > '$RESTARTED'")"
 check "dbowner is not superuser" f "$(rolsuper dbowner)"
 check "no operator of dbowner ran as another role" 0 "$(qv "SELECT pg_catalog.count(*) FROM evil.marker")"
 info "evil.marker: $(qv "SELECT pg_catalog.string_agg(DISTINCT who || ' ' || tag, ', ') FROM evil.marker")"

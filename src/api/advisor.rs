@@ -465,34 +465,44 @@ pub fn index_advice(
             .map(|&i| &statements[i])
             .collect();
         let statement_time: f64 = affected.iter().map(|s| s.total_time_ms).sum();
-        let cost_before: f64 = candidate
+        let cost_of = |i: usize| plans[i].as_ref().map(plan_cost);
+        let mut cost_before: f64 = candidate
             .statements
             .iter()
-            .filter_map(|&i| plans[i].as_ref())
-            .map(plan_cost)
+            .filter_map(|&i| cost_of(i))
             .sum();
         let (cost_after, validated) = match &hypopg {
             Some(schema) => {
-                let after = in_rolled_back_subtransaction(|| {
+                let costs = in_rolled_back_subtransaction(|| {
                     spi::execute(&format!(
                         "SELECT {}.hypopg_create_index({})",
                         quote_identifier(schema),
                         spi::literal(Some(ddl.replace(" CONCURRENTLY", "").trim_end_matches(';')))
                     ))
                     .ok()?;
-                    let cost: f64 = candidate
+                    // the same statements on both sides: one that does not plan again with
+                    // the index counts in neither sum
+                    let costs = candidate
                         .statements
                         .iter()
-                        .filter_map(|&i| generic_plan(&statements[i]).ok())
-                        .map(|plan| plan_cost(&plan))
-                        .sum();
+                        .filter_map(|&i| {
+                            let before = cost_of(i)?;
+                            let after = generic_plan(&statements[i]).ok()?;
+                            Some((before, plan_cost(&after)))
+                        })
+                        .fold((0.0, 0.0), |(before, after), (b, a)| {
+                            (before + b, after + a)
+                        });
                     let _ = spi::execute(&format!(
                         "SELECT {}.hypopg_reset()",
                         quote_identifier(schema)
                     ));
-                    Some(cost)
+                    Some(costs)
                 });
-                (after, after.is_some())
+                if let Some((before, _)) = costs {
+                    cost_before = before;
+                }
+                (costs.map(|(_, after)| after), costs.is_some())
             }
             None => (None, false),
         };

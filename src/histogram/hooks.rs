@@ -53,6 +53,24 @@ impl<T: Copy> BackendLocal<T> {
         // SAFETY: as in get
         unsafe { *self.0.get() = value }
     }
+
+    /// Changes the value in place (no copy in and out).
+    #[inline(always)]
+    fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: as in get; the reference lives only for `change`, which cannot reach this
+        // static again (it is handed the value, not the static)
+        change(unsafe { &mut *self.0.get() })
+    }
+}
+
+// Two getters of the backend's state, called at every execution, that cannot raise an error:
+// declared here without pgrx's error guard, which costs about 100 instructions a call (a
+// thread check, saving three globals, a sigsetjmp) for functions that take a few.
+extern "C" {
+    #[link_name = "GetCurrentStatementStartTimestamp"]
+    fn statement_start_timestamp() -> pg_sys::TimestampTz;
+    #[link_name = "GetUserId"]
+    fn current_user_id() -> pg_sys::Oid;
 }
 
 /// Depth of executor calls in this backend: 0 while a top-level statement starts or ends.
@@ -216,7 +234,7 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
             let micros = ((*(*query_desc).totaltime).total * 1_000_000.0) as u64;
             let (dbid, userid, queryid) = (
                 pg_sys::MyDatabaseId.to_u32(),
-                pg_sys::GetUserId().to_u32(),
+                current_user_id().to_u32(),
                 query_id(query_desc),
             );
             histograms.record(dbid, userid, queryid, micros);
@@ -242,11 +260,9 @@ unsafe fn track_run(
     micros: u64,
 ) {
     let rows = (*(*query_desc).estate).es_processed;
-    let start = pg_sys::GetCurrentStatementStartTimestamp();
+    let start = statement_start_timestamp();
     let end = start + micros as i64;
-    let mut tracker = RUNS.get();
-    let ended = tracker.executed(queryid, rows, start, end);
-    RUNS.set(tracker);
+    let ended = RUNS.update(|tracker| tracker.executed(queryid, rows, start, end));
     if let Some(run) = ended {
         histograms.record_run(dbid, userid, run.queryid, run.length, run.parent);
     }
@@ -260,13 +276,11 @@ unsafe fn track_run(
 /// disconnects).
 #[pg_guard]
 unsafe extern "C-unwind" fn record_last_run(_code: i32, _arg: pg_sys::Datum) {
-    let mut tracker = RUNS.get();
-    let ended = tracker.end_run();
-    RUNS.set(tracker);
+    let ended = RUNS.update(RunTracker::end_run);
     if let (Some(run), Some(histograms)) = (ended, table::table()) {
         histograms.record_run(
             pg_sys::MyDatabaseId.to_u32(),
-            pg_sys::GetUserId().to_u32(),
+            current_user_id().to_u32(),
             run.queryid,
             run.length,
             run.parent,

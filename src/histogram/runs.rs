@@ -9,9 +9,11 @@
 //! `RUN_MAX_ROWS` rows and starting at most `RUN_MAX_GAP_MICROS` after the previous execution
 //! ended; its parent is the different statement that ended at most as long before the run's
 //! first execution. When a run ends (another statement runs, a gap is too long, a bigger
-//! result, the backend exits) it is reported if it has a parent and `RUN_MIN_LENGTH`
-//! executions. A steady stream of one lookup with nothing in between has no parent and is
-//! never reported: it is a caching question, not an N+1.
+//! result, the backend exits) it is reported if it has a parent, `RUN_MIN_LENGTH` executions
+//! and no more executions than its parent returned rows (the N keys of the "1"). A steady
+//! stream of one lookup is never reported, whether nothing ran before it (no parent) or one
+//! other statement did (a stream is longer than what that statement returned): it is a caching
+//! question, not an N+1.
 
 /// An execution returning more rows than this neither continues nor starts a run (a lookup
 /// by key returns one row; a has-many lookup a few).
@@ -36,9 +38,12 @@ pub struct EndedRun {
 pub struct RunTracker {
     previous_queryid: i64,
     previous_end: i64,
+    previous_rows: u64,
     run_queryid: i64,
     run_length: u32,
     run_parent: i64,
+    /// Rows the parent returned: a run longer than that is not the parent's N lookups.
+    run_parent_rows: u64,
 }
 
 impl RunTracker {
@@ -46,16 +51,18 @@ impl RunTracker {
         RunTracker {
             previous_queryid: 0,
             previous_end: 0,
+            previous_rows: 0,
             run_queryid: 0,
             run_length: 0,
             run_parent: 0,
+            run_parent_rows: 0,
         }
     }
 
     /// One top-level execution of `queryid` that returned `rows` rows, started at `start` and
     /// ended at `end` (microseconds on one clock). Returns the run this execution ended, when
     /// it is worth recording.
-    #[inline]
+    #[inline(always)]
     pub fn executed(&mut self, queryid: i64, rows: u64, start: i64, end: i64) -> Option<EndedRun> {
         let close = self.previous_queryid != 0 && start - self.previous_end <= RUN_MAX_GAP_MICROS;
         let small = rows <= RUN_MAX_ROWS;
@@ -67,16 +74,18 @@ impl RunTracker {
             if small {
                 self.run_queryid = queryid;
                 self.run_length = 1;
-                self.run_parent = if close && self.previous_queryid != queryid {
-                    self.previous_queryid
-                } else {
-                    0
-                };
+                (self.run_parent, self.run_parent_rows) =
+                    if close && self.previous_queryid != queryid {
+                        (self.previous_queryid, self.previous_rows)
+                    } else {
+                        (0, 0)
+                    };
             }
             ended
         };
         self.previous_queryid = queryid;
         self.previous_end = end;
+        self.previous_rows = rows;
         ended
     }
 
@@ -87,10 +96,13 @@ impl RunTracker {
             length: self.run_length,
             parent: self.run_parent,
         };
+        let within_parent = u64::from(run.length) <= self.run_parent_rows;
         self.run_queryid = 0;
         self.run_length = 0;
         self.run_parent = 0;
-        (run.queryid != 0 && run.parent != 0 && run.length >= RUN_MIN_LENGTH).then_some(run)
+        self.run_parent_rows = 0;
+        (run.queryid != 0 && run.parent != 0 && run.length >= RUN_MIN_LENGTH && within_parent)
+            .then_some(run)
     }
 }
 
@@ -142,6 +154,38 @@ mod tests {
         let executions = vec![(LOOKUP, 1); 1000];
         assert!(feed(&mut tracker, &executions, 0).is_empty());
         assert_eq!(tracker.end_run(), None);
+    }
+
+    #[test]
+    fn a_stream_after_one_other_statement_is_no_run_of_it() {
+        let mut tracker = RunTracker::new();
+        let mut executions = vec![(OTHER, 1)];
+        executions.extend([(LOOKUP, 1); 1000]);
+        assert!(feed(&mut tracker, &executions, 0).is_empty());
+        assert_eq!(
+            tracker.end_run(),
+            None,
+            "1000 lookups after a statement of one row"
+        );
+    }
+
+    #[test]
+    fn a_run_is_at_most_as_long_as_its_parent_returned_rows() {
+        let mut tracker = RunTracker::new();
+        let mut executions = n_plus_one(20);
+        executions.push((LOOKUP, 1));
+        executions.extend(n_plus_one(19));
+        let ended = feed(&mut tracker, &executions, 0);
+        assert!(ended.is_empty(), "21 lookups after 20 rows: {ended:?}");
+        assert_eq!(
+            tracker.end_run(),
+            Some(EndedRun {
+                queryid: LOOKUP,
+                length: 19,
+                parent: PARENT
+            }),
+            "19 lookups after 20 rows"
+        );
     }
 
     #[test]
@@ -225,7 +269,7 @@ mod tests {
     fn the_parent_may_itself_be_a_small_lookup() {
         let mut tracker = RunTracker::new();
         let executions = [
-            (OTHER, 1),
+            (OTHER, 3),
             (LOOKUP, 1),
             (LOOKUP, 1),
             (LOOKUP, 1),

@@ -388,6 +388,9 @@ fn record_tick_failure(worker: Worker, error: &str) {
 /// configuration reload, while our functions' own SET clauses still apply inside them.
 const PINNED_SETTINGS: &[(&str, &str)] = &[
     ("search_path", "pg_catalog, pg_temp"),
+    // `ALTER DATABASE … SET role = x` (which a database owner may run) would make the workers
+    // act as x: they act as the role they connected as
+    ("role", "none"),
     ("default_transaction_read_only", "off"),
     ("default_transaction_isolation", "read committed"),
     ("default_transaction_deferrable", "off"),
