@@ -32,6 +32,8 @@ static HISTOGRAMS: GucSetting<bool> = GucSetting::<bool>::new(true);
 static HISTOGRAMS_NESTED: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Queries with their own histogram in shared memory.
 static MAX_HISTOGRAM_QUERIES: GucSetting<i32> = GucSetting::<i32>::new(5000);
+/// Milliseconds the index advisor may spend planning one statement text (0: no limit).
+static ADVICE_PLANNING_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Whether idle-in-transaction backends are sampled into activity_samples.
 static TRACK_IDLE_IN_TRANSACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 
@@ -164,6 +166,16 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
         GucContext::Userset,
         GucFlags::UNIT_MS,
     );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.advice_planning_timeout",
+        c"Longest time index_advice() spends planning one statement text (0: no limit).",
+        c"Planning evaluates the statement's IMMUTABLE and STABLE functions; a text that takes longer is skipped. Any user may set it for a session.",
+        &ADVICE_PLANNING_TIMEOUT_MS,
+        0,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_bool_guc(
         c"dbanalytics.track_idle_in_transaction",
         c"Samples backends that are idle in a transaction.",
@@ -223,6 +235,10 @@ pub fn histograms_nested() -> bool {
 
 pub fn max_histogram_queries() -> u32 {
     MAX_HISTOGRAM_QUERIES.get() as u32
+}
+
+pub fn advice_planning_timeout_ms() -> i32 {
+    ADVICE_PLANNING_TIMEOUT_MS.get()
 }
 
 pub fn track_idle_in_transaction() -> bool {

@@ -244,6 +244,38 @@ else
     skip_part "index_advice() with HypoPG" "HypoPG is not installed for this PostgreSQL"
 fi
 
+step "1b. A slow function in another role's statement: planning is bounded, cancels are not swallowed"
+sql_as mallory "$DB" "
+CREATE FUNCTION mallory.slow() RETURNS integer LANGUAGE plpgsql IMMUTABLE AS \$f\$
+BEGIN
+    RAISE NOTICE 'mallory.slow: started';
+    PERFORM pg_catalog.pg_sleep(3);
+    RAISE NOTICE 'mallory.slow: finished';
+    RETURN 1;
+END
+\$f\$;" >/dev/null
+sql_as mallory "$DB" "SELECT mallory.slow()" >/dev/null 2>&1
+snapshot
+# advice_as SETTINGS: index_advice('1 hour') as postgres after SET SETTINGS; its output and
+# NOTICEs, and "ERROR: ..." when it failed
+advice_as() {
+    "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U postgres -d "$DB" \
+        -c "$1" -c "SELECT pg_catalog.count(*) FROM dbanalytics.index_advice('1 hour')" 2>&1 || true
+}
+out=$(advice_as "SET dbanalytics.advice_planning_timeout = 0")
+check "without a planning timeout, planning runs mallory.slow() to its end" t \
+    "$(printf '%s\n' "$out" | grep -q 'mallory.slow: finished' && echo t || echo f)"
+out=$(advice_as "SET dbanalytics.advice_planning_timeout = '300ms'")
+info "$(printf '%s\n' "$out" | tr '\n' ' ' | cut -c 1-200)"
+check "with advice_planning_timeout = 300ms, planning starts mallory.slow()" t \
+    "$(printf '%s\n' "$out" | grep -q 'mallory.slow: started' && echo t || echo f)"
+check "... and stops it before its end" 0 "$(printf '%s\n' "$out" | grep -c 'mallory.slow: finished' || true)"
+check "... and index_advice() completes without it" 0 "$(printf '%s\n' "$out" | grep -c 'ERROR' || true)"
+out=$(advice_as "SET dbanalytics.advice_planning_timeout = 0; SET statement_timeout = '1s'")
+check "the caller's statement_timeout ends index_advice() (not swallowed as one statement's failure)" 1 \
+    "$(printf '%s\n' "$out" | grep -c 'ERROR:  canceling statement due to statement timeout' || true)"
+sql_as mallory "$DB" "CREATE OR REPLACE FUNCTION mallory.slow() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 1'"
+
 ###############################################################################################
 step "5. Secret-bearing texts: not stored, not shown, not dumped"
 qv "CREATE ROLE pwuser LOGIN PASSWORD 'secret-1'"

@@ -13,9 +13,87 @@
 //! functions can neither write nor leave anything behind, and the rollback restores the caller's
 //! user id, security context and settings whatever happened inside.
 
-use crate::collect::isolation::{in_rolled_back_subtransaction, in_subtransaction, SourceError};
-use crate::spi;
+use crate::collect::isolation::{
+    in_rolled_back_subtransaction, in_subtransaction, is_cancel, SourceError,
+};
+use crate::{gucs, spi};
 use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+// utils/timeout.h, which pgrx does not bind. None of them raises an ERROR (only a FATAL when
+// the timer cannot be set or every user timeout is taken), so they are called unguarded.
+extern "C-unwind" {
+    fn RegisterTimeout(
+        id: std::ffi::c_int,
+        handler: Option<extern "C-unwind" fn()>,
+    ) -> std::ffi::c_int;
+    fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
+    fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
+}
+
+/// Asks RegisterTimeout for a free user timeout: any id at or above USER_TIMEOUT does, and
+/// USER_TIMEOUT is 8 on PostgreSQL 13, 10 on 14, 12 on 15 and 16, 13 on 17 and 18.
+const ANY_USER_TIMEOUT: std::ffi::c_int = 13;
+
+/// This backend's timeout for planning one text (a PostgreSQL user timeout, registered on first
+/// use; -1 before), and whether it fired.
+static PLANNING_TIMEOUT: AtomicI32 = AtomicI32::new(-1);
+static PLANNING_TIMED_OUT: AtomicBool = AtomicBool::new(false);
+
+/// Runs in the SIGALRM handler: asks for a query cancel, as statement_timeout does, and says it
+/// was ours (the timeout machinery sets the latch). Only stores, nothing that could fail.
+extern "C-unwind" fn planning_timed_out() {
+    PLANNING_TIMED_OUT.store(true, Ordering::SeqCst);
+    // SAFETY: the two flags the server's own cancel handler sets; sig_atomic_t stores.
+    unsafe {
+        pg_sys::QueryCancelPending = 1;
+        pg_sys::InterruptPending = 1;
+    }
+}
+
+/// Runs `plan` with the planning timeout armed (`dbanalytics.advice_planning_timeout`): a
+/// cancel it caused comes back as `Err`; any other cancel (the user's, statement_timeout) or
+/// error propagates.
+fn with_planning_timeout<R>(
+    plan: impl FnOnce() -> Result<R, SourceError>,
+) -> Result<R, SourceError> {
+    let ms = gucs::advice_planning_timeout_ms();
+    if ms <= 0 {
+        return plan();
+    }
+    // SAFETY: RegisterTimeout once per backend (its id is kept); enable/disable of that id.
+    let id = unsafe {
+        let mut id = PLANNING_TIMEOUT.load(Ordering::SeqCst);
+        if id < 0 {
+            id = RegisterTimeout(ANY_USER_TIMEOUT, Some(planning_timed_out));
+            PLANNING_TIMEOUT.store(id, Ordering::SeqCst);
+        }
+        PLANNING_TIMED_OUT.store(false, Ordering::SeqCst);
+        enable_timeout_after(id, ms);
+        id
+    };
+    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(plan())))
+        .catch_others(|caught| Err(Box::new(caught)))
+        .execute();
+    // SAFETY: disarms the timeout armed above.
+    unsafe { disable_timeout(id, false) };
+    let fired = PLANNING_TIMED_OUT.swap(false, Ordering::SeqCst);
+    match outcome {
+        Err(caught) if fired && is_cancel(&caught) => Err(format!(
+            "not planned: planning took longer than dbanalytics.advice_planning_timeout ({ms} ms)"
+        )),
+        Err(caught) => caught.rethrow(),
+        Ok(result) => {
+            if fired {
+                // fired after planning ended, before it was disarmed: no cancel is wanted
+                // SAFETY: clears the request planning_timed_out made.
+                unsafe { pg_sys::QueryCancelPending = 0 };
+            }
+            result
+        }
+    }
+}
 
 /// Why a statement text was not planned.
 pub const NOT_PLANNED_OTHER_ROLE: &str =
@@ -73,36 +151,38 @@ pub fn as_text_owner<R>(
     if !allowed {
         return Err(NOT_PLANNED_OTHER_ROLE.to_string());
     }
-    in_rolled_back_subtransaction(|| {
-        in_subtransaction(|| {
-            spi::execute_with_args(
-                "SELECT pg_catalog.set_config('search_path', $1, true),
+    with_planning_timeout(|| {
+        in_rolled_back_subtransaction(|| {
+            in_subtransaction(|| {
+                spi::execute_with_args(
+                    "SELECT pg_catalog.set_config('search_path', $1, true),
                         pg_catalog.set_config('transaction_read_only', 'on', true)",
-                &[search_path.into()],
-            )
-            .map_err(|e| e.to_string())?;
-            let (mut caller, mut context) = (pg_sys::Oid::INVALID, 0);
-            // SAFETY: the subtransaction records the caller's user id and security context when
-            // it starts and puts them back when it is rolled back (AbortSubTransaction), so
-            // neither an error nor a return leaves the session as the owner.
-            unsafe {
-                pg_sys::GetUserIdAndSecContext(&mut caller, &mut context);
-                pg_sys::SetUserIdAndSecContext(
-                    owner,
-                    context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-                );
-            }
-            prepare()?;
-            // SAFETY: as above.
-            unsafe {
-                pg_sys::SetUserIdAndSecContext(
-                    owner,
-                    context
-                        | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                        | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-                );
-            }
-            body()
+                    &[search_path.into()],
+                )
+                .map_err(|e| e.to_string())?;
+                let (mut caller, mut context) = (pg_sys::Oid::INVALID, 0);
+                // SAFETY: the subtransaction records the caller's user id and security context when
+                // it starts and puts them back when it is rolled back (AbortSubTransaction), so
+                // neither an error nor a return leaves the session as the owner.
+                unsafe {
+                    pg_sys::GetUserIdAndSecContext(&mut caller, &mut context);
+                    pg_sys::SetUserIdAndSecContext(
+                        owner,
+                        context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+                    );
+                }
+                prepare()?;
+                // SAFETY: as above.
+                unsafe {
+                    pg_sys::SetUserIdAndSecContext(
+                        owner,
+                        context
+                            | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                            | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+                    );
+                }
+                body()
+            })
         })
     })
 }

@@ -18,18 +18,34 @@ pub fn in_subtransaction<R>(
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
         pg_sys::MemoryContextSwitchTo(caller_context);
 
-        let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(body))
-            .catch_others(|caught| Err(describe(&caught)))
+        let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(body())))
+            .catch_others(|caught| Err(Box::new(caught)))
             .execute();
 
         match outcome {
-            Ok(_) => pg_sys::ReleaseCurrentSubTransaction(),
-            Err(_) => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
+            Ok(Ok(_)) => pg_sys::ReleaseCurrentSubTransaction(),
+            _ => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
         }
         pg_sys::MemoryContextSwitchTo(caller_context);
         pg_sys::CurrentResourceOwner = caller_owner;
-        outcome
+        match outcome {
+            Ok(result) => result,
+            // a cancel (the user's, statement_timeout) ends the whole statement, as PL/pgSQL's
+            // WHEN OTHERS lets it: it is not one source's failure
+            Err(caught) if is_cancel(&caught) => caught.rethrow(),
+            Err(caught) => Err(describe(&caught)),
+        }
     }
+}
+
+/// Whether an error is a query cancel (SQLSTATE 57014).
+pub fn is_cancel(caught: &pg_sys::panic::CaughtError) -> bool {
+    matches!(
+        caught,
+        pg_sys::panic::CaughtError::PostgresError(report)
+            | pg_sys::panic::CaughtError::ErrorReport(report)
+            if report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+    )
 }
 
 fn describe(caught: &pg_sys::panic::CaughtError) -> String {
