@@ -4443,6 +4443,48 @@ ALTER TABLE @extschema@.alert_rules
     CHECK (pg_catalog.abs(threshold) < 1e15 AND pg_catalog.scale(threshold) <= 6);
 
 -------------------------------------------------------------------------------
+-- Reliability: the tables and indexes sources read sizes without waiting on a relation's lock
+-- (an ACCESS EXCLUSIVE lock on one monitored table failed the whole source, for every table).
+-------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@."_relation_size_nowait"(
+	"relation" oid, /* pg_sys :: Oid */
+	"whole_table" bool /* bool */
+) RETURNS bigint /* Option < i64 > */
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_relation_size_nowait_wrapper';
+REVOKE ALL ON FUNCTION @extschema@._relation_size_nowait(oid, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._relation_size_nowait(oid, boolean) TO dbanalytics_reader;
+
+CREATE OR REPLACE VIEW @extschema@._tables_now AS
+    SELECT t.relid, t.schemaname, t.relname,
+           t.seq_scan, t.seq_tup_read, COALESCE(t.idx_scan, 0) AS idx_scan,
+           COALESCE(t.idx_tup_fetch, 0) AS idx_tup_fetch, t.n_tup_ins, t.n_tup_upd, t.n_tup_del,
+           t.n_tup_hot_upd, t.vacuum_count, t.autovacuum_count, t.analyze_count,
+           t.autoanalyze_count, COALESCE(io.heap_blks_read, 0) AS heap_blks_read,
+           COALESCE(io.heap_blks_hit, 0) AS heap_blks_hit, t.n_live_tup, t.n_dead_tup,
+           t.n_mod_since_analyze, t.last_vacuum, t.last_autovacuum, t.last_analyze,
+           t.last_autoanalyze, @extschema@._relation_size_nowait(t.relid, true) AS table_size,
+           pg_catalog.age(cl.relfrozenxid) AS frozenxid_age
+      FROM pg_catalog.pg_stat_user_tables t
+      JOIN pg_catalog.pg_class cl ON cl.oid = t.relid
+      LEFT JOIN pg_catalog.pg_statio_user_tables io ON io.relid = t.relid
+     WHERE t.schemaname <> '@extschema@';
+
+CREATE OR REPLACE VIEW @extschema@._indexes_now AS
+    SELECT i.indexrelid, i.relid, i.schemaname, i.relname, i.indexrelname,
+           i.idx_scan, i.idx_tup_read, i.idx_tup_fetch,
+           COALESCE(io.idx_blks_read, 0) AS idx_blks_read,
+           COALESCE(io.idx_blks_hit, 0) AS idx_blks_hit,
+           @extschema@._relation_size_nowait(i.indexrelid, false) AS index_size,
+           COALESCE(seen.first_seen, pg_catalog.now()) AS first_seen
+      FROM pg_catalog.pg_stat_user_indexes i
+      LEFT JOIN pg_catalog.pg_statio_user_indexes io ON io.indexrelid = i.indexrelid
+      LEFT JOIN @extschema@.index_counters seen ON seen.indexrelid = i.indexrelid
+     WHERE i.schemaname <> '@extschema@';
+
+-------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings
 -- (sql/finalize.sql says why); it also covers the functions replaced above.
 -------------------------------------------------------------------------------

@@ -366,7 +366,7 @@ CREATE VIEW @extschema@._tables_now AS
            t.autoanalyze_count, COALESCE(io.heap_blks_read, 0) AS heap_blks_read,
            COALESCE(io.heap_blks_hit, 0) AS heap_blks_hit, t.n_live_tup, t.n_dead_tup,
            t.n_mod_since_analyze, t.last_vacuum, t.last_autovacuum, t.last_analyze,
-           t.last_autoanalyze, pg_catalog.pg_table_size(t.relid) AS table_size,
+           t.last_autoanalyze, @extschema@._relation_size_nowait(t.relid, true) AS table_size,
            pg_catalog.age(cl.relfrozenxid) AS frozenxid_age
       FROM pg_catalog.pg_stat_user_tables t
       JOIN pg_catalog.pg_class cl ON cl.oid = t.relid
@@ -378,7 +378,7 @@ CREATE VIEW @extschema@._indexes_now AS
            i.idx_scan, i.idx_tup_read, i.idx_tup_fetch,
            COALESCE(io.idx_blks_read, 0) AS idx_blks_read,
            COALESCE(io.idx_blks_hit, 0) AS idx_blks_hit,
-           pg_catalog.pg_relation_size(i.indexrelid) AS index_size,
+           @extschema@._relation_size_nowait(i.indexrelid, false) AS index_size,
            COALESCE(seen.first_seen, pg_catalog.now()) AS first_seen
       FROM pg_catalog.pg_stat_user_indexes i
       LEFT JOIN pg_catalog.pg_statio_user_indexes io ON io.indexrelid = i.indexrelid

@@ -26,7 +26,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/sources.sql",
     name = "sources",
-    requires = ["schema", "versions"]
+    requires = ["schema", "versions", api::sizes::_relation_size_nowait]
 );
 extension_sql_file!("../sql/views.sql", name = "views", requires = ["sources"]);
 extension_sql_file!(

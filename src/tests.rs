@@ -600,7 +600,8 @@ mod tests {
             )
             .as_deref(),
             Some(
-                "dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,dbanalytics.health_interval=300s,\
+                "dbanalytics.advice_planning_timeout=1000ms,\
+                 dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,dbanalytics.health_interval=300s,\
                  dbanalytics.histograms=on,\
                  dbanalytics.histograms_nested=off,dbanalytics.max_histogram_queries=5000,\
                  dbanalytics.retention_days=525600min,dbanalytics.retention_hours=43200min,\
@@ -617,7 +618,8 @@ mod tests {
             )
             .as_deref(),
             Some(
-                "dbanalytics.health_interval:5..86400,dbanalytics.max_histogram_queries:100..100000,\
+                "dbanalytics.advice_planning_timeout:0..3600000,\
+                 dbanalytics.health_interval:5..86400,dbanalytics.max_histogram_queries:100..100000,\
                  dbanalytics.retention_days:1440..5270400,dbanalytics.retention_hours:1440..5270400,\
                  dbanalytics.retention_minutes:1440..5270400,dbanalytics.retention_raw:60..527040,\
                  dbanalytics.sample_interval:100..3600000,dbanalytics.slow_query_threshold:1..3600000,\

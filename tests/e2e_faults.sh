@@ -82,6 +82,34 @@ check "no source failed after the restart" "" \
            WHERE status = 'error' AND started_at > '$restarted_at'")"
 qp "ALTER DATABASE $DB RESET ALL"
 
+step "A long lock on a monitored table: the tables and indexes sources go on without its size"
+q "CREATE TABLE fault_locked (id int PRIMARY KEY, v text); INSERT INTO fault_locked SELECT g, 'x' FROM generate_series(1, 1000) g;
+   CREATE TABLE fault_free (id int PRIMARY KEY, v text)"
+q "SET lock_timeout = '5s'; SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+# what VACUUM FULL or ALTER TABLE hold for as long as they run
+q "BEGIN; LOCK TABLE fault_locked IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 'fault_user_lock'"
+user_locked_at=$(q "SELECT now()")
+q "INSERT INTO fault_free SELECT g, 'y' FROM generate_series(1, 1000) g"
+# take_snapshot() under a lock_timeout: before, the sources waited on the table's lock (and the
+# collector's own snapshot, waiting as long, held the snapshot lock)
+check "take_snapshot()'s tables and indexes sources succeed while the table is locked" "indexes:ok,tables:ok" \
+    "$(q "SET lock_timeout = '5s';
+          SELECT string_agg(source || ':' || status, ',' ORDER BY source) FROM dbanalytics.take_snapshot()
+           WHERE source IN ('tables', 'indexes')" 2>&1)"
+check "the other table has its size in that snapshot" t \
+    "$(q "SELECT table_size > 0 FROM dbanalytics.table_stats WHERE relname = 'fault_free'
+           ORDER BY interval_end DESC LIMIT 1")"
+check "the locked table has none (NULL), if it has a row" 0 \
+    "$(q "SELECT count(*) FROM dbanalytics.table_stats
+           WHERE relname = 'fault_locked' AND interval_end > '$user_locked_at' AND table_size IS NOT NULL")"
+wait_for "the collector's own tables and indexes sources succeed while the table is locked" 30 holds \
+    "(SELECT count(DISTINCT source) = 2 FROM dbanalytics.collector_runs
+       WHERE worker = 'collector' AND source IN ('tables', 'indexes') AND status = 'ok' AND started_at > '$user_locked_at')"
+check "and none of theirs failed" 0 \
+    "$(q "SELECT count(*) FROM dbanalytics.collector_runs
+           WHERE source IN ('tables', 'indexes') AND status <> 'ok' AND started_at > '$user_locked_at'")"
+q "ROLLBACK PREPARED 'fault_user_lock'"
+
 step "A detached partition is attached again by the next snapshot"
 raw_part=$(today_partition activity_raw)
 q "ALTER TABLE dbanalytics.activity_raw DETACH PARTITION dbanalytics.$raw_part"

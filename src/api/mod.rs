@@ -3,6 +3,7 @@
 
 pub mod advisor;
 pub mod latency;
+pub mod sizes;
 pub mod storage;
 
 use crate::collect::{self, SourceRun};
