@@ -55,39 +55,54 @@ CREATE TABLE @extschema@.alert_rules (
     rule        text PRIMARY KEY CHECK (pg_catalog.length(rule) BETWEEN 1 AND 63),
     metric      text    NOT NULL CHECK (metric IN ('slow_queries_per_minute', 'deadlocks', 'replication_lag_seconds',
                                                    'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
-                                                   'health_score', 'health_score_drop')),
+                                                   'health_score', 'health_score_drop', 'archive_failing')),
     comparison  text    NOT NULL CHECK (comparison IN ('>', '<')),
     -- bounded for the same reason: at most 15 digits before the point and 6 after it
     threshold   numeric NOT NULL CHECK (pg_catalog.abs(threshold) < 1e15 AND pg_catalog.scale(threshold) <= 6),
     severity    text    NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
     enabled     boolean NOT NULL DEFAULT true,
-    description text CHECK (pg_catalog.length(description) <= 1000)
+    description text CHECK (pg_catalog.length(description) <= 1000),
+    -- the condition must hold this long (at consecutive evaluations) before an alert opens
+    for_duration interval NOT NULL DEFAULT '0' CHECK (for_duration BETWEEN '0' AND '7 days'),
+    -- an episode that resolved less than this ago is continued (reopened, not announced again)
+    -- when its condition returns: a flapping value pages once
+    cooldown    interval NOT NULL DEFAULT '0' CHECK (cooldown BETWEEN '0' AND '7 days')
 );
 
 -- The rules dbanalytics ships, enabled. CREATE EXTENSION seeds them; pg_dump keeps only the
 -- rules that differ from them (added, changed or disabled ones, see the end of this section),
 -- since the CREATE EXTENSION of a restore seeds them again.
 CREATE FUNCTION @extschema@._builtin_alert_rules()
-RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text)
+RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text,
+               for_duration interval, cooldown interval)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ VALUES
     ('slow_queries', 'slow_queries_per_minute', '>', 10, 'medium',
-     'more than 10 executions per minute slower than dbanalytics.slow_query_threshold'),
-    ('deadlock', 'deadlocks', '>', 0, 'high', 'a deadlock in the last snapshot interval'),
-    ('replication_lag', 'replication_lag_seconds', '>', 5, 'high', 'a standby replays more than 5 s behind'),
+     'more than 10 executions per minute slower than dbanalytics.slow_query_threshold, for 2 minutes',
+     interval '2 minutes', interval '15 minutes'),
+    ('deadlock', 'deadlocks', '>', 0, 'high', 'a deadlock in the last snapshot interval',
+     interval '0', interval '15 minutes'),
+    ('replication_lag', 'replication_lag_seconds', '>', 5, 'high',
+     'a standby replays more than 5 s behind, or was connected within the last hour and is not now',
+     interval '0', interval '15 minutes'),
     ('idle_in_transaction', 'idle_in_transaction_seconds', '>', 300, 'medium',
-     'a session idle in a transaction for more than 5 minutes'),
+     'a session idle in a transaction for more than 5 minutes', interval '0', interval '15 minutes'),
     ('connections_near_limit', 'connections_ratio', '>', 0.9, 'high',
-     'client connections above 90 % of max_connections - superuser_reserved_connections'),
+     'client connections above 90 % of max_connections - superuser_reserved_connections, for 5 minutes',
+     interval '5 minutes', interval '15 minutes'),
     ('xid_wraparound', 'xid_age', '>', 1000000000, 'critical',
-     'a database''s oldest unfrozen transaction ID is more than 1 billion transactions old (wraparound at 2^31)'),
-    ('health_low', 'health_score', '<', 60, 'high', 'the recorded health score is below 60'),
+     'a database''s oldest unfrozen transaction ID is more than 1 billion transactions old (wraparound at 2^31)',
+     interval '0', interval '15 minutes'),
+    ('health_low', 'health_score', '<', 60, 'high', 'the recorded health score is below 60',
+     interval '0', interval '15 minutes'),
     ('health_drop', 'health_score_drop', '>', 15, 'medium',
-     'the recorded health score fell by more than 15 points within the last hour')
+     'the recorded health score fell by more than 15 points within the last hour', interval '0', interval '15 minutes'),
+    ('archiver_failing', 'archive_failing', '>', 0, 'high',
+     'WAL archiving is on and its last attempt failed (pg_stat_archiver)', interval '0', interval '15 minutes')
 $$;
 
-INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description)
+INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description, for_duration, cooldown)
 SELECT * FROM @extschema@._builtin_alert_rules();
 
 -- Whether a rule is one of the built-in rules exactly as shipped (enabled, unchanged).
@@ -99,8 +114,9 @@ AS $$
     SELECT r.enabled AND EXISTS (
         SELECT FROM @extschema@._builtin_alert_rules() b
          WHERE b.rule OPERATOR(pg_catalog.=) r.rule
-           AND ROW(b.metric, b.comparison, b.threshold, b.severity, b.description)
-               IS NOT DISTINCT FROM ROW(r.metric, r.comparison, r.threshold, r.severity, r.description))
+           AND ROW(b.metric, b.comparison, b.threshold, b.severity, b.description, b.for_duration, b.cooldown)
+               IS NOT DISTINCT FROM ROW(r.metric, r.comparison, r.threshold, r.severity, r.description, r.for_duration,
+                                        r.cooldown))
 $$;
 
 -- Keeps what a dump holds of alert_rules restorable with its exact meaning:
@@ -151,6 +167,14 @@ CREATE TABLE @extschema@.alerts (
 CREATE UNIQUE INDEX alerts_one_open_episode ON @extschema@.alerts (rule) WHERE resolved_at IS NULL;
 CREATE INDEX ON @extschema@.alerts (opened_at);
 
+-- Since when each enabled rule's condition has held, at consecutive evaluations (a rule whose
+-- condition does not hold has no row): what for_duration is measured against. Not dumped: a
+-- restored server starts counting again.
+CREATE TABLE @extschema@.alert_conditions (
+    rule          text        PRIMARY KEY,
+    holding_since timestamptz NOT NULL
+);
+
 -- pg_dump keeps the rules that differ from the built-in ones, and the alert history with the
 -- position of its identity (a sequence is dumped only when registered itself).
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rules',
@@ -179,6 +203,15 @@ WITH latest_db AS (
            pg_catalog.max(EXTRACT(epoch FROM l.interval_end - l.interval_start)) AS seconds
       FROM latest_latency l,
            ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
+), gone_standbys AS (
+    -- the 20 seen last, by name
+    SELECT COALESCE(h.application_name, '') AS application_name, h.last_seen
+      FROM (SELECT r.application_name, pg_catalog.max(r.interval_end) AS last_seen
+              FROM @extschema@.replication_stats r
+             WHERE r.interval_end > pg_catalog.now() - interval '1 hour'
+             GROUP BY r.application_name) h
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication c WHERE c.application_name = h.application_name)
+     ORDER BY h.last_seen DESC LIMIT 20
 ), history AS (
     SELECT (SELECT h.overall_score FROM @extschema@.health_history h ORDER BY h.computed_at DESC LIMIT 1) AS latest,
            (SELECT pg_catalog.max(h.overall_score) FROM @extschema@.health_history h
@@ -196,10 +229,25 @@ SELECT 'deadlocks', pg_catalog.sum(d.deadlocks)::numeric,
                                      'interval_end', pg_catalog.max(d.interval_end), 'source', 'database_stats')
   FROM latest_db d
 UNION ALL
-SELECT 'replication_lag_seconds', pg_catalog.max(EXTRACT(epoch FROM r.replay_lag))::numeric,
-       pg_catalog.jsonb_build_object('standbys', pg_catalog.jsonb_object_agg(COALESCE(r.application_name, r.pid::text),
-                                     EXTRACT(epoch FROM r.replay_lag)), 'source', 'pg_stat_replication')
-  FROM pg_catalog.pg_stat_replication r
+SELECT 'replication_lag_seconds',
+       -- a standby seen in the last hour that is not connected now lags at least since then
+       -- (the alert stays open while it is gone, instead of resolving)
+       GREATEST((SELECT pg_catalog.max(EXTRACT(epoch FROM r.replay_lag)) FROM pg_catalog.pg_stat_replication r),
+                (SELECT pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - g.last_seen)) FROM gone_standbys g))::numeric,
+       pg_catalog.jsonb_build_object(
+           'standbys', (SELECT pg_catalog.jsonb_object_agg(COALESCE(r.application_name, r.pid::text),
+                                                           EXTRACT(epoch FROM r.replay_lag))
+                          FROM pg_catalog.pg_stat_replication r),
+           'disconnected', (SELECT pg_catalog.jsonb_object_agg(g.application_name, g.last_seen) FROM gone_standbys g),
+           'source', 'pg_stat_replication, replication_stats (last hour)')
+UNION ALL
+SELECT 'archive_failing',
+       CASE WHEN pg_catalog.current_setting('archive_mode') = 'off' THEN NULL
+            WHEN a.last_failed_time > COALESCE(a.last_archived_time, '-infinity') THEN 1 ELSE 0 END,
+       pg_catalog.jsonb_build_object('failed_count', a.failed_count, 'last_failed_wal', a.last_failed_wal,
+                                     'last_failed_time', a.last_failed_time, 'last_archived_time', a.last_archived_time,
+                                     'source', 'pg_stat_archiver')
+  FROM pg_catalog.pg_stat_archiver a
 UNION ALL
 SELECT 'idle_in_transaction_seconds', pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - a.state_change))::numeric,
        -- the longest 5 only: a NOTIFY payload must stay under 8000 bytes
@@ -248,7 +296,7 @@ DECLARE
     firing boolean;
 BEGIN
     FOR candidate IN
-        SELECT r.rule, r.comparison, r.threshold, r.severity, m.value, m.details
+        SELECT r.rule, r.comparison, r.threshold, r.severity, r.for_duration, r.cooldown, m.value, m.details
           FROM @extschema@.alert_rules r
           JOIN @extschema@._alert_metrics() m ON m.metric = r.metric
          WHERE r.enabled
@@ -257,8 +305,27 @@ BEGIN
         firing := candidate.value IS NOT NULL AND CASE candidate.comparison
             WHEN '>' THEN candidate.value > candidate.threshold
             ELSE candidate.value < candidate.threshold END;
+        -- for_duration: the condition must have held since at least that long ago
+        IF firing THEN
+            INSERT INTO @extschema@.alert_conditions AS c (rule, holding_since)
+            VALUES (candidate.rule, pg_catalog.now()) ON CONFLICT (rule) DO NOTHING;
+            firing := (SELECT c.holding_since FROM @extschema@.alert_conditions c WHERE c.rule = candidate.rule)
+                      <= pg_catalog.now() - candidate.for_duration;
+        ELSE
+            DELETE FROM @extschema@.alert_conditions c WHERE c.rule = candidate.rule;
+        END IF;
         SELECT * INTO open_alert FROM @extschema@.alerts a
          WHERE a.rule = candidate.rule AND a.resolved_at IS NULL;
+        IF firing AND open_alert.alert_id IS NULL THEN
+            -- cooldown: an episode resolved less than that ago goes on, without a new NOTIFY
+            UPDATE @extschema@.alerts a SET resolved_at = NULL, last_seen_at = pg_catalog.now(),
+                                            value = candidate.value, details = candidate.details
+             WHERE a.alert_id = (SELECT r.alert_id FROM @extschema@.alerts r
+                                  WHERE r.rule = candidate.rule
+                                    AND r.resolved_at > pg_catalog.now() - candidate.cooldown
+                                  ORDER BY r.resolved_at DESC LIMIT 1)
+            RETURNING * INTO open_alert;
+        END IF;
         IF firing AND open_alert.alert_id IS NULL THEN
             INSERT INTO @extschema@.alerts (rule, severity, opened_at, last_seen_at, value, threshold, details)
             VALUES (candidate.rule, candidate.severity, pg_catalog.now(), pg_catalog.now(), candidate.value,
@@ -281,10 +348,12 @@ BEGIN
                       pg_catalog.left(candidate.rule, 63), SQLERRM;
       END;
     END LOOP;
-    -- an episode whose rule was disabled or deleted ends too
+    -- an episode whose rule was disabled or deleted ends too, and its condition is forgotten
     UPDATE @extschema@.alerts a SET resolved_at = pg_catalog.now()
      WHERE a.resolved_at IS NULL
        AND NOT EXISTS (SELECT FROM @extschema@.alert_rules r WHERE r.rule = a.rule AND r.enabled);
+    DELETE FROM @extschema@.alert_conditions c
+     WHERE NOT EXISTS (SELECT FROM @extschema@.alert_rules r WHERE r.rule = c.rule AND r.enabled);
     RETURN opened;
 END
 $$;

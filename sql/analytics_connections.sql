@@ -107,7 +107,9 @@ WITH args AS (
 ), judged AS (
     SELECT m.*,
            CASE
-               WHEN m.avg_waiting > 0 AND m.avg_idle < 1 THEN 'lock_hotspot'
+               -- sessions wait on locks while the pool is saturated (nothing idle, or busier than
+               -- high_util): more connections would only queue on the same locks
+               WHEN m.avg_waiting > 0 AND (m.avg_idle < 1 OR m.utilization > m.high_util) THEN 'lock_hotspot'
                WHEN m.near_limit THEN 'near_connection_limit'
                WHEN m.avg_iit >= 1 AND m.avg_iit > m.iit_ratio * m.avg_active THEN 'idle_in_transaction'
                WHEN m.utilization < m.low_util AND m.avg_idle > m.idle_surplus THEN 'oversized'
@@ -154,7 +156,7 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
        END,
        CASE j.status
            WHEN 'lock_hotspot' THEN
-               pg_catalog.format('%s sessions on average wait on locks%s with no idle connection left: a lock hotspot, '
+               pg_catalog.format('%s sessions on average wait on locks%s in a saturated pool: a lock hotspot, '
                                  'not a pool too small (more sessions would only queue behind the same locks); do not grow the pool, '
                                  'find the blockers in blocking_chains() and lock_contention%s',
                                  pg_catalog.round(j.avg_waiting::numeric, 2),

@@ -3,6 +3,70 @@
 -- Indexes of the current database, judged over a window from the collector's history plus
 -- the scans since its last snapshot. Index statistics are per database: run this in the
 -- database the collector watches (dbanalytics.database).
+-- Estimated free space of every btree index of the current database, from the planner's
+-- statistics: the pages its rows would fill at the index's fillfactor (row width from pg_stats,
+-- row count from pg_class), against the pages it has. This is the well-known estimate of
+-- ioguix/pgsql-bloat-estimation that PgHero and check_pgactivity use. An index is not
+-- estimated when a key column has no pg_stats row the caller can read (never analyzed, or no
+-- privilege on the column) or is of type name (its statistics width is not its stored width).
+-- Deduplicated btrees (PostgreSQL 13+) can be smaller than the estimate: then no bloat is
+-- reported, never a negative one.
+CREATE FUNCTION @extschema@._btree_bloat()
+RETURNS TABLE (indexrelid oid, real_bytes bigint, expected_bytes bigint, bloat_bytes bigint,
+               bloat_ratio double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH consts AS (
+    -- block size; page header and btree special space; MAXALIGN of 64-bit platforms
+    SELECT pg_catalog.current_setting('block_size')::numeric AS bs, 24 AS pagehdr, 16 AS special, 8 AS align
+), idx AS (
+    SELECT i.indexrelid, i.indrelid, i.indkey, i.indnatts, c.relpages, GREATEST(c.reltuples, 0) AS reltuples,
+           COALESCE((SELECT pg_catalog.substring(o.opt, '^fillfactor=([0-9]+)$')::numeric
+                       FROM pg_catalog.unnest(c.reloptions) AS o(opt)
+                      WHERE o.opt LIKE 'fillfactor=%'), 90) AS fillfactor
+      FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+      JOIN pg_catalog.pg_am am ON am.oid = c.relam
+     WHERE am.amname = 'btree' AND c.relpages > 0
+), cols AS (
+    -- each index column's statistics: the table column's, or the index's own for an expression
+    SELECT x.indexrelid, a.atttypid, s.null_frac, s.avg_width
+      FROM idx x
+     CROSS JOIN LATERAL pg_catalog.generate_series(1, x.indnatts) AS k(pos)
+      JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = CASE WHEN x.indkey[k.pos - 1] <> 0 THEN x.indrelid ELSE x.indexrelid END
+       AND a.attnum = CASE WHEN x.indkey[k.pos - 1] <> 0 THEN x.indkey[k.pos - 1] ELSE k.pos END
+      JOIN pg_catalog.pg_class r ON r.oid = a.attrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
+      LEFT JOIN pg_catalog.pg_stats s
+        ON s.schemaname = n.nspname AND s.tablename = r.relname AND s.attname = a.attname AND NOT s.inherited
+), rows AS (
+    SELECT c.indexrelid,
+           pg_catalog.count(c.avg_width) = pg_catalog.count(*)
+               AND NOT pg_catalog.bool_or(c.atttypid = 'pg_catalog.name'::pg_catalog.regtype) AS estimable,
+           -- IndexTupleData, plus the null bitmap when a column has NULLs; then the data
+           CASE WHEN pg_catalog.max(COALESCE(c.null_frac, 0)) = 0 THEN 8 ELSE 12 END AS header,
+           pg_catalog.sum((1 - COALESCE(c.null_frac, 0)) * c.avg_width) AS data
+      FROM cols c
+     GROUP BY c.indexrelid
+), expected AS (
+    SELECT x.indexrelid, x.relpages, k.bs,
+           -- the metapage, then the pages the rows fill: each row MAXALIGNed, plus its 4-byte line pointer
+           1 + pg_catalog.ceil(x.reltuples / pg_catalog.floor(
+                   (k.bs - k.pagehdr - k.special) * x.fillfactor
+                   / (100 * (4 + pg_catalog.ceil(w.header / k.align) * k.align
+                               + pg_catalog.ceil(w.data / k.align) * k.align)))) AS pages
+      FROM idx x
+      JOIN rows w ON w.indexrelid = x.indexrelid AND w.estimable
+     CROSS JOIN consts k
+)
+SELECT e.indexrelid, (e.relpages * e.bs)::bigint, (LEAST(e.pages, e.relpages) * e.bs)::bigint,
+       (GREATEST(e.relpages - e.pages, 0) * e.bs)::bigint,
+       GREATEST(e.relpages - e.pages, 0)::double precision / e.relpages
+  FROM expected e
+$$;
+
 CREATE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
 RETURNS TABLE (
     schemaname text, tablename text, indexname text, index_method text,
@@ -20,8 +84,8 @@ WITH args AS (
            @extschema@._threshold('index_min_evidence')::double precision AS min_evidence,
            @extschema@._threshold('index_rare_scans_per_day')::double precision AS rare_per_day,
            @extschema@._threshold('index_low_selectivity')::double precision AS low_selectivity,
-           @extschema@._threshold('index_oversized_ratio')::double precision AS oversized_ratio,
-           @extschema@._threshold('index_oversized_min_bytes')::double precision AS oversized_min
+           @extschema@._threshold('index_bloat_ratio')::double precision AS bloat_ratio_min,
+           @extschema@._threshold('index_bloat_min_bytes')::double precision AS bloat_bytes_min
 ), live AS (
     SELECT i.indexrelid, i.indrelid, n.nspname::text AS schemaname, t.relname::text AS tablename,
            c.relname::text AS indexname, am.amname::text AS method, i.indisvalid, i.indisunique,
@@ -80,7 +144,8 @@ WITH args AS (
            -- server's own counters cannot tell, since the index may be younger than stats_reset)
            COALESCE(EXTRACT(epoch FROM pg_catalog.now() - GREATEST(a.since, k.first_seen))::double precision, 0) AS watched,
            COALESCE(wr.writes, 0) AS writes,
-           a.window_seconds, a.min_evidence, a.rare_per_day, a.low_selectivity, a.oversized_ratio, a.oversized_min,
+           a.window_seconds, a.min_evidence, a.rare_per_day, a.low_selectivity, a.bloat_ratio_min, a.bloat_bytes_min,
+           b.expected_bytes, b.bloat_bytes, b.bloat_ratio,
            CASE
                WHEN l.constraint_use IS NOT NULL THEN 'backs ' || l.constraint_use
                WHEN l.indisunique THEN 'enforces uniqueness'
@@ -94,6 +159,7 @@ WITH args AS (
       LEFT JOIN history h ON h.indexrelid = l.indexrelid
       LEFT JOIN @extschema@.index_counters k ON k.indexrelid = l.indexrelid
       LEFT JOIN writes wr ON wr.relid = l.indrelid
+      LEFT JOIN @extschema@._btree_bloat() b ON b.indexrelid = l.indexrelid
 ), twins AS (
     -- an identical index on the same table: the newer one, unless only the older is droppable
     SELECT m.indexrelid, pg_catalog.min(o.indexname) AS twin
@@ -130,7 +196,7 @@ WITH args AS (
                     AND m.scans / GREATEST(m.watched, 1) * 86400 < m.rare_per_day THEN 'rarely_used'
                WHEN m.table_rows > 1000
                     AND m.tup_read::double precision / m.scans > m.low_selectivity * m.table_rows THEN 'low_selectivity'
-               WHEN m.index_bytes > m.oversized_min AND m.index_bytes > m.oversized_ratio * m.table_bytes THEN 'oversized'
+               WHEN m.bloat_ratio > m.bloat_ratio_min AND m.bloat_bytes > m.bloat_bytes_min THEN 'bloated'
                ELSE 'effective'
            END AS status
       FROM measured m
@@ -150,9 +216,9 @@ SELECT j.schemaname, j.tablename, j.indexname, j.method,
            WHEN j.status = 'invalid' THEN
                pg_catalog.format('REINDEX INDEX CONCURRENTLY %I.%I;  -- a failed CREATE INDEX CONCURRENTLY left it invalid: it is maintained on every write but never used',
                                  j.schemaname, j.indexname)
-           WHEN j.status = 'oversized' THEN
-               pg_catalog.format('REINDEX INDEX CONCURRENTLY %I.%I;  -- larger than its table: likely bloated',
-                                 j.schemaname, j.indexname)
+           WHEN j.status = 'bloated' THEN
+               pg_catalog.format('REINDEX INDEX CONCURRENTLY %I.%I;  -- an estimated %s%% of it is free space',
+                                 j.schemaname, j.indexname, pg_catalog.round((100 * j.bloat_ratio)::numeric))
            WHEN j.status = 'low_selectivity' AND j.protected_by IS NULL THEN
                pg_catalog.format('each scan reads %s%% of the table: consider a partial index or DROP INDEX CONCURRENTLY %I.%I;',
                                  pg_catalog.round((100 * j.tup_read / j.scans / NULLIF(j.table_rows, 0))::numeric, 1),
@@ -173,6 +239,9 @@ SELECT j.schemaname, j.tablename, j.indexname, j.method,
            WHEN 'rarely_used' THEN pg_catalog.format('%s scans per day on this server (threshold %s; scans on standbys are not counted) against %s table writes',
                                                     pg_catalog.round(j.scans_per_day::numeric, 2), j.rare_per_day, j.writes)
            WHEN 'invalid' THEN 'pg_index.indisvalid is false'
+           WHEN 'bloated' THEN pg_catalog.format('%s bytes, where its %s rows (pg_class.reltuples) would fill about %s at its fillfactor (estimated from pg_stats): %s bytes of free space',
+                                                j.index_bytes, (SELECT pg_catalog.round(c.reltuples) FROM pg_catalog.pg_class c WHERE c.oid = j.indexrelid),
+                                                j.expected_bytes, j.bloat_bytes)
            ELSE pg_catalog.format('%s scans in %s of watching', j.scans, pg_catalog.make_interval(secs => pg_catalog.round(j.watched::numeric)))
        END
   FROM judged j

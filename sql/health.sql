@@ -167,14 +167,14 @@ WITH args AS (
 ), indexes AS (
     SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
            COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL), 0) AS unused_bytes,
-           COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'oversized')), 0) AS bloat_bytes,
+           COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'bloated')), 0) AS bloat_bytes,
            pg_catalog.string_agg(i.recommendation, ' ' ORDER BY i.index_bytes DESC)
                FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL) AS unused_ddl,
            pg_catalog.string_agg(pg_catalog.format('%I.%I (%s, %s)', i.schemaname, i.indexname, i.index_status,
                                                    pg_catalog.pg_size_pretty(i.index_bytes)), ', ' ORDER BY i.index_bytes DESC)
                FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL) AS unused_list,
            pg_catalog.string_agg(i.recommendation, ' ' ORDER BY i.index_bytes DESC)
-               FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'oversized')) AS bloat_ddl
+               FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'bloated')) AS bloat_ddl
       FROM @extschema@.index_effectiveness(interval '7 days') i
 ), tables AS (
     SELECT pg_catalog.count(*) FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS needs_vacuum,
@@ -370,11 +370,11 @@ SELECT 'efficiency', 'unused_index_bytes', i.unused_bytes, 'bytes', true, 104857
 UNION ALL
 SELECT 'efficiency', 'index_bloat', i.bloat_bytes / NULLIF(i.all_bytes, 0), 'ratio', true, 0.10, 0.50, 15,
        CASE WHEN i.all_bytes > 0 THEN 'yes' ELSE 'not_applicable' END,
-       pg_catalog.format('%s of %s index bytes are in duplicate, redundant or oversized (bloated) indexes',
+       pg_catalog.format('%s of %s index bytes are in duplicate, redundant or bloated indexes',
                          pg_catalog.pg_size_pretty(i.bloat_bytes::bigint), pg_catalog.pg_size_pretty(COALESCE(i.all_bytes, 0)::bigint)),
        'index_effectiveness',
        'bloated and duplicate indexes waste cache and slow every write',
-       'drop duplicates and redundant prefixes, reindex the oversized ones',
+       'drop duplicates and redundant prefixes, reindex the bloated ones',
        COALESCE(i.bloat_ddl, '-- nothing to do'), 'low', 'high'
   FROM indexes i
 UNION ALL
@@ -414,7 +414,7 @@ SELECT 'security', 'extra_superusers', ro.extra_superusers::numeric, 'roles', tr
        'medium', 'high'
   FROM roles ro
 UNION ALL
-SELECT 'security', 'public_schema_create', pg_catalog.has_schema_privilege('public', 'public', 'CREATE')::integer::numeric, 'flag', true, 0, 1, 15, 'yes',
+SELECT 'security', 'public_schema_create', pg_catalog.has_schema_privilege('public', 'public', 'CREATE')::integer::numeric, 'flag', true, 0, 1, 25, 'yes',
        CASE WHEN pg_catalog.has_schema_privilege('public', 'public', 'CREATE') THEN 'PUBLIC may CREATE in schema public'
             ELSE 'PUBLIC may not create in schema public' END,
        'has_schema_privilege(''public'', ''public'', ''CREATE'')',
@@ -430,7 +430,9 @@ SELECT 'security', 'security_definer_without_search_path', df.unpinned::numeric,
        'ALTER FUNCTION <function> SET search_path = pg_catalog, pg_temp;  -- for each function in the evidence', 'low', 'high'
   FROM definers df
 UNION ALL
-SELECT 'security', 'passwords_without_expiry', CASE WHEN pw.readable THEN pw.without_expiry::numeric END, 'roles', true, 0, 10, 10,
+-- informational (weight 0, issue 17): nearly every cluster has such roles, and an expiry date
+-- says little about how a password is kept; shown with its evidence, it costs no points
+SELECT 'security', 'passwords_without_expiry', CASE WHEN pw.readable THEN pw.without_expiry::numeric END, 'roles', true, 0, 10, 0,
        CASE WHEN pw.readable THEN 'yes' ELSE 'unknown' END,
        CASE WHEN NOT pw.readable THEN 'pg_authid is not readable by this role'
             ELSE COALESCE('login roles with a password that never expires: ' || pw.names, 'none') END,

@@ -710,6 +710,8 @@ mod tests {
                     current_database(), 'postgres', p.app, p.state, p.backends, p.waiting
                FROM generate_series(1, 3) t,
                     (VALUES ('e17_locks', 'active', 4, 3),
+                            -- waiting on locks with one idle connection left, 90 % busy
+                            ('e17_locksidle', 'active', 9, 2), ('e17_locksidle', 'idle', 1, 0),
                             ('e17_leak', 'active', 1, 0), ('e17_leak', 'idle in transaction', 3, 0),
                             ('e17_busy', 'active', 9, 0), ('e17_busy', 'idle', 1, 0),
                             ('e17_idle', 'active', 2, 0), ('e17_idle', 'idle', 20, 0)) p(app, state, backends, waiting)");
@@ -736,7 +738,7 @@ mod tests {
             verdicts.as_deref(),
             Some(
                 "e17_busy:high_utilization:11 e17_idle:oversized:3 e17_leak:idle_in_transaction:4 \
-                 e17_locks:lock_hotspot:4 e17_many:near_connection_limit:6"
+                 e17_locks:lock_hotspot:4 e17_locksidle:lock_hotspot:10 e17_many:near_connection_limit:6"
             )
         );
         let advice = |app: &str| {
@@ -749,6 +751,9 @@ mod tests {
         assert!(locks.starts_with("3.00 sessions on average wait on locks (most on public.hot: 3 of 3 waiting samples)"), "{locks}");
         assert!(locks.contains("do not grow the pool"), "{locks}");
         assert!(!locks.contains("grow the pool to"), "{locks}");
+        // saturated with one idle connection left: still locks, never "grow"
+        let locks_idle = advice("e17_locksidle");
+        assert!(locks_idle.contains("do not grow the pool"), "{locks_idle}");
         let many = advice("e17_many");
         assert!(many.contains("do not add connections"), "{many}");
         assert!(
@@ -772,6 +777,131 @@ mod tests {
                            AND recommended_pool_size > max_connections_used"
             ),
             Some(0)
+        );
+    }
+
+    /// Issue 17: an alert rule with a duration opens once its condition has held that long, is
+    /// announced once, and a condition that returns within the cool-down continues the episode.
+    /// (now() does not move inside the test: the holding time is moved back instead.)
+    #[pg_test]
+    fn an_alert_with_a_duration_opens_once_and_a_flapping_one_pages_once() {
+        collection_test();
+        run("UPDATE dbanalytics.alert_rules SET enabled = false");
+        // connections_ratio is above 0 while this test's own session is connected
+        run("INSERT INTO dbanalytics.alert_rules (rule, metric, comparison, threshold, severity, for_duration, cooldown)
+             VALUES ('t_for', 'connections_ratio', '>', 0, 'low', '5 minutes', '10 minutes')");
+        let opened = || one::<i64>("SELECT dbanalytics._evaluate_alerts()").unwrap_or(-1);
+        let episodes = || {
+            one::<String>(
+                "SELECT count(*) || ' episodes, ' || count(*) FILTER (WHERE resolved_at IS NULL) || ' open'
+                   FROM dbanalytics.alerts WHERE rule = 't_for'",
+            )
+            .unwrap_or_default()
+        };
+        let held_for = |ago: &str| {
+            run(&format!(
+                "UPDATE dbanalytics.alert_conditions SET holding_since = now() - interval '{ago}' WHERE rule = 't_for'"
+            ))
+        };
+        assert_eq!(opened(), 0, "the condition starts holding");
+        assert_eq!(episodes(), "0 episodes, 0 open");
+        held_for("4 minutes");
+        assert_eq!(opened(), 0, "held 4 of 5 minutes");
+        held_for("6 minutes");
+        assert_eq!(opened(), 1, "held 6 of 5 minutes: opened and announced");
+        assert_eq!(opened(), 0, "still holding: not announced again");
+        assert_eq!(episodes(), "1 episodes, 1 open");
+        // the condition clears: the episode resolves and the holding time is forgotten
+        run("UPDATE dbanalytics.alert_rules SET threshold = 1e9 WHERE rule = 't_for'");
+        assert_eq!(opened(), 0);
+        assert_eq!(episodes(), "1 episodes, 0 open");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM dbanalytics.alert_conditions WHERE rule = 't_for'"),
+            Some(0)
+        );
+        // it returns within the cool-down and holds 6 minutes: the same episode goes on, unannounced
+        run("UPDATE dbanalytics.alert_rules SET threshold = 0 WHERE rule = 't_for'");
+        assert_eq!(opened(), 0, "holding again, for_duration not reached");
+        assert_eq!(episodes(), "1 episodes, 0 open");
+        held_for("6 minutes");
+        assert_eq!(
+            opened(),
+            0,
+            "within the cool-down: continued, not announced"
+        );
+        assert_eq!(episodes(), "1 episodes, 1 open");
+        // it clears again, and returns after the cool-down: a new episode, announced
+        run("UPDATE dbanalytics.alert_rules SET threshold = 1e9 WHERE rule = 't_for'");
+        opened();
+        run("UPDATE dbanalytics.alerts SET resolved_at = now() - interval '11 minutes' WHERE rule = 't_for'");
+        run("UPDATE dbanalytics.alert_rules SET threshold = 0 WHERE rule = 't_for'");
+        opened();
+        held_for("6 minutes");
+        assert_eq!(opened(), 1, "after the cool-down: a new episode");
+        assert_eq!(episodes(), "2 episodes, 1 open");
+        // a rule that is disabled forgets its holding time
+        run("UPDATE dbanalytics.alert_rules SET enabled = false WHERE rule = 't_for'");
+        opened();
+        assert_eq!(
+            one::<String>(
+                "SELECT (SELECT count(*) FROM dbanalytics.alert_conditions WHERE rule = 't_for') || ' conditions, '
+                        || (SELECT count(*) FROM dbanalytics.alerts WHERE rule = 't_for' AND resolved_at IS NULL) || ' open'"
+            )
+            .as_deref(),
+            Some("0 conditions, 0 open")
+        );
+    }
+
+    /// Issue 17: index bloat is estimated from the statistics (the btree estimate), not guessed
+    /// from the index's size against its table's. 90 % of the rows deleted (and analyzed): the
+    /// index keeps its pages (no VACUUM can run inside this test, and VACUUM would keep most of
+    /// them too), so about 90 % of it is free space.
+    #[pg_test]
+    fn an_index_emptied_by_deletes_is_bloated_by_the_statistics_estimate() {
+        collection_test();
+        run("CREATE TABLE bl (id int PRIMARY KEY, v int)");
+        run("INSERT INTO bl SELECT g, g FROM generate_series(1, 1000000) g");
+        run("CREATE INDEX bl_v ON bl (v)");
+        run("ANALYZE bl");
+        let ratio = || {
+            one::<f64>("SELECT bloat_ratio FROM dbanalytics._btree_bloat() WHERE indexrelid = 'bl_v'::regclass")
+                .unwrap_or(-1.0)
+        };
+        let fresh = ratio();
+        assert!(
+            (0.0..0.1).contains(&fresh),
+            "a freshly built index: {fresh}"
+        );
+        run("DELETE FROM bl WHERE id > 100000");
+        run("ANALYZE bl");
+        let emptied = ratio();
+        assert!(
+            (0.85..0.95).contains(&emptied),
+            "90 % of its rows deleted: {emptied}"
+        );
+        // scanned enough in the window that nothing else is said of it
+        assert_eq!(snapshot_problems(), "");
+        run("UPDATE dbanalytics.index_counters SET first_seen = now() - interval '8 days'");
+        run("INSERT INTO dbanalytics.index_stats
+             SELECT now() - interval '2 hours', now() - interval '1 hour', current_database(),
+                    'bl_v'::regclass, 'bl'::regclass, 'public', 'bl', 'bl_v', false,
+                    5000, 5000, 5000, 0, 100, 8192");
+        assert_eq!(
+            one::<String>(
+                "SELECT index_status || ': ' || recommendation FROM dbanalytics.index_effectiveness('7 days')
+                  WHERE indexname = 'bl_v'"
+            )
+            .as_deref(),
+            Some(format!(
+                "bloated: REINDEX INDEX CONCURRENTLY public.bl_v;  -- an estimated {}% of it is free space",
+                (100.0 * emptied).round()
+            ))
+            .as_deref()
+        );
+        assert!(
+            one::<String>("SELECT evidence FROM dbanalytics.index_effectiveness('7 days') WHERE indexname = 'bl_v'")
+                .unwrap_or_default()
+                .contains("where its 100000 rows (pg_class.reltuples) would fill about"),
         );
     }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of the verdicts that need a real server (issue 17): WAL archiving that is on
-# and failing is a bad backup_recency with the right action (not "turn archive_mode on"), and
-# a standby that stops keeps replication_lag measured and raised instead of not_applicable.
+# and failing is a bad backup_recency with the right action (not "turn archive_mode on") and an
+# archiver_failing alert, and a standby that stops keeps replication_lag measured and raised
+# instead of not_applicable, with one replication_lag alert that stays open while it is gone.
 # (The pool, index, constraint, sequence and missing-index verdicts are #[pg_test]s.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,11 @@ check "the risk says archiving is on and failing" t \
 check "the action reads pg_stat_archiver, it does not turn archive_mode on" t \
     "$(q "SELECT bool_and(r->>'action' LIKE 'SELECT * FROM pg_catalog.pg_stat_archiver;%' AND r->>'action' NOT LIKE '%ALTER SYSTEM%')
             FROM jsonb_array_elements(dbanalytics.health_score('1 hour')->'recommendations') r WHERE r->>'indicator' = 'backup_recency'")"
+wait_for "the built-in rule archiver_failing has an open alert" 30 \
+    holds "EXISTS (SELECT FROM dbanalytics.alerts WHERE rule = 'archiver_failing' AND resolved_at IS NULL)"
+check "its details name the WAL file that failed and the failures" t \
+    "$(q "SELECT details->>'last_failed_wal' IS NOT NULL AND (details->>'failed_count')::int > 0 AND details->>'source' = 'pg_stat_archiver'
+            FROM dbanalytics.alerts WHERE rule = 'archiver_failing' AND resolved_at IS NULL")"
 
 step "A standby with a physical slot connects, then stops"
 rm -rf "$STANDBY"
@@ -72,6 +78,15 @@ check "its evidence names the disconnected standby and the inactive slot" t \
 check "the risk says a standby is disconnected" t \
     "$(q "SELECT bool_or(r->>'mitigation' LIKE 'a standby is disconnected%')
             FROM jsonb_array_elements(dbanalytics.health_score('1 hour')->'risk_factors') r WHERE r->>'factor' = 'replication_lag'")"
+wait_for "the built-in rule replication_lag has an open alert naming the disconnected standby" 30 \
+    holds "EXISTS (SELECT FROM dbanalytics.alerts WHERE rule = 'replication_lag' AND resolved_at IS NULL
+                     AND details->'disconnected' ? 'e2e_standby')"
+stopped_alert=$(q "SELECT alert_id FROM dbanalytics.alerts WHERE rule = 'replication_lag' AND resolved_at IS NULL")
+after=$(q "SELECT now()")
+wait_for "two more snapshots" 30 holds "(SELECT count(*) >= 2 FROM dbanalytics.collector_runs
+    WHERE worker = 'collector' AND source = 'alerts' AND started_at > '$after')"
+check "the alert stays open, one episode (announced once): it does not resolve while the standby is gone" "1|$stopped_alert" \
+    "$(q "SELECT count(*) || '|' || min(alert_id) FROM dbanalytics.alerts WHERE rule = 'replication_lag'")"
 q "SELECT pg_drop_replication_slot('e2e_slot')" >/dev/null
 wait_for "after the slot is dropped, the lag still grows past 5 s (warn or bad)" 30 \
     holds "(SELECT status IN ('warn', 'bad') AND value > 5 FROM dbanalytics.health_score_details('1 hour') WHERE indicator = 'replication_lag')"
