@@ -13,6 +13,7 @@ mod gucs;
 mod histogram;
 mod spi;
 mod storage;
+mod timeouts;
 mod workers;
 
 ::pgrx::pg_module_magic!();

@@ -780,6 +780,30 @@ mod tests {
         );
     }
 
+    /// Issue 15: a background worker's SPI never arms statement_timeout (postgres.c arms it for
+    /// each client statement): the workers arm it for each transaction with
+    /// `timeouts::arm_statement_timeout`, which must cancel what runs longer. (A SET inside this
+    /// test's statement does not arm it for the statement already running: only the call does.)
+    #[pg_test]
+    fn the_statement_timeout_the_workers_arm_cancels_a_long_statement() {
+        run("SET statement_timeout = '200ms'");
+        crate::timeouts::arm_statement_timeout();
+        let message = PgTryBuilder::new(|| {
+            crate::collect::isolation::in_rolled_back_subtransaction(|| {
+                Spi::run("SELECT pg_catalog.pg_sleep(5)").ok()
+            });
+            String::from("not cancelled")
+        })
+        .catch_others(|caught| match caught {
+            pg_sys::panic::CaughtError::PostgresError(report) => report.message().to_string(),
+            other => format!("{other:?}"),
+        })
+        .execute();
+        crate::timeouts::disarm_statement_timeout();
+        run("RESET statement_timeout");
+        assert_eq!(message, "canceling statement due to statement timeout");
+    }
+
     /// Issue 17: an alert rule with a duration opens once its condition has held that long, is
     /// announced once, and a condition that returns within the cool-down continues the episode.
     /// (now() does not move inside the test: the holding time is moved back instead.)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of the latency histograms on a real cluster: a pgbench workload gets
 # percentiles per query and per database, pg_stat_statements keeps counting beside our hooks,
-# and queries beyond dbanalytics.max_histogram_queries go to a visible overflow histogram.
+# the executions not yet collected survive a clean restart, and queries beyond
+# dbanalytics.max_histogram_queries go to a visible overflow histogram.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib.sh
@@ -46,6 +47,28 @@ check "latency_histogram sums to the executions" "$TX" \
     "$(q "SELECT sum(executions) FROM dbanalytics.latency_histogram(
             (SELECT queryid FROM dbanalytics.query_latency('1 hour', 1000)
               WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'), '1 hour')")"
+
+step "A clean restart keeps the executions not yet collected"
+q "CREATE TABLE restart_probe (id int PRIMARY KEY); INSERT INTO restart_probe SELECT generate_series(1, 1000)"
+# the workers stop collecting, so that nothing but the restart stands between the executions
+# and the next snapshot
+q "ALTER SYSTEM SET dbanalytics.enabled = off"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 6  # a whole snapshot interval: a snapshot under way when the setting changed has ended
+LAST=$(q "SELECT max(interval_end) FROM dbanalytics.database_latency")
+for i in $(seq 1 300); do echo "SELECT id FROM restart_probe WHERE id = $i;"; done \
+    | "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d "$DB" >/dev/null
+check "no snapshot stored them before the restart" "$LAST" "$(q "SELECT max(interval_end) FROM dbanalytics.database_latency")"
+cluster_stop "$DIR"
+cluster_start "$DIR"
+check "the server log says what was read back" t \
+    "$(grep -q 'dbanalytics: read back [0-9]* executions of [0-9]* statements not collected before the last shutdown' "$DIR/server.log" && echo t || echo f)"
+q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+check "the 300 executions are in the statement's histogram after the restart" 300 \
+    "$(q "SELECT executions FROM dbanalytics.query_latency('1 hour', 1000) WHERE query LIKE 'SELECT id FROM restart_probe WHERE id = %'")"
+check "the saved file was read once and removed" f "$([ -e "$DIR/data/pg_stat/dbanalytics_latency.stat" ] && echo t || echo f)"
+q "ALTER SYSTEM RESET dbanalytics.enabled"
+q "SELECT pg_reload_conf()" >/dev/null
 
 step "150 more query shapes than there is room for"
 q "DO \$\$ BEGIN FOR i IN 1..150 LOOP EXECUTE format('CREATE TABLE shape_%s (id int)', i); END LOOP; END \$\$"

@@ -16,25 +16,10 @@
 use crate::collect::isolation::{
     in_rolled_back_subtransaction, in_subtransaction, is_cancel, SourceError,
 };
-use crate::{gucs, spi};
+use crate::{gucs, spi, timeouts};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-
-// utils/timeout.h, which pgrx does not bind. None of them raises an ERROR (only a FATAL when
-// the timer cannot be set or every user timeout is taken), so they are called unguarded.
-extern "C-unwind" {
-    fn RegisterTimeout(
-        id: std::ffi::c_int,
-        handler: Option<extern "C-unwind" fn()>,
-    ) -> std::ffi::c_int;
-    fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
-    fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
-}
-
-/// Asks RegisterTimeout for a free user timeout: any id at or above USER_TIMEOUT does, and
-/// USER_TIMEOUT is 8 on PostgreSQL 13, 10 on 14, 12 on 15 and 16, 13 on 17 and 18.
-const ANY_USER_TIMEOUT: std::ffi::c_int = 13;
 
 /// This backend's timeout for planning one text (a PostgreSQL user timeout, registered on first
 /// use; -1 before), and whether it fired.
@@ -62,22 +47,17 @@ fn with_planning_timeout<R>(
     if ms <= 0 {
         return plan();
     }
-    // SAFETY: RegisterTimeout once per backend (its id is kept); enable/disable of that id.
-    let id = unsafe {
-        let mut id = PLANNING_TIMEOUT.load(Ordering::SeqCst);
-        if id < 0 {
-            id = RegisterTimeout(ANY_USER_TIMEOUT, Some(planning_timed_out));
-            PLANNING_TIMEOUT.store(id, Ordering::SeqCst);
-        }
-        PLANNING_TIMED_OUT.store(false, Ordering::SeqCst);
-        enable_timeout_after(id, ms);
-        id
-    };
+    let mut id = PLANNING_TIMEOUT.load(Ordering::SeqCst);
+    if id < 0 {
+        id = timeouts::register_user_timeout(planning_timed_out);
+        PLANNING_TIMEOUT.store(id, Ordering::SeqCst);
+    }
+    PLANNING_TIMED_OUT.store(false, Ordering::SeqCst);
+    timeouts::arm(id, ms);
     let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(plan())))
         .catch_others(|caught| Err(Box::new(caught)))
         .execute();
-    // SAFETY: disarms the timeout armed above.
-    unsafe { disable_timeout(id, false) };
+    timeouts::disarm(id);
     let fired = PLANNING_TIMED_OUT.swap(false, Ordering::SeqCst);
     match outcome {
         Err(caught) if fired && is_cancel(&caught) => Err(format!(

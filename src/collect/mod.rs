@@ -110,8 +110,15 @@ pub fn take_sample() -> Vec<SourceRun> {
 
 /// Remembers that today's partitions were seen in place by this process.
 fn partitions_checked_today() {
-    let today = partitions::now_epoch_seconds().map(partitions::day_of).ok();
-    PARTITIONS_CHECKED_DAY.with(|checked| *checked.borrow_mut() = today);
+    PARTITIONS_CHECKED_DAY.with(|checked| *checked.borrow_mut() = clock_day());
+}
+
+/// Today (UTC) by the system clock, for the once-a-day check (which needs no transaction).
+fn clock_day() -> Option<i64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|since| partitions::day_of(since.as_secs() as i64))
 }
 
 /// One collector snapshot: every statistics source, then maintenance. Snapshots take turns
@@ -153,9 +160,10 @@ thread_local! {
 }
 
 /// The sampler checks its partitions once per day and process (after a success), not at
-/// every tick.
-fn partitions_missing_today() -> bool {
-    let today = partitions::now_epoch_seconds().map(partitions::day_of).ok();
+/// every tick; the workers create them before their tick when this says so. By the system
+/// clock (no transaction needed): the check itself uses the transaction's now().
+pub fn partitions_missing_today() -> bool {
+    let today = clock_day();
     PARTITIONS_CHECKED_DAY.with(|checked| *checked.borrow() != today)
 }
 
@@ -278,6 +286,15 @@ fn sample_activity() -> Result<Collected, SourceError> {
     ))
     .map_err(spi_error)?;
     Ok(Collected::rows(rows.unwrap_or(0)))
+}
+
+/// A worker, before its tick, when this process has not seen today's partitions in place yet
+/// (`partitions_missing_today`): creates the missing ones in the transaction it is called in,
+/// which the worker commits at once. Otherwise the first snapshot after CREATE EXTENSION would create them inside its own
+/// long transaction, and the sampler, waiting for them, would lose its first ticks. A failure
+/// is left to the tick's own `partitions` source, which records it.
+pub fn partitions_before_tick() {
+    let _ = in_subtransaction(create_partitions);
 }
 
 fn create_partitions() -> Result<Collected, SourceError> {
@@ -435,7 +452,14 @@ fn persist_latency() -> Result<Collected, SourceError> {
         remember_epoch("latency", &current)?;
         Ok(rows)
     };
-    let outcome = in_subtransaction(store);
+    // a cancel inside ends the statement (in_subtransaction raises it again): the counts go
+    // back first, as after any other failure
+    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| in_subtransaction(store)))
+        .catch_others(|caught| {
+            histograms.restore(&drained, false);
+            caught.rethrow()
+        })
+        .execute();
     // unlike counters, histograms need no baseline: the first snapshot stores what was recorded
     let interval = match interval {
         Interval::First => Interval::Continuous,
@@ -448,7 +472,7 @@ fn persist_latency() -> Result<Collected, SourceError> {
             skipped: None,
         }),
         Err(error) => {
-            histograms.restore(&drained);
+            histograms.restore(&drained, false);
             Err(error)
         }
     }

@@ -144,6 +144,10 @@ unsafe extern "C-unwind" fn shmem_startup() {
         previous();
     }
     table::attach(gucs::max_histogram_queries());
+    // the postmaster (not a backend re-attaching under EXEC_BACKEND)
+    if !pg_sys::IsUnderPostmaster {
+        super::persist::at_postmaster_start();
+    }
 }
 
 /// Should the statement being started or ended now be recorded? (Not a plain EXPLAIN, which

@@ -270,26 +270,53 @@ impl Table {
         drained
     }
 
-    /// Puts drained counts back (when they could not be stored).
-    pub fn restore(&self, drained: &[Drained]) {
+    /// Puts drained counts back: when they could not be stored (their slots exist), or when
+    /// the postmaster reads them back after a clean restart (`claim`: an entry takes a free
+    /// slot as `record` would; what finds no room is counted in `lost_executions`).
+    pub fn restore(&self, drained: &[Drained], claim: bool) {
+        let header = self.header;
+        let room_left = || claim && header.used.load(Ordering::Relaxed) < header.capacity;
+        let overflow_room = || claim;
         for entry in drained {
-            let slots = if entry.queryid == 0 && entry.userid == 0 {
-                self.overflow
+            let overflow = entry.queryid == 0 && entry.userid == 0;
+            let found = if overflow {
+                find(self.overflow, entry.dbid, 0, 0, &overflow_room)
             } else {
-                self.regular
+                find(
+                    self.regular,
+                    entry.dbid,
+                    entry.userid,
+                    entry.queryid,
+                    &room_left,
+                )
             };
-            if let Some((slot, _)) = find(slots, entry.dbid, entry.userid, entry.queryid, &|| false)
-            {
-                for (bucket, count) in &entry.buckets {
-                    slot.counts[*bucket].fetch_add(*count, Ordering::Relaxed);
+            let Some((slot, claimed)) = found else {
+                let executions = entry.buckets.iter().map(|(_, count)| count).sum();
+                header
+                    .lost_executions
+                    .fetch_add(executions, Ordering::Relaxed);
+                continue;
+            };
+            if claimed {
+                let used = if overflow {
+                    &header.overflow_used
+                } else {
+                    &header.used
+                };
+                used.fetch_add(1, Ordering::Relaxed);
+            }
+            for (bucket, count) in &entry.buckets {
+                slot.counts[*bucket].fetch_add(*count, Ordering::Relaxed);
+            }
+            if let Some(runs) = &entry.runs {
+                if claimed {
+                    slot.run_parent.store(runs.parent, Ordering::Relaxed);
                 }
-                if let Some(runs) = &entry.runs {
-                    slot.run_executions
-                        .fetch_add(runs.executions, Ordering::Relaxed);
-                    slot.run_max_length
-                        .fetch_max(runs.max_length, Ordering::Relaxed);
-                    slot.runs.fetch_add(runs.runs, Ordering::Release);
-                }
+                slot.run_executions
+                    .fetch_add(runs.executions, Ordering::Relaxed);
+                slot.run_max_length
+                    .fetch_max(runs.max_length, Ordering::Relaxed);
+                slot.runs.fetch_add(runs.runs, Ordering::Release);
             }
         }
     }
@@ -310,6 +337,7 @@ impl Table {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
 pub struct Drained {
     pub dbid: u32,
     pub userid: u32,
@@ -319,6 +347,7 @@ pub struct Drained {
 }
 
 /// The runs of one statement drained from its slot.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Runs {
     pub runs: u64,
     pub executions: u64,

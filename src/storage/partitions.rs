@@ -227,10 +227,20 @@ fn with_short_lock_timeout<R>(
 /// (within lock_timeout), so that a sampler right after CREATE EXTENSION finds them in place
 /// instead of losing its first ticks.
 pub fn ensure_partitions() -> Result<Option<i64>, pgrx::spi::Error> {
+    let today = day_of(now_epoch_seconds()?);
+    let all_there = |existing: &HashSet<String>| {
+        PARTITIONED_TABLES.iter().all(|t| {
+            required_days(today).all(|day| existing.contains(&partition_name(t.name, day)))
+        })
+    };
+    // nothing to create (the usual case): no lock, so that a worker never waits for the other
+    // one's transaction (a snapshot holds the lock until it commits) when there is nothing to do
+    if all_there(&existing_partitions()?) {
+        return Ok(Some(0));
+    }
     spi::execute(
         "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.partitions'))",
     )?;
-    let today = day_of(now_epoch_seconds()?);
     let existing = existing_partitions()?;
     let mut created = 0;
     with_short_lock_timeout(|| {

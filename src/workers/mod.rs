@@ -15,6 +15,7 @@
 
 use crate::collect;
 use crate::gucs;
+use crate::timeouts;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker, SignalWakeFlags,
 };
@@ -310,26 +311,21 @@ fn report_activity(state: pg_sys::BackendState::Type, text: &str) {
     unsafe { pg_sys::pgstat_report_activity(state, text.as_ptr()) };
 }
 
-/// Runs one tick in its own transaction. An error that escapes the per-source isolation
-/// (it should not) aborts this transaction only, is logged, and the loop goes on.
-fn run_in_transaction(worker: Worker, database: &str) -> Option<String> {
+/// Runs `body` in a transaction of its own, as a client's statement runs: with the worker's
+/// statement_timeout armed, committed when it returns, aborted when it raises an error (which
+/// comes back as `Err`).
+fn in_transaction<R>(body: impl FnOnce() -> R) -> Result<R, String> {
     // SAFETY: the same transaction bracket as BackgroundWorker::transaction, plus an abort path.
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
-    let outcome = PgTryBuilder::new(|| {
-        let reason = idle_reason(database);
-        if reason.is_none() {
-            report_activity(pg_sys::BackendState::STATE_RUNNING, "collecting");
-            worker.tick();
-        }
-        Ok(reason)
-    })
-    .catch_others(|caught| Err(format!("{caught:?}")))
-    .execute();
-    // SAFETY: commit on success; on error the abort releases everything the tick held.
+    timeouts::arm_statement_timeout();
+    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(body())))
+        .catch_others(|caught| Err(format!("{caught:?}")))
+        .execute();
+    // SAFETY: commit on success; on error the abort releases everything the body held.
     unsafe {
         match &outcome {
             Ok(_) => {
@@ -339,6 +335,34 @@ fn run_in_transaction(worker: Worker, database: &str) -> Option<String> {
             Err(_) => pg_sys::AbortCurrentTransaction(),
         }
     }
+    timeouts::disarm_statement_timeout();
+    // between two transactions there is nothing to cancel (as for a client between commands):
+    // a timeout that fired as the transaction ended must not cancel the next one
+    // SAFETY: the flag the cancel handler sets.
+    unsafe { pg_sys::QueryCancelPending = 0 };
+    outcome
+}
+
+/// Runs one tick in its own transaction. An error that escapes the per-source isolation
+/// (a cancel, the statement timeout, or a bug) aborts this transaction only, is logged and
+/// recorded, and the loop goes on.
+fn run_in_transaction(worker: Worker, database: &str) -> Option<String> {
+    // today's partitions first (once a day), committed before the tick that writes into them
+    if collect::partitions_missing_today() {
+        let _ = in_transaction(|| {
+            if idle_reason(database).is_none() {
+                collect::partitions_before_tick();
+            }
+        });
+    }
+    let outcome = in_transaction(|| {
+        let reason = idle_reason(database);
+        if reason.is_none() {
+            report_activity(pg_sys::BackendState::STATE_RUNNING, "collecting");
+            worker.tick();
+        }
+        reason
+    });
     match outcome {
         Ok(reason) => reason,
         Err(error) => {
@@ -357,27 +381,7 @@ fn record_tick_failure(worker: Worker, error: &str) {
         Worker::Sampler => "sampler",
         Worker::Collector => "collector",
     };
-    // SAFETY: a transaction bracket as in run_in_transaction.
-    unsafe {
-        pg_sys::SetCurrentStatementStartTimestamp();
-        pg_sys::StartTransactionCommand();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-    }
-    let written = PgTryBuilder::new(|| {
-        collect::record_failed_tick(worker_name, error);
-        true
-    })
-    .catch_others(|_| false)
-    .execute();
-    // SAFETY: as in run_in_transaction.
-    unsafe {
-        if written {
-            pg_sys::PopActiveSnapshot();
-            pg_sys::CommitTransactionCommand();
-        } else {
-            pg_sys::AbortCurrentTransaction();
-        }
-    }
+    let _ = in_transaction(|| collect::record_failed_tick(worker_name, error));
 }
 
 /// Settings every statement of a worker runs with, whatever `ALTER DATABASE ... SET` or
