@@ -205,13 +205,9 @@ WITH latest_db AS (
            ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
 ), gone_standbys AS (
     -- the 20 seen last, by name
-    SELECT COALESCE(h.application_name, '') AS application_name, h.last_seen
-      FROM (SELECT r.application_name, pg_catalog.max(r.interval_end) AS last_seen
-              FROM @extschema@.replication_stats r
-             WHERE r.interval_end > pg_catalog.now() - interval '1 hour'
-             GROUP BY r.application_name) h
-     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication c WHERE c.application_name = h.application_name)
-     ORDER BY h.last_seen DESC LIMIT 20
+    SELECT COALESCE(g.application_name, '') AS application_name, g.last_seen
+      FROM @extschema@._gone_standbys(pg_catalog.now() - interval '1 hour') g
+     ORDER BY g.last_seen DESC LIMIT 20
 ), history AS (
     SELECT (SELECT h.overall_score FROM @extschema@.health_history h ORDER BY h.computed_at DESC LIMIT 1) AS latest,
            (SELECT pg_catalog.max(h.overall_score) FROM @extschema@.health_history h

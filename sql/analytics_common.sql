@@ -238,3 +238,23 @@ BEGIN
     $q$ USING since, until, span.lo, span.hi;
 END
 $$;
+
+-- Standbys the collector recorded (replication_stats) after `since` that are not connected now,
+-- told apart by application name and client address (two standbys may share the default name
+-- walreceiver). A base backup or a WAL archiver streaming through a walsender (pg_basebackup,
+-- pg_receivewal, a sender in state backup) is not a standby and never counts.
+CREATE FUNCTION @extschema@._gone_standbys(since timestamptz)
+RETURNS TABLE (application_name text, client_addr inet, last_seen timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT h.application_name, h.client_addr, pg_catalog.max(h.interval_end)
+      FROM @extschema@.replication_stats h
+     WHERE h.interval_end > since
+       AND h.state IS DISTINCT FROM 'backup'
+       AND COALESCE(h.application_name, '') NOT IN ('pg_basebackup', 'pg_receivewal')
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication r
+                        WHERE r.application_name IS NOT DISTINCT FROM h.application_name
+                          AND r.client_addr IS NOT DISTINCT FROM h.client_addr)
+     GROUP BY 1, 2
+$$;

@@ -94,8 +94,9 @@ WITH args AS (
            i.indcollation::text AS collations, i.indnkeyatts,
            COALESCE(pg_catalog.pg_get_expr(i.indexprs, i.indrelid), '') AS expressions,
            COALESCE(pg_catalog.pg_get_expr(i.indpred, i.indrelid), '') AS predicate,
-           pg_catalog.pg_relation_size(i.indexrelid) AS index_bytes,
-           pg_catalog.pg_table_size(i.indrelid) AS table_bytes,
+           -- NULL for a relation locked against reading now (VACUUM FULL, ALTER TABLE): never wait
+           @extschema@._relation_size_nowait(i.indexrelid, false) AS index_bytes,
+           @extschema@._relation_size_nowait(i.indrelid, true) AS table_bytes,
            GREATEST(t.reltuples, 0) AS table_rows,
            s.idx_scan AS live_scans, s.idx_tup_read AS live_tup_read,
            (SELECT pg_catalog.string_agg(pg_catalog.format('%s constraint %s',
@@ -315,7 +316,7 @@ WITH args AS (
     SELECT s.relid, s.schemaname::pg_catalog.text, s.relname::pg_catalog.text AS tablename, s.seq_scan, s.seq_tup_read,
            COALESCE(s.idx_scan, 0) AS idx_scan, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
            s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
-           pg_catalog.pg_table_size(s.relid) AS table_bytes,
+           @extschema@._relation_size_nowait(s.relid, true) AS table_bytes,
            pg_catalog.age(c.relfrozenxid) AS xid_age,
            k.relid IS NOT NULL AS watched,
            -- scans in the window: recorded ones plus those since the last snapshot (all live

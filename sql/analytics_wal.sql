@@ -36,13 +36,8 @@ WITH args AS (
                 ELSE 'ok' END AS risk
       FROM slots s
 ), gone AS (
-    SELECT h.application_name, h.client_addr, pg_catalog.max(h.interval_end) AS last_seen
-      FROM @extschema@.replication_stats h
-     WHERE h.interval_end > pg_catalog.now() - analysis_window
-       AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication r
-                        WHERE r.application_name IS NOT DISTINCT FROM h.application_name
-                          AND r.client_addr IS NOT DISTINCT FROM h.client_addr)
-     GROUP BY 1, 2
+    SELECT g.application_name, g.client_addr, g.last_seen
+      FROM @extschema@._gone_standbys(pg_catalog.now() - analysis_window) g
 )
 SELECT u.* FROM (
 SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.keep_limit, j.safe_wal_size,

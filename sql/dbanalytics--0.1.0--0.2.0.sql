@@ -4491,7 +4491,9 @@ CREATE OR REPLACE VIEW @extschema@._indexes_now AS
 -- replication_lag alert that stays open while a standby is gone; passwords_without_expiry is
 -- informational (its 10 points go to public_schema_create); a pool whose sessions wait on locks
 -- while it is saturated is a lock hotspot even with one idle connection left; index bloat is
--- the btree estimate from statistics (status bloated, replacing oversized).
+-- the btree estimate from statistics (status bloated, replacing oversized); standbys that are
+-- gone are told apart by name and address, base backups excluded (_gone_standbys); analytics
+-- read sizes without waiting on a locked relation.
 -------------------------------------------------------------------------------
 ALTER TABLE @extschema@.alert_rules
     DROP CONSTRAINT alert_rules_metric_check,
@@ -4567,9 +4569,184 @@ UPDATE @extschema@.alert_rules r
         OR (r.rule, r.description) IN (('slow_queries', 'more than 10 executions per minute slower than dbanalytics.slow_query_threshold'),
                                        ('replication_lag', 'a standby replays more than 5 s behind'),
                                        ('connections_near_limit', 'client connections above 90 % of max_connections - superuser_reserved_connections')));
+-- the one rule new in 0.2.0 (a built-in rule deleted under 0.1.0, which had no guard against
+-- it, stays deleted)
 INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description, for_duration, cooldown)
 SELECT b.* FROM @extschema@._builtin_alert_rules() b
- WHERE NOT EXISTS (SELECT FROM @extschema@.alert_rules r WHERE r.rule OPERATOR(pg_catalog.=) b.rule);
+ WHERE b.rule OPERATOR(pg_catalog.=) 'archiver_failing'
+   AND NOT EXISTS (SELECT FROM @extschema@.alert_rules r WHERE r.rule OPERATOR(pg_catalog.=) b.rule);
+
+CREATE FUNCTION @extschema@._gone_standbys(since timestamptz)
+RETURNS TABLE (application_name text, client_addr inet, last_seen timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT h.application_name, h.client_addr, pg_catalog.max(h.interval_end)
+      FROM @extschema@.replication_stats h
+     WHERE h.interval_end > since
+       AND h.state IS DISTINCT FROM 'backup'
+       AND COALESCE(h.application_name, '') NOT IN ('pg_basebackup', 'pg_receivewal')
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication r
+                        WHERE r.application_name IS NOT DISTINCT FROM h.application_name
+                          AND r.client_addr IS NOT DISTINCT FROM h.client_addr)
+     GROUP BY 1, 2
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._gone_standbys(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._gone_standbys(timestamptz) TO dbanalytics_reader;
+
+CREATE OR REPLACE FUNCTION @extschema@.replication_risks(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (kind text, name text, slot_type text, active boolean, wal_status text,
+               retained_bytes bigint, max_slot_wal_keep_size bigint, safe_wal_size bigint,
+               retained_growth_per_hour double precision, hours_to_limit double precision,
+               last_seen timestamptz, risk text, detail text, action text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (
+    -- on a standby the slots retain WAL behind the replay position
+    SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+                ELSE pg_catalog.pg_current_wal_lsn() END AS lsn,
+           (SELECT NULLIF(s.setting::bigint, -1) * 1024 * 1024 FROM pg_catalog.pg_settings s
+             WHERE s.name = 'max_slot_wal_keep_size') AS keep_limit
+), slots AS (
+    SELECT s.slot_name::pg_catalog.text AS slot_name, s.slot_type, s.active, s.wal_status,
+           pg_catalog.pg_wal_lsn_diff(a.lsn, s.restart_lsn)::bigint AS retained, a.keep_limit,
+           s.safe_wal_size,
+           (SELECT pg_catalog.regr_slope(h.retained_bytes, EXTRACT(epoch FROM h.interval_end)) * 3600
+              FROM @extschema@.replication_slot_stats h
+             WHERE h.slot_name = s.slot_name AND h.interval_end > pg_catalog.now() - analysis_window) AS growth
+      FROM pg_catalog.pg_replication_slots s CROSS JOIN args a
+), judged AS (
+    SELECT s.*,
+           CASE WHEN s.wal_status = 'lost' THEN 'lost'
+                WHEN s.wal_status = 'unreserved' THEN 'critical'
+                WHEN NOT s.active AND s.retained > 0 THEN 'high'
+                WHEN s.wal_status = 'extended' THEN 'warning'
+                ELSE 'ok' END AS risk
+      FROM slots s
+), gone AS (
+    SELECT g.application_name, g.client_addr, g.last_seen
+      FROM @extschema@._gone_standbys(pg_catalog.now() - analysis_window) g
+)
+SELECT u.* FROM (
+SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.keep_limit, j.safe_wal_size,
+       j.growth,
+       CASE WHEN j.growth > 0 AND j.safe_wal_size IS NOT NULL THEN GREATEST(j.safe_wal_size, 0) / j.growth END,
+       NULL::timestamptz, j.risk,
+       CASE j.risk
+           WHEN 'lost' THEN pg_catalog.format('slot %s lost WAL its consumer still needed (wal_status lost): the consumer cannot resume from it',
+                                              j.slot_name)
+           WHEN 'critical' THEN pg_catalog.format('slot %s retains %s, beyond max_slot_wal_keep_size: the next checkpoint removes WAL it needs',
+                                                  j.slot_name, pg_catalog.pg_size_pretty(j.retained))
+           WHEN 'high' THEN pg_catalog.format('inactive slot %s retains %s of WAL%s%s', j.slot_name,
+                                              pg_catalog.pg_size_pretty(j.retained),
+                                              CASE WHEN j.growth > 0 THEN pg_catalog.format(', growing by %s per hour',
+                                                   pg_catalog.pg_size_pretty(j.growth::bigint)) ELSE '' END,
+                                              CASE WHEN j.keep_limit IS NULL THEN ' with no max_slot_wal_keep_size: it can fill the disk' ELSE '' END)
+           WHEN 'warning' THEN pg_catalog.format('slot %s retains %s, beyond max_wal_size (wal_status extended)',
+                                                 j.slot_name, pg_catalog.pg_size_pretty(j.retained))
+           ELSE pg_catalog.format('slot %s retains %s', j.slot_name, pg_catalog.pg_size_pretty(j.retained)) END,
+       CASE WHEN j.risk = 'ok' THEN 'no action needed'
+            WHEN j.risk = 'lost' THEN pg_catalog.format('drop the slot (SELECT pg_catalog.pg_drop_replication_slot(%L)) and re-create its consumer (re-seed the standby, re-sync the subscription)', j.slot_name)
+            WHEN NOT j.active THEN pg_catalog.format('start its consumer again, or drop the slot if the consumer is gone: SELECT pg_catalog.pg_drop_replication_slot(%L); '
+                                                     'set max_slot_wal_keep_size to cap what a slot may retain', j.slot_name)
+            ELSE 'find why the consumer lags (network, replay conflicts, a long transaction on a subscriber); set max_slot_wal_keep_size to cap what a slot may retain' END
+  FROM judged j
+UNION ALL
+SELECT 'standby_gone', COALESCE(NULLIF(g.application_name, ''), g.client_addr::pg_catalog.text, '(local)'), NULL, false, NULL,
+       NULL, NULL, NULL, NULL, NULL, g.last_seen, 'high',
+       pg_catalog.format('standby %s (%s) streamed until %s and is not connected now',
+                         COALESCE(NULLIF(g.application_name, ''), '(no application_name)'),
+                         COALESCE(g.client_addr::pg_catalog.text, 'local socket'), g.last_seen),
+       'check the standby server and its primary_conninfo; while it is away, a slot it uses retains WAL and it falls behind'
+  FROM gone g
+) u(kind, name, slot_type, active, wal_status, retained_bytes, max_slot_wal_keep_size, safe_wal_size,
+      retained_growth_per_hour, hours_to_limit, last_seen, risk, detail, action)
+ ORDER BY pg_catalog.array_position(ARRAY['lost', 'critical', 'high', 'warning', 'ok'], u.risk), u.kind, u.name
+$$;
+
+CREATE OR REPLACE VIEW @extschema@.table_maintenance AS
+WITH args AS (
+    SELECT @extschema@._threshold('seq_scan_rows_missing_index') AS missing_index_rows,
+           @extschema@._threshold('dead_tuple_ratio') AS dead_ratio,
+           @extschema@._threshold('xid_age_warning') AS xid_warning,
+           @extschema@._threshold('missing_index_window')::double precision AS missing_index_window_s,
+           pg_catalog.now() - pg_catalog.make_interval(secs => @extschema@._threshold('missing_index_window')::double precision) AS since
+), recent AS (
+    SELECT w.relid, w.seq_scan, w.seq_tup_read, w.idx_scan
+      FROM args a, @extschema@._table_totals(a.since, pg_catalog.now()) w
+), tables AS (
+    SELECT s.relid, s.schemaname::pg_catalog.text, s.relname::pg_catalog.text AS tablename, s.seq_scan, s.seq_tup_read,
+           COALESCE(s.idx_scan, 0) AS idx_scan, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
+           s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
+           @extschema@._relation_size_nowait(s.relid, true) AS table_bytes,
+           pg_catalog.age(c.relfrozenxid) AS xid_age,
+           k.relid IS NOT NULL AS watched,
+           -- scans in the window: recorded ones plus those since the last snapshot (all live
+           -- ones after a reset, which put the counter below the remembered value)
+           CASE WHEN k.relid IS NULL THEN s.seq_scan
+                ELSE COALESCE(r.seq_scan, 0) + CASE WHEN s.seq_scan >= k.seq_scan THEN s.seq_scan - k.seq_scan ELSE s.seq_scan END
+           END AS window_seq_scan,
+           CASE WHEN k.relid IS NULL THEN s.seq_tup_read
+                ELSE COALESCE(r.seq_tup_read, 0)
+                     + CASE WHEN s.seq_tup_read >= k.seq_tup_read THEN s.seq_tup_read - k.seq_tup_read ELSE s.seq_tup_read END
+           END AS window_seq_tup_read,
+           CASE WHEN k.relid IS NULL THEN COALESCE(s.idx_scan, 0)
+                ELSE COALESCE(r.idx_scan, 0)
+                     + CASE WHEN COALESCE(s.idx_scan, 0) >= COALESCE(k.idx_scan, 0) THEN COALESCE(s.idx_scan, 0) - COALESCE(k.idx_scan, 0)
+                            ELSE COALESCE(s.idx_scan, 0) END
+           END AS window_idx_scan
+      FROM pg_catalog.pg_stat_user_tables s
+      JOIN pg_catalog.pg_class c ON c.oid = s.relid
+      LEFT JOIN @extschema@.table_counters k ON k.relid = s.relid
+      LEFT JOIN recent r ON r.relid = s.relid
+     WHERE s.schemaname <> '@extschema@'
+), judged AS (
+    SELECT t.*, a.*,
+           t.window_seq_scan > t.window_idx_scan
+               AND t.window_seq_tup_read::numeric / NULLIF(t.window_seq_scan, 0) > a.missing_index_rows AS missing_index
+      FROM tables t CROSS JOIN args a
+)
+SELECT t.schemaname, t.tablename, t.seq_scan, t.idx_scan,
+       t.seq_scan::double precision / NULLIF(t.seq_scan + t.idx_scan, 0) AS seq_scan_ratio,
+       t.seq_tup_read::double precision / NULLIF(t.seq_scan, 0) AS rows_per_seq_scan,
+       t.n_live_tup, t.n_dead_tup,
+       t.n_dead_tup::double precision / NULLIF(t.n_live_tup + t.n_dead_tup, 0) AS dead_tuple_ratio,
+       t.n_mod_since_analyze, t.last_vacuum, t.last_autovacuum, t.last_analyze, t.last_autoanalyze,
+       t.table_bytes,
+       (t.table_bytes * t.n_dead_tup::double precision / NULLIF(t.n_live_tup + t.n_dead_tup, 0))::bigint
+           AS estimated_bloat_bytes,
+       t.xid_age,
+       2147483647 - t.xid_age AS wraparound_headroom,
+       pg_catalog.array_remove(ARRAY[
+           CASE WHEN t.missing_index THEN 'missing_index' END,
+           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup)
+                THEN 'needs_vacuum' END,
+           CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
+                THEN 'needs_analyze' END,
+           CASE WHEN t.xid_age > t.xid_warning * 2147483647 THEN 'wraparound_risk' END
+       ], NULL) AS issues,
+       pg_catalog.concat_ws(' ',
+           CASE WHEN t.missing_index
+                THEN pg_catalog.format('Sequential scans read %s rows each (%s scans %s): find the filter in top_queries() and index it.',
+                                       pg_catalog.round(t.window_seq_tup_read::numeric / t.window_seq_scan), t.window_seq_scan,
+                                       CASE WHEN t.watched THEN 'in the last ' || pg_catalog.make_interval(secs => t.missing_index_window_s)::pg_catalog.text
+                                            ELSE 'since the statistics were reset' END) END,
+           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup)
+                THEN pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename) END,
+           CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
+                     AND NOT (t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup))
+                THEN pg_catalog.format('ANALYZE %I.%I;', t.schemaname, t.tablename) END,
+           CASE WHEN t.xid_age > t.xid_warning * 2147483647
+                THEN pg_catalog.format('VACUUM (FREEZE) %I.%I;  -- %s transactions from wraparound',
+                                       t.schemaname, t.tablename, 2147483647 - t.xid_age) END
+       ) AS recommendation,
+       t.window_seq_scan AS seq_scans_in_window, t.window_seq_tup_read AS seq_rows_in_window,
+       t.window_idx_scan AS idx_scans_in_window
+  FROM judged t
+ ORDER BY t.n_dead_tup DESC;
 
 CREATE OR REPLACE FUNCTION @extschema@._alert_metrics()
 RETURNS TABLE (metric text, value numeric, details jsonb)
@@ -4593,13 +4770,9 @@ WITH latest_db AS (
            ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
 ), gone_standbys AS (
     -- the 20 seen last, by name
-    SELECT COALESCE(h.application_name, '') AS application_name, h.last_seen
-      FROM (SELECT r.application_name, pg_catalog.max(r.interval_end) AS last_seen
-              FROM @extschema@.replication_stats r
-             WHERE r.interval_end > pg_catalog.now() - interval '1 hour'
-             GROUP BY r.application_name) h
-     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication c WHERE c.application_name = h.application_name)
-     ORDER BY h.last_seen DESC LIMIT 20
+    SELECT COALESCE(g.application_name, '') AS application_name, g.last_seen
+      FROM @extschema@._gone_standbys(pg_catalog.now() - interval '1 hour') g
+     ORDER BY g.last_seen DESC LIMIT 20
 ), history AS (
     SELECT (SELECT h.overall_score FROM @extschema@.health_history h ORDER BY h.computed_at DESC LIMIT 1) AS latest,
            (SELECT pg_catalog.max(h.overall_score) FROM @extschema@.health_history h
@@ -4890,8 +5063,9 @@ WITH args AS (
            i.indcollation::text AS collations, i.indnkeyatts,
            COALESCE(pg_catalog.pg_get_expr(i.indexprs, i.indrelid), '') AS expressions,
            COALESCE(pg_catalog.pg_get_expr(i.indpred, i.indrelid), '') AS predicate,
-           pg_catalog.pg_relation_size(i.indexrelid) AS index_bytes,
-           pg_catalog.pg_table_size(i.indrelid) AS table_bytes,
+           -- NULL for a relation locked against reading now (VACUUM FULL, ALTER TABLE): never wait
+           @extschema@._relation_size_nowait(i.indexrelid, false) AS index_bytes,
+           @extschema@._relation_size_nowait(i.indrelid, true) AS table_bytes,
            GREATEST(t.reltuples, 0) AS table_rows,
            s.idx_scan AS live_scans, s.idx_tup_read AS live_tup_read,
            (SELECT pg_catalog.string_agg(pg_catalog.format('%s constraint %s',
@@ -5109,11 +5283,7 @@ WITH args AS (
            pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - h.last_seen)) AS since_seen,
            pg_catalog.string_agg(pg_catalog.format('%s: disconnected, last seen %s', h.application_name, h.last_seen), '; '
                                  ORDER BY h.application_name) AS detail
-      FROM (SELECT r.application_name, pg_catalog.max(r.interval_end) AS last_seen
-              FROM @extschema@.replication_stats r, args a
-             WHERE r.interval_end > a.since
-             GROUP BY r.application_name) h
-     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication c WHERE c.application_name = h.application_name)
+      FROM args a, @extschema@._gone_standbys(a.since) h
 ), archiving AS (
     SELECT pg_catalog.current_setting('archive_mode') <> 'off' AS enabled,
            EXTRACT(epoch FROM pg_catalog.now() - a.last_archived_time) AS since_last_archive,

@@ -140,11 +140,7 @@ WITH args AS (
            pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - h.last_seen)) AS since_seen,
            pg_catalog.string_agg(pg_catalog.format('%s: disconnected, last seen %s', h.application_name, h.last_seen), '; '
                                  ORDER BY h.application_name) AS detail
-      FROM (SELECT r.application_name, pg_catalog.max(r.interval_end) AS last_seen
-              FROM @extschema@.replication_stats r, args a
-             WHERE r.interval_end > a.since
-             GROUP BY r.application_name) h
-     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication c WHERE c.application_name = h.application_name)
+      FROM args a, @extschema@._gone_standbys(a.since) h
 ), archiving AS (
     SELECT pg_catalog.current_setting('archive_mode') <> 'off' AS enabled,
            EXTRACT(epoch FROM pg_catalog.now() - a.last_archived_time) AS since_last_archive,

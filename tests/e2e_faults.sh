@@ -108,6 +108,11 @@ wait_for "the collector's own tables and indexes sources succeed while the table
 check "and none of theirs failed" 0 \
     "$(q "SELECT count(*) FROM dbanalytics.collector_runs
            WHERE source IN ('tables', 'indexes') AND status <> 'ok' AND started_at > '$user_locked_at'")"
+check "index_effectiveness, table_maintenance and health_score answer while it is locked (lock_timeout 2 s)" t \
+    "$(q "SET lock_timeout = '2s';
+          SELECT (SELECT count(*) > 0 FROM dbanalytics.index_effectiveness('1 hour'))
+             AND (SELECT count(*) > 0 FROM dbanalytics.table_maintenance)
+             AND (SELECT dbanalytics.health_score('1 hour') ? 'overall_score')" 2>&1)"
 q "ROLLBACK PREPARED 'fault_user_lock'"
 
 step "A detached partition is attached again by the next snapshot"

@@ -67,6 +67,15 @@ q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
 check "the 300 executions are in the statement's histogram after the restart" 300 \
     "$(q "SELECT executions FROM dbanalytics.query_latency('1 hour', 1000) WHERE query LIKE 'SELECT id FROM restart_probe WHERE id = %'")"
 check "the saved file was read once and removed" f "$([ -e "$DIR/data/pg_stat/dbanalytics_latency.stat" ] && echo t || echo f)"
+
+step "A snapshot whose transaction rolls back puts the counts it took back"
+for i in $(seq 1 50); do echo "SELECT id FROM restart_probe WHERE id < $i;"; done \
+    | "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d "$DB" >/dev/null
+"$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d "$DB" \
+    -c "BEGIN" -c "SELECT count(*) FROM dbanalytics.take_snapshot()" -c "ROLLBACK" >/dev/null
+q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+check "the 50 executions are stored by the next snapshot" 50 \
+    "$(q "SELECT executions FROM dbanalytics.query_latency('1 hour', 1000) WHERE query LIKE 'SELECT id FROM restart_probe WHERE id < %'")"
 q "ALTER SYSTEM RESET dbanalytics.enabled"
 q "SELECT pg_reload_conf()" >/dev/null
 

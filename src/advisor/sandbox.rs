@@ -59,19 +59,23 @@ fn with_planning_timeout<R>(
         .execute();
     timeouts::disarm(id);
     let fired = PLANNING_TIMED_OUT.swap(false, Ordering::SeqCst);
-    match outcome {
-        Err(caught) if fired && is_cancel(&caught) => Err(format!(
+    let too_long = || {
+        format!(
             "not planned: planning took longer than dbanalytics.advice_planning_timeout ({ms} ms)"
-        )),
+        )
+    };
+    match outcome {
+        Err(caught) if fired && is_cancel(&caught) => Err(too_long()),
         Err(caught) => caught.rethrow(),
-        Ok(result) => {
-            if fired {
-                // fired after planning ended, before it was disarmed: no cancel is wanted
-                // SAFETY: clears the request planning_timed_out made.
-                unsafe { pg_sys::QueryCancelPending = 0 };
-            }
-            result
+        // it fired, but no cancel came out: planning ended just then, or a function of the
+        // statement caught the cancel (EXCEPTION WHEN query_canceled) and went on. Either way
+        // the text took too long: skipped, and no cancel is left pending for the caller
+        Ok(_) if fired => {
+            // SAFETY: clears the request planning_timed_out made.
+            unsafe { pg_sys::QueryCancelPending = 0 };
+            Err(too_long())
         }
+        Ok(result) => result,
     }
 }
 

@@ -155,6 +155,9 @@ pub fn take_snapshot() -> Vec<SourceRun> {
 thread_local! {
     /// Day for which this process last saw its partitions in place.
     static PARTITIONS_CHECKED_DAY: RefCell<Option<i64>> = const { RefCell::new(None) };
+    /// Latency counts drained by this transaction and not committed yet (`restore_on_abort`).
+    static UNCOMMITTED_LATENCY: RefCell<Vec<crate::histogram::table::Drained>> = const { RefCell::new(Vec::new()) };
+    static LATENCY_XACT_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Last error logged per source, so that a persistent failure is logged once.
     static LAST_LOGGED_ERROR: RefCell<HashMap<&'static str, String>> = RefCell::new(HashMap::new());
 }
@@ -437,6 +440,10 @@ fn persist_latency() -> Result<Collected, SourceError> {
     let interval_start =
         previous_snapshot.unwrap_or_else(|| "pg_catalog.pg_postmaster_start_time()".to_string());
     let drained = histograms.drain();
+    // until this transaction commits, the counts are only in its rows: an abort (a later
+    // source's error that ends the tick, a cancel, the statement timeout, a FATAL at shutdown,
+    // a ROLLBACK after take_snapshot()) puts them back
+    let held_from = restore_on_abort(&drained);
     let store = || {
         let rows = if drained.is_empty() {
             0
@@ -452,14 +459,7 @@ fn persist_latency() -> Result<Collected, SourceError> {
         remember_epoch("latency", &current)?;
         Ok(rows)
     };
-    // a cancel inside ends the statement (in_subtransaction raises it again): the counts go
-    // back first, as after any other failure
-    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| in_subtransaction(store)))
-        .catch_others(|caught| {
-            histograms.restore(&drained, false);
-            caught.rethrow()
-        })
-        .execute();
+    let outcome = in_subtransaction(store);
     // unlike counters, histograms need no baseline: the first snapshot stores what was recorded
     let interval = match interval {
         Interval::First => Interval::Continuous,
@@ -472,8 +472,45 @@ fn persist_latency() -> Result<Collected, SourceError> {
             skipped: None,
         }),
         Err(error) => {
+            // not stored: back at once (the transaction itself goes on)
+            UNCOMMITTED_LATENCY.with(|pending| pending.borrow_mut().truncate(held_from));
             histograms.restore(&drained, false);
             Err(error)
+        }
+    }
+}
+
+/// Keeps a copy of drained counts until the transaction ends: put back into shared memory if
+/// it aborts, forgotten if it commits. Returns where the copy starts among the held ones.
+fn restore_on_abort(drained: &[crate::histogram::table::Drained]) -> usize {
+    let held_from = UNCOMMITTED_LATENCY.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        let from = pending.len();
+        pending.extend(drained.iter().cloned());
+        from
+    });
+    if !LATENCY_XACT_CALLBACK.with(|registered| registered.replace(true)) {
+        // SAFETY: registers a callback of this backend, for the rest of its life.
+        unsafe { pg_sys::RegisterXactCallback(Some(latency_at_xact_end), std::ptr::null_mut()) };
+    }
+    held_from
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn latency_at_xact_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    let restore = match event {
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => true,
+        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => false,
+        _ => return,
+    };
+    let pending = UNCOMMITTED_LATENCY.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
+    if restore && !pending.is_empty() {
+        if let Some(histograms) = crate::histogram::table::table() {
+            histograms.restore(&pending, false);
         }
     }
 }

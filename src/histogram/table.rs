@@ -337,7 +337,7 @@ impl Table {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Drained {
     pub dbid: u32,
     pub userid: u32,
@@ -347,7 +347,7 @@ pub struct Drained {
 }
 
 /// The runs of one statement drained from its slot.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Runs {
     pub runs: u64,
     pub executions: u64,
