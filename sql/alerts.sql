@@ -55,7 +55,8 @@ CREATE TABLE @extschema@.alert_rules (
     rule        text PRIMARY KEY CHECK (pg_catalog.length(rule) BETWEEN 1 AND 63),
     metric      text    NOT NULL CHECK (metric IN ('slow_queries_per_minute', 'deadlocks', 'replication_lag_seconds',
                                                    'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
-                                                   'health_score', 'health_score_drop', 'archive_failing')),
+                                                   'health_score', 'health_score_drop', 'archive_failing',
+                                                   'inactive_slot_retained_bytes', 'wraparound_days', 'disk_full_days')),
     comparison  text    NOT NULL CHECK (comparison IN ('>', '<')),
     -- bounded for the same reason: at most 15 digits before the point and 6 after it
     threshold   numeric NOT NULL CHECK (pg_catalog.abs(threshold) < 1e15 AND pg_catalog.scale(threshold) <= 6),
@@ -99,7 +100,16 @@ AS $$ VALUES
     ('health_drop', 'health_score_drop', '>', 15, 'medium',
      'the recorded health score fell by more than 15 points within the last hour', interval '0', interval '15 minutes'),
     ('archiver_failing', 'archive_failing', '>', 0, 'high',
-     'WAL archiving is on and its last attempt failed (pg_stat_archiver)', interval '0', interval '15 minutes')
+     'WAL archiving is on and its last attempt failed (pg_stat_archiver)', interval '0', interval '15 minutes'),
+    ('inactive_slot_wal', 'inactive_slot_retained_bytes', '>', 1073741824, 'high',
+     'an inactive replication slot retains more than 1 GiB of WAL, for 10 minutes (replication_risks)',
+     interval '10 minutes', interval '1 hour'),
+    ('wraparound_soon', 'wraparound_days', '<', 30, 'critical',
+     'at the transaction-ID or multixact consumption rate of the last day, the server stops assigning IDs within 30 days (wraparound_risk)',
+     interval '0', interval '1 hour'),
+    ('disk_full_soon', 'disk_full_days', '<', 7, 'high',
+     'the used space of the data directory''s (or pg_wal''s) file system, fitted over 30 days, reaches its capacity within 7 days (space_growth)',
+     interval '0', interval '1 hour')
 $$;
 
 INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description, for_duration, cooldown)
@@ -267,6 +277,24 @@ UNION ALL
 SELECT 'xid_age', pg_catalog.max(pg_catalog.age(d.datfrozenxid))::numeric,
        pg_catalog.jsonb_build_object('oldest_database', (pg_catalog.array_agg(d.datname ORDER BY pg_catalog.age(d.datfrozenxid) DESC))[1])
   FROM pg_catalog.pg_database d
+UNION ALL
+SELECT 'inactive_slot_retained_bytes', COALESCE(pg_catalog.max(r.retained_bytes), 0)::numeric,
+       pg_catalog.jsonb_build_object('slots', pg_catalog.jsonb_object_agg(r.name, r.retained_bytes),
+                                     'source', 'pg_replication_slots')
+  FROM @extschema@.replication_risks(interval '1 hour') r WHERE r.kind = 'slot' AND NOT r.active
+UNION ALL
+SELECT 'wraparound_days', (EXTRACT(epoch FROM pg_catalog.min(w.wraparound_stop_at) - pg_catalog.now()) / 86400)::numeric,
+       pg_catalog.jsonb_build_object('database', (pg_catalog.array_agg(w.datname ORDER BY w.wraparound_stop_at))[1],
+                                     'xids_per_day', pg_catalog.max(w.xids_per_day),
+                                     'multixacts_per_day', pg_catalog.max(w.multixacts_per_day),
+                                     'source', 'wraparound_risk (databases, last day)')
+  FROM @extschema@.wraparound_risk(interval '1 day') w WHERE w.object_type = 'database'
+UNION ALL
+SELECT 'disk_full_days', (EXTRACT(epoch FROM pg_catalog.min(g.forecast_at) - pg_catalog.now()) / 86400)::numeric,
+       pg_catalog.jsonb_build_object('filesystem', (pg_catalog.array_agg(g.relname ORDER BY g.forecast_at))[1],
+                                     'growth_bytes_per_day', (pg_catalog.array_agg(g.growth_bytes_per_day ORDER BY g.forecast_at))[1],
+                                     'source', 'space_growth (file systems, 30 days)')
+  FROM @extschema@.space_growth(interval '30 days') g WHERE g.object_type = 'filesystem'
 UNION ALL
 SELECT 'health_score', h.latest, pg_catalog.jsonb_build_object('source', 'health_history') FROM history h
 UNION ALL

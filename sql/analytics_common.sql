@@ -59,10 +59,24 @@ VALUES
      'missing_index is judged from the scans of this last stretch of time (collector history plus live counters), so it clears once an index serves them'),
     ('dead_tuple_ratio', 0.2, 'ratio', 'table_maintenance',
      'needs_vacuum when dead tuples exceed this share of all tuples (and 1000 tuples)'),
-    ('xid_age_warning', 0.5, 'ratio', 'table_maintenance',
+    ('xid_age_warning', 0.5, 'ratio', 'table_maintenance, wraparound_risk',
      'wraparound_risk when the table''s transaction-ID age passes this share of the 2^31 wraparound horizon'),
     ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
-     'a sequence that used more than this share of its range is flagged');
+     'a sequence that used more than this share of its range is flagged'),
+    ('xid_age_critical', 0.75, 'ratio', 'wraparound_risk',
+     'critical when the transaction-ID or multixact age passes this share of the age at which the server stops assigning IDs (2^31 - 1 - 3 million); warning past xid_age_warning'),
+    ('wraparound_warning_days', 30, 'days', 'wraparound_risk, alert wraparound_soon',
+     'warning when the server would stop assigning transaction or multixact IDs within this many days at the consumption rate of the window'),
+    ('wraparound_critical_days', 7, 'days', 'wraparound_risk',
+     'critical when that stop is within this many days'),
+    ('consumption_min_history', 3600, 's', 'wraparound_risk',
+     'consumption rates (and so forecasts) only from snapshots spanning at least this long in the window'),
+    ('growth_min_history', 172800, 's', 'space_growth',
+     'growth and forecasts only for objects measured over at least this long in the window (else too_little_history)'),
+    ('growth_stable_ratio', 0.001, 'ratio/day', 'space_growth',
+     'growing (shrinking) when the fitted growth per day is more than this share of the size now; stable otherwise'),
+    ('disk_full_warning_days', 30, 'days', 'space_growth, alert disk_full_soon',
+     'full_soon when the fitted line of a file system''s used bytes reaches its capacity within this many days');
 
 -- Start of an analysis window, after checking it. Clear errors instead of empty results.
 CREATE FUNCTION @extschema@._window_start(analysis_window interval)

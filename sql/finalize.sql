@@ -24,6 +24,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._snapshot_io(timestamptz, boolean, boolean),
     @extschema@._snapshot_replication(timestamptz),
     @extschema@._snapshot_replication_slots(timestamptz),
+    @extschema@._snapshot_server(), @extschema@._server_now(),
+    @extschema@._rollup_size_days(timestamptz, timestamptz),
     @extschema@._rollup_minutes(timestamptz), @extschema@._rollup_hours(),
     @extschema@._rollup_latency(text, timestamptz, timestamptz),
     @extschema@._rollup_statement_hours(timestamptz, timestamptz),

@@ -681,6 +681,54 @@ CREATE TABLE @extschema@.replication_slot_stats (
     safe_wal_size       bigint
 ) PARTITION BY RANGE (interval_end);
 
+-- The server and its host at each snapshot (collector, "server" source, _server_now()): the
+-- counters of the next transaction ID (full, with its epoch) and multixact ID, for the rate at
+-- which they are consumed (wraparound_risk); the WAL position (wal_generation); the file
+-- systems of the data directory and, where it is another one, of pg_wal: bytes used and bytes
+-- still available to PostgreSQL (space_growth); and on Linux the host's cumulative CPU seconds,
+-- memory, 1-minute load average and bytes read from and written to block devices (host_stats),
+-- with host_status 'ok' or why /proc could not be read (then those columns are NULL).
+CREATE TABLE @extschema@.server_stats (
+    interval_end             timestamptz NOT NULL,
+    next_xid                 bigint      NOT NULL,
+    next_multixact           bigint      NOT NULL,
+    wal_lsn                  pg_lsn,
+    disk_used_bytes          bigint,
+    disk_available_bytes     bigint,
+    wal_disk_used_bytes      bigint,
+    wal_disk_available_bytes bigint,
+    host_status              text        NOT NULL,
+    boot_time                timestamptz,
+    cpus                     integer,
+    cpu_user_seconds         double precision,
+    cpu_system_seconds       double precision,
+    cpu_iowait_seconds       double precision,
+    cpu_idle_seconds         double precision,
+    cpu_other_seconds        double precision,
+    mem_total_bytes          bigint,
+    mem_available_bytes      bigint,
+    load1                    double precision,
+    disk_read_bytes          bigint,
+    disk_write_bytes         bigint
+) PARTITION BY RANGE (interval_end);
+
+-- Daily sizes (rollup source, _rollup_size_days): per UTC day, the last size the day's
+-- snapshots saw of each database, table and index, and the bytes used on the file systems of
+-- the data directory and pg_wal. Kept in the day tier, for space_growth's fits over months.
+CREATE TABLE @extschema@.size_daily (
+    day_end     timestamptz NOT NULL,
+    measured_at timestamptz NOT NULL,
+    object_type text        NOT NULL CHECK (object_type IN ('database', 'table', 'index', 'filesystem')),
+    -- NULL for a file system
+    datname     text,
+    -- the table's or index's oid, the database's oid; 0 for a file system
+    objid       oid         NOT NULL,
+    schemaname  text,
+    -- the table or index; 'data directory' or 'pg_wal' for a file system
+    relname     text,
+    size_bytes  bigint      NOT NULL
+) PARTITION BY RANGE (day_end);
+
 -------------------------------------------------------------------------------
 -- Self-monitoring: one row per run of one source.
 -------------------------------------------------------------------------------

@@ -703,6 +703,33 @@ BEGIN
 END
 $$;
 
+-- The server and its host now (_server_now()) and the WAL position: one row of server_stats.
+CREATE FUNCTION @extschema@._snapshot_server()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    written bigint;
+BEGIN
+    INSERT INTO @extschema@.server_stats
+        (interval_end, next_xid, next_multixact, wal_lsn, disk_used_bytes, disk_available_bytes,
+         wal_disk_used_bytes, wal_disk_available_bytes, host_status, boot_time, cpus, cpu_user_seconds,
+         cpu_system_seconds, cpu_iowait_seconds, cpu_idle_seconds, cpu_other_seconds, mem_total_bytes,
+         mem_available_bytes, load1, disk_read_bytes, disk_write_bytes)
+    SELECT pg_catalog.now(), s.next_xid, s.next_multixact,
+           CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+                ELSE pg_catalog.pg_current_wal_lsn() END,
+           s.disk_used_bytes, s.disk_available_bytes, s.wal_disk_used_bytes, s.wal_disk_available_bytes,
+           s.host_status, s.boot_time, s.cpus, s.cpu_user_seconds, s.cpu_system_seconds, s.cpu_iowait_seconds,
+           s.cpu_idle_seconds, s.cpu_other_seconds, s.mem_total_bytes, s.mem_available_bytes, s.load1,
+           s.disk_read_bytes, s.disk_write_bytes
+      FROM @extschema@._server_now() s;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+
 -- Minute rollups of completed minutes since the last rollup. The newest minute is left
 -- alone until a few seconds after it ends, so a sample committed late is still counted.
 CREATE FUNCTION @extschema@._rollup_minutes(rolled_until timestamptz)
@@ -981,6 +1008,45 @@ $$;
 -- every whole hour since the last one rolled (source_state 'hours', updated_at = the hour_end
 -- rolled last). An hour is whole once now() is past its end: snapshots are serialized, so no
 -- later snapshot can write an interval ending in it. Returns the rows written.
+-- Daily sizes of the whole UTC days ending in (since, until]: for each database, table, index
+-- and file system, the last size the day's snapshots saw (called by _rollup_hours).
+CREATE FUNCTION @extschema@._rollup_size_days(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO @extschema@.size_daily (day_end, measured_at, object_type, datname, objid, schemaname, relname, size_bytes)
+    SELECT DISTINCT ON (1, 3, 4, 5, 7) u.*
+      FROM (SELECT @extschema@._time_ceil(t.interval_end, 86400), t.interval_end, 'table', t.datname, t.relid,
+                   t.schemaname, t.relname, t.table_size
+              FROM @extschema@.table_stats t
+             WHERE t.interval_end > since AND t.interval_end <= until AND t.table_size IS NOT NULL
+            UNION ALL
+            SELECT @extschema@._time_ceil(i.interval_end, 86400), i.interval_end, 'index', i.datname, i.indexrelid,
+                   i.schemaname, i.indexrelname, i.index_size
+              FROM @extschema@.index_stats i
+             WHERE i.interval_end > since AND i.interval_end <= until AND i.index_size IS NOT NULL
+            UNION ALL
+            SELECT @extschema@._time_ceil(d.interval_end, 86400), d.interval_end, 'database', d.datname, d.datid,
+                   NULL, NULL, d.database_size
+              FROM @extschema@.database_stats d
+             WHERE d.interval_end > since AND d.interval_end <= until AND d.database_size IS NOT NULL
+            UNION ALL
+            SELECT @extschema@._time_ceil(s.interval_end, 86400), s.interval_end, 'filesystem', NULL, 0::oid,
+                   NULL, f.name, f.used
+              FROM @extschema@.server_stats s,
+                   LATERAL (VALUES ('data directory', s.disk_used_bytes), ('pg_wal', s.wal_disk_used_bytes)) f(name, used)
+             WHERE s.interval_end > since AND s.interval_end <= until AND f.used IS NOT NULL
+           ) u(day_end, measured_at, object_type, datname, objid, schemaname, relname, size_bytes)
+     ORDER BY 1, 3, 4, 5, 7, 2 DESC;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
 CREATE FUNCTION @extschema@._rollup_hours()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -994,6 +1060,18 @@ DECLARE
 BEGIN
     -- one run at a time (the collector, take_snapshot(), a hand call): no hour rolled twice
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.rollup_hours'));
+
+    -- whole UTC days of sizes (source_state 'size_days'); the first run rolls yesterday only,
+    -- whose rows go to today's partition of size_daily, which surely exists
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'size_days';
+    rolled_until := COALESCE(rolled_until, @extschema@._time_floor(upper_bound, 86400) - interval '1 day');
+    IF rolled_until < @extschema@._time_floor(upper_bound, 86400) THEN
+        written := written + @extschema@._rollup_size_days(rolled_until, @extschema@._time_floor(upper_bound, 86400));
+        INSERT INTO @extschema@.source_state AS st (source, updated_at)
+        VALUES ('size_days', @extschema@._time_floor(upper_bound, 86400))
+        ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+    END IF;
+
     SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'hours';
     IF rolled_until IS NULL THEN
         -- first run: from the first hour with history (or nothing to do)
@@ -1029,6 +1107,7 @@ BEGIN
         INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('days', upper_bound)
         ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
     END IF;
+
     RETURN written;
 END
 $$;

@@ -27,7 +27,12 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/sources.sql",
     name = "sources",
-    requires = ["schema", "versions", api::sizes::_relation_size_nowait]
+    requires = [
+        "schema",
+        "versions",
+        api::sizes::_relation_size_nowait,
+        api::server::_server_now
+    ]
 );
 extension_sql_file!("../sql/views.sql", name = "views", requires = ["sources"]);
 extension_sql_file!(
@@ -71,6 +76,11 @@ extension_sql_file!(
     requires = ["analytics_common"]
 );
 extension_sql_file!(
+    "../sql/analytics_capacity.sql",
+    name = "analytics_capacity",
+    requires = ["analytics_common"]
+);
+extension_sql_file!(
     "../sql/health.sql",
     name = "health",
     requires = [
@@ -80,7 +90,11 @@ extension_sql_file!(
         "analytics_latency"
     ]
 );
-extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["health"]);
+extension_sql_file!(
+    "../sql/alerts.sql",
+    name = "alerts",
+    requires = ["health", "analytics_capacity", "analytics_wal"]
+);
 extension_sql_file!(
     "../sql/exports.sql",
     name = "exports",

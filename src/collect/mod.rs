@@ -86,6 +86,7 @@ const SNAPSHOT_SOURCES: &[(&str, SourceFn)] = &[
     ("io", snapshot_io),
     ("replication", snapshot_replication),
     ("replication_slots", snapshot_replication_slots),
+    ("server", snapshot_server),
     ("rollup", rollup_minutes),
     ("rollup_hours", rollup_hours),
     ("health", record_health),
@@ -710,6 +711,13 @@ fn snapshot_replication_slots() -> Result<Collected, SourceError> {
         format!("SELECT dbanalytics._snapshot_replication_slots({previous})")
     })
     .map(|collected| Collected::rows(collected.rows))
+}
+
+/// The server's transaction counters, WAL position, disk space and host figures.
+fn snapshot_server() -> Result<Collected, SourceError> {
+    let rows = spi::execute_returning::<i64>("SELECT dbanalytics._snapshot_server()")
+        .map_err(spi_error)?;
+    Ok(Collected::rows(rows.unwrap_or(0)))
 }
 
 /// Minute rollups of the raw samples.

@@ -98,9 +98,11 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
     table("io_stats", Tier::Hours),
     table("replication_stats", Tier::Hours),
     table("replication_slot_stats", Tier::Hours),
+    table("server_stats", Tier::Hours),
     table("health_history", Tier::Hours),
     table("statement_daily", Tier::Days),
     table("statement_latency_daily", Tier::Days),
+    table("size_daily", Tier::Days),
 ];
 
 /// Days after today for which partitions must already exist.
