@@ -5760,6 +5760,1192 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
 $$;
 
 -------------------------------------------------------------------------------
+-- Capacity (issue 18): server_stats (transaction-ID and multixact counters, WAL position,
+-- file-system space, the host's CPU, memory, load and paging) each snapshot and size_daily
+-- each day; wraparound_risk, space_growth, wal_generation and host_stats; the alert rules
+-- inactive_slot_wal, wraparound_soon and disk_full_soon; the health indicator disk_full_days
+-- (reliability; deadlock_frequency and rollback_ratio give it 5 points each).
+-------------------------------------------------------------------------------
+-- The server and its host at each snapshot (collector, "server" source, _server_now()): the
+-- counters of the next transaction ID (full, with its epoch) and multixact ID, for the rate at
+-- which they are consumed (wraparound_risk); the WAL position (wal_generation); the file
+-- systems of the data directory and, where it is another one, of pg_wal: bytes used and bytes
+-- still available to PostgreSQL (space_growth); and on Linux the host's cumulative CPU seconds,
+-- memory, 1-minute load average and bytes read from and written to block devices (host_stats),
+-- with host_status 'ok' or why /proc could not be read (then those columns are NULL).
+CREATE TABLE @extschema@.server_stats (
+    interval_end             timestamptz NOT NULL,
+    next_xid                 bigint      NOT NULL,
+    next_multixact           bigint      NOT NULL,
+    wal_lsn                  pg_lsn,
+    disk_used_bytes          bigint,
+    disk_available_bytes     bigint,
+    wal_disk_used_bytes      bigint,
+    wal_disk_available_bytes bigint,
+    host_status              text        NOT NULL,
+    boot_time                timestamptz,
+    cpus                     integer,
+    cpu_user_seconds         double precision,
+    cpu_system_seconds       double precision,
+    cpu_iowait_seconds       double precision,
+    cpu_idle_seconds         double precision,
+    cpu_other_seconds        double precision,
+    mem_total_bytes          bigint,
+    mem_available_bytes      bigint,
+    load1                    double precision,
+    disk_read_bytes          bigint,
+    disk_write_bytes         bigint
+) PARTITION BY RANGE (interval_end);
+
+-- Daily sizes (rollup source, _rollup_size_days): per UTC day, the last size the day's
+-- snapshots saw of each database, table and index, and the bytes used on the file systems of
+-- the data directory and pg_wal. Kept in the day tier, for space_growth's fits over months.
+CREATE TABLE @extschema@.size_daily (
+    day_end     timestamptz NOT NULL,
+    measured_at timestamptz NOT NULL,
+    object_type text        NOT NULL CHECK (object_type IN ('database', 'table', 'index', 'filesystem')),
+    -- NULL for a file system
+    datname     text,
+    -- the table's or index's oid, the database's oid; 0 for a file system
+    objid       oid         NOT NULL,
+    schemaname  text,
+    -- the table or index; 'data directory' or 'pg_wal' for a file system
+    relname     text,
+    size_bytes  bigint      NOT NULL
+) PARTITION BY RANGE (day_end);
+REVOKE ALL ON @extschema@.server_stats, @extschema@.size_daily FROM PUBLIC;
+GRANT SELECT ON @extschema@.server_stats, @extschema@.size_daily TO dbanalytics_reader;
+
+CREATE FUNCTION @extschema@."_server_now"() RETURNS TABLE (
+	"next_xid" bigint,  /* i64 */
+	"next_multixact" bigint,  /* i64 */
+	"disk_used_bytes" bigint,  /* Option < i64 > */
+	"disk_available_bytes" bigint,  /* Option < i64 > */
+	"wal_disk_used_bytes" bigint,  /* Option < i64 > */
+	"wal_disk_available_bytes" bigint,  /* Option < i64 > */
+	"host_status" TEXT,  /* String */
+	"boot_time" timestamp with time zone,  /* Option < pgrx :: datum :: TimestampWithTimeZone > */
+	"cpus" INT,  /* Option < i32 > */
+	"cpu_user_seconds" double precision,  /* Option < f64 > */
+	"cpu_system_seconds" double precision,  /* Option < f64 > */
+	"cpu_iowait_seconds" double precision,  /* Option < f64 > */
+	"cpu_idle_seconds" double precision,  /* Option < f64 > */
+	"cpu_other_seconds" double precision,  /* Option < f64 > */
+	"mem_total_bytes" bigint,  /* Option < i64 > */
+	"mem_available_bytes" bigint,  /* Option < i64 > */
+	"load1" double precision,  /* Option < f64 > */
+	"disk_read_bytes" bigint,  /* Option < i64 > */
+	"disk_write_bytes" bigint  /* Option < i64 > */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_server_now_wrapper';
+CREATE FUNCTION @extschema@._snapshot_server()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    written bigint;
+BEGIN
+    INSERT INTO @extschema@.server_stats
+        (interval_end, next_xid, next_multixact, wal_lsn, disk_used_bytes, disk_available_bytes,
+         wal_disk_used_bytes, wal_disk_available_bytes, host_status, boot_time, cpus, cpu_user_seconds,
+         cpu_system_seconds, cpu_iowait_seconds, cpu_idle_seconds, cpu_other_seconds, mem_total_bytes,
+         mem_available_bytes, load1, disk_read_bytes, disk_write_bytes)
+    SELECT pg_catalog.now(), s.next_xid, s.next_multixact,
+           CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+                ELSE pg_catalog.pg_current_wal_lsn() END,
+           s.disk_used_bytes, s.disk_available_bytes, s.wal_disk_used_bytes, s.wal_disk_available_bytes,
+           s.host_status, s.boot_time, s.cpus, s.cpu_user_seconds, s.cpu_system_seconds, s.cpu_iowait_seconds,
+           s.cpu_idle_seconds, s.cpu_other_seconds, s.mem_total_bytes, s.mem_available_bytes, s.load1,
+           s.disk_read_bytes, s.disk_write_bytes
+      FROM @extschema@._server_now() s;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+
+CREATE FUNCTION @extschema@._rollup_size_days(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO @extschema@.size_daily (day_end, measured_at, object_type, datname, objid, schemaname, relname, size_bytes)
+    SELECT DISTINCT ON (1, 3, 4, 5, 7) u.*
+      FROM (SELECT @extschema@._time_ceil(t.interval_end, 86400), t.interval_end, 'table', t.datname, t.relid,
+                   t.schemaname, t.relname, t.table_size
+              FROM @extschema@.table_stats t
+             WHERE t.interval_end > since AND t.interval_end <= until AND t.table_size IS NOT NULL
+            UNION ALL
+            SELECT @extschema@._time_ceil(i.interval_end, 86400), i.interval_end, 'index', i.datname, i.indexrelid,
+                   i.schemaname, i.indexrelname, i.index_size
+              FROM @extschema@.index_stats i
+             WHERE i.interval_end > since AND i.interval_end <= until AND i.index_size IS NOT NULL
+            UNION ALL
+            SELECT @extschema@._time_ceil(d.interval_end, 86400), d.interval_end, 'database', d.datname, d.datid,
+                   NULL, NULL, d.database_size
+              FROM @extschema@.database_stats d
+             WHERE d.interval_end > since AND d.interval_end <= until AND d.database_size IS NOT NULL
+            UNION ALL
+            SELECT @extschema@._time_ceil(s.interval_end, 86400), s.interval_end, 'filesystem', NULL, 0::oid,
+                   NULL, f.name, f.used
+              FROM @extschema@.server_stats s,
+                   LATERAL (VALUES ('data directory', s.disk_used_bytes), ('pg_wal', s.wal_disk_used_bytes)) f(name, used)
+             WHERE s.interval_end > since AND s.interval_end <= until AND f.used IS NOT NULL
+           ) u(day_end, measured_at, object_type, datname, objid, schemaname, relname, size_bytes)
+     ORDER BY 1, 3, 4, 5, 7, 2 DESC;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._rollup_hours()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rolled_until timestamptz;
+    -- hour_end of the newest whole hour
+    upper_bound timestamptz := @extschema@._time_floor(pg_catalog.now() - interval '1 microsecond', 3600);
+    written bigint := 0;
+BEGIN
+    -- one run at a time (the collector, take_snapshot(), a hand call): no hour rolled twice
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.rollup_hours'));
+
+    -- whole UTC days of sizes (source_state 'size_days'); the first run rolls yesterday only,
+    -- whose rows go to today's partition of size_daily, which surely exists
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'size_days';
+    rolled_until := COALESCE(rolled_until, @extschema@._time_floor(upper_bound, 86400) - interval '1 day');
+    IF rolled_until < @extschema@._time_floor(upper_bound, 86400) THEN
+        written := written + @extschema@._rollup_size_days(rolled_until, @extschema@._time_floor(upper_bound, 86400));
+        INSERT INTO @extschema@.source_state AS st (source, updated_at)
+        VALUES ('size_days', @extschema@._time_floor(upper_bound, 86400))
+        ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+    END IF;
+
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'hours';
+    IF rolled_until IS NULL THEN
+        -- first run: from the first hour with history (or nothing to do)
+        SELECT @extschema@._time_floor(pg_catalog.min(t.interval_end) - interval '1 microsecond', 3600)
+          INTO rolled_until
+          FROM (SELECT pg_catalog.min(s.interval_end) AS interval_end FROM @extschema@.statement_stats s
+                UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.statement_latency s
+                UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.table_stats s
+                UNION ALL SELECT pg_catalog.min(s.interval_end) FROM @extschema@.index_stats s) t;
+    END IF;
+    IF rolled_until IS NULL OR rolled_until >= upper_bound THEN
+        RETURN 0;
+    END IF;
+
+    written := written + @extschema@._rollup_statement_hours(rolled_until, upper_bound);
+    written := written + @extschema@._rollup_latency('hour', rolled_until, upper_bound);
+    written := written + @extschema@._rollup_table_hours(rolled_until, upper_bound);
+    written := written + @extschema@._rollup_index_hours(rolled_until, upper_bound);
+
+    INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('hours', upper_bound)
+    ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+
+    -- whole UTC days of statement_hourly (source_state 'days')
+    upper_bound := @extschema@._time_floor(upper_bound, 86400);
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'days';
+    IF rolled_until IS NULL THEN
+        SELECT @extschema@._time_floor(pg_catalog.min(h.hour_end) - interval '1 microsecond', 86400)
+          INTO rolled_until FROM @extschema@.statement_hourly h;
+    END IF;
+    IF rolled_until < upper_bound THEN
+        written := written + @extschema@._rollup_statement_days(rolled_until, upper_bound);
+        written := written + @extschema@._rollup_latency('day', rolled_until, upper_bound);
+        INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('days', upper_bound)
+        ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+    END IF;
+
+    RETURN written;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._server_now(), @extschema@._snapshot_server(),
+    @extschema@._rollup_size_days(timestamptz, timestamptz) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW @extschema@.analytics_thresholds (name, value, unit, used_by, meaning) AS
+VALUES
+    ('pool_limit_ratio', 0.9, 'ratio', 'connection_pool_analytics',
+     'near_connection_limit when peak client connections reach this share of max_connections - superuser_reserved_connections (then no pool is told to grow)'),
+    ('pool_high_utilization', 0.8, 'ratio', 'connection_pool_analytics',
+     'high_utilization when active / (active + idle) exceeds this'),
+    ('pool_low_utilization', 0.3, 'ratio', 'connection_pool_analytics',
+     'oversized when utilization is below this and more than pool_idle_surplus connections sit idle'),
+    ('pool_idle_surplus', 10, 'connections', 'connection_pool_analytics',
+     'oversized needs more idle connections than this on average'),
+    ('pool_idle_in_transaction_ratio', 1, 'ratio', 'connection_pool_analytics',
+     'idle_in_transaction (an application leak) when at least 1 connection on average, and more than this multiple of the active ones, sit idle in an open transaction'),
+    ('pool_growth_buffer', 1.2, 'factor', 'connection_pool_analytics',
+     'recommended size of a busy pool (or of a pooler near the connection limit): the measured peak of concurrently active sessions times this'),
+    ('pool_shrink_buffer', 1.1, 'factor', 'connection_pool_analytics',
+     'recommended size of an oversized pool: peak active connections times this'),
+    ('index_min_evidence', 604800, 's', 'index_effectiveness',
+     'an index is judged unused or rarely used only after being watched this long (collector history or counters since stats_reset)'),
+    ('index_rare_scans_per_day', 10, 'scans/day', 'index_effectiveness',
+     'rarely_used below this many scans per day'),
+    ('index_low_selectivity', 0.3, 'ratio', 'index_effectiveness',
+     'low_selectivity when an average scan reads more than this share of the table''s rows'),
+    ('index_bloat_ratio', 0.5, 'ratio', 'index_effectiveness',
+     'bloated when the btree estimate from statistics says more than this share of the index is free space (and more than index_bloat_min_bytes)'),
+    ('index_bloat_min_bytes', 8388608, 'bytes', 'index_effectiveness',
+     'indexes with less estimated free space than this are never called bloated'),
+    ('n_plus_one_calls_per_transaction', 10, 'calls/transaction', 'query_analysis',
+     'n_plus_one: a single-row lookup executed at least this many times per transaction of its database, in some snapshot interval'),
+    ('n_plus_one_rows_per_call', 1.5, 'rows/call', 'query_analysis',
+     'n_plus_one: the lookup returns at most this many rows per call on average'),
+    ('n_plus_one_min_runs', 3, 'runs', 'query_analysis',
+     'n_plus_one (runs): the lookup ran in at least this many runs after a parent statement in the window'),
+    ('n_plus_one_min_run_length', 5, 'executions/run', 'query_analysis',
+     'n_plus_one (runs): its runs are at least this long on average'),
+    ('n_plus_one_run_max_rows', 10, 'rows/execution', 'executor hooks (fixed)',
+     'a run is consecutive executions of one statement on one connection, each returning at most this many rows'),
+    ('n_plus_one_run_max_gap', 100, 'ms', 'executor hooks (fixed)',
+     'a run continues while each execution starts within this time of the previous one''s end; its parent is the different statement that ended within this time before the run'),
+    ('n_plus_one_run_min_length', 2, 'executions', 'executor hooks (fixed)',
+     'runs shorter than this, runs without a parent (a steady stream of one lookup) and runs longer than their parent returned rows are not recorded'),
+    ('caching_calls_per_second', 50, 'calls/s', 'query_analysis',
+     'caching_opportunity: a read-only statement called more often than this'),
+    ('caching_write_ratio', 0.01, 'ratio', 'query_analysis',
+     'caching_opportunity: its tables received fewer row writes than this share of its calls'),
+    ('select_star_rows_per_call', 100, 'rows/call', 'query_analysis',
+     'query_rewrites: SELECT * flagged when it returns more rows per call than this'),
+    ('frequent_calls_per_second', 10, 'calls/s', 'query_analysis',
+     'frequent_queries: statements called more often than this on average over the window'),
+    ('expensive_share', 0.05, 'ratio', 'query_analysis',
+     'expensive_queries: statements with more than this share of all blocks read, temp blocks or WAL'),
+    ('long_transaction', 60, 's', 'long_running_transactions',
+     'transactions open longer than this are listed'),
+    ('seq_scan_rows_missing_index', 10000, 'rows', 'table_maintenance',
+     'a table whose sequential scans read more than this many rows each, and that has more sequential than index scans, is flagged missing_index'),
+    ('missing_index_window', 3600, 's', 'table_maintenance',
+     'missing_index is judged from the scans of this last stretch of time (collector history plus live counters), so it clears once an index serves them'),
+    ('dead_tuple_ratio', 0.2, 'ratio', 'table_maintenance',
+     'needs_vacuum when dead tuples exceed this share of all tuples (and 1000 tuples)'),
+    ('xid_age_warning', 0.5, 'ratio', 'table_maintenance, wraparound_risk',
+     'wraparound_risk when the table''s transaction-ID age passes this share of the 2^31 wraparound horizon'),
+    ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
+     'a sequence that used more than this share of its range is flagged'),
+    ('xid_age_critical', 0.75, 'ratio', 'wraparound_risk',
+     'critical when the transaction-ID or multixact age passes this share of the age at which the server stops assigning IDs (2^31 - 1 - 3 million); warning past xid_age_warning'),
+    ('wraparound_warning_days', 30, 'days', 'wraparound_risk, alert wraparound_soon',
+     'warning when the server would stop assigning transaction or multixact IDs within this many days at the consumption rate of the window'),
+    ('wraparound_critical_days', 7, 'days', 'wraparound_risk',
+     'critical when that stop is within this many days'),
+    ('consumption_min_history', 3600, 's', 'wraparound_risk',
+     'consumption rates (and so forecasts) only from snapshots spanning at least this long in the window'),
+    ('growth_min_history', 172800, 's', 'space_growth',
+     'growth and forecasts only for objects measured over at least this long in the window (else too_little_history)'),
+    ('growth_stable_ratio', 0.001, 'ratio/day', 'space_growth',
+     'growing (shrinking) when the fitted growth per day is more than this share of the size now; stable otherwise'),
+    ('disk_full_warning_days', 30, 'days', 'space_growth, alert disk_full_soon',
+     'full_soon when the fitted line of a file system''s used bytes reaches its capacity within this many days');
+
+-- dbanalytics analytics: capacity. Transaction-ID and multixact wraparound, space growth and
+-- the date the disk fills, WAL generated per hour, and the host's CPU, memory, load and I/O,
+-- from server_stats (each snapshot) and size_daily (each day).
+
+-- Approximate age at which PostgreSQL stops assigning transaction IDs (or multixact IDs) to
+-- protect itself from wraparound: 2^31 - 1 minus the 3 million it keeps in reserve.
+CREATE FUNCTION @extschema@._wraparound_stop_age()
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 2147483647 - 3000000 $$;
+
+-- Transaction IDs and multixact IDs consumed per day over the window, from server_stats: NULL
+-- unless its snapshots span consumption_min_history (a burst of minutes says little about days).
+CREATE FUNCTION @extschema@._id_consumption(analysis_window interval)
+RETURNS TABLE (xids_per_day double precision, multixacts_per_day double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (pg_catalog.max(s.next_xid) - pg_catalog.min(s.next_xid))::double precision * 86400 / h.seconds,
+           (pg_catalog.max(s.next_multixact) - pg_catalog.min(s.next_multixact))::double precision * 86400 / h.seconds
+      FROM @extschema@.server_stats s,
+           LATERAL (SELECT NULLIF(EXTRACT(epoch FROM pg_catalog.max(x.interval_end) - pg_catalog.min(x.interval_end)), 0) AS seconds
+                      FROM @extschema@.server_stats x
+                     WHERE x.interval_end > @extschema@._window_start(analysis_window)) span,
+           LATERAL (SELECT CASE WHEN span.seconds >= @extschema@._threshold('consumption_min_history') THEN span.seconds END) h(seconds)
+     WHERE s.interval_end > @extschema@._window_start(analysis_window)
+     GROUP BY h.seconds
+$$;
+
+-- Per database (every one) and per table of this database (TOAST tables and materialized views
+-- included): the age of the oldest unfrozen transaction ID and multixact ID, the age at which
+-- autovacuum forces an anti-wraparound vacuum (autovacuum_freeze_max_age and
+-- autovacuum_multixact_freeze_max_age, or a table's lower storage parameter), and, at the rate
+-- the window's history shows, when that forced vacuum is due and when the server would stop
+-- assigning IDs (_wraparound_stop_age).
+CREATE FUNCTION @extschema@.wraparound_risk(analysis_window interval DEFAULT '1 day')
+RETURNS TABLE (object_type text, datname text, schemaname text, relname text,
+               xid_age bigint, xid_freeze_max_age bigint, multixact_age bigint, multixact_freeze_max_age bigint,
+               xids_per_day double precision, multixacts_per_day double precision,
+               forced_vacuum_at timestamptz, wraparound_stop_at timestamptz, risk text, action text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH settings AS (
+    SELECT pg_catalog.current_setting('autovacuum_freeze_max_age')::bigint AS freeze_max,
+           pg_catalog.current_setting('autovacuum_multixact_freeze_max_age')::bigint AS mxid_freeze_max,
+           @extschema@._wraparound_stop_age() AS stop_age
+), objects AS (
+    SELECT 'database' AS object_type, d.datname::pg_catalog.text AS datname, NULL::pg_catalog.text AS schemaname,
+           NULL::pg_catalog.text AS relname, pg_catalog.age(d.datfrozenxid)::bigint AS xid_age,
+           st.freeze_max AS xid_freeze_max, pg_catalog.mxid_age(d.datminmxid)::bigint AS mxid_age,
+           st.mxid_freeze_max
+      FROM pg_catalog.pg_database d CROSS JOIN settings st
+    UNION ALL
+    SELECT 'table', pg_catalog.current_database()::pg_catalog.text, n.nspname::pg_catalog.text,
+           c.relname::pg_catalog.text, pg_catalog.age(c.relfrozenxid)::bigint,
+           LEAST(st.freeze_max, o.freeze_max), pg_catalog.mxid_age(c.relminmxid)::bigint,
+           LEAST(st.mxid_freeze_max, o.mxid_freeze_max)
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     CROSS JOIN settings st
+     CROSS JOIN LATERAL (
+           SELECT pg_catalog.max(r.option_value::bigint) FILTER (WHERE r.option_name = 'autovacuum_freeze_max_age'),
+                  pg_catalog.max(r.option_value::bigint) FILTER (WHERE r.option_name = 'autovacuum_multixact_freeze_max_age')
+             FROM pg_catalog.pg_options_to_table(c.reloptions) r) o(freeze_max, mxid_freeze_max)
+     WHERE c.relkind IN ('r', 'm', 't')
+), judged AS (
+    SELECT o.*, r.xids_per_day, r.multixacts_per_day,
+           -- days until each limit at the current rate (0 when already reached, NULL when the
+           -- rate is unknown or zero)
+           LEAST(CASE WHEN o.xid_age >= o.xid_freeze_max THEN 0
+                      ELSE (o.xid_freeze_max - o.xid_age) / NULLIF(r.xids_per_day, 0) END,
+                 CASE WHEN o.mxid_age >= o.mxid_freeze_max THEN 0
+                      ELSE (o.mxid_freeze_max - o.mxid_age) / NULLIF(r.multixacts_per_day, 0) END) AS days_to_forced,
+           LEAST((st.stop_age - o.xid_age) / NULLIF(r.xids_per_day, 0),
+                 (st.stop_age - o.mxid_age) / NULLIF(r.multixacts_per_day, 0)) AS days_to_stop,
+           GREATEST(o.xid_age, o.mxid_age)::double precision / st.stop_age AS share_of_stop
+      FROM objects o CROSS JOIN settings st CROSS JOIN @extschema@._id_consumption(analysis_window) r
+), risked AS (
+    SELECT j.*,
+           CASE WHEN j.days_to_stop < @extschema@._threshold('wraparound_critical_days')
+                  OR j.share_of_stop > @extschema@._threshold('xid_age_critical') THEN 'critical'
+                WHEN j.days_to_stop < @extschema@._threshold('wraparound_warning_days')
+                  OR j.share_of_stop > @extschema@._threshold('xid_age_warning') THEN 'warning'
+                WHEN j.days_to_forced = 0 THEN 'vacuum_due'
+                ELSE 'ok' END AS risk
+      FROM judged j
+)
+SELECT r.object_type, r.datname, r.schemaname, r.relname, r.xid_age, r.xid_freeze_max, r.mxid_age, r.mxid_freeze_max,
+       r.xids_per_day, r.multixacts_per_day,
+       -- beyond a century: NULL (as for no consumption)
+       CASE WHEN r.days_to_forced < 36500 THEN pg_catalog.now() + pg_catalog.make_interval(secs => r.days_to_forced * 86400) END,
+       CASE WHEN r.days_to_stop < 36500 THEN pg_catalog.now() + pg_catalog.make_interval(secs => GREATEST(r.days_to_stop, 0) * 86400) END,
+       r.risk,
+       CASE WHEN r.risk = 'ok' THEN 'no action needed'
+            WHEN r.risk = 'vacuum_due' THEN
+                'autovacuum runs (or is about to run) an anti-wraparound vacuum of it: make sure nothing cancels or blocks it (vacuum_blockers)'
+            WHEN r.object_type = 'table' THEN
+                pg_catalog.format('VACUUM (FREEZE, VERBOSE) %s; first release what holds the xmin horizon (vacuum_blockers)',
+                                  pg_catalog.format('%I.%I', r.schemaname, r.relname))
+            ELSE pg_catalog.format('connect to database %I, freeze its oldest tables (wraparound_risk there lists them) '
+                                   'with VACUUM (FREEZE); first release what holds the xmin horizon (vacuum_blockers)',
+                                   r.datname) END
+  FROM risked r
+ ORDER BY pg_catalog.array_position(ARRAY['critical', 'warning', 'vacuum_due', 'ok'], r.risk),
+          GREATEST(r.xid_age::double precision / r.xid_freeze_max, r.mxid_age::double precision / r.mxid_freeze_max) DESC,
+          r.object_type, r.datname, r.schemaname, r.relname
+$$;
+
+CREATE VIEW @extschema@.wraparound_risk AS
+SELECT * FROM @extschema@.wraparound_risk(interval '1 day');
+
+-- target_bytes of space_growth, checked: positive or NULL.
+CREATE FUNCTION @extschema@._check_target_bytes(target_bytes bigint)
+RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF target_bytes <= 0 THEN
+        RAISE EXCEPTION 'dbanalytics: target_bytes must be positive, got %', target_bytes
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass a size in bytes, such as pg_catalog.pg_size_bytes(''500 GB''), or NULL for no target.';
+    END IF;
+    RETURN target_bytes;
+END
+$$;
+
+-- Size growth per database, table, index and file system: the size now, the growth per day
+-- from a least-squares line through the window's daily sizes (size_daily) and the latest
+-- snapshot, how well the line fits (r², 1 = a straight line), and the date the line reaches
+-- the file system's capacity (used + available now) or, given target_bytes, that size.
+CREATE FUNCTION @extschema@.space_growth(analysis_window interval DEFAULT '30 days', target_bytes bigint DEFAULT NULL)
+RETURNS TABLE (object_type text, datname text, schemaname text, relname text, size_bytes bigint,
+               measured_at timestamptz, days_measured integer, growth_bytes_per_day double precision,
+               fit_r2 double precision, capacity_bytes bigint, forecast_of text, forecast_at timestamptz,
+               status text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH args AS (
+    SELECT @extschema@._window_start(analysis_window) AS since,
+           @extschema@._check_target_bytes(target_bytes) AS target
+), latest AS (
+    SELECT (SELECT pg_catalog.max(t.interval_end) FROM @extschema@.table_stats t) AS tables,
+           (SELECT pg_catalog.max(i.interval_end) FROM @extschema@.index_stats i) AS indexes,
+           (SELECT pg_catalog.max(d.interval_end) FROM @extschema@.database_stats d) AS databases,
+           (SELECT pg_catalog.max(s.interval_end) FROM @extschema@.server_stats s) AS server
+), disk AS (
+    SELECT f.name, f.used + f.available AS capacity
+      FROM @extschema@.server_stats s CROSS JOIN latest l,
+           LATERAL (VALUES ('data directory', s.disk_used_bytes, s.disk_available_bytes),
+                           ('pg_wal', s.wal_disk_used_bytes, s.wal_disk_available_bytes)) f(name, used, available)
+     WHERE s.interval_end = l.server AND f.used IS NOT NULL
+), points AS (
+    SELECT d.object_type, d.datname, d.objid, d.schemaname, d.relname, d.measured_at, d.size_bytes
+      FROM @extschema@.size_daily d, args a WHERE d.day_end > a.since
+    UNION  -- the latest snapshot: today's point (the same as the last daily one when nothing newer)
+    SELECT 'table', t.datname, t.relid, t.schemaname, t.relname, t.interval_end, t.table_size
+      FROM @extschema@.table_stats t, latest l WHERE t.interval_end = l.tables AND t.table_size IS NOT NULL
+    UNION
+    SELECT 'index', i.datname, i.indexrelid, i.schemaname, i.indexrelname, i.interval_end, i.index_size
+      FROM @extschema@.index_stats i, latest l WHERE i.interval_end = l.indexes AND i.index_size IS NOT NULL
+    UNION
+    SELECT 'database', d.datname, d.datid, NULL, NULL, d.interval_end, d.database_size
+      FROM @extschema@.database_stats d, latest l WHERE d.interval_end = l.databases AND d.database_size IS NOT NULL
+    UNION
+    SELECT 'filesystem', NULL, 0::oid, NULL, f.name, s.interval_end, f.used
+      FROM @extschema@.server_stats s CROSS JOIN latest l,
+           LATERAL (VALUES ('data directory', s.disk_used_bytes), ('pg_wal', s.wal_disk_used_bytes)) f(name, used)
+     WHERE s.interval_end = l.server AND f.used IS NOT NULL
+), fitted AS (
+    SELECT p.object_type, p.datname, p.objid,
+           (pg_catalog.array_agg(p.schemaname ORDER BY p.measured_at DESC))[1] AS schemaname,
+           (pg_catalog.array_agg(p.relname ORDER BY p.measured_at DESC))[1] AS relname,
+           (pg_catalog.array_agg(p.size_bytes ORDER BY p.measured_at DESC))[1] AS size_bytes,
+           pg_catalog.max(p.measured_at) AS measured_at,
+           pg_catalog.count(DISTINCT @extschema@._time_ceil(p.measured_at, 86400))::integer AS days_measured,
+           pg_catalog.max(p.measured_at) - pg_catalog.min(p.measured_at) AS span,
+           pg_catalog.regr_slope(p.size_bytes, EXTRACT(epoch FROM p.measured_at)) AS slope,
+           pg_catalog.regr_intercept(p.size_bytes, EXTRACT(epoch FROM p.measured_at)) AS intercept,
+           pg_catalog.regr_r2(p.size_bytes, EXTRACT(epoch FROM p.measured_at)) AS r2
+      FROM points p
+     GROUP BY p.object_type, p.datname, p.objid
+), goals AS (
+    SELECT f.*, dk.capacity,
+           CASE WHEN f.object_type = 'filesystem' THEN 'disk full'
+                WHEN a.target IS NOT NULL THEN 'target size' END AS forecast_of,
+           CASE WHEN f.object_type = 'filesystem' THEN dk.capacity ELSE a.target END AS goal,
+           f.span >= @extschema@._threshold('growth_min_history') * interval '1 s' AS enough
+      FROM fitted f CROSS JOIN args a
+      LEFT JOIN disk dk ON f.object_type = 'filesystem' AND dk.name = f.relname
+)
+SELECT g.object_type, g.datname, g.schemaname, g.relname, g.size_bytes, g.measured_at, g.days_measured,
+       CASE WHEN g.enough THEN g.slope * 86400 END, CASE WHEN g.enough THEN g.r2 END, g.capacity, g.forecast_of,
+       CASE WHEN g.goal IS NULL THEN NULL
+            WHEN g.size_bytes >= g.goal THEN g.measured_at
+            WHEN g.enough AND g.slope > 0 THEN pg_catalog.to_timestamp((g.goal - g.intercept) / g.slope) END,
+       CASE WHEN g.object_type = 'filesystem' AND g.size_bytes >= g.capacity THEN 'full'
+            WHEN NOT g.enough THEN 'too_little_history'
+            WHEN g.object_type = 'filesystem' AND g.slope > 0
+                 AND pg_catalog.to_timestamp((g.goal - g.intercept) / g.slope)
+                     < pg_catalog.now() + @extschema@._threshold('disk_full_warning_days') * interval '1 day' THEN 'full_soon'
+            WHEN g.slope * 86400 > @extschema@._threshold('growth_stable_ratio') * g.size_bytes THEN 'growing'
+            WHEN g.slope * 86400 < -@extschema@._threshold('growth_stable_ratio') * g.size_bytes THEN 'shrinking'
+            ELSE 'stable' END
+  FROM goals g
+ ORDER BY pg_catalog.array_position(ARRAY['filesystem', 'database', 'table', 'index'], g.object_type),
+          g.slope * 86400 DESC NULLS LAST, g.size_bytes DESC, g.datname, g.schemaname, g.relname
+$$;
+
+CREATE VIEW @extschema@.space_growth AS
+SELECT * FROM @extschema@.space_growth(interval '30 days', NULL);
+
+-- WAL generated per hour of the window, from the WAL position at each snapshot (on a standby:
+-- WAL replayed).
+CREATE FUNCTION @extschema@.wal_generation(analysis_window interval DEFAULT '1 day')
+RETURNS TABLE (hour_start timestamptz, wal_bytes numeric, bytes_per_second double precision, measured_seconds double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH steps AS (
+    SELECT s.interval_end,
+           pg_catalog.pg_wal_lsn_diff(s.wal_lsn, pg_catalog.lag(s.wal_lsn) OVER w) AS bytes,
+           EXTRACT(epoch FROM s.interval_end - pg_catalog.lag(s.interval_end) OVER w) AS seconds
+      FROM @extschema@.server_stats s
+     WHERE s.interval_end > @extschema@._window_start(analysis_window)
+    WINDOW w AS (ORDER BY s.interval_end)
+)
+SELECT pg_catalog.date_trunc('hour', st.interval_end), pg_catalog.sum(st.bytes),
+       (pg_catalog.sum(st.bytes) / NULLIF(pg_catalog.sum(st.seconds), 0))::double precision,
+       pg_catalog.sum(st.seconds)::double precision
+  FROM steps st
+ WHERE st.bytes >= 0  -- a standby promoted or rebuilt in between: not a measurement
+ GROUP BY 1
+ ORDER BY 1
+$$;
+
+-- The host per minute (Linux): CPU time by kind as a share of all CPUs' time, the 1-minute load
+-- average, memory, and bytes read from and written to block devices per second. Where /proc
+-- could not be read, host_status says why and the figures are NULL.
+CREATE FUNCTION @extschema@.host_stats(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (minute timestamptz, host_status text, cpus integer, cpu_user_pct double precision,
+               cpu_system_pct double precision, cpu_iowait_pct double precision, cpu_idle_pct double precision,
+               load1 double precision, mem_total_bytes bigint, mem_available_bytes bigint,
+               disk_read_bytes_per_second double precision, disk_write_bytes_per_second double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH steps AS (
+    SELECT s.*,
+           -- a reboot between two snapshots restarts the counters: no delta across it
+           pg_catalog.lag(s.boot_time) OVER w IS NOT DISTINCT FROM s.boot_time AS same_boot,
+           EXTRACT(epoch FROM s.interval_end - pg_catalog.lag(s.interval_end) OVER w) AS seconds,
+           s.cpu_user_seconds - pg_catalog.lag(s.cpu_user_seconds) OVER w AS d_user,
+           s.cpu_system_seconds - pg_catalog.lag(s.cpu_system_seconds) OVER w AS d_system,
+           s.cpu_iowait_seconds - pg_catalog.lag(s.cpu_iowait_seconds) OVER w AS d_iowait,
+           s.cpu_idle_seconds - pg_catalog.lag(s.cpu_idle_seconds) OVER w AS d_idle,
+           s.cpu_other_seconds - pg_catalog.lag(s.cpu_other_seconds) OVER w AS d_other,
+           s.disk_read_bytes - pg_catalog.lag(s.disk_read_bytes) OVER w AS d_read,
+           s.disk_write_bytes - pg_catalog.lag(s.disk_write_bytes) OVER w AS d_write
+      FROM @extschema@.server_stats s
+     WHERE s.interval_end > @extschema@._window_start(analysis_window)
+    WINDOW w AS (ORDER BY s.interval_end)
+), valid AS (
+    SELECT st.*, CASE WHEN st.same_boot AND st.host_status = 'ok' THEN
+                      NULLIF(st.d_user + st.d_system + st.d_iowait + st.d_idle + st.d_other, 0) END AS d_total
+      FROM steps st
+)
+SELECT pg_catalog.date_trunc('minute', v.interval_end),
+       (pg_catalog.array_agg(v.host_status ORDER BY v.interval_end DESC))[1],
+       pg_catalog.max(v.cpus),
+       100 * pg_catalog.sum(v.d_user) FILTER (WHERE v.d_total IS NOT NULL) / pg_catalog.sum(v.d_total),
+       100 * pg_catalog.sum(v.d_system) FILTER (WHERE v.d_total IS NOT NULL) / pg_catalog.sum(v.d_total),
+       100 * pg_catalog.sum(v.d_iowait) FILTER (WHERE v.d_total IS NOT NULL) / pg_catalog.sum(v.d_total),
+       100 * pg_catalog.sum(v.d_idle) FILTER (WHERE v.d_total IS NOT NULL) / pg_catalog.sum(v.d_total),
+       pg_catalog.avg(v.load1), pg_catalog.max(v.mem_total_bytes), pg_catalog.min(v.mem_available_bytes),
+       pg_catalog.sum(v.d_read) FILTER (WHERE v.d_total IS NOT NULL)
+           / NULLIF(pg_catalog.sum(v.seconds) FILTER (WHERE v.d_total IS NOT NULL), 0),
+       pg_catalog.sum(v.d_write) FILTER (WHERE v.d_total IS NOT NULL)
+           / NULLIF(pg_catalog.sum(v.seconds) FILTER (WHERE v.d_total IS NOT NULL), 0)
+  FROM valid v
+ GROUP BY 1
+ ORDER BY 1
+$$;
+
+CREATE VIEW @extschema@.host_stats AS
+SELECT * FROM @extschema@.host_stats(interval '1 hour');
+
+REVOKE ALL ON FUNCTION @extschema@._wraparound_stop_age() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._wraparound_stop_age() TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@._id_consumption(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._id_consumption(interval) TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@.wraparound_risk(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.wraparound_risk(interval) TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@._check_target_bytes(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._check_target_bytes(bigint) TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@.space_growth(interval, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.space_growth(interval, bigint) TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@.wal_generation(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.wal_generation(interval) TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@.host_stats(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.host_stats(interval) TO dbanalytics_reader;
+REVOKE ALL ON @extschema@.wraparound_risk FROM PUBLIC;
+GRANT SELECT ON @extschema@.wraparound_risk TO dbanalytics_reader;
+REVOKE ALL ON @extschema@.space_growth FROM PUBLIC;
+GRANT SELECT ON @extschema@.space_growth TO dbanalytics_reader;
+REVOKE ALL ON @extschema@.host_stats FROM PUBLIC;
+GRANT SELECT ON @extschema@.host_stats TO dbanalytics_reader;
+
+ALTER TABLE @extschema@.alert_rules
+    DROP CONSTRAINT alert_rules_metric_check,
+    ADD CONSTRAINT alert_rules_metric_check CHECK (metric IN ('slow_queries_per_minute', 'deadlocks', 'replication_lag_seconds',
+                                                   'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
+                                                   'health_score', 'health_score_drop', 'archive_failing',
+                                                   'inactive_slot_retained_bytes', 'wraparound_days', 'disk_full_days'));
+CREATE OR REPLACE FUNCTION @extschema@._builtin_alert_rules()
+RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text,
+               for_duration interval, cooldown interval)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ VALUES
+    ('slow_queries', 'slow_queries_per_minute', '>', 10, 'medium',
+     'more than 10 executions per minute slower than dbanalytics.slow_query_threshold, for 2 minutes',
+     interval '2 minutes', interval '15 minutes'),
+    ('deadlock', 'deadlocks', '>', 0, 'high', 'a deadlock in the last snapshot interval',
+     interval '0', interval '15 minutes'),
+    ('replication_lag', 'replication_lag_seconds', '>', 5, 'high',
+     'a standby replays more than 5 s behind, or was connected within the last hour and is not now',
+     interval '0', interval '15 minutes'),
+    ('idle_in_transaction', 'idle_in_transaction_seconds', '>', 300, 'medium',
+     'a session idle in a transaction for more than 5 minutes', interval '0', interval '15 minutes'),
+    ('connections_near_limit', 'connections_ratio', '>', 0.9, 'high',
+     'client connections above 90 % of max_connections - superuser_reserved_connections, for 5 minutes',
+     interval '5 minutes', interval '15 minutes'),
+    ('xid_wraparound', 'xid_age', '>', 1000000000, 'critical',
+     'a database''s oldest unfrozen transaction ID is more than 1 billion transactions old (wraparound at 2^31)',
+     interval '0', interval '15 minutes'),
+    ('health_low', 'health_score', '<', 60, 'high', 'the recorded health score is below 60',
+     interval '0', interval '15 minutes'),
+    ('health_drop', 'health_score_drop', '>', 15, 'medium',
+     'the recorded health score fell by more than 15 points within the last hour', interval '0', interval '15 minutes'),
+    ('archiver_failing', 'archive_failing', '>', 0, 'high',
+     'WAL archiving is on and its last attempt failed (pg_stat_archiver)', interval '0', interval '15 minutes'),
+    ('inactive_slot_wal', 'inactive_slot_retained_bytes', '>', 1073741824, 'high',
+     'an inactive replication slot retains more than 1 GiB of WAL, for 10 minutes (replication_risks)',
+     interval '10 minutes', interval '1 hour'),
+    ('wraparound_soon', 'wraparound_days', '<', 30, 'critical',
+     'at the transaction-ID or multixact consumption rate of the last day, the server stops assigning IDs within 30 days (wraparound_risk)',
+     interval '0', interval '1 hour'),
+    ('disk_full_soon', 'disk_full_days', '<', 7, 'high',
+     'the used space of the data directory''s (or pg_wal''s) file system, fitted over 30 days, reaches its capacity within 7 days (space_growth)',
+     interval '0', interval '1 hour')
+$$;
+
+-- the rules new in this section
+INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description, for_duration, cooldown)
+SELECT b.* FROM @extschema@._builtin_alert_rules() b
+ WHERE b.rule IN ('inactive_slot_wal', 'wraparound_soon', 'disk_full_soon')
+   AND NOT EXISTS (SELECT FROM @extschema@.alert_rules r WHERE r.rule OPERATOR(pg_catalog.=) b.rule);
+CREATE OR REPLACE FUNCTION @extschema@._alert_metrics()
+RETURNS TABLE (metric text, value numeric, details jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH latest_db AS (
+    SELECT d.* FROM @extschema@.database_stats d
+     WHERE d.interval_end = (SELECT pg_catalog.max(x.interval_end) FROM @extschema@.database_stats x)
+), latest_latency AS (
+    SELECT l.* FROM @extschema@.database_latency l
+     WHERE l.interval_end = (SELECT pg_catalog.max(x.interval_end) FROM @extschema@.database_latency x)
+), threshold AS (
+    SELECT @extschema@._slow_query_ms() AS slow_ms
+), slow_buckets AS (
+    SELECT b.bucket FROM @extschema@.latency_buckets() b, threshold t WHERE b.lower_ms >= t.slow_ms
+), slow AS (
+    SELECT pg_catalog.sum(u.executions) FILTER (WHERE u.bucket IN (SELECT sb.bucket FROM slow_buckets sb)) AS executions,
+           pg_catalog.max(EXTRACT(epoch FROM l.interval_end - l.interval_start)) AS seconds
+      FROM latest_latency l,
+           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
+), gone_standbys AS (
+    -- the 20 seen last, by name
+    SELECT COALESCE(g.application_name, '') AS application_name, g.last_seen
+      FROM @extschema@._gone_standbys(pg_catalog.now() - interval '1 hour') g
+     ORDER BY g.last_seen DESC LIMIT 20
+), history AS (
+    SELECT (SELECT h.overall_score FROM @extschema@.health_history h ORDER BY h.computed_at DESC LIMIT 1) AS latest,
+           (SELECT pg_catalog.max(h.overall_score) FROM @extschema@.health_history h
+             WHERE h.computed_at > pg_catalog.now() - interval '1 hour') AS best_last_hour
+)
+SELECT 'slow_queries_per_minute', COALESCE(s.executions, 0) * 60 / NULLIF(s.seconds, 0)::numeric,
+       pg_catalog.jsonb_build_object('slow_executions', COALESCE(s.executions, 0), 'interval_seconds', s.seconds,
+                                     'slow_query_threshold_ms', @extschema@._slow_query_ms(),
+                                     'source', 'database_latency (latest interval)')
+  FROM slow s
+UNION ALL
+SELECT 'deadlocks', pg_catalog.sum(d.deadlocks)::numeric,
+       pg_catalog.jsonb_build_object('per_database', pg_catalog.jsonb_object_agg(d.datname, d.deadlocks),
+                                     'interval_start', pg_catalog.min(d.interval_start),
+                                     'interval_end', pg_catalog.max(d.interval_end), 'source', 'database_stats')
+  FROM latest_db d
+UNION ALL
+SELECT 'replication_lag_seconds',
+       -- a standby seen in the last hour that is not connected now lags at least since then
+       -- (the alert stays open while it is gone, instead of resolving)
+       GREATEST((SELECT pg_catalog.max(EXTRACT(epoch FROM r.replay_lag)) FROM pg_catalog.pg_stat_replication r),
+                (SELECT pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - g.last_seen)) FROM gone_standbys g))::numeric,
+       pg_catalog.jsonb_build_object(
+           'standbys', (SELECT pg_catalog.jsonb_object_agg(COALESCE(r.application_name, r.pid::text),
+                                                           EXTRACT(epoch FROM r.replay_lag))
+                          FROM pg_catalog.pg_stat_replication r),
+           'disconnected', (SELECT pg_catalog.jsonb_object_agg(g.application_name, g.last_seen) FROM gone_standbys g),
+           'source', 'pg_stat_replication, replication_stats (last hour)')
+UNION ALL
+SELECT 'archive_failing',
+       CASE WHEN pg_catalog.current_setting('archive_mode') = 'off' THEN NULL
+            WHEN a.last_failed_time > COALESCE(a.last_archived_time, '-infinity') THEN 1 ELSE 0 END,
+       pg_catalog.jsonb_build_object('failed_count', a.failed_count, 'last_failed_wal', a.last_failed_wal,
+                                     'last_failed_time', a.last_failed_time, 'last_archived_time', a.last_archived_time,
+                                     'source', 'pg_stat_archiver')
+  FROM pg_catalog.pg_stat_archiver a
+UNION ALL
+SELECT 'idle_in_transaction_seconds', pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - a.state_change))::numeric,
+       -- the longest 5 only: a NOTIFY payload must stay under 8000 bytes
+       pg_catalog.jsonb_build_object(
+           'sessions', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                   'pid', l.pid, 'usename', l.usename, 'application_name', l.application_name,
+                                   'idle_seconds', pg_catalog.round(EXTRACT(epoch FROM pg_catalog.now() - l.state_change))))
+                          FROM (SELECT * FROM pg_catalog.pg_stat_activity x WHERE x.state LIKE 'idle in transaction%'
+                                 ORDER BY x.state_change LIMIT 5) l),
+           'idle_sessions', pg_catalog.count(*), 'source', 'pg_stat_activity')
+  FROM pg_catalog.pg_stat_activity a WHERE a.state LIKE 'idle in transaction%'
+UNION ALL
+SELECT 'connections_ratio',
+       pg_catalog.count(*)::numeric / (pg_catalog.current_setting('max_connections')::numeric
+                                       - pg_catalog.current_setting('superuser_reserved_connections')::numeric),
+       pg_catalog.jsonb_build_object('client_backends', pg_catalog.count(*),
+                                     'max_connections', pg_catalog.current_setting('max_connections')::integer,
+                                     'superuser_reserved_connections', pg_catalog.current_setting('superuser_reserved_connections')::integer)
+  FROM pg_catalog.pg_stat_activity a WHERE a.backend_type = 'client backend'
+UNION ALL
+SELECT 'xid_age', pg_catalog.max(pg_catalog.age(d.datfrozenxid))::numeric,
+       pg_catalog.jsonb_build_object('oldest_database', (pg_catalog.array_agg(d.datname ORDER BY pg_catalog.age(d.datfrozenxid) DESC))[1])
+  FROM pg_catalog.pg_database d
+UNION ALL
+SELECT 'inactive_slot_retained_bytes', COALESCE(pg_catalog.max(r.retained_bytes), 0)::numeric,
+       pg_catalog.jsonb_build_object('slots', pg_catalog.jsonb_object_agg(r.name, r.retained_bytes),
+                                     'source', 'pg_replication_slots')
+  FROM @extschema@.replication_risks(interval '1 hour') r WHERE r.kind = 'slot' AND NOT r.active
+UNION ALL
+SELECT 'wraparound_days', (EXTRACT(epoch FROM pg_catalog.min(w.wraparound_stop_at) - pg_catalog.now()) / 86400)::numeric,
+       pg_catalog.jsonb_build_object('database', (pg_catalog.array_agg(w.datname ORDER BY w.wraparound_stop_at))[1],
+                                     'xids_per_day', pg_catalog.max(w.xids_per_day),
+                                     'multixacts_per_day', pg_catalog.max(w.multixacts_per_day),
+                                     'source', 'wraparound_risk (databases, last day)')
+  FROM @extschema@.wraparound_risk(interval '1 day') w WHERE w.object_type = 'database'
+UNION ALL
+SELECT 'disk_full_days', (EXTRACT(epoch FROM pg_catalog.min(g.forecast_at) - pg_catalog.now()) / 86400)::numeric,
+       pg_catalog.jsonb_build_object('filesystem', (pg_catalog.array_agg(g.relname ORDER BY g.forecast_at))[1],
+                                     'growth_bytes_per_day', (pg_catalog.array_agg(g.growth_bytes_per_day ORDER BY g.forecast_at))[1],
+                                     'source', 'space_growth (file systems, 30 days)')
+  FROM @extschema@.space_growth(interval '30 days') g WHERE g.object_type = 'filesystem'
+UNION ALL
+SELECT 'health_score', h.latest, pg_catalog.jsonb_build_object('source', 'health_history') FROM history h
+UNION ALL
+SELECT 'health_score_drop', h.best_last_hour - h.latest,
+       pg_catalog.jsonb_build_object('best_last_hour', h.best_last_hour, 'latest', h.latest, 'source', 'health_history')
+  FROM history h
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._health_measures(analysis_window interval)
+RETURNS TABLE (component text, indicator text, value numeric, unit text, higher_is_worse boolean,
+               warn numeric, bad numeric, weight numeric, measurable text, evidence text,
+               source text, impact text, mitigation text, action text, effort text,
+               bad_severity text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           EXTRACT(epoch FROM analysis_window)::numeric AS window_seconds,
+           @extschema@._slow_query_ms() AS slow_ms,
+           pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE') AS sees_all_sessions,
+           pg_catalog.current_setting('max_connections')::numeric
+             - pg_catalog.current_setting('superuser_reserved_connections')::numeric AS usable_connections
+), disk AS (
+    -- the file system that fills first, by the 30-day fit (not the window: a fit needs days)
+    SELECT GREATEST(EXTRACT(epoch FROM g.forecast_at - pg_catalog.now()) / 86400, 0)::numeric AS days_left,
+           pg_catalog.format('the %s file system (%s used of %s) grows %s per day and is full around %s (fit r² %s)',
+                             g.relname, pg_catalog.pg_size_pretty(g.size_bytes), pg_catalog.pg_size_pretty(g.capacity_bytes),
+                             pg_catalog.pg_size_pretty(g.growth_bytes_per_day::bigint), g.forecast_at,
+                             pg_catalog.round(g.fit_r2::numeric, 2)) AS evidence
+      FROM @extschema@.space_growth(interval '30 days') g
+     WHERE g.object_type = 'filesystem' AND g.forecast_at IS NOT NULL
+     ORDER BY g.forecast_at LIMIT 1
+), statements AS (
+    SELECT pg_catalog.sum(t.calls) AS calls,
+           pg_catalog.sum(t.calls) FILTER (WHERE t.total_exec_time > a.slow_ms * t.calls) AS slow_calls,
+           pg_catalog.count(*) FILTER (WHERE t.total_exec_time > a.slow_ms * t.calls) AS slow_statements
+      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+     WHERE t.toplevel AND t.calls > 0
+), latency AS (
+    SELECT (@extschema@.latency_percentiles(pg_catalog.array_agg(u.bucket), pg_catalog.array_agg(u.executions), '{0.99}'))[1] AS p99_ms,
+           pg_catalog.sum(u.executions) AS executions
+      FROM args a, @extschema@.database_latency l,
+           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
+     WHERE l.interval_end > a.since
+), databases AS (
+    SELECT pg_catalog.sum(d.blks_hit) AS blks_hit, pg_catalog.sum(d.blks_read) AS blks_read,
+           pg_catalog.sum(d.temp_files) AS temp_files, pg_catalog.sum(d.temp_bytes) AS temp_bytes,
+           pg_catalog.sum(d.deadlocks) AS deadlocks, pg_catalog.sum(d.xact_commit) AS commits,
+           pg_catalog.sum(d.xact_rollback) AS rollbacks,
+           pg_catalog.sum(EXTRACT(epoch FROM d.interval_end - d.interval_start))
+               / NULLIF(pg_catalog.count(DISTINCT d.datid), 0) AS covered_seconds
+      FROM args a, @extschema@.database_stats d WHERE d.interval_end > a.since
+), sessions AS (
+    SELECT pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - s.xact_start)) AS longest_xact,
+           pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - s.state_change))
+               FILTER (WHERE s.state LIKE 'idle in transaction%') AS longest_idle_in_xact,
+           (pg_catalog.array_agg(pg_catalog.format('pid %s (%s, %s) idle in transaction for %s s',
+                s.pid, s.usename, s.application_name,
+                pg_catalog.round(EXTRACT(epoch FROM pg_catalog.now() - s.state_change))) ORDER BY s.state_change)
+               FILTER (WHERE s.state LIKE 'idle in transaction%'))[1] AS idle_session,
+           (pg_catalog.array_agg(s.pid ORDER BY s.state_change) FILTER (WHERE s.state LIKE 'idle in transaction%'))[1] AS idle_pid,
+           (pg_catalog.array_agg(s.pid ORDER BY s.xact_start) FILTER (WHERE s.xact_start IS NOT NULL))[1] AS oldest_pid
+      FROM pg_catalog.pg_stat_activity s
+     WHERE s.backend_type = 'client backend' AND s.pid <> pg_catalog.pg_backend_pid()
+), replication AS (
+    SELECT pg_catalog.count(*) AS standbys,
+           pg_catalog.max(EXTRACT(epoch FROM COALESCE(r.replay_lag, interval '0'))) AS lag,
+           pg_catalog.string_agg(pg_catalog.format('%s: replay lag %s', r.application_name, COALESCE(r.replay_lag, interval '0')), '; ') AS detail
+      FROM pg_catalog.pg_stat_replication r
+), lost_standbys AS (
+    -- standbys the collector saw in the window that are not connected now (issue 17: a lag
+    -- indicator must not turn not_applicable when its standby goes away): their lag is at
+    -- least the time since they were last seen; and physical slots no standby uses
+    SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots s
+             WHERE s.slot_type = 'physical' AND NOT s.active) AS inactive_slots,
+           (SELECT pg_catalog.string_agg(s.slot_name::text, ', ' ORDER BY s.slot_name) FROM pg_catalog.pg_replication_slots s
+             WHERE s.slot_type = 'physical' AND NOT s.active) AS slot_names,
+           pg_catalog.count(*) AS lost,
+           pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - h.last_seen)) AS since_seen,
+           pg_catalog.string_agg(pg_catalog.format('%s: disconnected, last seen %s', h.application_name, h.last_seen), '; '
+                                 ORDER BY h.application_name) AS detail
+      FROM args a, @extschema@._gone_standbys(a.since) h
+), archiving AS (
+    SELECT pg_catalog.current_setting('archive_mode') <> 'off' AS enabled,
+           EXTRACT(epoch FROM pg_catalog.now() - a.last_archived_time) AS since_last_archive,
+           a.failed_count, a.last_failed_time, a.last_archived_time,
+           -- failing now: the last attempt failed (issue 17)
+           a.last_failed_time IS NOT NULL AND a.last_failed_time > COALESCE(a.last_archived_time, '-infinity') AS failing,
+           -- the .ready backlog (segments waiting to be archived), for roles allowed to list it
+           @extschema@._archive_ready() AS ready
+      FROM pg_catalog.pg_stat_archiver a
+), pools AS (
+    -- the minutes a pool change or an application fix would help: near the connection limit
+    -- (a pooler) or connections held idle in transactions (a leak); lock hotspots are not a
+    -- pool's fault and are judged by the lock indicators
+    SELECT pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction'))::numeric
+               / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
+           pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
+           (pg_catalog.array_agg(p.recommendation ORDER BY p.minute DESC)
+                FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')))[1] AS advice
+      FROM @extschema@._pool_analytics(analysis_window) p
+), indexes AS (
+    SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
+           COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL), 0) AS unused_bytes,
+           COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'bloated')), 0) AS bloat_bytes,
+           pg_catalog.string_agg(i.recommendation, ' ' ORDER BY i.index_bytes DESC)
+               FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL) AS unused_ddl,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s, %s)', i.schemaname, i.indexname, i.index_status,
+                                                   pg_catalog.pg_size_pretty(i.index_bytes)), ', ' ORDER BY i.index_bytes DESC)
+               FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL) AS unused_list,
+           pg_catalog.string_agg(i.recommendation, ' ' ORDER BY i.index_bytes DESC)
+               FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'bloated')) AS bloat_ddl
+      FROM @extschema@.index_effectiveness(interval '7 days') i
+), tables AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS needs_vacuum,
+           pg_catalog.count(*) FILTER (WHERE 'needs_analyze' = ANY (t.issues)) AS needs_analyze,
+           pg_catalog.count(*) FILTER (WHERE 'missing_index' = ANY (t.issues)) AS missing_index,
+           pg_catalog.count(*) FILTER (WHERE 'wraparound_risk' = ANY (t.issues)) AS wraparound,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I: %s dead of %s tuples', t.schemaname, t.tablename,
+                                                   t.n_dead_tup, t.n_live_tup + t.n_dead_tup), '; ')
+               FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS vacuum_detail,
+           pg_catalog.string_agg(pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename), ' ')
+               FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS vacuum_ddl,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schemaname, t.tablename), ', ')
+               FILTER (WHERE 'needs_analyze' = ANY (t.issues)) AS analyze_list,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s rows per sequential scan)', t.schemaname, t.tablename,
+                                                   pg_catalog.round(t.rows_per_seq_scan)), ', ')
+               FILTER (WHERE 'missing_index' = ANY (t.issues)) AS missing_list,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (age %s)', t.schemaname, t.tablename, t.xid_age), ', ')
+               FILTER (WHERE 'wraparound_risk' = ANY (t.issues)) AS wraparound_list
+      FROM @extschema@.table_maintenance t
+), sequences AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE s.status = 'near_exhaustion') AS near,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s%% used%s)', s.schemaname, s.sequencename,
+                                                   pg_catalog.round((100 * s.used_ratio)::numeric, 1),
+                                                   ' of what ' || s.used_by || ' can hold'), ', ')
+               FILTER (WHERE s.status = 'near_exhaustion') AS detail
+      FROM @extschema@.sequence_usage s
+), hba AS (
+    SELECT * FROM @extschema@._weak_hba_rules()
+), roles AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE r.rolsuper AND r.oid <> 10) AS extra_superusers,
+           pg_catalog.string_agg(r.rolname, ', ') FILTER (WHERE r.rolsuper AND r.oid <> 10) AS superuser_names
+      FROM pg_catalog.pg_roles r
+), passwords AS (
+    SELECT * FROM @extschema@._passwords_without_expiry()
+), definers AS (
+    SELECT pg_catalog.count(*) AS unpinned,
+           pg_catalog.string_agg(pg_catalog.format('%s.%s(%s)', n.nspname, p.proname,
+                                                   pg_catalog.pg_get_function_identity_arguments(p.oid)), ', ') AS names
+      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND NOT EXISTS (SELECT FROM pg_catalog.unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+)
+SELECT * FROM (
+-- performance ---------------------------------------------------------------------------------
+SELECT 'performance', 'slow_query_ratio', st.slow_calls / NULLIF(st.calls, 0), 'ratio', true, 0.01, 0.10, 30::numeric,
+       'yes',
+       pg_catalog.format('%s of %s statement executions belong to %s statements whose mean time exceeds dbanalytics.slow_query_threshold (%s ms)',
+                         COALESCE(st.slow_calls, 0), COALESCE(st.calls, 0), COALESCE(st.slow_statements, 0), a.slow_ms),
+       'top_queries(window, ''mean_time'')',
+       'slow statements hold connections and locks longer and delay everything queued behind them',
+       'look at the plans of the slowest statements (explain_analysis) and index their filters',
+       'SELECT * FROM dbanalytics.top_queries(''' || analysis_window || ''', ''mean_time'', 10);', 'medium', 'high'
+  FROM args a, statements st
+UNION ALL
+SELECT 'performance', 'p99_latency_ms', l.p99_ms::numeric, 'ms', true, 100, 1000, 20,
+       CASE WHEN l.executions IS NULL THEN 'not_applicable' ELSE 'yes' END,
+       pg_catalog.format('p99 over %s recorded executions is %s ms', COALESCE(l.executions, 0), pg_catalog.round(l.p99_ms::numeric, 2)),
+       'query_latency(window) / database_latency',
+       'the slowest 1 % of executions is what users notice',
+       'find the statements with the highest p99 and fix their plans',
+       'SELECT * FROM dbanalytics.query_latency(''' || analysis_window || ''', 10);', 'medium', 'high'
+  FROM latency l
+UNION ALL
+SELECT 'performance', 'cache_hit_ratio', d.blks_hit / NULLIF(d.blks_hit + d.blks_read, 0), 'ratio', false, 0.95, 0.90, 25,
+       CASE WHEN d.blks_hit + d.blks_read > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s blocks found in shared buffers, %s read from outside', COALESCE(d.blks_hit, 0), COALESCE(d.blks_read, 0)),
+       'database_stats / cache_analytics',
+       'blocks read from the OS cache or disk cost far more than shared-buffer hits',
+       'raise shared_buffers (about 25 % of RAM) or reduce what the worst statements in cache_analytics read',
+       'SELECT * FROM dbanalytics.cache_analytics WHERE level = ''statement'';', 'medium', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'performance', 'temp_files_per_hour', d.temp_files * 3600 / NULLIF(d.covered_seconds, 0), 'files/h', true, 10, 1000, 10,
+       CASE WHEN d.covered_seconds > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s temporary files (%s) in the window', COALESCE(d.temp_files, 0), pg_catalog.pg_size_pretty(COALESCE(d.temp_bytes, 0)::bigint)),
+       'database_stats.temp_files',
+       'sorts and hashes that spill to disk are many times slower than in memory',
+       'raise work_mem for the statements that spill (top_queries order_by temp_blks)',
+       'SELECT * FROM dbanalytics.top_queries(''' || analysis_window || ''', ''temp_blks'', 10);', 'low', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'performance', 'longest_transaction_seconds', COALESCE(s.longest_xact, 0)::numeric, 's', true, 300, 3600, 15,
+       CASE WHEN a.sees_all_sessions THEN 'yes' ELSE 'unknown' END,
+       pg_catalog.format('the oldest open transaction (pid %s) started %s s ago', s.oldest_pid, pg_catalog.round(COALESCE(s.longest_xact, 0))),
+       'long_running_transactions',
+       'a long transaction holds back vacuum for the whole cluster and may hold locks',
+       'find it in long_running_transactions and end it at its source',
+       'SELECT * FROM dbanalytics.long_running_transactions;', 'low', 'high'
+  FROM args a, sessions s
+-- reliability ---------------------------------------------------------------------------------
+UNION ALL
+SELECT 'reliability', 'deadlock_frequency', d.deadlocks * 3600 / NULLIF(d.covered_seconds, 0), 'deadlocks/h', true, 0, 10, 20,
+       CASE WHEN d.covered_seconds > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s deadlocks in the window', COALESCE(d.deadlocks, 0)),
+       'database_stats.deadlocks / transaction_trends',
+       'each deadlock aborts a transaction the application must retry',
+       'make transactions take their locks in one order; the server log (log_lock_waits) names the statements',
+       'ALTER SYSTEM SET log_lock_waits = on; SELECT pg_reload_conf();', 'medium', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'reliability', 'rollback_ratio', d.rollbacks / NULLIF(d.commits + d.rollbacks, 0), 'ratio', true, 0.05, 0.20, 10,
+       CASE WHEN d.commits + d.rollbacks > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s rollbacks against %s commits', COALESCE(d.rollbacks, 0), COALESCE(d.commits, 0)),
+       'transaction_trends',
+       'rolled-back work was done for nothing and often hides application errors',
+       'find the failing statements in the server log (log_min_error_statement)',
+       'SELECT * FROM dbanalytics.transaction_trends(''' || analysis_window || ''');', 'medium', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'reliability', 'replication_lag',
+       CASE WHEN r.standbys > 0 OR ls.lost > 0 OR ls.inactive_slots > 0
+            THEN GREATEST(COALESCE(r.lag, 0), COALESCE(ls.since_seen, 0),
+                          CASE WHEN ls.inactive_slots > 0 THEN 60 ELSE 0 END)::numeric END, 's', true, 5, 60, 20,
+       CASE WHEN r.standbys = 0 AND ls.lost = 0 AND ls.inactive_slots = 0 THEN 'not_applicable'
+            WHEN a.sees_all_sessions OR r.standbys = 0 THEN 'yes' ELSE 'unknown' END,
+       COALESCE(NULLIF(pg_catalog.concat_ws('; ', r.detail, ls.detail,
+                                            'inactive physical replication slot(s): ' || ls.slot_names || ' (no standby uses them)'), ''),
+                'no standby connected'),
+       'replication_analytics',
+       'a lagging or disconnected standby serves stale reads (or none) and loses more on failover',
+       CASE WHEN ls.lost > 0 OR ls.inactive_slots > 0
+            THEN 'a standby is disconnected: check that it runs and reaches this server (its server log says why); drop the slot of a standby that is gone for good, or it keeps WAL until the disk fills'
+            ELSE 'check the standby''s I/O and network; look at replication_analytics' END,
+       'SELECT * FROM dbanalytics.replication_analytics;', 'medium', 'high'
+  FROM args a, replication r, lost_standbys ls
+UNION ALL
+SELECT 'reliability', 'backup_recency',
+       CASE WHEN NOT ar.enabled THEN NULL
+            -- failing now: at least the bad threshold, however recent the last success
+            WHEN ar.failing THEN GREATEST(COALESCE(ar.since_last_archive, 1e9), 86400)::numeric
+            -- nothing waiting to be archived: up to date, however idle the server (issue 17)
+            WHEN ar.ready = 0 THEN 0
+            ELSE COALESCE(ar.since_last_archive, 1e9)::numeric END, 's', true, 3600, 86400, 15,
+       CASE WHEN NOT ar.enabled THEN 'not_configured' ELSE 'yes' END,
+       CASE WHEN NOT ar.enabled THEN 'archive_mode is off: no WAL archive, so no point-in-time recovery'
+            ELSE pg_catalog.format('last WAL segment archived at %s; %s failures, last at %s%s; %s',
+                                   ar.last_archived_time, ar.failed_count, ar.last_failed_time,
+                                   CASE WHEN ar.failing THEN ' (the last attempt failed)' ELSE '' END,
+                                   CASE WHEN ar.ready IS NULL THEN 'the .ready backlog is not visible to this role (pg_monitor)'
+                                        ELSE ar.ready || ' segment(s) waiting to be archived' END) END,
+       'pg_stat_archiver, pg_ls_archive_statusdir()',
+       'without a recent archived WAL, a lost disk loses the data written since the last base backup; WAL not archived stays in pg_wal until the disk fills',
+       CASE WHEN NOT ar.enabled
+            THEN 'set archive_mode = on with an archive_command (or a backup tool such as pgBackRest) and watch pg_stat_archiver'
+            WHEN ar.failing
+            THEN 'archiving is on and failing: the server log has the archive command''s error (LOG: archive command failed); fix the command, its target or its permissions'
+            ELSE 'archiving is on but behind: check that the archive command keeps up (pg_stat_archiver, the .ready files in pg_wal/archive_status)' END,
+       CASE WHEN NOT ar.enabled
+            THEN 'ALTER SYSTEM SET archive_mode = on;  -- plus archive_command or archive_library; needs a restart'
+            ELSE 'SELECT * FROM pg_catalog.pg_stat_archiver;  -- then read the server log around last_failed_time' END,
+       'medium', 'high'
+  FROM archiving ar
+UNION ALL
+SELECT 'reliability', 'xid_age', (SELECT pg_catalog.max(pg_catalog.age(db.datfrozenxid))::numeric FROM pg_catalog.pg_database db),
+       'transactions', true, 500000000, 1500000000, 25, 'yes',
+       (SELECT pg_catalog.format('oldest unfrozen transaction ID: %s transactions old in database %s', pg_catalog.age(db.datfrozenxid), db.datname)
+          FROM pg_catalog.pg_database db ORDER BY pg_catalog.age(db.datfrozenxid) DESC LIMIT 1),
+       'pg_database.datfrozenxid',
+       'at 2^31 transactions the server stops accepting writes to avoid wraparound',
+       'let (auto)vacuum freeze the oldest tables: end long transactions and vacuum the tables in table_maintenance flagged wraparound_risk',
+       'SELECT * FROM dbanalytics.table_maintenance WHERE ''wraparound_risk'' = ANY (issues);', 'high', 'critical'
+UNION ALL
+SELECT 'reliability', 'disk_full_days', (SELECT dk.days_left FROM disk dk), 'days', false, 30, 7, 10,
+       CASE WHEN EXISTS (SELECT FROM disk) THEN 'yes' ELSE 'not_applicable' END,
+       COALESCE((SELECT dk.evidence FROM disk dk),
+                'no file system of the data directory or pg_wal is filling (space_growth over 30 days)'),
+       'space_growth (file systems, 30 days)',
+       'a full disk stops the server: writes fail, and a full pg_wal shuts it down',
+       'free space or grow the file system before the forecast date; space_growth shows what grows',
+       'SELECT * FROM dbanalytics.space_growth(''30 days'') ORDER BY growth_bytes_per_day DESC NULLS LAST LIMIT 20;',
+       'medium', 'critical'
+-- efficiency ----------------------------------------------------------------------------------
+UNION ALL
+SELECT 'efficiency', 'connection_pool_efficiency', p.undersized_share, 'ratio', true, 0.05, 0.5, 30,
+       CASE WHEN p.undersized_share IS NULL THEN 'not_applicable' ELSE 'yes' END,
+       pg_catalog.format('%s pool-minutes of the window were near the connection limit or held connections idle in transactions',
+                         COALESCE(p.undersized_minutes, 0)),
+       'connection_pool_analytics',
+       'clients wait for connections, or the server runs out of them',
+       COALESCE(p.advice, 'size pools from their measured peak of concurrently active sessions with a buffer'),
+       'SELECT * FROM dbanalytics.connection_pool_analytics WHERE pool_status <> ''optimal'';', 'medium', 'high'
+  FROM pools p
+UNION ALL
+SELECT 'efficiency', 'idle_in_transaction_seconds', COALESCE(s.longest_idle_in_xact, 0)::numeric, 's', true, 60, 600, 20,
+       CASE WHEN a.sees_all_sessions THEN 'yes' ELSE 'unknown' END,
+       COALESCE(s.idle_session, 'no session is idle in a transaction'),
+       'long_running_transactions',
+       'an idle transaction holds its locks and snapshot, blocking vacuum and other writers',
+       'set idle_in_transaction_session_timeout and fix the client that leaves transactions open',
+       CASE WHEN s.idle_pid IS NOT NULL
+            THEN pg_catalog.format('SELECT pg_terminate_backend(%s);  -- or: ALTER SYSTEM SET idle_in_transaction_session_timeout = ''5min''', s.idle_pid)
+            ELSE 'ALTER SYSTEM SET idle_in_transaction_session_timeout = ''5min''; SELECT pg_reload_conf();' END,
+       'low', 'high'
+  FROM args a, sessions s
+UNION ALL
+SELECT 'efficiency', 'unused_index_bytes', i.unused_bytes, 'bytes', true, 10485760, 1073741824, 20, 'yes',
+       COALESCE('unused for 7 days: ' || i.unused_list, 'no unused index'),
+       'index_effectiveness',
+       'every write must also update the unused indexes, and they take cache and disk',
+       'drop them (after checking they are not needed for rare jobs)',
+       COALESCE(i.unused_ddl, '-- nothing to drop'), 'low', 'high'
+  FROM indexes i
+UNION ALL
+SELECT 'efficiency', 'index_bloat', i.bloat_bytes / NULLIF(i.all_bytes, 0), 'ratio', true, 0.10, 0.50, 15,
+       CASE WHEN i.all_bytes > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s of %s index bytes are in duplicate, redundant or bloated indexes',
+                         pg_catalog.pg_size_pretty(i.bloat_bytes::bigint), pg_catalog.pg_size_pretty(COALESCE(i.all_bytes, 0)::bigint)),
+       'index_effectiveness',
+       'bloated and duplicate indexes waste cache and slow every write',
+       'drop duplicates and redundant prefixes, reindex the bloated ones',
+       COALESCE(i.bloat_ddl, '-- nothing to do'), 'low', 'high'
+  FROM indexes i
+UNION ALL
+SELECT 'efficiency', 'missing_index_tables', t.missing_index::numeric, 'tables', true, 0, 5, 15, 'yes',
+       COALESCE('sequential scans of many rows on ' || t.missing_list, 'no table is read mostly by large sequential scans'),
+       'table_maintenance (issue missing_index)',
+       'each query filters a whole table instead of reading a few rows through an index',
+       'find the filters in top_queries and index them (index_advice)',
+       'SELECT * FROM dbanalytics.table_maintenance WHERE ''missing_index'' = ANY (issues);', 'medium', 'high'
+  FROM tables t
+-- security ------------------------------------------------------------------------------------
+UNION ALL
+SELECT 'security', 'hba_weak_authentication', CASE WHEN h.readable THEN h.weak::numeric END, 'rules', true, 0, 1, 30,
+       CASE WHEN h.readable THEN 'yes' ELSE 'unknown' END,
+       CASE WHEN NOT h.readable THEN 'pg_hba_file_rules is not readable by this role'
+            ELSE COALESCE('pg_hba.conf ' || h.lines, 'no trust or cleartext-password rule') END,
+       'pg_hba_file_rules',
+       'trust lets anyone who can connect log in as any role; password sends it in clear text',
+       'replace trust and password with scram-sha-256 in pg_hba.conf, then reload',
+       'edit pg_hba.conf (the lines in the evidence), then SELECT pg_reload_conf();', 'low', 'high'
+  FROM hba h
+UNION ALL
+SELECT 'security', 'ssl_off', (pg_catalog.current_setting('ssl') = 'off')::integer::numeric, 'flag', true, 0, 1, 15, 'yes',
+       'ssl = ' || pg_catalog.current_setting('ssl'),
+       'pg_settings.ssl',
+       'without TLS, passwords (other than SCRAM exchanges) and data cross the network in clear',
+       'configure ssl_cert_file / ssl_key_file and set ssl = on',
+       'ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();  -- after installing a certificate', 'medium', 'medium'
+UNION ALL
+SELECT 'security', 'extra_superusers', ro.extra_superusers::numeric, 'roles', true, 0, 3, 15, 'yes',
+       COALESCE('superusers besides the bootstrap role: ' || ro.superuser_names, 'only the bootstrap superuser'),
+       'pg_roles.rolsuper',
+       'every superuser can read and change everything, including the server''s files',
+       'give these roles only the predefined roles and grants they need',
+       COALESCE((SELECT pg_catalog.string_agg(pg_catalog.format('ALTER ROLE %I NOSUPERUSER;', r.rolname), ' ')
+                   FROM pg_catalog.pg_roles r WHERE r.rolsuper AND r.oid <> 10), '-- nothing to do'),
+       'medium', 'high'
+  FROM roles ro
+UNION ALL
+SELECT 'security', 'public_schema_create', pg_catalog.has_schema_privilege('public', 'public', 'CREATE')::integer::numeric, 'flag', true, 0, 1, 25, 'yes',
+       CASE WHEN pg_catalog.has_schema_privilege('public', 'public', 'CREATE') THEN 'PUBLIC may CREATE in schema public'
+            ELSE 'PUBLIC may not create in schema public' END,
+       'has_schema_privilege(''public'', ''public'', ''CREATE'')',
+       'any role can plant objects that shadow others'' functions (CVE-2018-1058)',
+       'revoke CREATE on schema public from PUBLIC',
+       'REVOKE CREATE ON SCHEMA public FROM PUBLIC;', 'low', 'high'
+UNION ALL
+SELECT 'security', 'security_definer_without_search_path', df.unpinned::numeric, 'functions', true, 0, 3, 15, 'yes',
+       COALESCE('SECURITY DEFINER without SET search_path: ' || df.names, 'every SECURITY DEFINER function pins search_path'),
+       'pg_proc.prosecdef / proconfig',
+       'a caller can redirect unqualified names inside the function and run code with its owner''s rights',
+       'pin search_path on each of them',
+       'ALTER FUNCTION <function> SET search_path = pg_catalog, pg_temp;  -- for each function in the evidence', 'low', 'high'
+  FROM definers df
+UNION ALL
+-- informational (weight 0, issue 17): nearly every cluster has such roles, and an expiry date
+-- says little about how a password is kept; shown with its evidence, it costs no points
+SELECT 'security', 'passwords_without_expiry', CASE WHEN pw.readable THEN pw.without_expiry::numeric END, 'roles', true, 0, 10, 0,
+       CASE WHEN pw.readable THEN 'yes' ELSE 'unknown' END,
+       CASE WHEN NOT pw.readable THEN 'pg_authid is not readable by this role'
+            ELSE COALESCE('login roles with a password that never expires: ' || pw.names, 'none') END,
+       'pg_authid.rolvaliduntil',
+       'a leaked password stays valid forever',
+       'set VALID UNTIL on password roles, or move them to certificate or SSO authentication',
+       'ALTER ROLE <role> VALID UNTIL ''<date>'';  -- for each role in the evidence', 'low', 'medium'
+  FROM passwords pw
+-- maintenance ---------------------------------------------------------------------------------
+UNION ALL
+SELECT 'maintenance', 'dead_tuples', t.needs_vacuum::numeric, 'tables', true, 0, 5, 30, 'yes',
+       COALESCE(t.vacuum_detail, 'no table has more than 20 % dead tuples'),
+       'table_maintenance (issue needs_vacuum)',
+       'dead tuples bloat tables and indexes and slow every scan',
+       'vacuum them now, and make autovacuum more aggressive on them (autovacuum_vacuum_scale_factor)',
+       COALESCE(t.vacuum_ddl, '-- nothing to vacuum'), 'low', 'high'
+  FROM tables t
+UNION ALL
+SELECT 'maintenance', 'wraparound_tables', t.wraparound::numeric, 'tables', true, 0, 1, 20, 'yes',
+       COALESCE('tables past half of the wraparound horizon: ' || t.wraparound_list, 'no table near wraparound'),
+       'table_maintenance (issue wraparound_risk)',
+       'at 2^31 transactions the server stops accepting writes',
+       'VACUUM (FREEZE) these tables and end long transactions',
+       'SELECT * FROM dbanalytics.table_maintenance WHERE ''wraparound_risk'' = ANY (issues);', 'high', 'critical'
+  FROM tables t
+UNION ALL
+SELECT 'maintenance', 'stale_statistics', t.needs_analyze::numeric, 'tables', true, 0, 10, 15, 'yes',
+       COALESCE('changed a lot since the last ANALYZE: ' || t.analyze_list, 'statistics are fresh'),
+       'table_maintenance (issue needs_analyze)',
+       'the planner plans from old row counts and distributions',
+       'ANALYZE them; lower autovacuum_analyze_scale_factor on large tables',
+       COALESCE('ANALYZE ' || t.analyze_list || ';', '-- nothing to analyze'), 'low', 'medium'
+  FROM tables t
+UNION ALL
+SELECT 'maintenance', 'autovacuum_off', (pg_catalog.current_setting('autovacuum') = 'off')::integer::numeric, 'flag', true, 0, 1, 15, 'yes',
+       'autovacuum = ' || pg_catalog.current_setting('autovacuum'),
+       'pg_settings.autovacuum',
+       'without autovacuum, dead tuples pile up and wraparound comes closer',
+       'turn autovacuum back on',
+       'ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();', 'low', 'critical'
+UNION ALL
+SELECT 'maintenance', 'sequences_near_exhaustion', sq.near::numeric, 'sequences', true, 0, 1, 20, 'yes',
+       COALESCE('over 75 % used: ' || sq.detail, 'no sequence is close to its limit'),
+       'sequence_usage',
+       'when a sequence runs out, every insert that needs it fails',
+       'widen the column (ALTER TABLE ... ALTER COLUMN ... TYPE bigint) and the sequence (ALTER SEQUENCE ... AS bigint) before it runs out',
+       'SELECT * FROM dbanalytics.sequence_usage WHERE status <> ''ok'';', 'medium', 'high'
+  FROM sequences sq
+) indicators
+$$;
+
+-------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings
 -- (sql/finalize.sql says why); it also covers the functions replaced above.
 -------------------------------------------------------------------------------

@@ -91,6 +91,16 @@ WITH args AS (
            pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE') AS sees_all_sessions,
            pg_catalog.current_setting('max_connections')::numeric
              - pg_catalog.current_setting('superuser_reserved_connections')::numeric AS usable_connections
+), disk AS (
+    -- the file system that fills first, by the 30-day fit (not the window: a fit needs days)
+    SELECT GREATEST(EXTRACT(epoch FROM g.forecast_at - pg_catalog.now()) / 86400, 0)::numeric AS days_left,
+           pg_catalog.format('the %s file system (%s used of %s) grows %s per day and is full around %s (fit r² %s)',
+                             g.relname, pg_catalog.pg_size_pretty(g.size_bytes), pg_catalog.pg_size_pretty(g.capacity_bytes),
+                             pg_catalog.pg_size_pretty(g.growth_bytes_per_day::bigint), g.forecast_at,
+                             pg_catalog.round(g.fit_r2::numeric, 2)) AS evidence
+      FROM @extschema@.space_growth(interval '30 days') g
+     WHERE g.object_type = 'filesystem' AND g.forecast_at IS NOT NULL
+     ORDER BY g.forecast_at LIMIT 1
 ), statements AS (
     SELECT pg_catalog.sum(t.calls) AS calls,
            pg_catalog.sum(t.calls) FILTER (WHERE t.total_exec_time > a.slow_ms * t.calls) AS slow_calls,
@@ -262,7 +272,7 @@ SELECT 'performance', 'longest_transaction_seconds', COALESCE(s.longest_xact, 0)
   FROM args a, sessions s
 -- reliability ---------------------------------------------------------------------------------
 UNION ALL
-SELECT 'reliability', 'deadlock_frequency', d.deadlocks * 3600 / NULLIF(d.covered_seconds, 0), 'deadlocks/h', true, 0, 10, 25,
+SELECT 'reliability', 'deadlock_frequency', d.deadlocks * 3600 / NULLIF(d.covered_seconds, 0), 'deadlocks/h', true, 0, 10, 20,
        CASE WHEN d.covered_seconds > 0 THEN 'yes' ELSE 'not_applicable' END,
        pg_catalog.format('%s deadlocks in the window', COALESCE(d.deadlocks, 0)),
        'database_stats.deadlocks / transaction_trends',
@@ -271,7 +281,7 @@ SELECT 'reliability', 'deadlock_frequency', d.deadlocks * 3600 / NULLIF(d.covere
        'ALTER SYSTEM SET log_lock_waits = on; SELECT pg_reload_conf();', 'medium', 'high'
   FROM databases d
 UNION ALL
-SELECT 'reliability', 'rollback_ratio', d.rollbacks / NULLIF(d.commits + d.rollbacks, 0), 'ratio', true, 0.05, 0.20, 15,
+SELECT 'reliability', 'rollback_ratio', d.rollbacks / NULLIF(d.commits + d.rollbacks, 0), 'ratio', true, 0.05, 0.20, 10,
        CASE WHEN d.commits + d.rollbacks > 0 THEN 'yes' ELSE 'not_applicable' END,
        pg_catalog.format('%s rollbacks against %s commits', COALESCE(d.rollbacks, 0), COALESCE(d.commits, 0)),
        'transaction_trends',
@@ -332,6 +342,16 @@ SELECT 'reliability', 'xid_age', (SELECT pg_catalog.max(pg_catalog.age(db.datfro
        'at 2^31 transactions the server stops accepting writes to avoid wraparound',
        'let (auto)vacuum freeze the oldest tables: end long transactions and vacuum the tables in table_maintenance flagged wraparound_risk',
        'SELECT * FROM dbanalytics.table_maintenance WHERE ''wraparound_risk'' = ANY (issues);', 'high', 'critical'
+UNION ALL
+SELECT 'reliability', 'disk_full_days', (SELECT dk.days_left FROM disk dk), 'days', false, 30, 7, 10,
+       CASE WHEN EXISTS (SELECT FROM disk) THEN 'yes' ELSE 'not_applicable' END,
+       COALESCE((SELECT dk.evidence FROM disk dk),
+                'no file system of the data directory or pg_wal is filling (space_growth over 30 days)'),
+       'space_growth (file systems, 30 days)',
+       'a full disk stops the server: writes fail, and a full pg_wal shuts it down',
+       'free space or grow the file system before the forecast date; space_growth shows what grows',
+       'SELECT * FROM dbanalytics.space_growth(''30 days'') ORDER BY growth_bytes_per_day DESC NULLS LAST LIMIT 20;',
+       'medium', 'critical'
 -- efficiency ----------------------------------------------------------------------------------
 UNION ALL
 SELECT 'efficiency', 'connection_pool_efficiency', p.undersized_share, 'ratio', true, 0.05, 0.5, 30,

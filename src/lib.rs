@@ -84,6 +84,7 @@ extension_sql_file!(
     "../sql/health.sql",
     name = "health",
     requires = [
+        "analytics_capacity",
         "analytics_queries",
         "analytics_connections",
         "analytics_objects",

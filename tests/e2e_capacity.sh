@@ -142,6 +142,14 @@ check "the disk_full_soon alert opens, its value the days left" "t" \
           SELECT abs(value - extract(epoch FROM date_trunc('day', now(), 'UTC') + interval '2 days' - now()) / 86400) < 0.0001
             FROM dbanalytics.alerts WHERE rule = 'disk_full_soon' AND resolved_at IS NULL;
           ROLLBACK" | tail -1)"
+check "the health indicator disk_full_days: 2 days left from midnight, bad, with the file system in the evidence" "t|bad|t" \
+    "$(q "$GENERATED
+          SELECT abs(value - extract(epoch FROM date_trunc('day', now(), 'UTC') + interval '2 days' - now()) / 86400) < 0.0001,
+                 status, evidence LIKE 'the data directory file system (130 GB used of 149 GB)%'
+            FROM dbanalytics.health_score_details('1 hour') WHERE indicator = 'disk_full_days';
+          ROLLBACK" | tail -1)"
+check "without a filling file system it does not apply" "not_applicable" \
+    "$(q "SELECT status FROM dbanalytics.health_score_details('1 hour') WHERE indicator = 'disk_full_days'")"
 check "a target that is not positive is refused with a hint" "invalid_parameter_value" \
     "$(q "DO \$\$ BEGIN PERFORM * FROM dbanalytics.space_growth('1 day', 0);
           EXCEPTION WHEN invalid_parameter_value THEN RAISE NOTICE 'invalid_parameter_value'; END \$\$" 2>&1 | sed -n 's/.*NOTICE:  //p')"
@@ -188,4 +196,4 @@ check "less than an hour of history forecasts nothing" "t" \
 check "no alert outside the generated histories" "0" \
     "$(q "SELECT count(*) FROM dbanalytics.alerts WHERE rule IN ('wraparound_soon', 'disk_full_soon')")"
 
-finish_checks
+finish_checks "e2e_capacity"

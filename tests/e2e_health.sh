@@ -76,7 +76,7 @@ q "BEGIN; UPDATE accounts SET v = 2 WHERE id = 2; SELECT pg_sleep(1); UPDATE acc
 wait %3 %4 2>/dev/null || true
 wait_for "the deadlock is counted" 30 holds "(SELECT sum(deadlocks) FROM dbanalytics.database_stats) = 1"
 check "deadlock_frequency loses points by the rule" t "$(points_rule_holds && echo t)"
-check "deadlock_frequency is no longer ok" t "$(q "SELECT status IN ('warn', 'bad') AND points_lost >= 12.5 FROM dbanalytics.health_score_details('1 hour') WHERE indicator = 'deadlock_frequency'")"
+check "deadlock_frequency is no longer ok" t "$(q "SELECT status IN ('warn', 'bad') AND points_lost >= weight / 2 FROM dbanalytics.health_score_details('1 hour') WHERE indicator = 'deadlock_frequency'")"
 check "a deadlock risk with evidence" 1 "$(has_risk deadlock_frequency)"
 check "a deadlock recommendation" 1 "$(has_recommendation deadlock_frequency '%log_lock_waits%')"
 wait_for "the deadlock alert opens and then resolves" 30 \

@@ -176,6 +176,18 @@ check "its slot, now inactive, retains WAL: high, with no max_slot_wal_keep_size
             FROM dbanalytics.replication_risks WHERE name = 'w_standby_slot'")"
 check "the inactive logical slot too" "high" \
     "$(q "SELECT risk FROM dbanalytics.replication_risks WHERE name = 'w_logical_slot'")"
+# inactive_slot_wal fires above 1 GiB for 10 minutes: lowered to 5 MB above the WAL retained
+# now (the collector writes far less than that in a few seconds), with no duration
+RETAINED=$(q "SELECT max(retained_bytes) + 5000000 FROM dbanalytics.replication_risks WHERE kind = 'slot' AND NOT active")
+q "UPDATE dbanalytics.alert_rules SET threshold = $RETAINED, for_duration = '0' WHERE rule = 'inactive_slot_wal'"
+q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+check "inactive_slot_wal: not while the retained WAL is below the threshold" "0" \
+    "$(q "SELECT count(*) FROM dbanalytics.alerts WHERE rule = 'inactive_slot_wal'")"
+q "CREATE TABLE w_wal_more AS SELECT g, repeat('w', 500) AS pad FROM generate_series(1, 20000) g"
+q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+check "inactive_slot_wal opens once the inactive slots' retained WAL grows past it, naming both slots" "1|true" \
+    "$(q "SELECT count(*) || '|' || bool_and(details->'slots' ?& ARRAY['w_standby_slot', 'w_logical_slot'] AND value > $RETAINED)
+            FROM dbanalytics.alerts WHERE rule = 'inactive_slot_wal' AND resolved_at IS NULL")"
 check "checkpoint_health reads the checkpointer history" "t" \
     "$(q "SELECT status IN ('ok', 'frequent_requested_checkpoints', 'backends_write_buffers')
                  AND checkpoints_timed + checkpoints_req >= 0 FROM dbanalytics.checkpoint_health('1 hour')")"
