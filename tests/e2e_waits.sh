@@ -3,11 +3,13 @@
 # - one session holds a row lock while it sleeps (a Timeout wait), two others wait for the row
 #   (Lock waits); the sampler's samples put each wait where it belongs in wait_events() and
 #   query_waits() of each statement shows its own wait;
+# - a query reading a table much larger than shared_buffers with the kernel's page cache dropped
+#   spends its samples in IO, and is IO's top query;
 # - an inactive logical slot, a session idle in transaction, a prepared transaction and a
 #   standby's hot_standby_feedback through a physical slot each hold the xmin horizon and are
 #   named by vacuum_blockers, which also answers on the hot standby;
 # - the standby stops after a snapshot recorded it: replication_risks reports it gone and its
-#   slot, now inactive, retaining WAL.
+#   slot, now inactive, retaining WAL; past the inactive_slot_wal threshold the alert opens.
 # Expects dbanalytics to be installed into the PostgreSQL in PG_CONFIG (scripts/test does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,7 @@ cluster_init "$PRIMARY" "$PORT" \
     "dbanalytics.database = '$DB'" "dbanalytics.sample_interval = '200ms'" \
     "dbanalytics.snapshot_interval = '5s'" \
     "wal_level = logical" "max_wal_senders = 4" "max_replication_slots = 4" \
-    "max_prepared_transactions = 2" "autovacuum = off"
+    "max_prepared_transactions = 2" "autovacuum = off" "shared_buffers = '16MB'"
 cluster_start "$PRIMARY"
 psql_at "$PRIMARY" "$PORT" postgres "CREATE DATABASE $DB"
 q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
@@ -93,6 +95,32 @@ check "per minute, the Lock samples add up to the window's" "t" \
                    WHERE datname = '$DB' AND wait_event_type = 'Lock')")"
 check "a bad window is an error with a hint" "HINT:  Pass an interval such as '1 hour' or '7 days'." \
     "$(q "SELECT * FROM dbanalytics.wait_events('0')" 2>&1 | grep HINT || true)"
+
+step "A query reading a cold table: its time goes to IO"
+# one 900-byte row per page (fillfactor 10), 50000 pages (391 MB, far more than shared_buffers),
+# read in index order, which is random order: one random read per row once the kernel's page
+# cache is dropped
+if [ -w /proc/sys/vm/drop_caches ]; then
+    q "CREATE TABLE w_cold (id int, k int, pad text) WITH (fillfactor = 10);
+       INSERT INTO w_cold SELECT i, (random() * 1e9)::int, repeat('p', 900) FROM generate_series(1, 50000) i;
+       CREATE INDEX w_cold_k ON w_cold (k); ANALYZE w_cold"
+    q "CHECKPOINT"
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    PGAPPNAME=w_cold_reader q "SET enable_seqscan = off; SET enable_bitmapscan = off;
+                               SELECT count(*), sum(length(pad)) FROM w_cold WHERE k >= 0" >/dev/null
+    sleep 0.5  # the last sample is committed
+    COLD_ID=$(q "SELECT queryid FROM pg_stat_statements WHERE query LIKE 'SELECT count(*), sum(length(pad)) FROM w_cold%'")
+    q "SELECT wait_event_type, wait_event, samples FROM dbanalytics.query_waits($COLD_ID, '5 minutes')" | sed 's/^/    /'
+    check "query_waits of the cold read: IO has most of its samples" "IO" \
+        "$(q "SELECT wait_event_type FROM dbanalytics.query_waits($COLD_ID, '5 minutes')
+               GROUP BY 1 ORDER BY sum(samples) DESC LIMIT 1")"
+    check "wait_events: IO's top query is the cold read, the UPDATE stays on Lock" "t" \
+        "$(q "SELECT bool_or(wait_event_type = 'IO' AND top_query_id = $COLD_ID)
+                     AND NOT bool_or(wait_event_type = 'IO' AND top_query_id = $UPDATE_ID)
+                FROM dbanalytics.wait_events('5 minutes') WHERE datname = '$DB'")"
+else
+    skip_part "the cold-cache IO case" "/proc/sys/vm/drop_caches is not writable (run as root)"
+fi
 
 step "Horizon holders: a physical slot fed by a standby, a logical slot, idle in transaction, a prepared transaction"
 mkdir -p "$STANDBY"; [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$STANDBY"
