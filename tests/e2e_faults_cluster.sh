@@ -6,7 +6,9 @@
 #   - an immediate shutdown under load, with a snapshot every 5 s: after the restart no
 #     committed row is lost, no delta is negative, the first interval is marked as a reset and
 #     collection goes on;
-#   - a standby promoted to primary: its workers, idle during recovery, start collecting.
+#   - a standby promoted to primary: its workers, idle during recovery, start collecting;
+#   - DROP and CREATE EXTENSION dbanalytics, 10 times, while the workers and a take_snapshot()
+#     insert: no deadlock, no error, collection resumes each time.
 # Expects dbanalytics to be installed into the PostgreSQL in PG_CONFIG (scripts/test does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -135,5 +137,35 @@ wait_for "the promoted server snapshots" 30 \
 check "its collector_status shows both workers healthy" "collector:healthy,sampler:healthy" \
     "$(qs "SELECT string_agg(worker || ':' || health, ',' ORDER BY worker) FROM dbanalytics.collector_status
             WHERE source = 'worker'")"
+
+# ---------------------------------------------------------------------------------------------
+step "DROP and CREATE EXTENSION while the workers insert (sampler 200 ms, snapshot 5 s), 10 times"
+# at varied points of the workers' ticks (the snapshot's is the one that takes seconds);
+# each must go through without a deadlock or an error, and collection must resume each time
+log_lines_before=$(wc -l <"$PRIMARY/server.log")
+drop_create_failures=0
+for pause in 0.1 0.7 1.3 2.1 3.4 4.6 0.3 1.7 2.9 4.1; do
+    sleep "$pause"
+    q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null 2>&1 &
+    SNAPSHOT=$!
+    sleep 0.05
+    out=$(q "DROP EXTENSION dbanalytics" 2>&1) || { drop_create_failures=$((drop_create_failures + 1)); info "DROP: $out"; }
+    wait "$SNAPSHOT" 2>/dev/null || true
+    sleep 0.3
+    out=$(q "CREATE EXTENSION dbanalytics" 2>&1) || { drop_create_failures=$((drop_create_failures + 1)); info "CREATE: $out"; }
+done
+check "every DROP and CREATE EXTENSION succeeded" 0 "$drop_create_failures"
+recreated_at=$(q "SELECT now()")
+wait_for "the sampler samples into the new extension" 20 \
+    holds "EXISTS (SELECT FROM dbanalytics.connection_samples WHERE sampled_at > '$recreated_at')"
+wait_for "the collector snapshots into it" 20 \
+    holds "EXISTS (SELECT FROM dbanalytics.database_stats WHERE interval_end > '$recreated_at')"
+check "no deadlock in the server log" 0 \
+    "$(tail -n +"$((log_lines_before + 1))" "$PRIMARY/server.log" | grep -c 'deadlock detected' || true)"
+check "the workers were not restarted by a crash" 0 \
+    "$(tail -n +"$((log_lines_before + 1))" "$PRIMARY/server.log" | grep -c 'terminated by signal' || true)"
+check "both workers healthy" "collector:healthy,sampler:healthy" \
+    "$(q "SELECT string_agg(worker || ':' || health, ',' ORDER BY worker) FROM dbanalytics.collector_status
+           WHERE source = 'worker'")"
 
 finish_checks "e2e_faults_cluster"

@@ -96,6 +96,9 @@ const SNAPSHOT_SOURCES: &[(&str, SourceFn)] = &[
 
 /// One sampler tick: activity, connections and lock waits in one read of pg_stat_activity.
 pub fn take_sample() -> Vec<SourceRun> {
+    if !lock_extension() {
+        return Vec::new();
+    }
     let mut runs = Vec::new();
     if partitions_missing_today() {
         runs.push(run_source("sampler", "partitions", create_partitions));
@@ -125,6 +128,9 @@ fn clock_day() -> Option<i64> {
 /// One collector snapshot: every statistics source, then maintenance. Snapshots take turns
 /// (the worker's and any take_snapshot() call): two at once would compute the same deltas twice.
 pub fn take_snapshot() -> Vec<SourceRun> {
+    if !lock_extension() {
+        return Vec::new();
+    }
     // Waiting is bounded by lock_timeout (the collector's own, or the caller's): a snapshot
     // that cannot take its turn is skipped and says so, never run twice at once.
     let turn = in_subtransaction(|| {
@@ -234,6 +240,9 @@ fn log_once(run: &SourceRun) {
 
 /// Records a tick that failed as a whole (called by the workers, in a new transaction).
 pub fn record_failed_tick(worker: &str, error: &str) {
+    if !lock_extension() {
+        return;
+    }
     record_run(
         worker,
         &SourceRun {
@@ -298,7 +307,34 @@ fn sample_activity() -> Result<Collected, SourceError> {
 /// long transaction, and the sampler, waiting for them, would lose its first ticks. A failure
 /// is left to the tick's own `partitions` source, which records it.
 pub fn partitions_before_tick() {
-    let _ = in_subtransaction(create_partitions);
+    if lock_extension() {
+        let _ = in_subtransaction(create_partitions);
+    }
+}
+
+/// Takes a share lock on the extension itself, before any lock on its tables, for the rest of
+/// the transaction; false when the extension is not (or no longer) installed. DROP EXTENSION
+/// locks the extension exclusively before it locks its objects, so a tick that gets this lock
+/// first ends before the drop starts, and a drop that gets it first ends before the tick
+/// starts, which then finds nothing to collect into. Without it, a tick and a drop took their
+/// table locks in opposite orders and one of them died of a deadlock (issue 15, 9a).
+pub fn lock_extension() -> bool {
+    // SAFETY: catalog lookups and a heavyweight lock inside the caller's transaction; the lock
+    // is released at its end.
+    unsafe {
+        let extension = pg_sys::get_extension_oid(c"dbanalytics".as_ptr(), true);
+        if extension == pg_sys::InvalidOid {
+            return false;
+        }
+        pg_sys::LockDatabaseObject(
+            pg_sys::ExtensionRelationId,
+            extension,
+            0,
+            pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+        );
+        // a drop may have committed while we waited (taking the lock read the invalidations)
+        pg_sys::get_extension_oid(c"dbanalytics".as_ptr(), true) == extension
+    }
 }
 
 fn create_partitions() -> Result<Collected, SourceError> {
