@@ -150,7 +150,8 @@ CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
                                            only_queryid bigint DEFAULT NULL)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
                buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
-               run_max_length bigint, run_parent_queryid bigint)
+               run_max_length bigint, run_parent_queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -159,21 +160,24 @@ DECLARE
 BEGIN
     RETURN QUERY EXECUTE $q$
         SELECT d.dbid, d.userid, d.queryid, d.reset, d.executions, d.buckets, d.counts, d.runs,
-               d.run_executions, d.run_max_length, d.run_parent_queryid
+               d.run_executions, d.run_max_length, d.run_parent_queryid, d.cpu_user_time,
+               d.cpu_system_time, d.disk_read_bytes, d.disk_write_bytes
           FROM @extschema@.statement_latency_daily d
          WHERE d.day_end > $5 AND d.day_end <= $6
            AND ($7 IS NULL OR d.queryid = $7)
         UNION ALL
         -- statement_latency_hourly serves (lo, day_lo] and (day_hi, hi]
         SELECT h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts, h.runs,
-               h.run_executions, h.run_max_length, h.run_parent_queryid
+               h.run_executions, h.run_max_length, h.run_parent_queryid, h.cpu_user_time,
+               h.cpu_system_time, h.disk_read_bytes, h.disk_write_bytes
           FROM @extschema@.statement_latency_hourly h
          WHERE ((h.hour_end > $3 AND h.hour_end <= $5) OR (h.hour_end > $6 AND h.hour_end <= $4))
            AND ($7 IS NULL OR h.queryid = $7)
         UNION ALL
         -- statement_latency serves the rest: (since, lo] and (hi, until]
         SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
-               l.run_executions, l.run_max_length, l.run_parent_queryid
+               l.run_executions, l.run_max_length, l.run_parent_queryid, l.cpu_user_time,
+               l.cpu_system_time, l.disk_read_bytes, l.disk_write_bytes
           FROM @extschema@.statement_latency l
          WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
                 OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))

@@ -181,6 +181,20 @@ BEGIN
 END
 $$;
 
+-- Resources the top-level executions of each statement used in (since, until], from the
+-- executor hooks' getrusage (statement_latency and its rollups); NULL sums where no row had them.
+CREATE FUNCTION @extschema@._statement_usage(since timestamptz, until timestamptz)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.dbid, l.userid, l.queryid, pg_catalog.sum(l.cpu_user_time), pg_catalog.sum(l.cpu_system_time),
+           pg_catalog.sum(l.disk_read_bytes)::bigint, pg_catalog.sum(l.disk_write_bytes)::bigint
+      FROM @extschema@._latency_parts(since, until) l
+     GROUP BY 1, 2, 3
+$$;
+
 CREATE FUNCTION @extschema@.top_queries(analysis_window interval DEFAULT '1 hour',
                                         order_by text DEFAULT 'total_time',
                                         row_limit integer DEFAULT 20)
@@ -190,7 +204,9 @@ RETURNS TABLE (
     rows_per_call double precision, cache_hit_ratio double precision,
     shared_blks_read bigint, temp_blks bigint, wal_bytes bigint,
     share_of_total_time double precision,
-    previous_calls bigint, previous_total_time_ms double precision, trend text)
+    previous_calls bigint, previous_total_time_ms double precision, trend text,
+    cpu_user_time_ms double precision, cpu_system_time_ms double precision,
+    disk_read_bytes bigint, disk_write_bytes bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -233,11 +249,15 @@ SELECT r.rank, r.queryid, d.datname::text, u.rolname::text, r.toplevel,
            WHEN r.prev_time IS NULL THEN 'new'
            WHEN r.prev_time = 0 THEN 'up'
            ELSE pg_catalog.to_char(100 * (r.total_exec_time - r.prev_time) / r.prev_time, 'FMSG999990') || '%'
-       END
+       END,
+       us.cpu_user_time, us.cpu_system_time, us.disk_read_bytes, us.disk_write_bytes
   FROM ranked r
   CROSS JOIN args a
   CROSS JOIN total
   LEFT JOIN @extschema@.statement_texts t USING (dbid, userid, queryid, toplevel)
+  -- measured for top-level executions only
+  LEFT JOIN (SELECT u.* FROM args a2, @extschema@._statement_usage(a2.since, pg_catalog.now()) u) us
+         ON us.dbid = r.dbid AND us.userid = r.userid AND us.queryid = r.queryid AND r.toplevel
   LEFT JOIN pg_catalog.pg_database d ON d.oid = r.dbid
   LEFT JOIN pg_catalog.pg_roles u ON u.oid = r.userid
  WHERE r.rank <= a.max_rows
@@ -507,9 +527,14 @@ WITH args AS (
                'mean_time_ms', pg_catalog.round(c.mean_ms::numeric, 3),
                'rows_per_call', pg_catalog.round((c.rows::double precision / c.calls)::numeric, 2),
                'shared_blks_read', c.shared_blks_read, 'temp_blks', c.temp_blks,
-               'wal_bytes', c.wal_bytes) AS entry
+               'wal_bytes', c.wal_bytes,
+               'cpu_user_time_ms', pg_catalog.round(us.cpu_user_time::numeric, 3),
+               'cpu_system_time_ms', pg_catalog.round(us.cpu_system_time::numeric, 3),
+               'disk_read_bytes', us.disk_read_bytes, 'disk_write_bytes', us.disk_write_bytes) AS entry
       FROM cur c
       LEFT JOIN @extschema@.statement_texts t USING (dbid, userid, queryid, toplevel)
+      LEFT JOIN (SELECT u.* FROM args a, @extschema@._statement_usage(a.since, pg_catalog.now()) u) us
+             ON us.dbid = c.dbid AND us.userid = c.userid AND us.queryid = c.queryid
 )
 SELECT pg_catalog.jsonb_build_object(
     'window', analysis_window::text,

@@ -5764,7 +5764,8 @@ $$;
 -- file-system space, the host's CPU, memory, load and paging) each snapshot and size_daily
 -- each day; wraparound_risk, space_growth, wal_generation and host_stats; the alert rules
 -- inactive_slot_wal, wraparound_soon and disk_full_soon; the health indicator disk_full_days
--- (reliability; deadlock_frequency and rollback_ratio give it 5 points each).
+-- (reliability; deadlock_frequency and rollback_ratio give it 5 points each); per-statement
+-- CPU time and block I/O.
 -------------------------------------------------------------------------------
 -- The server and its host at each snapshot (collector, "server" source, _server_now()): the
 -- counters of the next transaction ID (full, with its epoch) and multixact ID, for the rate at
@@ -6943,6 +6944,321 @@ SELECT 'maintenance', 'sequences_near_exhaustion', sq.near::numeric, 'sequences'
        'SELECT * FROM dbanalytics.sequence_usage WHERE status <> ''ok'';', 'medium', 'high'
   FROM sequences sq
 ) indicators
+$$;
+
+
+-- Resource use per statement: CPU time and block I/O of the top-level executions (getrusage in
+-- the executor hooks) in statement_latency and its rollups, shown by top_queries and
+-- query_analysis.
+ALTER TABLE @extschema@.statement_latency
+    ADD COLUMN cpu_user_time double precision, ADD COLUMN cpu_system_time double precision,
+    ADD COLUMN disk_read_bytes bigint, ADD COLUMN disk_write_bytes bigint;
+ALTER TABLE @extschema@.statement_latency_hourly
+    ADD COLUMN cpu_user_time double precision, ADD COLUMN cpu_system_time double precision,
+    ADD COLUMN disk_read_bytes bigint, ADD COLUMN disk_write_bytes bigint;
+ALTER TABLE @extschema@.statement_latency_daily
+    ADD COLUMN cpu_user_time double precision, ADD COLUMN cpu_system_time double precision,
+    ADD COLUMN disk_read_bytes bigint, ADD COLUMN disk_write_bytes bigint;
+CREATE OR REPLACE FUNCTION @extschema@._rollup_latency(period text, since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
+AS $$
+DECLARE
+    target text;
+    source text;
+    n bigint;
+BEGIN
+    CASE period
+        WHEN 'hour' THEN
+            target := 'statement_latency_hourly';
+            source := $s$SELECT @extschema@._time_ceil(l.interval_end, 3600) AS period_end, 1 AS intervals,
+                                l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts,
+                                l.runs, l.run_executions, l.run_max_length, l.run_parent_queryid,
+                                l.cpu_user_time, l.cpu_system_time, l.disk_read_bytes, l.disk_write_bytes
+                           FROM @extschema@.statement_latency l
+                          WHERE l.interval_end > $1 AND l.interval_end <= $2$s$;
+        WHEN 'day' THEN
+            target := 'statement_latency_daily';
+            source := $s$SELECT @extschema@._time_ceil(h.hour_end, 86400) AS period_end, h.intervals,
+                                h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts,
+                                h.runs, h.run_executions, h.run_max_length, h.run_parent_queryid,
+                                h.cpu_user_time, h.cpu_system_time, h.disk_read_bytes, h.disk_write_bytes
+                           FROM @extschema@.statement_latency_hourly h
+                          WHERE h.hour_end > $1 AND h.hour_end <= $2$s$;
+        ELSE
+            RAISE EXCEPTION 'dbanalytics: _rollup_latency: period must be hour or day, got %', period;
+    END CASE;
+    EXECUTE pg_catalog.format($q$
+    INSERT INTO @extschema@.%I
+    WITH src AS (%s), per_bucket AS (
+        SELECT x.period_end, x.dbid, x.userid, x.queryid, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
+          FROM src x, ROWS FROM (pg_catalog.unnest(x.buckets), pg_catalog.unnest(x.counts)) AS u(bucket, executions)
+         GROUP BY 1, 2, 3, 4, 5
+    ), histograms AS (
+        SELECT b.period_end, b.dbid, b.userid, b.queryid,
+               pg_catalog.array_agg(b.bucket ORDER BY b.bucket) AS buckets,
+               pg_catalog.array_agg(b.executions ORDER BY b.bucket) AS counts
+          FROM per_bucket b
+         GROUP BY 1, 2, 3, 4
+    ), parents AS (
+        SELECT x.period_end, x.dbid, x.userid, x.queryid, x.run_parent_queryid AS parent,
+               pg_catalog.sum(x.runs) AS runs
+          FROM src x
+         WHERE x.runs > 0
+         GROUP BY 1, 2, 3, 4, 5
+    ), top_parents AS (
+        SELECT p.period_end, p.dbid, p.userid, p.queryid,
+               (pg_catalog.array_agg(p.parent ORDER BY p.runs DESC, p.parent))[1] AS parent
+          FROM parents p
+         GROUP BY 1, 2, 3, 4
+    ), totals AS (
+        SELECT x.period_end, x.dbid, x.userid, x.queryid, pg_catalog.bool_or(x.reset) AS reset,
+               pg_catalog.sum(x.intervals)::integer AS intervals, pg_catalog.sum(x.executions)::bigint AS executions,
+               pg_catalog.sum(x.runs)::bigint AS runs, pg_catalog.sum(x.run_executions)::bigint AS run_executions,
+               pg_catalog.max(x.run_max_length) AS run_max_length,
+               pg_catalog.sum(x.cpu_user_time) AS cpu_user_time, pg_catalog.sum(x.cpu_system_time) AS cpu_system_time,
+               pg_catalog.sum(x.disk_read_bytes)::bigint AS disk_read_bytes,
+               pg_catalog.sum(x.disk_write_bytes)::bigint AS disk_write_bytes
+          FROM src x
+         GROUP BY 1, 2, 3, 4
+    )
+    SELECT t.period_end, t.dbid, t.userid, t.queryid, t.reset, t.intervals, t.executions,
+           COALESCE(h.buckets, '{}'), COALESCE(h.counts, '{}'),
+           t.runs, t.run_executions, t.run_max_length, p.parent,
+           t.cpu_user_time, t.cpu_system_time, t.disk_read_bytes, t.disk_write_bytes
+      FROM totals t
+      LEFT JOIN histograms h ON (h.period_end, h.dbid, h.userid, h.queryid) = (t.period_end, t.dbid, t.userid, t.queryid)
+      LEFT JOIN top_parents p ON (p.period_end, p.dbid, p.userid, p.queryid) = (t.period_end, t.dbid, t.userid, t.queryid)
+    $q$, target, source) USING since, until;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- their results have more columns: dropped and created again (no object depends on them)
+DROP FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint);
+CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
+                                           only_queryid bigint DEFAULT NULL)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
+               buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
+               run_max_length bigint, run_parent_queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    span record := @extschema@._rollup_span(since, until);
+BEGIN
+    RETURN QUERY EXECUTE $q$
+        SELECT d.dbid, d.userid, d.queryid, d.reset, d.executions, d.buckets, d.counts, d.runs,
+               d.run_executions, d.run_max_length, d.run_parent_queryid, d.cpu_user_time,
+               d.cpu_system_time, d.disk_read_bytes, d.disk_write_bytes
+          FROM @extschema@.statement_latency_daily d
+         WHERE d.day_end > $5 AND d.day_end <= $6
+           AND ($7 IS NULL OR d.queryid = $7)
+        UNION ALL
+        -- statement_latency_hourly serves (lo, day_lo] and (day_hi, hi]
+        SELECT h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts, h.runs,
+               h.run_executions, h.run_max_length, h.run_parent_queryid, h.cpu_user_time,
+               h.cpu_system_time, h.disk_read_bytes, h.disk_write_bytes
+          FROM @extschema@.statement_latency_hourly h
+         WHERE ((h.hour_end > $3 AND h.hour_end <= $5) OR (h.hour_end > $6 AND h.hour_end <= $4))
+           AND ($7 IS NULL OR h.queryid = $7)
+        UNION ALL
+        -- statement_latency serves the rest: (since, lo] and (hi, until]
+        SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
+               l.run_executions, l.run_max_length, l.run_parent_queryid, l.cpu_user_time,
+               l.cpu_system_time, l.disk_read_bytes, l.disk_write_bytes
+          FROM @extschema@.statement_latency l
+         WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
+                OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
+           AND ($7 IS NULL OR l.queryid = $7)
+    $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi, only_queryid;
+END
+$$;
+
+CREATE FUNCTION @extschema@._statement_usage(since timestamptz, until timestamptz)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.dbid, l.userid, l.queryid, pg_catalog.sum(l.cpu_user_time), pg_catalog.sum(l.cpu_system_time),
+           pg_catalog.sum(l.disk_read_bytes)::bigint, pg_catalog.sum(l.disk_write_bytes)::bigint
+      FROM @extschema@._latency_parts(since, until) l
+     GROUP BY 1, 2, 3
+$$;
+
+DROP FUNCTION @extschema@.top_queries(interval, text, integer);
+CREATE FUNCTION @extschema@.top_queries(analysis_window interval DEFAULT '1 hour',
+                                        order_by text DEFAULT 'total_time',
+                                        row_limit integer DEFAULT 20)
+RETURNS TABLE (
+    rank bigint, queryid bigint, datname text, usename text, toplevel boolean, query text,
+    calls bigint, total_time_ms double precision, mean_time_ms double precision,
+    rows_per_call double precision, cache_hit_ratio double precision,
+    shared_blks_read bigint, temp_blks bigint, wal_bytes bigint,
+    share_of_total_time double precision,
+    previous_calls bigint, previous_total_time_ms double precision, trend text,
+    cpu_user_time_ms double precision, cpu_system_time_ms double precision,
+    disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window), @extschema@._check_order_by(order_by),
+           @extschema@._row_limit(row_limit);  -- argument checks, even with no history
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           order_by AS order_key,
+           LEAST(row_limit, 1000) AS max_rows
+), cur AS (
+    SELECT t.* FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+), prev AS (
+    SELECT t.* FROM args a, @extschema@._statement_totals(a.since - analysis_window, a.since) t
+), total AS (
+    SELECT NULLIF(pg_catalog.sum(c.total_exec_time) FILTER (WHERE c.toplevel), 0) AS all_time FROM cur c
+), ranked AS (
+    SELECT c.*, p.calls AS prev_calls, p.total_exec_time AS prev_time,
+           pg_catalog.row_number() OVER (ORDER BY CASE a.order_key
+                WHEN 'total_time' THEN c.total_exec_time
+                WHEN 'mean_time' THEN c.total_exec_time / NULLIF(c.calls, 0)
+                WHEN 'calls' THEN c.calls
+                WHEN 'rows' THEN c.rows
+                WHEN 'shared_blks_read' THEN c.shared_blks_read
+                WHEN 'temp_blks' THEN c.temp_blks
+                WHEN 'wal_bytes' THEN c.wal_bytes
+             END DESC NULLS LAST, c.queryid) AS rank
+      FROM cur c CROSS JOIN args a
+      LEFT JOIN prev p USING (dbid, userid, queryid, toplevel)
+     WHERE c.calls > 0
+)
+SELECT r.rank, r.queryid, d.datname::text, u.rolname::text, r.toplevel,
+       COALESCE(t.query, '<query text not collected>'),
+       r.calls, r.total_exec_time, r.total_exec_time / r.calls,
+       r.rows::double precision / r.calls,
+       r.shared_blks_hit::double precision / NULLIF(r.shared_blks_hit + r.shared_blks_read, 0),
+       r.shared_blks_read, r.temp_blks, r.wal_bytes,
+       CASE WHEN r.toplevel THEN r.total_exec_time / total.all_time END,
+       r.prev_calls, r.prev_time,
+       CASE
+           WHEN r.prev_time IS NULL THEN 'new'
+           WHEN r.prev_time = 0 THEN 'up'
+           ELSE pg_catalog.to_char(100 * (r.total_exec_time - r.prev_time) / r.prev_time, 'FMSG999990') || '%'
+       END,
+       us.cpu_user_time, us.cpu_system_time, us.disk_read_bytes, us.disk_write_bytes
+  FROM ranked r
+  CROSS JOIN args a
+  CROSS JOIN total
+  LEFT JOIN @extschema@.statement_texts t USING (dbid, userid, queryid, toplevel)
+  -- measured for top-level executions only
+  LEFT JOIN (SELECT u.* FROM args a2, @extschema@._statement_usage(a2.since, pg_catalog.now()) u) us
+         ON us.dbid = r.dbid AND us.userid = r.userid AND us.queryid = r.queryid AND r.toplevel
+  LEFT JOIN pg_catalog.pg_database d ON d.oid = r.dbid
+  LEFT JOIN pg_catalog.pg_roles u ON u.oid = r.userid
+ WHERE r.rank <= a.max_rows
+ ORDER BY r.rank
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint),
+    @extschema@._statement_usage(timestamptz, timestamptz), @extschema@.top_queries(interval, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint),
+    @extschema@._statement_usage(timestamptz, timestamptz), @extschema@.top_queries(interval, text, integer)
+    TO dbanalytics_reader;
+CREATE OR REPLACE FUNCTION @extschema@.query_analysis(analysis_window interval DEFAULT '1 hour')
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
+           @extschema@._slow_query_ms() AS slow_ms,
+           @extschema@._threshold('frequent_calls_per_second')::double precision AS frequent_cps,
+           @extschema@._threshold('expensive_share')::double precision AS expensive_share
+), statement_totals AS (
+    -- read once, handed to every part of the analysis
+    SELECT pg_catalog.array_agg(t) AS totals
+      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+     WHERE t.calls > 0 AND t.toplevel
+), cur AS (
+    SELECT t.*, t.total_exec_time / t.calls AS mean_ms
+      FROM statement_totals st, pg_catalog.unnest(st.totals) t
+), totals AS (
+    SELECT NULLIF(pg_catalog.sum(c.shared_blks_read), 0) AS blks_read,
+           NULLIF(pg_catalog.sum(c.temp_blks), 0) AS temp_blks,
+           NULLIF(pg_catalog.sum(c.wal_bytes), 0) AS wal_bytes
+      FROM cur c
+), described AS (
+    SELECT c.*, COALESCE(t.query, '<query text not collected>') AS query,
+           pg_catalog.jsonb_build_object('queryid', c.queryid, 'query', COALESCE(t.query, '<query text not collected>'),
+               'calls', c.calls, 'total_time_ms', pg_catalog.round(c.total_exec_time::numeric, 3),
+               'mean_time_ms', pg_catalog.round(c.mean_ms::numeric, 3),
+               'rows_per_call', pg_catalog.round((c.rows::double precision / c.calls)::numeric, 2),
+               'shared_blks_read', c.shared_blks_read, 'temp_blks', c.temp_blks,
+               'wal_bytes', c.wal_bytes,
+               'cpu_user_time_ms', pg_catalog.round(us.cpu_user_time::numeric, 3),
+               'cpu_system_time_ms', pg_catalog.round(us.cpu_system_time::numeric, 3),
+               'disk_read_bytes', us.disk_read_bytes, 'disk_write_bytes', us.disk_write_bytes) AS entry
+      FROM cur c
+      LEFT JOIN @extschema@.statement_texts t USING (dbid, userid, queryid, toplevel)
+      LEFT JOIN (SELECT u.* FROM args a, @extschema@._statement_usage(a.since, pg_catalog.now()) u) us
+             ON us.dbid = c.dbid AND us.userid = c.userid AND us.queryid = c.queryid
+)
+SELECT pg_catalog.jsonb_build_object(
+    'window', analysis_window::text,
+    'computed_at', pg_catalog.now(),
+    'thresholds', pg_catalog.jsonb_build_object(
+        'slow_query_threshold_ms', a.slow_ms,
+        'frequent_calls_per_second', a.frequent_cps,
+        'expensive_share', a.expensive_share),
+    'slow_queries', COALESCE((
+        SELECT pg_catalog.jsonb_agg(d.entry || pg_catalog.jsonb_build_object('reason',
+                   pg_catalog.format('mean execution time %s ms exceeds dbanalytics.slow_query_threshold (%s ms)',
+                                     pg_catalog.round(d.mean_ms::numeric, 1), a.slow_ms))
+                   ORDER BY d.mean_ms DESC)
+          FROM (SELECT * FROM described d WHERE d.mean_ms > a.slow_ms ORDER BY d.mean_ms DESC LIMIT 20) d), '[]'),
+    'frequent_queries', COALESCE((
+        SELECT pg_catalog.jsonb_agg(d.entry || pg_catalog.jsonb_build_object('reason',
+                   pg_catalog.format('called %s times per second on average over the window (threshold %s/s)',
+                                     pg_catalog.round((d.calls / a.window_seconds)::numeric, 1), a.frequent_cps))
+                   ORDER BY d.calls DESC)
+          FROM (SELECT * FROM described d WHERE d.calls / a.window_seconds > a.frequent_cps
+                 ORDER BY d.calls DESC LIMIT 20) d), '[]'),
+    'expensive_queries', COALESCE((
+        SELECT pg_catalog.jsonb_agg(d.entry || pg_catalog.jsonb_build_object('reason', d.reason)
+                   ORDER BY d.weight DESC)
+          FROM (SELECT d.entry,
+                       pg_catalog.concat_ws('; ',
+                           CASE WHEN d.shared_blks_read / tt.blks_read > a.expensive_share THEN
+                               pg_catalog.format('%s%% of all shared blocks read from disk or OS cache',
+                                                 pg_catalog.round((100 * d.shared_blks_read / tt.blks_read)::numeric, 1)) END,
+                           CASE WHEN d.temp_blks / tt.temp_blks > a.expensive_share THEN
+                               pg_catalog.format('%s%% of all temporary-file blocks (sorts or hashes spilling to disk)',
+                                                 pg_catalog.round((100 * d.temp_blks / tt.temp_blks)::numeric, 1)) END,
+                           CASE WHEN d.wal_bytes / tt.wal_bytes > a.expensive_share THEN
+                               pg_catalog.format('%s%% of all WAL written',
+                                                 pg_catalog.round((100 * d.wal_bytes / tt.wal_bytes)::numeric, 1)) END
+                       ) AS reason,
+                       GREATEST(COALESCE(d.shared_blks_read / tt.blks_read, 0),
+                                COALESCE(d.temp_blks / tt.temp_blks, 0),
+                                COALESCE(d.wal_bytes / tt.wal_bytes, 0)) AS weight
+                  FROM described d CROSS JOIN totals tt
+                 WHERE d.shared_blks_read / tt.blks_read > a.expensive_share
+                    OR d.temp_blks / tt.temp_blks > a.expensive_share
+                    OR d.wal_bytes / tt.wal_bytes > a.expensive_share
+                 ORDER BY weight DESC LIMIT 20) d), '[]'),
+    'optimization_opportunities', COALESCE((
+        SELECT pg_catalog.jsonb_agg(o.entry ORDER BY o.weight DESC)
+          FROM (SELECT n.entry, n.weight FROM @extschema@._n_plus_one(analysis_window, st.totals) n
+                UNION ALL
+                SELECT c.entry, c.weight FROM @extschema@._caching_opportunities(analysis_window, st.totals) c) o), '[]'),
+    'query_rewrites', COALESCE((
+        SELECT pg_catalog.jsonb_agg(r.entry ORDER BY r.total_time DESC)
+          FROM @extschema@._query_rewrites(analysis_window, st.totals) r), '[]'))
+  FROM args a, statement_totals st
 $$;
 
 -------------------------------------------------------------------------------

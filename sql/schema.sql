@@ -399,7 +399,15 @@ CREATE TABLE @extschema@.statement_latency (
     runs               bigint,  -- runs that ended
     run_executions     bigint,  -- executions in them (run_executions / runs: the mean length)
     run_max_length     bigint,
-    run_parent_queryid bigint   -- the statement before the most recent run
+    run_parent_queryid bigint,  -- the statement before the most recent run
+    -- resources of the top-level executions (getrusage around the executor, as pg_stat_kcache
+    -- measures them): CPU time in user and kernel mode (ms), and bytes the kernel read from
+    -- and wrote to storage for them (page-cache misses and writebacks); NULL in rows written
+    -- before 0.2.0
+    cpu_user_time      double precision,
+    cpu_system_time    double precision,
+    disk_read_bytes    bigint,
+    disk_write_bytes   bigint
 ) PARTITION BY RANGE (interval_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency', 'interval_end', '(interval_end)');
 
@@ -421,7 +429,11 @@ CREATE TABLE @extschema@.statement_latency_hourly (
     runs               bigint,
     run_executions     bigint,
     run_max_length     bigint,
-    run_parent_queryid bigint
+    run_parent_queryid bigint,
+    cpu_user_time      double precision,  -- the resource columns add up
+    cpu_system_time    double precision,
+    disk_read_bytes    bigint,
+    disk_write_bytes   bigint
 ) PARTITION BY RANGE (hour_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_hourly', 'hour_end', '(hour_end)');
 
@@ -440,7 +452,11 @@ CREATE TABLE @extschema@.statement_latency_daily (
     runs               bigint,
     run_executions     bigint,
     run_max_length     bigint,
-    run_parent_queryid bigint
+    run_parent_queryid bigint,
+    cpu_user_time      double precision,  -- the resource columns add up
+    cpu_system_time    double precision,
+    disk_read_bytes    bigint,
+    disk_write_bytes   bigint
 ) PARTITION BY RANGE (day_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_daily', 'day_end', '(day_end)');
 

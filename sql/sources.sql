@@ -833,14 +833,16 @@ BEGIN
             target := 'statement_latency_hourly';
             source := $s$SELECT @extschema@._time_ceil(l.interval_end, 3600) AS period_end, 1 AS intervals,
                                 l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts,
-                                l.runs, l.run_executions, l.run_max_length, l.run_parent_queryid
+                                l.runs, l.run_executions, l.run_max_length, l.run_parent_queryid,
+                                l.cpu_user_time, l.cpu_system_time, l.disk_read_bytes, l.disk_write_bytes
                            FROM @extschema@.statement_latency l
                           WHERE l.interval_end > $1 AND l.interval_end <= $2$s$;
         WHEN 'day' THEN
             target := 'statement_latency_daily';
             source := $s$SELECT @extschema@._time_ceil(h.hour_end, 86400) AS period_end, h.intervals,
                                 h.dbid, h.userid, h.queryid, h.reset, h.executions, h.buckets, h.counts,
-                                h.runs, h.run_executions, h.run_max_length, h.run_parent_queryid
+                                h.runs, h.run_executions, h.run_max_length, h.run_parent_queryid,
+                                h.cpu_user_time, h.cpu_system_time, h.disk_read_bytes, h.disk_write_bytes
                            FROM @extschema@.statement_latency_hourly h
                           WHERE h.hour_end > $1 AND h.hour_end <= $2$s$;
         ELSE
@@ -873,13 +875,17 @@ BEGIN
         SELECT x.period_end, x.dbid, x.userid, x.queryid, pg_catalog.bool_or(x.reset) AS reset,
                pg_catalog.sum(x.intervals)::integer AS intervals, pg_catalog.sum(x.executions)::bigint AS executions,
                pg_catalog.sum(x.runs)::bigint AS runs, pg_catalog.sum(x.run_executions)::bigint AS run_executions,
-               pg_catalog.max(x.run_max_length) AS run_max_length
+               pg_catalog.max(x.run_max_length) AS run_max_length,
+               pg_catalog.sum(x.cpu_user_time) AS cpu_user_time, pg_catalog.sum(x.cpu_system_time) AS cpu_system_time,
+               pg_catalog.sum(x.disk_read_bytes)::bigint AS disk_read_bytes,
+               pg_catalog.sum(x.disk_write_bytes)::bigint AS disk_write_bytes
           FROM src x
          GROUP BY 1, 2, 3, 4
     )
     SELECT t.period_end, t.dbid, t.userid, t.queryid, t.reset, t.intervals, t.executions,
            COALESCE(h.buckets, '{}'), COALESCE(h.counts, '{}'),
-           t.runs, t.run_executions, t.run_max_length, p.parent
+           t.runs, t.run_executions, t.run_max_length, p.parent,
+           t.cpu_user_time, t.cpu_system_time, t.disk_read_bytes, t.disk_write_bytes
       FROM totals t
       LEFT JOIN histograms h ON (h.period_end, h.dbid, h.userid, h.queryid) = (t.period_end, t.dbid, t.userid, t.queryid)
       LEFT JOIN top_parents p ON (p.period_end, p.dbid, p.userid, p.queryid) = (t.period_end, t.dbid, t.userid, t.queryid)

@@ -28,6 +28,8 @@ static SLOW_QUERY_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
 static HEALTH_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(300);
 /// Whether the executor hooks record latency histograms.
 static HISTOGRAMS: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Whether the executor hooks measure each top-level execution's CPU time and block I/O.
+static RESOURCE_USAGE: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Whether statements run inside functions are recorded too (not only top-level ones).
 static HISTOGRAMS_NESTED: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Queries with their own histogram in shared memory.
@@ -76,6 +78,14 @@ recorded in an overflow histogram per database (queryid 0). Requires a restart."
         c"Records a latency histogram per query (needs shared_preload_libraries).",
         c"When off, the executor hooks do nothing. Percentiles come from these histograms.",
         &HISTOGRAMS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"dbanalytics.resource_usage",
+        c"Measures the CPU time and block I/O of each top-level execution (getrusage).",
+        c"Needs dbanalytics.histograms. Two system calls per top-level execution; off: none, and no resource figures.",
+        &RESOURCE_USAGE,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -227,6 +237,10 @@ pub fn health_interval() -> Duration {
 
 pub fn histograms() -> bool {
     HISTOGRAMS.get()
+}
+
+pub fn resource_usage() -> bool {
+    RESOURCE_USAGE.get()
 }
 
 pub fn histograms_nested() -> bool {

@@ -604,7 +604,7 @@ mod tests {
                  dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,dbanalytics.health_interval=300s,\
                  dbanalytics.histograms=on,\
                  dbanalytics.histograms_nested=off,dbanalytics.max_histogram_queries=5000,\
-                 dbanalytics.retention_days=525600min,dbanalytics.retention_hours=43200min,\
+                 dbanalytics.resource_usage=on,dbanalytics.retention_days=525600min,dbanalytics.retention_hours=43200min,\
                  dbanalytics.retention_minutes=1440min,dbanalytics.retention_raw=1440min,\
                  dbanalytics.sample_interval=1000ms,dbanalytics.slow_query_threshold=500ms,\
                  dbanalytics.snapshot_interval=60s,\

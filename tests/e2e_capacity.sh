@@ -3,6 +3,9 @@
 # - server_stats: the host figures match /proc (CPUs, memory), a CPU-bound query shows as user
 #   CPU time of about its duration, and WAL written between two snapshots is what
 #   wal_generation() counts;
+# - per statement (executor hooks, getrusage): a CPU-bound query's CPU time is about its
+#   execution time in top_queries and query_analysis, and a read of a cold table shows the
+#   kernel's reads;
 # - the daily size rollup keeps the last size of the day;
 # - space_growth on generated daily sizes gives the growth, fit and forecast dates a hand
 #   calculation gives, for a table against a target and for the data directory's file system
@@ -25,9 +28,14 @@ stop_clusters_on_exit "$DATA"
 step "A cluster snapshotting every 5 s"
 rm -rf "$DIR"; mkdir -p "$DIR"
 [ "$(id -u)" = 0 ] && chown "$PG_OS_USER" "$DIR"
+# PostgreSQL 18's I/O workers read for the backends by default: a statement's own reads are
+# measured with io_method = sync (docs/capacity.md says so)
+IO_METHOD=()
+[ "$PG_MAJOR" -ge 18 ] && IO_METHOD=("io_method = sync")
 cluster_init "$DATA" "$PORT" \
     "shared_preload_libraries = 'pg_stat_statements,dbanalytics'" \
-    "dbanalytics.database = '$DB'" "dbanalytics.snapshot_interval = '5s'" "autovacuum = off"
+    "dbanalytics.database = '$DB'" "dbanalytics.snapshot_interval = '5s'" "autovacuum = off" \
+    "shared_buffers = '16MB'" "${IO_METHOD[@]}"
 cluster_start "$DATA"
 psql_at "$DATA" "$PORT" postgres "CREATE DATABASE $DB"
 q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
@@ -58,6 +66,42 @@ info "the query ended $BURN_S s after the snapshot before it"
 check "user CPU seconds since that snapshot cover 80 % of that time or more" "t" \
     "$(q "SELECT max(cpu_user_seconds) - min(cpu_user_seconds) >= 0.8 * $BURN_S
             FROM dbanalytics.server_stats WHERE interval_end >= '$BURN_START'")"
+
+step "Resource use per statement: a CPU-bound query, a query reading a cold table"
+# in memory (work_mem large enough for generate_series' tuplestore): CPU only
+q "SET work_mem = '512MB'; SELECT sum(i::numeric * i) FROM generate_series(1, 5000000) i" >/dev/null
+q "SET dbanalytics.resource_usage = off; SELECT 'unmeasured', count(*) FROM generate_series(1, 1000)" >/dev/null
+q "CREATE TABLE c_cold AS SELECT i, repeat('c', 500) AS pad FROM generate_series(1, 100000) i"
+q "CHECKPOINT"
+if [ -w /proc/sys/vm/drop_caches ]; then
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    # not in parallel: a parallel worker's reads are its own (docs/capacity.md)
+    q "SET max_parallel_workers_per_gather = 0; SELECT count(*) FROM c_cold WHERE pad LIKE 'x%'" >/dev/null
+fi
+q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+q "SELECT left(query, 45), calls, round(total_time_ms) AS ms, round(cpu_user_time_ms) AS user_ms,
+          round(cpu_system_time_ms) AS sys_ms, disk_read_bytes, disk_write_bytes
+     FROM dbanalytics.top_queries('1 hour', row_limit => 100)
+    WHERE query LIKE 'SELECT sum(i::numeric * i)%' OR query LIKE 'SELECT count(*) FROM c_cold%'" | sed 's/^/    /'
+info "c_cold: $(q "SELECT pg_table_size('c_cold')") bytes"
+check "the CPU-bound query: user CPU time is 70 % or more of its execution time, CPU time at most all of it" "t" \
+    "$(q "SELECT cpu_user_time_ms >= 0.7 * total_time_ms AND cpu_user_time_ms + cpu_system_time_ms <= total_time_ms * 1.02 + 5
+            FROM dbanalytics.top_queries('1 hour', row_limit => 100) WHERE query LIKE 'SELECT sum(i::numeric * i)%'")"
+check "query_analysis shows the same CPU time" "t" \
+    "$(q "SELECT (e->>'cpu_user_time_ms')::numeric = round((SELECT cpu_user_time_ms FROM dbanalytics.top_queries('1 hour', row_limit => 100)
+                                                             WHERE query LIKE 'SELECT sum(i::numeric * i)%')::numeric, 3)
+            FROM jsonb_array_elements(dbanalytics.query_analysis('1 hour')->'slow_queries') e
+           WHERE e->>'query' LIKE 'SELECT sum(i::numeric * i)%'")"
+check "with dbanalytics.resource_usage off nothing is measured: NULL, not 0" "t" \
+    "$(q "SELECT cpu_user_time_ms IS NULL AND disk_read_bytes IS NULL AND calls = 1
+            FROM dbanalytics.top_queries('1 hour', row_limit => 100) WHERE query LIKE 'SELECT \$1, count(*) FROM generate_series%'")"
+if [ -w /proc/sys/vm/drop_caches ]; then
+    check "the cold read: the kernel read at least half of the table for it" "t" \
+        "$(q "SELECT disk_read_bytes >= pg_table_size('c_cold') / 2
+                FROM dbanalytics.top_queries('1 hour', row_limit => 100) WHERE query LIKE 'SELECT count(*) FROM c_cold%'")"
+else
+    skip_part "the cold read's disk bytes" "/proc/sys/vm/drop_caches is not writable (run as root)"
+fi
 
 step "WAL written between two snapshots"
 q "CREATE TABLE c_wal (id int, pad text)"

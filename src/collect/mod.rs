@@ -579,27 +579,43 @@ fn latency_insert(
                 ),
                 None => "NULL, NULL, NULL, NULL".to_string(),
             };
+            // the resources of the measured executions: NULL when none was measured
+            let usage = &entry.usage;
+            let usage = if usage.executions == 0 {
+                "NULL, NULL, NULL, NULL".to_string()
+            } else {
+                format!(
+                    "{}, {}, {}, {}",
+                    usage.cpu_user_us as f64 / 1000.0,
+                    usage.cpu_system_us as f64 / 1000.0,
+                    usage.read_bytes,
+                    usage.write_bytes
+                )
+            };
             format!(
-                "({}::oid, {}::oid, {}::bigint, '{{{}}}'::smallint[], '{{{}}}'::bigint[], {runs})",
+                "({}::oid, {}::oid, {}::bigint, '{{{}}}'::smallint[], '{{{}}}'::bigint[], {runs}, {usage})",
                 entry.dbid,
                 entry.userid,
                 entry.queryid,
                 buckets.join(","),
-                counts.join(",")
+                counts.join(","),
             )
         })
         .collect();
     format!(
         "WITH drained (dbid, userid, queryid, buckets, counts, runs, run_executions, run_max_length,
-                        run_parent_queryid) AS (VALUES {values}),
+                        run_parent_queryid, cpu_user_time, cpu_system_time, disk_read_bytes,
+                        disk_write_bytes) AS (VALUES {values}),
          per_query AS (
              INSERT INTO dbanalytics.statement_latency
                     (interval_start, interval_end, dbid, userid, queryid, reset, executions, buckets, counts,
-                     runs, run_executions, run_max_length, run_parent_queryid)
+                     runs, run_executions, run_max_length, run_parent_queryid, cpu_user_time,
+                     cpu_system_time, disk_read_bytes, disk_write_bytes)
              SELECT {interval_start}, pg_catalog.now(), d.dbid, d.userid, d.queryid, {reset},
                     COALESCE((SELECT pg_catalog.sum(c)::bigint FROM pg_catalog.unnest(d.counts) c), 0),
                     d.buckets, d.counts, d.runs::bigint, d.run_executions::bigint, d.run_max_length::bigint,
-                    d.run_parent_queryid::bigint
+                    d.run_parent_queryid::bigint, d.cpu_user_time::double precision,
+                    d.cpu_system_time::double precision, d.disk_read_bytes::bigint, d.disk_write_bytes::bigint
                FROM drained d
              RETURNING 1),
          per_database AS (

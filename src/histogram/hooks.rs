@@ -7,7 +7,10 @@
 //! tracked through ExecutorRun/ExecutorFinish so that only top-level statements are recorded
 //! unless `dbanalytics.histograms_nested` is on. ExecutorEnd also hands every top-level
 //! execution to this backend's run tracker (`runs.rs`: the N of an N+1), which records a run in
-//! shared memory when it ends, or when the backend exits.
+//! shared memory when it ends, or when the backend exits. Around each top-level execution
+//! (ExecutorStart to ExecutorEnd) getrusage measures the backend's CPU time and block I/O, as
+//! pg_stat_kcache does; a top-level statement that starts while another one is open (a cursor
+//! read in steps) leaves the first unmeasured.
 //!
 //! Version differences (docs/versions.md): PostgreSQL 18 dropped ExecutorRun's `execute_once`
 //! argument; 13 and 14 have no `shmem_request_hook` (shared memory is requested directly in
@@ -71,6 +74,42 @@ extern "C" {
     fn statement_start_timestamp() -> pg_sys::TimestampTz;
     #[link_name = "GetUserId"]
     fn current_user_id() -> pg_sys::Oid;
+}
+
+/// The top-level execution being measured (its QueryDesc's address) and the backend's usage at
+/// its start.
+static USAGE_START: BackendLocal<Option<(usize, table::Usage)>> = BackendLocal::new(None);
+
+/// This backend's CPU time and block I/O so far (getrusage; blocks are 512 bytes on Linux).
+fn usage_now() -> table::Usage {
+    // SAFETY: getrusage fills the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    table::Usage {
+        executions: 0,
+        cpu_user_us: micros(usage.ru_utime),
+        cpu_system_us: micros(usage.ru_stime),
+        read_bytes: usage.ru_inblock as u64 * 512,
+        write_bytes: usage.ru_oublock as u64 * 512,
+    }
+}
+
+/// What the execution of `query_desc` used, if its start was measured.
+fn usage_of(query_desc: *mut pg_sys::QueryDesc) -> Option<table::Usage> {
+    let (measured, start) = USAGE_START.get()?;
+    if measured != query_desc as usize {
+        return None;
+    }
+    USAGE_START.set(None);
+    let end = usage_now();
+    Some(table::Usage {
+        executions: 1,
+        cpu_user_us: end.cpu_user_us.saturating_sub(start.cpu_user_us),
+        cpu_system_us: end.cpu_system_us.saturating_sub(start.cpu_system_us),
+        read_bytes: end.read_bytes.saturating_sub(start.read_bytes),
+        write_bytes: end.write_bytes.saturating_sub(start.write_bytes),
+    })
 }
 
 /// Depth of executor calls in this backend: 0 while a top-level statement starts or ends.
@@ -188,6 +227,9 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
         (*query_desc).totaltime = instrument;
         pg_sys::MemoryContextSwitchTo(caller_context);
     }
+    if NESTING.get() == 0 && gucs::resource_usage() && tracked(query_desc) {
+        USAGE_START.set(Some((query_desc as usize, usage_now())));
+    }
 }
 
 #[cfg(not(feature = "pg18"))]
@@ -241,7 +283,12 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
                 current_user_id().to_u32(),
                 query_id(query_desc),
             );
-            histograms.record(dbid, userid, queryid, micros);
+            let usage = if NESTING.get() == 0 {
+                usage_of(query_desc)
+            } else {
+                None
+            };
+            histograms.record(dbid, userid, queryid, micros, usage);
             if NESTING.get() == 0 {
                 track_run(&histograms, dbid, userid, queryid, query_desc, micros);
             }

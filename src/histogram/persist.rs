@@ -7,11 +7,11 @@
 //!
 //! The file holds the drained entries of the table (`table::Drained`), little-endian:
 //! a header (magic, format version, number of buckets, number of entries), then per entry its
-//! key, its runs and its non-zero buckets. A file of another format or bucket layout is
+//! key, its runs, its resource usage and its non-zero buckets. A file of another format or bucket layout is
 //! ignored with a LOG line, never misread.
 
 use super::buckets::BUCKETS;
-use super::table::{self, Drained, Runs};
+use super::table::{self, Drained, Runs, Usage};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -19,7 +19,7 @@ use pgrx::prelude::*;
 const FILE: &str = "pg_stat/dbanalytics_latency.stat";
 const FILE_TMP: &str = "pg_stat/dbanalytics_latency.stat.tmp";
 const MAGIC: u32 = 0x4442_414C; // "DBAL"
-const VERSION: u32 = 1;
+const VERSION: u32 = 2; // 2: with the resource usage
 
 /// The postmaster, after it created the table: reads what the last clean shutdown saved and
 /// arranges for the next one to save again.
@@ -107,6 +107,11 @@ pub fn encode(entries: &[Drained]) -> Vec<u8> {
         put_u64(&mut out, runs.map_or(0, |r| r.executions));
         put_u64(&mut out, runs.map_or(0, |r| r.max_length));
         put_u64(&mut out, runs.map_or(0, |r| r.parent as u64));
+        put_u64(&mut out, entry.usage.executions);
+        put_u64(&mut out, entry.usage.cpu_user_us);
+        put_u64(&mut out, entry.usage.cpu_system_us);
+        put_u64(&mut out, entry.usage.read_bytes);
+        put_u64(&mut out, entry.usage.write_bytes);
         put_u32(&mut out, entry.buckets.len() as u32);
         for &(bucket, count) in &entry.buckets {
             put_u32(&mut out, bucket as u32);
@@ -150,6 +155,13 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Drained>> {
         let (dbid, userid, queryid) = (r.u32()?, r.u32()?, r.u64()? as i64);
         let (runs, executions, max_length, parent) =
             (r.u64()?, r.u64()?, r.u64()?, r.u64()? as i64);
+        let usage = Usage {
+            executions: r.u64()?,
+            cpu_user_us: r.u64()?,
+            cpu_system_us: r.u64()?,
+            read_bytes: r.u64()?,
+            write_bytes: r.u64()?,
+        };
         let mut buckets = Vec::new();
         for _ in 0..r.u32()? {
             let (bucket, count) = (r.u32()? as usize, r.u64()?);
@@ -169,6 +181,7 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Drained>> {
                 max_length,
                 parent,
             }),
+            usage,
         });
     }
     (r.at == bytes.len()).then_some(entries)
@@ -191,6 +204,13 @@ mod tests {
                     max_length: 20,
                     parent: -7,
                 }),
+                usage: Usage {
+                    executions: 3,
+                    cpu_user_us: 1_500,
+                    cpu_system_us: 20,
+                    read_bytes: 8192,
+                    write_bytes: 0,
+                },
             },
             Drained {
                 dbid: 5,
@@ -198,6 +218,7 @@ mod tests {
                 queryid: 0,
                 buckets: vec![(17, 123_456_789_012)],
                 runs: None,
+                usage: Usage::default(),
             },
         ]
     }

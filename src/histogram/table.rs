@@ -48,6 +48,51 @@ pub struct Slot {
     run_max_length: AtomicU64,
     /// The statement that preceded the most recent run (kept across drains).
     run_parent: AtomicI64,
+    /// Resources of its top-level executions since the last drain (getrusage around them),
+    /// and how many executions were measured.
+    measured: AtomicU64,
+    cpu_user_us: AtomicU64,
+    cpu_system_us: AtomicU64,
+    read_bytes: AtomicU64,
+    write_bytes: AtomicU64,
+}
+
+/// Resources one or more top-level executions used, as getrusage(RUSAGE_SELF) measured them
+/// around the executor: CPU time in user and kernel mode, and bytes the kernel read from and
+/// wrote to storage for the backend (its page cache's misses and writebacks: blocks served from
+/// the page cache are not reads here).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Executions measured (0: nothing was, and the other fields are 0 too).
+    pub executions: u64,
+    pub cpu_user_us: u64,
+    pub cpu_system_us: u64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+}
+
+impl Usage {
+    fn add_to(&self, slot: &Slot) {
+        slot.measured.fetch_add(self.executions, Ordering::Relaxed);
+        slot.cpu_user_us
+            .fetch_add(self.cpu_user_us, Ordering::Relaxed);
+        slot.cpu_system_us
+            .fetch_add(self.cpu_system_us, Ordering::Relaxed);
+        slot.read_bytes
+            .fetch_add(self.read_bytes, Ordering::Relaxed);
+        slot.write_bytes
+            .fetch_add(self.write_bytes, Ordering::Relaxed);
+    }
+
+    fn take_from(slot: &Slot) -> Usage {
+        Usage {
+            executions: slot.measured.swap(0, Ordering::Relaxed),
+            cpu_user_us: slot.cpu_user_us.swap(0, Ordering::Relaxed),
+            cpu_system_us: slot.cpu_system_us.swap(0, Ordering::Relaxed),
+            read_bytes: slot.read_bytes.swap(0, Ordering::Relaxed),
+            write_bytes: slot.write_bytes.swap(0, Ordering::Relaxed),
+        }
+    }
 }
 
 /// Where this process sees the table (set in the postmaster, inherited by every child).
@@ -183,7 +228,7 @@ fn find<'a>(
 
 impl Table {
     /// Adds one execution of `micros` to the query's histogram.
-    pub fn record(&self, dbid: u32, userid: u32, queryid: i64, micros: u64) {
+    pub fn record(&self, dbid: u32, userid: u32, queryid: i64, micros: u64, usage: Option<Usage>) {
         let bucket = bucket_of(micros);
         let header = self.header;
         let room_left = || header.used.load(Ordering::Relaxed) < header.capacity;
@@ -204,6 +249,9 @@ impl Table {
         match slot {
             Some(slot) => {
                 slot.counts[bucket].fetch_add(1, Ordering::Relaxed);
+                if let Some(usage) = usage {
+                    usage.add_to(slot);
+                }
             }
             None => {
                 header.lost_executions.fetch_add(1, Ordering::Relaxed);
@@ -257,13 +305,15 @@ impl Table {
                     parent: slot.run_parent.load(Ordering::Relaxed),
                 }),
             };
-            if !buckets.is_empty() || runs.is_some() {
+            let usage = Usage::take_from(slot);
+            if !buckets.is_empty() || runs.is_some() || usage != Usage::default() {
                 drained.push(Drained {
                     dbid: slot.dbid,
                     userid: slot.userid,
                     queryid: slot.queryid,
                     buckets,
                     runs,
+                    usage,
                 });
             }
         }
@@ -308,6 +358,7 @@ impl Table {
             for (bucket, count) in &entry.buckets {
                 slot.counts[*bucket].fetch_add(*count, Ordering::Relaxed);
             }
+            entry.usage.add_to(slot);
             if let Some(runs) = &entry.runs {
                 if claimed {
                     slot.run_parent.store(runs.parent, Ordering::Relaxed);
@@ -344,6 +395,7 @@ pub struct Drained {
     pub queryid: i64,
     pub buckets: Vec<(usize, u64)>,
     pub runs: Option<Runs>,
+    pub usage: Usage,
 }
 
 /// The runs of one statement drained from its slot.
