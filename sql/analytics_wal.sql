@@ -18,10 +18,13 @@ WITH args AS (
     SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
                 ELSE pg_catalog.pg_current_wal_lsn() END AS lsn,
            (SELECT NULLIF(s.setting::bigint, -1) * 1024 * 1024 FROM pg_catalog.pg_settings s
-             WHERE s.name = 'max_slot_wal_keep_size') AS keep_limit
+             WHERE s.name = 'max_slot_wal_keep_size') AS keep_limit,
+           -- space left on pg_wal's file system at the latest snapshot (server_stats), if known
+           (SELECT COALESCE(x.wal_disk_available_bytes, x.disk_available_bytes) FROM @extschema@.server_stats x
+             ORDER BY x.interval_end DESC LIMIT 1) AS wal_available
 ), slots AS (
     SELECT s.slot_name::pg_catalog.text AS slot_name, s.slot_type, s.active, s.wal_status,
-           pg_catalog.pg_wal_lsn_diff(a.lsn, s.restart_lsn)::bigint AS retained, a.keep_limit,
+           pg_catalog.pg_wal_lsn_diff(a.lsn, s.restart_lsn)::bigint AS retained, a.keep_limit, a.wal_available,
            s.safe_wal_size,
            (SELECT pg_catalog.regr_slope(h.retained_bytes, EXTRACT(epoch FROM h.interval_end)) * 3600
               FROM @extschema@.replication_slot_stats h
@@ -42,7 +45,8 @@ WITH args AS (
 SELECT u.* FROM (
 SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.keep_limit, j.safe_wal_size,
        j.growth,
-       CASE WHEN j.growth > 0 AND j.safe_wal_size IS NOT NULL THEN GREATEST(j.safe_wal_size, 0) / j.growth END,
+       -- until the slot loses WAL (max_slot_wal_keep_size), else until pg_wal's disk is full
+       CASE WHEN j.growth > 0 THEN GREATEST(COALESCE(j.safe_wal_size, j.wal_available), 0) / j.growth END,
        NULL::timestamptz, j.risk,
        CASE j.risk
            WHEN 'lost' THEN pg_catalog.format('slot %s lost WAL its consumer still needed (wal_status lost): the consumer cannot resume from it',
@@ -53,7 +57,10 @@ SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.k
                                               pg_catalog.pg_size_pretty(j.retained),
                                               CASE WHEN j.growth > 0 THEN pg_catalog.format(', growing by %s per hour',
                                                    pg_catalog.pg_size_pretty(j.growth::bigint)) ELSE '' END,
-                                              CASE WHEN j.keep_limit IS NULL THEN ' with no max_slot_wal_keep_size: it can fill the disk' ELSE '' END)
+                                              CASE WHEN j.keep_limit IS NULL THEN ' with no max_slot_wal_keep_size: it can fill the disk'
+                                                   || COALESCE(pg_catalog.format(' (%s available on the file system of pg_wal)',
+                                                                                 pg_catalog.pg_size_pretty(j.wal_available)), '')
+                                                   ELSE '' END)
            WHEN 'warning' THEN pg_catalog.format('slot %s retains %s, beyond max_wal_size (wal_status extended)',
                                                  j.slot_name, pg_catalog.pg_size_pretty(j.retained))
            ELSE pg_catalog.format('slot %s retains %s', j.slot_name, pg_catalog.pg_size_pretty(j.retained)) END,

@@ -6367,6 +6367,85 @@ ALTER TABLE @extschema@.alert_rules
                                                    'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
                                                    'health_score', 'health_score_drop', 'archive_failing',
                                                    'inactive_slot_retained_bytes', 'wraparound_days', 'disk_full_days'));
+CREATE OR REPLACE FUNCTION @extschema@.replication_risks(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (kind text, name text, slot_type text, active boolean, wal_status text,
+               retained_bytes bigint, max_slot_wal_keep_size bigint, safe_wal_size bigint,
+               retained_growth_per_hour double precision, hours_to_limit double precision,
+               last_seen timestamptz, risk text, detail text, action text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (
+    -- on a standby the slots retain WAL behind the replay position
+    SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+                ELSE pg_catalog.pg_current_wal_lsn() END AS lsn,
+           (SELECT NULLIF(s.setting::bigint, -1) * 1024 * 1024 FROM pg_catalog.pg_settings s
+             WHERE s.name = 'max_slot_wal_keep_size') AS keep_limit,
+           -- space left on pg_wal's file system at the latest snapshot (server_stats), if known
+           (SELECT COALESCE(x.wal_disk_available_bytes, x.disk_available_bytes) FROM @extschema@.server_stats x
+             ORDER BY x.interval_end DESC LIMIT 1) AS wal_available
+), slots AS (
+    SELECT s.slot_name::pg_catalog.text AS slot_name, s.slot_type, s.active, s.wal_status,
+           pg_catalog.pg_wal_lsn_diff(a.lsn, s.restart_lsn)::bigint AS retained, a.keep_limit, a.wal_available,
+           s.safe_wal_size,
+           (SELECT pg_catalog.regr_slope(h.retained_bytes, EXTRACT(epoch FROM h.interval_end)) * 3600
+              FROM @extschema@.replication_slot_stats h
+             WHERE h.slot_name = s.slot_name AND h.interval_end > pg_catalog.now() - analysis_window) AS growth
+      FROM pg_catalog.pg_replication_slots s CROSS JOIN args a
+), judged AS (
+    SELECT s.*,
+           CASE WHEN s.wal_status = 'lost' THEN 'lost'
+                WHEN s.wal_status = 'unreserved' THEN 'critical'
+                WHEN NOT s.active AND s.retained > 0 THEN 'high'
+                WHEN s.wal_status = 'extended' THEN 'warning'
+                ELSE 'ok' END AS risk
+      FROM slots s
+), gone AS (
+    SELECT g.application_name, g.client_addr, g.last_seen
+      FROM @extschema@._gone_standbys(pg_catalog.now() - analysis_window) g
+)
+SELECT u.* FROM (
+SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.keep_limit, j.safe_wal_size,
+       j.growth,
+       -- until the slot loses WAL (max_slot_wal_keep_size), else until pg_wal's disk is full
+       CASE WHEN j.growth > 0 THEN GREATEST(COALESCE(j.safe_wal_size, j.wal_available), 0) / j.growth END,
+       NULL::timestamptz, j.risk,
+       CASE j.risk
+           WHEN 'lost' THEN pg_catalog.format('slot %s lost WAL its consumer still needed (wal_status lost): the consumer cannot resume from it',
+                                              j.slot_name)
+           WHEN 'critical' THEN pg_catalog.format('slot %s retains %s, beyond max_slot_wal_keep_size: the next checkpoint removes WAL it needs',
+                                                  j.slot_name, pg_catalog.pg_size_pretty(j.retained))
+           WHEN 'high' THEN pg_catalog.format('inactive slot %s retains %s of WAL%s%s', j.slot_name,
+                                              pg_catalog.pg_size_pretty(j.retained),
+                                              CASE WHEN j.growth > 0 THEN pg_catalog.format(', growing by %s per hour',
+                                                   pg_catalog.pg_size_pretty(j.growth::bigint)) ELSE '' END,
+                                              CASE WHEN j.keep_limit IS NULL THEN ' with no max_slot_wal_keep_size: it can fill the disk'
+                                                   || COALESCE(pg_catalog.format(' (%s available on the file system of pg_wal)',
+                                                                                 pg_catalog.pg_size_pretty(j.wal_available)), '')
+                                                   ELSE '' END)
+           WHEN 'warning' THEN pg_catalog.format('slot %s retains %s, beyond max_wal_size (wal_status extended)',
+                                                 j.slot_name, pg_catalog.pg_size_pretty(j.retained))
+           ELSE pg_catalog.format('slot %s retains %s', j.slot_name, pg_catalog.pg_size_pretty(j.retained)) END,
+       CASE WHEN j.risk = 'ok' THEN 'no action needed'
+            WHEN j.risk = 'lost' THEN pg_catalog.format('drop the slot (SELECT pg_catalog.pg_drop_replication_slot(%L)) and re-create its consumer (re-seed the standby, re-sync the subscription)', j.slot_name)
+            WHEN NOT j.active THEN pg_catalog.format('start its consumer again, or drop the slot if the consumer is gone: SELECT pg_catalog.pg_drop_replication_slot(%L); '
+                                                     'set max_slot_wal_keep_size to cap what a slot may retain', j.slot_name)
+            ELSE 'find why the consumer lags (network, replay conflicts, a long transaction on a subscriber); set max_slot_wal_keep_size to cap what a slot may retain' END
+  FROM judged j
+UNION ALL
+SELECT 'standby_gone', COALESCE(NULLIF(g.application_name, ''), g.client_addr::pg_catalog.text, '(local)'), NULL, false, NULL,
+       NULL, NULL, NULL, NULL, NULL, g.last_seen, 'high',
+       pg_catalog.format('standby %s (%s) streamed until %s and is not connected now',
+                         COALESCE(NULLIF(g.application_name, ''), '(no application_name)'),
+                         COALESCE(g.client_addr::pg_catalog.text, 'local socket'), g.last_seen),
+       'check the standby server and its primary_conninfo; while it is away, a slot it uses retains WAL and it falls behind'
+  FROM gone g
+) u(kind, name, slot_type, active, wal_status, retained_bytes, max_slot_wal_keep_size, safe_wal_size,
+      retained_growth_per_hour, hours_to_limit, last_seen, risk, detail, action)
+ ORDER BY pg_catalog.array_position(ARRAY['lost', 'critical', 'high', 'warning', 'ok'], u.risk), u.kind, u.name
+$$;
+
 CREATE OR REPLACE FUNCTION @extschema@._builtin_alert_rules()
 RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text,
                for_duration interval, cooldown interval)

@@ -199,8 +199,8 @@ wait_for "the standby's walsender is gone" 20 holds "NOT EXISTS (SELECT FROM pg_
 q "CREATE TABLE w_wal AS SELECT g FROM generate_series(1, 10000) g"
 check "the stopped standby is a high risk, not a silence" "high" \
     "$(q "SELECT string_agg(risk, ',') FROM dbanalytics.replication_risks WHERE kind = 'standby_gone'")"
-check "its slot, now inactive, retains WAL: high, with no max_slot_wal_keep_size" "high:false:true" \
-    "$(q "SELECT risk || ':' || active || ':' || (retained_bytes > 0 AND detail LIKE '%can fill the disk')
+check "its slot, now inactive, retains WAL: high, with no max_slot_wal_keep_size, and the space left on pg_wal's disk" "high:false:true" \
+    "$(q "SELECT risk || ':' || active || ':' || (retained_bytes > 0 AND detail LIKE '%can fill the disk (% available on the file system of pg_wal)')
             FROM dbanalytics.replication_risks WHERE name = 'w_standby_slot'")"
 check "the inactive logical slot too" "high" \
     "$(q "SELECT risk FROM dbanalytics.replication_risks WHERE name = 'w_logical_slot'")"
