@@ -323,6 +323,7 @@ WITH args AS MATERIALIZED (
                                      'query', pg_catalog.left(t.query, 300), 'calls', t.calls,
                                      'total ms', pg_catalog.round(t.total_time_ms::numeric, 1),
                                      'mean ms', pg_catalog.round(t.mean_time_ms::numeric, 3),
+                                     'CPU ms', pg_catalog.round((t.cpu_user_time_ms + t.cpu_system_time_ms)::numeric, 1),
                                      'share', pg_catalog.round(t.share_of_total_time::numeric, 3),
                                      'trend', t.trend) ORDER BY t.rank)
                                    FROM @extschema@.top_queries(analysis_window, 'total_time', a.n) t),
