@@ -45,8 +45,9 @@ WITH args AS (
 SELECT u.* FROM (
 SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.keep_limit, j.safe_wal_size,
        j.growth,
-       -- until the slot loses WAL (max_slot_wal_keep_size), else until pg_wal's disk is full
-       CASE WHEN j.growth > 0 THEN GREATEST(COALESCE(j.safe_wal_size, j.wal_available), 0) / j.growth END,
+       -- until the slot loses WAL (max_slot_wal_keep_size) or pg_wal's disk is full, whichever
+       -- comes first
+       CASE WHEN j.growth > 0 THEN GREATEST(LEAST(j.safe_wal_size, j.wal_available), 0) / j.growth END,
        NULL::timestamptz, j.risk,
        CASE j.risk
            WHEN 'lost' THEN pg_catalog.format('slot %s lost WAL its consumer still needed (wal_status lost): the consumer cannot resume from it',

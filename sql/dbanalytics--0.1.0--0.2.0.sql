@@ -6063,21 +6063,26 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 2147483647 - 3000000 $$;
 
 -- Transaction IDs and multixact IDs consumed per day over the window, from server_stats: NULL
--- unless its snapshots span consumption_min_history (a burst of minutes says little about days).
+-- unless its snapshots span consumption_min_history (a burst of minutes says little about
+-- days). The XID counter is the full one (it never wraps); the multixact counter is 32 bits,
+-- so its steps are taken modulo 2^32. Always one row.
 CREATE FUNCTION @extschema@._id_consumption(analysis_window interval)
 RETURNS TABLE (xids_per_day double precision, multixacts_per_day double precision)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (pg_catalog.max(s.next_xid) - pg_catalog.min(s.next_xid))::double precision * 86400 / h.seconds,
-           (pg_catalog.max(s.next_multixact) - pg_catalog.min(s.next_multixact))::double precision * 86400 / h.seconds
-      FROM @extschema@.server_stats s,
-           LATERAL (SELECT NULLIF(EXTRACT(epoch FROM pg_catalog.max(x.interval_end) - pg_catalog.min(x.interval_end)), 0) AS seconds
-                      FROM @extschema@.server_stats x
-                     WHERE x.interval_end > @extschema@._window_start(analysis_window)) span,
-           LATERAL (SELECT CASE WHEN span.seconds >= @extschema@._threshold('consumption_min_history') THEN span.seconds END) h(seconds)
-     WHERE s.interval_end > @extschema@._window_start(analysis_window)
-     GROUP BY h.seconds
+    SELECT CASE WHEN t.span >= @extschema@._threshold('consumption_min_history')
+                THEN t.xids::double precision * 86400 / t.span END,
+           CASE WHEN t.span >= @extschema@._threshold('consumption_min_history')
+                THEN t.multixacts::double precision * 86400 / t.span END
+      FROM (SELECT EXTRACT(epoch FROM pg_catalog.max(x.interval_end) - pg_catalog.min(x.interval_end)) AS span,
+                   pg_catalog.max(x.next_xid) - pg_catalog.min(x.next_xid) AS xids,
+                   pg_catalog.sum(x.multixact_step) AS multixacts
+              FROM (SELECT s.interval_end, s.next_xid,
+                           (s.next_multixact - pg_catalog.lag(s.next_multixact) OVER (ORDER BY s.interval_end)
+                            + 4294967296) % 4294967296 AS multixact_step
+                      FROM @extschema@.server_stats s
+                     WHERE s.interval_end > @extschema@._window_start(analysis_window)) x) t
 $$;
 
 -- Per database (every one) and per table of this database (TOAST tables and materialized views
@@ -6181,8 +6186,9 @@ $$;
 
 -- Size growth per database, table, index and file system: the size now, the growth per day
 -- from a least-squares line through the window's daily sizes (size_daily) and the latest
--- snapshot, how well the line fits (r², 1 = a straight line), and the date the line reaches
--- the file system's capacity (used + available now) or, given target_bytes, that size.
+-- snapshot, how well the line fits (r², 1 = a straight line), and the date the size now,
+-- growing at that rate, reaches the file system's capacity (used + available now) or, given
+-- target_bytes, that size.
 CREATE FUNCTION @extschema@.space_growth(analysis_window interval DEFAULT '30 days', target_bytes bigint DEFAULT NULL)
 RETURNS TABLE (object_type text, datname text, schemaname text, relname text, size_bytes bigint,
                measured_at timestamptz, days_measured integer, growth_bytes_per_day double precision,
@@ -6231,10 +6237,10 @@ WITH args AS (
            pg_catalog.count(DISTINCT @extschema@._time_ceil(p.measured_at, 86400))::integer AS days_measured,
            pg_catalog.max(p.measured_at) - pg_catalog.min(p.measured_at) AS span,
            pg_catalog.regr_slope(p.size_bytes, EXTRACT(epoch FROM p.measured_at)) AS slope,
-           pg_catalog.regr_intercept(p.size_bytes, EXTRACT(epoch FROM p.measured_at)) AS intercept,
            pg_catalog.regr_r2(p.size_bytes, EXTRACT(epoch FROM p.measured_at)) AS r2
       FROM points p
-     GROUP BY p.object_type, p.datname, p.objid
+     -- file systems have no oid: told apart by name (data directory, pg_wal)
+     GROUP BY p.object_type, p.datname, p.objid, CASE WHEN p.object_type = 'filesystem' THEN p.relname END
 ), goals AS (
     SELECT f.*, dk.capacity,
            CASE WHEN f.object_type = 'filesystem' THEN 'disk full'
@@ -6243,21 +6249,29 @@ WITH args AS (
            f.span >= @extschema@._threshold('growth_min_history') * interval '1 s' AS enough
       FROM fitted f CROSS JOIN args a
       LEFT JOIN disk dk ON f.object_type = 'filesystem' AND dk.name = f.relname
+), forecast AS (
+    -- days from the latest measurement to the goal at the fitted growth (from the size measured,
+    -- not from the line: after a clean-up the line lies above the size); 0 when reached; NULL
+    -- when not growing, too little history, or more than a century away
+    SELECT g.*,
+           CASE WHEN g.goal IS NULL THEN NULL
+                WHEN g.size_bytes >= g.goal THEN 0
+                WHEN g.enough AND g.slope > 0 AND (g.goal - g.size_bytes) / (g.slope * 86400) < 36500
+                THEN (g.goal - g.size_bytes) / (g.slope * 86400) END AS days_to_goal
+      FROM goals g
 )
 SELECT g.object_type, g.datname, g.schemaname, g.relname, g.size_bytes, g.measured_at, g.days_measured,
        CASE WHEN g.enough THEN g.slope * 86400 END, CASE WHEN g.enough THEN g.r2 END, g.capacity, g.forecast_of,
-       CASE WHEN g.goal IS NULL THEN NULL
-            WHEN g.size_bytes >= g.goal THEN g.measured_at
-            WHEN g.enough AND g.slope > 0 THEN pg_catalog.to_timestamp((g.goal - g.intercept) / g.slope) END,
+       g.measured_at + pg_catalog.make_interval(secs => g.days_to_goal * 86400),
        CASE WHEN g.object_type = 'filesystem' AND g.size_bytes >= g.capacity THEN 'full'
             WHEN NOT g.enough THEN 'too_little_history'
-            WHEN g.object_type = 'filesystem' AND g.slope > 0
-                 AND pg_catalog.to_timestamp((g.goal - g.intercept) / g.slope)
+            WHEN g.object_type = 'filesystem'
+                 AND g.measured_at + pg_catalog.make_interval(secs => g.days_to_goal * 86400)
                      < pg_catalog.now() + @extschema@._threshold('disk_full_warning_days') * interval '1 day' THEN 'full_soon'
             WHEN g.slope * 86400 > @extschema@._threshold('growth_stable_ratio') * g.size_bytes THEN 'growing'
             WHEN g.slope * 86400 < -@extschema@._threshold('growth_stable_ratio') * g.size_bytes THEN 'shrinking'
             ELSE 'stable' END
-  FROM goals g
+  FROM forecast g
  ORDER BY pg_catalog.array_position(ARRAY['filesystem', 'database', 'table', 'index'], g.object_type),
           g.slope * 86400 DESC NULLS LAST, g.size_bytes DESC, g.datname, g.schemaname, g.relname
 $$;
@@ -6303,7 +6317,9 @@ AS $$
 WITH steps AS (
     SELECT s.*,
            -- a reboot between two snapshots restarts the counters: no delta across it
-           pg_catalog.lag(s.boot_time) OVER w IS NOT DISTINCT FROM s.boot_time AS same_boot,
+           -- (btime may move by a second or so between reads: NTP, a virtual machine)
+           COALESCE(pg_catalog.abs(EXTRACT(epoch FROM s.boot_time - pg_catalog.lag(s.boot_time) OVER w)) < 60, false)
+               AS same_boot,
            EXTRACT(epoch FROM s.interval_end - pg_catalog.lag(s.interval_end) OVER w) AS seconds,
            s.cpu_user_seconds - pg_catalog.lag(s.cpu_user_seconds) OVER w AS d_user,
            s.cpu_system_seconds - pg_catalog.lag(s.cpu_system_seconds) OVER w AS d_system,
@@ -6408,8 +6424,9 @@ WITH args AS (
 SELECT u.* FROM (
 SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.keep_limit, j.safe_wal_size,
        j.growth,
-       -- until the slot loses WAL (max_slot_wal_keep_size), else until pg_wal's disk is full
-       CASE WHEN j.growth > 0 THEN GREATEST(COALESCE(j.safe_wal_size, j.wal_available), 0) / j.growth END,
+       -- until the slot loses WAL (max_slot_wal_keep_size) or pg_wal's disk is full, whichever
+       -- comes first
+       CASE WHEN j.growth > 0 THEN GREATEST(LEAST(j.safe_wal_size, j.wal_available), 0) / j.growth END,
        NULL::timestamptz, j.risk,
        CASE j.risk
            WHEN 'lost' THEN pg_catalog.format('slot %s lost WAL its consumer still needed (wal_status lost): the consumer cannot resume from it',

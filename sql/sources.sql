@@ -1009,11 +1009,6 @@ BEGIN
 END
 $$;
 
--- Hourly rollups of the per-snapshot deltas (statement_stats, statement_latency, table_stats,
--- index_stats), for
--- every whole hour since the last one rolled (source_state 'hours', updated_at = the hour_end
--- rolled last). An hour is whole once now() is past its end: snapshots are serialized, so no
--- later snapshot can write an interval ending in it. Returns the rows written.
 -- Daily sizes of the whole UTC days ending in (since, until]: for each database, table, index
 -- and file system, the last size the day's snapshots saw (called by _rollup_hours).
 CREATE FUNCTION @extschema@._rollup_size_days(since timestamptz, until timestamptz)
@@ -1053,6 +1048,11 @@ BEGIN
 END
 $$;
 
+-- Hourly rollups of the per-snapshot deltas (statement_stats, statement_latency, table_stats,
+-- index_stats), for
+-- every whole hour since the last one rolled (source_state 'hours', updated_at = the hour_end
+-- rolled last). An hour is whole once now() is past its end: snapshots are serialized, so no
+-- later snapshot can write an interval ending in it. Returns the rows written.
 CREATE FUNCTION @extschema@._rollup_hours()
 RETURNS bigint
 LANGUAGE plpgsql

@@ -136,10 +136,12 @@ check "the rollup keeps the table's size at the last snapshot, and the database'
 
 # Four past days of generated sizes, at each day's end (UTC midnight): day0 = 4 days ago.
 # A table growing 1000, 1100, 1300, 1400 MB: by hand, x = 0..3 days, mean 1.5, y mean 1200 MB,
-# Sxy = 700, Sxx = 5, Syy = 100000: slope 140 MB/day, intercept 990 MB, r² = 700²/(5·100000) = 0.98;
-# 2000 MB is reached (2000 - 990)/140 = 7.2142857 days after day0 = 623314.2857 s.
+# Sxy = 700, Sxx = 5, Syy = 100000: slope 140 MB/day, r² = 700²/(5·100000) = 0.98; from the
+# last size (1400 MB on day 3), 2000 MB is reached 600/140 days later: 3 + 4.2857143 =
+# 7.2857143 days after day0 = 629485.7143 s.
 # The data directory used 100, 110, 120, 130 GB on those days and 140 GB of 160 GB (20 GB
 # available) at today's midnight: 10 GB/day, r² = 1, full 6 days after day0 = 2 days after today.
+# pg_wal, on a file system of its own, stays at 10 GB of 100 GB; a table grows 1 byte a day.
 GENERATED="BEGIN ISOLATION LEVEL REPEATABLE READ;
 DO \$\$ DECLARE d int; BEGIN
   FOR d IN 1..4 LOOP
@@ -155,11 +157,16 @@ SELECT date_trunc('day', now(), 'UTC') - (4 - x) * interval '1 day', date_trunc(
   FROM (VALUES (0, 1000), (1, 1100), (2, 1300), (3, 1400)) v(x, mb)
 UNION ALL
 SELECT date_trunc('day', now(), 'UTC') - (4 - x) * interval '1 day', date_trunc('day', now(), 'UTC') - (4 - x) * interval '1 day',
-       'filesystem', NULL, 0, NULL, 'data directory', gb * 1000000000::bigint
-  FROM (VALUES (0, 100), (1, 110), (2, 120), (3, 130)) v(x, gb);
+       'table', '$DB', 999998, 'public', 'barely_growing', 1000000000 + x
+  FROM (VALUES (0), (1), (2), (3)) v(x)
+UNION ALL
+SELECT date_trunc('day', now(), 'UTC') - (4 - x) * interval '1 day', date_trunc('day', now(), 'UTC') - (4 - x) * interval '1 day',
+       'filesystem', NULL, 0, NULL, f, CASE f WHEN 'data directory' THEN gb * 1000000000::bigint ELSE 10000000000 END
+  FROM (VALUES (0, 100), (1, 110), (2, 120), (3, 130)) v(x, gb), (VALUES ('data directory'), ('pg_wal')) w(f);
 DELETE FROM dbanalytics.server_stats;
-INSERT INTO dbanalytics.server_stats (interval_end, next_xid, next_multixact, disk_used_bytes, disk_available_bytes, host_status)
-VALUES (date_trunc('day', now(), 'UTC'), 1000, 1, 140000000000, 20000000000, 'ok');"
+INSERT INTO dbanalytics.server_stats (interval_end, next_xid, next_multixact, disk_used_bytes, disk_available_bytes,
+                                      wal_disk_used_bytes, wal_disk_available_bytes, host_status)
+VALUES (date_trunc('day', now(), 'UTC'), 1000, 1, 140000000000, 20000000000, 10000000000, 90000000000, 'ok');"
 
 step "space_growth on generated daily sizes"
 check "growth_demo: 140 MB/day, r² 0.98, 4 days, growing" "140000000|0.980000|4|growing" \
@@ -167,9 +174,9 @@ check "growth_demo: 140 MB/day, r² 0.98, 4 days, growing" "140000000|0.980000|4
           SELECT round(growth_bytes_per_day), round(fit_r2::numeric, 6), days_measured, status
             FROM dbanalytics.space_growth('30 days', 2000000000) WHERE relname = 'growth_demo';
           ROLLBACK" | tail -1)"
-check "growth_demo reaches 2000 MB 623314.2857 s after day0" "t" \
+check "growth_demo reaches 2000 MB 629485.7143 s after day0" "t" \
     "$(q "$GENERATED
-          SELECT abs(extract(epoch FROM forecast_at - (date_trunc('day', now(), 'UTC') - interval '4 days')) - 623314.2857) < 0.001
+          SELECT abs(extract(epoch FROM forecast_at - (date_trunc('day', now(), 'UTC') - interval '4 days')) - 629485.7143) < 0.001
                  AND forecast_of = 'target size'
             FROM dbanalytics.space_growth('30 days', 2000000000) WHERE relname = 'growth_demo';
           ROLLBACK" | tail -1)"
@@ -178,7 +185,17 @@ check "the data directory: 10 GB/day, full 2 days after today's midnight, full_s
           SELECT round(growth_bytes_per_day), round(fit_r2::numeric, 6), capacity_bytes,
                  abs(extract(epoch FROM forecast_at - (date_trunc('day', now(), 'UTC') + interval '2 days'))) < 0.001,
                  status
-            FROM dbanalytics.space_growth('30 days') WHERE object_type = 'filesystem';
+            FROM dbanalytics.space_growth('30 days') WHERE object_type = 'filesystem' AND relname = 'data directory';
+          ROLLBACK" | tail -1)"
+check "pg_wal's file system is fitted on its own: 0 bytes/day, stable, capacity 100 GB" "0|100000000000|stable" \
+    "$(q "$GENERATED
+          SELECT round(growth_bytes_per_day), capacity_bytes, status
+            FROM dbanalytics.space_growth('30 days') WHERE object_type = 'filesystem' AND relname = 'pg_wal';
+          ROLLBACK" | tail -1)"
+check "a table growing 1 byte a day against a huge target: no date (beyond a century), no error" "t" \
+    "$(q "$GENERATED
+          SELECT forecast_at IS NULL AND round(growth_bytes_per_day) = 1
+            FROM dbanalytics.space_growth('30 days', 4000000000000000000) WHERE relname = 'barely_growing';
           ROLLBACK" | tail -1)"
 check "the disk_full_soon alert opens, its value the days left" "t" \
     "$(q "$GENERATED
@@ -231,6 +248,19 @@ check "100 million an hour: the stop is within a day, critical, and wraparound_s
           SELECT dbanalytics._evaluate_alerts();
           SELECT (SELECT risk FROM dbanalytics.wraparound_risk('1 day') WHERE object_type = 'database' AND datname = '$DB'),
                  (SELECT value < 1 FROM dbanalytics.alerts WHERE rule = 'wraparound_soon' AND resolved_at IS NULL);
+          ROLLBACK" | tail -1)"
+check "the multixact counter wrapping between snapshots: its steps modulo 2^32 (796 an hour)" "19104" \
+    "$(q "BEGIN ISOLATION LEVEL REPEATABLE READ;
+          DELETE FROM dbanalytics.server_stats;
+          INSERT INTO dbanalytics.server_stats (interval_end, next_xid, next_multixact, host_status)
+          VALUES (now() - interval '2 hours', 1000, 4294967000, 'ok'), (now() - interval '1 hour', 2000, 500, 'ok');
+          SELECT DISTINCT round(multixacts_per_day) FROM dbanalytics.wraparound_risk('1 day');
+          ROLLBACK" | tail -1)"
+check "with no history at all every database is still listed (no rate)" "t" \
+    "$(q "BEGIN ISOLATION LEVEL REPEATABLE READ;
+          DELETE FROM dbanalytics.server_stats;
+          SELECT count(*) = (SELECT count(*) FROM pg_database) AND bool_and(xids_per_day IS NULL)
+            FROM dbanalytics.wraparound_risk('1 day') WHERE object_type = 'database';
           ROLLBACK" | tail -1)"
 check "less than an hour of history forecasts nothing" "t" \
     "$(q "BEGIN ISOLATION LEVEL REPEATABLE READ;

@@ -579,9 +579,11 @@ fn latency_insert(
                 ),
                 None => "NULL, NULL, NULL, NULL".to_string(),
             };
-            // the resources of the measured executions: NULL when none was measured
+            // the resources of the measured executions: NULL when none was measured (a drain
+            // between an execution's count and its figures may leave figures with no count:
+            // they are kept)
             let usage = &entry.usage;
-            let usage = if usage.executions == 0 {
+            let usage = if *usage == crate::histogram::table::Usage::default() {
                 "NULL, NULL, NULL, NULL".to_string()
             } else {
                 format!(

@@ -227,8 +227,10 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
         (*query_desc).totaltime = instrument;
         pg_sys::MemoryContextSwitchTo(caller_context);
     }
-    if NESTING.get() == 0 && gucs::resource_usage() && tracked(query_desc) {
-        USAGE_START.set(Some((query_desc as usize, usage_now())));
+    if NESTING.get() == 0 {
+        // a start left by an execution that ended in an error is dropped here
+        let measure = gucs::resource_usage() && tracked(query_desc);
+        USAGE_START.set(measure.then(|| (query_desc as usize, usage_now())));
     }
 }
 
