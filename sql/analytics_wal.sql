@@ -59,8 +59,10 @@ SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.k
                                               CASE WHEN j.growth > 0 THEN pg_catalog.format(', growing by %s per hour',
                                                    pg_catalog.pg_size_pretty(j.growth::bigint)) ELSE '' END,
                                               CASE WHEN j.keep_limit IS NULL THEN ' with no max_slot_wal_keep_size: it can fill the disk'
-                                                   || COALESCE(pg_catalog.format(' (%s available on the file system of pg_wal)',
-                                                                                 pg_catalog.pg_size_pretty(j.wal_available)), '')
+                                                   || CASE WHEN j.wal_available IS NOT NULL
+                                                           THEN pg_catalog.format(' (%s available on the file system of pg_wal)',
+                                                                                  pg_catalog.pg_size_pretty(j.wal_available))
+                                                           ELSE '' END
                                                    ELSE '' END)
            WHEN 'warning' THEN pg_catalog.format('slot %s retains %s, beyond max_wal_size (wal_status extended)',
                                                  j.slot_name, pg_catalog.pg_size_pretty(j.retained))
