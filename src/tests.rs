@@ -663,6 +663,7 @@ mod tests {
         // the collector has watched these indexes for 8 days; ix_d was scanned 5000 times in
         // that window before a statistics reset left its live counter at 0
         run("UPDATE dbanalytics.index_counters SET first_seen = now() - interval '8 days'");
+        partitions_back(&["index_stats"], 1);
         run("INSERT INTO dbanalytics.index_stats
              SELECT now() - interval '2 hours', now() - interval '1 hour', current_database(),
                     'ix_d'::regclass, 'ix'::regclass, 'public', 'ix', 'ix_d', false,
@@ -906,6 +907,7 @@ mod tests {
         // scanned enough in the window that nothing else is said of it
         assert_eq!(snapshot_problems(), "");
         run("UPDATE dbanalytics.index_counters SET first_seen = now() - interval '8 days'");
+        partitions_back(&["index_stats"], 1);
         run("INSERT INTO dbanalytics.index_stats
              SELECT now() - interval '2 hours', now() - interval '1 hour', current_database(),
                     'bl_v'::regclass, 'bl'::regclass, 'public', 'bl', 'bl_v', false,
@@ -949,6 +951,7 @@ mod tests {
         assert_eq!(snapshot_problems(), "");
         // watched for 8 days; the foreign-key index was scanned 10 times (rarely used)
         run("UPDATE dbanalytics.index_counters SET first_seen = now() - interval '8 days'");
+        partitions_back(&["index_stats"], 1);
         run("INSERT INTO dbanalytics.index_stats
              SELECT now() - interval '2 hours', now() - interval '1 hour', current_database(),
                     'fk_child_parent'::regclass, 'fk_child'::regclass, 'public', 'fk_child', 'fk_child_parent', false,

@@ -39,6 +39,8 @@ cluster_init "$DATA" "$PORT" \
 cluster_start "$DATA"
 psql_at "$DATA" "$PORT" postgres "CREATE DATABASE $DB"
 q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
+# the generated history below reaches 4 days back (and hours back, yesterday after midnight)
+q "$(past_partitions_sql 4)"
 wait_for "two server snapshots" 30 holds "(SELECT count(*) FROM dbanalytics.server_stats) >= 2"
 
 step "Host figures from /proc"
@@ -143,14 +145,6 @@ check "the rollup keeps the table's size at the last snapshot, and the database'
 # available) at today's midnight: 10 GB/day, r² = 1, full 6 days after day0 = 2 days after today.
 # pg_wal, on a file system of its own, stays at 10 GB of 100 GB; a table grows 1 byte a day.
 GENERATED="BEGIN ISOLATION LEVEL REPEATABLE READ;
-DO \$\$ DECLARE d int; BEGIN
-  FOR d IN 1..4 LOOP
-    EXECUTE format('CREATE TABLE dbanalytics.%I PARTITION OF dbanalytics.size_daily FOR VALUES FROM (%L) TO (%L)',
-                   'size_daily_p' || to_char(date_trunc('day', now(), 'UTC') - d * interval '1 day', 'YYYYMMDD'),
-                   date_trunc('day', now(), 'UTC') - d * interval '1 day',
-                   date_trunc('day', now(), 'UTC') - (d - 1) * interval '1 day');
-  END LOOP;
-END \$\$;
 INSERT INTO dbanalytics.size_daily
 SELECT date_trunc('day', now(), 'UTC') - (4 - x) * interval '1 day', date_trunc('day', now(), 'UTC') - (4 - x) * interval '1 day',
        'table', '$DB', 999999, 'public', 'growth_demo', mb * 1000000::bigint

@@ -122,12 +122,14 @@ check "3 daily partitions per partitioned table" \
              GROUP BY p.relname) p")"
 
 step "Retention drops an (empty) statement_stats partition past retention_minutes at the next maintenance run"
+fault_case retention
 q "CREATE TABLE dbanalytics.statement_stats_p20200101 PARTITION OF dbanalytics.statement_stats
      FOR VALUES FROM ('2020-01-01 00:00:00+00') TO ('2020-01-02 00:00:00+00')"
 wait_for "statement_stats_p20200101 dropped by the collector" 30 \
     holds "to_regclass('dbanalytics.statement_stats_p20200101') IS NULL"
 
 step "pg_stat_statements_reset() between two snapshots"
+fault_case pgss_reset
 RESET_AT=$(q "SELECT now()")
 q "SELECT pg_stat_statements_reset()" >/dev/null
 wait_for "a snapshot after the reset marks its rows reset" 30 \
@@ -140,7 +142,56 @@ check "the statements run says why" "statistics were reset" \
     "$(q "SELECT message FROM dbanalytics.collector_runs
            WHERE source = 'statements' AND reset AND started_at > '$RESET_AT' LIMIT 1")"
 
+step "pg_stat_statements_reset() of one entry between two snapshots"
+fault_case pgss_entry_reset
+q "CREATE TABLE entry_probe (id int)"
+ENTRY_A="SELECT count(*) FROM entry_probe"
+ENTRY_B="SELECT min(id) FROM entry_probe"
+runs() { local i; for ((i = 0; i < $2; i++)); do q "$1" >/dev/null; done; }
+entry_calls_after() {
+    q "SELECT coalesce(sum(st.calls), 0) FROM dbanalytics.statement_stats st
+         JOIN dbanalytics.statements s USING (dbid, userid, queryid, toplevel)
+        WHERE s.query = '$1' AND st.interval_end > '$2'"
+}
+BEFORE_ENTRIES=$(q "SELECT now()")
+runs "$ENTRY_A" 5
+runs "$ENTRY_B" 5
+counted() { [ "$(entry_calls_after "$ENTRY_A" "$BEFORE_ENTRIES")" = 5 ] && [ "$(entry_calls_after "$ENTRY_B" "$BEFORE_ENTRIES")" = 5 ]; }
+wait_for "a snapshot has the 5 calls of each" 30 counted
+ENTRY_RESET_AT=$(q "SELECT now()")
+q "SELECT pg_stat_statements_reset(0, 0, queryid) FROM pg_stat_statements WHERE query = '$ENTRY_A'" >/dev/null
+runs "$ENTRY_A" 2
+runs "$ENTRY_B" 3
+counted_after_reset() { [ "$(entry_calls_after "$ENTRY_B" "$ENTRY_RESET_AT")" = 3 ]; }
+wait_for "a snapshot after the entry's reset has the other entry's 3 calls" 30 counted_after_reset
+check "the reset entry's delta is its new count (2 calls)" 2 "$(entry_calls_after "$ENTRY_A" "$ENTRY_RESET_AT")"
+check "no negative delta anywhere in statement_stats" 0 \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_stats WHERE least(calls, rows, shared_blks_hit) < 0 OR total_exec_time < 0")"
+
+step "pg_stat_reset_shared() of the bgwriter and checkpointer statistics between two snapshots"
+fault_case shared_reset
+SHARED_RESET_AT=$(q "SELECT now()")
+if [ "$PG_MAJOR" -ge 17 ]; then
+    q "SELECT pg_stat_reset_shared('bgwriter'), pg_stat_reset_shared('checkpointer')" >/dev/null
+else
+    q "SELECT pg_stat_reset_shared('bgwriter')" >/dev/null
+fi
+wait_for "two bgwriter snapshots after the reset" 30 \
+    holds "(SELECT count(*) FROM dbanalytics.bgwriter_stats WHERE interval_end > '$SHARED_RESET_AT') >= 2"
+check "no negative delta in bgwriter_stats" 0 \
+    "$(q "SELECT count(*) FROM dbanalytics.bgwriter_stats b, jsonb_each(to_jsonb(b)) e
+           WHERE jsonb_typeof(e.value) = 'number' AND e.value::text::numeric < 0")"
+check "no overcount: buffers allocated since the reset, as stored, are at most what the server counts now" t \
+    "$(q "SELECT sum(buffers_alloc) <= (SELECT buffers_alloc FROM pg_stat_bgwriter)
+            FROM dbanalytics.bgwriter_stats WHERE interval_end > '$SHARED_RESET_AT'")"
+if [ "$PG_MAJOR" -lt 17 ]; then
+    check "the interval after the reset is marked (pg_stat_bgwriter.stats_reset moved)" t \
+        "$(q "SELECT reset FROM dbanalytics.bgwriter_stats WHERE interval_end > '$SHARED_RESET_AT'
+               ORDER BY interval_end LIMIT 1")"
+fi
+
 step "SIGHUP: sample_interval 1s -> 200ms takes effect without a restart"
+fault_case sighup
 q "ALTER SYSTEM SET dbanalytics.sample_interval = '200ms'"
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 2
@@ -153,6 +204,7 @@ q "ALTER SYSTEM RESET dbanalytics.sample_interval"
 q "SELECT pg_reload_conf()" >/dev/null
 
 step "A worker killed with SIGTERM comes back and keeps sampling"
+fault_case sigterm
 SAMPLER=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'dbanalytics sampler'")
 kill -TERM "$SAMPLER"
 wait_for "a new sampler process" 30 \
@@ -162,6 +214,7 @@ wait_for "samples after the SIGTERM restart" 15 \
     holds "EXISTS (SELECT FROM dbanalytics.connection_samples WHERE sampled_at > '$T1')"
 
 step "A worker killed with SIGKILL: crash restart, then sampling again"
+fault_case sigkill
 COLLECTOR=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'dbanalytics collector'")
 T2=$(q "SELECT now()")
 kill -KILL "$COLLECTOR"
@@ -174,7 +227,8 @@ wait_for "a snapshot after the crash restart, marked as a restart" 30 \
     holds "EXISTS (SELECT FROM dbanalytics.collector_runs
                     WHERE source = 'databases' AND started_at > '$T2' AND reset)"
 
-step "Dropping pg_stat_statements leaves the other sources working"
+step "Dropping pg_stat_statements leaves the other sources working; created again, it is collected again"
+fault_case drop_create_pgss
 q "DROP EXTENSION pg_stat_statements"
 T3=$(q "SELECT now()")
 wait_for "two snapshots after the drop" 30 \
@@ -185,14 +239,22 @@ check "the reason says how to fix it" t \
     "$(q "SELECT skipped_reason LIKE '%CREATE EXTENSION pg_stat_statements%' FROM dbanalytics.collector_status WHERE source = 'statements'")"
 check "every other source still succeeds" 0 \
     "$(q "SELECT count(*) FROM dbanalytics.collector_runs WHERE started_at > '$T3' AND status <> 'ok' AND source <> 'statements' AND NOT $UNAVAILABLE_HERE")"
+q "CREATE EXTENSION pg_stat_statements"
+T4=$(q "SELECT now()")
+wait_for "created again, statements succeeds at the next snapshot" 30 \
+    holds "EXISTS (SELECT FROM dbanalytics.collector_runs WHERE source = 'statements' AND status = 'ok' AND started_at > '$T4')"
+check "no negative statement delta after it came back" 0 \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_stats WHERE interval_end > '$T4' AND (calls < 0 OR total_exec_time < 0)")"
 
 step "On the standby the workers idle and say so; the tables are readable"
+fault_case standby
 wait_for "standby sampler reports recovery" 20 \
     holds_on_standby "EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'dbanalytics sampler'
                               AND query LIKE 'idle: server is in recovery%')"
 check "collector_status is readable on the standby" t "$(qs "SELECT count(*) > 0 FROM dbanalytics.collector_status")"
 
 step "Security: PUBLIC reads nothing; a reader sees history but not others' query texts"
+fault_case ""
 q "CREATE ROLE e2e_nobody LOGIN; CREATE ROLE e2e_reader LOGIN IN ROLE dbanalytics_reader"
 check "PUBLIC cannot read activity_samples" f \
     "$(q "SELECT has_table_privilege('e2e_nobody', 'dbanalytics.activity_samples', 'SELECT')")"

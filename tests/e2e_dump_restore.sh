@@ -31,6 +31,7 @@ settings=("shared_preload_libraries = 'pg_stat_statements,dbanalytics'"
           "pg_stat_statements.track = 'all'")
 
 step "A server collecting in database $DB"
+fault_case dump_restore
 cluster_init "$SRC" "$SRC_PORT" "${settings[@]}" "dbanalytics.database = '$DB'"
 cluster_start "$SRC"
 psql_at "$SRC" "$SRC_PORT" postgres "CREATE DATABASE $DB"

@@ -35,6 +35,7 @@ wait_for "the sampler records samples" 30 holds "EXISTS (SELECT FROM dbanalytics
 today_partition() { q "SELECT '$1_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')"; }
 
 step "A lock held on today's partition: the sampler gives up within its lock_timeout and says so"
+fault_case lock_history
 conn_part=$(today_partition connection_samples)
 q "BEGIN; LOCK TABLE dbanalytics.$conn_part IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 'fault_lock'"
 locked_at=$(q "SELECT now()")
@@ -46,6 +47,7 @@ wait_for "the sampler is not stuck: it goes on with its ticks (three failed runs
    WHERE worker = 'sampler' AND source = 'activity' AND status = 'error' AND started_at > '$locked_at')"
 
 step "SIGTERM (pg_terminate_backend) ends the sampler while the lock is still held"
+fault_case sigterm_in_lock_wait
 old_pid=$(worker_pid sampler)
 q "SELECT pg_terminate_backend($old_pid)" >/dev/null
 sampler_restarted() { holds "EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'dbanalytics sampler' AND pid <> $old_pid)
@@ -55,6 +57,7 @@ check "the server log says the worker was terminated by an administrator command
     "$(grep -q 'terminating background worker "dbanalytics sampler" due to administrator command' "$NODE/server.log" && echo t || echo f)"
 
 step "Fast shutdown with the lock still held: completes (pg_ctl gives it 30 s; it hung before)"
+fault_case fast_shutdown_lock
 stopped=0
 as_pg_user "$PG_BIN/pg_ctl" -D "$NODE/data" -m fast -w -t 30 stop >/dev/null 2>&1 && stopped=1
 check "pg_ctl stop -m fast succeeded while a prepared transaction holds the lock" 1 "$stopped"
@@ -62,6 +65,7 @@ cluster_start "$NODE"
 q "ROLLBACK PREPARED 'fault_lock'"
 
 step "Hostile per-database settings do not reach the workers"
+fault_case hostile_settings
 qp() { psql_at "$NODE" "$PORT" postgres "$1"; }
 qp "ALTER DATABASE $DB SET lock_timeout = '1ms'"
 qp "ALTER DATABASE $DB SET statement_timeout = '1ms'"
@@ -83,6 +87,7 @@ check "no source failed after the restart" "" \
 qp "ALTER DATABASE $DB RESET ALL"
 
 step "A long lock on a monitored table: the tables and indexes sources go on without its size"
+fault_case lock_monitored
 q "CREATE TABLE fault_locked (id int PRIMARY KEY, v text); INSERT INTO fault_locked SELECT g, 'x' FROM generate_series(1, 1000) g;
    CREATE TABLE fault_free (id int PRIMARY KEY, v text)"
 q "SET lock_timeout = '5s'; SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
@@ -116,6 +121,7 @@ check "index_effectiveness, table_maintenance and health_score answer while it i
 q "ROLLBACK PREPARED 'fault_user_lock'"
 
 step "A detached partition is attached again by the next snapshot"
+fault_case detached_partition
 raw_part=$(today_partition activity_raw)
 q "ALTER TABLE dbanalytics.activity_raw DETACH PARTITION dbanalytics.$raw_part"
 check "detached" f "$(q "SELECT relispartition FROM pg_class WHERE oid = 'dbanalytics.$raw_part'::regclass")"
@@ -126,7 +132,16 @@ reattached_at=$(q "SELECT now()")
 wait_for "sampling goes on into it" 30 holds "EXISTS (SELECT FROM dbanalytics.collector_runs
     WHERE worker = 'sampler' AND source = 'activity' AND status = 'ok' AND started_at > '$reattached_at')"
 
+step "Today's partition dropped: created again, sampling resumes"
+fault_case dropped_partition
+conn_part=$(today_partition connection_samples)
+q "DROP TABLE dbanalytics.$conn_part"
+dropped_at=$(q "SELECT now()")
+wait_for "today's connection_samples partition exists again" 30 holds "to_regclass('dbanalytics.$conn_part') IS NOT NULL"
+wait_for "and samples land in it" 30 holds "EXISTS (SELECT FROM dbanalytics.$conn_part WHERE sampled_at > '$dropped_at')"
+
 step "A planted table in a future partition's place is refused, not taken for the partition"
+fault_case planted_partition
 future=$(q "SELECT 'lock_waits_p' || to_char((now() AT TIME ZONE 'UTC')::date + 2, 'YYYYMMDD')")
 q "DROP TABLE dbanalytics.$future"
 q "CREATE VIEW dbanalytics.$future AS SELECT 1 AS planted"
@@ -138,6 +153,7 @@ check "with the view gone, the partition is created" "ok" \
     "$(q "SELECT status FROM dbanalytics.take_snapshot() WHERE source = 'partitions'")"
 
 step "A worker that could not start is shown in collector_status"
+fault_case worker_slots
 as_pg_user "$PG_BIN/pg_ctl" -D "$NODE/data" -m fast -w -t 60 stop >/dev/null
 # three slots: the logical replication launcher, dbanalytics' launcher and the sampler (started
 # first); none is left for the collector
@@ -157,6 +173,7 @@ check "collector_status: one worker healthy, the other not running with a reason
             FROM dbanalytics.collector_status WHERE source = 'worker'")"
 
 step "dbanalytics.database names a missing database: said once, then collection starts when it appears"
+fault_case missing_database
 as_pg_user "$PG_BIN/pg_ctl" -D "$NODE/data" -m fast -w -t 60 stop >/dev/null
 {
     echo "max_worker_processes = 8"
@@ -177,6 +194,7 @@ late_collects() { [ "$(psql_at "$NODE" "$PORT" latedb "SELECT count(*) > 0 FROM 
     WHERE worker = 'sampler' AND status = 'ok'")" = t ]; }
 wait_for "the workers start by themselves and sample the new database" 60 late_collects
 
+fault_case ""
 check "no process crashed during the whole test" 0 \
     "$(grep -c 'terminated by signal' "$NODE/server.log" || true)"
 finish_checks "e2e_faults"

@@ -33,17 +33,21 @@ cluster_init "$PRIMARY" "$PORT" \
     "shared_preload_libraries = 'pg_stat_statements,dbanalytics'" \
     "dbanalytics.database = '$DB'" "dbanalytics.sample_interval = '200ms'" \
     "dbanalytics.snapshot_interval = '5s'" "max_connections = 260" \
-    "wal_level = replica" "max_wal_senders = 4"
+    "wal_level = replica" "max_wal_senders = 4" "max_prepared_transactions = 2"
 cluster_start "$PRIMARY"
 psql_at "$PRIMARY" "$PORT" postgres "CREATE DATABASE $DB"
 q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
 q "CREATE TABLE f_rows (id int PRIMARY KEY, v int); INSERT INTO f_rows SELECT g, 0 FROM generate_series(1, 1000) g"
+# the database did not exist when the server started after initdb
+fault_case first_start_missing_database
 wait_for "the sampler samples" 20 holds "EXISTS (SELECT FROM dbanalytics.connection_samples)"
 check "the launcher never failed (it reads pg_database without an index before the relcache init file exists)" 0 \
     "$(grep -c 'cannot read pg_class without having selected a database' "$PRIMARY/server.log" || true)"
+fault_case ""
 
 # ---------------------------------------------------------------------------------------------
 step "200 connections at once (each sleeping in a query): sampled, counted, ticks go on"
+fault_case many_connections
 printf 'SELECT pg_sleep(3);\n' >"$DIR/sleep.sql"
 t0=$(q "SELECT now()")
 "$PG_BIN/pgbench" -n -h "$PRIMARY" -p "$PORT" -U postgres -c 200 -j 4 -t 2 -f "$DIR/sleep.sql" "$DB" \
@@ -60,6 +64,7 @@ check "the sampler ticked at least every second during the 6 s burst" t \
 
 # ---------------------------------------------------------------------------------------------
 step "Huge and odd query texts are stored exactly as pg_stat_statements has them"
+fault_case odd_texts
 BIG=$(head -c 100000 /dev/zero | tr '\0' 'x')
 q "SELECT count(*) FROM f_rows /* huge: $BIG */" >/dev/null
 q "SELECT \$odd\$ it's a \"quoted\" \\ back\\slash
@@ -84,7 +89,62 @@ check "query_analysis and index_advice run over them" t \
              AND (SELECT count(*) FROM dbanalytics.index_advice('1 hour')) >= 0")"
 
 # ---------------------------------------------------------------------------------------------
+# mid_snapshot_stop MODE: a prepared transaction holds today's server_stats partition (the
+# `server` source comes after statements, databases, tables and indexes); once the collector's
+# snapshot waits on it, having written those sources' rows in its transaction, the server is
+# stopped in MODE and started again. Nothing of that snapshot may be kept, and every row
+# committed before is.
+HISTORY_TABLES=(statement_stats database_stats table_stats index_stats)
+history_rows_until() {
+    local t sql=""
+    for t in "${HISTORY_TABLES[@]}"; do
+        sql+="${sql:+ || ' ' || }'$t:' || (SELECT count(*) FROM dbanalytics.$t WHERE interval_end <= '$1')"
+    done
+    q "SELECT $sql"
+}
+mid_snapshot_stop() {
+    local mode=$1 part before stopped=0
+    part=server_stats_p$(q "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")
+    q "BEGIN; LOCK TABLE dbanalytics.$part IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 'mid_snapshot'"
+    collector_waits() {
+        holds "EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                        WHERE a.backend_type = 'dbanalytics collector' AND NOT l.granted
+                          AND l.relation = 'dbanalytics.$part'::regclass)"
+    }
+    wait_for "the collector's snapshot waits on the lock" 30 collector_waits
+    check "it has written this snapshot's database_stats already (it holds their RowExclusiveLock)" t \
+        "$(q "SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                              WHERE a.backend_type = 'dbanalytics collector' AND l.granted AND l.mode = 'RowExclusiveLock'
+                                AND l.relation = 'dbanalytics.database_stats'::regclass)")"
+    stopped_at=$(q "SELECT now()")  # (global: the callers' checks read it)
+    before=$(history_rows_until "$stopped_at")
+    as_pg_user "$PG_BIN/pg_ctl" -D "$PRIMARY/data" -m "$mode" -w -t 30 stop >/dev/null 2>&1 && stopped=1
+    check "pg_ctl stop -m $mode completes while the snapshot waits" 1 "$stopped"
+    cluster_start "$PRIMARY"
+    q "ROLLBACK PREPARED 'mid_snapshot'"
+    check "rows up to the stop: every committed one, none of the stopped snapshot ($before)" "$before" \
+        "$(history_rows_until "$stopped_at")"
+    wait_for "snapshots resume after the restart" 30 \
+        holds "EXISTS (SELECT FROM dbanalytics.database_stats WHERE interval_end > '$stopped_at')"
+    check "no negative database delta" 0 \
+        "$(q "SELECT count(*) FROM dbanalytics.database_stats WHERE xact_commit < 0 OR tup_updated < 0 OR blks_hit < 0")"
+}
+
+step "Fast shutdown while the collector's snapshot waits on a lock, its first sources written"
+fault_case fast_shutdown_mid_snapshot
+mid_snapshot_stop fast
+
+step "Immediate shutdown while the collector's snapshot waits on a lock, its first sources written"
+fault_case immediate_mid_snapshot
+mid_snapshot_stop immediate
+check "the first database interval after the restart is marked as a reset (the statistics were lost)" t \
+    "$(q "SELECT bool_and(reset) FROM dbanalytics.database_stats
+           WHERE interval_end = (SELECT min(interval_end) FROM dbanalytics.database_stats
+                                  WHERE interval_end > '$stopped_at')")"
+
+# ---------------------------------------------------------------------------------------------
 step "Immediate shutdown under load, with a snapshot every 5 s"
+fault_case immediate_under_load
 printf 'UPDATE f_rows SET v = v + 1 WHERE id = (random() * 999)::int + 1;\nSELECT count(*) FROM f_rows WHERE v > 0;\n' \
     >"$DIR/load.sql"
 "$PG_BIN/pgbench" -n -h "$PRIMARY" -p "$PORT" -U postgres -c 4 -j 2 -T 30 -f "$DIR/load.sql" "$DB" \
@@ -121,6 +181,7 @@ check "no collection run failed since the restart" 0 \
 
 # ---------------------------------------------------------------------------------------------
 step "A standby promoted to primary starts collecting"
+fault_case promotion
 as_pg_user "$PG_BIN/pg_basebackup" -h "$PRIMARY" -p "$PORT" -U postgres -D "$STANDBY/data" -R -X stream -c fast >/dev/null
 as_pg_user sed -i -e "s/^port = .*/port = $STANDBY_PORT/" -e "s|^unix_socket_directories = .*|unix_socket_directories = '$STANDBY'|" \
     "$STANDBY/data/postgresql.conf"
@@ -140,6 +201,7 @@ check "its collector_status shows both workers healthy" "collector:healthy,sampl
 
 # ---------------------------------------------------------------------------------------------
 step "DROP and CREATE EXTENSION while the workers insert (sampler 200 ms, snapshot 5 s), 10 times"
+fault_case drop_create_dbanalytics
 # at varied points of the workers' ticks (the snapshot's is the one that takes seconds);
 # each must go through without a deadlock or an error, and collection must resume each time
 log_lines_before=$(wc -l <"$PRIMARY/server.log")

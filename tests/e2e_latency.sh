@@ -49,6 +49,7 @@ check "latency_histogram sums to the executions" "$TX" \
               WHERE query LIKE 'SELECT abalance FROM pgbench_accounts%'), '1 hour')")"
 
 step "A clean restart keeps the executions not yet collected"
+fault_case clean_restart
 q "CREATE TABLE restart_probe (id int PRIMARY KEY); INSERT INTO restart_probe SELECT generate_series(1, 1000)"
 # the workers stop collecting, so that nothing but the restart stands between the executions
 # and the next snapshot
@@ -69,6 +70,7 @@ check "the 300 executions are in the statement's histogram after the restart" 30
 check "the saved file was read once and removed" f "$([ -e "$DIR/data/pg_stat/dbanalytics_latency.stat" ] && echo t || echo f)"
 
 step "A snapshot whose transaction rolls back puts the counts it took back"
+fault_case ""
 for i in $(seq 1 50); do echo "SELECT id FROM restart_probe WHERE id < $i;"; done \
     | "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d "$DB" >/dev/null
 "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d "$DB" \

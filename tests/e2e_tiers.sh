@@ -34,20 +34,7 @@ q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
 
 step "Five statements every minute of the 58 whole hours that end 2 hours ago (over 3 UTC days)"
 # partitions for the past days, as the partition manager makes them (with their indexes)
-q "DO \$\$
-DECLARE day date; t text;
-BEGIN
-    FOR day IN SELECT d::date FROM generate_series((now() AT TIME ZONE 'UTC')::date - 4,
-                                                   (now() AT TIME ZONE 'UTC')::date - 1, interval '1 day') d LOOP
-        FOR t IN SELECT c.relname FROM pg_class c
-                  WHERE c.relnamespace = 'dbanalytics'::regnamespace AND c.relkind = 'p' LOOP
-            EXECUTE format('CREATE TABLE dbanalytics.%I PARTITION OF dbanalytics.%I FOR VALUES FROM (%L) TO (%L)',
-                           t || '_p' || to_char(day, 'YYYYMMDD'), t,
-                           to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00', to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
-            PERFORM dbanalytics._index_partition(t, t || '_p' || to_char(day, 'YYYYMMDD'));
-        END LOOP;
-    END LOOP;
-END \$\$"
+q "$(past_partitions_sql 4)"
 q "CREATE TABLE gen_minutes AS
    SELECT m AS interval_end, row_number() OVER (ORDER BY m)::int AS n
      FROM generate_series(date_trunc('hour', now()) - interval '60 hours' + interval '1 minute',
@@ -153,6 +140,7 @@ check "at least one whole UTC day rolled up" t \
 check "analytics over the hourly rows = over the minutes" "$BEFORE" "$(answers)"
 
 step "Retention: minute partitions past dbanalytics.retention_minutes (1 day) are dropped"
+fault_case minute_retention
 OLD_DAY=$(q "SELECT to_char((now() AT TIME ZONE 'UTC')::date - 2, 'YYYYMMDD')")
 check "the minute rows two days ago exist before" t \
     "$(q "SELECT EXISTS (SELECT FROM dbanalytics.statement_stats_p$OLD_DAY)")"
@@ -178,6 +166,7 @@ check "the statements' texts are kept while hourly rows refer to them" 5 \
 check "analytics once the minutes are gone = over the minutes" "$BEFORE" "$(answers)"
 
 step "storage_usage: every table in its tier, with the history it holds"
+fault_case ""
 q "SELECT tier, table_name, retention, partitions, pg_size_pretty(bytes), oldest, newest
      FROM dbanalytics.storage_usage WHERE table_name LIKE 'statement%'" | sed 's/^/    /'
 check "tiers of the statement tables" \

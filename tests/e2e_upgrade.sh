@@ -94,6 +94,7 @@ psql_at "$CL" "$PORT" postgres "CREATE DATABASE $DB"
 
 # ---------------------------------------------------------------------------------------------
 step "Release $PREV_VERSION collects a workload's history"
+fault_case upgrade
 q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics" 2>/dev/null
 check "the installed version is $PREV_VERSION" "$PREV_VERSION" \
     "$(q "SELECT extversion FROM pg_extension WHERE extname = 'dbanalytics'")"

@@ -31,6 +31,7 @@ psql_at "$PRIMARY" "$PORT" postgres "CREATE DATABASE $DB"
 q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
 
 step "The workers' first ticks after CREATE EXTENSION"
+fault_case first_ticks
 wait_for "a sampler tick and a collector snapshot succeeded" 30 holds "(SELECT count(DISTINCT worker) = 2
     FROM dbanalytics.collector_runs WHERE status = 'ok' AND source IN ('activity', 'statements'))"
 # (a failure to write collector_runs itself, for want of a partition, is only in the log)
@@ -38,6 +39,7 @@ check "no source failed: today's partitions were in place for the first ticks" "
     "$(grep 'WARNING:  dbanalytics: source' "$PRIMARY/server.log" | cut -c 1-200 || true)"
 
 step "Archiving fails"
+fault_case ""
 q "CREATE TABLE filler AS SELECT g FROM generate_series(1, 10000) g; SELECT pg_switch_wal()" >/dev/null
 wait_for "the archiver has failed" 60 holds "(SELECT failed_count > 0 FROM pg_stat_archiver)"
 check "backup_recency is bad" bad "$(detail backup_recency status)"

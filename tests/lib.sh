@@ -159,6 +159,34 @@ skip_part() {
 # tests that want every source to succeed leave out. Needs a superuser.
 UNAVAILABLE_HERE="(dbanalytics._source_unavailable(source) IS NOT NULL)"
 
+# PAST_PARTITIONS_SQL DAYS: SQL that gives every partitioned table of dbanalytics a partition
+# (with its indexes, as the partition manager makes them) for each of the DAYS UTC days before
+# today. The workers create today's and the days ahead only: a test that writes history before
+# today's midnight (at 00:30 UTC, an hour ago is yesterday) runs this first. Needs a superuser;
+# run it as a statement of its own (it commits after each partition).
+past_partitions_sql() {
+    cat <<SQL
+DO \$\$
+DECLARE day date; t text; p text;
+BEGIN
+    FOR day IN SELECT d::date FROM generate_series((now() AT TIME ZONE 'UTC')::date - $1,
+                                                   (now() AT TIME ZONE 'UTC')::date - 1, interval '1 day') d LOOP
+        FOR t IN SELECT c.relname FROM pg_class c
+                  WHERE c.relnamespace = 'dbanalytics'::regnamespace AND c.relkind = 'p' LOOP
+            p := t || '_p' || to_char(day, 'YYYYMMDD');
+            CONTINUE WHEN to_regclass(format('dbanalytics.%I', p)) IS NOT NULL;
+            EXECUTE format('CREATE TABLE dbanalytics.%I PARTITION OF dbanalytics.%I FOR VALUES FROM (%L) TO (%L)',
+                           p, t, to_char(day, 'YYYY-MM-DD') || ' 00:00:00+00', to_char(day + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
+            PERFORM dbanalytics._index_partition(t, p);
+            -- one partition per transaction: its parent's ACCESS EXCLUSIVE lock is not held
+            -- while the next is created, so a running collector cannot deadlock with it
+            COMMIT;
+        END LOOP;
+    END LOOP;
+END \$\$
+SQL
+}
+
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
 
@@ -224,10 +252,12 @@ wait_for() {
         waited=$((waited + 1))
         if [ "$waited" -ge "$timeout" ]; then
             echo "TIMEOUT after ${timeout}s waiting for: $what" >&2
+            _fault_record failed
             return 1
         fi
     done
     info "ok: $what (${waited}s)"
+    _fault_record passed
 }
 
 # stop_clusters_on_exit DIR...: at exit, end background jobs and stop the clusters; after a
@@ -255,14 +285,29 @@ finish_checks() {
     step "$1: all checks passed"
 }
 
+# fault_case ID: the checks and waits that follow are evidence of the fault case ID of
+# tests/fault_cases.tsv, until the next fault_case ("" ends it). Each is recorded, passed or
+# failed, in target/fault-results/results.tsv, from which tests/fault_table.py makes the fault
+# table of docs/reliability.md.
+FAULT_CASE=
+FAULT_RESULTS=$REPO_ROOT/target/fault-results/results.tsv
+fault_case() { FAULT_CASE=$1; }
+_fault_record() {
+    [ -n "$FAULT_CASE" ] || return 0
+    mkdir -p "$(dirname "$FAULT_RESULTS")"
+    printf '%s\t%s\t%s\t%s\n' "$FAULT_CASE" "$PG_MAJOR" "$1" "$(basename "$0")" >>"$FAULT_RESULTS"
+}
+
 FAILURES=0
 # check DESCRIPTION EXPECTED ACTUAL
 check() {
     if [ "$2" = "$3" ]; then
         info "ok: $1"
+        _fault_record passed
     else
         printf '    FAIL: %s\n      expected: %s\n      actual:   %s\n' "$1" "$2" "$3" >&2
         FAILURES=$((FAILURES + 1))
+        _fault_record failed
     fi
 }
 
