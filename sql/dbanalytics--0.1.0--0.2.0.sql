@@ -7618,6 +7618,78 @@ SELECT pg_catalog.concat(
 $$;
 
 -------------------------------------------------------------------------------
+-- Issue 15: health_score() says how the collection itself is (key "collection", from
+-- collector_status): a worker that does not run or a failing source leaves the windowed
+-- indicators without history. Restated whole from sql/health.sql.
+-------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION @extschema@.health_score(analysis_window interval DEFAULT '1 hour')
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check
+WITH scored AS (
+    SELECT s.*, c.weight AS component_weight FROM @extschema@._health_scored(analysis_window) s
+      JOIN @extschema@.health_components c USING (component)
+), components AS (
+    SELECT s.component, 100 - pg_catalog.sum(s.points) AS score, pg_catalog.min(s.component_weight) AS weight
+      FROM scored s GROUP BY s.component
+)
+SELECT pg_catalog.jsonb_build_object(
+    'overall_score', (SELECT pg_catalog.round(pg_catalog.sum(c.score * c.weight), 2) FROM components c),
+    'component_scores', (SELECT pg_catalog.jsonb_object_agg(c.component, pg_catalog.round(c.score, 2)) FROM components c),
+    'component_weights', (SELECT pg_catalog.jsonb_object_agg(c.component, c.weight) FROM components c),
+    'health_indicators', (SELECT pg_catalog.jsonb_object_agg(s.indicator,
+                                 CASE WHEN s.status IN ('unknown') THEN '"unknown"'::jsonb
+                                      ELSE pg_catalog.to_jsonb(s.value) END) FROM scored s),
+    'risk_factors', COALESCE((
+        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'factor', s.indicator,
+                   'component', s.component,
+                   'severity', CASE s.status WHEN 'bad' THEN s.bad_severity WHEN 'warn' THEN 'medium'
+                                             WHEN 'not_configured' THEN 'medium' ELSE 'low' END,
+                   'impact', CASE WHEN s.status = 'unknown'
+                                  THEN 'this indicator could not be measured with the caller''s privileges, so it cannot vouch for health'
+                                  ELSE s.impact END,
+                   'mitigation', CASE WHEN s.status = 'unknown'
+                                      THEN 'run health_score() as a member of pg_read_all_stats (or a superuser for pg_hba and passwords)'
+                                      ELSE s.mitigation END,
+                   'points_lost', s.points,
+                   'evidence', pg_catalog.jsonb_build_object('value', s.value, 'unit', s.unit, 'status', s.status,
+                                                             'warn_threshold', s.warn, 'bad_threshold', s.bad,
+                                                             'facts', s.evidence, 'source', s.source))
+               ORDER BY s.points DESC, s.indicator)
+          FROM scored s WHERE s.status IN ('warn', 'bad', 'unknown', 'not_configured')), '[]'),
+    'recommendations', COALESCE((
+        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'priority', CASE s.status WHEN 'bad' THEN 'immediate' WHEN 'warn' THEN 'short_term' ELSE 'long_term' END,
+                   'indicator', s.indicator,
+                   'action', s.action,
+                   'why', s.mitigation,
+                   'expected_improvement', pg_catalog.format(
+                       'up to %s points of the %s score (%s overall): the points this indicator loses now',
+                       pg_catalog.round(s.points, 2), s.component, pg_catalog.round(s.points * s.component_weight, 2)),
+                   'effort', s.effort)
+               ORDER BY CASE s.status WHEN 'bad' THEN 0 WHEN 'warn' THEN 1 ELSE 2 END, s.points DESC)
+          FROM scored s WHERE s.status IN ('warn', 'bad', 'not_configured')), '[]'),
+    -- the state of the collection itself (collector_status): scored indicators read its history
+    'collection', (
+        SELECT pg_catalog.jsonb_build_object(
+                   'status', CASE WHEN pg_catalog.bool_or(c.health = 'off') THEN 'off'
+                                  WHEN pg_catalog.bool_or(c.health IN ('failing', 'stale', 'not running')) THEN 'degraded'
+                                  ELSE 'healthy' END,
+                   'problems', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                   'source', c.source, 'worker', c.worker, 'health', c.health,
+                                   'detail', COALESCE(c.last_error, c.skipped_reason))
+                               ORDER BY c.source, c.worker)
+                               FILTER (WHERE c.health IN ('off', 'failing', 'stale', 'not running')), '[]'))
+          FROM @extschema@.collector_status c),
+    'model_version', '1',
+    'window', analysis_window::text,
+    'computed_at', pg_catalog.now())
+$$;
+
+-------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings
 -- (sql/finalize.sql says why); it also covers the functions replaced above.
 -------------------------------------------------------------------------------

@@ -602,6 +602,18 @@ SELECT pg_catalog.jsonb_build_object(
                    'effort', s.effort)
                ORDER BY CASE s.status WHEN 'bad' THEN 0 WHEN 'warn' THEN 1 ELSE 2 END, s.points DESC)
           FROM scored s WHERE s.status IN ('warn', 'bad', 'not_configured')), '[]'),
+    -- the state of the collection itself (collector_status): scored indicators read its history
+    'collection', (
+        SELECT pg_catalog.jsonb_build_object(
+                   'status', CASE WHEN pg_catalog.bool_or(c.health = 'off') THEN 'off'
+                                  WHEN pg_catalog.bool_or(c.health IN ('failing', 'stale', 'not running')) THEN 'degraded'
+                                  ELSE 'healthy' END,
+                   'problems', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                   'source', c.source, 'worker', c.worker, 'health', c.health,
+                                   'detail', COALESCE(c.last_error, c.skipped_reason))
+                               ORDER BY c.source, c.worker)
+                               FILTER (WHERE c.health IN ('off', 'failing', 'stale', 'not running')), '[]'))
+          FROM @extschema@.collector_status c),
     'model_version', '1',
     'window', analysis_window::text,
     'computed_at', pg_catalog.now())

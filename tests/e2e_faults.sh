@@ -59,8 +59,10 @@ check "the server log says the worker was terminated by an administrator command
 step "Fast shutdown with the lock still held: completes (pg_ctl gives it 30 s; it hung before)"
 fault_case fast_shutdown_lock
 stopped=0
+t0=$(date +%s%N)
 as_pg_user "$PG_BIN/pg_ctl" -D "$NODE/data" -m fast -w -t 30 stop >/dev/null 2>&1 && stopped=1
 check "pg_ctl stop -m fast succeeded while a prepared transaction holds the lock" 1 "$stopped"
+info "(it took $(( ($(date +%s%N) - t0) / 1000000 )) ms: shown, not asserted)"
 cluster_start "$NODE"
 q "ROLLBACK PREPARED 'fault_lock'"
 
@@ -171,6 +173,13 @@ check "collector_status: one worker healthy, the other not running with a reason
             || ' not running:' || count(*) FILTER (WHERE health = 'not running')
             || ' reason:' || bool_and(skipped_reason LIKE '%max_worker_processes%') FILTER (WHERE health = 'not running')
             FROM dbanalytics.collector_status WHERE source = 'worker'")"
+check "health_score() says collection is degraded, naming the worker that does not run" \
+    "degraded worker:collector:not running:true" \
+    "$(q "SELECT h->'collection'->>'status' || ' ' || string_agg(p->>'source' || ':' || (p->>'worker') || ':' || (p->>'health')
+                                                        || ':' || (p->>'detail' LIKE '%max_worker_processes%'), ' ')
+            FROM (SELECT dbanalytics.health_score('1 hour') h) s,
+                 jsonb_array_elements(s.h->'collection'->'problems') p
+           WHERE p->>'source' = 'worker' GROUP BY h")"
 
 step "dbanalytics.database names a missing database: said once, then collection starts when it appears"
 fault_case missing_database
@@ -193,6 +202,9 @@ psql_at "$NODE" "$PORT" latedb "CREATE EXTENSION pg_stat_statements; CREATE EXTE
 late_collects() { [ "$(psql_at "$NODE" "$PORT" latedb "SELECT count(*) > 0 FROM dbanalytics.collector_runs
     WHERE worker = 'sampler' AND status = 'ok'")" = t ]; }
 wait_for "the workers start by themselves and sample the new database" 60 late_collects
+late_healthy() { [ "$(psql_at "$NODE" "$PORT" latedb "SELECT dbanalytics.health_score('1 hour')->'collection'
+    = '{\"status\": \"healthy\", \"problems\": []}'")" = t ]; }
+wait_for "health_score() says collection is healthy there" 60 late_healthy
 
 fault_case ""
 check "no process crashed during the whole test" 0 \

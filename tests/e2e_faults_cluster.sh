@@ -118,8 +118,11 @@ mid_snapshot_stop() {
                                 AND l.relation = 'dbanalytics.database_stats'::regclass)")"
     stopped_at=$(q "SELECT now()")  # (global: the callers' checks read it)
     before=$(history_rows_until "$stopped_at")
+    local t0
+    t0=$(date +%s%N)
     as_pg_user "$PG_BIN/pg_ctl" -D "$PRIMARY/data" -m "$mode" -w -t 30 stop >/dev/null 2>&1 && stopped=1
     check "pg_ctl stop -m $mode completes while the snapshot waits" 1 "$stopped"
+    info "(it took $(( ($(date +%s%N) - t0) / 1000000 )) ms: shown, not asserted)"
     cluster_start "$PRIMARY"
     q "ROLLBACK PREPARED 'mid_snapshot'"
     check "rows up to the stop: every committed one, none of the stopped snapshot ($before)" "$before" \

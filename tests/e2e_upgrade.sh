@@ -34,6 +34,7 @@ log_mark() { stat -c %s "$CL/server.log" 2>/dev/null || echo 0; }
 log_since() { tail -c +"$(($1 + 1))" "$CL/server.log"; }
 
 if [[ " $PREV_MAJORS " != *" $PG_MAJOR "* ]]; then
+    fault_case upgrade
     skip_part "the upgrade from $PREV_VERSION" "$PREV_VERSION was released for PostgreSQL $PREV_MAJORS only and does not build on $PG_MAJOR"
     finish_checks "e2e_upgrade ($PREV_VERSION -> $CUR_VERSION, PostgreSQL $PG_MAJOR: nothing to upgrade from)"
     exit 0

@@ -8,8 +8,10 @@ the end-to-end tests recorded for each case (target/fault-results/results.tsv, w
 `fault_case` and `check`/`wait_for` in tests/lib.sh) and the in-server tests' outcomes
 (target/fault-results/pg_test-MAJOR.log, cargo pgrx test's output). A case passes on a major
 when each of its #[pg_test] functions passed there and, if it has end-to-end checks, at least
-one was recorded and none failed. Replaces the table between the markers of
-docs/reliability.md, prints the summary and exits 1 unless every case passes on every MAJOR.
+one was recorded and none failed. A case whose end-to-end test said it does not apply to a
+major (skip_part, with its reason) and recorded no check there is "not applicable" on it; it
+counts as passing only if it passed on some other major. Replaces the table between the
+markers of docs/reliability.md, prints the summary and exits 1 unless every case passes.
 """
 import csv
 import datetime
@@ -39,14 +41,17 @@ def read_cases():
 
 
 def read_checks():
-    """{(case id, major): [passed, failed]} from the end-to-end tests."""
+    """{(case id, major): [passed, failed, skip reasons]} from the end-to-end tests."""
     checks = {}
     path = RESULTS / "results.tsv"
     if path.exists():
         for line in path.read_text().splitlines():
-            ident, major, verdict, _script = line.split("\t")
-            counts = checks.setdefault((ident, major), [0, 0])
-            counts[0 if verdict == "passed" else 1] += 1
+            ident, major, outcome, _script, why = line.split("\t")
+            counts = checks.setdefault((ident, major), [0, 0, []])
+            if outcome == "skipped":
+                counts[2].append(why)
+            else:
+                counts[0 if outcome == "passed" else 1] += 1
     return checks
 
 
@@ -59,14 +64,22 @@ def read_pg_tests(major):
 
 
 def verdict(case, major, checks, pg_tests):
-    """('passed' | 'FAILED' | 'not run', how many checks)"""
+    """('passed' | 'FAILED' | 'not run' | 'not applicable: why', how many checks)"""
     outcomes = [pg_tests.get(t) for t in case["pg_tests"]]
-    passed, failed = checks.get((case["id"], major), [0, 0])
+    passed, failed, skipped = checks.get((case["id"], major), [0, 0, []])
     if "FAILED" in outcomes or failed:
         return "FAILED", passed + failed
+    if case["e2e"] and passed == 0 and skipped and not case["pg_tests"]:
+        return "not applicable: " + "; ".join(dict.fromkeys(skipped)), 0
     if None in outcomes or (case["e2e"] and passed == 0):
         return "not run", passed
     return "passed", passed + len(outcomes)
+
+
+def case_passes(case, majors, results):
+    """Passed on every major, or on some and not applicable on the others."""
+    verdicts = [results[(case["id"], m)][0] for m in majors]
+    return "passed" in verdicts and all(v == "passed" or v.startswith("not applicable") for v in verdicts)
 
 
 def main(majors):
@@ -80,14 +93,16 @@ def main(majors):
     results = {(c["id"], m): verdict(c, m, checks, pg[m]) for c in cases for m in majors}
     issue_cases = list(dict.fromkeys(c["issue_case"] for c in cases if c["issue_case"] != "-"))
     issue_passed = [ic for ic in issue_cases
-                    if all(results[(c["id"], m)][0] == "passed"
-                           for c in cases if c["issue_case"] == ic for m in majors)]
-    rows_passed = sum(all(results[(c["id"], m)][0] == "passed" for m in majors) for c in cases)
+                    if all(case_passes(c, majors, results) for c in cases if c["issue_case"] == ic)]
+    rows_passed = sum(case_passes(c, majors, results) for c in cases)
+    not_applicable = [f"{c['id']} on PostgreSQL {m}" for c in cases for m in majors
+                      if results[(c["id"], m)][0].startswith("not applicable")]
     total_checks = sum(n for (_v, n) in results.values())
     versions = " and ".join(majors)
     summary = (f"**{len(issue_passed)} of {len(issue_cases)}** cases of issue 15 pass on PostgreSQL "
                f"{versions} ({rows_passed} of {len(cases)} rows, {total_checks} checks), in the "
-               f"`scripts/test` run of {datetime.date.today().isoformat()}.")
+               f"`scripts/test` run of {datetime.date.today().isoformat()}"
+               + (f"; not applicable: {', '.join(not_applicable)}" if not_applicable else "") + ".")
 
     out = [BEGIN, "", summary, "",
            "| case | issue 15's case | verdict | evidence (test) | "
@@ -97,7 +112,8 @@ def main(majors):
         cells = []
         for m in majors:
             v, n = results[(c["id"], m)]
-            cells.append(f"{v} ({n} checks)" if v == "passed" else f"**{v}**")
+            cells.append(f"{v} ({n} check{'' if n == 1 else 's'})" if v == "passed"
+                         else v if v.startswith("not applicable") else f"**{v}**")
         out.append(f"| {c['case']} | {c['issue_case']} | {c['verdict']} | {c['evidence']} | "
                    + " | ".join(cells) + " |")
     out += ["", END]

@@ -152,6 +152,7 @@ has_pg_extension() {
 # skip_part WHAT WHY: says loudly that part of a test does not run on this server
 skip_part() {
     printf '    \033[33mSKIPPED on PostgreSQL %s: %s (%s)\033[0m\n' "$PG_MAJOR" "$1" "$2"
+    _fault_record skipped "$2"
 }
 
 # A condition on rows with a source column (collector_status, collector_runs, take_snapshot()):
@@ -287,15 +288,16 @@ finish_checks() {
 
 # fault_case ID: the checks and waits that follow are evidence of the fault case ID of
 # tests/fault_cases.tsv, until the next fault_case ("" ends it). Each is recorded, passed or
-# failed, in target/fault-results/results.tsv, from which tests/fault_table.py makes the fault
-# table of docs/reliability.md.
+# failed (or a skip_part, skipped with its reason), in target/fault-results/results.tsv, from
+# which tests/fault_table.py makes the fault table of docs/reliability.md.
 FAULT_CASE=
 FAULT_RESULTS=$REPO_ROOT/target/fault-results/results.tsv
 fault_case() { FAULT_CASE=$1; }
+# _fault_record passed|failed|skipped [WHY]
 _fault_record() {
     [ -n "$FAULT_CASE" ] || return 0
     mkdir -p "$(dirname "$FAULT_RESULTS")"
-    printf '%s\t%s\t%s\t%s\n' "$FAULT_CASE" "$PG_MAJOR" "$1" "$(basename "$0")" >>"$FAULT_RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$FAULT_CASE" "$PG_MAJOR" "$1" "$(basename "$0")" "${2:-}" >>"$FAULT_RESULTS"
 }
 
 FAILURES=0
