@@ -7620,8 +7620,96 @@ $$;
 -------------------------------------------------------------------------------
 -- Issue 15: health_score() says how the collection itself is (key "collection", from
 -- collector_status): a worker that does not run or a failing source leaves the windowed
--- indicators without history. Restated whole from sql/health.sql.
+-- indicators without history. collector_status finds the workers through _worker_processes(),
+-- which readers without pg_read_all_stats need, and judges the sampler's partitions runs by the
+-- snapshot interval. Restated whole from sql/views.sql and sql/health.sql.
 -------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@._worker_processes()
+RETURNS TABLE (backend_type text, datname name, pid integer, backend_start timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.backend_type, a.datname, a.pid, a.backend_start FROM pg_catalog.pg_stat_activity a
+     WHERE a.backend_type IN ('dbanalytics sampler', 'dbanalytics collector')
+$$;
+REVOKE ALL ON FUNCTION @extschema@._worker_processes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._worker_processes() TO dbanalytics_reader;
+
+CREATE OR REPLACE VIEW @extschema@.collector_status AS
+WITH latest AS (
+    SELECT DISTINCT ON (r.source) r.source, r.worker, r.started_at, r.status, r.message
+      FROM @extschema@.collector_runs r
+     -- a whole tick that failed, or a snapshot that could not take its turn: shown for an hour
+     WHERE r.source OPERATOR(pg_catalog.<>) ALL (ARRAY['tick', 'snapshot'])
+        OR r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')
+     ORDER BY r.source, r.started_at DESC
+), last_hour AS (
+    SELECT r.source,
+           pg_catalog.count(*) AS runs,
+           pg_catalog.count(*) FILTER (WHERE r.status = 'error') AS errors,
+           pg_catalog.avg(r.duration_ms) AS avg_duration_ms,
+           pg_catalog.max(r.duration_ms) AS max_duration_ms,
+           pg_catalog.avg(r.rows) AS avg_rows
+      FROM @extschema@.collector_runs r
+     WHERE r.started_at > pg_catalog.now() - interval '1 hour'
+     GROUP BY r.source
+)
+SELECT l.source,
+       l.worker,
+       l.status AS last_status,
+       l.started_at AS last_run,
+       (SELECT pg_catalog.max(r.started_at) FROM @extschema@.collector_runs r
+         WHERE r.source = l.source AND r.status = 'ok') AS last_success,
+       (SELECT pg_catalog.max(r.started_at) FROM @extschema@.collector_runs r
+         WHERE r.source = l.source AND r.status = 'error') AS last_error_at,
+       (SELECT r.message FROM @extschema@.collector_runs r
+         WHERE r.source = l.source AND r.status = 'error'
+         ORDER BY r.started_at DESC LIMIT 1) AS last_error,
+       CASE WHEN l.status = 'skipped' THEN l.message END AS skipped_reason,
+       COALESCE(h.runs, 0) AS runs_last_hour,
+       COALESCE(h.errors, 0) AS errors_last_hour,
+       pg_catalog.round(h.avg_duration_ms::numeric, 3) AS avg_duration_ms,
+       pg_catalog.round(h.max_duration_ms::numeric, 3) AS max_duration_ms,
+       pg_catalog.round(h.avg_rows, 1) AS avg_rows_per_run,
+       CASE
+           WHEN l.status = 'error' THEN 'failing'
+           WHEN l.status = 'skipped' THEN 'skipped'
+           WHEN l.started_at < pg_catalog.now() - 3 * (CASE
+                    -- partitions is the collector's source; the sampler runs it too, at its
+                    -- start and at midnight, and is not expected to run it again a tick later
+                    WHEN l.worker OPERATOR(pg_catalog.=) 'sampler' AND l.source OPERATOR(pg_catalog.<>) 'partitions'
+                    THEN pg_catalog.current_setting('dbanalytics.sample_interval', true)
+                    ELSE pg_catalog.current_setting('dbanalytics.snapshot_interval', true)
+                END)::interval THEN 'stale'
+           ELSE 'healthy'
+       END AS health
+  FROM latest l
+  LEFT JOIN last_hour h USING (source)
+UNION ALL
+SELECT 'worker', w.worker,
+       CASE WHEN a.pid IS NOT NULL THEN 'ok'
+            WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'skipped'
+            ELSE 'error' END,
+       a.backend_start, NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz, NULL::pg_catalog.text,
+       CASE
+           WHEN a.pid IS NOT NULL THEN NULL::pg_catalog.text
+           WHEN s.database IS NULL
+           THEN 'dbanalytics is not in shared_preload_libraries: no background collection'
+           WHEN s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database()
+           THEN pg_catalog.format('the workers collect in database %I (dbanalytics.database)', s.database)
+           ELSE 'no such process: it could not start (is max_worker_processes large enough? see the server log) or it is restarting'
+       END,
+       0::pg_catalog.int8, 0::pg_catalog.int8, NULL::pg_catalog.numeric, NULL::pg_catalog.numeric,
+       NULL::pg_catalog.numeric,
+       CASE WHEN a.pid IS NOT NULL THEN 'healthy'
+            WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'off'
+            ELSE 'not running' END
+  FROM (VALUES ('sampler', 'dbanalytics sampler'), ('collector', 'dbanalytics collector')) AS w(worker, backend_type)
+ CROSS JOIN (SELECT pg_catalog.current_setting('dbanalytics.database', true) AS database) s
+  LEFT JOIN @extschema@._worker_processes() a
+         ON a.backend_type OPERATOR(pg_catalog.=) w.backend_type
+        AND a.datname OPERATOR(pg_catalog.=) s.database;
+
 CREATE OR REPLACE FUNCTION @extschema@.health_score(analysis_window interval DEFAULT '1 hour')
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -7675,15 +7763,23 @@ SELECT pg_catalog.jsonb_build_object(
     -- the state of the collection itself (collector_status): scored indicators read its history
     'collection', (
         SELECT pg_catalog.jsonb_build_object(
-                   'status', CASE WHEN pg_catalog.bool_or(c.health = 'off') THEN 'off'
+                   'status', CASE WHEN e.disabled OR pg_catalog.bool_or(c.health = 'off') THEN 'off'
                                   WHEN pg_catalog.bool_or(c.health IN ('failing', 'stale', 'not running')) THEN 'degraded'
                                   ELSE 'healthy' END,
-                   'problems', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                                   'source', c.source, 'worker', c.worker, 'health', c.health,
-                                   'detail', COALESCE(c.last_error, c.skipped_reason))
-                               ORDER BY c.source, c.worker)
-                               FILTER (WHERE c.health IN ('off', 'failing', 'stale', 'not running')), '[]'))
-          FROM @extschema@.collector_status c),
+                   'problems', CASE WHEN e.disabled
+                       THEN pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                                'source', 'enabled', 'worker', NULL::text, 'health', 'off',
+                                'detail', 'dbanalytics.enabled is off: the workers stay connected but collect nothing (take_sample() and take_snapshot() still work)'))
+                       ELSE COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                'source', c.source, 'worker', c.worker, 'health', c.health,
+                                'detail', CASE c.health WHEN 'failing' THEN c.last_error
+                                                        WHEN 'stale' THEN pg_catalog.format('no run since %s', c.last_run)
+                                                        ELSE c.skipped_reason END)
+                            ORDER BY c.source, c.worker)
+                            FILTER (WHERE c.health IN ('off', 'failing', 'stale', 'not running')), '[]') END)
+          FROM @extschema@.collector_status c
+         CROSS JOIN (SELECT pg_catalog.current_setting('dbanalytics.enabled', true) = 'off' AS disabled) e
+         GROUP BY e.disabled),
     'model_version', '1',
     'window', analysis_window::text,
     'computed_at', pg_catalog.now())

@@ -605,15 +605,23 @@ SELECT pg_catalog.jsonb_build_object(
     -- the state of the collection itself (collector_status): scored indicators read its history
     'collection', (
         SELECT pg_catalog.jsonb_build_object(
-                   'status', CASE WHEN pg_catalog.bool_or(c.health = 'off') THEN 'off'
+                   'status', CASE WHEN e.disabled OR pg_catalog.bool_or(c.health = 'off') THEN 'off'
                                   WHEN pg_catalog.bool_or(c.health IN ('failing', 'stale', 'not running')) THEN 'degraded'
                                   ELSE 'healthy' END,
-                   'problems', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                                   'source', c.source, 'worker', c.worker, 'health', c.health,
-                                   'detail', COALESCE(c.last_error, c.skipped_reason))
-                               ORDER BY c.source, c.worker)
-                               FILTER (WHERE c.health IN ('off', 'failing', 'stale', 'not running')), '[]'))
-          FROM @extschema@.collector_status c),
+                   'problems', CASE WHEN e.disabled
+                       THEN pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                                'source', 'enabled', 'worker', NULL::text, 'health', 'off',
+                                'detail', 'dbanalytics.enabled is off: the workers stay connected but collect nothing (take_sample() and take_snapshot() still work)'))
+                       ELSE COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                'source', c.source, 'worker', c.worker, 'health', c.health,
+                                'detail', CASE c.health WHEN 'failing' THEN c.last_error
+                                                        WHEN 'stale' THEN pg_catalog.format('no run since %s', c.last_run)
+                                                        ELSE c.skipped_reason END)
+                            ORDER BY c.source, c.worker)
+                            FILTER (WHERE c.health IN ('off', 'failing', 'stale', 'not running')), '[]') END)
+          FROM @extschema@.collector_status c
+         CROSS JOIN (SELECT pg_catalog.current_setting('dbanalytics.enabled', true) = 'off' AS disabled) e
+         GROUP BY e.disabled),
     'model_version', '1',
     'window', analysis_window::text,
     'computed_at', pg_catalog.now())

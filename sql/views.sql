@@ -28,6 +28,19 @@ SELECT r.sampled_at, r.pid, k.datname, k.usename, k.application_name, k.client_a
   FROM @extschema@.activity_raw r
   LEFT JOIN @extschema@.activity_keys k ON k.key_id = r.key_id;
 
+-- The workers' processes as pg_stat_activity lists them. A reader without pg_read_all_stats
+-- sees no backend_type for other roles' sessions, the workers' included (they run as the
+-- bootstrap superuser), so collector_status would call running workers "not running": this
+-- runs as the extension's owner and returns only the workers' type, database, pid and start.
+CREATE FUNCTION @extschema@._worker_processes()
+RETURNS TABLE (backend_type text, datname name, pid integer, backend_start timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.backend_type, a.datname, a.pid, a.backend_start FROM pg_catalog.pg_stat_activity a
+     WHERE a.backend_type IN ('dbanalytics sampler', 'dbanalytics collector')
+$$;
+
 -- Health of the collection itself: one row per source, and one per background worker (source
 -- 'worker'): whether its process runs, and if not, why not as far as can be told (a worker that
 -- could not start, e.g. for want of max_worker_processes slots, leaves no other trace here).
@@ -71,7 +84,9 @@ SELECT l.source,
            WHEN l.status = 'error' THEN 'failing'
            WHEN l.status = 'skipped' THEN 'skipped'
            WHEN l.started_at < pg_catalog.now() - 3 * (CASE
-                    WHEN l.worker OPERATOR(pg_catalog.=) 'sampler'
+                    -- partitions is the collector's source; the sampler runs it too, at its
+                    -- start and at midnight, and is not expected to run it again a tick later
+                    WHEN l.worker OPERATOR(pg_catalog.=) 'sampler' AND l.source OPERATOR(pg_catalog.<>) 'partitions'
                     THEN pg_catalog.current_setting('dbanalytics.sample_interval', true)
                     ELSE pg_catalog.current_setting('dbanalytics.snapshot_interval', true)
                 END)::interval THEN 'stale'
@@ -100,7 +115,7 @@ SELECT 'worker', w.worker,
             ELSE 'not running' END
   FROM (VALUES ('sampler', 'dbanalytics sampler'), ('collector', 'dbanalytics collector')) AS w(worker, backend_type)
  CROSS JOIN (SELECT pg_catalog.current_setting('dbanalytics.database', true) AS database) s
-  LEFT JOIN pg_catalog.pg_stat_activity a
+  LEFT JOIN @extschema@._worker_processes() a
          ON a.backend_type OPERATOR(pg_catalog.=) w.backend_type
         AND a.datname OPERATOR(pg_catalog.=) s.database;
 

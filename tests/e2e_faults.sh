@@ -205,6 +205,12 @@ wait_for "the workers start by themselves and sample the new database" 60 late_c
 late_healthy() { [ "$(psql_at "$NODE" "$PORT" latedb "SELECT dbanalytics.health_score('1 hour')->'collection'
     = '{\"status\": \"healthy\", \"problems\": []}'")" = t ]; }
 wait_for "health_score() says collection is healthy there" 60 late_healthy
+# a reader does not see the workers' backend_type in pg_stat_activity (they run as the bootstrap
+# superuser): collector_status finds them through _worker_processes()
+psql_at "$NODE" "$PORT" latedb "CREATE ROLE fault_reader NOLOGIN IN ROLE dbanalytics_reader"
+check "a reader without pg_read_all_stats sees collection healthy too" t \
+    "$(psql_at "$NODE" "$PORT" latedb "SET ROLE fault_reader;
+        SELECT dbanalytics.health_score('1 hour')->'collection' = '{\"status\": \"healthy\", \"problems\": []}'")"
 
 fault_case ""
 check "no process crashed during the whole test" 0 \

@@ -34,6 +34,8 @@ def read_cases():
         if len(row) != 7:
             sys.exit(f"{CASES}: expected 7 tab-separated columns, got {len(row)}: {row[:1]}")
         ident, issue_case, case, verdict, evidence, pg_tests, e2e = row
+        if not pg_tests and e2e != "yes":
+            sys.exit(f"{CASES}: case {ident} names no #[pg_test] and no end-to-end check: no evidence")
         cases.append(dict(id=ident, issue_case=issue_case, case=case, verdict=verdict,
                           evidence=evidence, pg_tests=[t for t in pg_tests.split(",") if t],
                           e2e=e2e == "yes"))
