@@ -577,7 +577,7 @@ mod tests {
                 "SELECT string_agg(p.proname, ',' ORDER BY p.proname) FROM pg_proc p
                   WHERE p.pronamespace = 'dbanalytics'::regnamespace AND p.prosecdef"
             ),
-            Some("_rolled_until,take_sample,take_snapshot".to_string())
+            Some("_rolled_until,_worker_processes,take_sample,take_snapshot".to_string())
         );
         // every function that pins its search_path also turns JIT off (sql/finalize.sql)
         assert_eq!(
