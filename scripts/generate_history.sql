@@ -253,12 +253,15 @@ SELECT m.interval_end - interval '1 minute', m.interval_end, d.oid, r.oid, s.que
                         - current_setting('bench.minute_days')::numeric * interval '1 day';
 
 -- their latency histograms: 90 % of the executions in the bucket of the mean, 10 % in a slower
--- one; every 50th statement is an N+1 lookup run after statement 1
+-- one; every 50th statement is an N+1 lookup run after statement 1, by application shop_n_plus_one
 INSERT INTO dbanalytics.statement_latency
 SELECT st.interval_start, st.interval_end, st.dbid, st.userid, st.queryid, false, st.calls,
        ARRAY[s.bucket, s.bucket + 24]::smallint[], ARRAY[st.calls - st.calls / 10, st.calls / 10]::bigint[],
        r.runs, r.runs * 15, CASE WHEN r.runs > 0 THEN 15 + s.i % 7 END,
-       CASE WHEN r.runs > 0 THEN (SELECT g.queryid FROM gen_statements g WHERE g.i = 1) END
+       CASE WHEN r.runs > 0 THEN (SELECT g.queryid FROM gen_statements g WHERE g.i = 1) END,
+       NULL, NULL, NULL, NULL,
+       -- the application the executor hooks record at each run's end
+       CASE WHEN r.runs > 0 THEN 'shop_n_plus_one' END
   FROM dbanalytics.statement_stats st
   JOIN gen_statements s ON s.queryid = st.queryid
  CROSS JOIN LATERAL (SELECT CASE WHEN s.i % 50 = 0 THEN greatest(1, st.calls / 20) END AS runs) r;

@@ -313,6 +313,19 @@ WITH args AS (
       LEFT JOIN pg_catalog.unnest(totals) t
              ON t.dbid = r.dbid AND t.userid = r.userid AND t.queryid = r.queryid AND t.toplevel
      WHERE r.runs >= a.min_runs AND r.executions::double precision / r.runs >= a.min_run_length
+), run_applications AS (
+    -- the application whose connections ran the most runs of each lookup, as the executor
+    -- hooks recorded it at each run's end (minute rows only: the rollups do not keep it)
+    SELECT m.dbid, m.userid, m.queryid,
+           (pg_catalog.array_agg(m.application ORDER BY m.runs DESC, m.application))[1] AS application
+      FROM (SELECT l.dbid, l.userid, l.queryid, l.run_application AS application,
+                   pg_catalog.sum(l.runs) AS runs
+              FROM args a, @extschema@.statement_latency l
+             WHERE l.interval_end > a.since AND l.runs IS NOT NULL AND l.run_application IS NOT NULL
+               AND l.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))
+               AND (l.dbid, l.userid, l.queryid) IN (SELECT r.dbid, r.userid, r.queryid FROM run_lookups r)
+             GROUP BY 1, 2, 3, 4) m
+     GROUP BY 1, 2, 3
 ), lookups AS (
     SELECT t.*, x.query, t.peak_calls_per_transaction AS per_transaction
       FROM args a, pg_catalog.unnest(totals) t
@@ -325,22 +338,30 @@ WITH args AS (
        AND x.query !~* '\m(JOIN|UNION|GROUP\s+BY)\M'
        AND NOT EXISTS (SELECT FROM run_lookups r
                         WHERE r.dbid = t.dbid AND r.userid = t.userid AND r.queryid = t.queryid)
+), unnamed AS (
+    -- the statements whose application only the sampler can tell: the lookups of the
+    -- calls-per-transaction rule, and the runs (and their parents) the hooks named none for
+    SELECT l.queryid FROM lookups l
+    UNION SELECT r.queryid FROM run_lookups r
+           WHERE NOT EXISTS (SELECT FROM run_applications ra
+                              WHERE ra.dbid = r.dbid AND ra.userid = r.userid AND ra.queryid = r.queryid)
+    UNION SELECT r.parent FROM run_lookups r
+           WHERE NOT EXISTS (SELECT FROM run_applications ra
+                              WHERE ra.dbid = r.dbid AND ra.userid = r.userid AND ra.queryid = r.queryid)
 ), sampled AS (
-    -- what the sampler saw running the lookups and their parents, in the last day of the
-    -- window at most: the minute rollups, then the raw samples of the minutes not rolled up yet
+    -- what the sampler saw running those statements, in the last day of the window at most:
+    -- the minute rollups, then the raw samples of the minutes not rolled up yet
     SELECT am.query_id, am.application_name, am.samples
       FROM args a, @extschema@.activity_minute am
      WHERE am.minute > a.sampled_since
-       AND am.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
-                           UNION ALL SELECT r.parent FROM run_lookups r)
+       AND am.query_id IN (SELECT u.queryid FROM unnamed u)
     UNION ALL
     SELECT s.query_id, s.application_name, 1
       FROM args a, @extschema@.activity_samples s
      WHERE s.sampled_at >= GREATEST(a.sampled_since,
                                     (SELECT pg_catalog.max(am.minute) + interval '1 minute'
                                        FROM @extschema@.activity_minute am))
-       AND s.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
-                          UNION ALL SELECT r.parent FROM run_lookups r)
+       AND s.query_id IN (SELECT u.queryid FROM unnamed u)
 ), applications AS (
     -- the application most often sampled running each statement
     SELECT m.query_id, (pg_catalog.array_agg(m.application_name ORDER BY m.samples DESC))[1] AS application
@@ -361,7 +382,7 @@ SELECT pg_catalog.jsonb_build_object(
                'calls', r.calls,
                'rows_per_call', pg_catalog.round((r.rows::double precision / NULLIF(r.calls, 0))::numeric, 2),
                'mean_time_ms', pg_catalog.round((r.total_exec_time / NULLIF(r.calls, 0))::numeric, 3),
-               'application', COALESCE(ap.application, app.application)),
+               'application', COALESCE(ra.application, ap.application, app.application)),
            'solution', CASE
                WHEN r.query ~* '^\s*(WITH\M.*)?SELECT\M' THEN
                    pg_catalog.format('run 1 statement instead of 1 + %s: JOIN the looked-up table into the parent statement '
@@ -380,6 +401,7 @@ SELECT pg_catalog.jsonb_build_object(
                                        r.max_length, r.parent)),
        r.executions::double precision
   FROM run_lookups r
+  LEFT JOIN run_applications ra ON ra.dbid = r.dbid AND ra.userid = r.userid AND ra.queryid = r.queryid
   LEFT JOIN applications ap ON ap.query_id = r.queryid
   LEFT JOIN applications app ON app.query_id = r.parent
 UNION ALL

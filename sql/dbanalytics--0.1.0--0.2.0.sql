@@ -671,133 +671,7 @@ VALUES
     ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
      'a sequence that used more than this share of its range is flagged');
 
-CREATE OR REPLACE FUNCTION @extschema@._n_plus_one(analysis_window interval, totals @extschema@.statement_total[])
-RETURNS TABLE (entry jsonb, weight double precision)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-WITH args AS (
-    SELECT pg_catalog.now() - analysis_window AS since,
-           pg_catalog.now() - LEAST(analysis_window, interval '1 day') AS sampled_since,
-           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
-           @extschema@._threshold('n_plus_one_calls_per_transaction')::double precision AS per_transaction,
-           @extschema@._threshold('n_plus_one_rows_per_call')::double precision AS max_rows,
-           @extschema@._threshold('n_plus_one_min_runs')::double precision AS min_runs,
-           @extschema@._threshold('n_plus_one_min_run_length')::double precision AS min_run_length
-), run_parents AS (
-    -- each interval names the parent of the lookup's latest run in it
-    SELECT l.dbid, l.userid, l.queryid, l.run_parent_queryid AS parent,
-           pg_catalog.sum(l.runs) AS runs, pg_catalog.sum(l.run_executions) AS executions,
-           pg_catalog.max(l.run_max_length) AS max_length
-      FROM args a, @extschema@.statement_latency l
-     WHERE l.interval_end > a.since AND l.runs > 0
-     GROUP BY 1, 2, 3, 4
-), runs AS (
-    -- the parent: the one named for most runs
-    SELECT r.dbid, r.userid, r.queryid,
-           (pg_catalog.array_agg(r.parent ORDER BY r.runs DESC, r.parent))[1] AS parent,
-           pg_catalog.sum(r.runs)::bigint AS runs, pg_catalog.sum(r.executions)::bigint AS executions,
-           pg_catalog.max(r.max_length)::bigint AS max_length
-      FROM run_parents r
-     GROUP BY 1, 2, 3
-), run_lookups AS (
-    SELECT r.*, x.query, p.query AS parent_query, t.calls, t.rows, t.total_exec_time
-      FROM args a CROSS JOIN runs r
-      LEFT JOIN @extschema@.statement_texts x
-             ON x.dbid = r.dbid AND x.userid = r.userid AND x.queryid = r.queryid AND x.toplevel
-      LEFT JOIN @extschema@.statement_texts p
-             ON p.dbid = r.dbid AND p.userid = r.userid AND p.queryid = r.parent AND p.toplevel
-      LEFT JOIN pg_catalog.unnest(totals) t
-             ON t.dbid = r.dbid AND t.userid = r.userid AND t.queryid = r.queryid AND t.toplevel
-     WHERE r.runs >= a.min_runs AND r.executions::double precision / r.runs >= a.min_run_length
-), lookups AS (
-    SELECT t.*, x.query, t.peak_calls_per_transaction AS per_transaction
-      FROM args a, pg_catalog.unnest(totals) t
-      JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
-     WHERE t.toplevel AND t.calls > 0
-       AND t.rows::double precision / t.calls <= a.max_rows
-       AND t.peak_calls_per_transaction >= a.per_transaction
-       -- one table, looked up by a parameter
-       AND x.query ~* '^\s*SELECT\M.*\mFROM\s+[\w."]+(\s+(AS\s+)?\w+)?\s+WHERE\M.*=\s*\$\d'
-       AND x.query !~* '\m(JOIN|UNION|GROUP\s+BY)\M'
-       AND NOT EXISTS (SELECT FROM run_lookups r
-                        WHERE r.dbid = t.dbid AND r.userid = t.userid AND r.queryid = t.queryid)
-), sampled AS (
-    -- what the sampler saw running the lookups and their parents, in the last day of the
-    -- window at most: the minute rollups, then the raw samples of the minutes not rolled up yet
-    SELECT am.query_id, am.application_name, am.samples
-      FROM args a, @extschema@.activity_minute am
-     WHERE am.minute > a.sampled_since
-       AND am.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
-                           UNION ALL SELECT r.parent FROM run_lookups r)
-    UNION ALL
-    SELECT s.query_id, s.application_name, 1
-      FROM args a, @extschema@.activity_samples s
-     WHERE s.sampled_at >= GREATEST(a.sampled_since,
-                                    (SELECT pg_catalog.max(am.minute) + interval '1 minute'
-                                       FROM @extschema@.activity_minute am))
-       AND s.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
-                          UNION ALL SELECT r.parent FROM run_lookups r)
-), applications AS (
-    -- the application most often sampled running each statement
-    SELECT m.query_id, (pg_catalog.array_agg(m.application_name ORDER BY m.samples DESC))[1] AS application
-      FROM (SELECT s.query_id, s.application_name, pg_catalog.sum(s.samples) AS samples
-              FROM sampled s GROUP BY 1, 2) m
-     GROUP BY m.query_id
-)
-SELECT pg_catalog.jsonb_build_object(
-           'type', 'n_plus_one', 'detected_by', 'runs', 'queryid', r.queryid,
-           'query', COALESCE(r.query, '<query text not collected>'),
-           'parent_queryid', r.parent, 'parent_query', COALESCE(r.parent_query, '<query text not collected>'),
-           'impact', 'high',
-           'evidence', pg_catalog.jsonb_build_object(
-               'runs', r.runs,
-               'run_length', pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
-               'max_run_length', r.max_length,
-               'executions_in_runs', r.executions,
-               'calls', r.calls,
-               'rows_per_call', pg_catalog.round((r.rows::double precision / NULLIF(r.calls, 0))::numeric, 2),
-               'mean_time_ms', pg_catalog.round((r.total_exec_time / NULLIF(r.calls, 0))::numeric, 3),
-               'application', COALESCE(ap.application, app.application)),
-           'solution', CASE
-               WHEN r.query ~* '^\s*(WITH\M.*)?SELECT\M' THEN
-                   pg_catalog.format('run 1 statement instead of 1 + %s: JOIN the looked-up table into the parent statement '
-                                     '(queryid %s) on the key it returns, or fetch all keys at once with = ANY($1) and an array '
-                                     'of the parent''s keys%s', pg_catalog.round((r.executions::double precision / r.runs)::numeric),
-                                     r.parent,
-                                     CASE WHEN r.query ~ '=\s*\$\d' THEN ': ' || pg_catalog.regexp_replace(r.query, '=\s*\$(\d+)', '= ANY($\1)') ELSE '' END)
-               ELSE
-                   pg_catalog.format('run 1 statement for all %s keys: WHERE <key> = ANY($1) with an array of the keys for UPDATE '
-                                     'or DELETE, one multi-row INSERT (or INSERT ... SELECT FROM unnest($1, ...)) for INSERT',
-                                     pg_catalog.round((r.executions::double precision / r.runs)::numeric))
-           END,
-           'reason', pg_catalog.format('%s runs of %s consecutive executions on average (at most %s) on one connection, '
-                                       'each right after statement %s: one statement per key it returned',
-                                       r.runs, pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
-                                       r.max_length, r.parent)),
-       r.executions::double precision
-  FROM run_lookups r
-  LEFT JOIN applications ap ON ap.query_id = r.queryid
-  LEFT JOIN applications app ON app.query_id = r.parent
-UNION ALL
-SELECT pg_catalog.jsonb_build_object(
-           'type', 'n_plus_one', 'detected_by', 'calls_per_transaction', 'queryid', l.queryid, 'query', l.query,
-           'impact', 'high',
-           'evidence', pg_catalog.jsonb_build_object(
-               'calls', l.calls,
-               'calls_per_transaction', pg_catalog.round(l.per_transaction::numeric, 1),
-               'calls_per_second', pg_catalog.round((l.calls / a.window_seconds)::numeric, 1),
-               'rows_per_call', pg_catalog.round((l.rows::double precision / l.calls)::numeric, 2),
-               'mean_time_ms', pg_catalog.round((l.total_exec_time / l.calls)::numeric, 3),
-               'application', ap.application),
-           'solution', 'fetch the rows in one statement instead of one per key: JOIN this table into the query '
-                       || 'that produced the keys, or batch them: ... WHERE <key> = ANY($1) with an array of keys',
-           'reason', pg_catalog.format('a single-row lookup ran %s times per transaction of its database in one snapshot interval',
-                                       pg_catalog.round(l.per_transaction::numeric, 1))),
-       l.calls::double precision
-  FROM lookups l CROSS JOIN args a
-  LEFT JOIN applications ap ON ap.query_id = l.queryid
-$$;
+-- (_n_plus_one: replaced once, by its latest version, in the section of issue 20's run application)
 
 -------------------------------------------------------------------------------
 -- Issue 17 BEGIN: verdicts a DBA can act on. Pools tell lock hotspots, idle-in-transaction
@@ -2883,133 +2757,7 @@ AS $$
      ORDER BY u.bucket
 $$;
 
-CREATE OR REPLACE FUNCTION @extschema@._n_plus_one(analysis_window interval, totals @extschema@.statement_total[])
-RETURNS TABLE (entry jsonb, weight double precision)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-WITH args AS (
-    SELECT pg_catalog.now() - analysis_window AS since,
-           pg_catalog.now() - LEAST(analysis_window, interval '1 day') AS sampled_since,
-           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
-           @extschema@._threshold('n_plus_one_calls_per_transaction')::double precision AS per_transaction,
-           @extschema@._threshold('n_plus_one_rows_per_call')::double precision AS max_rows,
-           @extschema@._threshold('n_plus_one_min_runs')::double precision AS min_runs,
-           @extschema@._threshold('n_plus_one_min_run_length')::double precision AS min_run_length
-), run_parents AS (
-    -- each interval names the parent of the lookup's latest run in it
-    SELECT l.dbid, l.userid, l.queryid, l.run_parent_queryid AS parent,
-           pg_catalog.sum(l.runs) AS runs, pg_catalog.sum(l.run_executions) AS executions,
-           pg_catalog.max(l.run_max_length) AS max_length
-      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l
-     WHERE l.runs > 0
-     GROUP BY 1, 2, 3, 4
-), runs AS (
-    -- the parent: the one named for most runs
-    SELECT r.dbid, r.userid, r.queryid,
-           (pg_catalog.array_agg(r.parent ORDER BY r.runs DESC, r.parent))[1] AS parent,
-           pg_catalog.sum(r.runs)::bigint AS runs, pg_catalog.sum(r.executions)::bigint AS executions,
-           pg_catalog.max(r.max_length)::bigint AS max_length
-      FROM run_parents r
-     GROUP BY 1, 2, 3
-), run_lookups AS (
-    SELECT r.*, x.query, p.query AS parent_query, t.calls, t.rows, t.total_exec_time
-      FROM args a CROSS JOIN runs r
-      LEFT JOIN @extschema@.statement_texts x
-             ON x.dbid = r.dbid AND x.userid = r.userid AND x.queryid = r.queryid AND x.toplevel
-      LEFT JOIN @extschema@.statement_texts p
-             ON p.dbid = r.dbid AND p.userid = r.userid AND p.queryid = r.parent AND p.toplevel
-      LEFT JOIN pg_catalog.unnest(totals) t
-             ON t.dbid = r.dbid AND t.userid = r.userid AND t.queryid = r.queryid AND t.toplevel
-     WHERE r.runs >= a.min_runs AND r.executions::double precision / r.runs >= a.min_run_length
-), lookups AS (
-    SELECT t.*, x.query, t.peak_calls_per_transaction AS per_transaction
-      FROM args a, pg_catalog.unnest(totals) t
-      JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
-     WHERE t.toplevel AND t.calls > 0
-       AND t.rows::double precision / t.calls <= a.max_rows
-       AND t.peak_calls_per_transaction >= a.per_transaction
-       -- one table, looked up by a parameter
-       AND x.query ~* '^\s*SELECT\M.*\mFROM\s+[\w."]+(\s+(AS\s+)?\w+)?\s+WHERE\M.*=\s*\$\d'
-       AND x.query !~* '\m(JOIN|UNION|GROUP\s+BY)\M'
-       AND NOT EXISTS (SELECT FROM run_lookups r
-                        WHERE r.dbid = t.dbid AND r.userid = t.userid AND r.queryid = t.queryid)
-), sampled AS (
-    -- what the sampler saw running the lookups and their parents, in the last day of the
-    -- window at most: the minute rollups, then the raw samples of the minutes not rolled up yet
-    SELECT am.query_id, am.application_name, am.samples
-      FROM args a, @extschema@.activity_minute am
-     WHERE am.minute > a.sampled_since
-       AND am.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
-                           UNION ALL SELECT r.parent FROM run_lookups r)
-    UNION ALL
-    SELECT s.query_id, s.application_name, 1
-      FROM args a, @extschema@.activity_samples s
-     WHERE s.sampled_at >= GREATEST(a.sampled_since,
-                                    (SELECT pg_catalog.max(am.minute) + interval '1 minute'
-                                       FROM @extschema@.activity_minute am))
-       AND s.query_id IN (SELECT l.queryid FROM lookups l UNION ALL SELECT r.queryid FROM run_lookups r
-                          UNION ALL SELECT r.parent FROM run_lookups r)
-), applications AS (
-    -- the application most often sampled running each statement
-    SELECT m.query_id, (pg_catalog.array_agg(m.application_name ORDER BY m.samples DESC))[1] AS application
-      FROM (SELECT s.query_id, s.application_name, pg_catalog.sum(s.samples) AS samples
-              FROM sampled s GROUP BY 1, 2) m
-     GROUP BY m.query_id
-)
-SELECT pg_catalog.jsonb_build_object(
-           'type', 'n_plus_one', 'detected_by', 'runs', 'queryid', r.queryid,
-           'query', COALESCE(r.query, '<query text not collected>'),
-           'parent_queryid', r.parent, 'parent_query', COALESCE(r.parent_query, '<query text not collected>'),
-           'impact', 'high',
-           'evidence', pg_catalog.jsonb_build_object(
-               'runs', r.runs,
-               'run_length', pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
-               'max_run_length', r.max_length,
-               'executions_in_runs', r.executions,
-               'calls', r.calls,
-               'rows_per_call', pg_catalog.round((r.rows::double precision / NULLIF(r.calls, 0))::numeric, 2),
-               'mean_time_ms', pg_catalog.round((r.total_exec_time / NULLIF(r.calls, 0))::numeric, 3),
-               'application', COALESCE(ap.application, app.application)),
-           'solution', CASE
-               WHEN r.query ~* '^\s*(WITH\M.*)?SELECT\M' THEN
-                   pg_catalog.format('run 1 statement instead of 1 + %s: JOIN the looked-up table into the parent statement '
-                                     '(queryid %s) on the key it returns, or fetch all keys at once with = ANY($1) and an array '
-                                     'of the parent''s keys%s', pg_catalog.round((r.executions::double precision / r.runs)::numeric),
-                                     r.parent,
-                                     CASE WHEN r.query ~ '=\s*\$\d' THEN ': ' || pg_catalog.regexp_replace(r.query, '=\s*\$(\d+)', '= ANY($\1)') ELSE '' END)
-               ELSE
-                   pg_catalog.format('run 1 statement for all %s keys: WHERE <key> = ANY($1) with an array of the keys for UPDATE '
-                                     'or DELETE, one multi-row INSERT (or INSERT ... SELECT FROM unnest($1, ...)) for INSERT',
-                                     pg_catalog.round((r.executions::double precision / r.runs)::numeric))
-           END,
-           'reason', pg_catalog.format('%s runs of %s consecutive executions on average (at most %s) on one connection, '
-                                       'each right after statement %s: one statement per key it returned',
-                                       r.runs, pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
-                                       r.max_length, r.parent)),
-       r.executions::double precision
-  FROM run_lookups r
-  LEFT JOIN applications ap ON ap.query_id = r.queryid
-  LEFT JOIN applications app ON app.query_id = r.parent
-UNION ALL
-SELECT pg_catalog.jsonb_build_object(
-           'type', 'n_plus_one', 'detected_by', 'calls_per_transaction', 'queryid', l.queryid, 'query', l.query,
-           'impact', 'high',
-           'evidence', pg_catalog.jsonb_build_object(
-               'calls', l.calls,
-               'calls_per_transaction', pg_catalog.round(l.per_transaction::numeric, 1),
-               'calls_per_second', pg_catalog.round((l.calls / a.window_seconds)::numeric, 1),
-               'rows_per_call', pg_catalog.round((l.rows::double precision / l.calls)::numeric, 2),
-               'mean_time_ms', pg_catalog.round((l.total_exec_time / l.calls)::numeric, 3),
-               'application', ap.application),
-           'solution', 'fetch the rows in one statement instead of one per key: JOIN this table into the query '
-                       || 'that produced the keys, or batch them: ... WHERE <key> = ANY($1) with an array of keys',
-           'reason', pg_catalog.format('a single-row lookup ran %s times per transaction of its database in one snapshot interval',
-                                       pg_catalog.round(l.per_transaction::numeric, 1))),
-       l.calls::double precision
-  FROM lookups l CROSS JOIN args a
-  LEFT JOIN applications ap ON ap.query_id = l.queryid
-$$;
+-- (_n_plus_one: replaced once, by its latest version, in the section of issue 20's run application)
 
 -- the hours rolled up before this upgrade: their histograms, merged from the minute rows still
 -- kept, into partitions made here for those days (the partition manager makes today's and
@@ -7783,6 +7531,176 @@ SELECT pg_catalog.jsonb_build_object(
     'model_version', '1',
     'window', analysis_window::text,
     'computed_at', pg_catalog.now())
+$$;
+
+-------------------------------------------------------------------------------
+-- Issue 20: the application of an N+1 is the one the executor hooks saw run its runs
+-- (statement_latency.run_application, minute rows), not only what the sampler caught.
+-------------------------------------------------------------------------------
+ALTER TABLE @extschema@.statement_latency ADD COLUMN run_application text;
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency', 'runs', '(queryid) WHERE runs IS NOT NULL');
+DO $runs_index$
+DECLARE
+    part pg_catalog.text;
+BEGIN
+    FOR part IN SELECT c.relname::pg_catalog.text
+                  FROM pg_catalog.pg_inherits h
+                  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) h.inhrelid
+                 WHERE h.inhparent OPERATOR(pg_catalog.=) '@extschema@.statement_latency'::pg_catalog.regclass
+                 ORDER BY 1 LOOP
+        PERFORM @extschema@._index_partition('statement_latency', part);
+    END LOOP;
+END
+$runs_index$;
+
+CREATE OR REPLACE FUNCTION @extschema@._n_plus_one(analysis_window interval, totals @extschema@.statement_total[])
+RETURNS TABLE (entry jsonb, weight double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           pg_catalog.now() - LEAST(analysis_window, interval '1 day') AS sampled_since,
+           EXTRACT(epoch FROM analysis_window)::double precision AS window_seconds,
+           @extschema@._threshold('n_plus_one_calls_per_transaction')::double precision AS per_transaction,
+           @extschema@._threshold('n_plus_one_rows_per_call')::double precision AS max_rows,
+           @extschema@._threshold('n_plus_one_min_runs')::double precision AS min_runs,
+           @extschema@._threshold('n_plus_one_min_run_length')::double precision AS min_run_length
+), run_parents AS (
+    -- each interval names the parent of the lookup's latest run in it
+    SELECT l.dbid, l.userid, l.queryid, l.run_parent_queryid AS parent,
+           pg_catalog.sum(l.runs) AS runs, pg_catalog.sum(l.run_executions) AS executions,
+           pg_catalog.max(l.run_max_length) AS max_length
+      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l
+     WHERE l.runs > 0
+     GROUP BY 1, 2, 3, 4
+), runs AS (
+    -- the parent: the one named for most runs
+    SELECT r.dbid, r.userid, r.queryid,
+           (pg_catalog.array_agg(r.parent ORDER BY r.runs DESC, r.parent))[1] AS parent,
+           pg_catalog.sum(r.runs)::bigint AS runs, pg_catalog.sum(r.executions)::bigint AS executions,
+           pg_catalog.max(r.max_length)::bigint AS max_length
+      FROM run_parents r
+     GROUP BY 1, 2, 3
+), run_lookups AS (
+    SELECT r.*, x.query, p.query AS parent_query, t.calls, t.rows, t.total_exec_time
+      FROM args a CROSS JOIN runs r
+      LEFT JOIN @extschema@.statement_texts x
+             ON x.dbid = r.dbid AND x.userid = r.userid AND x.queryid = r.queryid AND x.toplevel
+      LEFT JOIN @extschema@.statement_texts p
+             ON p.dbid = r.dbid AND p.userid = r.userid AND p.queryid = r.parent AND p.toplevel
+      LEFT JOIN pg_catalog.unnest(totals) t
+             ON t.dbid = r.dbid AND t.userid = r.userid AND t.queryid = r.queryid AND t.toplevel
+     WHERE r.runs >= a.min_runs AND r.executions::double precision / r.runs >= a.min_run_length
+), run_applications AS (
+    -- the application whose connections ran the most runs of each lookup, as the executor
+    -- hooks recorded it at each run's end (minute rows only: the rollups do not keep it)
+    SELECT m.dbid, m.userid, m.queryid,
+           (pg_catalog.array_agg(m.application ORDER BY m.runs DESC, m.application))[1] AS application
+      FROM (SELECT l.dbid, l.userid, l.queryid, l.run_application AS application,
+                   pg_catalog.sum(l.runs) AS runs
+              FROM args a, @extschema@.statement_latency l
+             WHERE l.interval_end > a.since AND l.runs IS NOT NULL AND l.run_application IS NOT NULL
+               AND l.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))
+               AND (l.dbid, l.userid, l.queryid) IN (SELECT r.dbid, r.userid, r.queryid FROM run_lookups r)
+             GROUP BY 1, 2, 3, 4) m
+     GROUP BY 1, 2, 3
+), lookups AS (
+    SELECT t.*, x.query, t.peak_calls_per_transaction AS per_transaction
+      FROM args a, pg_catalog.unnest(totals) t
+      JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
+     WHERE t.toplevel AND t.calls > 0
+       AND t.rows::double precision / t.calls <= a.max_rows
+       AND t.peak_calls_per_transaction >= a.per_transaction
+       -- one table, looked up by a parameter
+       AND x.query ~* '^\s*SELECT\M.*\mFROM\s+[\w."]+(\s+(AS\s+)?\w+)?\s+WHERE\M.*=\s*\$\d'
+       AND x.query !~* '\m(JOIN|UNION|GROUP\s+BY)\M'
+       AND NOT EXISTS (SELECT FROM run_lookups r
+                        WHERE r.dbid = t.dbid AND r.userid = t.userid AND r.queryid = t.queryid)
+), unnamed AS (
+    -- the statements whose application only the sampler can tell: the lookups of the
+    -- calls-per-transaction rule, and the runs (and their parents) the hooks named none for
+    SELECT l.queryid FROM lookups l
+    UNION SELECT r.queryid FROM run_lookups r
+           WHERE NOT EXISTS (SELECT FROM run_applications ra
+                              WHERE ra.dbid = r.dbid AND ra.userid = r.userid AND ra.queryid = r.queryid)
+    UNION SELECT r.parent FROM run_lookups r
+           WHERE NOT EXISTS (SELECT FROM run_applications ra
+                              WHERE ra.dbid = r.dbid AND ra.userid = r.userid AND ra.queryid = r.queryid)
+), sampled AS (
+    -- what the sampler saw running those statements, in the last day of the window at most:
+    -- the minute rollups, then the raw samples of the minutes not rolled up yet
+    SELECT am.query_id, am.application_name, am.samples
+      FROM args a, @extschema@.activity_minute am
+     WHERE am.minute > a.sampled_since
+       AND am.query_id IN (SELECT u.queryid FROM unnamed u)
+    UNION ALL
+    SELECT s.query_id, s.application_name, 1
+      FROM args a, @extschema@.activity_samples s
+     WHERE s.sampled_at >= GREATEST(a.sampled_since,
+                                    (SELECT pg_catalog.max(am.minute) + interval '1 minute'
+                                       FROM @extschema@.activity_minute am))
+       AND s.query_id IN (SELECT u.queryid FROM unnamed u)
+), applications AS (
+    -- the application most often sampled running each statement
+    SELECT m.query_id, (pg_catalog.array_agg(m.application_name ORDER BY m.samples DESC))[1] AS application
+      FROM (SELECT s.query_id, s.application_name, pg_catalog.sum(s.samples) AS samples
+              FROM sampled s GROUP BY 1, 2) m
+     GROUP BY m.query_id
+)
+SELECT pg_catalog.jsonb_build_object(
+           'type', 'n_plus_one', 'detected_by', 'runs', 'queryid', r.queryid,
+           'query', COALESCE(r.query, '<query text not collected>'),
+           'parent_queryid', r.parent, 'parent_query', COALESCE(r.parent_query, '<query text not collected>'),
+           'impact', 'high',
+           'evidence', pg_catalog.jsonb_build_object(
+               'runs', r.runs,
+               'run_length', pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
+               'max_run_length', r.max_length,
+               'executions_in_runs', r.executions,
+               'calls', r.calls,
+               'rows_per_call', pg_catalog.round((r.rows::double precision / NULLIF(r.calls, 0))::numeric, 2),
+               'mean_time_ms', pg_catalog.round((r.total_exec_time / NULLIF(r.calls, 0))::numeric, 3),
+               'application', COALESCE(ra.application, ap.application, app.application)),
+           'solution', CASE
+               WHEN r.query ~* '^\s*(WITH\M.*)?SELECT\M' THEN
+                   pg_catalog.format('run 1 statement instead of 1 + %s: JOIN the looked-up table into the parent statement '
+                                     '(queryid %s) on the key it returns, or fetch all keys at once with = ANY($1) and an array '
+                                     'of the parent''s keys%s', pg_catalog.round((r.executions::double precision / r.runs)::numeric),
+                                     r.parent,
+                                     CASE WHEN r.query ~ '=\s*\$\d' THEN ': ' || pg_catalog.regexp_replace(r.query, '=\s*\$(\d+)', '= ANY($\1)') ELSE '' END)
+               ELSE
+                   pg_catalog.format('run 1 statement for all %s keys: WHERE <key> = ANY($1) with an array of the keys for UPDATE '
+                                     'or DELETE, one multi-row INSERT (or INSERT ... SELECT FROM unnest($1, ...)) for INSERT',
+                                     pg_catalog.round((r.executions::double precision / r.runs)::numeric))
+           END,
+           'reason', pg_catalog.format('%s runs of %s consecutive executions on average (at most %s) on one connection, '
+                                       'each right after statement %s: one statement per key it returned',
+                                       r.runs, pg_catalog.round((r.executions::double precision / r.runs)::numeric, 1),
+                                       r.max_length, r.parent)),
+       r.executions::double precision
+  FROM run_lookups r
+  LEFT JOIN run_applications ra ON ra.dbid = r.dbid AND ra.userid = r.userid AND ra.queryid = r.queryid
+  LEFT JOIN applications ap ON ap.query_id = r.queryid
+  LEFT JOIN applications app ON app.query_id = r.parent
+UNION ALL
+SELECT pg_catalog.jsonb_build_object(
+           'type', 'n_plus_one', 'detected_by', 'calls_per_transaction', 'queryid', l.queryid, 'query', l.query,
+           'impact', 'high',
+           'evidence', pg_catalog.jsonb_build_object(
+               'calls', l.calls,
+               'calls_per_transaction', pg_catalog.round(l.per_transaction::numeric, 1),
+               'calls_per_second', pg_catalog.round((l.calls / a.window_seconds)::numeric, 1),
+               'rows_per_call', pg_catalog.round((l.rows::double precision / l.calls)::numeric, 2),
+               'mean_time_ms', pg_catalog.round((l.total_exec_time / l.calls)::numeric, 3),
+               'application', ap.application),
+           'solution', 'fetch the rows in one statement instead of one per key: JOIN this table into the query '
+                       || 'that produced the keys, or batch them: ... WHERE <key> = ANY($1) with an array of keys',
+           'reason', pg_catalog.format('a single-row lookup ran %s times per transaction of its database in one snapshot interval',
+                                       pg_catalog.round(l.per_transaction::numeric, 1))),
+       l.calls::double precision
+  FROM lookups l CROSS JOIN args a
+  LEFT JOIN applications ap ON ap.query_id = l.queryid
 $$;
 
 -------------------------------------------------------------------------------

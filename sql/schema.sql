@@ -407,9 +407,15 @@ CREATE TABLE @extschema@.statement_latency (
     cpu_user_time      double precision,
     cpu_system_time    double precision,
     disk_read_bytes    bigint,
-    disk_write_bytes   bigint
+    disk_write_bytes   bigint,
+    -- application_name of the connection that ran the most recent run (kept in these minute
+    -- rows only: the hourly and daily rollups do not carry it); NULL when no run ended or the
+    -- name was empty
+    run_application    text
 ) PARTITION BY RANGE (interval_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency', 'interval_end', '(interval_end)');
+-- the few rows with runs, by statement: query_analysis looks up the application of an N+1's runs
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency', 'runs', '(queryid) WHERE runs IS NOT NULL');
 
 -- Hourly rollup of statement_latency (collector, with statement_hourly): one row per statement
 -- and hour for the intervals ending in (hour_end - 1 hour, hour_end]. Histograms merge exactly

@@ -2,13 +2,16 @@
 # End-to-end test of issue 20 on a real cluster, with pgbench clients:
 #  (a) one query returns 20 keys, then 20 single-row lookups by key, each statement in
 #      autocommit, again and again: query_analysis reports an N+1 naming both statements, the
-#      application and a run length of 20, with a JOIN / = ANY($1) rewrite;
+#      application (recorded by the executor hooks, not only sampled) and a run length of 20,
+#      with a JOIN / = ANY($1) rewrite;
 #  (b) a steady stream of single-row lookups by random key, one per transaction, with no parent
 #      or after one set-up statement: a caching opportunity, not an N+1 (and no run of it is
 #      recorded at all);
 #  (c) a loop of lookups inside one transaction: still found by the calls-per-transaction rule.
 # and dbanalytics never analyzes itself: after the workers sampled every 0.2 s and snapshotted
-# every 5 s through the whole test, pg_stat_statements holds no statement of the workers' role
+# every 5 s through the whole test, and did what they otherwise do over an hour and a day (the
+# hourly rollup, the health record, the retention's DROPs of expired partitions, the pruning
+# of session keys, brought forward), pg_stat_statements holds no statement of the workers' role
 # in the monitored database, the history has none, and no analytic names one. Every statement
 # of the test itself runs as another role (tester), so the workers' role (the bootstrap
 # superuser) has no other statement there.
@@ -16,8 +19,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib.sh
 
-DIR=$PWD/target/e2e-n-plus-one
-PORT=5521
+# SELF_EXCLUSION_MINUTES=N (default 0) keeps the clients and the workers running N more minutes
+# before the self-exclusion checks (a long run outside scripts/test: with N=60, an hour of
+# collection at 0.2 s samples and 5 s snapshots); E2E_DIR and E2E_PORT let it run beside others.
+SELF_EXCLUSION_MINUTES=${SELF_EXCLUSION_MINUTES:-0}
+DIR=${E2E_DIR:-$PWD/target/e2e-n-plus-one}
+PORT=${E2E_PORT:-5521}
 DB=appdb
 q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U tester -d "$DB" -c "$1"; }
 holds() { [ "$(q "SELECT ($1)")" = t ]; }
@@ -35,11 +42,16 @@ rm -rf "$DIR"
 cluster_init "$DIR" "$PORT" \
     "shared_preload_libraries = 'pg_stat_statements,dbanalytics'" \
     "dbanalytics.database = '$DB'" "dbanalytics.snapshot_interval = '5s'" \
-    "dbanalytics.sample_interval = '200ms'"
+    "dbanalytics.sample_interval = '200ms'" "dbanalytics.health_interval = '5s'"
 cluster_start "$DIR"
 psql_at "$DIR" "$PORT" postgres "CREATE ROLE tester SUPERUSER LOGIN"
 psql_at "$DIR" "$PORT" postgres "CREATE DATABASE $DB OWNER tester"
 q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
+# the hours' and days' work of the workers, brought into the test's minute: partitions of the
+# three days before today, which the retention source drops (with the daily pruning of session
+# keys) as past dbanalytics.retention_raw; the health score recorded every 5 s; the hourly
+# rollup, fed below with history two hours old
+q "$(past_partitions_sql 3)"
 q "CREATE TABLE items (id int PRIMARY KEY, name text);
    INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g;
    CREATE TABLE customers (id int PRIMARY KEY, name text);
@@ -113,6 +125,19 @@ check "every script run of (a) is one run of the lookup (the last one recorded a
     "$(opportunities "o->>'query' = '$LOOKUP_A' AND o->>'type' = 'n_plus_one'" | jq -r '.evidence.runs')"
 check "the application is named" shop_n_plus_one \
     "$(opportunities "o->>'query' = '$LOOKUP_A' AND o->>'type' = 'n_plus_one'" | jq -r '.evidence.application')"
+check "the executor hooks recorded the application of the runs, in every interval with runs" "shop_n_plus_one" \
+    "$(q "SELECT string_agg(DISTINCT COALESCE(run_application, '<none>'), ',') FROM dbanalytics.statement_latency
+           WHERE runs > 0 AND queryid = (SELECT queryid FROM pg_stat_statements WHERE query = '$LOOKUP_A')")"
+# the sampler may never catch a run of quick lookups (at the default 1 s it often does not):
+# with no sample of either statement left, the application still comes from the runs
+q "BEGIN;
+   DELETE FROM dbanalytics.activity_raw WHERE query_id IN
+       (SELECT queryid FROM pg_stat_statements WHERE query IN ('$LOOKUP_A', '$PARENT_A'));
+   DELETE FROM dbanalytics.activity_minute WHERE query_id IN
+       (SELECT queryid FROM pg_stat_statements WHERE query IN ('$LOOKUP_A', '$PARENT_A'));
+   COMMIT"
+check "the application is named with no sample of the lookup or its parent" shop_n_plus_one \
+    "$(opportunities "o->>'query' = '$LOOKUP_A' AND o->>'type' = 'n_plus_one'" | jq -r '.evidence.application')"
 check "the rewrite: a JOIN into the parent, or = ANY(\$1) with the keys" true \
     "$(opportunities "o->>'query' = '$LOOKUP_A' AND o->>'type' = 'n_plus_one'" \
         | jq -r '.solution | (contains("JOIN") and contains("SELECT name FROM items WHERE id = ANY($1)"))')"
@@ -134,6 +159,42 @@ check "found by calls per transaction, with its fix" "calls_per_transaction|true
     "$(opportunities "o->>'type' = 'n_plus_one' AND o->>'query' = 'SELECT label FROM products WHERE id = \$1'" \
         | jq -r '[.detected_by, ((.evidence.calls_per_transaction >= 10) and (.solution | contains("= ANY($1)")))]
                  | map(tostring) | join("|")')"
+
+if [ "$SELF_EXCLUSION_MINUTES" -gt 0 ]; then
+    step "Clients (a) and (b) go on for $SELF_EXCLUSION_MINUTES minutes, 50 scripts per second each"
+    for script in n_plus_one stream; do
+        PGAPPNAME=shop_$script "$PG_BIN/pgbench" -n -h "$DIR" -p "$PORT" -U tester -f "$DIR/$script.pgbench" \
+            -c 1 -j 1 -R 50 -T $((SELF_EXCLUSION_MINUTES * 60)) "$DB" >"$DIR/pgbench_long_$script.log" 2>&1 &
+    done
+    wait
+    info "$(q "SELECT count(*) || ' statements in pg_stat_statements, ' || (SELECT count(*) FROM dbanalytics.collector_runs WHERE source = 'statements' AND status = 'ok') || ' statement snapshots' FROM pg_stat_statements")"
+fi
+
+step "An hour of the workers' periodic work happened meanwhile"
+# deltas two hours back (copies of the latest ones): if no hour was rolled up yet, the next
+# hourly rollup starts from them; if one was, the rollup already ran for real
+q "BEGIN;
+   CREATE TEMP TABLE backdated AS
+       SELECT * FROM dbanalytics.statement_stats WHERE interval_end = (SELECT max(interval_end) FROM dbanalytics.statement_stats);
+   UPDATE backdated SET interval_end = date_trunc('hour', now()) - interval '90 minutes',
+                        interval_start = date_trunc('hour', now()) - interval '91 minutes';
+   INSERT INTO dbanalytics.statement_stats SELECT * FROM backdated;
+   COMMIT"
+T3=$(q "SELECT now()")
+wait_for "a snapshot after the backdated history" 30 snapshot_after "$T3"
+check "the hourly rollup wrote statement hours" t \
+    "$(q "SELECT EXISTS (SELECT FROM dbanalytics.statement_hourly)
+                 AND EXISTS (SELECT FROM dbanalytics.collector_runs WHERE source = 'rollup_hours' AND status = 'ok' AND rows > 0)")"
+check "the retention dropped the expired partitions of three days ago" "true|0" \
+    "$(q "SELECT EXISTS (SELECT FROM dbanalytics.collector_runs WHERE source = 'retention' AND status = 'ok' AND rows > 0)::text || '|' ||
+                 (SELECT count(*) FROM pg_class WHERE relnamespace = 'dbanalytics'::regnamespace
+                     AND relname IN ('activity_raw_p' || to_char((now() AT TIME ZONE 'UTC')::date - 3, 'YYYYMMDD'),
+                                     'collector_runs_p' || to_char((now() AT TIME ZONE 'UTC')::date - 3, 'YYYYMMDD')))")"
+minute_rolled_up() { holds "EXISTS (SELECT FROM dbanalytics.collector_runs WHERE source = 'rollup' AND status = 'ok' AND rows > 0)"; }
+wait_for "a minute rollup wrote rows (once a sampled minute has passed)" 75 minute_rolled_up
+check "the health score was recorded and the alerts evaluated" "true|true" \
+    "$(q "SELECT ((SELECT count(*) FROM dbanalytics.health_history) >= 2)::text || '|' ||
+                 EXISTS (SELECT FROM dbanalytics.collector_runs WHERE source = 'alerts' AND status = 'ok')::text")"
 
 step "dbanalytics analyzes nobody but its users"
 SAMPLES=$(q "SELECT count(DISTINCT sampled_at) FROM dbanalytics.connection_samples")

@@ -574,10 +574,14 @@ fn latency_insert(
             // the runs of the statement (the N of an N+1): NULL when none ended in the interval
             let runs = match &entry.runs {
                 Some(runs) => format!(
-                    "{}, {}, {}, {}",
-                    runs.runs, runs.executions, runs.max_length, runs.parent
+                    "{}, {}, {}, {}, {}",
+                    runs.runs,
+                    runs.executions,
+                    runs.max_length,
+                    runs.parent,
+                    spi::literal(runs.application.as_deref())
                 ),
-                None => "NULL, NULL, NULL, NULL".to_string(),
+                None => "NULL, NULL, NULL, NULL, NULL".to_string(),
             };
             // the resources of the measured executions: NULL when none was measured (a drain
             // between an execution's count and its figures may leave figures with no count:
@@ -606,17 +610,17 @@ fn latency_insert(
         .collect();
     format!(
         "WITH drained (dbid, userid, queryid, buckets, counts, runs, run_executions, run_max_length,
-                        run_parent_queryid, cpu_user_time, cpu_system_time, disk_read_bytes,
-                        disk_write_bytes) AS (VALUES {values}),
+                        run_parent_queryid, run_application, cpu_user_time, cpu_system_time,
+                        disk_read_bytes, disk_write_bytes) AS (VALUES {values}),
          per_query AS (
              INSERT INTO dbanalytics.statement_latency
                     (interval_start, interval_end, dbid, userid, queryid, reset, executions, buckets, counts,
-                     runs, run_executions, run_max_length, run_parent_queryid, cpu_user_time,
-                     cpu_system_time, disk_read_bytes, disk_write_bytes)
+                     runs, run_executions, run_max_length, run_parent_queryid, run_application,
+                     cpu_user_time, cpu_system_time, disk_read_bytes, disk_write_bytes)
              SELECT {interval_start}, pg_catalog.now(), d.dbid, d.userid, d.queryid, {reset},
                     COALESCE((SELECT pg_catalog.sum(c)::bigint FROM pg_catalog.unnest(d.counts) c), 0),
                     d.buckets, d.counts, d.runs::bigint, d.run_executions::bigint, d.run_max_length::bigint,
-                    d.run_parent_queryid::bigint, d.cpu_user_time::double precision,
+                    d.run_parent_queryid::bigint, d.run_application::text, d.cpu_user_time::double precision,
                     d.cpu_system_time::double precision, d.disk_read_bytes::bigint, d.disk_write_bytes::bigint
                FROM drained d
              RETURNING 1),

@@ -317,7 +317,14 @@ unsafe fn track_run(
     let end = start + micros as i64;
     let ended = RUNS.update(|tracker| tracker.executed(queryid, rows, start, end));
     if let Some(run) = ended {
-        histograms.record_run(dbid, userid, run.queryid, run.length, run.parent);
+        histograms.record_run(
+            dbid,
+            userid,
+            run.queryid,
+            run.length,
+            run.parent,
+            application_name(),
+        );
     }
     if !EXIT_CALLBACK.get() {
         EXIT_CALLBACK.set(true);
@@ -337,6 +344,17 @@ unsafe extern "C-unwind" fn record_last_run(_code: i32, _arg: pg_sys::Datum) {
             run.queryid,
             run.length,
             run.parent,
+            application_name(),
         );
     }
+}
+
+/// This connection's `application_name` (the setting's bytes; empty when unset). Read once per
+/// run that ends, never per execution.
+unsafe fn application_name() -> &'static [u8] {
+    let name = pg_sys::application_name;
+    if name.is_null() {
+        return &[];
+    }
+    std::ffi::CStr::from_ptr(name).to_bytes()
 }

@@ -7,8 +7,9 @@
 //!
 //! The file holds the drained entries of the table (`table::Drained`), little-endian:
 //! a header (magic, format version, number of buckets, number of entries), then per entry its
-//! key, its runs, its resource usage and its non-zero buckets. A file of another format or bucket layout is
-//! ignored with a LOG line, never misread.
+//! key, its runs (with the application name of the latest one, length-prefixed), its resource
+//! usage and its non-zero buckets. Format 2 (before the application name) is still read; a file
+//! of another format or bucket layout is ignored with a LOG line, never misread.
 
 use super::buckets::BUCKETS;
 use super::table::{self, Drained, Runs, Usage};
@@ -19,7 +20,10 @@ use pgrx::prelude::*;
 const FILE: &str = "pg_stat/dbanalytics_latency.stat";
 const FILE_TMP: &str = "pg_stat/dbanalytics_latency.stat.tmp";
 const MAGIC: u32 = 0x4442_414C; // "DBAL"
-const VERSION: u32 = 2; // 2: with the resource usage
+const VERSION: u32 = 3; // 2: with the resource usage; 3: with the runs' application
+/// The previous format, still read (a clean shutdown of a build without the application name,
+/// then a start of this one).
+const VERSION_WITHOUT_APPLICATION: u32 = 2;
 
 /// The postmaster, after it created the table: reads what the last clean shutdown saved and
 /// arranges for the next one to save again.
@@ -107,6 +111,9 @@ pub fn encode(entries: &[Drained]) -> Vec<u8> {
         put_u64(&mut out, runs.map_or(0, |r| r.executions));
         put_u64(&mut out, runs.map_or(0, |r| r.max_length));
         put_u64(&mut out, runs.map_or(0, |r| r.parent as u64));
+        let application = runs.and_then(|r| r.application.as_deref()).unwrap_or("");
+        put_u32(&mut out, application.len() as u32);
+        out.extend_from_slice(application.as_bytes());
         put_u64(&mut out, entry.usage.executions);
         put_u64(&mut out, entry.usage.cpu_user_us);
         put_u64(&mut out, entry.usage.cpu_system_us);
@@ -140,13 +147,24 @@ impl Reader<'_> {
     fn u64(&mut self) -> Option<u64> {
         self.take().map(u64::from_le_bytes)
     }
+
+    fn text(&mut self) -> Option<String> {
+        let len = self.u32()? as usize;
+        let slice = self.bytes.get(self.at..self.at.checked_add(len)?)?;
+        self.at += len;
+        String::from_utf8(slice.to_vec()).ok()
+    }
 }
 
 /// Reads what `encode` wrote; None for anything else (another format, another bucket layout,
 /// a bucket out of range, a truncated or longer file).
 pub fn decode(bytes: &[u8]) -> Option<Vec<Drained>> {
     let mut r = Reader { bytes, at: 0 };
-    if r.u32()? != MAGIC || r.u32()? != VERSION || r.u32()? != BUCKETS as u32 {
+    if r.u32()? != MAGIC {
+        return None;
+    }
+    let version = r.u32()?;
+    if ![VERSION, VERSION_WITHOUT_APPLICATION].contains(&version) || r.u32()? != BUCKETS as u32 {
         return None;
     }
     let count = r.u64()?;
@@ -155,6 +173,11 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Drained>> {
         let (dbid, userid, queryid) = (r.u32()?, r.u32()?, r.u64()? as i64);
         let (runs, executions, max_length, parent) =
             (r.u64()?, r.u64()?, r.u64()?, r.u64()? as i64);
+        let application = if version == VERSION {
+            Some(r.text()?).filter(|name| !name.is_empty())
+        } else {
+            None
+        };
         let usage = Usage {
             executions: r.u64()?,
             cpu_user_us: r.u64()?,
@@ -180,6 +203,7 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<Drained>> {
                 executions,
                 max_length,
                 parent,
+                application,
             }),
             usage,
         });
@@ -203,6 +227,7 @@ mod tests {
                     executions: 40,
                     max_length: 20,
                     parent: -7,
+                    application: Some("shop".to_string()),
                 }),
                 usage: Usage {
                     executions: 3,
@@ -227,6 +252,33 @@ mod tests {
     fn what_is_saved_is_read_back_exactly() {
         assert_eq!(decode(&encode(&sample())), Some(sample()));
         assert_eq!(decode(&encode(&[])), Some(vec![]));
+    }
+
+    #[test]
+    fn a_file_of_the_previous_format_is_read_without_the_application() {
+        // version 2: the same entry with no application name
+        let mut bytes = Vec::new();
+        put_u32(&mut bytes, MAGIC);
+        put_u32(&mut bytes, VERSION_WITHOUT_APPLICATION);
+        put_u32(&mut bytes, BUCKETS as u32);
+        put_u64(&mut bytes, 1);
+        put_u32(&mut bytes, 5);
+        put_u32(&mut bytes, 10);
+        put_u64(&mut bytes, 42);
+        for value in [2, 40, 20, 7, 3, 1_500, 20, 8192, 0] {
+            put_u64(&mut bytes, value);
+        }
+        put_u32(&mut bytes, 1);
+        put_u32(&mut bytes, 0);
+        put_u64(&mut bytes, 3);
+        let entries = decode(&bytes).expect("version 2 is read");
+        assert_eq!(entries.len(), 1);
+        let runs = entries[0].runs.as_ref().expect("its runs");
+        assert_eq!(
+            (runs.runs, runs.parent, runs.application.as_deref()),
+            (2, 7, None)
+        );
+        assert_eq!(entries[0].buckets, vec![(0, 3)]);
     }
 
     #[test]

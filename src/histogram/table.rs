@@ -24,6 +24,9 @@ const OVERFLOW_SLOTS: usize = 64;
 /// A lookup gives up after this many probes and treats the table as full (bounds the hot path).
 const MAX_PROBES: usize = 64;
 const SHMEM_NAME: &CStr = c"dbanalytics latency histograms";
+/// Words of a run's application name: NAMEDATALEN bytes, the longest `application_name`
+/// PostgreSQL keeps (63 bytes and a NUL).
+const APPLICATION_WORDS: usize = pg_sys::NAMEDATALEN as usize / 8;
 
 #[repr(C)]
 struct Header {
@@ -48,6 +51,11 @@ pub struct Slot {
     run_max_length: AtomicU64,
     /// The statement that preceded the most recent run (kept across drains).
     run_parent: AtomicI64,
+    /// The `application_name` of the connection that ran the most recent run (kept across
+    /// drains), NUL-padded; written under `run_application_seq` (a sequence lock: odd while
+    /// a backend writes it, a second writer skips, a reader that sees it change reads again).
+    run_application: [AtomicU64; APPLICATION_WORDS],
+    run_application_seq: AtomicU32,
     /// Resources of its top-level executions since the last drain (getrusage around them),
     /// and how many executions were measured.
     measured: AtomicU64,
@@ -226,6 +234,57 @@ fn find<'a>(
     None
 }
 
+/// Writes the application name of a run into its slot: the first 63 bytes, NUL-padded. A
+/// backend that finds another one writing skips (that one's name is as recent).
+fn store_application(slot: &Slot, name: &[u8]) {
+    let seq = slot.run_application_seq.load(Ordering::Relaxed);
+    if seq & 1 == 1
+        || slot
+            .run_application_seq
+            .compare_exchange(
+                seq,
+                seq.wrapping_add(1),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+    {
+        return;
+    }
+    let mut bytes = [0u8; APPLICATION_WORDS * 8];
+    let len = name.len().min(bytes.len() - 1);
+    bytes[..len].copy_from_slice(&name[..len]);
+    for (word, chunk) in slot.run_application.iter().zip(bytes.chunks_exact(8)) {
+        let chunk: [u8; 8] = chunk.try_into().unwrap_or_default();
+        word.store(u64::from_le_bytes(chunk), Ordering::Relaxed);
+    }
+    slot.run_application_seq
+        .store(seq.wrapping_add(2), Ordering::Release);
+}
+
+/// Reads the application name of a slot's most recent run; None when there is none, or when
+/// writers kept changing it while it was read.
+fn load_application(slot: &Slot) -> Option<String> {
+    for _ in 0..4 {
+        let before = slot.run_application_seq.load(Ordering::Acquire);
+        if before & 1 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let mut bytes = [0u8; APPLICATION_WORDS * 8];
+        for (word, chunk) in slot.run_application.iter().zip(bytes.chunks_exact_mut(8)) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        if slot.run_application_seq.load(Ordering::Relaxed) != before {
+            continue;
+        }
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        return (len > 0).then(|| String::from_utf8_lossy(&bytes[..len]).into_owned());
+    }
+    None
+}
+
 impl Table {
     /// Adds one execution of `micros` to the query's histogram.
     pub fn record(&self, dbid: u32, userid: u32, queryid: i64, micros: u64, usage: Option<Usage>) {
@@ -261,7 +320,15 @@ impl Table {
 
     /// Adds one ended run to its statement's slot (claimed like `record` would; a statement
     /// without a slot of its own loses the run: the overflow slot has no statement to name).
-    pub fn record_run(&self, dbid: u32, userid: u32, queryid: i64, length: u32, parent: i64) {
+    pub fn record_run(
+        &self,
+        dbid: u32,
+        userid: u32,
+        queryid: i64,
+        length: u32,
+        parent: i64,
+        application: &[u8],
+    ) {
         let header = self.header;
         let room_left = || header.used.load(Ordering::Relaxed) < header.capacity;
         let Some((slot, claimed)) = find(self.regular, dbid, userid, queryid, &room_left) else {
@@ -276,6 +343,7 @@ impl Table {
         slot.run_max_length
             .fetch_max(u64::from(length), Ordering::Relaxed);
         slot.run_parent.store(parent, Ordering::Relaxed);
+        store_application(slot, application);
         slot.runs.fetch_add(1, Ordering::Release);
     }
 
@@ -303,6 +371,7 @@ impl Table {
                     executions: slot.run_executions.swap(0, Ordering::Relaxed),
                     max_length: slot.run_max_length.swap(0, Ordering::Relaxed),
                     parent: slot.run_parent.load(Ordering::Relaxed),
+                    application: load_application(slot),
                 }),
             };
             let usage = Usage::take_from(slot);
@@ -362,6 +431,9 @@ impl Table {
             if let Some(runs) = &entry.runs {
                 if claimed {
                     slot.run_parent.store(runs.parent, Ordering::Relaxed);
+                    if let Some(application) = &runs.application {
+                        store_application(slot, application.as_bytes());
+                    }
                 }
                 slot.run_executions
                     .fetch_add(runs.executions, Ordering::Relaxed);
@@ -405,6 +477,8 @@ pub struct Runs {
     pub executions: u64,
     pub max_length: u64,
     pub parent: i64,
+    /// The application of the most recent run (None: unknown, or an empty name).
+    pub application: Option<String>,
 }
 
 pub struct Status {
@@ -413,4 +487,54 @@ pub struct Status {
     pub overflow_databases: i64,
     pub lost_executions: i64,
     pub shared_memory_bytes: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_slot() -> Box<Slot> {
+        // SAFETY: every field of a slot is an integer or an atomic integer: all zeros is the
+        // empty slot, as `attach` makes it in shared memory.
+        Box::new(unsafe { std::mem::zeroed() })
+    }
+
+    #[test]
+    fn a_run_keeps_the_application_name_of_the_latest_run() {
+        let slot = empty_slot();
+        assert_eq!(load_application(&slot), None, "no run yet");
+        store_application(&slot, b"shop_n_plus_one");
+        assert_eq!(load_application(&slot).as_deref(), Some("shop_n_plus_one"));
+        store_application(&slot, b"web");
+        assert_eq!(
+            load_application(&slot).as_deref(),
+            Some("web"),
+            "the shorter name is padded"
+        );
+        store_application(&slot, b"");
+        assert_eq!(load_application(&slot), None, "an empty name is no name");
+    }
+
+    #[test]
+    fn an_application_name_is_cut_at_63_bytes() {
+        let slot = empty_slot();
+        let long = [b'a'; 100];
+        store_application(&slot, &long);
+        assert_eq!(load_application(&slot), Some("a".repeat(63)));
+    }
+
+    #[test]
+    fn a_second_writer_skips_while_one_writes() {
+        let slot = empty_slot();
+        store_application(&slot, b"first");
+        slot.run_application_seq.fetch_add(1, Ordering::Relaxed); // a writer is in the middle
+        store_application(&slot, b"second");
+        assert_eq!(
+            load_application(&slot),
+            None,
+            "a reader does not read a name being written"
+        );
+        slot.run_application_seq.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(load_application(&slot).as_deref(), Some("first"));
+    }
 }
