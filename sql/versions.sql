@@ -1,7 +1,7 @@
 -- dbanalytics: the one place that knows how the statistics views differ between PostgreSQL
 -- and pg_stat_statements versions (docs/versions.md). Each function reads the server's view
 -- with the column names that version has and returns dbanalytics' own, stable names (the
--- columns of the source's *_counters table); the collection functions in sources.sql and the
+-- columns of the source's *_counters table); the collection functions in snapshots.sql and the
 -- epoch queries in src/collect/ read only these. A column a server does not have is NULL here.
 --
 -- Branches are chosen at run time from server_version_num or the installed

@@ -24,9 +24,16 @@ extension_sql_file!(
     name = "versions",
     requires = ["schema"]
 );
+// the collection pipeline: raw samples, counter snapshots, rollups, and the tier boundaries
+// that the rollups and the analytics share
 extension_sql_file!(
-    "../sql/sources.sql",
-    name = "sources",
+    "../sql/sampling.sql",
+    name = "sampling",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../sql/snapshots.sql",
+    name = "snapshots",
     requires = [
         "schema",
         "versions",
@@ -34,7 +41,21 @@ extension_sql_file!(
         api::server::_server_now
     ]
 );
-extension_sql_file!("../sql/views.sql", name = "views", requires = ["sources"]);
+extension_sql_file!(
+    "../sql/windows.sql",
+    name = "windows",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../sql/rollups.sql",
+    name = "rollups",
+    requires = ["windows"]
+);
+extension_sql_file!(
+    "../sql/views.sql",
+    name = "views",
+    requires = ["sampling", "snapshots", "rollups"]
+);
 extension_sql_file!(
     "../sql/analytics_common.sql",
     name = "analytics_common",

@@ -1,5 +1,5 @@
 //! Is the interval since the previous snapshot a plain delta, or did something reset the
-//! counters underneath? The decision is pure (unit-tested below); `sources.sql` applies it
+//! counters underneath? The decision is pure (unit-tested below); `sql/snapshots.sql` applies it
 //! row by row with `counter_delta()`, which also catches a single counter that went down.
 
 /// What identifies one "life" of a source's cumulative counters.
