@@ -4,6 +4,7 @@
 use crate::histogram::buckets;
 use crate::histogram::table;
 use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
 
 /// Every bucket with its bounds in milliseconds (upper is NULL for the overflow bucket).
 #[pg_extern(immutable, parallel_safe)]
@@ -29,36 +30,63 @@ pub fn latency_buckets() -> TableIterator<
 /// Percentiles (in ms) of the histogram made of `buckets` and `counts` — parallel arrays, in any
 /// order, buckets may repeat (so histograms of many intervals are merged by concatenation).
 /// Each value is the midpoint of the bucket holding that rank: within 5 % of the true value.
+/// NULL elements are skipped (a NULL fraction gives NULL); a bucket outside latency_buckets(), a
+/// negative count or a fraction outside [0, 1] is an error.
 #[pg_extern(immutable, strict, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 pub fn latency_percentiles(
     buckets: Vec<Option<i16>>,
     counts: Vec<Option<i64>>,
     fractions: Vec<Option<f64>>,
-) -> Result<Vec<Option<f64>>, String> {
+) -> Vec<Option<f64>> {
     if buckets.len() != counts.len() {
-        return Err(format!(
-            "buckets and counts must have the same length ({} and {})",
-            buckets.len(),
-            counts.len()
-        ));
+        super::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "dbanalytics: buckets and counts must have the same length, got {} and {}",
+                buckets.len(),
+                counts.len()
+            ),
+            "Pass parallel arrays, as statement_latency's buckets and counts columns are.",
+        );
     }
-    let dense = buckets::merge(buckets.into_iter().zip(counts).filter_map(
-        |(bucket, count)| match (bucket, count) {
-            (Some(bucket), Some(count)) if bucket >= 0 && count > 0 => {
-                Some((bucket as usize, count as u64))
-            }
-            _ => None,
-        },
-    ));
-    Ok(fractions
+    let mut pairs = Vec::with_capacity(buckets.len());
+    for (bucket, count) in buckets.into_iter().zip(counts) {
+        let (Some(bucket), Some(count)) = (bucket, count) else {
+            continue;
+        };
+        if bucket < 0 || bucket as usize >= buckets::BUCKETS || count < 0 {
+            super::raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("dbanalytics: no latency histogram has bucket {bucket} with count {count}"),
+                &format!(
+                    "Buckets are 0 to {} (latency_buckets()); counts are at least 0.",
+                    buckets::BUCKETS - 1
+                ),
+            );
+        }
+        pairs.push((bucket as usize, count as u64));
+    }
+    if let Some(fraction) = fractions
+        .iter()
+        .flatten()
+        .find(|f| !(0.0..=1.0).contains(*f))
+    {
+        super::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("dbanalytics: a percentile fraction must be between 0 and 1, got {fraction}"),
+            "Pass fractions such as ARRAY[0.5, 0.95, 0.99].",
+        );
+    }
+    let dense = buckets::merge(pairs);
+    fractions
         .into_iter()
         .map(|fraction| {
             fraction
                 .and_then(|f| buckets::percentile(&dense, f))
                 .map(|micros| micros / 1000.0)
         })
-        .collect())
+        .collect()
 }
 
 /// The shared-memory histogram table: capacity, queries with their own histogram, databases
