@@ -119,6 +119,11 @@ CREATE FUNCTION @extschema@._statement_totals(since timestamptz, until timestamp
 RETURNS SETOF @extschema@.statement_total
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+-- a week of rollup rows (~95,000 for 3,000 statements) groups in one in-memory hash, without a
+-- temporary file; one process sums each statement's rows, so its float totals are the same on
+-- every call (a parallel plan added them in varying orders)
+SET work_mem = '64MB'
+SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
     span record := @extschema@._rollup_span(since, until);

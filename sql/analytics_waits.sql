@@ -35,24 +35,37 @@ SELECT pg_catalog.date_trunc('minute', r.sampled_at), k.datname, COALESCE(k.wait
  GROUP BY 1, 2, 3, 4, 5
 $$;
 
--- Active samples per minute, database, wait event and query id since a time, from the minute
--- rollups where they exist and the raw samples elsewhere.
-CREATE FUNCTION @extschema@._wait_samples(since timestamptz)
-RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
-               query_id bigint, samples bigint)
-LANGUAGE sql STABLE
+-- Active samples per database, wait event and query id since a time (only_query: that query's
+-- alone), summed over the window in one pass: from the minute rollups where they exist and the
+-- raw samples elsewhere. EXECUTE plans with the actual bounds, so the partitions are pruned and
+-- a long window's millions of minute rows are read sequentially and hashed in memory.
+CREATE FUNCTION @extschema@._wait_totals(since timestamptz, only_query bigint DEFAULT NULL)
+RETURNS TABLE (datname text, wait_event_type text, wait_event text, query_id bigint, samples bigint)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$
-WITH span AS (SELECT * FROM @extschema@._minute_span(since))
-SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'),
-       m.query_id, pg_catalog.sum(m.samples)::bigint
-  FROM span s, @extschema@.activity_minute m
- WHERE m.minute >= s.lo AND m.minute < s.hi
-   AND m.state IN ('active', 'fastpath function call')
- GROUP BY 1, 2, 3, 4, 5
-UNION ALL
-SELECT r.* FROM span s, @extschema@._wait_raw(since, s.lo, s.hi) r
-$$;
+SET work_mem = '64MB'
+AS $f$
+DECLARE
+    span record := @extschema@._minute_span(since);
+BEGIN
+    RETURN QUERY EXECUTE $q$
+    WITH parts AS (
+        SELECT m.datname, COALESCE(m.wait_event_type, 'CPU') AS wait_event_type,
+               COALESCE(m.wait_event, 'CPU') AS wait_event, m.query_id, m.samples::bigint AS samples
+          FROM @extschema@.activity_minute m
+         WHERE m.minute >= $2 AND m.minute < $3
+           AND m.state IN ('active', 'fastpath function call')
+           AND ($4 IS NULL OR m.query_id = $4)
+        UNION ALL
+        SELECT r.datname, r.wait_event_type, r.wait_event, r.query_id, r.samples
+          FROM @extschema@._wait_raw($1, $2, $3) r
+         WHERE $4 IS NULL OR r.query_id = $4
+    )
+    SELECT p.datname, p.wait_event_type, p.wait_event, p.query_id, pg_catalog.sum(p.samples)::bigint
+      FROM parts p GROUP BY 1, 2, 3, 4
+    $q$ USING since, span.lo, span.hi, only_query;
+END
+$f$;
 
 -- The same without the query ids, from wait_minute: a few rows a minute instead of one per
 -- statement. Minutes rolled up before wait_minute's first row (an installation upgraded from
@@ -122,14 +135,12 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-WITH samples AS MATERIALIZED (
-    SELECT w.* FROM @extschema@._wait_samples(pg_catalog.now() - analysis_window) w
-), ticks AS (
+WITH ticks AS (
     SELECT pg_catalog.sum(t.ticks)::double precision AS ticks
       FROM @extschema@._sample_ticks(pg_catalog.now() - analysis_window) t
 ), per_query AS (
-    SELECT s.datname, s.wait_event_type, s.wait_event, s.query_id, pg_catalog.sum(s.samples) AS samples
-      FROM samples s GROUP BY 1, 2, 3, 4
+    SELECT w.datname, w.wait_event_type, w.wait_event, w.query_id, w.samples
+      FROM @extschema@._wait_totals(pg_catalog.now() - analysis_window) w
 ), per_wait AS (
     SELECT q.datname, q.wait_event_type, q.wait_event, pg_catalog.sum(q.samples)::bigint AS samples,
            pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('query_id', q.query_id, 'samples', q.samples)
@@ -202,8 +213,7 @@ BEGIN
         SELECT pg_catalog.sum(t.ticks)::double precision AS ticks FROM @extschema@._sample_ticks(since) t
     ), per_wait AS (
         SELECT w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint AS samples
-          FROM @extschema@._wait_samples(since) w
-         WHERE w.query_id = wanted
+          FROM @extschema@._wait_totals(since, wanted) w
          GROUP BY 1, 2, 3
     )
     SELECT p.datname, p.wait_event_type, p.wait_event, p.samples,

@@ -5872,13 +5872,27 @@ REVOKE ALL ON FUNCTION @extschema@._worker_processes() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._worker_processes() TO dbanalytics_reader;
 
 CREATE OR REPLACE VIEW @extschema@.collector_status AS
-WITH latest AS (
-    SELECT DISTINCT ON (r.source) r.source, r.worker, r.started_at, r.status, r.message
-      FROM @extschema@.collector_runs r
-     -- a whole tick that failed, or a snapshot that could not take its turn: shown for an hour
-     WHERE r.source OPERATOR(pg_catalog.<>) ALL (ARRAY['tick', 'snapshot'])
-        OR r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')
-     ORDER BY r.source, r.started_at DESC
+WITH RECURSIVE sources AS (
+    -- the distinct sources, one probe each of the (source, started_at) indexes (a loose index
+    -- scan): sorting every run kept to find each source's latest took ~150 ms with a day of
+    -- 1-second sampler runs
+    SELECT pg_catalog.min(r.source) AS source FROM @extschema@.collector_runs r
+    UNION ALL
+    SELECT (SELECT pg_catalog.min(r.source) FROM @extschema@.collector_runs r
+             WHERE r.source OPERATOR(pg_catalog.>) s.source)
+      FROM sources s WHERE s.source IS NOT NULL
+), latest AS (
+    SELECT l.source, l.worker, l.started_at, l.status, l.message
+      FROM sources s
+     CROSS JOIN LATERAL (
+           SELECT r.source, r.worker, r.started_at, r.status, r.message
+             FROM @extschema@.collector_runs r
+            WHERE r.source OPERATOR(pg_catalog.=) s.source
+              -- a whole tick that failed, or a snapshot that could not take its turn: shown for an hour
+              AND (r.source OPERATOR(pg_catalog.<>) ALL (ARRAY['tick', 'snapshot'])
+                   OR r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour'))
+            ORDER BY r.started_at DESC
+            LIMIT 1) l
 ), last_hour AS (
     SELECT r.source,
            pg_catalog.count(*) AS runs,
@@ -6190,6 +6204,179 @@ SELECT pg_catalog.jsonb_build_object(
   FROM lookups l CROSS JOIN args a
   LEFT JOIN applications ap ON ap.query_id = l.queryid
 $$;
+
+-------------------------------------------------------------------------------
+-- Issue 16: the statement totals of a window are grouped in memory by one process (5 of them per
+-- report_html); collector_status's latest run per source comes from one index probe per source.
+-- (collector_status itself: its last version above carries the change.)
+-------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION @extschema@._statement_totals(since timestamptz, until timestamptz)
+RETURNS SETOF @extschema@.statement_total
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+-- a week of rollup rows (~95,000 for 3,000 statements) groups in one in-memory hash, without a
+-- temporary file; one process sums each statement's rows, so its float totals are the same on
+-- every call (a parallel plan added them in varying orders)
+SET work_mem = '64MB'
+SET max_parallel_workers_per_gather = 0
+AS $$
+DECLARE
+    span record := @extschema@._rollup_span(since, until);
+BEGIN
+    -- EXECUTE plans with the actual bounds: partitions pruned and row counts estimated at plan time
+    RETURN QUERY EXECUTE $q$
+    WITH parts AS (
+        SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time, s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read + s.temp_blks_written AS temp_blks,
+               s.wal_bytes, s.first_start, s.last_end, s.peak_calls_per_transaction
+          FROM @extschema@.statement_daily s
+         WHERE s.day_end > $5 AND s.day_end <= $6
+        UNION ALL
+        -- statement_hourly serves (lo, day_lo] and (day_hi, hi]
+        SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time, s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read + s.temp_blks_written,
+               s.wal_bytes, s.first_start, s.last_end, s.peak_calls_per_transaction
+          FROM @extschema@.statement_hourly s
+         WHERE (s.hour_end > $3 AND s.hour_end <= $5) OR (s.hour_end > $6 AND s.hour_end <= $4)
+        UNION ALL
+        -- statement_stats serves the rest: (since, lo] and (hi, until]
+        SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time, s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read + s.temp_blks_written,
+               s.wal_bytes, s.interval_start, s.interval_end,
+               CASE WHEN d.datid IS NOT NULL
+                    THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END
+          FROM @extschema@.statement_stats s
+          LEFT JOIN @extschema@.database_stats d
+                 ON d.interval_end = s.interval_end AND d.datid = s.dbid
+                AND d.interval_end > $1 AND d.interval_end <= $2
+         WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
+            OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
+    )
+    SELECT p.dbid, p.userid, p.queryid, p.toplevel,
+           pg_catalog.sum(p.calls)::bigint, pg_catalog.sum(p.total_exec_time),
+           pg_catalog.sum(p.rows)::bigint, pg_catalog.sum(p.shared_blks_hit)::bigint,
+           pg_catalog.sum(p.shared_blks_read)::bigint, pg_catalog.sum(p.temp_blks)::bigint,
+           pg_catalog.sum(p.wal_bytes)::bigint,
+           EXTRACT(epoch FROM pg_catalog.max(p.last_end) - pg_catalog.min(p.first_start))::double precision,
+           pg_catalog.max(p.peak_calls_per_transaction)
+      FROM parts p
+     GROUP BY 1, 2, 3, 4
+    $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi;
+END
+$$;
+
+-------------------------------------------------------------------------------
+-- Issue 13: wait_events and query_waits sum the window's samples per wait and query in one pass
+-- (_wait_totals) instead of per minute first (_wait_samples, gone): wait_events('7 days') on
+-- generated history took about 30 s.
+-------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@._wait_totals(since timestamptz, only_query bigint DEFAULT NULL)
+RETURNS TABLE (datname text, wait_event_type text, wait_event text, query_id bigint, samples bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'
+AS $f$
+DECLARE
+    span record := @extschema@._minute_span(since);
+BEGIN
+    RETURN QUERY EXECUTE $q$
+    WITH parts AS (
+        SELECT m.datname, COALESCE(m.wait_event_type, 'CPU') AS wait_event_type,
+               COALESCE(m.wait_event, 'CPU') AS wait_event, m.query_id, m.samples::bigint AS samples
+          FROM @extschema@.activity_minute m
+         WHERE m.minute >= $2 AND m.minute < $3
+           AND m.state IN ('active', 'fastpath function call')
+           AND ($4 IS NULL OR m.query_id = $4)
+        UNION ALL
+        SELECT r.datname, r.wait_event_type, r.wait_event, r.query_id, r.samples
+          FROM @extschema@._wait_raw($1, $2, $3) r
+         WHERE $4 IS NULL OR r.query_id = $4
+    )
+    SELECT p.datname, p.wait_event_type, p.wait_event, p.query_id, pg_catalog.sum(p.samples)::bigint
+      FROM parts p GROUP BY 1, 2, 3, 4
+    $q$ USING since, span.lo, span.hi, only_query;
+END
+$f$;
+REVOKE ALL ON FUNCTION @extschema@._wait_totals(timestamptz, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._wait_totals(timestamptz, bigint) TO dbanalytics_reader;
+
+CREATE OR REPLACE FUNCTION @extschema@.wait_events(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (datname text, wait_event_type text, wait_event text, samples bigint,
+               estimated_seconds double precision, avg_active_sessions double precision,
+               share double precision, cluster_share double precision,
+               top_query_id bigint, top_query_share double precision, top_query text,
+               top_queries jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH ticks AS (
+    SELECT pg_catalog.sum(t.ticks)::double precision AS ticks
+      FROM @extschema@._sample_ticks(pg_catalog.now() - analysis_window) t
+), per_query AS (
+    SELECT w.datname, w.wait_event_type, w.wait_event, w.query_id, w.samples
+      FROM @extschema@._wait_totals(pg_catalog.now() - analysis_window) w
+), per_wait AS (
+    SELECT q.datname, q.wait_event_type, q.wait_event, pg_catalog.sum(q.samples)::bigint AS samples,
+           pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('query_id', q.query_id, 'samples', q.samples)
+                                ORDER BY q.samples DESC, q.query_id) FILTER (WHERE q.query_id IS NOT NULL) AS queries
+      FROM per_query q GROUP BY 1, 2, 3
+), shares AS (
+    SELECT w.*,
+           w.samples::double precision / pg_catalog.sum(w.samples) OVER (PARTITION BY w.datname) AS share,
+           w.samples::double precision / pg_catalog.sum(w.samples) OVER () AS cluster_share
+      FROM per_wait w
+)
+SELECT s.datname, s.wait_event_type, s.wait_event, s.samples,
+       s.samples * @extschema@._tick_seconds(),
+       s.samples / NULLIF(t.ticks, 0), s.share, s.cluster_share,
+       (s.queries -> 0 ->> 'query_id')::bigint,
+       (s.queries -> 0 ->> 'samples')::double precision / s.samples,
+       (SELECT x.query FROM @extschema@.statement_texts x
+         WHERE x.datname = s.datname AND x.queryid = (s.queries -> 0 ->> 'query_id')::bigint
+         ORDER BY x.toplevel DESC LIMIT 1),
+       (SELECT pg_catalog.jsonb_agg(e.value || pg_catalog.jsonb_build_object(
+                   'share', (e.value ->> 'samples')::double precision / s.samples) ORDER BY e.ordinality)
+          FROM pg_catalog.jsonb_array_elements(s.queries) WITH ORDINALITY e
+         WHERE e.ordinality <= 5)
+  FROM shares s CROSS JOIN ticks t
+ ORDER BY s.datname NULLS LAST, s.samples DESC, s.wait_event_type, s.wait_event
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.query_waits(queryid bigint, analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (datname text, wait_event_type text, wait_event text, samples bigint,
+               estimated_seconds double precision, avg_active_sessions double precision,
+               share double precision)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    since timestamptz := @extschema@._window_start(analysis_window);
+    wanted bigint := queryid;
+BEGIN
+    IF wanted IS NULL THEN
+        RAISE EXCEPTION 'dbanalytics: the query id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass a queryid from top_queries, wait_events (top_query_id) or pg_stat_statements.';
+    END IF;
+    RETURN QUERY
+    WITH ticks AS (
+        SELECT pg_catalog.sum(t.ticks)::double precision AS ticks FROM @extschema@._sample_ticks(since) t
+    ), per_wait AS (
+        SELECT w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint AS samples
+          FROM @extschema@._wait_totals(since, wanted) w
+         GROUP BY 1, 2, 3
+    )
+    SELECT p.datname, p.wait_event_type, p.wait_event, p.samples,
+           p.samples * @extschema@._tick_seconds(),
+           p.samples / NULLIF(t.ticks, 0),
+           p.samples::double precision / pg_catalog.sum(p.samples) OVER (PARTITION BY p.datname)
+      FROM per_wait p CROSS JOIN ticks t
+     ORDER BY p.datname NULLS LAST, p.samples DESC, p.wait_event_type, p.wait_event;
+END
+$$;
+
+DROP FUNCTION @extschema@._wait_samples(timestamptz);
 
 -------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings

@@ -45,13 +45,27 @@ $$;
 -- 'worker'): whether its process runs, and if not, why not as far as can be told (a worker that
 -- could not start, e.g. for want of max_worker_processes slots, leaves no other trace here).
 CREATE VIEW @extschema@.collector_status AS
-WITH latest AS (
-    SELECT DISTINCT ON (r.source) r.source, r.worker, r.started_at, r.status, r.message
-      FROM @extschema@.collector_runs r
-     -- a whole tick that failed, or a snapshot that could not take its turn: shown for an hour
-     WHERE r.source OPERATOR(pg_catalog.<>) ALL (ARRAY['tick', 'snapshot'])
-        OR r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')
-     ORDER BY r.source, r.started_at DESC
+WITH RECURSIVE sources AS (
+    -- the distinct sources, one probe each of the (source, started_at) indexes (a loose index
+    -- scan): sorting every run kept to find each source's latest took ~150 ms with a day of
+    -- 1-second sampler runs
+    SELECT pg_catalog.min(r.source) AS source FROM @extschema@.collector_runs r
+    UNION ALL
+    SELECT (SELECT pg_catalog.min(r.source) FROM @extschema@.collector_runs r
+             WHERE r.source OPERATOR(pg_catalog.>) s.source)
+      FROM sources s WHERE s.source IS NOT NULL
+), latest AS (
+    SELECT l.source, l.worker, l.started_at, l.status, l.message
+      FROM sources s
+     CROSS JOIN LATERAL (
+           SELECT r.source, r.worker, r.started_at, r.status, r.message
+             FROM @extschema@.collector_runs r
+            WHERE r.source OPERATOR(pg_catalog.=) s.source
+              -- a whole tick that failed, or a snapshot that could not take its turn: shown for an hour
+              AND (r.source OPERATOR(pg_catalog.<>) ALL (ARRAY['tick', 'snapshot'])
+                   OR r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour'))
+            ORDER BY r.started_at DESC
+            LIMIT 1) l
 ), last_hour AS (
     SELECT r.source,
            pg_catalog.count(*) AS runs,

@@ -14,6 +14,8 @@ SET extra_float_digits = 0;
 -- Without shared_preload_libraries: created, with a warning that collection is off.
 CREATE EXTENSION dbanalytics;
 
+-- The catalog listings unaligned, one line per object: a change shows as the lines it changes.
+\pset format unaligned
 -- Functions: identity, result, volatility, SECURITY DEFINER, settings, who may run them.
 SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid) AS arguments,
        pg_catalog.pg_get_function_result(p.oid) AS result, p.provolatile AS volatility,
@@ -38,6 +40,8 @@ SELECT t.typname, t.typtype FROM pg_catalog.pg_type t
  WHERE t.typnamespace = 'dbanalytics'::regnamespace AND t.typtype IN ('c', 'e', 'd')
    AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c')
  ORDER BY 1;
+
+\pset format aligned
 
 -- The documented defaults.
 SELECT * FROM dbanalytics.analytics_thresholds ORDER BY name;
