@@ -62,6 +62,15 @@ pub fn execute_returning<T: FromDatum + IntoDatum>(
     Spi::get_one::<T>(sql)
 }
 
+/// Runs a statement with arguments that writes and returns one value (first column of the
+/// first row).
+pub fn execute_returning_with_args<T: FromDatum + IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Result<Option<T>, pgrx::spi::Error> {
+    Spi::get_one_with_args::<T>(sql, args)
+}
+
 /// A SQL literal (or NULL) for a value produced by the server or by our own code.
 pub fn literal(value: Option<&str>) -> String {
     match value {

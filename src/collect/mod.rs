@@ -485,13 +485,9 @@ fn persist_latency() -> Result<Collected, SourceError> {
         let rows = if drained.is_empty() {
             0
         } else {
-            spi::execute_returning::<i64>(&latency_insert(
-                &drained,
-                &interval_start,
-                interval.is_reset(),
-            ))
-            .map_err(spi_error)?
-            .unwrap_or(0)
+            store_latency(&drained, &interval_start, interval.is_reset())
+                .map_err(spi_error)?
+                .unwrap_or(0)
         };
         remember_epoch("latency", &current)?;
         Ok(rows)
@@ -552,92 +548,124 @@ unsafe extern "C-unwind" fn latency_at_xact_end(
     }
 }
 
-/// One statement writing the drained histograms per query and, summed, per database.
-fn latency_insert(
+/// One statement writing the drained histograms per query and, summed, per database. The
+/// entries reach it as typed array arguments, one element per entry (the buckets flattened, each
+/// with the number of its entry), never as text: the statement is the same whatever was drained.
+fn store_latency(
     drained: &[crate::histogram::table::Drained],
     interval_start: &str,
     reset: bool,
-) -> String {
-    let values: Vec<String> = drained
-        .iter()
-        .map(|entry| {
-            let buckets: Vec<String> = entry
-                .buckets
-                .iter()
-                .map(|(bucket, _)| bucket.to_string())
-                .collect();
-            let counts: Vec<String> = entry
-                .buckets
-                .iter()
-                .map(|(_, count)| count.to_string())
-                .collect();
-            // the runs of the statement (the N of an N+1): NULL when none ended in the interval
-            let runs = match &entry.runs {
-                Some(runs) => format!(
-                    "{}, {}, {}, {}, {}",
-                    runs.runs,
-                    runs.executions,
-                    runs.max_length,
-                    runs.parent,
-                    spi::literal(runs.application.as_deref())
-                ),
-                None => "NULL, NULL, NULL, NULL, NULL".to_string(),
-            };
-            // the resources of the measured executions: NULL when none was measured (a drain
-            // between an execution's count and its figures may leave figures with no count:
-            // they are kept)
-            let usage = &entry.usage;
-            let usage = if *usage == crate::histogram::table::Usage::default() {
-                "NULL, NULL, NULL, NULL".to_string()
-            } else {
-                format!(
-                    "{}, {}, {}, {}",
-                    usage.cpu_user_us as f64 / 1000.0,
-                    usage.cpu_system_us as f64 / 1000.0,
-                    usage.read_bytes,
-                    usage.write_bytes
-                )
-            };
-            format!(
-                "({}::oid, {}::oid, {}::bigint, '{{{}}}'::smallint[], '{{{}}}'::bigint[], {runs}, {usage})",
-                entry.dbid,
-                entry.userid,
-                entry.queryid,
-                buckets.join(","),
-                counts.join(","),
-            )
-        })
-        .collect();
-    format!(
-        "WITH drained (dbid, userid, queryid, buckets, counts, runs, run_executions, run_max_length,
-                        run_parent_queryid, run_application, cpu_user_time, cpu_system_time,
-                        disk_read_bytes, disk_write_bytes) AS (VALUES {values}),
+) -> Result<Option<i64>, pgrx::spi::Error> {
+    let count = drained.len();
+    let (mut dbid, mut userid, mut queryid) = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    let (mut runs, mut run_executions, mut run_max_length, mut run_parent, mut run_application) = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    let (mut cpu_user, mut cpu_system, mut read_bytes, mut write_bytes) = (
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    );
+    let (mut bucket_entry, mut bucket, mut executions) = (Vec::new(), Vec::new(), Vec::new());
+    for (number, entry) in drained.iter().enumerate() {
+        // as int8: an oid argument of 0 (the overflow histogram's user) would become NULL
+        dbid.push(i64::from(entry.dbid));
+        userid.push(i64::from(entry.userid));
+        queryid.push(entry.queryid);
+        // the runs of the statement (the N of an N+1): NULL when none ended in the interval
+        let entry_runs = entry.runs.as_ref();
+        runs.push(entry_runs.map(|r| r.runs as i64));
+        run_executions.push(entry_runs.map(|r| r.executions as i64));
+        run_max_length.push(entry_runs.map(|r| r.max_length as i64));
+        run_parent.push(entry_runs.map(|r| r.parent));
+        run_application.push(entry_runs.and_then(|r| r.application.clone()));
+        // the resources of the measured executions: NULL when none was measured (a drain
+        // between an execution's count and its figures may leave figures with no count: they
+        // are kept)
+        let usage =
+            (entry.usage != crate::histogram::table::Usage::default()).then_some(&entry.usage);
+        cpu_user.push(usage.map(|u| u.cpu_user_us as f64 / 1000.0));
+        cpu_system.push(usage.map(|u| u.cpu_system_us as f64 / 1000.0));
+        read_bytes.push(usage.map(|u| u.read_bytes as i64));
+        write_bytes.push(usage.map(|u| u.write_bytes as i64));
+        for &(b, n) in &entry.buckets {
+            bucket_entry.push(number as i64 + 1);
+            bucket.push(b as i16);
+            executions.push(n as i64);
+        }
+    }
+    let sql = format!(
+        "WITH drained AS (
+             SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int8[]),
+                                      pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int8[]),
+                                      pg_catalog.unnest($5::pg_catalog.int8[]), pg_catalog.unnest($6::pg_catalog.int8[]),
+                                      pg_catalog.unnest($7::pg_catalog.int8[]), pg_catalog.unnest($8::pg_catalog.text[]),
+                                      pg_catalog.unnest($9::pg_catalog.float8[]), pg_catalog.unnest($10::pg_catalog.float8[]),
+                                      pg_catalog.unnest($11::pg_catalog.int8[]), pg_catalog.unnest($12::pg_catalog.int8[]))
+                    WITH ORDINALITY AS d(dbid, userid, queryid, runs, run_executions, run_max_length,
+                                         run_parent_queryid, run_application, cpu_user_time, cpu_system_time,
+                                         disk_read_bytes, disk_write_bytes, entry)),
+         buckets AS (
+             SELECT * FROM ROWS FROM (pg_catalog.unnest($13::pg_catalog.int8[]), pg_catalog.unnest($14::pg_catalog.int2[]),
+                                      pg_catalog.unnest($15::pg_catalog.int8[])) AS b(entry, bucket, executions)),
+         histograms AS (
+             SELECT b.entry, pg_catalog.sum(b.executions)::bigint AS executions,
+                    pg_catalog.array_agg(b.bucket ORDER BY b.bucket) AS buckets,
+                    pg_catalog.array_agg(b.executions ORDER BY b.bucket) AS counts
+               FROM buckets b GROUP BY b.entry),
          per_query AS (
              INSERT INTO dbanalytics.statement_latency
                     (interval_start, interval_end, dbid, userid, queryid, reset, executions, buckets, counts,
                      runs, run_executions, run_max_length, run_parent_queryid, run_application,
                      cpu_user_time, cpu_system_time, disk_read_bytes, disk_write_bytes)
-             SELECT {interval_start}, pg_catalog.now(), d.dbid, d.userid, d.queryid, {reset},
-                    COALESCE((SELECT pg_catalog.sum(c)::bigint FROM pg_catalog.unnest(d.counts) c), 0),
-                    d.buckets, d.counts, d.runs::bigint, d.run_executions::bigint, d.run_max_length::bigint,
-                    d.run_parent_queryid::bigint, d.run_application::text, d.cpu_user_time::double precision,
-                    d.cpu_system_time::double precision, d.disk_read_bytes::bigint, d.disk_write_bytes::bigint
-               FROM drained d
+             SELECT {interval_start}, pg_catalog.now(), d.dbid::pg_catalog.oid, d.userid::pg_catalog.oid, d.queryid, {reset},
+                    COALESCE(h.executions, 0), COALESCE(h.buckets, '{{}}'), COALESCE(h.counts, '{{}}'),
+                    d.runs, d.run_executions, d.run_max_length, d.run_parent_queryid, d.run_application,
+                    d.cpu_user_time, d.cpu_system_time, d.disk_read_bytes, d.disk_write_bytes
+               FROM drained d LEFT JOIN histograms h ON h.entry OPERATOR(pg_catalog.=) d.entry
              RETURNING 1),
          per_database AS (
              INSERT INTO dbanalytics.database_latency
-             SELECT {interval_start}, pg_catalog.now(), x.dbid, db.datname, {reset},
+             SELECT {interval_start}, pg_catalog.now(), x.dbid::pg_catalog.oid, db.datname, {reset},
                     pg_catalog.sum(x.executions)::bigint,
                     pg_catalog.array_agg(x.bucket ORDER BY x.bucket),
                     pg_catalog.array_agg(x.executions ORDER BY x.bucket)
-               FROM (SELECT d.dbid, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
-                       FROM drained d, ROWS FROM (pg_catalog.unnest(d.buckets), pg_catalog.unnest(d.counts)) AS u(bucket, executions)
-                      GROUP BY d.dbid, u.bucket) x
-               LEFT JOIN pg_catalog.pg_database db ON db.oid = x.dbid
+               FROM (SELECT d.dbid, b.bucket, pg_catalog.sum(b.executions)::bigint AS executions
+                       FROM buckets b JOIN drained d ON d.entry OPERATOR(pg_catalog.=) b.entry
+                      GROUP BY d.dbid, b.bucket) x
+               LEFT JOIN pg_catalog.pg_database db ON db.oid OPERATOR(pg_catalog.=) x.dbid::pg_catalog.oid
               GROUP BY x.dbid, db.datname
              RETURNING 1)
-         SELECT (SELECT pg_catalog.count(*) FROM per_query) + (SELECT pg_catalog.count(*) FROM per_database)",
-        values = values.join(",\n"),
+         SELECT (SELECT pg_catalog.count(*) FROM per_query) + (SELECT pg_catalog.count(*) FROM per_database)"
+    );
+    spi::execute_returning_with_args::<i64>(
+        &sql,
+        &[
+            dbid.into(),
+            userid.into(),
+            queryid.into(),
+            runs.into(),
+            run_executions.into(),
+            run_max_length.into(),
+            run_parent.into(),
+            run_application.into(),
+            cpu_user.into(),
+            cpu_system.into(),
+            read_bytes.into(),
+            write_bytes.into(),
+            bucket_entry.into(),
+            bucket.into(),
+            executions.into(),
+        ],
     )
 }
 
