@@ -128,17 +128,7 @@ AS $$
     SELECT t.value FROM @extschema@.analytics_thresholds t WHERE t.name = threshold_name
 $$;
 
--- dbanalytics.slow_query_threshold in milliseconds (500 when the setting is not defined in this
--- session). current_setting() shows it with its unit ('500ms', '2s'), which an interval reads.
-CREATE FUNCTION @extschema@._slow_query_ms()
-RETURNS double precision
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT COALESCE(CASE WHEN v ~ '^\s*[0-9.]+\s*$' THEN v::double precision  -- a bare number: milliseconds
-                         ELSE EXTRACT(epoch FROM v::interval)::double precision * 1000 END, 500)
-      FROM (SELECT NULLIF(pg_catalog.current_setting('dbanalytics.slow_query_threshold', true), '') AS v) s
-$$;
+-- _slow_query_ms() (Rust, src/api/mod.rs): dbanalytics.slow_query_threshold in milliseconds.
 
 -- The latency histograms and run counts of (since, until], as rows of statement_latency:
 -- statement_latency_daily for the whole UTC days rolled up so far, statement_latency_hourly for

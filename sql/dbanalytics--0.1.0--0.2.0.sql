@@ -6379,6 +6379,16 @@ $$;
 DROP FUNCTION @extschema@._wait_samples(timestamptz);
 
 -------------------------------------------------------------------------------
+-- Issue 12: the slow-query threshold is read through the setting's typed value (Rust), not
+-- parsed from current_setting()'s text.
+-------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION @extschema@."_slow_query_ms"() RETURNS double precision /* f64 */
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_slow_query_ms_wrapper';
+
+-------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings
 -- (sql/finalize.sql says why); it also covers the functions replaced above.
 -------------------------------------------------------------------------------

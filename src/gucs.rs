@@ -54,7 +54,7 @@ pub fn init(preloading: bool) {
         GucRegistry::define_int_guc(
             c"dbanalytics.max_histogram_queries",
             c"Queries that get their own latency histogram in shared memory.",
-            c"Each costs about 3.7 kB of shared memory. When all are taken, further queries are \
+            c"Each costs about 3.9 kB of shared memory. When all are taken, further queries are \
 recorded in an overflow histogram per database (queryid 0). Requires a restart.",
             &MAX_HISTOGRAM_QUERIES,
             100,
@@ -253,6 +253,11 @@ pub fn max_histogram_queries() -> u32 {
 
 pub fn advice_planning_timeout_ms() -> i32 {
     ADVICE_PLANNING_TIMEOUT_MS.get()
+}
+
+/// dbanalytics.slow_query_threshold in milliseconds.
+pub fn slow_query_threshold_ms() -> i32 {
+    SLOW_QUERY_THRESHOLD_MS.get()
 }
 
 pub fn track_idle_in_transaction() -> bool {

@@ -38,7 +38,8 @@ extension_sql_file!(
         "schema",
         "versions",
         api::sizes::_relation_size_nowait,
-        api::server::_server_now
+        api::server::_server_now,
+        api::_slow_query_ms
     ]
 );
 extension_sql_file!(
@@ -59,7 +60,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/analytics_common.sql",
     name = "analytics_common",
-    requires = ["views"]
+    requires = ["views", api::_slow_query_ms]
 );
 extension_sql_file!(
     "../sql/analytics_latency.sql",

@@ -1,6 +1,6 @@
 //! Reading an `EXPLAIN (FORMAT JSON)` plan: the rules that turn plan nodes into findings.
 //! Pure functions over serde_json values, unit-tested on plans built by hand; the SQL-facing
-//! code (src/api/advisor.rs) runs EXPLAIN and looks up table sizes and columns.
+//! code (explain.rs, workload.rs) runs EXPLAIN and looks up table sizes and columns.
 
 use serde_json::{json, Value};
 
@@ -189,14 +189,51 @@ pub fn findings(plan: &Value, catalog: &dyn Catalog) -> Vec<Finding> {
     found
 }
 
-fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
-    let kind = text(node, "Node Type").unwrap_or("");
-    let analyzed = node.get("Actual Rows").is_some();
-    let relation = match (text(node, "Schema"), text(node, "Relation Name")) {
-        (Some(schema), Some(name)) => Some((schema.to_string(), name.to_string())),
-        _ => None,
-    };
+/// A plan node as the rules read it.
+struct Node<'a> {
+    value: &'a Value,
+    kind: &'a str,
+    analyzed: bool,
+    relation: Option<(String, String)>,
+}
 
+/// One rule: reads one plan node and adds what it finds.
+type Rule = fn(&Node, &dyn Catalog, &mut Vec<Finding>);
+
+/// Every rule, in the order their findings are listed for a node.
+const RULES: &[Rule] = &[
+    seq_scan_with_filter,
+    sort_spilled_or_expensive,
+    large_nested_loop,
+    row_misestimate,
+    hash_spilled_to_disk,
+    lossy_bitmap,
+    index_scan_filters_most_rows,
+];
+
+fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
+    let read = Node {
+        value: node,
+        kind: text(node, "Node Type").unwrap_or(""),
+        analyzed: node.get("Actual Rows").is_some(),
+        relation: match (text(node, "Schema"), text(node, "Relation Name")) {
+            (Some(schema), Some(name)) => Some((schema.to_string(), name.to_string())),
+            _ => None,
+        },
+    };
+    for rule in RULES {
+        rule(&read, catalog, found);
+    }
+    for child in children(node) {
+        walk(child, catalog, found);
+    }
+}
+
+/// A sequential scan of a large table that a filter narrows: an index on the filtered columns.
+fn seq_scan_with_filter(read: &Node, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
+    let node = read.value;
+    let kind = read.kind;
+    let relation = &read.relation;
     if kind == "Seq Scan" {
         if let (Some((schema, name)), Some(filter)) = (&relation, text(node, "Filter")) {
             let table_rows = catalog.relation_rows(schema, name).unwrap_or(0.0);
@@ -229,7 +266,12 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
             }
         }
     }
+}
 
+/// A sort that spilled to disk, or costs much on its own: work_mem, or an index that gives the order.
+fn sort_spilled_or_expensive(read: &Node, _catalog: &dyn Catalog, found: &mut Vec<Finding>) {
+    let node = read.value;
+    let kind = read.kind;
     if kind == "Sort" {
         let own_cost = number(node, "Total Cost").unwrap_or(0.0)
             - children(node)
@@ -289,7 +331,12 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
             });
         }
     }
+}
 
+/// A nested loop that runs its inner side many times over many rows.
+fn large_nested_loop(read: &Node, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
+    let node = read.value;
+    let kind = read.kind;
     if kind == "Nested Loop" {
         if let [outer, inner] = children(node) {
             let outer_rows = rows(outer) * loops(outer);
@@ -339,7 +386,13 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
             }
         }
     }
+}
 
+/// Actual rows far from the estimate (analyzed plans only): statistics to refresh or extend.
+fn row_misestimate(read: &Node, _catalog: &dyn Catalog, found: &mut Vec<Finding>) {
+    let node = read.value;
+    let analyzed = read.analyzed;
+    let relation = &read.relation;
     if analyzed && number(node, "Actual Loops").unwrap_or(0.0) > 0.0 {
         let estimated = number(node, "Plan Rows").unwrap_or(0.0);
         let actual = rows(node);
@@ -382,7 +435,12 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
             });
         }
     }
+}
 
+/// A hash or hash aggregate that needed batches or disk.
+fn hash_spilled_to_disk(read: &Node, _catalog: &dyn Catalog, found: &mut Vec<Finding>) {
+    let node = read.value;
+    let kind = read.kind;
     let batches = number(node, "Hash Batches")
         .or_else(|| number(node, "HashAgg Batches"))
         .unwrap_or(1.0);
@@ -405,7 +463,13 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
             ),
         });
     }
+}
 
+/// A bitmap heap scan that went lossy: work_mem too small for its bitmap.
+fn lossy_bitmap(read: &Node, _catalog: &dyn Catalog, found: &mut Vec<Finding>) {
+    let node = read.value;
+    let kind = read.kind;
+    let relation = &read.relation;
     let lossy = number(node, "Lossy Heap Blocks").unwrap_or(0.0);
     if kind == "Bitmap Heap Scan" && lossy > 0.0 {
         found.push(Finding {
@@ -418,7 +482,14 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
             expected_improvement: format!("{lossy:.0} heap pages were rechecked row by row (basis: Lossy Heap Blocks)"),
         });
     }
+}
 
+/// An index scan that reads many rows its filter then throws away (analyzed plans only).
+fn index_scan_filters_most_rows(read: &Node, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
+    let node = read.value;
+    let kind = read.kind;
+    let analyzed = read.analyzed;
+    let relation = &read.relation;
     if kind.starts_with("Index") && analyzed {
         let removed = number(node, "Rows Removed by Filter").unwrap_or(0.0);
         let returned = rows(node) * loops(node);
@@ -460,10 +531,6 @@ fn walk(node: &Value, catalog: &dyn Catalog, found: &mut Vec<Finding>) {
                 ),
             });
         }
-    }
-
-    for child in children(node) {
-        walk(child, catalog, found);
     }
 }
 

@@ -100,3 +100,11 @@ fn take_snapshot() -> TableIterator<
 fn collection_preloaded() -> bool {
     crate::preloaded()
 }
+
+/// dbanalytics.slow_query_threshold in milliseconds, through the setting's typed value: the
+/// analytics call this rather than parse `current_setting()`'s text.
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn _slow_query_ms() -> f64 {
+    f64::from(crate::gucs::slow_query_threshold_ms())
+}

@@ -16,9 +16,12 @@ CREATE EXTENSION dbanalytics;
 
 -- The catalog listings unaligned, one line per object: a change shows as the lines it changes.
 \pset format unaligned
--- Functions: identity, result, volatility, SECURITY DEFINER, settings, who may run them.
+-- Functions: identity, result, language, strictness, volatility, SECURITY DEFINER, settings,
+-- who may run them.
 SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid) AS arguments,
-       pg_catalog.pg_get_function_result(p.oid) AS result, p.provolatile AS volatility,
+       pg_catalog.pg_get_function_result(p.oid) AS result,
+       (SELECT l.lanname FROM pg_catalog.pg_language l WHERE l.oid = p.prolang) AS language,
+       p.proisstrict AS strict, p.provolatile AS volatility,
        p.prosecdef AS security_definer, p.proconfig AS settings,
        pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE') AS public_may_run,
        pg_catalog.has_function_privilege('dbanalytics_reader', p.oid, 'EXECUTE') AS reader_may_run
