@@ -218,11 +218,9 @@ SELECT k.sampled_at, 'sampler', 'activity', 'ok', 0.6 + random() * 0.6, 29 + flo
   FROM gen_ticks k;
 
 \echo generate_history: minute rollups of the raw samples
--- as the collector's rollup source does: roll up, then remember how far
-WITH r AS (SELECT * FROM dbanalytics._rollup_minutes(NULL)),
-     state AS (INSERT INTO dbanalytics.source_state (source, updated_at) SELECT 'rollup', r.new_rolled_until FROM r
-               ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at)
-SELECT rows_written AS rollup_rows FROM r;
+-- as the collector's rollup source does (from the oldest sample: no rollup has run yet)
+DELETE FROM dbanalytics.source_state WHERE source = 'rollup';
+SELECT dbanalytics._rollup_minutes() AS rollup_rows;
 
 \echo generate_history: statistics deltas, one snapshot per minute
 CREATE TEMP TABLE gen_minutes AS

@@ -6389,6 +6389,158 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_slow_query_ms_wrapper';
 
 -------------------------------------------------------------------------------
+-- Issue 12: each source's state on one side. The minute rollup reads and writes its own
+-- progress (source_state 'rollup') instead of taking it from the collector; the counter sources
+-- go through _snapshot_source, which reads the previous snapshot's time and stores the epoch
+-- (_remember_epoch), taking the collector's verdict as typed arguments.
+-------------------------------------------------------------------------------
+DROP FUNCTION @extschema@._rollup_minutes(timestamptz);
+
+-- Minute rollups of completed minutes since the last rollup (source_state 'rollup', kept here:
+-- updated_at is the end of the last minute rolled up). The newest minute is left alone until a
+-- few seconds after it ends, so a sample committed late is still counted. The first run starts at
+-- the oldest sample. Returns the rows written.
+CREATE FUNCTION @extschema@._rollup_minutes()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- group in memory: no temporary file
+AS $$
+DECLARE
+    upper_bound timestamptz := pg_catalog.date_trunc('minute', pg_catalog.now() - interval '5 seconds');
+    rolled_until timestamptz;
+    lower_bound timestamptz;
+    rows_written bigint := 0;
+    n bigint;
+BEGIN
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'rollup';
+    lower_bound := rolled_until;
+    IF lower_bound IS NULL THEN
+        SELECT pg_catalog.date_trunc('minute', pg_catalog.min(a.sampled_at))
+          INTO lower_bound FROM @extschema@.connection_samples a;
+    END IF;
+    IF lower_bound IS NULL OR lower_bound >= upper_bound THEN
+        IF rolled_until IS NULL THEN
+            INSERT INTO @extschema@.source_state (source, updated_at) VALUES ('rollup', upper_bound);
+        END IF;
+        RETURN 0;
+    END IF;
+
+    -- per key first, then per group (keys also differ by client address, which groups ignore)
+    INSERT INTO @extschema@.activity_minute
+    SELECT g.minute, k.datname, k.usename, k.application_name, k.state, k.wait_event_type, k.wait_event,
+           g.query_id, pg_catalog.sum(g.samples)
+      FROM (SELECT pg_catalog.date_trunc('minute', a.sampled_at) AS minute, a.key_id, a.query_id,
+                   pg_catalog.count(*) AS samples
+              FROM @extschema@.activity_raw a
+             WHERE a.sampled_at >= lower_bound AND a.sampled_at < upper_bound
+             GROUP BY 1, 2, 3) g
+      LEFT JOIN @extschema@.activity_keys k ON k.key_id = g.key_id
+     GROUP BY g.minute, k.datname, k.usename, k.application_name, k.state, k.wait_event_type, k.wait_event,
+              g.query_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    -- the same minutes' active samples per database and wait event, for wait charts over days
+    INSERT INTO @extschema@.wait_minute
+    SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'),
+           pg_catalog.sum(m.samples)
+      FROM @extschema@.activity_minute m
+     WHERE m.minute >= lower_bound AND m.minute < upper_bound
+       AND m.state IN ('active', 'fastpath function call')
+     GROUP BY 1, 2, 3, 4;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    -- ticks per minute: a group absent at a tick had 0 backends, so averages use all ticks
+    INSERT INTO @extschema@.connection_minute
+    WITH ticks AS (
+        SELECT pg_catalog.date_trunc('minute', s.sampled_at) AS minute,
+               pg_catalog.count(DISTINCT s.sampled_at) AS ticks
+          FROM @extschema@.connection_samples s
+         WHERE s.sampled_at >= lower_bound AND s.sampled_at < upper_bound
+         GROUP BY 1)
+    SELECT g.minute, g.datname, g.usename, g.application_name, g.state, t.ticks,
+           g.backends::double precision / t.ticks, g.max_backends,
+           g.lock_waiting::double precision / t.ticks, g.max_lock_waiting
+      FROM (SELECT pg_catalog.date_trunc('minute', s.sampled_at) AS minute, s.datname,
+                   s.usename, s.application_name, s.state,
+                   pg_catalog.sum(s.backends) AS backends, pg_catalog.max(s.backends) AS max_backends,
+                   pg_catalog.sum(s.lock_waiting) AS lock_waiting,
+                   pg_catalog.max(s.lock_waiting) AS max_lock_waiting
+              FROM @extschema@.connection_samples s
+             WHERE s.sampled_at >= lower_bound AND s.sampled_at < upper_bound
+             GROUP BY 1, 2, 3, 4, 5) g
+      JOIN ticks t USING (minute);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    INSERT INTO @extschema@.pool_minute SELECT * FROM @extschema@._pool_minutes(lower_bound, upper_bound);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    rows_written := rows_written + n;
+
+    INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('rollup', upper_bound)
+    ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+    RETURN rows_written;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._rollup_minutes() FROM PUBLIC;
+
+-- Stores the epoch a source's counters were read in (src/collect/epoch.rs), with this snapshot's
+-- time: the next snapshot of the source starts its interval there.
+CREATE FUNCTION @extschema@._remember_epoch(source text, server_life text, stats_reset text, dealloc bigint)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO @extschema@.source_state AS s (source, server_life, stats_reset, dealloc, updated_at)
+    VALUES (source, server_life, stats_reset, dealloc, pg_catalog.now())
+    ON CONFLICT (source) DO UPDATE
+       SET server_life = excluded.server_life, stats_reset = excluded.stats_reset,
+           dealloc = excluded.dealloc, updated_at = excluded.updated_at
+$$;
+
+-- One counter source's snapshot with its state kept here: the interval starts at the source's
+-- previous snapshot (source_state; NULL the first time), its rows are written by the source's
+-- _snapshot_* function with the collector's verdict on it (interval_reset, counters_zeroed:
+-- src/collect/epoch.rs), and the epoch the counters were read in is stored for the next one.
+-- pgss_schema: where pg_stat_statements is installed (statements only). Returns the rows written.
+CREATE FUNCTION @extschema@._snapshot_source(source text, interval_reset boolean, counters_zeroed boolean,
+                                             server_life text, stats_reset text, dealloc bigint,
+                                             pgss_schema text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    previous_snapshot timestamptz;
+    written bigint;
+BEGIN
+    SELECT s.updated_at INTO previous_snapshot
+      FROM @extschema@.source_state s WHERE s.source OPERATOR(pg_catalog.=) _snapshot_source.source;
+    written := CASE source
+        WHEN 'statements' THEN @extschema@._snapshot_statements(pgss_schema, previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'databases' THEN @extschema@._snapshot_databases(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'tables' THEN @extschema@._snapshot_tables(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'indexes' THEN @extschema@._snapshot_indexes(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'bgwriter' THEN @extschema@._snapshot_bgwriter(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'io' THEN @extschema@._snapshot_io(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'replication' THEN @extschema@._snapshot_replication(previous_snapshot)
+        WHEN 'replication_slots' THEN @extschema@._snapshot_replication_slots(previous_snapshot)
+    END;
+    IF written IS NULL THEN
+        RAISE EXCEPTION 'dbanalytics: % is not a counter source', pg_catalog.quote_literal(source)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The counter sources are statements, databases, tables, indexes, bgwriter, io, replication and replication_slots.';
+    END IF;
+    PERFORM @extschema@._remember_epoch(source, server_life, stats_reset, dealloc);
+    RETURN written;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._remember_epoch(text, text, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._snapshot_source(text, boolean, boolean, text, text, bigint, text) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings
 -- (sql/finalize.sql says why); it also covers the functions replaced above.
 -------------------------------------------------------------------------------

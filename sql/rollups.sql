@@ -2,28 +2,34 @@
 -- hours and days (the collector's rollup and rollup_hours sources). Internal: not executable by
 -- PUBLIC.
 
--- Minute rollups of completed minutes since the last rollup. The newest minute is left
--- alone until a few seconds after it ends, so a sample committed late is still counted.
-CREATE FUNCTION @extschema@._rollup_minutes(rolled_until timestamptz)
-RETURNS TABLE (rows_written bigint, new_rolled_until timestamptz)
+-- Minute rollups of completed minutes since the last rollup (source_state 'rollup', kept here:
+-- updated_at is the end of the last minute rolled up). The newest minute is left alone until a
+-- few seconds after it ends, so a sample committed late is still counted. The first run starts at
+-- the oldest sample. Returns the rows written.
+CREATE FUNCTION @extschema@._rollup_minutes()
+RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '64MB'  -- group in memory: no temporary file
 AS $$
 DECLARE
     upper_bound timestamptz := pg_catalog.date_trunc('minute', pg_catalog.now() - interval '5 seconds');
-    lower_bound timestamptz := rolled_until;
+    rolled_until timestamptz;
+    lower_bound timestamptz;
+    rows_written bigint := 0;
     n bigint;
 BEGIN
-    rows_written := 0;
+    SELECT s.updated_at INTO rolled_until FROM @extschema@.source_state s WHERE s.source = 'rollup';
+    lower_bound := rolled_until;
     IF lower_bound IS NULL THEN
         SELECT pg_catalog.date_trunc('minute', pg_catalog.min(a.sampled_at))
           INTO lower_bound FROM @extschema@.connection_samples a;
     END IF;
     IF lower_bound IS NULL OR lower_bound >= upper_bound THEN
-        new_rolled_until := COALESCE(rolled_until, upper_bound);
-        RETURN NEXT;
-        RETURN;
+        IF rolled_until IS NULL THEN
+            INSERT INTO @extschema@.source_state (source, updated_at) VALUES ('rollup', upper_bound);
+        END IF;
+        RETURN 0;
     END IF;
 
     -- per key first, then per group (keys also differ by client address, which groups ignore)
@@ -79,8 +85,9 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     rows_written := rows_written + n;
 
-    new_rolled_until := upper_bound;
-    RETURN NEXT;
+    INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('rollup', upper_bound)
+    ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;
+    RETURN rows_written;
 END
 $$;
 

@@ -570,3 +570,55 @@ BEGIN
     RETURN written;
 END
 $$;
+
+-- Stores the epoch a source's counters were read in (src/collect/epoch.rs), with this snapshot's
+-- time: the next snapshot of the source starts its interval there.
+CREATE FUNCTION @extschema@._remember_epoch(source text, server_life text, stats_reset text, dealloc bigint)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO @extschema@.source_state AS s (source, server_life, stats_reset, dealloc, updated_at)
+    VALUES (source, server_life, stats_reset, dealloc, pg_catalog.now())
+    ON CONFLICT (source) DO UPDATE
+       SET server_life = excluded.server_life, stats_reset = excluded.stats_reset,
+           dealloc = excluded.dealloc, updated_at = excluded.updated_at
+$$;
+
+-- One counter source's snapshot with its state kept here: the interval starts at the source's
+-- previous snapshot (source_state; NULL the first time), its rows are written by the source's
+-- _snapshot_* function with the collector's verdict on it (interval_reset, counters_zeroed:
+-- src/collect/epoch.rs), and the epoch the counters were read in is stored for the next one.
+-- pgss_schema: where pg_stat_statements is installed (statements only). Returns the rows written.
+CREATE FUNCTION @extschema@._snapshot_source(source text, interval_reset boolean, counters_zeroed boolean,
+                                             server_life text, stats_reset text, dealloc bigint,
+                                             pgss_schema text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    previous_snapshot timestamptz;
+    written bigint;
+BEGIN
+    SELECT s.updated_at INTO previous_snapshot
+      FROM @extschema@.source_state s WHERE s.source OPERATOR(pg_catalog.=) _snapshot_source.source;
+    written := CASE source
+        WHEN 'statements' THEN @extschema@._snapshot_statements(pgss_schema, previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'databases' THEN @extschema@._snapshot_databases(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'tables' THEN @extschema@._snapshot_tables(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'indexes' THEN @extschema@._snapshot_indexes(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'bgwriter' THEN @extschema@._snapshot_bgwriter(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'io' THEN @extschema@._snapshot_io(previous_snapshot, interval_reset, counters_zeroed)
+        WHEN 'replication' THEN @extschema@._snapshot_replication(previous_snapshot)
+        WHEN 'replication_slots' THEN @extschema@._snapshot_replication_slots(previous_snapshot)
+    END;
+    IF written IS NULL THEN
+        RAISE EXCEPTION 'dbanalytics: % is not a counter source', pg_catalog.quote_literal(source)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The counter sources are statements, databases, tables, indexes, bgwriter, io, replication and replication_slots.';
+    END IF;
+    PERFORM @extschema@._remember_epoch(source, server_life, stats_reset, dealloc);
+    RETURN written;
+END
+$$;

@@ -1,6 +1,7 @@
 //! The one way dbanalytics talks SQL from Rust: read helpers and write helpers, with or without
-//! arguments. Every statement passed here is schema-qualified; values are passed as arguments
-//! (`$1`, ...) or, in older code, quoted with `literal`.
+//! arguments. Every statement passed here is schema-qualified; values are passed as typed
+//! arguments (`$1`, ...), never pasted into the text (identifiers, which cannot be arguments,
+//! are quoted with the server's `quote_identifier`).
 
 use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::prelude::*;
@@ -28,6 +29,24 @@ pub fn select_one_with_args<T: FromDatum + IntoDatum>(
             Ok(None)
         } else {
             table.first().get_one::<T>()
+        }
+    })
+}
+
+/// Three columns of one row, each `None` for NULL.
+pub type Row3<A, B, C> = (Option<A>, Option<B>, Option<C>);
+
+/// The first three columns of the first row of a query with arguments, `None` for no row.
+pub fn select_row3<A: FromDatum + IntoDatum, B: FromDatum + IntoDatum, C: FromDatum + IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Result<Option<Row3<A, B, C>>, pgrx::spi::Error> {
+    Spi::connect(|client| {
+        let table = client.select(sql, Some(1), args)?;
+        if table.is_empty() {
+            Ok(None)
+        } else {
+            table.first().get_three::<A, B, C>().map(Some)
         }
     })
 }
@@ -69,12 +88,4 @@ pub fn execute_returning_with_args<T: FromDatum + IntoDatum>(
     args: &[DatumWithOid],
 ) -> Result<Option<T>, pgrx::spi::Error> {
     Spi::get_one_with_args::<T>(sql, args)
-}
-
-/// A SQL literal (or NULL) for a value produced by the server or by our own code.
-pub fn literal(value: Option<&str>) -> String {
-    match value {
-        Some(text) => pgrx::spi::quote_literal(text),
-        None => "NULL".to_string(),
-    }
 }

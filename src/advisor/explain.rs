@@ -15,28 +15,26 @@ pub struct ServerCatalog;
 
 impl Catalog for ServerCatalog {
     fn relation_rows(&self, schema: &str, relation: &str) -> Option<f64> {
-        spi::select_one::<f32>(&format!(
+        spi::select_one_with_args::<f32>(
             "SELECT c.reltuples FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname = {} AND c.relname = {}",
-            spi::literal(Some(schema)),
-            spi::literal(Some(relation))
-        ))
+              WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
+            &[schema.into(), relation.into()],
+        )
         .ok()
         .flatten()
         .map(f64::from)
     }
 
     fn has_column(&self, schema: &str, relation: &str, column: &str) -> bool {
-        spi::select_one::<bool>(&format!(
+        spi::select_one_with_args::<bool>(
             "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a
-                              JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-                              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                             WHERE n.nspname = {} AND c.relname = {} AND a.attname = {}
-                               AND a.attnum > 0 AND NOT a.attisdropped)",
-            spi::literal(Some(schema)),
-            spi::literal(Some(relation)),
-            spi::literal(Some(column))
-        ))
+                              JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
+                              JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                             WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2
+                               AND a.attname OPERATOR(pg_catalog.=) $3
+                               AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)",
+            &[schema.into(), relation.into(), column.into()],
+        )
         .ok()
         .flatten()
         .unwrap_or(false)

@@ -102,17 +102,14 @@ struct Candidate {
 fn existing_indexes(schema: &str, table: &str) -> Vec<Vec<String>> {
     Spi::connect(|client| {
         let rows = client.select(
-            &format!(
                 "SELECT pg_catalog.array_to_string(ARRAY(
                             SELECT a.attname FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(attnum, position)
                               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                              ORDER BY k.position), ',')
                    FROM pg_catalog.pg_index i
-                  WHERE i.indrelid = pg_catalog.to_regclass({}) AND i.indisvalid AND i.indpred IS NULL",
-                spi::literal(Some(&format!("{}.{}", quote_identifier(schema), quote_identifier(table))))
-            ),
+                  WHERE i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) AND i.indisvalid AND i.indpred IS NULL",
             None,
-            &[],
+            &[format!("{}.{}", quote_identifier(schema), quote_identifier(table)).into()],
         )?;
         let mut indexes = Vec::new();
         for row in rows {
@@ -165,9 +162,6 @@ pub type Advice = (
 /// Index advice for the workload of `window`, at most `limit` candidates (index_advice() checked
 /// the arguments).
 pub fn advise(window: pgrx::datum::Interval, limit: usize) -> Vec<Advice> {
-    let window_sql = format!("{}::interval", spi::literal(Some(&window.to_string())));
-    let since = format!("dbanalytics._window_start({window_sql})");
-
     // the statements of this database that took the most time, with their texts. From
     // PostgreSQL 18, pg_stat_statements gives the statement inside an EXPLAIN the query id of
     // that statement, so an entry's text can be the EXPLAIN that ran it first: its statement is
@@ -176,7 +170,7 @@ pub fn advise(window: pgrx::datum::Interval, limit: usize) -> Vec<Advice> {
         let rows = client.select(
             &format!(
                 "SELECT t.queryid, t.calls, t.total_exec_time, q.query, t.userid
-                   FROM dbanalytics._statement_totals({since}, pg_catalog.now()) t
+                   FROM dbanalytics._statement_totals(dbanalytics._window_start($1), pg_catalog.now()) t
                    JOIN dbanalytics.statement_texts x USING (dbid, userid, queryid, toplevel)
                   CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(x.query,
                         '^\\s*EXPLAIN\\s*(\\([^)]*\\)\\s*)?((ANALYZE|ANALYSE|VERBOSE)\\s+)*', '', 'i') AS query) q
@@ -186,7 +180,7 @@ pub fn advise(window: pgrx::datum::Interval, limit: usize) -> Vec<Advice> {
                   ORDER BY t.total_exec_time DESC LIMIT {STATEMENTS_TO_PLAN}"
             ),
             None,
-            &[],
+            &[window.into()],
         )?;
         let mut statements = Vec::new();
         for row in rows {
@@ -266,11 +260,16 @@ pub fn advise(window: pgrx::datum::Interval, limit: usize) -> Vec<Advice> {
         let (cost_after, validated) = match &hypopg {
             Some(schema) => {
                 let costs = in_rolled_back_subtransaction(|| {
-                    spi::execute(&format!(
-                        "SELECT {}.hypopg_create_index({})",
-                        quote_identifier(schema),
-                        spi::literal(Some(ddl.replace(" CONCURRENTLY", "").trim_end_matches(';')))
-                    ))
+                    spi::execute_with_args(
+                        &format!(
+                            "SELECT {}.hypopg_create_index($1)",
+                            quote_identifier(schema)
+                        ),
+                        &[ddl
+                            .replace(" CONCURRENTLY", "")
+                            .trim_end_matches(';')
+                            .into()],
+                    )
                     .ok()?;
                     // the same statements on both sides: one that does not plan again with
                     // the index counts in neither sum
@@ -303,13 +302,16 @@ pub fn advise(window: pgrx::datum::Interval, limit: usize) -> Vec<Advice> {
                 continue; // HypoPG says the planner would not gain materially from it
             }
         }
-        let writes = spi::select_one::<i64>(&format!(
+        let writes = spi::select_one_with_args::<i64>(
             "SELECT COALESCE(pg_catalog.sum(w.n_tup_ins + w.n_tup_upd + w.n_tup_del), 0)::bigint
-               FROM dbanalytics._table_totals({since}, pg_catalog.now()) w
-              WHERE w.schemaname = {} AND w.relname = {}",
-            spi::literal(Some(&candidate.schema)),
-            spi::literal(Some(&candidate.table))
-        ))
+               FROM dbanalytics._table_totals(dbanalytics._window_start($1), pg_catalog.now()) w
+              WHERE w.schemaname OPERATOR(pg_catalog.=) $2 AND w.relname OPERATOR(pg_catalog.=) $3",
+            &[
+                window.into(),
+                candidate.schema.as_str().into(),
+                candidate.table.as_str().into(),
+            ],
+        )
         .ok()
         .flatten()
         .unwrap_or(0);

@@ -77,10 +77,10 @@ pub fn index_advice(
             "Pass an interval such as '1 day'.",
         )
     };
-    let limit = spi::select_one::<i32>(&format!(
-        "SELECT dbanalytics._row_limit({})",
-        max_candidates.map_or("NULL".to_string(), |n| n.to_string())
-    ))
+    let limit = spi::select_one_with_args::<i32>(
+        "SELECT dbanalytics._row_limit($1)",
+        &[max_candidates.into()],
+    )
     .ok()
     .flatten()
     .unwrap_or(10) as usize;

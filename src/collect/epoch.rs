@@ -3,7 +3,7 @@
 //! row by row with `counter_delta()`, which also catches a single counter that went down.
 
 /// What identifies one "life" of a source's cumulative counters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Epoch {
     /// `_server_life()`: postmaster start time plus a marker that a crash wipes. A clean
     /// restart keeps the counters, a crash loses them; either way the interval is suspect.

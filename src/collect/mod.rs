@@ -264,21 +264,26 @@ pub fn record_failed_tick(worker: &str, error: &str) {
 }
 
 fn record_run(worker: &str, run: &SourceRun) {
-    let insert = format!(
-        "INSERT INTO dbanalytics.collector_runs
-             (started_at, worker, source, status, duration_ms, rows, reset, message)
-         VALUES (pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => {duration} / 1000.0),
-                 {worker}, {source}, {status}, {duration}, {rows}, {reset}, {message})",
-        duration = run.duration_ms,
-        worker = spi::literal(Some(worker)),
-        source = spi::literal(Some(run.source)),
-        status = spi::literal(Some(run.status.as_str())),
-        rows = run.rows,
-        reset = run.reset,
-        message = spi::literal(run.message.as_deref()),
-    );
+    let insert = || {
+        spi::execute_with_args(
+            "INSERT INTO dbanalytics.collector_runs
+                 (started_at, worker, source, status, duration_ms, rows, reset, message)
+             VALUES (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $5 OPERATOR(pg_catalog./) 1000.0),
+                     $1, $2, $3, $5, $4, $6, $7)",
+            &[
+                worker.into(),
+                run.source.into(),
+                run.status.as_str().into(),
+                run.rows.into(),
+                run.duration_ms.into(),
+                run.reset.into(),
+                run.message.as_deref().into(),
+            ],
+        )
+        .map_err(|e| e.to_string())
+    };
     // A missing collector_runs partition must not take the tick down with it.
-    if let Err(error) = in_subtransaction(|| spi::execute(&insert).map_err(|e| e.to_string())) {
+    if let Err(error) = in_subtransaction(insert) {
         let failure = SourceRun {
             source: "collector_runs",
             status: RunStatus::Error,

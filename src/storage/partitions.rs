@@ -212,15 +212,13 @@ fn with_short_lock_timeout<R>(
     ddl: impl FnOnce() -> Result<R, pgrx::spi::Error>,
 ) -> Result<R, pgrx::spi::Error> {
     let previous = spi::select_one::<String>("SELECT pg_catalog.current_setting('lock_timeout')")?;
-    spi::execute(&format!(
-        "SELECT pg_catalog.set_config('lock_timeout', {}, true)",
-        spi::literal(Some(DDL_LOCK_TIMEOUT))
-    ))?;
+    let set_lock_timeout = "SELECT pg_catalog.set_config('lock_timeout', $1, true)";
+    spi::execute_with_args(set_lock_timeout, &[DDL_LOCK_TIMEOUT.into()])?;
     let result = ddl()?;
-    spi::execute(&format!(
-        "SELECT pg_catalog.set_config('lock_timeout', {}, true)",
-        spi::literal(Some(previous.as_deref().unwrap_or("0")))
-    ))?;
+    spi::execute_with_args(
+        set_lock_timeout,
+        &[previous.as_deref().unwrap_or("0").into()],
+    )?;
     Ok(result)
 }
 

@@ -150,9 +150,9 @@ fn wait_minute_is_the_rollup_of_active_samples_per_wait_event() {
     run("INSERT INTO dbanalytics.activity_minute
          SELECT r - interval '6 minutes', 'wmdb', 'u', 'app', 'active', 'IO', 'DataFileRead', 25, 40 FROM r");
     // one rollup run, recorded as the collector records it
-    run("INSERT INTO dbanalytics.source_state (source, updated_at)
-         SELECT 'rollup', u.new_rolled_until FROM dbanalytics._rollup_minutes((SELECT r FROM r)) u
+    run("INSERT INTO dbanalytics.source_state (source, updated_at) SELECT 'rollup', r FROM r
          ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at");
+    run("SELECT dbanalytics._rollup_minutes()");
     assert_eq!(
         one::<String>(
             "SELECT string_agg(concat_ws(':', extract(minute FROM w.minute - r.r), w.wait_event_type,

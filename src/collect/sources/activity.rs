@@ -5,10 +5,10 @@ use super::super::{spi_error, Collected};
 use crate::{gucs, spi};
 
 pub(crate) fn sample_activity() -> Result<Collected, SourceError> {
-    let rows = spi::select_one::<i64>(&format!(
-        "SELECT dbanalytics._sample_activity({})",
-        gucs::track_idle_in_transaction()
-    ))
+    let rows = spi::select_one_with_args::<i64>(
+        "SELECT dbanalytics._sample_activity($1)",
+        &[gucs::track_idle_in_transaction().into()],
+    )
     .map_err(spi_error)?;
     Ok(Collected::rows(rows.unwrap_or(0)))
 }

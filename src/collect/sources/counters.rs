@@ -6,86 +6,75 @@ use super::super::epoch::{self, Epoch, Interval};
 use super::super::isolation::SourceError;
 use super::super::{spi_error, Collected};
 use crate::spi;
-use pgrx::prelude::*;
+use pgrx::datum::DatumWithOid;
 
-/// Reads a source's epoch and classifies the interval since its previous snapshot. Returns the
-/// verdict, the previous snapshot's time (a timestamptz literal, or None the first time) and the
-/// current epoch, to be stored with `remember_epoch` once the snapshot is written.
+/// Reads a source's current epoch (`epoch_sql`, with `epoch_args`) and the one stored with its
+/// previous snapshot, and classifies the interval between them. Returns the verdict and the
+/// current epoch, which the source's SQL stores with its snapshot (`_remember_epoch`).
 pub(crate) fn read_interval(
     source: &str,
     epoch_sql: &str,
-) -> Result<(Interval, Option<String>, Epoch), SourceError> {
-    let current = Spi::get_three::<String, String, i64>(epoch_sql)
-        .map(|(server_life, stats_reset, dealloc)| Epoch {
+    epoch_args: &[DatumWithOid],
+) -> Result<(Interval, Epoch), SourceError> {
+    let current = epoch_row(epoch_sql, epoch_args)
+        .map_err(spi_error)?
+        .unwrap_or_default();
+    let stored = epoch_row(
+        "SELECT s.server_life, s.stats_reset, s.dealloc
+           FROM dbanalytics.source_state s WHERE s.source OPERATOR(pg_catalog.=) $1",
+        &[source.into()],
+    )
+    .map_err(spi_error)?;
+    Ok((epoch::classify(stored.as_ref(), &current), current))
+}
+
+/// The epoch in the first row of a query returning (server_life, stats_reset, dealloc).
+fn epoch_row(sql: &str, args: &[DatumWithOid]) -> Result<Option<Epoch>, pgrx::spi::Error> {
+    Ok(spi::select_row3::<String, String, i64>(sql, args)?.map(
+        |(server_life, stats_reset, dealloc)| Epoch {
             server_life,
             stats_reset,
             dealloc,
-        })
-        .map_err(spi_error)?;
-    let stored = Spi::connect(|client| {
-        let table = client.select(
-            &format!(
-                "SELECT server_life, stats_reset, dealloc, updated_at::text
-                   FROM dbanalytics.source_state WHERE source = {}",
-                spi::literal(Some(source))
-            ),
-            Some(1),
-            &[],
-        )?;
-        if table.is_empty() {
-            return Ok::<_, pgrx::spi::Error>(None);
-        }
-        let row = table.first();
-        Ok(Some((
-            Epoch {
-                server_life: row.get::<String>(1)?,
-                stats_reset: row.get::<String>(2)?,
-                dealloc: row.get::<i64>(3)?,
-            },
-            row.get::<String>(4)?,
-        )))
-    })
-    .map_err(spi_error)?;
-    let interval = epoch::classify(stored.as_ref().map(|(epoch, _)| epoch), &current);
-    let previous_snapshot = match &interval {
-        Interval::First => None,
-        _ => Some(format!(
-            "{}::timestamptz",
-            spi::literal(stored.as_ref().and_then(|(_, at)| at.as_deref()))
-        )),
-    };
-    Ok((interval, previous_snapshot, current))
-}
-
-/// Stores the epoch a source's counters were read in, with this snapshot's time.
-pub(crate) fn remember_epoch(source: &str, epoch: &Epoch) -> Result<(), SourceError> {
-    spi::execute(&format!(
-        "INSERT INTO dbanalytics.source_state AS s (source, server_life, stats_reset, dealloc, updated_at)
-         VALUES ({source}, {life}, {reset}, {dealloc}, pg_catalog.now())
-         ON CONFLICT (source) DO UPDATE
-            SET server_life = excluded.server_life, stats_reset = excluded.stats_reset,
-                dealloc = excluded.dealloc, updated_at = excluded.updated_at",
-        source = spi::literal(Some(source)),
-        life = spi::literal(epoch.server_life.as_deref()),
-        reset = spi::literal(epoch.stats_reset.as_deref()),
-        dealloc = epoch.dealloc.map_or("NULL".to_string(), |d| d.to_string()),
+        },
     ))
-    .map_err(spi_error)
 }
 
-/// Classifies the interval, runs the source's snapshot function with that verdict and stores
-/// the new epoch — all in the caller's subtransaction, so a failure leaves the previous state.
+/// The epoch as the trailing arguments of `_snapshot_source` and `_remember_epoch`.
+pub(crate) fn epoch_arguments(epoch: &Epoch) -> [DatumWithOid<'static>; 3] {
+    [
+        epoch.server_life.clone().into(),
+        epoch.stats_reset.clone().into(),
+        epoch.dealloc.into(),
+    ]
+}
+
+/// Classifies the interval and has `_snapshot_source` (sql/snapshots.sql) write the source's
+/// deltas with that verdict and store the new epoch — all in the caller's subtransaction, so a
+/// failure leaves the previous state. `judge` adjusts the verdict for the source (`per_object`);
+/// `pgss_schema` is where pg_stat_statements lives (statements only).
 pub(crate) fn snapshot_counters(
     source: &str,
-    epoch_sql: &str,
-    snapshot_call: impl FnOnce(&str, &Interval) -> String,
+    (epoch_sql, epoch_args): (&str, &[DatumWithOid]),
+    judge: fn(&Interval) -> Interval,
+    pgss_schema: Option<&str>,
 ) -> Result<Collected, SourceError> {
-    let (interval, previous_snapshot, current) = read_interval(source, epoch_sql)?;
-    let previous_snapshot = previous_snapshot.unwrap_or_else(|| "NULL::timestamptz".to_string());
-    let rows = spi::select_one::<i64>(&snapshot_call(&previous_snapshot, &interval))
-        .map_err(spi_error)?
-        .unwrap_or(0);
-    remember_epoch(source, &current)?;
+    let (interval, current) = read_interval(source, epoch_sql, epoch_args)?;
+    let verdict = judge(&interval);
+    let [server_life, stats_reset, dealloc] = epoch_arguments(&current);
+    let rows = spi::execute_returning_with_args::<i64>(
+        "SELECT dbanalytics._snapshot_source($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            source.into(),
+            verdict.is_reset().into(),
+            verdict.counters_zeroed().into(),
+            server_life,
+            stats_reset,
+            dealloc,
+            pgss_schema.into(),
+        ],
+    )
+    .map_err(spi_error)?
+    .unwrap_or(0);
     Ok(Collected {
         rows,
         interval,
@@ -93,13 +82,9 @@ pub(crate) fn snapshot_counters(
     })
 }
 
-/// `(previous_snapshot, interval_reset, counters_zeroed)` as SQL arguments.
-pub(crate) fn interval_arguments(previous_snapshot: &str, interval: &Interval) -> String {
-    format!(
-        "{previous_snapshot}, {}, {}",
-        interval.is_reset(),
-        interval.counters_zeroed()
-    )
+/// The verdict as it is, for the sources whose counters are all reset together.
+pub(crate) fn as_judged(interval: &Interval) -> Interval {
+    interval.clone()
 }
 
 /// Epoch queries return times as exact epoch seconds (numeric text): independent of TimeZone.
@@ -125,27 +110,18 @@ pub(crate) fn snapshot_statements() -> Result<Collected, SourceError> {
         ));
     };
     // pg_stat_statements_info's reset time and evictions, where its version has them (versions.sql)
-    let epoch_sql = format!(
-        "SELECT dbanalytics._server_life(), e.stats_reset, e.dealloc
-           FROM dbanalytics._statements_epoch({}) e",
-        spi::literal(Some(&schema))
-    );
-    snapshot_counters("statements", &epoch_sql, |previous, interval| {
-        format!(
-            "SELECT dbanalytics._snapshot_statements({}, {})",
-            spi::literal(Some(&schema)),
-            interval_arguments(previous, interval)
-        )
-    })
+    let epoch_sql = "SELECT dbanalytics._server_life(), e.stats_reset, e.dealloc
+                       FROM dbanalytics._statements_epoch($1) e";
+    snapshot_counters(
+        "statements",
+        (epoch_sql, &[schema.as_str().into()]),
+        as_judged,
+        Some(&schema),
+    )
 }
 
 pub(crate) fn snapshot_databases() -> Result<Collected, SourceError> {
-    snapshot_counters("databases", POSTMASTER_ONLY_EPOCH, |previous, interval| {
-        format!(
-            "SELECT dbanalytics._snapshot_databases({})",
-            interval_arguments(previous, interval)
-        )
-    })
+    snapshot_counters("databases", (POSTMASTER_ONLY_EPOCH, &[]), as_judged, None)
 }
 
 /// A database's stats_reset also moves when only one table's counters are reset
@@ -165,33 +141,18 @@ pub(crate) fn per_object(interval: &Interval) -> Interval {
 }
 
 pub(crate) fn snapshot_tables() -> Result<Collected, SourceError> {
-    snapshot_counters("tables", DATABASE_EPOCH, |previous, interval| {
-        format!(
-            "SELECT dbanalytics._snapshot_tables({})",
-            interval_arguments(previous, &per_object(interval))
-        )
-    })
+    snapshot_counters("tables", (DATABASE_EPOCH, &[]), per_object, None)
 }
 
 pub(crate) fn snapshot_indexes() -> Result<Collected, SourceError> {
-    snapshot_counters("indexes", DATABASE_EPOCH, |previous, interval| {
-        format!(
-            "SELECT dbanalytics._snapshot_indexes({})",
-            interval_arguments(previous, &per_object(interval))
-        )
-    })
+    snapshot_counters("indexes", (DATABASE_EPOCH, &[]), per_object, None)
 }
 
 pub(crate) fn snapshot_bgwriter() -> Result<Collected, SourceError> {
     // pg_stat_bgwriter's reset time up to 16; none from 17 (versions.sql says why)
     let epoch_sql =
         "SELECT dbanalytics._server_life(), dbanalytics._bgwriter_epoch(), NULL::bigint";
-    snapshot_counters("bgwriter", epoch_sql, |previous, interval| {
-        format!(
-            "SELECT dbanalytics._snapshot_bgwriter({})",
-            interval_arguments(previous, interval)
-        )
-    })
+    snapshot_counters("bgwriter", (epoch_sql, &[]), as_judged, None)
 }
 
 /// pg_stat_io, on the servers that have it (versions.sql says which).
@@ -202,25 +163,22 @@ pub(crate) fn snapshot_io() -> Result<Collected, SourceError> {
         return Ok(Collected::skipped(reason));
     }
     let epoch_sql = "SELECT dbanalytics._server_life(), dbanalytics._io_epoch(), NULL::bigint";
-    snapshot_counters("io", epoch_sql, |previous, interval| {
-        format!(
-            "SELECT dbanalytics._snapshot_io({})",
-            interval_arguments(previous, interval)
-        )
-    })
+    snapshot_counters("io", (epoch_sql, &[]), as_judged, None)
 }
 
+/// Gauges: the interval only dates the rows, a reset changes nothing.
 pub(crate) fn snapshot_replication() -> Result<Collected, SourceError> {
-    snapshot_counters("replication", POSTMASTER_ONLY_EPOCH, |previous, _| {
-        format!("SELECT dbanalytics._snapshot_replication({previous})")
-    })
-    .map(|collected| Collected::rows(collected.rows))
+    snapshot_counters("replication", (POSTMASTER_ONLY_EPOCH, &[]), as_judged, None)
+        .map(|collected| Collected::rows(collected.rows))
 }
 
 pub(crate) fn snapshot_replication_slots() -> Result<Collected, SourceError> {
-    snapshot_counters("replication_slots", POSTMASTER_ONLY_EPOCH, |previous, _| {
-        format!("SELECT dbanalytics._snapshot_replication_slots({previous})")
-    })
+    snapshot_counters(
+        "replication_slots",
+        (POSTMASTER_ONLY_EPOCH, &[]),
+        as_judged,
+        None,
+    )
     .map(|collected| Collected::rows(collected.rows))
 }
 

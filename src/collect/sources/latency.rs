@@ -5,7 +5,7 @@ use super::super::epoch::Interval;
 use super::super::isolation::in_subtransaction;
 use super::super::isolation::SourceError;
 use super::super::{spi_error, Collected};
-use super::counters::{read_interval, remember_epoch, POSTMASTER_ONLY_EPOCH};
+use super::counters::{epoch_arguments, read_interval, POSTMASTER_ONLY_EPOCH};
 use crate::spi;
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -19,10 +19,7 @@ pub(crate) fn persist_latency() -> Result<Collected, SourceError> {
             "latency histograms need dbanalytics in shared_preload_libraries",
         ));
     };
-    let (interval, previous_snapshot, current) = read_interval("latency", POSTMASTER_ONLY_EPOCH)?;
-    // the first time, counts have accumulated since the server started
-    let interval_start =
-        previous_snapshot.unwrap_or_else(|| "pg_catalog.pg_postmaster_start_time()".to_string());
+    let (interval, current) = read_interval("latency", POSTMASTER_ONLY_EPOCH, &[])?;
     let drained = histograms.drain();
     // until this transaction commits, the counts are only in its rows: an abort (a later
     // source's error that ends the tick, a cancel, the statement timeout, a FATAL at shutdown,
@@ -32,11 +29,16 @@ pub(crate) fn persist_latency() -> Result<Collected, SourceError> {
         let rows = if drained.is_empty() {
             0
         } else {
-            store_latency(&drained, &interval_start, interval.is_reset())
+            store_latency(&drained, interval.is_reset())
                 .map_err(spi_error)?
                 .unwrap_or(0)
         };
-        remember_epoch("latency", &current)?;
+        let [server_life, stats_reset, dealloc] = epoch_arguments(&current);
+        spi::execute_with_args(
+            "SELECT dbanalytics._remember_epoch('latency', $1, $2, $3)",
+            &[server_life, stats_reset, dealloc],
+        )
+        .map_err(spi_error)?;
         Ok(rows)
     };
     let outcome = in_subtransaction(store);
@@ -95,12 +97,13 @@ unsafe extern "C-unwind" fn latency_at_xact_end(
     }
 }
 
-/// One statement writing the drained histograms per query and, summed, per database. The
-/// entries reach it as typed array arguments, one element per entry (the buckets flattened, each
-/// with the number of its entry), never as text: the statement is the same whatever was drained.
+/// One statement writing the drained histograms per query and, summed, per database, over the
+/// interval since the source's previous snapshot (source_state 'latency'; the first time, since
+/// the server started: counts accumulate from then). The entries reach it as typed array
+/// arguments, one element per entry (the buckets flattened, each with the number of its entry),
+/// never as text: the statement is the same whatever was drained.
 pub(crate) fn store_latency(
     drained: &[crate::histogram::table::Drained],
-    interval_start: &str,
     reset: bool,
 ) -> Result<Option<i64>, pgrx::spi::Error> {
     let count = drained.len();
@@ -150,8 +153,11 @@ pub(crate) fn store_latency(
             executions.push(n as i64);
         }
     }
-    let sql = format!(
-        "WITH drained AS (
+    const SQL: &str = "WITH since AS (
+             SELECT COALESCE((SELECT s.updated_at FROM dbanalytics.source_state s
+                               WHERE s.source OPERATOR(pg_catalog.=) 'latency'),
+                             pg_catalog.pg_postmaster_start_time()) AS at),
+         drained AS (
              SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int8[]),
                                       pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int8[]),
                                       pg_catalog.unnest($5::pg_catalog.int8[]), pg_catalog.unnest($6::pg_catalog.int8[]),
@@ -174,15 +180,15 @@ pub(crate) fn store_latency(
                     (interval_start, interval_end, dbid, userid, queryid, reset, executions, buckets, counts,
                      runs, run_executions, run_max_length, run_parent_queryid, run_application,
                      cpu_user_time, cpu_system_time, disk_read_bytes, disk_write_bytes)
-             SELECT {interval_start}, pg_catalog.now(), d.dbid::pg_catalog.oid, d.userid::pg_catalog.oid, d.queryid, {reset},
-                    COALESCE(h.executions, 0), COALESCE(h.buckets, '{{}}'), COALESCE(h.counts, '{{}}'),
+             SELECT (SELECT since.at FROM since), pg_catalog.now(), d.dbid::pg_catalog.oid, d.userid::pg_catalog.oid,
+                    d.queryid, $16, COALESCE(h.executions, 0), COALESCE(h.buckets, '{}'), COALESCE(h.counts, '{}'),
                     d.runs, d.run_executions, d.run_max_length, d.run_parent_queryid, d.run_application,
                     d.cpu_user_time, d.cpu_system_time, d.disk_read_bytes, d.disk_write_bytes
                FROM drained d LEFT JOIN histograms h ON h.entry OPERATOR(pg_catalog.=) d.entry
              RETURNING 1),
          per_database AS (
              INSERT INTO dbanalytics.database_latency
-             SELECT {interval_start}, pg_catalog.now(), x.dbid::pg_catalog.oid, db.datname, {reset},
+             SELECT (SELECT since.at FROM since), pg_catalog.now(), x.dbid::pg_catalog.oid, db.datname, $16,
                     pg_catalog.sum(x.executions)::bigint,
                     pg_catalog.array_agg(x.bucket ORDER BY x.bucket),
                     pg_catalog.array_agg(x.executions ORDER BY x.bucket)
@@ -192,10 +198,9 @@ pub(crate) fn store_latency(
                LEFT JOIN pg_catalog.pg_database db ON db.oid OPERATOR(pg_catalog.=) x.dbid::pg_catalog.oid
               GROUP BY x.dbid, db.datname
              RETURNING 1)
-         SELECT (SELECT pg_catalog.count(*) FROM per_query) + (SELECT pg_catalog.count(*) FROM per_database)"
-    );
+         SELECT (SELECT pg_catalog.count(*) FROM per_query) + (SELECT pg_catalog.count(*) FROM per_database)";
     spi::execute_returning_with_args::<i64>(
-        &sql,
+        SQL,
         &[
             dbid.into(),
             userid.into(),
@@ -212,6 +217,7 @@ pub(crate) fn store_latency(
             bucket_entry.into(),
             bucket.into(),
             executions.into(),
+            reset.into(),
         ],
     )
 }

@@ -30,9 +30,9 @@ pub(crate) fn drop_expired_partitions() -> Result<Collected, SourceError> {
     let dropped = partitions::drop_partitions(&expired).map_err(spi_error)?;
     if dropped > 0 {
         // first_seen guards a text whose first delta is not written yet
-        spi::execute(&format!(
+        spi::execute_with_args(
             "DELETE FROM dbanalytics.statements s
-              WHERE s.first_seen < pg_catalog.now() - pg_catalog.make_interval(secs => {})
+              WHERE s.first_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
                 AND NOT EXISTS (SELECT FROM dbanalytics.statement_stats st
                                  WHERE (st.dbid, st.userid, st.queryid, st.toplevel)
                                        OPERATOR(pg_catalog.=) (s.dbid, s.userid, s.queryid, s.toplevel))
@@ -42,8 +42,8 @@ pub(crate) fn drop_expired_partitions() -> Result<Collected, SourceError> {
                 AND NOT EXISTS (SELECT FROM dbanalytics.statement_daily st
                                  WHERE (st.dbid, st.userid, st.queryid, st.toplevel)
                                        OPERATOR(pg_catalog.=) (s.dbid, s.userid, s.queryid, s.toplevel))",
-            gucs::retention_minutes().as_secs()
-        ))
+            &[gucs::retention_minutes().as_secs_f64().into()],
+        )
         .map_err(spi_error)?;
     }
     Ok(Collected::rows(dropped))
