@@ -53,21 +53,30 @@ SELECT p.minute, p.datname, p.usename, p.application_name, t.ticks, p.active_sum
   JOIN cluster_peak cp USING (minute)
 $$;
 
+-- The verdict on one pool in one minute (_pool_verdicts), with the evidence its advice quotes
+-- (_pool_recommendation): the object most waited on in a lock hotspot, the cluster's peak
+-- against its usable connections, the sampling tick and the growth buffer.
+CREATE TYPE @extschema@.pool_verdict AS (
+    minute timestamptz, datname text, usename text, application_name text,
+    avg_active double precision, max_active integer, avg_idle double precision,
+    avg_idle_in_transaction double precision, avg_waiting double precision,
+    max_connections_used integer, utilization double precision,
+    pool_status text, recommended_pool_size integer,
+    hotspot_object text, hotspot_samples bigint, hotspot_total numeric,
+    near_limit boolean, cluster_peak integer, usable_connections integer,
+    tick_seconds double precision, growth_buffer double precision);
+
 -- The pool analysis itself, one SELECT. The object most waited on in a lock hotspot comes from
 -- one pass over the window's lock waits (not a lookup per row: a day of lock-hotspot minutes
 -- would scan the raw samples thousands of times). Causes are told apart
 -- (issue 17): sessions waiting on locks are a lock hotspot (more sessions queue more waiters),
 -- connections idle inside transactions are an application leak, a cluster near its connection
 -- limit never gets more connections, and a size is recommended only from the measured peak of
--- concurrently active sessions. Clients waiting for a connection in an application pool or a
--- pooler are invisible to the server: the busy-pool advice says so.
-CREATE FUNCTION @extschema@._pool_analytics(analysis_window interval)
-RETURNS TABLE (
-    minute timestamptz, datname text, usename text, application_name text,
-    avg_active double precision, max_active integer, avg_idle double precision,
-    avg_idle_in_transaction double precision, avg_waiting double precision,
-    max_connections_used integer, utilization double precision,
-    pool_status text, recommended_pool_size integer, recommendation text)
+-- concurrently active sessions. The advice's text is left to _pool_recommendation, so that a
+-- caller that needs it for a few rows (health_score, the report) does not format it for every
+-- minute of the window.
+CREATE FUNCTION @extschema@._pool_verdicts(analysis_window interval)
+RETURNS SETOF @extschema@.pool_verdict
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -154,47 +163,61 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
            WHEN 'oversized' THEN GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink))::integer
            ELSE j.max_used
        END,
-       CASE j.status
-           WHEN 'lock_hotspot' THEN
-               pg_catalog.format('%s sessions on average wait on locks%s in a saturated pool: a lock hotspot, '
-                                 'not a pool too small (more sessions would only queue behind the same locks); do not grow the pool, '
-                                 'find the blockers in blocking_chains() and lock_contention%s',
-                                 pg_catalog.round(j.avg_waiting::numeric, 2),
-                                 CASE WHEN h.object IS NOT NULL
-                                      THEN pg_catalog.format(' (most on %s: %s of %s waiting samples)', h.object, h.samples, h.total)
-                                      ELSE '' END,
-                                 CASE WHEN j.near_limit
-                                      THEN pg_catalog.format('; the cluster is also near its connection limit (%s of %s usable)', j.peak, j.usable)
-                                      ELSE '' END)
-           WHEN 'near_connection_limit' THEN
-               pg_catalog.format('client connections peaked at %s of %s usable (max_connections - superuser_reserved_connections): '
-                                 'do not add connections; put a pooler such as PgBouncer (transaction pooling) in front, '
-                                 'sized to the measured peak of %s concurrently active sessions (sampled every %s s) plus %s%%: about %s',
-                                 j.peak, j.usable, j.max_active, j.tick_seconds, pg_catalog.round((100 * (j.grow - 1))::numeric),
-                                 LEAST(j.max_used, j.measured_need))
-           WHEN 'idle_in_transaction' THEN
-               pg_catalog.format('%s connections on average sit idle inside an open transaction, against %s active: '
-                                 'the application holds connections (and their locks and snapshots) without using them; '
-                                 'fix the code path that leaves transactions open (long_running_transactions names the sessions) '
-                                 'and set idle_in_transaction_session_timeout; do not grow the pool',
-                                 pg_catalog.round(j.avg_iit::numeric, 2), pg_catalog.round(j.avg_active::numeric, 2))
-           WHEN 'oversized' THEN
-               pg_catalog.format('only %s%% of connections are active while %s sit idle on average: shrink the pool to about %s '
-                                 '(peak of %s concurrently active sessions, sampled every %s s)',
-                                 pg_catalog.round((100 * j.utilization)::numeric, 1),
-                                 pg_catalog.round(j.avg_idle::numeric, 1),
-                                 GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink)), j.max_active, j.tick_seconds)
-           WHEN 'high_utilization' THEN
-               pg_catalog.format('%s%% of connections are busy, at most %s active at once (sampled every %s s; shorter peaks are not seen): '
-                                 'if clients wait for a connection, size the pool to about %s; the server cannot see clients queued '
-                                 'in an application pool or a pooler: check its wait count (PgBouncer: SHOW POOLS, cl_waiting)',
-                                 pg_catalog.round((100 * j.utilization)::numeric, 1), j.max_active, j.tick_seconds, j.measured_need)
-           ELSE 'no action needed'
-       END
+       h.object, h.samples, h.total, j.near_limit, j.peak, j.usable, j.tick_seconds, j.grow
   FROM judged j
   LEFT JOIN hotspots h
          ON j.status = 'lock_hotspot' AND h.minute = j.minute
         AND (h.datname, h.usename, h.application_name) IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name)
+$$;
+
+-- What to do about one pool verdict, in words. Clients waiting for a connection in an
+-- application pool or a pooler are invisible to the server: the busy-pool advice says so.
+-- Inlined into its callers (no SET clause; STABLE as format() is), so written with
+-- pg_catalog-qualified functions and operators (sql/snapshots.sql says why).
+CREATE FUNCTION @extschema@._pool_recommendation(v @extschema@.pool_verdict)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'lock_hotspot' THEN
+            pg_catalog.format('%s sessions on average wait on locks%s in a saturated pool: a lock hotspot, '
+                              'not a pool too small (more sessions would only queue behind the same locks); do not grow the pool, '
+                              'find the blockers in blocking_chains() and lock_contention%s',
+                              pg_catalog.round(v.avg_waiting::numeric, 2),
+                              CASE WHEN v.hotspot_object IS NOT NULL
+                                   THEN pg_catalog.format(' (most on %s: %s of %s waiting samples)',
+                                                          v.hotspot_object, v.hotspot_samples, v.hotspot_total)
+                                   ELSE '' END,
+                              CASE WHEN v.near_limit
+                                   THEN pg_catalog.format('; the cluster is also near its connection limit (%s of %s usable)',
+                                                          v.cluster_peak, v.usable_connections)
+                                   ELSE '' END)
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'near_connection_limit' THEN
+            pg_catalog.format('client connections peaked at %s of %s usable (max_connections - superuser_reserved_connections): '
+                              'do not add connections; put a pooler such as PgBouncer (transaction pooling) in front, '
+                              'sized to the measured peak of %s concurrently active sessions (sampled every %s s) plus %s%%: about %s',
+                              v.cluster_peak, v.usable_connections, v.max_active, v.tick_seconds,
+                              pg_catalog.round((100 OPERATOR(pg_catalog.*) (v.growth_buffer OPERATOR(pg_catalog.-) 1))::numeric),
+                              v.recommended_pool_size)
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'idle_in_transaction' THEN
+            pg_catalog.format('%s connections on average sit idle inside an open transaction, against %s active: '
+                              'the application holds connections (and their locks and snapshots) without using them; '
+                              'fix the code path that leaves transactions open (long_running_transactions names the sessions) '
+                              'and set idle_in_transaction_session_timeout; do not grow the pool',
+                              pg_catalog.round(v.avg_idle_in_transaction::numeric, 2), pg_catalog.round(v.avg_active::numeric, 2))
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'oversized' THEN
+            pg_catalog.format('only %s%% of connections are active while %s sit idle on average: shrink the pool to about %s '
+                              '(peak of %s concurrently active sessions, sampled every %s s)',
+                              pg_catalog.round((100 OPERATOR(pg_catalog.*) v.utilization)::numeric, 1),
+                              pg_catalog.round(v.avg_idle::numeric, 1), v.recommended_pool_size, v.max_active, v.tick_seconds)
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'high_utilization' THEN
+            pg_catalog.format('%s%% of connections are busy, at most %s active at once (sampled every %s s; shorter peaks are not seen): '
+                              'if clients wait for a connection, size the pool to about %s; the server cannot see clients queued '
+                              'in an application pool or a pooler: check its wait count (PgBouncer: SHOW POOLS, cl_waiting)',
+                              pg_catalog.round((100 OPERATOR(pg_catalog.*) v.utilization)::numeric, 1), v.max_active,
+                              v.tick_seconds, v.recommended_pool_size)
+        ELSE 'no action needed'
+    END
 $$;
 
 CREATE FUNCTION @extschema@.connection_pool_analytics(analysis_window interval)
@@ -208,7 +231,10 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-    SELECT p.* FROM @extschema@._pool_analytics(analysis_window) p
+    SELECT p.minute, p.datname, p.usename, p.application_name, p.avg_active, p.max_active, p.avg_idle,
+           p.avg_idle_in_transaction, p.avg_waiting, p.max_connections_used, p.utilization, p.pool_status,
+           p.recommended_pool_size, @extschema@._pool_recommendation(p)
+      FROM @extschema@._pool_verdicts(analysis_window) p
      ORDER BY p.minute, p.datname NULLS LAST, p.usename, p.application_name
 $$;
 

@@ -1,8 +1,5 @@
 -- dbanalytics analytics: indexes, tables, sequences, cache, replication.
 
--- Indexes of the current database, judged over a window from the collector's history plus
--- the scans since its last snapshot. Index statistics are per database: run this in the
--- database the collector watches (dbanalytics.database).
 -- Estimated free space of every btree index of the current database, from the planner's
 -- statistics: the pages its rows would fill at the index's fillfactor (row width from pg_stats,
 -- row count from pg_class), against the pages it has. This is the well-known estimate of
@@ -67,6 +64,9 @@ SELECT e.indexrelid, (e.relpages * e.bs)::bigint, (LEAST(e.pages, e.relpages) * 
   FROM expected e
 $$;
 
+-- Indexes of the current database, judged over a window from the collector's history plus
+-- the scans since its last snapshot. Index statistics are per database: run this in the
+-- database the collector watches (dbanalytics.database).
 CREATE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
 RETURNS TABLE (
     schemaname text, tablename text, indexname text, index_method text,

@@ -6541,6 +6541,874 @@ REVOKE ALL ON FUNCTION @extschema@._remember_epoch(text, text, text, bigint) FRO
 REVOKE ALL ON FUNCTION @extschema@._snapshot_source(text, boolean, boolean, text, text, bigint, text) FROM PUBLIC;
 
 -------------------------------------------------------------------------------
+-- Issue 16: the pool verdicts apart from their advice in words (_pool_verdicts,
+-- _pool_recommendation), so that health_score() and report_html() format it only for the rows
+-- they show; report_html() runs with work_mem = 64MB. Restated whole from
+-- sql/analytics_connections.sql, sql/health.sql and sql/report.sql.
+-------------------------------------------------------------------------------
+CREATE TYPE @extschema@.pool_verdict AS (
+    minute timestamptz, datname text, usename text, application_name text,
+    avg_active double precision, max_active integer, avg_idle double precision,
+    avg_idle_in_transaction double precision, avg_waiting double precision,
+    max_connections_used integer, utilization double precision,
+    pool_status text, recommended_pool_size integer,
+    hotspot_object text, hotspot_samples bigint, hotspot_total numeric,
+    near_limit boolean, cluster_peak integer, usable_connections integer,
+    tick_seconds double precision, growth_buffer double precision);
+
+CREATE FUNCTION @extschema@._pool_verdicts(analysis_window interval)
+RETURNS SETOF @extschema@.pool_verdict
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           pg_catalog.current_setting('max_connections')::integer
+             - pg_catalog.current_setting('superuser_reserved_connections')::integer AS usable,
+           COALESCE((SELECT s.setting::double precision / 1000 FROM pg_catalog.pg_settings s
+                      WHERE s.name = 'dbanalytics.sample_interval'), 1) AS tick_seconds,
+           @extschema@._threshold('pool_limit_ratio')::double precision AS limit_ratio,
+           @extschema@._threshold('pool_high_utilization')::double precision AS high_util,
+           @extschema@._threshold('pool_low_utilization')::double precision AS low_util,
+           @extschema@._threshold('pool_idle_surplus')::double precision AS idle_surplus,
+           @extschema@._threshold('pool_idle_in_transaction_ratio')::double precision AS iit_ratio,
+           @extschema@._threshold('pool_growth_buffer')::double precision AS grow,
+           @extschema@._threshold('pool_shrink_buffer')::double precision AS shrink
+), rolled AS (
+    -- the minutes overlapping the window: rolled up, then from raw samples after the rollup
+    SELECT COALESCE(@extschema@._rolled_until('rollup'), '-infinity') AS until
+), pools AS (
+    SELECT p.* FROM @extschema@.pool_minute p
+     WHERE p.minute > pg_catalog.now() - analysis_window - interval '1 minute'
+       AND p.minute < (SELECT r.until FROM rolled r)
+    UNION ALL
+    SELECT p.* FROM rolled r, args a,
+           @extschema@._pool_minutes(GREATEST(r.until, pg_catalog.date_trunc('minute', a.since)), 'infinity') p
+), measured AS (
+    SELECT p.minute, p.datname, p.usename, p.application_name,
+           p.active_sum::double precision / p.ticks AS avg_active, p.max_active,
+           p.idle_sum::double precision / p.ticks AS avg_idle,
+           p.idle_in_transaction_sum::double precision / p.ticks AS avg_iit,
+           p.waiting_sum::double precision / p.ticks AS avg_waiting,
+           p.max_connections AS max_used,
+           p.active_sum::double precision / NULLIF(p.active_sum + p.idle_sum, 0) AS utilization,
+           p.cluster_peak >= a.limit_ratio * a.usable AS near_limit, p.cluster_peak AS peak, a.*
+      FROM pools p CROSS JOIN args a
+), judged AS (
+    SELECT m.*,
+           CASE
+               -- sessions wait on locks while the pool is saturated (nothing idle, or busier than
+               -- high_util): more connections would only queue on the same locks
+               WHEN m.avg_waiting > 0 AND (m.avg_idle < 1 OR m.utilization > m.high_util) THEN 'lock_hotspot'
+               WHEN m.near_limit THEN 'near_connection_limit'
+               WHEN m.avg_iit >= 1 AND m.avg_iit > m.iit_ratio * m.avg_active THEN 'idle_in_transaction'
+               WHEN m.utilization < m.low_util AND m.avg_idle > m.idle_surplus THEN 'oversized'
+               WHEN m.utilization > m.high_util THEN 'high_utilization'
+               ELSE 'optimal'
+           END AS status,
+           -- the measured need: the peak of concurrently active sessions, with a buffer
+           GREATEST(1, pg_catalog.ceil(m.max_active * m.grow))::integer AS measured_need
+      FROM measured m
+), lock_objects AS (
+    -- what the sessions waited on, per minute and pool: one pass over the window's lock waits
+    SELECT pg_catalog.date_trunc('minute', w.sampled_at) AS minute, w.datname, w.usename, w.application_name,
+           COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object,
+           pg_catalog.count(*) AS samples
+      FROM @extschema@.lock_waits w
+     WHERE w.waiting AND w.sampled_at > pg_catalog.now() - analysis_window - interval '1 minute'
+     GROUP BY 1, 2, 3, 4, 5
+), lock_objects_all AS (
+    SELECT o.minute, o.datname, o.usename, o.application_name, o.object, o.samples FROM lock_objects o
+    UNION ALL
+    -- the whole cluster's row ('(all clients)', no database and user): every pool's waits
+    SELECT o.minute, NULL, NULL, '(all clients)', o.object, pg_catalog.sum(o.samples)::bigint
+      FROM lock_objects o
+     GROUP BY o.minute, o.object
+), hotspots AS (
+    -- the object most waited on, per minute and pool
+    SELECT DISTINCT ON (o.minute, o.datname, o.usename, o.application_name)
+           o.minute, o.datname, o.usename, o.application_name, o.object, o.samples,
+           pg_catalog.sum(o.samples) OVER (PARTITION BY o.minute, o.datname, o.usename, o.application_name) AS total
+      FROM lock_objects_all o
+     ORDER BY o.minute, o.datname, o.usename, o.application_name, o.samples DESC, o.object
+)
+SELECT j.minute, j.datname, j.usename, j.application_name,
+       j.avg_active, j.max_active, j.avg_idle, j.avg_iit, j.avg_waiting, j.max_used, j.utilization,
+       j.status,
+       CASE j.status
+           -- never more connections than the pool has now when it waits on locks or the cluster is near its limit
+           WHEN 'lock_hotspot' THEN j.max_used
+           WHEN 'near_connection_limit' THEN LEAST(j.max_used, j.measured_need)
+           WHEN 'idle_in_transaction' THEN j.max_used
+           WHEN 'high_utilization' THEN j.measured_need
+           WHEN 'oversized' THEN GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink))::integer
+           ELSE j.max_used
+       END,
+       h.object, h.samples, h.total, j.near_limit, j.peak, j.usable, j.tick_seconds, j.grow
+  FROM judged j
+  LEFT JOIN hotspots h
+         ON j.status = 'lock_hotspot' AND h.minute = j.minute
+        AND (h.datname, h.usename, h.application_name) IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name)
+$$;
+REVOKE ALL ON FUNCTION @extschema@._pool_verdicts(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._pool_verdicts(interval) TO dbanalytics_reader;
+
+CREATE FUNCTION @extschema@._pool_recommendation(v @extschema@.pool_verdict)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'lock_hotspot' THEN
+            pg_catalog.format('%s sessions on average wait on locks%s in a saturated pool: a lock hotspot, '
+                              'not a pool too small (more sessions would only queue behind the same locks); do not grow the pool, '
+                              'find the blockers in blocking_chains() and lock_contention%s',
+                              pg_catalog.round(v.avg_waiting::numeric, 2),
+                              CASE WHEN v.hotspot_object IS NOT NULL
+                                   THEN pg_catalog.format(' (most on %s: %s of %s waiting samples)',
+                                                          v.hotspot_object, v.hotspot_samples, v.hotspot_total)
+                                   ELSE '' END,
+                              CASE WHEN v.near_limit
+                                   THEN pg_catalog.format('; the cluster is also near its connection limit (%s of %s usable)',
+                                                          v.cluster_peak, v.usable_connections)
+                                   ELSE '' END)
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'near_connection_limit' THEN
+            pg_catalog.format('client connections peaked at %s of %s usable (max_connections - superuser_reserved_connections): '
+                              'do not add connections; put a pooler such as PgBouncer (transaction pooling) in front, '
+                              'sized to the measured peak of %s concurrently active sessions (sampled every %s s) plus %s%%: about %s',
+                              v.cluster_peak, v.usable_connections, v.max_active, v.tick_seconds,
+                              pg_catalog.round((100 OPERATOR(pg_catalog.*) (v.growth_buffer OPERATOR(pg_catalog.-) 1))::numeric),
+                              v.recommended_pool_size)
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'idle_in_transaction' THEN
+            pg_catalog.format('%s connections on average sit idle inside an open transaction, against %s active: '
+                              'the application holds connections (and their locks and snapshots) without using them; '
+                              'fix the code path that leaves transactions open (long_running_transactions names the sessions) '
+                              'and set idle_in_transaction_session_timeout; do not grow the pool',
+                              pg_catalog.round(v.avg_idle_in_transaction::numeric, 2), pg_catalog.round(v.avg_active::numeric, 2))
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'oversized' THEN
+            pg_catalog.format('only %s%% of connections are active while %s sit idle on average: shrink the pool to about %s '
+                              '(peak of %s concurrently active sessions, sampled every %s s)',
+                              pg_catalog.round((100 OPERATOR(pg_catalog.*) v.utilization)::numeric, 1),
+                              pg_catalog.round(v.avg_idle::numeric, 1), v.recommended_pool_size, v.max_active, v.tick_seconds)
+        WHEN v.pool_status OPERATOR(pg_catalog.=) 'high_utilization' THEN
+            pg_catalog.format('%s%% of connections are busy, at most %s active at once (sampled every %s s; shorter peaks are not seen): '
+                              'if clients wait for a connection, size the pool to about %s; the server cannot see clients queued '
+                              'in an application pool or a pooler: check its wait count (PgBouncer: SHOW POOLS, cl_waiting)',
+                              pg_catalog.round((100 OPERATOR(pg_catalog.*) v.utilization)::numeric, 1), v.max_active,
+                              v.tick_seconds, v.recommended_pool_size)
+        ELSE 'no action needed'
+    END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._pool_recommendation(@extschema@.pool_verdict) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._pool_recommendation(@extschema@.pool_verdict) TO dbanalytics_reader;
+
+CREATE OR REPLACE FUNCTION @extschema@.connection_pool_analytics(analysis_window interval)
+RETURNS TABLE (
+    minute timestamptz, datname text, usename text, application_name text,
+    avg_active double precision, max_active integer, avg_idle double precision,
+    avg_idle_in_transaction double precision, avg_waiting double precision,
+    max_connections_used integer, utilization double precision,
+    pool_status text, recommended_pool_size integer, recommendation text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+    SELECT p.minute, p.datname, p.usename, p.application_name, p.avg_active, p.max_active, p.avg_idle,
+           p.avg_idle_in_transaction, p.avg_waiting, p.max_connections_used, p.utilization, p.pool_status,
+           p.recommended_pool_size, @extschema@._pool_recommendation(p)
+      FROM @extschema@._pool_verdicts(analysis_window) p
+     ORDER BY p.minute, p.datname NULLS LAST, p.usename, p.application_name
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._health_measures(analysis_window interval)
+RETURNS TABLE (component text, indicator text, value numeric, unit text, higher_is_worse boolean,
+               warn numeric, bad numeric, weight numeric, measurable text, evidence text,
+               source text, impact text, mitigation text, action text, effort text,
+               bad_severity text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           EXTRACT(epoch FROM analysis_window)::numeric AS window_seconds,
+           @extschema@._slow_query_ms() AS slow_ms,
+           pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE') AS sees_all_sessions,
+           pg_catalog.current_setting('max_connections')::numeric
+             - pg_catalog.current_setting('superuser_reserved_connections')::numeric AS usable_connections
+), disk AS (
+    -- the file system that fills first, by the 30-day fit (not the window: a fit needs days)
+    SELECT GREATEST(EXTRACT(epoch FROM g.forecast_at - pg_catalog.now()) / 86400, 0)::numeric AS days_left,
+           pg_catalog.format('the %s file system (%s used of %s) grows %s per day and is full around %s (fit r² %s)',
+                             g.relname, pg_catalog.pg_size_pretty(g.size_bytes), pg_catalog.pg_size_pretty(g.capacity_bytes),
+                             pg_catalog.pg_size_pretty(g.growth_bytes_per_day::bigint), g.forecast_at,
+                             pg_catalog.round(g.fit_r2::numeric, 2)) AS evidence
+      FROM @extschema@.space_growth(interval '30 days') g
+     WHERE g.object_type = 'filesystem' AND g.forecast_at IS NOT NULL
+     ORDER BY g.forecast_at LIMIT 1
+), statements AS (
+    SELECT pg_catalog.sum(t.calls) AS calls,
+           pg_catalog.sum(t.calls) FILTER (WHERE t.total_exec_time > a.slow_ms * t.calls) AS slow_calls,
+           pg_catalog.count(*) FILTER (WHERE t.total_exec_time > a.slow_ms * t.calls) AS slow_statements
+      FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
+     WHERE t.toplevel AND t.calls > 0
+), latency AS (
+    SELECT (@extschema@.latency_percentiles(pg_catalog.array_agg(u.bucket), pg_catalog.array_agg(u.executions), '{0.99}'))[1] AS p99_ms,
+           pg_catalog.sum(u.executions) AS executions
+      FROM args a, @extschema@.database_latency l,
+           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
+     WHERE l.interval_end > a.since
+), databases AS (
+    SELECT pg_catalog.sum(d.blks_hit) AS blks_hit, pg_catalog.sum(d.blks_read) AS blks_read,
+           pg_catalog.sum(d.temp_files) AS temp_files, pg_catalog.sum(d.temp_bytes) AS temp_bytes,
+           pg_catalog.sum(d.deadlocks) AS deadlocks, pg_catalog.sum(d.xact_commit) AS commits,
+           pg_catalog.sum(d.xact_rollback) AS rollbacks,
+           pg_catalog.sum(EXTRACT(epoch FROM d.interval_end - d.interval_start))
+               / NULLIF(pg_catalog.count(DISTINCT d.datid), 0) AS covered_seconds
+      FROM args a, @extschema@.database_stats d WHERE d.interval_end > a.since
+), sessions AS (
+    SELECT pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - s.xact_start)) AS longest_xact,
+           pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - s.state_change))
+               FILTER (WHERE s.state LIKE 'idle in transaction%') AS longest_idle_in_xact,
+           (pg_catalog.array_agg(pg_catalog.format('pid %s (%s, %s) idle in transaction for %s s',
+                s.pid, s.usename, s.application_name,
+                pg_catalog.round(EXTRACT(epoch FROM pg_catalog.now() - s.state_change))) ORDER BY s.state_change)
+               FILTER (WHERE s.state LIKE 'idle in transaction%'))[1] AS idle_session,
+           (pg_catalog.array_agg(s.pid ORDER BY s.state_change) FILTER (WHERE s.state LIKE 'idle in transaction%'))[1] AS idle_pid,
+           (pg_catalog.array_agg(s.pid ORDER BY s.xact_start) FILTER (WHERE s.xact_start IS NOT NULL))[1] AS oldest_pid
+      FROM pg_catalog.pg_stat_activity s
+     WHERE s.backend_type = 'client backend' AND s.pid <> pg_catalog.pg_backend_pid()
+), replication AS (
+    SELECT pg_catalog.count(*) AS standbys,
+           pg_catalog.max(EXTRACT(epoch FROM COALESCE(r.replay_lag, interval '0'))) AS lag,
+           pg_catalog.string_agg(pg_catalog.format('%s: replay lag %s', r.application_name, COALESCE(r.replay_lag, interval '0')), '; ') AS detail
+      FROM pg_catalog.pg_stat_replication r
+), lost_standbys AS (
+    -- standbys the collector saw in the window that are not connected now (issue 17: a lag
+    -- indicator must not turn not_applicable when its standby goes away): their lag is at
+    -- least the time since they were last seen; and physical slots no standby uses
+    SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots s
+             WHERE s.slot_type = 'physical' AND NOT s.active) AS inactive_slots,
+           (SELECT pg_catalog.string_agg(s.slot_name::text, ', ' ORDER BY s.slot_name) FROM pg_catalog.pg_replication_slots s
+             WHERE s.slot_type = 'physical' AND NOT s.active) AS slot_names,
+           pg_catalog.count(*) AS lost,
+           pg_catalog.max(EXTRACT(epoch FROM pg_catalog.now() - h.last_seen)) AS since_seen,
+           pg_catalog.string_agg(pg_catalog.format('%s: disconnected, last seen %s', h.application_name, h.last_seen), '; '
+                                 ORDER BY h.application_name) AS detail
+      FROM args a, @extschema@._gone_standbys(a.since) h
+), archiving AS (
+    SELECT pg_catalog.current_setting('archive_mode') <> 'off' AS enabled,
+           EXTRACT(epoch FROM pg_catalog.now() - a.last_archived_time) AS since_last_archive,
+           a.failed_count, a.last_failed_time, a.last_archived_time,
+           -- failing now: the last attempt failed (issue 17)
+           a.last_failed_time IS NOT NULL AND a.last_failed_time > COALESCE(a.last_archived_time, '-infinity') AS failing,
+           -- the .ready backlog (segments waiting to be archived), for roles allowed to list it
+           @extschema@._archive_ready() AS ready
+      FROM pg_catalog.pg_stat_archiver a
+), pools AS (
+    -- the minutes a pool change or an application fix would help: near the connection limit
+    -- (a pooler) or connections held idle in transactions (a leak); lock hotspots are not a
+    -- pool's fault and are judged by the lock indicators
+    SELECT pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction'))::numeric
+               / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
+           pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
+           @extschema@._pool_recommendation((pg_catalog.array_agg(p ORDER BY p.minute DESC)
+                FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')))[1]) AS advice
+      FROM @extschema@._pool_verdicts(analysis_window) p
+), indexes AS (
+    SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
+           COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL), 0) AS unused_bytes,
+           COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'bloated')), 0) AS bloat_bytes,
+           pg_catalog.string_agg(i.recommendation, ' ' ORDER BY i.index_bytes DESC)
+               FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL) AS unused_ddl,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s, %s)', i.schemaname, i.indexname, i.index_status,
+                                                   pg_catalog.pg_size_pretty(i.index_bytes)), ', ' ORDER BY i.index_bytes DESC)
+               FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL) AS unused_list,
+           pg_catalog.string_agg(i.recommendation, ' ' ORDER BY i.index_bytes DESC)
+               FILTER (WHERE i.index_status IN ('duplicate', 'redundant', 'bloated')) AS bloat_ddl
+      FROM @extschema@.index_effectiveness(interval '7 days') i
+), tables AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS needs_vacuum,
+           pg_catalog.count(*) FILTER (WHERE 'needs_analyze' = ANY (t.issues)) AS needs_analyze,
+           pg_catalog.count(*) FILTER (WHERE 'missing_index' = ANY (t.issues)) AS missing_index,
+           pg_catalog.count(*) FILTER (WHERE 'wraparound_risk' = ANY (t.issues)) AS wraparound,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I: %s dead of %s tuples', t.schemaname, t.tablename,
+                                                   t.n_dead_tup, t.n_live_tup + t.n_dead_tup), '; ')
+               FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS vacuum_detail,
+           pg_catalog.string_agg(pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename), ' ')
+               FILTER (WHERE 'needs_vacuum' = ANY (t.issues)) AS vacuum_ddl,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schemaname, t.tablename), ', ')
+               FILTER (WHERE 'needs_analyze' = ANY (t.issues)) AS analyze_list,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s rows per sequential scan)', t.schemaname, t.tablename,
+                                                   pg_catalog.round(t.rows_per_seq_scan)), ', ')
+               FILTER (WHERE 'missing_index' = ANY (t.issues)) AS missing_list,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (age %s)', t.schemaname, t.tablename, t.xid_age), ', ')
+               FILTER (WHERE 'wraparound_risk' = ANY (t.issues)) AS wraparound_list
+      FROM @extschema@.table_maintenance t
+), sequences AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE s.status = 'near_exhaustion') AS near,
+           pg_catalog.string_agg(pg_catalog.format('%I.%I (%s%% used%s)', s.schemaname, s.sequencename,
+                                                   pg_catalog.round((100 * s.used_ratio)::numeric, 1),
+                                                   ' of what ' || s.used_by || ' can hold'), ', ')
+               FILTER (WHERE s.status = 'near_exhaustion') AS detail
+      FROM @extschema@.sequence_usage s
+), hba AS (
+    SELECT * FROM @extschema@._weak_hba_rules()
+), roles AS (
+    SELECT pg_catalog.count(*) FILTER (WHERE r.rolsuper AND r.oid <> 10) AS extra_superusers,
+           pg_catalog.string_agg(r.rolname, ', ') FILTER (WHERE r.rolsuper AND r.oid <> 10) AS superuser_names
+      FROM pg_catalog.pg_roles r
+), passwords AS (
+    SELECT * FROM @extschema@._passwords_without_expiry()
+), definers AS (
+    SELECT pg_catalog.count(*) AS unpinned,
+           pg_catalog.string_agg(pg_catalog.format('%s.%s(%s)', n.nspname, p.proname,
+                                                   pg_catalog.pg_get_function_identity_arguments(p.oid)), ', ') AS names
+      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND NOT EXISTS (SELECT FROM pg_catalog.unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+)
+SELECT * FROM (
+-- performance ---------------------------------------------------------------------------------
+SELECT 'performance', 'slow_query_ratio', st.slow_calls / NULLIF(st.calls, 0), 'ratio', true, 0.01, 0.10, 30::numeric,
+       'yes',
+       pg_catalog.format('%s of %s statement executions belong to %s statements whose mean time exceeds dbanalytics.slow_query_threshold (%s ms)',
+                         COALESCE(st.slow_calls, 0), COALESCE(st.calls, 0), COALESCE(st.slow_statements, 0), a.slow_ms),
+       'top_queries(window, ''mean_time'')',
+       'slow statements hold connections and locks longer and delay everything queued behind them',
+       'look at the plans of the slowest statements (explain_analysis) and index their filters',
+       'SELECT * FROM dbanalytics.top_queries(''' || analysis_window || ''', ''mean_time'', 10);', 'medium', 'high'
+  FROM args a, statements st
+UNION ALL
+SELECT 'performance', 'p99_latency_ms', l.p99_ms::numeric, 'ms', true, 100, 1000, 20,
+       CASE WHEN l.executions IS NULL THEN 'not_applicable' ELSE 'yes' END,
+       pg_catalog.format('p99 over %s recorded executions is %s ms', COALESCE(l.executions, 0), pg_catalog.round(l.p99_ms::numeric, 2)),
+       'query_latency(window) / database_latency',
+       'the slowest 1 % of executions is what users notice',
+       'find the statements with the highest p99 and fix their plans',
+       'SELECT * FROM dbanalytics.query_latency(''' || analysis_window || ''', 10);', 'medium', 'high'
+  FROM latency l
+UNION ALL
+SELECT 'performance', 'cache_hit_ratio', d.blks_hit / NULLIF(d.blks_hit + d.blks_read, 0), 'ratio', false, 0.95, 0.90, 25,
+       CASE WHEN d.blks_hit + d.blks_read > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s blocks found in shared buffers, %s read from outside', COALESCE(d.blks_hit, 0), COALESCE(d.blks_read, 0)),
+       'database_stats / cache_analytics',
+       'blocks read from the OS cache or disk cost far more than shared-buffer hits',
+       'raise shared_buffers (about 25 % of RAM) or reduce what the worst statements in cache_analytics read',
+       'SELECT * FROM dbanalytics.cache_analytics WHERE level = ''statement'';', 'medium', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'performance', 'temp_files_per_hour', d.temp_files * 3600 / NULLIF(d.covered_seconds, 0), 'files/h', true, 10, 1000, 10,
+       CASE WHEN d.covered_seconds > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s temporary files (%s) in the window', COALESCE(d.temp_files, 0), pg_catalog.pg_size_pretty(COALESCE(d.temp_bytes, 0)::bigint)),
+       'database_stats.temp_files',
+       'sorts and hashes that spill to disk are many times slower than in memory',
+       'raise work_mem for the statements that spill (top_queries order_by temp_blks)',
+       'SELECT * FROM dbanalytics.top_queries(''' || analysis_window || ''', ''temp_blks'', 10);', 'low', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'performance', 'longest_transaction_seconds', COALESCE(s.longest_xact, 0)::numeric, 's', true, 300, 3600, 15,
+       CASE WHEN a.sees_all_sessions THEN 'yes' ELSE 'unknown' END,
+       pg_catalog.format('the oldest open transaction (pid %s) started %s s ago', s.oldest_pid, pg_catalog.round(COALESCE(s.longest_xact, 0))),
+       'long_running_transactions',
+       'a long transaction holds back vacuum for the whole cluster and may hold locks',
+       'find it in long_running_transactions and end it at its source',
+       'SELECT * FROM dbanalytics.long_running_transactions;', 'low', 'high'
+  FROM args a, sessions s
+-- reliability ---------------------------------------------------------------------------------
+UNION ALL
+SELECT 'reliability', 'deadlock_frequency', d.deadlocks * 3600 / NULLIF(d.covered_seconds, 0), 'deadlocks/h', true, 0, 10, 20,
+       CASE WHEN d.covered_seconds > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s deadlocks in the window', COALESCE(d.deadlocks, 0)),
+       'database_stats.deadlocks / transaction_trends',
+       'each deadlock aborts a transaction the application must retry',
+       'make transactions take their locks in one order; the server log (log_lock_waits) names the statements',
+       'ALTER SYSTEM SET log_lock_waits = on; SELECT pg_reload_conf();', 'medium', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'reliability', 'rollback_ratio', d.rollbacks / NULLIF(d.commits + d.rollbacks, 0), 'ratio', true, 0.05, 0.20, 10,
+       CASE WHEN d.commits + d.rollbacks > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s rollbacks against %s commits', COALESCE(d.rollbacks, 0), COALESCE(d.commits, 0)),
+       'transaction_trends',
+       'rolled-back work was done for nothing and often hides application errors',
+       'find the failing statements in the server log (log_min_error_statement)',
+       'SELECT * FROM dbanalytics.transaction_trends(''' || analysis_window || ''');', 'medium', 'high'
+  FROM databases d
+UNION ALL
+SELECT 'reliability', 'replication_lag',
+       CASE WHEN r.standbys > 0 OR ls.lost > 0 OR ls.inactive_slots > 0
+            THEN GREATEST(COALESCE(r.lag, 0), COALESCE(ls.since_seen, 0),
+                          CASE WHEN ls.inactive_slots > 0 THEN 60 ELSE 0 END)::numeric END, 's', true, 5, 60, 20,
+       CASE WHEN r.standbys = 0 AND ls.lost = 0 AND ls.inactive_slots = 0 THEN 'not_applicable'
+            WHEN a.sees_all_sessions OR r.standbys = 0 THEN 'yes' ELSE 'unknown' END,
+       COALESCE(NULLIF(pg_catalog.concat_ws('; ', r.detail, ls.detail,
+                                            'inactive physical replication slot(s): ' || ls.slot_names || ' (no standby uses them)'), ''),
+                'no standby connected'),
+       'replication_analytics',
+       'a lagging or disconnected standby serves stale reads (or none) and loses more on failover',
+       CASE WHEN ls.lost > 0 OR ls.inactive_slots > 0
+            THEN 'a standby is disconnected: check that it runs and reaches this server (its server log says why); drop the slot of a standby that is gone for good, or it keeps WAL until the disk fills'
+            ELSE 'check the standby''s I/O and network; look at replication_analytics' END,
+       'SELECT * FROM dbanalytics.replication_analytics;', 'medium', 'high'
+  FROM args a, replication r, lost_standbys ls
+UNION ALL
+SELECT 'reliability', 'backup_recency',
+       CASE WHEN NOT ar.enabled THEN NULL
+            -- failing now: at least the bad threshold, however recent the last success
+            WHEN ar.failing THEN GREATEST(COALESCE(ar.since_last_archive, 1e9), 86400)::numeric
+            -- nothing waiting to be archived: up to date, however idle the server (issue 17)
+            WHEN ar.ready = 0 THEN 0
+            ELSE COALESCE(ar.since_last_archive, 1e9)::numeric END, 's', true, 3600, 86400, 15,
+       CASE WHEN NOT ar.enabled THEN 'not_configured' ELSE 'yes' END,
+       CASE WHEN NOT ar.enabled THEN 'archive_mode is off: no WAL archive, so no point-in-time recovery'
+            ELSE pg_catalog.format('last WAL segment archived at %s; %s failures, last at %s%s; %s',
+                                   ar.last_archived_time, ar.failed_count, ar.last_failed_time,
+                                   CASE WHEN ar.failing THEN ' (the last attempt failed)' ELSE '' END,
+                                   CASE WHEN ar.ready IS NULL THEN 'the .ready backlog is not visible to this role (pg_monitor)'
+                                        ELSE ar.ready || ' segment(s) waiting to be archived' END) END,
+       'pg_stat_archiver, pg_ls_archive_statusdir()',
+       'without a recent archived WAL, a lost disk loses the data written since the last base backup; WAL not archived stays in pg_wal until the disk fills',
+       CASE WHEN NOT ar.enabled
+            THEN 'set archive_mode = on with an archive_command (or a backup tool such as pgBackRest) and watch pg_stat_archiver'
+            WHEN ar.failing
+            THEN 'archiving is on and failing: the server log has the archive command''s error (LOG: archive command failed); fix the command, its target or its permissions'
+            ELSE 'archiving is on but behind: check that the archive command keeps up (pg_stat_archiver, the .ready files in pg_wal/archive_status)' END,
+       CASE WHEN NOT ar.enabled
+            THEN 'ALTER SYSTEM SET archive_mode = on;  -- plus archive_command or archive_library; needs a restart'
+            ELSE 'SELECT * FROM pg_catalog.pg_stat_archiver;  -- then read the server log around last_failed_time' END,
+       'medium', 'high'
+  FROM archiving ar
+UNION ALL
+SELECT 'reliability', 'xid_age', (SELECT pg_catalog.max(pg_catalog.age(db.datfrozenxid))::numeric FROM pg_catalog.pg_database db),
+       'transactions', true, 500000000, 1500000000, 25, 'yes',
+       (SELECT pg_catalog.format('oldest unfrozen transaction ID: %s transactions old in database %s', pg_catalog.age(db.datfrozenxid), db.datname)
+          FROM pg_catalog.pg_database db ORDER BY pg_catalog.age(db.datfrozenxid) DESC LIMIT 1),
+       'pg_database.datfrozenxid',
+       'at 2^31 transactions the server stops accepting writes to avoid wraparound',
+       'let (auto)vacuum freeze the oldest tables: end long transactions and vacuum the tables in table_maintenance flagged wraparound_risk',
+       'SELECT * FROM dbanalytics.table_maintenance WHERE ''wraparound_risk'' = ANY (issues);', 'high', 'critical'
+UNION ALL
+SELECT 'reliability', 'disk_full_days', (SELECT dk.days_left FROM disk dk), 'days', false, 30, 7, 10,
+       CASE WHEN EXISTS (SELECT FROM disk) THEN 'yes' ELSE 'not_applicable' END,
+       COALESCE((SELECT dk.evidence FROM disk dk),
+                'no file system of the data directory or pg_wal is filling (space_growth over 30 days)'),
+       'space_growth (file systems, 30 days)',
+       'a full disk stops the server: writes fail, and a full pg_wal shuts it down',
+       'free space or grow the file system before the forecast date; space_growth shows what grows',
+       'SELECT * FROM dbanalytics.space_growth(''30 days'') ORDER BY growth_bytes_per_day DESC NULLS LAST LIMIT 20;',
+       'medium', 'critical'
+-- efficiency ----------------------------------------------------------------------------------
+UNION ALL
+SELECT 'efficiency', 'connection_pool_efficiency', p.undersized_share, 'ratio', true, 0.05, 0.5, 30,
+       CASE WHEN p.undersized_share IS NULL THEN 'not_applicable' ELSE 'yes' END,
+       pg_catalog.format('%s pool-minutes of the window were near the connection limit or held connections idle in transactions',
+                         COALESCE(p.undersized_minutes, 0)),
+       'connection_pool_analytics',
+       'clients wait for connections, or the server runs out of them',
+       COALESCE(p.advice, 'size pools from their measured peak of concurrently active sessions with a buffer'),
+       'SELECT * FROM dbanalytics.connection_pool_analytics WHERE pool_status <> ''optimal'';', 'medium', 'high'
+  FROM pools p
+UNION ALL
+SELECT 'efficiency', 'idle_in_transaction_seconds', COALESCE(s.longest_idle_in_xact, 0)::numeric, 's', true, 60, 600, 20,
+       CASE WHEN a.sees_all_sessions THEN 'yes' ELSE 'unknown' END,
+       COALESCE(s.idle_session, 'no session is idle in a transaction'),
+       'long_running_transactions',
+       'an idle transaction holds its locks and snapshot, blocking vacuum and other writers',
+       'set idle_in_transaction_session_timeout and fix the client that leaves transactions open',
+       CASE WHEN s.idle_pid IS NOT NULL
+            THEN pg_catalog.format('SELECT pg_terminate_backend(%s);  -- or: ALTER SYSTEM SET idle_in_transaction_session_timeout = ''5min''', s.idle_pid)
+            ELSE 'ALTER SYSTEM SET idle_in_transaction_session_timeout = ''5min''; SELECT pg_reload_conf();' END,
+       'low', 'high'
+  FROM args a, sessions s
+UNION ALL
+SELECT 'efficiency', 'unused_index_bytes', i.unused_bytes, 'bytes', true, 10485760, 1073741824, 20, 'yes',
+       COALESCE('unused for 7 days: ' || i.unused_list, 'no unused index'),
+       'index_effectiveness',
+       'every write must also update the unused indexes, and they take cache and disk',
+       'drop them (after checking they are not needed for rare jobs)',
+       COALESCE(i.unused_ddl, '-- nothing to drop'), 'low', 'high'
+  FROM indexes i
+UNION ALL
+SELECT 'efficiency', 'index_bloat', i.bloat_bytes / NULLIF(i.all_bytes, 0), 'ratio', true, 0.10, 0.50, 15,
+       CASE WHEN i.all_bytes > 0 THEN 'yes' ELSE 'not_applicable' END,
+       pg_catalog.format('%s of %s index bytes are in duplicate, redundant or bloated indexes',
+                         pg_catalog.pg_size_pretty(i.bloat_bytes::bigint), pg_catalog.pg_size_pretty(COALESCE(i.all_bytes, 0)::bigint)),
+       'index_effectiveness',
+       'bloated and duplicate indexes waste cache and slow every write',
+       'drop duplicates and redundant prefixes, reindex the bloated ones',
+       COALESCE(i.bloat_ddl, '-- nothing to do'), 'low', 'high'
+  FROM indexes i
+UNION ALL
+SELECT 'efficiency', 'missing_index_tables', t.missing_index::numeric, 'tables', true, 0, 5, 15, 'yes',
+       COALESCE('sequential scans of many rows on ' || t.missing_list, 'no table is read mostly by large sequential scans'),
+       'table_maintenance (issue missing_index)',
+       'each query filters a whole table instead of reading a few rows through an index',
+       'find the filters in top_queries and index them (index_advice)',
+       'SELECT * FROM dbanalytics.table_maintenance WHERE ''missing_index'' = ANY (issues);', 'medium', 'high'
+  FROM tables t
+-- security ------------------------------------------------------------------------------------
+UNION ALL
+SELECT 'security', 'hba_weak_authentication', CASE WHEN h.readable THEN h.weak::numeric END, 'rules', true, 0, 1, 30,
+       CASE WHEN h.readable THEN 'yes' ELSE 'unknown' END,
+       CASE WHEN NOT h.readable THEN 'pg_hba_file_rules is not readable by this role'
+            ELSE COALESCE('pg_hba.conf ' || h.lines, 'no trust or cleartext-password rule') END,
+       'pg_hba_file_rules',
+       'trust lets anyone who can connect log in as any role; password sends it in clear text',
+       'replace trust and password with scram-sha-256 in pg_hba.conf, then reload',
+       'edit pg_hba.conf (the lines in the evidence), then SELECT pg_reload_conf();', 'low', 'high'
+  FROM hba h
+UNION ALL
+SELECT 'security', 'ssl_off', (pg_catalog.current_setting('ssl') = 'off')::integer::numeric, 'flag', true, 0, 1, 15, 'yes',
+       'ssl = ' || pg_catalog.current_setting('ssl'),
+       'pg_settings.ssl',
+       'without TLS, passwords (other than SCRAM exchanges) and data cross the network in clear',
+       'configure ssl_cert_file / ssl_key_file and set ssl = on',
+       'ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();  -- after installing a certificate', 'medium', 'medium'
+UNION ALL
+SELECT 'security', 'extra_superusers', ro.extra_superusers::numeric, 'roles', true, 0, 3, 15, 'yes',
+       COALESCE('superusers besides the bootstrap role: ' || ro.superuser_names, 'only the bootstrap superuser'),
+       'pg_roles.rolsuper',
+       'every superuser can read and change everything, including the server''s files',
+       'give these roles only the predefined roles and grants they need',
+       COALESCE((SELECT pg_catalog.string_agg(pg_catalog.format('ALTER ROLE %I NOSUPERUSER;', r.rolname), ' ')
+                   FROM pg_catalog.pg_roles r WHERE r.rolsuper AND r.oid <> 10), '-- nothing to do'),
+       'medium', 'high'
+  FROM roles ro
+UNION ALL
+SELECT 'security', 'public_schema_create', pg_catalog.has_schema_privilege('public', 'public', 'CREATE')::integer::numeric, 'flag', true, 0, 1, 25, 'yes',
+       CASE WHEN pg_catalog.has_schema_privilege('public', 'public', 'CREATE') THEN 'PUBLIC may CREATE in schema public'
+            ELSE 'PUBLIC may not create in schema public' END,
+       'has_schema_privilege(''public'', ''public'', ''CREATE'')',
+       'any role can plant objects that shadow others'' functions (CVE-2018-1058)',
+       'revoke CREATE on schema public from PUBLIC',
+       'REVOKE CREATE ON SCHEMA public FROM PUBLIC;', 'low', 'high'
+UNION ALL
+SELECT 'security', 'security_definer_without_search_path', df.unpinned::numeric, 'functions', true, 0, 3, 15, 'yes',
+       COALESCE('SECURITY DEFINER without SET search_path: ' || df.names, 'every SECURITY DEFINER function pins search_path'),
+       'pg_proc.prosecdef / proconfig',
+       'a caller can redirect unqualified names inside the function and run code with its owner''s rights',
+       'pin search_path on each of them',
+       'ALTER FUNCTION <function> SET search_path = pg_catalog, pg_temp;  -- for each function in the evidence', 'low', 'high'
+  FROM definers df
+UNION ALL
+-- informational (weight 0, issue 17): nearly every cluster has such roles, and an expiry date
+-- says little about how a password is kept; shown with its evidence, it costs no points
+SELECT 'security', 'passwords_without_expiry', CASE WHEN pw.readable THEN pw.without_expiry::numeric END, 'roles', true, 0, 10, 0,
+       CASE WHEN pw.readable THEN 'yes' ELSE 'unknown' END,
+       CASE WHEN NOT pw.readable THEN 'pg_authid is not readable by this role'
+            ELSE COALESCE('login roles with a password that never expires: ' || pw.names, 'none') END,
+       'pg_authid.rolvaliduntil',
+       'a leaked password stays valid forever',
+       'set VALID UNTIL on password roles, or move them to certificate or SSO authentication',
+       'ALTER ROLE <role> VALID UNTIL ''<date>'';  -- for each role in the evidence', 'low', 'medium'
+  FROM passwords pw
+-- maintenance ---------------------------------------------------------------------------------
+UNION ALL
+SELECT 'maintenance', 'dead_tuples', t.needs_vacuum::numeric, 'tables', true, 0, 5, 30, 'yes',
+       COALESCE(t.vacuum_detail, 'no table has more than 20 % dead tuples'),
+       'table_maintenance (issue needs_vacuum)',
+       'dead tuples bloat tables and indexes and slow every scan',
+       'vacuum them now, and make autovacuum more aggressive on them (autovacuum_vacuum_scale_factor)',
+       COALESCE(t.vacuum_ddl, '-- nothing to vacuum'), 'low', 'high'
+  FROM tables t
+UNION ALL
+SELECT 'maintenance', 'wraparound_tables', t.wraparound::numeric, 'tables', true, 0, 1, 20, 'yes',
+       COALESCE('tables past half of the wraparound horizon: ' || t.wraparound_list, 'no table near wraparound'),
+       'table_maintenance (issue wraparound_risk)',
+       'at 2^31 transactions the server stops accepting writes',
+       'VACUUM (FREEZE) these tables and end long transactions',
+       'SELECT * FROM dbanalytics.table_maintenance WHERE ''wraparound_risk'' = ANY (issues);', 'high', 'critical'
+  FROM tables t
+UNION ALL
+SELECT 'maintenance', 'stale_statistics', t.needs_analyze::numeric, 'tables', true, 0, 10, 15, 'yes',
+       COALESCE('changed a lot since the last ANALYZE: ' || t.analyze_list, 'statistics are fresh'),
+       'table_maintenance (issue needs_analyze)',
+       'the planner plans from old row counts and distributions',
+       'ANALYZE them; lower autovacuum_analyze_scale_factor on large tables',
+       COALESCE('ANALYZE ' || t.analyze_list || ';', '-- nothing to analyze'), 'low', 'medium'
+  FROM tables t
+UNION ALL
+SELECT 'maintenance', 'autovacuum_off', (pg_catalog.current_setting('autovacuum') = 'off')::integer::numeric, 'flag', true, 0, 1, 15, 'yes',
+       'autovacuum = ' || pg_catalog.current_setting('autovacuum'),
+       'pg_settings.autovacuum',
+       'without autovacuum, dead tuples pile up and wraparound comes closer',
+       'turn autovacuum back on',
+       'ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();', 'low', 'critical'
+UNION ALL
+SELECT 'maintenance', 'sequences_near_exhaustion', sq.near::numeric, 'sequences', true, 0, 1, 20, 'yes',
+       COALESCE('over 75 % used: ' || sq.detail, 'no sequence is close to its limit'),
+       'sequence_usage',
+       'when a sequence runs out, every insert that needs it fails',
+       'widen the column (ALTER TABLE ... ALTER COLUMN ... TYPE bigint) and the sequence (ALTER SEQUENCE ... AS bigint) before it runs out',
+       'SELECT * FROM dbanalytics.sequence_usage WHERE status <> ''ok'';', 'medium', 'high'
+  FROM sequences sq
+) indicators
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.report_html(analysis_window interval DEFAULT '1 day', row_limit integer DEFAULT 15)
+RETURNS text
+LANGUAGE sql VOLATILE  -- index_advice() is volatile (it may try hypothetical indexes)
+SET search_path = pg_catalog, pg_temp
+-- for every function it calls: a week of minutes grouped and sorted in memory, not in temporary
+-- files (the default 4 MB spilled wait_events_by_minute's 100,000 rows of a week to disk)
+SET work_mem = '64MB'
+AS $$
+WITH args AS MATERIALIZED (
+    SELECT @extschema@._window_start(analysis_window) AS lo, pg_catalog.now() AS hi,
+           @extschema@._row_limit(row_limit) AS n
+), health AS MATERIALIZED (
+    SELECT @extschema@.health_score(analysis_window) AS h
+), analysis AS MATERIALIZED (
+    SELECT @extschema@.query_analysis(analysis_window) AS a
+), perf AS MATERIALIZED (
+    SELECT m.* FROM @extschema@.database_performance_metrics(analysis_window) m
+), waits AS MATERIALIZED (
+    SELECT w.minute, w.wait_event_type || ': ' || w.wait_event AS event, pg_catalog.sum(w.avg_active_sessions) AS sessions
+      FROM @extschema@.wait_events_by_minute(analysis_window) w
+     GROUP BY 1, 2
+), pools AS MATERIALIZED (
+    -- connection_pool_analytics' rows, their advice in words only for the rows the table shows
+    SELECT p AS verdict, p.* FROM @extschema@._pool_verdicts(analysis_window) p
+), chains AS MATERIALIZED (
+    SELECT c.* FROM @extschema@.blocking_chains(analysis_window) c
+), sections AS (
+    SELECT 1 AS ord, @extschema@._html_section('health', 'Health', pg_catalog.concat(
+        pg_catalog.format('<p class="score">Overall score <b>%s</b> / 100</p>',
+                          @extschema@._html_escape(COALESCE(h.h ->> 'overall_score', 'unknown'))),
+        '<h3>Components</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'component', c.key, 'score', c.value::text::numeric,
+                                     'weight', (h.h -> 'component_weights' ->> c.key)::numeric) ORDER BY c.key)
+                                   FROM pg_catalog.jsonb_each(h.h -> 'component_scores') c), 'No component was scored.'),
+        '<h3>Risks</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'factor', r ->> 'factor', 'component', r ->> 'component', 'severity', r ->> 'severity',
+                                     'points lost', (r ->> 'points_lost')::numeric, 'impact', r ->> 'impact',
+                                     'mitigation', r ->> 'mitigation') ORDER BY o)
+                                   FROM pg_catalog.jsonb_array_elements(h.h -> 'risk_factors') WITH ORDINALITY x(r, o)),
+                                'No risk found in this window.'),
+        '<h3>Recommendations</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'priority', r ->> 'priority', 'indicator', r ->> 'indicator', 'action', r ->> 'action',
+                                     'why', r ->> 'why', 'expected improvement', r ->> 'expected_improvement',
+                                     'effort', r ->> 'effort') ORDER BY o)
+                                   FROM pg_catalog.jsonb_array_elements(h.h -> 'recommendations') WITH ORDINALITY x(r, o)),
+                                'Nothing to recommend.'),
+        '<h3>Open alerts</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'rule', a.rule, 'severity', a.severity, 'opened at', @extschema@._html_time(a.opened_at),
+                                     'last seen', @extschema@._html_time(a.last_seen_at), 'value', a.value, 'threshold', a.threshold)
+                                     ORDER BY a.opened_at)
+                                   FROM (SELECT a.* FROM @extschema@.alerts a WHERE a.resolved_at IS NULL
+                                          ORDER BY a.opened_at LIMIT x.n) a), 'No alert is open.'))) AS html
+      FROM health h, args x
+    UNION ALL
+    SELECT 2, @extschema@._html_section('throughput', 'Throughput, latency and connections', pg_catalog.concat(
+        (SELECT @extschema@._svg_chart('chart-throughput', 'Throughput', 'per second', a.lo, a.hi, false,
+                    pg_catalog.array_agg(x.minute), pg_catalog.array_agg(x.name), pg_catalog.array_agg(x.v))
+           FROM (SELECT m.minute, COALESCE(m.datname, '(none)') || ' ' || t.name AS name, t.v
+                   FROM perf m CROSS JOIN LATERAL (VALUES ('transactions', m.transactions_per_second),
+                                                          ('queries', m.queries_per_second)) t(name, v)) x),
+        (SELECT @extschema@._svg_chart('chart-latency', 'Statement latency p50 / p95 / p99', 'ms', a.lo, a.hi, false,
+                    pg_catalog.array_agg(x.minute), pg_catalog.array_agg(x.name), pg_catalog.array_agg(x.v))
+           FROM (SELECT m.minute, COALESCE(m.datname, '(none)') || ' ' || t.name AS name, t.v
+                   FROM perf m CROSS JOIN LATERAL (VALUES ('p50', m.p50_ms), ('p95', m.p95_ms),
+                                                          ('p99', m.p99_ms)) t(name, v)) x),
+        (SELECT @extschema@._svg_chart('chart-connections', 'Connections by state', 'connections', a.lo, a.hi, true,
+                    pg_catalog.array_agg(x.minute), pg_catalog.array_agg(x.name), pg_catalog.array_agg(x.v))
+           FROM (SELECT m.minute, t.name, pg_catalog.sum(t.v) AS v
+                   FROM perf m CROSS JOIN LATERAL (VALUES ('active', m.active_connections),
+                                                          ('idle in transaction', m.idle_in_transaction_connections),
+                                                          ('idle', m.idle_connections)) t(name, v)
+                  GROUP BY 1, 2) x)))
+      FROM args a
+    UNION ALL
+    SELECT 3, @extschema@._html_section('waits', 'Wait events', pg_catalog.concat(
+        (SELECT @extschema@._svg_chart('chart-waits', 'Wait events (average active sessions, stacked)', 'sessions',
+                    a.lo, a.hi, true, pg_catalog.array_agg(w.minute), pg_catalog.array_agg(w.event),
+                    pg_catalog.array_agg(w.sessions))
+           FROM waits w),
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'wait event', x.event, 'average active sessions', pg_catalog.round(x.aas::numeric, 3))
+                                     ORDER BY x.aas DESC)
+                                   FROM (SELECT w.event, pg_catalog.sum(w.sessions)
+                                                / GREATEST(pg_catalog.date_part('epoch', a.hi - a.lo) / 60, 1) AS aas
+                                           FROM waits w GROUP BY w.event ORDER BY 2 DESC LIMIT a.n) x),
+                                'No backend was sampled waiting in this window.')))
+      FROM args a
+    UNION ALL
+    SELECT 4, @extschema@._html_section('queries', 'Top queries', pg_catalog.concat(
+        '<h3>By total execution time, with the trend against the window before</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'rank', t.rank, 'database', t.datname, 'user', t.usename,
+                                     'query', pg_catalog.left(t.query, 300), 'calls', t.calls,
+                                     'total ms', pg_catalog.round(t.total_time_ms::numeric, 1),
+                                     'mean ms', pg_catalog.round(t.mean_time_ms::numeric, 3),
+                                     'CPU ms', pg_catalog.round((t.cpu_user_time_ms + t.cpu_system_time_ms)::numeric, 1),
+                                     'share', pg_catalog.round(t.share_of_total_time::numeric, 3),
+                                     'trend', t.trend) ORDER BY t.rank)
+                                   FROM @extschema@.top_queries(analysis_window, 'total_time', a.n) t),
+                                'No statement ran in this window.'),
+        '<h3>Latency percentiles (from the per-statement histograms)</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'rank', l.rank, 'database', l.datname, 'user', l.usename,
+                                     'query', pg_catalog.left(l.query, 300), 'executions', l.executions,
+                                     'p50 ms', pg_catalog.round(l.p50_ms::numeric, 3),
+                                     'p95 ms', pg_catalog.round(l.p95_ms::numeric, 3),
+                                     'p99 ms', pg_catalog.round(l.p99_ms::numeric, 3),
+                                     'max ms', pg_catalog.round(l.max_ms::numeric, 3)) ORDER BY l.rank)
+                                   FROM @extschema@.query_latency(analysis_window, a.n) l),
+                                'No latency histogram covers this window.'),
+        '<h3>Optimization opportunities (N+1 loops, caching)</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'type', o ->> 'type', 'impact', o ->> 'impact',
+                                     'query', pg_catalog.left(o ->> 'query', 300),
+                                     'parent query', pg_catalog.left(o ->> 'parent_query', 300),
+                                     'evidence', o -> 'evidence', 'solution', o ->> 'solution') ORDER BY x.k)
+                                   FROM (SELECT o, k FROM pg_catalog.jsonb_array_elements(q.a -> 'optimization_opportunities')
+                                                 WITH ORDINALITY e(o, k) LIMIT a.n) x),
+                                'No N+1 loop or caching opportunity found.'),
+        '<h3>Slow queries</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'query', pg_catalog.left(o ->> 'query', 300), 'calls', (o ->> 'calls')::numeric,
+                                     'mean ms', (o ->> 'mean_time_ms')::numeric, 'reason', o ->> 'reason') ORDER BY x.k)
+                                   FROM (SELECT o, k FROM pg_catalog.jsonb_array_elements(q.a -> 'slow_queries')
+                                                 WITH ORDINALITY e(o, k) LIMIT a.n) x),
+                                'No statement is slower on average than dbanalytics.slow_query_threshold.'),
+        '<h3>Index advice (the advisor)</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'table', i.table_name, 'ddl', i.ddl,
+                                     'statement ms', pg_catalog.round(i.statement_time_ms::numeric, 1),
+                                     'estimated benefit', i.estimated_benefit, 'validated', i.validated,
+                                     'table writes', i.table_writes_in_window))
+                                   FROM @extschema@.index_advice(analysis_window, a.n) i),
+                                'The advisor has no index to suggest.')))
+      FROM args a, analysis q
+    UNION ALL
+    SELECT 5, @extschema@._html_section('pools', 'Connection pools', pg_catalog.concat(
+        (SELECT @extschema@._svg_chart('chart-pools', 'Pool utilization (active over the largest pool seen)', 'ratio',
+                    a.lo, a.hi, false, pg_catalog.array_agg(p.minute),
+                    pg_catalog.array_agg(pg_catalog.concat_ws(' ', p.datname, p.usename, p.application_name)),
+                    pg_catalog.array_agg(p.utilization))
+           FROM pools p),
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'database', p.datname, 'user', p.usename, 'application', p.application_name,
+                                     'max active', p.max_active, 'utilization', pg_catalog.round(p.utilization::numeric, 3),
+                                     'status', p.pool_status, 'recommended size', p.recommended_pool_size,
+                                     'recommendation', @extschema@._pool_recommendation(p.verdict))
+                                     ORDER BY p.datname, p.usename, p.application_name)
+                                   FROM (SELECT DISTINCT ON (p.datname, p.usename, p.application_name) p.*
+                                           FROM pools p
+                                          ORDER BY p.datname, p.usename, p.application_name, p.minute DESC
+                                          LIMIT a.n) p),
+                                'No pool was sampled in this window.')))
+      FROM args a
+    UNION ALL
+    SELECT 6, @extschema@._html_section('locks', 'Lock contention and blocking chains', pg_catalog.concat(
+        (SELECT @extschema@._svg_chart('chart-locks', 'Sessions blocked behind another', 'sessions', a.lo, a.hi, false,
+                    pg_catalog.array_agg(c.sampled_at), pg_catalog.array_agg('blocked sessions'::text),
+                    pg_catalog.array_agg(c.blocked))
+           FROM (SELECT c.sampled_at, pg_catalog.sum(c.blocked_count)::float8 AS blocked FROM chains c GROUP BY 1) c),
+        '<h3>Most waited-on objects</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'waited on', l.waited_on, 'lock type', l.locktype, 'modes', l.modes,
+                                     'waits', l.waits, 'waiters', l.waiters,
+                                     'estimated wait s', pg_catalog.round(l.estimated_wait_seconds::numeric, 1),
+                                     'longest wait', l.max_wait::text, 'last seen', @extschema@._html_time(l.last_seen)))
+                                   FROM (SELECT l.* FROM @extschema@.lock_contention(analysis_window) l LIMIT a.n) l),
+                                'No lock wait was sampled in this window.'),
+        '<h3>Blocking chains (latest first)</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'sampled at', @extschema@._html_time(c.sampled_at), 'head pid', c.head_pid, 'head user', c.head_usename,
+                                     'head application', c.head_application_name, 'head state', c.head_state,
+                                     'blocked', c.blocked_count, 'depth', c.chain_depth, 'relations', c.relations)
+                                     ORDER BY c.sampled_at DESC)
+                                   FROM (SELECT c.* FROM chains c ORDER BY c.sampled_at DESC, c.head_pid LIMIT a.n) c),
+                                'No blocking chain was sampled in this window.')))
+      FROM args a
+    UNION ALL
+    SELECT 7, @extschema@._html_section('indexes', 'Index verdicts', @extschema@._html_table(
+        (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                    'schema', i.schemaname, 'table', i.tablename, 'index', i.indexname, 'verdict', i.index_status,
+                    'scans', i.scans_in_window, 'size', pg_catalog.pg_size_pretty(i.index_bytes),
+                    'recommendation (DDL)', i.recommendation)
+                    ORDER BY i.index_status = 'effective', i.index_status, i.schemaname, i.tablename, i.indexname)
+           FROM (SELECT i.* FROM @extschema@.index_effectiveness(analysis_window) i
+                  ORDER BY i.index_status = 'effective', i.index_status, i.schemaname, i.tablename, i.indexname
+                  LIMIT a.n) i),
+        'No index was watched in this window.'))
+      FROM args a
+    UNION ALL
+    SELECT 8, @extschema@._html_section('cache', 'Cache and replication', pg_catalog.concat(
+        (SELECT @extschema@._svg_chart('chart-cache', 'Buffer cache hit ratio', 'ratio', a.lo, a.hi, false,
+                    pg_catalog.array_agg(m.minute), pg_catalog.array_agg(COALESCE(m.datname, '(none)')),
+                    pg_catalog.array_agg(m.cache_hit_ratio))
+           FROM perf m),
+        '<h3>Tables read most from disk</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'table', c.object_name, 'blocks hit', c.hit, 'blocks read', c.read,
+                                     'hit ratio', pg_catalog.round((c.hit::float8 / NULLIF(c.hit + c.read, 0))::numeric, 4))
+                                     ORDER BY c.read DESC)
+                                   FROM (SELECT c.object_name, pg_catalog.sum(c.blks_hit) AS hit, pg_catalog.sum(c.blks_read) AS read
+                                           FROM @extschema@.cache_analytics(analysis_window) c WHERE c.level = 'table'
+                                          GROUP BY 1 ORDER BY 3 DESC NULLS LAST LIMIT a.n) c),
+                                'No table was read in this window.'),
+        (SELECT @extschema@._svg_chart('chart-replication', 'Replication replay lag', 's', a.lo, a.hi, false,
+                    pg_catalog.array_agg(r.interval_end),
+                    pg_catalog.array_agg(COALESCE(r.application_name, '?') || ' ' || COALESCE(r.client_addr::text, 'local')),
+                    pg_catalog.array_agg(r.replay_lag_s))
+           FROM @extschema@.replication_stats r WHERE r.interval_end >= a.lo),
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'kind', r.kind, 'name', r.name, 'state', r.state,
+                                     'replay lag s', r.replay_lag_seconds, 'replay lag bytes', r.replay_lag_bytes,
+                                     'max replay lag s in window', r.max_replay_lag_seconds_in_window,
+                                     'retained bytes', r.retained_bytes, 'detail', r.detail))
+                                   FROM (SELECT r.* FROM @extschema@.replication_analytics(analysis_window) r LIMIT a.n) r),
+                                'No standby or replication slot.')))
+      FROM args a
+    UNION ALL
+    SELECT 9, @extschema@._html_section('collector', 'Collector health and the monitor''s own storage', pg_catalog.concat(
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'source', s.source, 'worker', s.worker, 'health', s.health, 'last run', @extschema@._html_time(s.last_run),
+                                     'avg ms', pg_catalog.round(s.avg_duration_ms::numeric, 1),
+                                     'errors last hour', s.errors_last_hour,
+                                     'detail', COALESCE(s.last_error, s.skipped_reason)) ORDER BY s.health = 'healthy', s.source)
+                                   FROM @extschema@.collector_status s), 'No collector status.'),
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'table', u.table_name, 'tier', u.tier, 'rows (estimate)', u.rows_estimated,
+                                     'size', pg_catalog.pg_size_pretty(u.bytes), 'per day', pg_catalog.pg_size_pretty(u.bytes_per_day),
+                                     'projected', pg_catalog.pg_size_pretty(u.projected_bytes)) ORDER BY u.bytes DESC)
+                                   FROM @extschema@.storage_usage u), 'No storage figures.')))
+      FROM args a
+)
+SELECT pg_catalog.concat(
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    '<title>dbanalytics report: ', @extschema@._html_escape(pg_catalog.current_database()), '</title><style>',
+    'body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}',
+    'h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;margin-top:32px}h3{font-size:15px}',
+    'table{border-collapse:collapse;margin:8px 0;font-size:12px}th,td{border:1px solid #ddd;padding:3px 6px;',
+    'vertical-align:top;text-align:left;max-width:420px;overflow-wrap:anywhere}td.n{text-align:right}',
+    'th{background:#f3f3f3}.score b{font-size:28px}.empty{color:#666;font-style:italic}nav a{margin-right:12px}',
+    'figure{margin:12px 0}figcaption{font-weight:600}svg text{font-size:11px;fill:#333}',
+    'svg .ylabel{text-anchor:end}svg .xlabel,svg .xtitle,svg .unit,svg .nodata{text-anchor:middle}',
+    'svg .grid{stroke:#eee}svg .axis{stroke:#999}</style></head><body>',
+    '<h1>dbanalytics report: database ', @extschema@._html_escape(pg_catalog.current_database()), '</h1>',
+    pg_catalog.format('<p class="meta">Window %s to %s (%s), generated %s for role %s. PostgreSQL %s. Times in %s.</p>',
+                      @extschema@._html_time(a.lo), @extschema@._html_time(a.hi),
+                      @extschema@._html_escape(analysis_window::text), @extschema@._html_time(pg_catalog.clock_timestamp()),
+                      @extschema@._html_escape(CURRENT_USER::text), @extschema@._html_escape(pg_catalog.current_setting('server_version')),
+                      @extschema@._html_escape(pg_catalog.current_setting('TimeZone'))),
+    '<nav><a href="#health">Health</a><a href="#throughput">Throughput</a><a href="#waits">Waits</a>',
+    '<a href="#queries">Queries</a><a href="#pools">Pools</a><a href="#locks">Locks</a><a href="#indexes">Indexes</a>',
+    '<a href="#cache">Cache and replication</a><a href="#collector">Collector</a></nav>',
+    (SELECT pg_catalog.string_agg(s.html, E'\n' ORDER BY s.ord) FROM sections s),
+    '</body></html>')
+  FROM args a
+$$;
+
+DROP FUNCTION @extschema@._pool_analytics(interval);
+
+-------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings
 -- (sql/finalize.sql says why); it also covers the functions replaced above.
 -------------------------------------------------------------------------------

@@ -167,9 +167,9 @@ WITH args AS (
     SELECT pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction'))::numeric
                / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
            pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
-           (pg_catalog.array_agg(p.recommendation ORDER BY p.minute DESC)
-                FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')))[1] AS advice
-      FROM @extschema@._pool_analytics(analysis_window) p
+           @extschema@._pool_recommendation((pg_catalog.array_agg(p ORDER BY p.minute DESC)
+                FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')))[1]) AS advice
+      FROM @extschema@._pool_verdicts(analysis_window) p
 ), indexes AS (
     SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
            COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL), 0) AS unused_bytes,

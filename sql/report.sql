@@ -232,6 +232,9 @@ CREATE FUNCTION @extschema@.report_html(analysis_window interval DEFAULT '1 day'
 RETURNS text
 LANGUAGE sql VOLATILE  -- index_advice() is volatile (it may try hypothetical indexes)
 SET search_path = pg_catalog, pg_temp
+-- for every function it calls: a week of minutes grouped and sorted in memory, not in temporary
+-- files (the default 4 MB spilled wait_events_by_minute's 100,000 rows of a week to disk)
+SET work_mem = '64MB'
 AS $$
 WITH args AS MATERIALIZED (
     SELECT @extschema@._window_start(analysis_window) AS lo, pg_catalog.now() AS hi,
@@ -247,7 +250,8 @@ WITH args AS MATERIALIZED (
       FROM @extschema@.wait_events_by_minute(analysis_window) w
      GROUP BY 1, 2
 ), pools AS MATERIALIZED (
-    SELECT p.* FROM @extschema@.connection_pool_analytics(analysis_window) p
+    -- connection_pool_analytics' rows, their advice in words only for the rows the table shows
+    SELECT p AS verdict, p.* FROM @extschema@._pool_verdicts(analysis_window) p
 ), chains AS MATERIALIZED (
     SELECT c.* FROM @extschema@.blocking_chains(analysis_window) c
 ), sections AS (
@@ -374,7 +378,7 @@ WITH args AS MATERIALIZED (
                                      'database', p.datname, 'user', p.usename, 'application', p.application_name,
                                      'max active', p.max_active, 'utilization', pg_catalog.round(p.utilization::numeric, 3),
                                      'status', p.pool_status, 'recommended size', p.recommended_pool_size,
-                                     'recommendation', p.recommendation)
+                                     'recommendation', @extschema@._pool_recommendation(p.verdict))
                                      ORDER BY p.datname, p.usename, p.application_name)
                                    FROM (SELECT DISTINCT ON (p.datname, p.usename, p.application_name) p.*
                                            FROM pools p

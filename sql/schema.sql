@@ -308,7 +308,7 @@ CREATE TABLE @extschema@.statement_stats (
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats', 'interval_end', '(interval_end)');
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats', 'queryid', '(queryid)');
 
--- Hourly rollup of statement_stats (collector, rollup source): one row per statement and hour
+-- Hourly rollup of statement_stats (collector, rollup_hours source): one row per statement and hour
 -- for the intervals ending in (hour_end - 1 hour, hour_end]. Long analysis windows read these
 -- rows for their whole hours and statement_stats only for the partial hours at either end.
 CREATE TABLE @extschema@.statement_hourly (
@@ -573,7 +573,7 @@ CREATE TABLE @extschema@.index_stats (
 ) PARTITION BY RANGE (interval_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('index_stats', 'interval_end', '(interval_end)');
 
--- Hourly rollups of table_stats and index_stats (collector, rollup source, with
+-- Hourly rollups of table_stats and index_stats (collector, rollup_hours source, with
 -- statement_hourly): the counters summed per object and hour for the intervals ending in
 -- (hour_end - 1 hour, hour_end]. Gauges (sizes, tuple counts, last vacuum) stay in the
 -- per-snapshot tables.
@@ -734,7 +734,7 @@ CREATE TABLE @extschema@.server_stats (
     disk_write_bytes         bigint
 ) PARTITION BY RANGE (interval_end);
 
--- Daily sizes (rollup source, _rollup_size_days): per UTC day, the last size the day's
+-- Daily sizes (rollup_hours source, _rollup_size_days): per UTC day, the last size the day's
 -- snapshots saw of each database, table and index, and the bytes used on the file systems of
 -- the data directory and pg_wal. Kept in the day tier, for space_growth's fits over months.
 CREATE TABLE @extschema@.size_daily (
@@ -768,12 +768,16 @@ CREATE TABLE @extschema@.collector_runs (
 INSERT INTO @extschema@.partition_indexes VALUES ('collector_runs', 'source_started_at', '(source, started_at)');
 
 -------------------------------------------------------------------------------
--- Collector state: the cumulative values seen at the previous snapshot.
--- UNLOGGED: after a crash they are empty, and so are the server's counters.
+-- Collector state: each source's progress (source_state) and the cumulative values seen at
+-- the previous snapshot (the UNLOGGED *_counters tables: after a crash they are empty, and so
+-- are the server's counters).
 -------------------------------------------------------------------------------
 
--- The epoch a source's counters were last read in (see src/collect/epoch.rs). Times are kept
--- as exact epoch seconds in text, so that comparing them never depends on a session's TimeZone.
+-- Each source's state, written by the source's own SQL (_snapshot_source, _remember_epoch,
+-- _rollup_minutes, _rollup_hours): for a counter source, the epoch its counters were last read
+-- in (see src/collect/epoch.rs) and the time of that snapshot; for a rollup ('rollup', 'hours',
+-- 'days', 'size_days'), updated_at is how far it has rolled up. Epoch times are kept as exact
+-- epoch seconds in text, so that comparing them never depends on a session's TimeZone.
 CREATE TABLE @extschema@.source_state (
     source           text PRIMARY KEY,
     server_life      text,

@@ -1,6 +1,7 @@
 -- dbanalytics: counter snapshots, one function per collection source, and the delta rule they
--- share. They are called by the Rust collector (src/collect/), which decides whether the interval
--- is a reset (src/collect/epoch.rs) and runs each source in its own subtransaction. Internal:
+-- share. The Rust collector (src/collect/) decides whether the interval is a reset
+-- (src/collect/epoch.rs), runs each source in its own subtransaction and calls
+-- _snapshot_source, which keeps the source's state (source_state) and calls its function. Internal:
 -- not executable by PUBLIC. The pipeline: sampling.sql (raw samples) -> snapshots.sql (deltas)
 -- -> rollups.sql (minutes, hours, days) -> windows.sql (which tier answers a window).
 
@@ -63,9 +64,10 @@ END
 $$;
 
 -------------------------------------------------------------------------------
--- Collector sources. Arguments decided by the Rust epoch check:
---   previous_snapshot  end of the previous snapshot of this source, the start of every row's
---                      interval; NULL = first snapshot: remember the counters, write no delta
+-- Collector sources, called by _snapshot_source (below) with the Rust epoch check's verdict:
+--   previous_snapshot  end of the previous snapshot of this source (source_state), the start of
+--                      every row's interval; NULL = first snapshot: remember the counters, write
+--                      no delta
 --   interval_reset  mark every row of this interval reset = true
 --   counters_zeroed the counters were reset to zero: the delta is the current value
 -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ static HISTOGRAMS_NESTED: GucSetting<bool> = GucSetting::<bool>::new(false);
 static MAX_HISTOGRAM_QUERIES: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// Milliseconds the index advisor may spend planning one statement text (0: no limit).
 static ADVICE_PLANNING_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
-/// Whether idle-in-transaction backends are sampled into activity_samples.
+/// Whether idle-in-transaction backends are sampled (into activity_raw; activity_samples shows them).
 static TRACK_IDLE_IN_TRANSACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// `preloading`: a postmaster-context setting can only be defined while the library is loaded

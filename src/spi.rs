@@ -1,7 +1,9 @@
 //! The one way dbanalytics talks SQL from Rust: read helpers and write helpers, with or without
 //! arguments. Every statement passed here is schema-qualified; values are passed as typed
-//! arguments (`$1`, ...), never pasted into the text (identifiers, which cannot be arguments,
-//! are quoted with the server's `quote_identifier`).
+//! arguments (`$1`, ...), never pasted into the text. DDL, which takes no arguments, is the
+//! exception: partition names and bounds are built by dbanalytics itself from its own table
+//! names and dates (src/storage/partitions.rs), and the advisor quotes the identifiers it reads
+//! from the catalog with the server's `quote_identifier`.
 
 use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::prelude::*;

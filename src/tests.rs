@@ -34,7 +34,8 @@ mod tests {
         .unwrap_or_default()
     }
 
-    /// Calls in the newest statement_stats row of the statement whose text starts with `prefix`.
+    /// Calls and the reset mark of the newest statement_stats row of the statement whose text
+    /// starts with `prefix`.
     fn latest_delta(prefix: &str) -> (Option<i64>, Option<bool>) {
         Spi::get_two::<i64, bool>(&format!(
             "SELECT st.calls, st.reset FROM dbanalytics.statement_stats st

@@ -139,7 +139,7 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `activity_samples_p20261123` for table `activity_samples` and that day.
+/// `activity_raw_p20261123` for table `activity_raw` and that day.
 pub fn partition_name(table: &str, day: i64) -> String {
     let (year, month, dom) = civil_from_days(day);
     format!("{table}_p{year:04}{month:02}{dom:02}")
@@ -386,8 +386,8 @@ mod tests {
     fn partition_names_and_bounds() {
         let day = days_from_civil(2026, 11, 23);
         assert_eq!(
-            partition_name("activity_samples", day),
-            "activity_samples_p20261123"
+            partition_name("activity_raw", day),
+            "activity_raw_p20261123"
         );
         assert_eq!(
             partition_bounds(day),
@@ -424,7 +424,7 @@ mod tests {
         );
         assert_eq!(parse_partition_name("lock_waits", "lock_waits_old"), None);
         assert_eq!(
-            parse_partition_name("activity_minute", "activity_samples_p20261123"),
+            parse_partition_name("activity_minute", "activity_raw_p20261123"),
             None
         );
         // a table whose name is a prefix of another does not claim the other's partitions

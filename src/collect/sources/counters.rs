@@ -39,7 +39,8 @@ fn epoch_row(sql: &str, args: &[DatumWithOid]) -> Result<Option<Epoch>, pgrx::sp
     ))
 }
 
-/// The epoch as the trailing arguments of `_snapshot_source` and `_remember_epoch`.
+/// The epoch as three SPI arguments (server_life, stats_reset, dealloc), as `_snapshot_source`
+/// and `_remember_epoch` take them.
 pub(crate) fn epoch_arguments(epoch: &Epoch) -> [DatumWithOid<'static>; 3] {
     [
         epoch.server_life.clone().into(),
