@@ -572,3 +572,49 @@ fn a_moved_database_stats_reset_does_not_zero_other_tables() {
         (Some(3), Some(true))
     );
 }
+
+/// A counter source's state is kept by its SQL (`_snapshot_source`): the first snapshot only
+/// stores the epoch it is given, the next one starts its rows at the previous snapshot's time.
+#[pg_test]
+fn snapshot_source_keeps_the_state_of_its_source() {
+    collection_test();
+    partitions_back(&["database_stats"], 0);
+    run("DELETE FROM dbanalytics.source_state WHERE source = 'databases'");
+    assert_eq!(
+        one::<i64>(
+            "SELECT dbanalytics._snapshot_source('databases', false, false, 'life-1', 'reset-1', NULL)"
+        ),
+        Some(0)
+    );
+    assert_eq!(
+        one::<String>(
+            "SELECT concat_ws('|', server_life, stats_reset, coalesce(dealloc::text, '-'), updated_at = now())
+               FROM dbanalytics.source_state WHERE source = 'databases'"
+        ),
+        Some("life-1|reset-1|-|t".to_string())
+    );
+    run("UPDATE dbanalytics.source_state SET updated_at = now() - interval '5 minutes' WHERE source = 'databases'");
+    let written = one::<i64>(
+        "SELECT dbanalytics._snapshot_source('databases', false, false, 'life-1', 'reset-1', 7)",
+    )
+    .unwrap();
+    assert!(written > 0, "one row per database");
+    assert_eq!(
+        one::<i64>(
+            "SELECT count(*) FROM dbanalytics.database_stats
+              WHERE interval_start = now() - interval '5 minutes' AND interval_end = now()"
+        ),
+        Some(written)
+    );
+    assert_eq!(
+        one::<String>(
+            "SELECT concat_ws('|', dealloc, updated_at = now()) FROM dbanalytics.source_state WHERE source = 'databases'"
+        ),
+        Some("7|t".to_string())
+    );
+}
+
+#[pg_test(error = "dbanalytics: 'nope' is not a counter source")]
+fn snapshot_source_refuses_an_unknown_source() {
+    run("SELECT dbanalytics._snapshot_source('nope', false, false, NULL, NULL, NULL)");
+}
