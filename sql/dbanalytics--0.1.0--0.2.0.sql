@@ -5767,6 +5767,7 @@ RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE
+        WHEN v.pool_status IS NULL THEN NULL  -- no verdict (health_score: no minute to quote)
         WHEN v.pool_status OPERATOR(pg_catalog.=) 'lock_hotspot' THEN
             pg_catalog.format('%s sessions on average wait on locks%s in a saturated pool: a lock hotspot, '
                               'not a pool too small (more sessions would only queue behind the same locks); do not grow the pool, '

@@ -74,6 +74,19 @@ fn pool_verdicts_tell_lock_hotspots_leaks_and_limits_apart() {
         ),
         Some(true)
     );
+    // its mitigation quotes the latest of those minutes' advice (_pool_recommendation of one
+    // verdict); with no such minute, its own fixed text
+    assert_eq!(
+        one::<bool>(
+            "SELECT mitigation LIKE 'client connections peaked at %'
+               FROM dbanalytics._health_measures('1 hour') WHERE indicator = 'connection_pool_efficiency'"
+        ),
+        Some(true)
+    );
+    assert_eq!(
+        one::<bool>("SELECT dbanalytics._pool_recommendation(NULL::dbanalytics.pool_verdict) IS NULL"),
+        Some(true)
+    );
     assert_eq!(
         one::<i64>(
             "SELECT count(*) FROM dbanalytics.connection_pool_analytics('1 hour')
