@@ -1280,6 +1280,48 @@ $pin_search_path$;
 -- must be restated after this section.
 -------------------------------------------------------------------------------
 
+-- One list of the statement counters (issue 12): the tables statement_counters, statement_stats,
+-- statement_hourly and statement_daily keep their columns (a fresh install takes them LIKE this
+-- type, at the same places); the functions that name every counter build their lists from it.
+CREATE TYPE @extschema@.statement_counter_values AS (
+    calls               bigint,
+    plans               bigint,
+    total_exec_time     double precision,
+    total_plan_time     double precision,
+    rows                bigint,
+    shared_blks_hit     bigint,
+    shared_blks_read    bigint,
+    shared_blks_dirtied bigint,
+    shared_blks_written bigint,
+    local_blks_hit      bigint,
+    local_blks_read     bigint,
+    temp_blks_read      bigint,
+    temp_blks_written   bigint,
+    blk_read_time       double precision,
+    blk_write_time      double precision,
+    wal_records         bigint,
+    wal_fpi             bigint,
+    wal_bytes           bigint
+);
+
+-- format(template, column, its type) for each counter of statement_counter_values, in column
+-- order, joined with ', ': the column lists of the statements that handle every counter.
+CREATE FUNCTION @extschema@._statement_counter_list(template text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.string_agg(pg_catalog.format(template, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)),
+                                  ', ' ORDER BY a.attnum)
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = '@extschema@.statement_counter_values'::pg_catalog.regclass
+       AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._statement_counter_list(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._statement_counter_list(text) TO dbanalytics_reader;
+
+
 CREATE FUNCTION @extschema@._statements_now(pgss_schema text)
 RETURNS SETOF @extschema@.statement_counters
 LANGUAGE plpgsql STABLE
@@ -1290,17 +1332,17 @@ DECLARE
 BEGIN
     SELECT pg_catalog.string_to_array(e.extversion, '.')::integer[] INTO version
       FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_stat_statements';
+    -- the view's row under our names: the renamed columns aliased, then every counter of
+    -- statement_counter_values (schema.sql) by name, cast to our type
     RETURN QUERY EXECUTE pg_catalog.format($q$
-        SELECT s.dbid, s.userid, s.queryid, %s, pg_catalog.now(),
-               s.calls, s.plans, s.total_exec_time, s.total_plan_time, s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
-               %s, %s, s.wal_records, s.wal_fpi, s.wal_bytes::bigint
-          FROM %I.pg_stat_statements(false) s
+        SELECT s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.now(), %s
+          FROM (SELECT p.* %s FROM %I.pg_stat_statements(false) p) s
          WHERE s.queryid IS NOT NULL$q$,
-        CASE WHEN version >= '{1,9}' THEN 's.toplevel' ELSE 'true' END,
-        CASE WHEN version >= '{1,11}' THEN 's.shared_blk_read_time' ELSE 's.blk_read_time' END,
-        CASE WHEN version >= '{1,11}' THEN 's.shared_blk_write_time' ELSE 's.blk_write_time' END,
+        @extschema@._statement_counter_list('s.%1$I::%2$s'),
+        CASE WHEN version < '{1,9}' THEN ', true AS toplevel' ELSE '' END
+        || CASE WHEN version >= '{1,11}'
+                THEN ', p.shared_blk_read_time AS blk_read_time, p.shared_blk_write_time AS blk_write_time'
+                ELSE '' END,
         pgss_schema);
 END
 $$;
@@ -1398,29 +1440,13 @@ BEGIN
     EXECUTE pg_catalog.format($q$
         WITH cur AS MATERIALIZED (
             -- the counters under our names, whatever the pg_stat_statements version (versions.sql)
-            SELECT s.* FROM @extschema@._statements_now(%L) s
+            SELECT s.* FROM @extschema@._statements_now(%1$L) s
         ), deltas AS (
             INSERT INTO @extschema@.statement_stats
+                   (interval_start, interval_end, dbid, userid, queryid, toplevel, reset, %4$s)
             SELECT $1, c.captured_at, c.dbid, c.userid, c.queryid, c.toplevel,
                    $2 OR c.calls < p.calls IS TRUE,
-                   @extschema@.counter_delta(c.calls, p.calls, $3),
-                   @extschema@.counter_delta(c.plans, p.plans, $3),
-                   @extschema@.counter_delta(c.total_exec_time, p.total_exec_time, $3),
-                   @extschema@.counter_delta(c.total_plan_time, p.total_plan_time, $3),
-                   @extschema@.counter_delta(c.rows, p.rows, $3),
-                   @extschema@.counter_delta(c.shared_blks_hit, p.shared_blks_hit, $3),
-                   @extschema@.counter_delta(c.shared_blks_read, p.shared_blks_read, $3),
-                   @extschema@.counter_delta(c.shared_blks_dirtied, p.shared_blks_dirtied, $3),
-                   @extschema@.counter_delta(c.shared_blks_written, p.shared_blks_written, $3),
-                   @extschema@.counter_delta(c.local_blks_hit, p.local_blks_hit, $3),
-                   @extschema@.counter_delta(c.local_blks_read, p.local_blks_read, $3),
-                   @extschema@.counter_delta(c.temp_blks_read, p.temp_blks_read, $3),
-                   @extschema@.counter_delta(c.temp_blks_written, p.temp_blks_written, $3),
-                   @extschema@.counter_delta(c.blk_read_time, p.blk_read_time, $3),
-                   @extschema@.counter_delta(c.blk_write_time, p.blk_write_time, $3),
-                   @extschema@.counter_delta(c.wal_records, p.wal_records, $3),
-                   @extschema@.counter_delta(c.wal_fpi, p.wal_fpi, $3),
-                   @extschema@.counter_delta(c.wal_bytes, p.wal_bytes, $3)
+                   %2$s
               FROM cur c
               LEFT JOIN @extschema@.statement_counters p
                      ON (p.dbid, p.userid, p.queryid, p.toplevel) = (c.dbid, c.userid, c.queryid, c.toplevel)
@@ -1434,17 +1460,7 @@ BEGIN
             INSERT INTO @extschema@.statement_counters AS p
             SELECT c.* FROM cur c
             ON CONFLICT (dbid, userid, queryid, toplevel) DO UPDATE
-               SET captured_at = excluded.captured_at, calls = excluded.calls, plans = excluded.plans,
-                   total_exec_time = excluded.total_exec_time, total_plan_time = excluded.total_plan_time,
-                   rows = excluded.rows, shared_blks_hit = excluded.shared_blks_hit,
-                   shared_blks_read = excluded.shared_blks_read,
-                   shared_blks_dirtied = excluded.shared_blks_dirtied,
-                   shared_blks_written = excluded.shared_blks_written,
-                   local_blks_hit = excluded.local_blks_hit, local_blks_read = excluded.local_blks_read,
-                   temp_blks_read = excluded.temp_blks_read, temp_blks_written = excluded.temp_blks_written,
-                   blk_read_time = excluded.blk_read_time, blk_write_time = excluded.blk_write_time,
-                   wal_records = excluded.wal_records, wal_fpi = excluded.wal_fpi,
-                   wal_bytes = excluded.wal_bytes
+               SET captured_at = excluded.captured_at, %3$s
              WHERE p.calls IS DISTINCT FROM excluded.calls OR $3
         )
         SELECT (SELECT pg_catalog.count(*) FROM deltas),
@@ -1452,7 +1468,11 @@ BEGIN
                         WHERE NOT EXISTS (SELECT FROM @extschema@.statements s
                                            WHERE (s.dbid, s.userid, s.queryid, s.toplevel)
                                                = (c.dbid, c.userid, c.queryid, c.toplevel)))$q$,
-        pgss_schema)
+        pgss_schema,
+        -- each counter's delta, and its new value remembered (schema.sql: statement_counter_values)
+        @extschema@._statement_counter_list('@extschema@.counter_delta(c.%1$I, p.%1$I, $3)'),
+        @extschema@._statement_counter_list('%1$I = excluded.%1$I'),
+        @extschema@._statement_counter_list('%1$I'))
     INTO written, has_new_entries
     USING previous_snapshot, interval_reset, counters_zeroed;
 
@@ -1648,24 +1668,23 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
+    -- every counter summed (schema.sql: statement_counter_values)
+    EXECUTE pg_catalog.format($q$
     INSERT INTO @extschema@.statement_hourly
+           (hour_end, first_start, last_end, dbid, userid, queryid, toplevel, reset, intervals, %1$s,
+            peak_calls_per_transaction)
     SELECT @extschema@._time_ceil(s.interval_end, 3600), pg_catalog.min(s.interval_start), pg_catalog.max(s.interval_end),
            s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.bool_or(s.reset), pg_catalog.count(*)::integer,
-           pg_catalog.sum(s.calls), pg_catalog.sum(s.plans), pg_catalog.sum(s.total_exec_time),
-           pg_catalog.sum(s.total_plan_time), pg_catalog.sum(s.rows), pg_catalog.sum(s.shared_blks_hit),
-           pg_catalog.sum(s.shared_blks_read), pg_catalog.sum(s.shared_blks_dirtied),
-           pg_catalog.sum(s.shared_blks_written), pg_catalog.sum(s.local_blks_hit),
-           pg_catalog.sum(s.local_blks_read), pg_catalog.sum(s.temp_blks_read),
-           pg_catalog.sum(s.temp_blks_written), pg_catalog.sum(s.blk_read_time),
-           pg_catalog.sum(s.blk_write_time), pg_catalog.sum(s.wal_records), pg_catalog.sum(s.wal_fpi),
-           pg_catalog.sum(s.wal_bytes),
+           %2$s,
            pg_catalog.max(CASE WHEN d.datid IS NOT NULL
                                THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END)
       FROM @extschema@.statement_stats s
       LEFT JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
-                                            AND d.interval_end > since AND d.interval_end <= until
-     WHERE s.interval_end > since AND s.interval_end <= until
-     GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel;
+                                            AND d.interval_end > $1 AND d.interval_end <= $2
+     WHERE s.interval_end > $1 AND s.interval_end <= $2
+     GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel
+    $q$, @extschema@._statement_counter_list('%1$I'), @extschema@._statement_counter_list('pg_catalog.sum(s.%1$I)'))
+    USING since, until;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -1723,21 +1742,20 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
+    -- every counter summed (schema.sql: statement_counter_values)
+    EXECUTE pg_catalog.format($q$
     INSERT INTO @extschema@.statement_daily
+           (day_end, first_start, last_end, dbid, userid, queryid, toplevel, reset, intervals, %1$s,
+            peak_calls_per_transaction)
     SELECT @extschema@._time_ceil(h.hour_end, 86400),
            pg_catalog.min(h.first_start), pg_catalog.max(h.last_end),
            h.dbid, h.userid, h.queryid, h.toplevel, pg_catalog.bool_or(h.reset), pg_catalog.sum(h.intervals)::integer,
-           pg_catalog.sum(h.calls), pg_catalog.sum(h.plans), pg_catalog.sum(h.total_exec_time),
-           pg_catalog.sum(h.total_plan_time), pg_catalog.sum(h.rows), pg_catalog.sum(h.shared_blks_hit),
-           pg_catalog.sum(h.shared_blks_read), pg_catalog.sum(h.shared_blks_dirtied),
-           pg_catalog.sum(h.shared_blks_written), pg_catalog.sum(h.local_blks_hit),
-           pg_catalog.sum(h.local_blks_read), pg_catalog.sum(h.temp_blks_read),
-           pg_catalog.sum(h.temp_blks_written), pg_catalog.sum(h.blk_read_time),
-           pg_catalog.sum(h.blk_write_time), pg_catalog.sum(h.wal_records), pg_catalog.sum(h.wal_fpi),
-           pg_catalog.sum(h.wal_bytes), pg_catalog.max(h.peak_calls_per_transaction)
+           %2$s, pg_catalog.max(h.peak_calls_per_transaction)
       FROM @extschema@.statement_hourly h
-     WHERE h.hour_end > since AND h.hour_end <= until
-     GROUP BY 1, h.dbid, h.userid, h.queryid, h.toplevel;
+     WHERE h.hour_end > $1 AND h.hour_end <= $2
+     GROUP BY 1, h.dbid, h.userid, h.queryid, h.toplevel
+    $q$, @extschema@._statement_counter_list('%1$I'), @extschema@._statement_counter_list('pg_catalog.sum(h.%1$I)'))
+    USING since, until;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END

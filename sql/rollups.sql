@@ -186,24 +186,23 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
+    -- every counter summed (schema.sql: statement_counter_values)
+    EXECUTE pg_catalog.format($q$
     INSERT INTO @extschema@.statement_hourly
+           (hour_end, first_start, last_end, dbid, userid, queryid, toplevel, reset, intervals, %1$s,
+            peak_calls_per_transaction)
     SELECT @extschema@._time_ceil(s.interval_end, 3600), pg_catalog.min(s.interval_start), pg_catalog.max(s.interval_end),
            s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.bool_or(s.reset), pg_catalog.count(*)::integer,
-           pg_catalog.sum(s.calls), pg_catalog.sum(s.plans), pg_catalog.sum(s.total_exec_time),
-           pg_catalog.sum(s.total_plan_time), pg_catalog.sum(s.rows), pg_catalog.sum(s.shared_blks_hit),
-           pg_catalog.sum(s.shared_blks_read), pg_catalog.sum(s.shared_blks_dirtied),
-           pg_catalog.sum(s.shared_blks_written), pg_catalog.sum(s.local_blks_hit),
-           pg_catalog.sum(s.local_blks_read), pg_catalog.sum(s.temp_blks_read),
-           pg_catalog.sum(s.temp_blks_written), pg_catalog.sum(s.blk_read_time),
-           pg_catalog.sum(s.blk_write_time), pg_catalog.sum(s.wal_records), pg_catalog.sum(s.wal_fpi),
-           pg_catalog.sum(s.wal_bytes),
+           %2$s,
            pg_catalog.max(CASE WHEN d.datid IS NOT NULL
                                THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END)
       FROM @extschema@.statement_stats s
       LEFT JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
-                                            AND d.interval_end > since AND d.interval_end <= until
-     WHERE s.interval_end > since AND s.interval_end <= until
-     GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel;
+                                            AND d.interval_end > $1 AND d.interval_end <= $2
+     WHERE s.interval_end > $1 AND s.interval_end <= $2
+     GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel
+    $q$, @extschema@._statement_counter_list('%1$I'), @extschema@._statement_counter_list('pg_catalog.sum(s.%1$I)'))
+    USING since, until;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -268,21 +267,20 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
+    -- every counter summed (schema.sql: statement_counter_values)
+    EXECUTE pg_catalog.format($q$
     INSERT INTO @extschema@.statement_daily
+           (day_end, first_start, last_end, dbid, userid, queryid, toplevel, reset, intervals, %1$s,
+            peak_calls_per_transaction)
     SELECT @extschema@._time_ceil(h.hour_end, 86400),
            pg_catalog.min(h.first_start), pg_catalog.max(h.last_end),
            h.dbid, h.userid, h.queryid, h.toplevel, pg_catalog.bool_or(h.reset), pg_catalog.sum(h.intervals)::integer,
-           pg_catalog.sum(h.calls), pg_catalog.sum(h.plans), pg_catalog.sum(h.total_exec_time),
-           pg_catalog.sum(h.total_plan_time), pg_catalog.sum(h.rows), pg_catalog.sum(h.shared_blks_hit),
-           pg_catalog.sum(h.shared_blks_read), pg_catalog.sum(h.shared_blks_dirtied),
-           pg_catalog.sum(h.shared_blks_written), pg_catalog.sum(h.local_blks_hit),
-           pg_catalog.sum(h.local_blks_read), pg_catalog.sum(h.temp_blks_read),
-           pg_catalog.sum(h.temp_blks_written), pg_catalog.sum(h.blk_read_time),
-           pg_catalog.sum(h.blk_write_time), pg_catalog.sum(h.wal_records), pg_catalog.sum(h.wal_fpi),
-           pg_catalog.sum(h.wal_bytes), pg_catalog.max(h.peak_calls_per_transaction)
+           %2$s, pg_catalog.max(h.peak_calls_per_transaction)
       FROM @extschema@.statement_hourly h
-     WHERE h.hour_end > since AND h.hour_end <= until
-     GROUP BY 1, h.dbid, h.userid, h.queryid, h.toplevel;
+     WHERE h.hour_end > $1 AND h.hour_end <= $2
+     GROUP BY 1, h.dbid, h.userid, h.queryid, h.toplevel
+    $q$, @extschema@._statement_counter_list('%1$I'), @extschema@._statement_counter_list('pg_catalog.sum(h.%1$I)'))
+    USING since, until;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END

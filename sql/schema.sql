@@ -278,6 +278,50 @@ CREATE TABLE @extschema@.statements (
     PRIMARY KEY (dbid, userid, queryid, toplevel)
 );
 
+-- The pg_stat_statements counters dbanalytics keeps, under its own names: the one list of them.
+-- statement_counters, statement_stats, statement_hourly and statement_daily take their columns
+-- from it (LIKE, at the same place in each), _statements_now maps the server's view onto it
+-- (versions.sql), and the snapshot's deltas and the hourly and daily sums are written from its
+-- attributes (_statement_counter_list), each naming its target columns. A counter added after
+-- 0.1.0 goes at the end of every table, in a fresh install as in an upgraded one (their
+-- catalogs are compared column by column): ALTER TYPE ... ADD ATTRIBUTE after the CREATE TABLEs
+-- below, ALTER TABLE ... ADD COLUMN on the four tables, the same in the upgrade script, and a
+-- mapping in _statements_now only if the server names it differently. Nothing else changes.
+CREATE TYPE @extschema@.statement_counter_values AS (
+    calls               bigint,
+    plans               bigint,
+    total_exec_time     double precision,
+    total_plan_time     double precision,
+    rows                bigint,
+    shared_blks_hit     bigint,
+    shared_blks_read    bigint,
+    shared_blks_dirtied bigint,
+    shared_blks_written bigint,
+    local_blks_hit      bigint,
+    local_blks_read     bigint,
+    temp_blks_read      bigint,
+    temp_blks_written   bigint,
+    blk_read_time       double precision,
+    blk_write_time      double precision,
+    wal_records         bigint,
+    wal_fpi             bigint,
+    wal_bytes           bigint
+);
+
+-- format(template, column, its type) for each counter of statement_counter_values, in column
+-- order, joined with ', ': the column lists of the statements that handle every counter.
+CREATE FUNCTION @extschema@._statement_counter_list(template text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.string_agg(pg_catalog.format(template, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)),
+                                  ', ' ORDER BY a.attnum)
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = '@extschema@.statement_counter_values'::pg_catalog.regclass
+       AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
 CREATE TABLE @extschema@.statement_stats (
     interval_start      timestamptz NOT NULL,
     interval_end        timestamptz NOT NULL,
@@ -286,24 +330,7 @@ CREATE TABLE @extschema@.statement_stats (
     queryid             bigint      NOT NULL,
     toplevel            boolean     NOT NULL,
     reset               boolean     NOT NULL,
-    calls               bigint      NOT NULL,
-    plans               bigint      NOT NULL,
-    total_exec_time     double precision NOT NULL,
-    total_plan_time     double precision NOT NULL,
-    rows                bigint      NOT NULL,
-    shared_blks_hit     bigint      NOT NULL,
-    shared_blks_read    bigint      NOT NULL,
-    shared_blks_dirtied bigint      NOT NULL,
-    shared_blks_written bigint      NOT NULL,
-    local_blks_hit      bigint      NOT NULL,
-    local_blks_read     bigint      NOT NULL,
-    temp_blks_read      bigint      NOT NULL,
-    temp_blks_written   bigint      NOT NULL,
-    blk_read_time       double precision NOT NULL,
-    blk_write_time      double precision NOT NULL,
-    wal_records         bigint      NOT NULL,
-    wal_fpi             bigint      NOT NULL,
-    wal_bytes           bigint      NOT NULL
+    LIKE @extschema@.statement_counter_values
 ) PARTITION BY RANGE (interval_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats', 'interval_end', '(interval_end)');
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats', 'queryid', '(queryid)');
@@ -321,24 +348,7 @@ CREATE TABLE @extschema@.statement_hourly (
     toplevel            boolean     NOT NULL,
     reset               boolean     NOT NULL,
     intervals           integer     NOT NULL,  -- statement_stats rows rolled into the row
-    calls               bigint      NOT NULL,
-    plans               bigint      NOT NULL,
-    total_exec_time     double precision NOT NULL,
-    total_plan_time     double precision NOT NULL,
-    rows                bigint      NOT NULL,
-    shared_blks_hit     bigint      NOT NULL,
-    shared_blks_read    bigint      NOT NULL,
-    shared_blks_dirtied bigint      NOT NULL,
-    shared_blks_written bigint      NOT NULL,
-    local_blks_hit      bigint      NOT NULL,
-    local_blks_read     bigint      NOT NULL,
-    temp_blks_read      bigint      NOT NULL,
-    temp_blks_written   bigint      NOT NULL,
-    blk_read_time       double precision NOT NULL,
-    blk_write_time      double precision NOT NULL,
-    wal_records         bigint      NOT NULL,
-    wal_fpi             bigint      NOT NULL,
-    wal_bytes           bigint      NOT NULL,
+    LIKE @extschema@.statement_counter_values,
     -- the most calls per transaction of its database in any one snapshot interval of the hour
     peak_calls_per_transaction double precision
 ) PARTITION BY RANGE (hour_end);
@@ -356,27 +366,23 @@ CREATE TABLE @extschema@.statement_daily (
     toplevel            boolean     NOT NULL,
     reset               boolean     NOT NULL,
     intervals           integer     NOT NULL,
-    calls               bigint      NOT NULL,
-    plans               bigint      NOT NULL,
-    total_exec_time     double precision NOT NULL,
-    total_plan_time     double precision NOT NULL,
-    rows                bigint      NOT NULL,
-    shared_blks_hit     bigint      NOT NULL,
-    shared_blks_read    bigint      NOT NULL,
-    shared_blks_dirtied bigint      NOT NULL,
-    shared_blks_written bigint      NOT NULL,
-    local_blks_hit      bigint      NOT NULL,
-    local_blks_read     bigint      NOT NULL,
-    temp_blks_read      bigint      NOT NULL,
-    temp_blks_written   bigint      NOT NULL,
-    blk_read_time       double precision NOT NULL,
-    blk_write_time      double precision NOT NULL,
-    wal_records         bigint      NOT NULL,
-    wal_fpi             bigint      NOT NULL,
-    wal_bytes           bigint      NOT NULL,
+    LIKE @extschema@.statement_counter_values,
     peak_calls_per_transaction double precision
 ) PARTITION BY RANGE (day_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_daily', 'day_end', '(day_end)');
+
+-- A delta, or a sum of deltas, is never NULL: the counters of the three history tables are NOT
+-- NULL (LIKE a composite type copies no constraint).
+DO $not_null$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['statement_stats', 'statement_hourly', 'statement_daily'] LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I %s', t,
+                                  @extschema@._statement_counter_list('ALTER COLUMN %I SET NOT NULL'));
+    END LOOP;
+END
+$not_null$;
 
 -- Latency histograms (executor hooks, persisted by the collector): sparse arrays of bucket
 -- numbers and their execution counts; src/histogram/buckets.rs defines the buckets and
@@ -796,11 +802,7 @@ CREATE UNLOGGED TABLE @extschema@.server_life (
 CREATE UNLOGGED TABLE @extschema@.statement_counters (
     dbid oid NOT NULL, userid oid NOT NULL, queryid bigint NOT NULL, toplevel boolean NOT NULL,
     captured_at timestamptz NOT NULL,
-    calls bigint, plans bigint, total_exec_time double precision, total_plan_time double precision,
-    rows bigint, shared_blks_hit bigint, shared_blks_read bigint, shared_blks_dirtied bigint,
-    shared_blks_written bigint, local_blks_hit bigint, local_blks_read bigint,
-    temp_blks_read bigint, temp_blks_written bigint, blk_read_time double precision,
-    blk_write_time double precision, wal_records bigint, wal_fpi bigint, wal_bytes bigint,
+    LIKE @extschema@.statement_counter_values,
     PRIMARY KEY (dbid, userid, queryid, toplevel)
 );
 

@@ -111,29 +111,13 @@ BEGIN
     EXECUTE pg_catalog.format($q$
         WITH cur AS MATERIALIZED (
             -- the counters under our names, whatever the pg_stat_statements version (versions.sql)
-            SELECT s.* FROM @extschema@._statements_now(%L) s
+            SELECT s.* FROM @extschema@._statements_now(%1$L) s
         ), deltas AS (
             INSERT INTO @extschema@.statement_stats
+                   (interval_start, interval_end, dbid, userid, queryid, toplevel, reset, %4$s)
             SELECT $1, c.captured_at, c.dbid, c.userid, c.queryid, c.toplevel,
                    $2 OR c.calls < p.calls IS TRUE,
-                   @extschema@.counter_delta(c.calls, p.calls, $3),
-                   @extschema@.counter_delta(c.plans, p.plans, $3),
-                   @extschema@.counter_delta(c.total_exec_time, p.total_exec_time, $3),
-                   @extschema@.counter_delta(c.total_plan_time, p.total_plan_time, $3),
-                   @extschema@.counter_delta(c.rows, p.rows, $3),
-                   @extschema@.counter_delta(c.shared_blks_hit, p.shared_blks_hit, $3),
-                   @extschema@.counter_delta(c.shared_blks_read, p.shared_blks_read, $3),
-                   @extschema@.counter_delta(c.shared_blks_dirtied, p.shared_blks_dirtied, $3),
-                   @extschema@.counter_delta(c.shared_blks_written, p.shared_blks_written, $3),
-                   @extschema@.counter_delta(c.local_blks_hit, p.local_blks_hit, $3),
-                   @extschema@.counter_delta(c.local_blks_read, p.local_blks_read, $3),
-                   @extschema@.counter_delta(c.temp_blks_read, p.temp_blks_read, $3),
-                   @extschema@.counter_delta(c.temp_blks_written, p.temp_blks_written, $3),
-                   @extschema@.counter_delta(c.blk_read_time, p.blk_read_time, $3),
-                   @extschema@.counter_delta(c.blk_write_time, p.blk_write_time, $3),
-                   @extschema@.counter_delta(c.wal_records, p.wal_records, $3),
-                   @extschema@.counter_delta(c.wal_fpi, p.wal_fpi, $3),
-                   @extschema@.counter_delta(c.wal_bytes, p.wal_bytes, $3)
+                   %2$s
               FROM cur c
               LEFT JOIN @extschema@.statement_counters p
                      ON (p.dbid, p.userid, p.queryid, p.toplevel) = (c.dbid, c.userid, c.queryid, c.toplevel)
@@ -147,17 +131,7 @@ BEGIN
             INSERT INTO @extschema@.statement_counters AS p
             SELECT c.* FROM cur c
             ON CONFLICT (dbid, userid, queryid, toplevel) DO UPDATE
-               SET captured_at = excluded.captured_at, calls = excluded.calls, plans = excluded.plans,
-                   total_exec_time = excluded.total_exec_time, total_plan_time = excluded.total_plan_time,
-                   rows = excluded.rows, shared_blks_hit = excluded.shared_blks_hit,
-                   shared_blks_read = excluded.shared_blks_read,
-                   shared_blks_dirtied = excluded.shared_blks_dirtied,
-                   shared_blks_written = excluded.shared_blks_written,
-                   local_blks_hit = excluded.local_blks_hit, local_blks_read = excluded.local_blks_read,
-                   temp_blks_read = excluded.temp_blks_read, temp_blks_written = excluded.temp_blks_written,
-                   blk_read_time = excluded.blk_read_time, blk_write_time = excluded.blk_write_time,
-                   wal_records = excluded.wal_records, wal_fpi = excluded.wal_fpi,
-                   wal_bytes = excluded.wal_bytes
+               SET captured_at = excluded.captured_at, %3$s
              WHERE p.calls IS DISTINCT FROM excluded.calls OR $3
         )
         SELECT (SELECT pg_catalog.count(*) FROM deltas),
@@ -165,7 +139,11 @@ BEGIN
                         WHERE NOT EXISTS (SELECT FROM @extschema@.statements s
                                            WHERE (s.dbid, s.userid, s.queryid, s.toplevel)
                                                = (c.dbid, c.userid, c.queryid, c.toplevel)))$q$,
-        pgss_schema)
+        pgss_schema,
+        -- each counter's delta, and its new value remembered (schema.sql: statement_counter_values)
+        @extschema@._statement_counter_list('@extschema@.counter_delta(c.%1$I, p.%1$I, $3)'),
+        @extschema@._statement_counter_list('%1$I = excluded.%1$I'),
+        @extschema@._statement_counter_list('%1$I'))
     INTO written, has_new_entries
     USING previous_snapshot, interval_reset, counters_zeroed;
 

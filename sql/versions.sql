@@ -23,17 +23,17 @@ DECLARE
 BEGIN
     SELECT pg_catalog.string_to_array(e.extversion, '.')::integer[] INTO version
       FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_stat_statements';
+    -- the view's row under our names: the renamed columns aliased, then every counter of
+    -- statement_counter_values (schema.sql) by name, cast to our type
     RETURN QUERY EXECUTE pg_catalog.format($q$
-        SELECT s.dbid, s.userid, s.queryid, %s, pg_catalog.now(),
-               s.calls, s.plans, s.total_exec_time, s.total_plan_time, s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.temp_blks_read, s.temp_blks_written,
-               %s, %s, s.wal_records, s.wal_fpi, s.wal_bytes::bigint
-          FROM %I.pg_stat_statements(false) s
+        SELECT s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.now(), %s
+          FROM (SELECT p.* %s FROM %I.pg_stat_statements(false) p) s
          WHERE s.queryid IS NOT NULL$q$,
-        CASE WHEN version >= '{1,9}' THEN 's.toplevel' ELSE 'true' END,
-        CASE WHEN version >= '{1,11}' THEN 's.shared_blk_read_time' ELSE 's.blk_read_time' END,
-        CASE WHEN version >= '{1,11}' THEN 's.shared_blk_write_time' ELSE 's.blk_write_time' END,
+        @extschema@._statement_counter_list('s.%1$I::%2$s'),
+        CASE WHEN version < '{1,9}' THEN ', true AS toplevel' ELSE '' END
+        || CASE WHEN version >= '{1,11}'
+                THEN ', p.shared_blk_read_time AS blk_read_time, p.shared_blk_write_time AS blk_write_time'
+                ELSE '' END,
         pgss_schema);
 END
 $$;

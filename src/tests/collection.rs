@@ -618,3 +618,77 @@ fn snapshot_source_keeps_the_state_of_its_source() {
 fn snapshot_source_refuses_an_unknown_source() {
     run("SELECT dbanalytics._snapshot_source('nope', false, false, NULL, NULL, NULL)");
 }
+
+#[pg_test]
+fn a_counter_added_to_the_list_is_collected_and_rolled_up() {
+    // statement_counter_values is the one list of the statement counters: one attribute there
+    // and the column on the four tables (as schema.sql says) carry a counter dbanalytics does not
+    // keep, pg_stat_statements' local_blks_dirtied, through the snapshot and both rollups
+    collection_test();
+    run("ALTER TYPE dbanalytics.statement_counter_values ADD ATTRIBUTE local_blks_dirtied bigint");
+    for table in [
+        "statement_counters",
+        "statement_stats",
+        "statement_hourly",
+        "statement_daily",
+    ] {
+        run(&format!(
+            "ALTER TABLE dbanalytics.{table} ADD COLUMN local_blks_dirtied bigint"
+        ));
+    }
+    run("CREATE TEMP TABLE counter_probe (id int, pad text)");
+    assert_eq!(snapshot_problems(), "");
+    for _ in 0..3 {
+        run("INSERT INTO counter_probe SELECT g, repeat('x', 200) FROM generate_series(1, 2000) g");
+    }
+    assert_eq!(snapshot_problems(), "");
+    let server = one::<i64>(
+        "SELECT sum(local_blks_dirtied)::bigint FROM pg_stat_statements
+          WHERE query LIKE 'INSERT INTO counter_probe%'",
+    )
+    .unwrap();
+    assert!(server > 0, "temporary-table inserts dirty local blocks");
+    assert_eq!(
+        Spi::get_two::<i64, i64>(
+            "SELECT sum(st.local_blks_dirtied)::bigint, sum(st.calls)::bigint
+               FROM dbanalytics.statement_stats st
+               JOIN dbanalytics.statements s USING (dbid, userid, queryid, toplevel)
+              WHERE s.query LIKE 'INSERT INTO counter_probe%'"
+        )
+        .unwrap(),
+        (Some(server), Some(3)),
+        "the snapshot's delta of a statement first seen since the previous snapshot is its value"
+    );
+
+    // two intervals of one hour, two days ago: the hourly rollup sums them, the daily one the hour
+    // (partitions made after the snapshots, whose retention drops those of past days)
+    partitions_back(
+        &["statement_stats", "statement_hourly", "statement_daily"],
+        3,
+    );
+    run("INSERT INTO dbanalytics.statement_stats
+              (interval_start, interval_end, dbid, userid, queryid, toplevel, reset,
+               calls, plans, total_exec_time, total_plan_time, rows, shared_blks_hit, shared_blks_read,
+               shared_blks_dirtied, shared_blks_written, local_blks_hit, local_blks_read, temp_blks_read,
+               temp_blks_written, blk_read_time, blk_write_time, wal_records, wal_fpi, wal_bytes,
+               local_blks_dirtied)
+         SELECT e - interval '10 minutes', e, 1, 10, 4343, true, false, 1, 0, 2.0, 0, 1, 0, 0,
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, d
+           FROM (VALUES (date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days' + interval '10 hours 20 minutes', 3),
+                        (date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days' + interval '10 hours 40 minutes', 4)) v(e, d)");
+    run("SELECT dbanalytics._rollup_statement_hours(
+                    date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days' + interval '10 hours',
+                    date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days' + interval '11 hours')");
+    run("SELECT dbanalytics._rollup_statement_days(
+                    date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days',
+                    date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '1 day')");
+    assert_eq!(
+        one::<String>(
+            "SELECT string_agg(concat_ws(':', t, calls, local_blks_dirtied), ' ' ORDER BY t)
+               FROM (SELECT 'hourly' AS t, calls, local_blks_dirtied FROM dbanalytics.statement_hourly WHERE queryid = 4343
+                     UNION ALL
+                     SELECT 'daily', calls, local_blks_dirtied FROM dbanalytics.statement_daily WHERE queryid = 4343) r"
+        ),
+        Some("daily:2:7 hourly:2:7".to_string())
+    );
+}
