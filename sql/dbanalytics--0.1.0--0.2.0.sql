@@ -1304,22 +1304,66 @@ CREATE TYPE @extschema@.statement_counter_values AS (
     wal_bytes           bigint
 );
 
--- format(template, column, its type) for each counter of statement_counter_values, in column
--- order, joined with ', ': the column lists of the statements that handle every counter.
-CREATE FUNCTION @extschema@._statement_counter_list(template text)
-RETURNS text
+-- The counters of statement_counter_values in column order, with their types.
+CREATE FUNCTION @extschema@._statement_counter_columns()
+RETURNS TABLE (ordinal smallint, name name, type text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.string_agg(pg_catalog.format(template, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)),
-                                  ', ' ORDER BY a.attnum)
+    SELECT a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = '@extschema@.statement_counter_values'::pg_catalog.regclass
        AND a.attnum > 0 AND NOT a.attisdropped
 $$;
 
-REVOKE ALL ON FUNCTION @extschema@._statement_counter_list(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._statement_counter_list(text) TO dbanalytics_reader;
+-- format(template, column, its type) for each counter, in column order, joined with ', ': the
+-- column lists of the statements that handle every counter.
+CREATE FUNCTION @extschema@._statement_counter_list(template text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.string_agg(pg_catalog.format(template, c.name, c.type), ', ' ORDER BY c.ordinal)
+      FROM @extschema@._statement_counter_columns() c
+$$;
+
+-- Adds every counter of statement_counter_values that statement_counters, statement_stats,
+-- statement_hourly or statement_daily lacks to that table, at its end (nullable: the history
+-- before it has no value); returns the columns added. How a counter added after 0.1.0 reaches
+-- the tables, in a fresh install (the ALTER TYPE lines at the end of sql/schema.sql) and in an
+-- upgrade (the same ALTER TYPE and a call), so that both have the same columns in the same order.
+CREATE FUNCTION @extschema@._add_statement_counter_columns()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing record;
+    added integer := 0;
+BEGIN
+    FOR missing IN
+        SELECT t.name AS table_name, c.name, c.type
+          FROM pg_catalog.unnest(ARRAY['statement_counters', 'statement_stats', 'statement_hourly',
+                                       'statement_daily']) WITH ORDINALITY t(name, n)
+         CROSS JOIN @extschema@._statement_counter_columns() c
+         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                            WHERE a.attrelid = pg_catalog.format('@extschema@.%I', t.name)::pg_catalog.regclass
+                              AND a.attname = c.name AND NOT a.attisdropped)
+         ORDER BY t.n, c.ordinal
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ADD COLUMN %I %s',
+                                  missing.table_name, missing.name, missing.type);
+        added := added + 1;
+    END LOOP;
+    RETURN added;
+END
+$$;
+
+
+REVOKE ALL ON FUNCTION @extschema@._statement_counter_columns(), @extschema@._statement_counter_list(text),
+    @extschema@._add_statement_counter_columns() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._statement_counter_columns(), @extschema@._statement_counter_list(text)
+    TO dbanalytics_reader;
 
 
 CREATE FUNCTION @extschema@._statements_now(pgss_schema text)

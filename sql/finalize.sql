@@ -35,7 +35,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._rollup_index_hours(timestamptz, timestamptz),
     @extschema@._rollup_statement_days(timestamptz, timestamptz),
     @extschema@._record_health(interval), @extschema@._evaluate_alerts(),
-    @extschema@._index_partition(text, text),
+    @extschema@._index_partition(text, text), @extschema@._add_statement_counter_columns(),
     @extschema@._statements_now(text), @extschema@._statements_epoch(text),
     @extschema@._bgwriter_now(), @extschema@._bgwriter_epoch(),
     @extschema@._io_now(), @extschema@._io_epoch(), @extschema@._source_unavailable(text)

@@ -284,9 +284,10 @@ CREATE TABLE @extschema@.statements (
 -- (versions.sql), and the snapshot's deltas and the hourly and daily sums are written from its
 -- attributes (_statement_counter_list), each naming its target columns. A counter added after
 -- 0.1.0 goes at the end of every table, in a fresh install as in an upgraded one (their
--- catalogs are compared column by column): ALTER TYPE ... ADD ATTRIBUTE after the CREATE TABLEs
--- below, ALTER TABLE ... ADD COLUMN on the four tables, the same in the upgrade script, and a
--- mapping in _statements_now only if the server names it differently. Nothing else changes.
+-- catalogs are compared column by column): one ALTER TYPE ... ADD ATTRIBUTE line at the end of
+-- this file, after the tables, whose column _add_statement_counter_columns() then adds to them;
+-- the same line and a call of it in the upgrade script; a mapping in _statements_now only if
+-- the server names the counter differently. Nothing else changes.
 CREATE TYPE @extschema@.statement_counter_values AS (
     calls               bigint,
     plans               bigint,
@@ -308,18 +309,27 @@ CREATE TYPE @extschema@.statement_counter_values AS (
     wal_bytes           bigint
 );
 
--- format(template, column, its type) for each counter of statement_counter_values, in column
--- order, joined with ', ': the column lists of the statements that handle every counter.
+-- The counters of statement_counter_values in column order, with their types.
+CREATE FUNCTION @extschema@._statement_counter_columns()
+RETURNS TABLE (ordinal smallint, name name, type text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = '@extschema@.statement_counter_values'::pg_catalog.regclass
+       AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
+-- format(template, column, its type) for each counter, in column order, joined with ', ': the
+-- column lists of the statements that handle every counter.
 CREATE FUNCTION @extschema@._statement_counter_list(template text)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.string_agg(pg_catalog.format(template, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)),
-                                  ', ' ORDER BY a.attnum)
-      FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid = '@extschema@.statement_counter_values'::pg_catalog.regclass
-       AND a.attnum > 0 AND NOT a.attisdropped
+    SELECT pg_catalog.string_agg(pg_catalog.format(template, c.name, c.type), ', ' ORDER BY c.ordinal)
+      FROM @extschema@._statement_counter_columns() c
 $$;
 
 CREATE TABLE @extschema@.statement_stats (
@@ -383,6 +393,38 @@ BEGIN
     END LOOP;
 END
 $not_null$;
+
+-- Adds every counter of statement_counter_values that statement_counters, statement_stats,
+-- statement_hourly or statement_daily lacks to that table, at its end (nullable: the history
+-- before it has no value); returns the columns added. How a counter added after 0.1.0 reaches
+-- the tables, in a fresh install (the ALTER TYPE lines at the end of sql/schema.sql) and in an
+-- upgrade (the same ALTER TYPE and a call), so that both have the same columns in the same order.
+CREATE FUNCTION @extschema@._add_statement_counter_columns()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing record;
+    added integer := 0;
+BEGIN
+    FOR missing IN
+        SELECT t.name AS table_name, c.name, c.type
+          FROM pg_catalog.unnest(ARRAY['statement_counters', 'statement_stats', 'statement_hourly',
+                                       'statement_daily']) WITH ORDINALITY t(name, n)
+         CROSS JOIN @extschema@._statement_counter_columns() c
+         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                            WHERE a.attrelid = pg_catalog.format('@extschema@.%I', t.name)::pg_catalog.regclass
+                              AND a.attname = c.name AND NOT a.attisdropped)
+         ORDER BY t.n, c.ordinal
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I ADD COLUMN %I %s',
+                                  missing.table_name, missing.name, missing.type);
+        added := added + 1;
+    END LOOP;
+    RETURN added;
+END
+$$;
 
 -- Latency histograms (executor hooks, persisted by the collector): sparse arrays of bucket
 -- numbers and their execution counts; src/histogram/buckets.rs defines the buckets and
@@ -860,3 +902,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.source_state', '');
 -- take the restored keys' ids.
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys_key_id_seq', '');
+
+-- Statement counters added after 0.1.0 go here, after every table, one line each
+-- (ALTER TYPE @extschema@.statement_counter_values ADD ATTRIBUTE ...), and into their upgrade
+-- script with the same call: it gives each of the four tables the column, at its end.
+SELECT @extschema@._add_statement_counter_columns();

@@ -622,20 +622,35 @@ fn snapshot_source_refuses_an_unknown_source() {
 #[pg_test]
 fn a_counter_added_to_the_list_is_collected_and_rolled_up() {
     // statement_counter_values is the one list of the statement counters: one attribute there
-    // and the column on the four tables (as schema.sql says) carry a counter dbanalytics does not
-    // keep, pg_stat_statements' local_blks_dirtied, through the snapshot and both rollups
+    // and _add_statement_counter_columns() (as schema.sql says) carry a counter dbanalytics does
+    // not keep, pg_stat_statements' local_blks_dirtied, through the snapshot and both rollups
     collection_test();
     run("ALTER TYPE dbanalytics.statement_counter_values ADD ATTRIBUTE local_blks_dirtied bigint");
-    for table in [
-        "statement_counters",
-        "statement_stats",
-        "statement_hourly",
-        "statement_daily",
-    ] {
-        run(&format!(
-            "ALTER TABLE dbanalytics.{table} ADD COLUMN local_blks_dirtied bigint"
-        ));
-    }
+    assert_eq!(
+        one::<i32>("SELECT dbanalytics._add_statement_counter_columns()"),
+        Some(4),
+        "one column on each of the four tables"
+    );
+    assert_eq!(
+        one::<String>(
+            "SELECT string_agg(c.relname || ':' || a.attname || ':' || a.attnotnull, ' ' ORDER BY c.relname)
+               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+              WHERE c.relnamespace = 'dbanalytics'::regnamespace AND c.relkind IN ('r', 'p')
+                AND a.attname = 'local_blks_dirtied'
+                AND a.attnum = (SELECT max(attnum) FROM pg_attribute WHERE attrelid = c.oid)"
+        ),
+        Some(
+            "statement_counters:local_blks_dirtied:false statement_daily:local_blks_dirtied:false \
+             statement_hourly:local_blks_dirtied:false statement_stats:local_blks_dirtied:false"
+                .to_string()
+        ),
+        "at the end of each table, nullable"
+    );
+    assert_eq!(
+        one::<i32>("SELECT dbanalytics._add_statement_counter_columns()"),
+        Some(0),
+        "nothing more to add"
+    );
     run("CREATE TEMP TABLE counter_probe (id int, pad text)");
     assert_eq!(snapshot_problems(), "");
     for _ in 0..3 {
