@@ -129,81 +129,7 @@ ALTER TABLE @extschema@.alert_rules
 
 -- (_evaluate_alerts: replaced once, by its latest version, further down)
 
-
--- collector_status: a searched CASE with a qualified operator (pgspot PS009); one row per
--- worker; failed ticks and skipped snapshots shown for an hour.
-CREATE OR REPLACE VIEW @extschema@.collector_status AS
-WITH latest AS (
-    SELECT DISTINCT ON (r.source) r.source, r.worker, r.started_at, r.status, r.message
-      FROM @extschema@.collector_runs r
-     -- a whole tick that failed, or a snapshot that could not take its turn: shown for an hour
-     WHERE r.source OPERATOR(pg_catalog.<>) ALL (ARRAY['tick', 'snapshot'])
-        OR r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')
-     ORDER BY r.source, r.started_at DESC
-), last_hour AS (
-    SELECT r.source,
-           pg_catalog.count(*) AS runs,
-           pg_catalog.count(*) FILTER (WHERE r.status = 'error') AS errors,
-           pg_catalog.avg(r.duration_ms) AS avg_duration_ms,
-           pg_catalog.max(r.duration_ms) AS max_duration_ms,
-           pg_catalog.avg(r.rows) AS avg_rows
-      FROM @extschema@.collector_runs r
-     WHERE r.started_at > pg_catalog.now() - interval '1 hour'
-     GROUP BY r.source
-)
-SELECT l.source,
-       l.worker,
-       l.status AS last_status,
-       l.started_at AS last_run,
-       (SELECT pg_catalog.max(r.started_at) FROM @extschema@.collector_runs r
-         WHERE r.source = l.source AND r.status = 'ok') AS last_success,
-       (SELECT pg_catalog.max(r.started_at) FROM @extschema@.collector_runs r
-         WHERE r.source = l.source AND r.status = 'error') AS last_error_at,
-       (SELECT r.message FROM @extschema@.collector_runs r
-         WHERE r.source = l.source AND r.status = 'error'
-         ORDER BY r.started_at DESC LIMIT 1) AS last_error,
-       CASE WHEN l.status = 'skipped' THEN l.message END AS skipped_reason,
-       COALESCE(h.runs, 0) AS runs_last_hour,
-       COALESCE(h.errors, 0) AS errors_last_hour,
-       pg_catalog.round(h.avg_duration_ms::numeric, 3) AS avg_duration_ms,
-       pg_catalog.round(h.max_duration_ms::numeric, 3) AS max_duration_ms,
-       pg_catalog.round(h.avg_rows, 1) AS avg_rows_per_run,
-       CASE
-           WHEN l.status = 'error' THEN 'failing'
-           WHEN l.status = 'skipped' THEN 'skipped'
-           WHEN l.started_at < pg_catalog.now() - 3 * (CASE
-                    WHEN l.worker OPERATOR(pg_catalog.=) 'sampler'
-                    THEN pg_catalog.current_setting('dbanalytics.sample_interval', true)
-                    ELSE pg_catalog.current_setting('dbanalytics.snapshot_interval', true)
-                END)::interval THEN 'stale'
-           ELSE 'healthy'
-       END AS health
-  FROM latest l
-  LEFT JOIN last_hour h USING (source)
-UNION ALL
-SELECT 'worker', w.worker,
-       CASE WHEN a.pid IS NOT NULL THEN 'ok'
-            WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'skipped'
-            ELSE 'error' END,
-       a.backend_start, NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz, NULL::pg_catalog.text,
-       CASE
-           WHEN a.pid IS NOT NULL THEN NULL::pg_catalog.text
-           WHEN s.database IS NULL
-           THEN 'dbanalytics is not in shared_preload_libraries: no background collection'
-           WHEN s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database()
-           THEN pg_catalog.format('the workers collect in database %I (dbanalytics.database)', s.database)
-           ELSE 'no such process: it could not start (is max_worker_processes large enough? see the server log) or it is restarting'
-       END,
-       0::pg_catalog.int8, 0::pg_catalog.int8, NULL::pg_catalog.numeric, NULL::pg_catalog.numeric,
-       NULL::pg_catalog.numeric,
-       CASE WHEN a.pid IS NOT NULL THEN 'healthy'
-            WHEN s.database IS NULL OR s.database OPERATOR(pg_catalog.<>) pg_catalog.current_database() THEN 'off'
-            ELSE 'not running' END
-  FROM (VALUES ('sampler', 'dbanalytics sampler'), ('collector', 'dbanalytics collector')) AS w(worker, backend_type)
- CROSS JOIN (SELECT pg_catalog.current_setting('dbanalytics.database', true) AS database) s
-  LEFT JOIN pg_catalog.pg_stat_activity a
-         ON a.backend_type OPERATOR(pg_catalog.=) w.backend_type
-        AND a.datname OPERATOR(pg_catalog.=) s.database;
+-- (collector_status: replaced once, by its latest version, further down)
 
 -- explain_analysis() pins its search_path and takes the caller's as an argument (its default is
 -- evaluated in the caller's context, before the pinned one applies); it plans read-only.
@@ -310,40 +236,11 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.activity_keys_key_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.alerts_alert_id_seq', '');
 
+-- (_builtin_alert_rules: created further down, in the alert rules of issue 17)
+-- (_alert_rule_as_shipped: created once, in its latest version, further down)
+
 -- alert_rules: only the rules that differ from the built-in ones are dumped; a restored change
 -- of a built-in rule replaces the seeded one; built-in rules are disabled, never deleted.
-CREATE FUNCTION @extschema@._builtin_alert_rules()
-RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ VALUES
-    ('slow_queries', 'slow_queries_per_minute', '>', 10, 'medium',
-     'more than 10 executions per minute slower than dbanalytics.slow_query_threshold'),
-    ('deadlock', 'deadlocks', '>', 0, 'high', 'a deadlock in the last snapshot interval'),
-    ('replication_lag', 'replication_lag_seconds', '>', 5, 'high', 'a standby replays more than 5 s behind'),
-    ('idle_in_transaction', 'idle_in_transaction_seconds', '>', 300, 'medium',
-     'a session idle in a transaction for more than 5 minutes'),
-    ('connections_near_limit', 'connections_ratio', '>', 0.9, 'high',
-     'client connections above 90 % of max_connections - superuser_reserved_connections'),
-    ('xid_wraparound', 'xid_age', '>', 1000000000, 'critical',
-     'a database''s oldest unfrozen transaction ID is more than 1 billion transactions old (wraparound at 2^31)'),
-    ('health_low', 'health_score', '<', 60, 'high', 'the recorded health score is below 60'),
-    ('health_drop', 'health_score_drop', '>', 15, 'medium',
-     'the recorded health score fell by more than 15 points within the last hour')
-$$;
-
-CREATE FUNCTION @extschema@._alert_rule_as_shipped(r @extschema@.alert_rules)
-RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT r.enabled AND EXISTS (
-        SELECT FROM @extschema@._builtin_alert_rules() b
-         WHERE b.rule OPERATOR(pg_catalog.=) r.rule
-           AND ROW(b.metric, b.comparison, b.threshold, b.severity, b.description)
-               IS NOT DISTINCT FROM ROW(r.metric, r.comparison, r.threshold, r.severity, r.description))
-$$;
-
 CREATE FUNCTION @extschema@._alert_rules_guard()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -376,10 +273,8 @@ CREATE TRIGGER alert_rules_guard BEFORE INSERT OR UPDATE OR DELETE ON @extschema
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.alert_rules',
     'WHERE NOT @extschema@._alert_rule_as_shipped(alert_rules)');
 
-REVOKE ALL ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules),
-    @extschema@._alert_rules_guard() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules),
-    @extschema@._alert_rules_guard() TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@._alert_rules_guard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._alert_rules_guard() TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
 -- Reliability (issue 15): a database's changed stats_reset marks its row as a reset without
@@ -468,64 +363,7 @@ ALTER TABLE @extschema@.statement_latency
     ADD COLUMN runs bigint, ADD COLUMN run_executions bigint, ADD COLUMN run_max_length bigint,
     ADD COLUMN run_parent_queryid bigint;
 
-CREATE OR REPLACE VIEW @extschema@.analytics_thresholds (name, value, unit, used_by, meaning) AS
-VALUES
-    ('pool_limit_ratio', 0.9, 'ratio', 'connection_pool_analytics',
-     'undersized when peak client connections reach this share of max_connections - superuser_reserved_connections'),
-    ('pool_high_utilization', 0.8, 'ratio', 'connection_pool_analytics',
-     'high_utilization when active / (active + idle) exceeds this'),
-    ('pool_low_utilization', 0.3, 'ratio', 'connection_pool_analytics',
-     'oversized when utilization is below this and more than pool_idle_surplus connections sit idle'),
-    ('pool_idle_surplus', 10, 'connections', 'connection_pool_analytics',
-     'oversized needs more idle connections than this on average'),
-    ('pool_growth_buffer', 1.2, 'factor', 'connection_pool_analytics',
-     'recommended size of an undersized or busy pool: peak connections times this'),
-    ('pool_shrink_buffer', 1.1, 'factor', 'connection_pool_analytics',
-     'recommended size of an oversized pool: peak active connections times this'),
-    ('index_min_evidence', 604800, 's', 'index_effectiveness',
-     'an index is judged unused or rarely used only after being watched this long (collector history or counters since stats_reset)'),
-    ('index_rare_scans_per_day', 10, 'scans/day', 'index_effectiveness',
-     'rarely_used below this many scans per day'),
-    ('index_low_selectivity', 0.3, 'ratio', 'index_effectiveness',
-     'low_selectivity when an average scan reads more than this share of the table''s rows'),
-    ('index_oversized_ratio', 1.0, 'ratio', 'index_effectiveness',
-     'oversized when the index is larger than this multiple of its table (and larger than index_oversized_min_bytes)'),
-    ('index_oversized_min_bytes', 8388608, 'bytes', 'index_effectiveness',
-     'indexes smaller than this are never called oversized'),
-    ('n_plus_one_calls_per_transaction', 10, 'calls/transaction', 'query_analysis',
-     'n_plus_one: a single-row lookup executed at least this many times per transaction of its database, in some snapshot interval'),
-    ('n_plus_one_rows_per_call', 1.5, 'rows/call', 'query_analysis',
-     'n_plus_one: the lookup returns at most this many rows per call on average'),
-    ('n_plus_one_min_runs', 3, 'runs', 'query_analysis',
-     'n_plus_one (runs): the lookup ran in at least this many runs after a parent statement in the window'),
-    ('n_plus_one_min_run_length', 5, 'executions/run', 'query_analysis',
-     'n_plus_one (runs): its runs are at least this long on average'),
-    ('n_plus_one_run_max_rows', 10, 'rows/execution', 'executor hooks (fixed)',
-     'a run is consecutive executions of one statement on one connection, each returning at most this many rows'),
-    ('n_plus_one_run_max_gap', 100, 'ms', 'executor hooks (fixed)',
-     'a run continues while each execution starts within this time of the previous one''s end; its parent is the different statement that ended within this time before the run'),
-    ('n_plus_one_run_min_length', 2, 'executions', 'executor hooks (fixed)',
-     'runs shorter than this, runs without a parent (a steady stream of one lookup) and runs longer than their parent returned rows are not recorded'),
-    ('caching_calls_per_second', 50, 'calls/s', 'query_analysis',
-     'caching_opportunity: a read-only statement called more often than this'),
-    ('caching_write_ratio', 0.01, 'ratio', 'query_analysis',
-     'caching_opportunity: its tables received fewer row writes than this share of its calls'),
-    ('select_star_rows_per_call', 100, 'rows/call', 'query_analysis',
-     'query_rewrites: SELECT * flagged when it returns more rows per call than this'),
-    ('frequent_calls_per_second', 10, 'calls/s', 'query_analysis',
-     'frequent_queries: statements called more often than this on average over the window'),
-    ('expensive_share', 0.05, 'ratio', 'query_analysis',
-     'expensive_queries: statements with more than this share of all blocks read, temp blocks or WAL'),
-    ('long_transaction', 60, 's', 'long_running_transactions',
-     'transactions open longer than this are listed'),
-    ('seq_scan_rows_missing_index', 10000, 'rows', 'table_maintenance',
-     'a table whose sequential scans read more than this many rows each, and that has more sequential than index scans, is flagged missing_index'),
-    ('dead_tuple_ratio', 0.2, 'ratio', 'table_maintenance',
-     'needs_vacuum when dead tuples exceed this share of all tuples (and 1000 tuples)'),
-    ('xid_age_warning', 0.5, 'ratio', 'table_maintenance',
-     'wraparound_risk when the table''s transaction-ID age passes this share of the 2^31 wraparound horizon'),
-    ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
-     'a sequence that used more than this share of its range is flagged');
+-- (analytics_thresholds: replaced once, by its latest version, further down)
 
 -- (_n_plus_one: replaced once, by its latest version, in the section of issue 20's run application)
 
@@ -540,68 +378,7 @@ VALUES
 -- backlog (new _archive_ready) and no longer calls an idle server bad; replication_lag stays
 -- measured when a standby disconnects; cache_hit_ratio warns mildly from 0.99 to 0.95 (_health_scored). Restated whole from sql/analytics_*.sql and sql/health.sql.
 -------------------------------------------------------------------------------
-CREATE OR REPLACE VIEW @extschema@.analytics_thresholds (name, value, unit, used_by, meaning) AS
-VALUES
-    ('pool_limit_ratio', 0.9, 'ratio', 'connection_pool_analytics',
-     'near_connection_limit when peak client connections reach this share of max_connections - superuser_reserved_connections (then no pool is told to grow)'),
-    ('pool_high_utilization', 0.8, 'ratio', 'connection_pool_analytics',
-     'high_utilization when active / (active + idle) exceeds this'),
-    ('pool_low_utilization', 0.3, 'ratio', 'connection_pool_analytics',
-     'oversized when utilization is below this and more than pool_idle_surplus connections sit idle'),
-    ('pool_idle_surplus', 10, 'connections', 'connection_pool_analytics',
-     'oversized needs more idle connections than this on average'),
-    ('pool_idle_in_transaction_ratio', 1, 'ratio', 'connection_pool_analytics',
-     'idle_in_transaction (an application leak) when at least 1 connection on average, and more than this multiple of the active ones, sit idle in an open transaction'),
-    ('pool_growth_buffer', 1.2, 'factor', 'connection_pool_analytics',
-     'recommended size of a busy pool (or of a pooler near the connection limit): the measured peak of concurrently active sessions times this'),
-    ('pool_shrink_buffer', 1.1, 'factor', 'connection_pool_analytics',
-     'recommended size of an oversized pool: peak active connections times this'),
-    ('index_min_evidence', 604800, 's', 'index_effectiveness',
-     'an index is judged unused or rarely used only after being watched this long (collector history or counters since stats_reset)'),
-    ('index_rare_scans_per_day', 10, 'scans/day', 'index_effectiveness',
-     'rarely_used below this many scans per day'),
-    ('index_low_selectivity', 0.3, 'ratio', 'index_effectiveness',
-     'low_selectivity when an average scan reads more than this share of the table''s rows'),
-    ('index_oversized_ratio', 1.0, 'ratio', 'index_effectiveness',
-     'oversized when the index is larger than this multiple of its table (and larger than index_oversized_min_bytes)'),
-    ('index_oversized_min_bytes', 8388608, 'bytes', 'index_effectiveness',
-     'indexes smaller than this are never called oversized'),
-    ('n_plus_one_calls_per_transaction', 10, 'calls/transaction', 'query_analysis',
-     'n_plus_one: a single-row lookup executed at least this many times per transaction of its database, in some snapshot interval'),
-    ('n_plus_one_rows_per_call', 1.5, 'rows/call', 'query_analysis',
-     'n_plus_one: the lookup returns at most this many rows per call on average'),
-    ('n_plus_one_min_runs', 3, 'runs', 'query_analysis',
-     'n_plus_one (runs): the lookup ran in at least this many runs after a parent statement in the window'),
-    ('n_plus_one_min_run_length', 5, 'executions/run', 'query_analysis',
-     'n_plus_one (runs): its runs are at least this long on average'),
-    ('n_plus_one_run_max_rows', 10, 'rows/execution', 'executor hooks (fixed)',
-     'a run is consecutive executions of one statement on one connection, each returning at most this many rows'),
-    ('n_plus_one_run_max_gap', 100, 'ms', 'executor hooks (fixed)',
-     'a run continues while each execution starts within this time of the previous one''s end; its parent is the different statement that ended within this time before the run'),
-    ('n_plus_one_run_min_length', 2, 'executions', 'executor hooks (fixed)',
-     'runs shorter than this, runs without a parent (a steady stream of one lookup) and runs longer than their parent returned rows are not recorded'),
-    ('caching_calls_per_second', 50, 'calls/s', 'query_analysis',
-     'caching_opportunity: a read-only statement called more often than this'),
-    ('caching_write_ratio', 0.01, 'ratio', 'query_analysis',
-     'caching_opportunity: its tables received fewer row writes than this share of its calls'),
-    ('select_star_rows_per_call', 100, 'rows/call', 'query_analysis',
-     'query_rewrites: SELECT * flagged when it returns more rows per call than this'),
-    ('frequent_calls_per_second', 10, 'calls/s', 'query_analysis',
-     'frequent_queries: statements called more often than this on average over the window'),
-    ('expensive_share', 0.05, 'ratio', 'query_analysis',
-     'expensive_queries: statements with more than this share of all blocks read, temp blocks or WAL'),
-    ('long_transaction', 60, 's', 'long_running_transactions',
-     'transactions open longer than this are listed'),
-    ('seq_scan_rows_missing_index', 10000, 'rows', 'table_maintenance',
-     'a table whose sequential scans read more than this many rows each, and that has more sequential than index scans, is flagged missing_index'),
-    ('missing_index_window', 3600, 's', 'table_maintenance',
-     'missing_index is judged from the scans of this last stretch of time (collector history plus live counters), so it clears once an index serves them'),
-    ('dead_tuple_ratio', 0.2, 'ratio', 'table_maintenance',
-     'needs_vacuum when dead tuples exceed this share of all tuples (and 1000 tuples)'),
-    ('xid_age_warning', 0.5, 'ratio', 'table_maintenance',
-     'wraparound_risk when the table''s transaction-ID age passes this share of the 2^31 wraparound horizon'),
-    ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
-     'a sequence that used more than this share of its range is flagged');
+-- (analytics_thresholds: replaced once, by its latest version, further down)
 
 CREATE FUNCTION @extschema@._archive_ready()
 RETURNS bigint
@@ -659,86 +436,7 @@ SELECT j.component, j.indicator, j.value, j.unit, j.status, j.warn, j.bad, j.wei
   FROM judged j
 $$;
 
-CREATE OR REPLACE VIEW @extschema@.table_maintenance AS
-WITH args AS (
-    SELECT @extschema@._threshold('seq_scan_rows_missing_index') AS missing_index_rows,
-           @extschema@._threshold('dead_tuple_ratio') AS dead_ratio,
-           @extschema@._threshold('xid_age_warning') AS xid_warning,
-           @extschema@._threshold('missing_index_window')::double precision AS missing_index_window_s,
-           pg_catalog.now() - pg_catalog.make_interval(secs => @extschema@._threshold('missing_index_window')::double precision) AS since
-), recent AS (
-    SELECT w.relid, w.seq_scan, w.seq_tup_read, w.idx_scan
-      FROM args a, @extschema@._table_totals(a.since, pg_catalog.now()) w
-), tables AS (
-    SELECT s.relid, s.schemaname::pg_catalog.text, s.relname::pg_catalog.text AS tablename, s.seq_scan, s.seq_tup_read,
-           COALESCE(s.idx_scan, 0) AS idx_scan, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
-           s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
-           pg_catalog.pg_table_size(s.relid) AS table_bytes,
-           pg_catalog.age(c.relfrozenxid) AS xid_age,
-           k.relid IS NOT NULL AS watched,
-           -- scans in the window: recorded ones plus those since the last snapshot (all live
-           -- ones after a reset, which put the counter below the remembered value)
-           CASE WHEN k.relid IS NULL THEN s.seq_scan
-                ELSE COALESCE(r.seq_scan, 0) + CASE WHEN s.seq_scan >= k.seq_scan THEN s.seq_scan - k.seq_scan ELSE s.seq_scan END
-           END AS window_seq_scan,
-           CASE WHEN k.relid IS NULL THEN s.seq_tup_read
-                ELSE COALESCE(r.seq_tup_read, 0)
-                     + CASE WHEN s.seq_tup_read >= k.seq_tup_read THEN s.seq_tup_read - k.seq_tup_read ELSE s.seq_tup_read END
-           END AS window_seq_tup_read,
-           CASE WHEN k.relid IS NULL THEN COALESCE(s.idx_scan, 0)
-                ELSE COALESCE(r.idx_scan, 0)
-                     + CASE WHEN COALESCE(s.idx_scan, 0) >= COALESCE(k.idx_scan, 0) THEN COALESCE(s.idx_scan, 0) - COALESCE(k.idx_scan, 0)
-                            ELSE COALESCE(s.idx_scan, 0) END
-           END AS window_idx_scan
-      FROM pg_catalog.pg_stat_user_tables s
-      JOIN pg_catalog.pg_class c ON c.oid = s.relid
-      LEFT JOIN @extschema@.table_counters k ON k.relid = s.relid
-      LEFT JOIN recent r ON r.relid = s.relid
-     WHERE s.schemaname <> '@extschema@'
-), judged AS (
-    SELECT t.*, a.*,
-           t.window_seq_scan > t.window_idx_scan
-               AND t.window_seq_tup_read::numeric / NULLIF(t.window_seq_scan, 0) > a.missing_index_rows AS missing_index
-      FROM tables t CROSS JOIN args a
-)
-SELECT t.schemaname, t.tablename, t.seq_scan, t.idx_scan,
-       t.seq_scan::double precision / NULLIF(t.seq_scan + t.idx_scan, 0) AS seq_scan_ratio,
-       t.seq_tup_read::double precision / NULLIF(t.seq_scan, 0) AS rows_per_seq_scan,
-       t.n_live_tup, t.n_dead_tup,
-       t.n_dead_tup::double precision / NULLIF(t.n_live_tup + t.n_dead_tup, 0) AS dead_tuple_ratio,
-       t.n_mod_since_analyze, t.last_vacuum, t.last_autovacuum, t.last_analyze, t.last_autoanalyze,
-       t.table_bytes,
-       (t.table_bytes * t.n_dead_tup::double precision / NULLIF(t.n_live_tup + t.n_dead_tup, 0))::bigint
-           AS estimated_bloat_bytes,
-       t.xid_age,
-       2147483647 - t.xid_age AS wraparound_headroom,
-       pg_catalog.array_remove(ARRAY[
-           CASE WHEN t.missing_index THEN 'missing_index' END,
-           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup)
-                THEN 'needs_vacuum' END,
-           CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
-                THEN 'needs_analyze' END,
-           CASE WHEN t.xid_age > t.xid_warning * 2147483647 THEN 'wraparound_risk' END
-       ], NULL) AS issues,
-       pg_catalog.concat_ws(' ',
-           CASE WHEN t.missing_index
-                THEN pg_catalog.format('Sequential scans read %s rows each (%s scans %s): find the filter in top_queries() and index it.',
-                                       pg_catalog.round(t.window_seq_tup_read::numeric / t.window_seq_scan), t.window_seq_scan,
-                                       CASE WHEN t.watched THEN 'in the last ' || pg_catalog.make_interval(secs => t.missing_index_window_s)::pg_catalog.text
-                                            ELSE 'since the statistics were reset' END) END,
-           CASE WHEN t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup)
-                THEN pg_catalog.format('VACUUM (ANALYZE) %I.%I;', t.schemaname, t.tablename) END,
-           CASE WHEN t.n_mod_since_analyze > GREATEST(1000, 0.2 * t.n_live_tup)
-                     AND NOT (t.n_dead_tup > 1000 AND t.n_dead_tup > t.dead_ratio * (t.n_live_tup + t.n_dead_tup))
-                THEN pg_catalog.format('ANALYZE %I.%I;', t.schemaname, t.tablename) END,
-           CASE WHEN t.xid_age > t.xid_warning * 2147483647
-                THEN pg_catalog.format('VACUUM (FREEZE) %I.%I;  -- %s transactions from wraparound',
-                                       t.schemaname, t.tablename, 2147483647 - t.xid_age) END
-       ) AS recommendation,
-       t.window_seq_scan AS seq_scans_in_window, t.window_seq_tup_read AS seq_rows_in_window,
-       t.window_idx_scan AS idx_scans_in_window
-  FROM judged t
- ORDER BY t.n_dead_tup DESC;
+-- (table_maintenance: replaced once, by its latest version, further down)
 
 CREATE OR REPLACE VIEW @extschema@.sequence_usage AS
 SELECT u.schemaname, u.sequencename, u.data_type, u.last_value, u.min_value, u.max_value, u.increment_by,
@@ -852,30 +550,7 @@ AS $$
                         ELSE pg_catalog.date_trunc('minute', since) + interval '1 minute' END AS lo) b
 $$;
 
--- Active samples per minute, database, wait event and query id since a time, from the minute
--- rollups where they exist and the raw samples elsewhere.
-CREATE FUNCTION @extschema@._wait_samples(since timestamptz)
-RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
-               query_id bigint, samples bigint)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-WITH span AS (SELECT * FROM @extschema@._minute_span(since))
-SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'),
-       m.query_id, pg_catalog.sum(m.samples)::bigint
-  FROM span s, @extschema@.activity_minute m
- WHERE m.minute >= s.lo AND m.minute < s.hi
-   AND m.state IN ('active', 'fastpath function call')
- GROUP BY 1, 2, 3, 4, 5
-UNION ALL
-SELECT pg_catalog.date_trunc('minute', r.sampled_at), k.datname, COALESCE(k.wait_event_type, 'CPU'),
-       COALESCE(k.wait_event, 'CPU'), r.query_id, pg_catalog.count(*)
-  FROM span s, @extschema@.activity_raw r
-  JOIN @extschema@.activity_keys k ON k.key_id = r.key_id
- WHERE r.sampled_at >= since AND (r.sampled_at < s.lo OR r.sampled_at >= s.hi)
-   AND k.state IN ('active', 'fastpath function call')
- GROUP BY 1, 2, 3, 4, 5
-$$;
+-- (_wait_samples: not created; issue 13 below replaced it by _wait_totals before 0.2.0)
 
 -- Sampler ticks per minute since a time (every tick leaves at least one connection_samples row;
 -- connection_minute stores each minute's ticks on every row of the minute).
@@ -906,108 +581,11 @@ AS $$
                       WHERE s.name = 'dbanalytics.sample_interval'), 1)
 $$;
 
-CREATE FUNCTION @extschema@.wait_events(analysis_window interval DEFAULT '1 hour')
-RETURNS TABLE (datname text, wait_event_type text, wait_event text, samples bigint,
-               estimated_seconds double precision, avg_active_sessions double precision,
-               share double precision, cluster_share double precision,
-               top_query_id bigint, top_query_share double precision, top_query text,
-               top_queries jsonb)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-WITH samples AS MATERIALIZED (
-    SELECT w.* FROM @extschema@._wait_samples(pg_catalog.now() - analysis_window) w
-), ticks AS (
-    SELECT pg_catalog.sum(t.ticks)::double precision AS ticks
-      FROM @extschema@._sample_ticks(pg_catalog.now() - analysis_window) t
-), per_query AS (
-    SELECT s.datname, s.wait_event_type, s.wait_event, s.query_id, pg_catalog.sum(s.samples) AS samples
-      FROM samples s GROUP BY 1, 2, 3, 4
-), per_wait AS (
-    SELECT q.datname, q.wait_event_type, q.wait_event, pg_catalog.sum(q.samples)::bigint AS samples,
-           pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('query_id', q.query_id, 'samples', q.samples)
-                                ORDER BY q.samples DESC, q.query_id) FILTER (WHERE q.query_id IS NOT NULL) AS queries
-      FROM per_query q GROUP BY 1, 2, 3
-), shares AS (
-    SELECT w.*,
-           w.samples::double precision / pg_catalog.sum(w.samples) OVER (PARTITION BY w.datname) AS share,
-           w.samples::double precision / pg_catalog.sum(w.samples) OVER () AS cluster_share
-      FROM per_wait w
-)
-SELECT s.datname, s.wait_event_type, s.wait_event, s.samples,
-       s.samples * @extschema@._tick_seconds(),
-       s.samples / NULLIF(t.ticks, 0), s.share, s.cluster_share,
-       (s.queries -> 0 ->> 'query_id')::bigint,
-       (s.queries -> 0 ->> 'samples')::double precision / s.samples,
-       (SELECT x.query FROM @extschema@.statement_texts x
-         WHERE x.datname = s.datname AND x.queryid = (s.queries -> 0 ->> 'query_id')::bigint
-         ORDER BY x.toplevel DESC LIMIT 1),
-       (SELECT pg_catalog.jsonb_agg(e.value || pg_catalog.jsonb_build_object(
-                   'share', (e.value ->> 'samples')::double precision / s.samples) ORDER BY e.ordinality)
-          FROM pg_catalog.jsonb_array_elements(s.queries) WITH ORDINALITY e
-         WHERE e.ordinality <= 5)
-  FROM shares s CROSS JOIN ticks t
- ORDER BY s.datname NULLS LAST, s.samples DESC, s.wait_event_type, s.wait_event
-$$;
+-- (wait_events, function and view: created once, in their latest version, further down)
 
-CREATE VIEW @extschema@.wait_events AS
-SELECT * FROM @extschema@.wait_events(interval '1 hour');
+-- (wait_events_by_minute: created once, in its latest version, further down)
 
--- The same per minute, for charts: one row per minute, database and wait event.
-CREATE FUNCTION @extschema@.wait_events_by_minute(analysis_window interval DEFAULT '1 hour')
-RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
-               samples bigint, ticks bigint, avg_active_sessions double precision)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-WITH ticks AS (
-    SELECT t.minute, pg_catalog.sum(t.ticks)::bigint AS ticks
-      FROM @extschema@._sample_ticks(pg_catalog.now() - analysis_window) t GROUP BY 1
-)
-SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint,
-       t.ticks, pg_catalog.sum(w.samples)::double precision / NULLIF(t.ticks, 0)
-  FROM @extschema@._wait_samples(pg_catalog.now() - analysis_window) w
-  LEFT JOIN ticks t USING (minute)
- GROUP BY w.minute, w.datname, w.wait_event_type, w.wait_event, t.ticks
- ORDER BY 1, 2 NULLS LAST, 5 DESC, 3, 4
-$$;
-
--- Where one statement spends its active time: CPU and each wait event, per database.
-CREATE FUNCTION @extschema@.query_waits(queryid bigint, analysis_window interval DEFAULT '1 hour')
-RETURNS TABLE (datname text, wait_event_type text, wait_event text, samples bigint,
-               estimated_seconds double precision, avg_active_sessions double precision,
-               share double precision)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    since timestamptz := @extschema@._window_start(analysis_window);
-    wanted bigint := queryid;
-BEGIN
-    IF wanted IS NULL THEN
-        RAISE EXCEPTION 'dbanalytics: the query id must not be NULL'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Pass a queryid from top_queries, wait_events (top_query_id) or pg_stat_statements.';
-    END IF;
-    RETURN QUERY
-    WITH ticks AS (
-        SELECT pg_catalog.sum(t.ticks)::double precision AS ticks FROM @extschema@._sample_ticks(since) t
-    ), per_wait AS (
-        SELECT w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint AS samples
-          FROM @extschema@._wait_samples(since) w
-         WHERE w.query_id = wanted
-         GROUP BY 1, 2, 3
-    )
-    SELECT p.datname, p.wait_event_type, p.wait_event, p.samples,
-           p.samples * @extschema@._tick_seconds(),
-           p.samples / NULLIF(t.ticks, 0),
-           p.samples::double precision / pg_catalog.sum(p.samples) OVER (PARTITION BY p.datname)
-      FROM per_wait p CROSS JOIN ticks t
-     ORDER BY p.datname NULLS LAST, p.samples DESC, p.wait_event_type, p.wait_event;
-END
-$$;
+-- (query_waits: created once, in its latest version, further down)
 
 -- Live: who holds the xmin horizon back, so that vacuum cannot remove dead rows (or freeze).
 -- One row per holder: a transaction (running or idle in transaction), a replication slot's
@@ -1097,87 +675,7 @@ SELECT h.holder_type, h.pid, h.datname, h.usename, h.application_name, h.client_
 -- standbys that disappeared) and checkpoint health. The top WAL writers are
 -- top_queries(order_by => 'wal_bytes').
 
--- Risks now, judged with the history of the window: one row per replication slot, and one per
--- standby that streamed in the window (replication_stats) and streams no more.
-CREATE FUNCTION @extschema@.replication_risks(analysis_window interval DEFAULT '1 hour')
-RETURNS TABLE (kind text, name text, slot_type text, active boolean, wal_status text,
-               retained_bytes bigint, max_slot_wal_keep_size bigint, safe_wal_size bigint,
-               retained_growth_per_hour double precision, hours_to_limit double precision,
-               last_seen timestamptz, risk text, detail text, action text)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-WITH args AS (
-    -- on a standby the slots retain WAL behind the replay position
-    SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
-                ELSE pg_catalog.pg_current_wal_lsn() END AS lsn,
-           (SELECT NULLIF(s.setting::bigint, -1) * 1024 * 1024 FROM pg_catalog.pg_settings s
-             WHERE s.name = 'max_slot_wal_keep_size') AS keep_limit
-), slots AS (
-    SELECT s.slot_name::pg_catalog.text AS slot_name, s.slot_type, s.active, s.wal_status,
-           pg_catalog.pg_wal_lsn_diff(a.lsn, s.restart_lsn)::bigint AS retained, a.keep_limit,
-           s.safe_wal_size,
-           (SELECT pg_catalog.regr_slope(h.retained_bytes, EXTRACT(epoch FROM h.interval_end)) * 3600
-              FROM @extschema@.replication_slot_stats h
-             WHERE h.slot_name = s.slot_name AND h.interval_end > pg_catalog.now() - analysis_window) AS growth
-      FROM pg_catalog.pg_replication_slots s CROSS JOIN args a
-), judged AS (
-    SELECT s.*,
-           CASE WHEN s.wal_status = 'lost' THEN 'lost'
-                WHEN s.wal_status = 'unreserved' THEN 'critical'
-                WHEN NOT s.active AND s.retained > 0 THEN 'high'
-                WHEN s.wal_status = 'extended' THEN 'warning'
-                ELSE 'ok' END AS risk
-      FROM slots s
-), gone AS (
-    SELECT h.application_name, h.client_addr, pg_catalog.max(h.interval_end) AS last_seen
-      FROM @extschema@.replication_stats h
-     WHERE h.interval_end > pg_catalog.now() - analysis_window
-       AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_replication r
-                        WHERE r.application_name IS NOT DISTINCT FROM h.application_name
-                          AND r.client_addr IS NOT DISTINCT FROM h.client_addr)
-     GROUP BY 1, 2
-)
-SELECT u.* FROM (
-SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.keep_limit, j.safe_wal_size,
-       j.growth,
-       CASE WHEN j.growth > 0 AND j.safe_wal_size IS NOT NULL THEN GREATEST(j.safe_wal_size, 0) / j.growth END,
-       NULL::timestamptz, j.risk,
-       CASE j.risk
-           WHEN 'lost' THEN pg_catalog.format('slot %s lost WAL its consumer still needed (wal_status lost): the consumer cannot resume from it',
-                                              j.slot_name)
-           WHEN 'critical' THEN pg_catalog.format('slot %s retains %s, beyond max_slot_wal_keep_size: the next checkpoint removes WAL it needs',
-                                                  j.slot_name, pg_catalog.pg_size_pretty(j.retained))
-           WHEN 'high' THEN pg_catalog.format('inactive slot %s retains %s of WAL%s%s', j.slot_name,
-                                              pg_catalog.pg_size_pretty(j.retained),
-                                              CASE WHEN j.growth > 0 THEN pg_catalog.format(', growing by %s per hour',
-                                                   pg_catalog.pg_size_pretty(j.growth::bigint)) ELSE '' END,
-                                              CASE WHEN j.keep_limit IS NULL THEN ' with no max_slot_wal_keep_size: it can fill the disk' ELSE '' END)
-           WHEN 'warning' THEN pg_catalog.format('slot %s retains %s, beyond max_wal_size (wal_status extended)',
-                                                 j.slot_name, pg_catalog.pg_size_pretty(j.retained))
-           ELSE pg_catalog.format('slot %s retains %s', j.slot_name, pg_catalog.pg_size_pretty(j.retained)) END,
-       CASE WHEN j.risk = 'ok' THEN 'no action needed'
-            WHEN j.risk = 'lost' THEN pg_catalog.format('drop the slot (SELECT pg_catalog.pg_drop_replication_slot(%L)) and re-create its consumer (re-seed the standby, re-sync the subscription)', j.slot_name)
-            WHEN NOT j.active THEN pg_catalog.format('start its consumer again, or drop the slot if the consumer is gone: SELECT pg_catalog.pg_drop_replication_slot(%L); '
-                                                     'set max_slot_wal_keep_size to cap what a slot may retain', j.slot_name)
-            ELSE 'find why the consumer lags (network, replay conflicts, a long transaction on a subscriber); set max_slot_wal_keep_size to cap what a slot may retain' END
-  FROM judged j
-UNION ALL
-SELECT 'standby_gone', COALESCE(NULLIF(g.application_name, ''), g.client_addr::pg_catalog.text, '(local)'), NULL, false, NULL,
-       NULL, NULL, NULL, NULL, NULL, g.last_seen, 'high',
-       pg_catalog.format('standby %s (%s) streamed until %s and is not connected now',
-                         COALESCE(NULLIF(g.application_name, ''), '(no application_name)'),
-                         COALESCE(g.client_addr::pg_catalog.text, 'local socket'), g.last_seen),
-       'check the standby server and its primary_conninfo; while it is away, a slot it uses retains WAL and it falls behind'
-  FROM gone g
-) u(kind, name, slot_type, active, wal_status, retained_bytes, max_slot_wal_keep_size, safe_wal_size,
-      retained_growth_per_hour, hours_to_limit, last_seen, risk, detail, action)
- ORDER BY pg_catalog.array_position(ARRAY['lost', 'critical', 'high', 'warning', 'ok'], u.risk), u.kind, u.name
-$$;
-
-CREATE VIEW @extschema@.replication_risks AS
-SELECT * FROM @extschema@.replication_risks(interval '1 hour');
+-- (replication_risks, function and view: created once, in their latest version, further down)
 
 -- Checkpoint health over the window, from the checkpointer and background writer history.
 CREATE FUNCTION @extschema@.checkpoint_health(analysis_window interval DEFAULT '1 day')
@@ -1224,28 +722,14 @@ $$;
 
 REVOKE ALL ON FUNCTION @extschema@._minute_span(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._minute_span(timestamptz) TO dbanalytics_reader;
-REVOKE ALL ON FUNCTION @extschema@._wait_samples(timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._wait_samples(timestamptz) TO dbanalytics_reader;
 REVOKE ALL ON FUNCTION @extschema@._sample_ticks(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._sample_ticks(timestamptz) TO dbanalytics_reader;
 REVOKE ALL ON FUNCTION @extschema@._tick_seconds() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._tick_seconds() TO dbanalytics_reader;
-REVOKE ALL ON FUNCTION @extschema@.wait_events(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.wait_events(interval) TO dbanalytics_reader;
-REVOKE ALL ON FUNCTION @extschema@.wait_events_by_minute(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.wait_events_by_minute(interval) TO dbanalytics_reader;
-REVOKE ALL ON FUNCTION @extschema@.query_waits(bigint, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.query_waits(bigint, interval) TO dbanalytics_reader;
-REVOKE ALL ON FUNCTION @extschema@.replication_risks(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.replication_risks(interval) TO dbanalytics_reader;
 REVOKE ALL ON FUNCTION @extschema@.checkpoint_health(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.checkpoint_health(interval) TO dbanalytics_reader;
-REVOKE ALL ON @extschema@.wait_events FROM PUBLIC;
-GRANT SELECT ON @extschema@.wait_events TO dbanalytics_reader;
 REVOKE ALL ON @extschema@.vacuum_blockers FROM PUBLIC;
 GRANT SELECT ON @extschema@.vacuum_blockers TO dbanalytics_reader;
-REVOKE ALL ON @extschema@.replication_risks FROM PUBLIC;
-GRANT SELECT ON @extschema@.replication_risks TO dbanalytics_reader;
 -- Issue 18 END
 
 -- Every function pins its search_path (0.1.0 left 32 without): all that still have no SET
@@ -2582,23 +2066,6 @@ SELECT pg_catalog.date_trunc('minute', r.sampled_at), k.datname, COALESCE(k.wait
  GROUP BY 1, 2, 3, 4, 5
 $$;
 
-CREATE OR REPLACE FUNCTION @extschema@._wait_samples(since timestamptz)
-RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
-               query_id bigint, samples bigint)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-WITH span AS (SELECT * FROM @extschema@._minute_span(since))
-SELECT m.minute, m.datname, COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'),
-       m.query_id, pg_catalog.sum(m.samples)::bigint
-  FROM span s, @extschema@.activity_minute m
- WHERE m.minute >= s.lo AND m.minute < s.hi
-   AND m.state IN ('active', 'fastpath function call')
- GROUP BY 1, 2, 3, 4, 5
-UNION ALL
-SELECT r.* FROM span s, @extschema@._wait_raw(since, s.lo, s.hi) r
-$$;
-
 CREATE FUNCTION @extschema@._wait_minutes(since timestamptz)
 RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text, samples bigint)
 LANGUAGE sql STABLE
@@ -2625,7 +2092,8 @@ SELECT r.minute, r.datname, r.wait_event_type, r.wait_event, pg_catalog.sum(r.sa
  GROUP BY 1, 2, 3, 4
 $$;
 
-CREATE OR REPLACE FUNCTION @extschema@.wait_events_by_minute(analysis_window interval DEFAULT '1 hour')
+-- Wait events per minute, for charts: one row per minute, database and wait event.
+CREATE FUNCTION @extschema@.wait_events_by_minute(analysis_window interval DEFAULT '1 hour')
 RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
                samples bigint, ticks bigint, avg_active_sessions double precision)
 LANGUAGE sql STABLE
@@ -2643,6 +2111,8 @@ SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.sa
  GROUP BY w.minute, w.datname, w.wait_event_type, w.wait_event, t.ticks
  ORDER BY 1, 2 NULLS LAST, 5 DESC, 3, 4
 $$;
+REVOKE ALL ON FUNCTION @extschema@.wait_events_by_minute(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.wait_events_by_minute(interval) TO dbanalytics_reader;
 
 REVOKE ALL ON FUNCTION @extschema@._wait_raw(timestamptz, timestamptz, timestamptz),
     @extschema@._wait_minutes(timestamptz) FROM PUBLIC;
@@ -2874,277 +2344,18 @@ AS $$
            || '</h2>' || COALESCE(body, '') || '</section>'
 $$;
 
--- The report: everything the analytics say about the window, as one HTML document. Read with the
--- caller's privileges from the functions and views users call, so it never disagrees with them
--- and a dbanalytics_reader sees only the query texts statement_texts shows it. row_limit bounds
--- every table (1 to 1000).
-CREATE FUNCTION @extschema@.report_html(analysis_window interval DEFAULT '1 day', row_limit integer DEFAULT 15)
-RETURNS text
-LANGUAGE sql VOLATILE  -- index_advice() is volatile (it may try hypothetical indexes)
-SET search_path = pg_catalog, pg_temp
-AS $$
-WITH args AS MATERIALIZED (
-    SELECT @extschema@._window_start(analysis_window) AS lo, pg_catalog.now() AS hi,
-           @extschema@._row_limit(row_limit) AS n
-), health AS MATERIALIZED (
-    SELECT @extschema@.health_score(analysis_window) AS h
-), analysis AS MATERIALIZED (
-    SELECT @extschema@.query_analysis(analysis_window) AS a
-), perf AS MATERIALIZED (
-    SELECT m.* FROM @extschema@.database_performance_metrics(analysis_window) m
-), waits AS MATERIALIZED (
-    SELECT w.minute, w.wait_event_type || ': ' || w.wait_event AS event, pg_catalog.sum(w.avg_active_sessions) AS sessions
-      FROM @extschema@.wait_events_by_minute(analysis_window) w
-     GROUP BY 1, 2
-), pools AS MATERIALIZED (
-    SELECT p.* FROM @extschema@.connection_pool_analytics(analysis_window) p
-), chains AS MATERIALIZED (
-    SELECT c.* FROM @extschema@.blocking_chains(analysis_window) c
-), sections AS (
-    SELECT 1 AS ord, @extschema@._html_section('health', 'Health', pg_catalog.concat(
-        pg_catalog.format('<p class="score">Overall score <b>%s</b> / 100</p>',
-                          @extschema@._html_escape(COALESCE(h.h ->> 'overall_score', 'unknown'))),
-        '<h3>Components</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'component', c.key, 'score', c.value::text::numeric,
-                                     'weight', (h.h -> 'component_weights' ->> c.key)::numeric) ORDER BY c.key)
-                                   FROM pg_catalog.jsonb_each(h.h -> 'component_scores') c), 'No component was scored.'),
-        '<h3>Risks</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'factor', r ->> 'factor', 'component', r ->> 'component', 'severity', r ->> 'severity',
-                                     'points lost', (r ->> 'points_lost')::numeric, 'impact', r ->> 'impact',
-                                     'mitigation', r ->> 'mitigation') ORDER BY o)
-                                   FROM pg_catalog.jsonb_array_elements(h.h -> 'risk_factors') WITH ORDINALITY x(r, o)),
-                                'No risk found in this window.'),
-        '<h3>Recommendations</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'priority', r ->> 'priority', 'indicator', r ->> 'indicator', 'action', r ->> 'action',
-                                     'why', r ->> 'why', 'expected improvement', r ->> 'expected_improvement',
-                                     'effort', r ->> 'effort') ORDER BY o)
-                                   FROM pg_catalog.jsonb_array_elements(h.h -> 'recommendations') WITH ORDINALITY x(r, o)),
-                                'Nothing to recommend.'),
-        '<h3>Open alerts</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'rule', a.rule, 'severity', a.severity, 'opened at', @extschema@._html_time(a.opened_at),
-                                     'last seen', @extschema@._html_time(a.last_seen_at), 'value', a.value, 'threshold', a.threshold)
-                                     ORDER BY a.opened_at)
-                                   FROM (SELECT a.* FROM @extschema@.alerts a WHERE a.resolved_at IS NULL
-                                          ORDER BY a.opened_at LIMIT x.n) a), 'No alert is open.'))) AS html
-      FROM health h, args x
-    UNION ALL
-    SELECT 2, @extschema@._html_section('throughput', 'Throughput, latency and connections', pg_catalog.concat(
-        (SELECT @extschema@._svg_chart('chart-throughput', 'Throughput', 'per second', a.lo, a.hi, false,
-                    pg_catalog.array_agg(x.minute), pg_catalog.array_agg(x.name), pg_catalog.array_agg(x.v))
-           FROM (SELECT m.minute, COALESCE(m.datname, '(none)') || ' ' || t.name AS name, t.v
-                   FROM perf m CROSS JOIN LATERAL (VALUES ('transactions', m.transactions_per_second),
-                                                          ('queries', m.queries_per_second)) t(name, v)) x),
-        (SELECT @extschema@._svg_chart('chart-latency', 'Statement latency p50 / p95 / p99', 'ms', a.lo, a.hi, false,
-                    pg_catalog.array_agg(x.minute), pg_catalog.array_agg(x.name), pg_catalog.array_agg(x.v))
-           FROM (SELECT m.minute, COALESCE(m.datname, '(none)') || ' ' || t.name AS name, t.v
-                   FROM perf m CROSS JOIN LATERAL (VALUES ('p50', m.p50_ms), ('p95', m.p95_ms),
-                                                          ('p99', m.p99_ms)) t(name, v)) x),
-        (SELECT @extschema@._svg_chart('chart-connections', 'Connections by state', 'connections', a.lo, a.hi, true,
-                    pg_catalog.array_agg(x.minute), pg_catalog.array_agg(x.name), pg_catalog.array_agg(x.v))
-           FROM (SELECT m.minute, t.name, pg_catalog.sum(t.v) AS v
-                   FROM perf m CROSS JOIN LATERAL (VALUES ('active', m.active_connections),
-                                                          ('idle in transaction', m.idle_in_transaction_connections),
-                                                          ('idle', m.idle_connections)) t(name, v)
-                  GROUP BY 1, 2) x)))
-      FROM args a
-    UNION ALL
-    SELECT 3, @extschema@._html_section('waits', 'Wait events', pg_catalog.concat(
-        (SELECT @extschema@._svg_chart('chart-waits', 'Wait events (average active sessions, stacked)', 'sessions',
-                    a.lo, a.hi, true, pg_catalog.array_agg(w.minute), pg_catalog.array_agg(w.event),
-                    pg_catalog.array_agg(w.sessions))
-           FROM waits w),
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'wait event', x.event, 'average active sessions', pg_catalog.round(x.aas::numeric, 3))
-                                     ORDER BY x.aas DESC)
-                                   FROM (SELECT w.event, pg_catalog.sum(w.sessions)
-                                                / GREATEST(pg_catalog.date_part('epoch', a.hi - a.lo) / 60, 1) AS aas
-                                           FROM waits w GROUP BY w.event ORDER BY 2 DESC LIMIT a.n) x),
-                                'No backend was sampled waiting in this window.')))
-      FROM args a
-    UNION ALL
-    SELECT 4, @extschema@._html_section('queries', 'Top queries', pg_catalog.concat(
-        '<h3>By total execution time, with the trend against the window before</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'rank', t.rank, 'database', t.datname, 'user', t.usename,
-                                     'query', pg_catalog.left(t.query, 300), 'calls', t.calls,
-                                     'total ms', pg_catalog.round(t.total_time_ms::numeric, 1),
-                                     'mean ms', pg_catalog.round(t.mean_time_ms::numeric, 3),
-                                     'share', pg_catalog.round(t.share_of_total_time::numeric, 3),
-                                     'trend', t.trend) ORDER BY t.rank)
-                                   FROM @extschema@.top_queries(analysis_window, 'total_time', a.n) t),
-                                'No statement ran in this window.'),
-        '<h3>Latency percentiles (from the per-statement histograms)</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'rank', l.rank, 'database', l.datname, 'user', l.usename,
-                                     'query', pg_catalog.left(l.query, 300), 'executions', l.executions,
-                                     'p50 ms', pg_catalog.round(l.p50_ms::numeric, 3),
-                                     'p95 ms', pg_catalog.round(l.p95_ms::numeric, 3),
-                                     'p99 ms', pg_catalog.round(l.p99_ms::numeric, 3),
-                                     'max ms', pg_catalog.round(l.max_ms::numeric, 3)) ORDER BY l.rank)
-                                   FROM @extschema@.query_latency(analysis_window, a.n) l),
-                                'No latency histogram covers this window.'),
-        '<h3>Optimization opportunities (N+1 loops, caching)</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'type', o ->> 'type', 'impact', o ->> 'impact',
-                                     'query', pg_catalog.left(o ->> 'query', 300),
-                                     'parent query', pg_catalog.left(o ->> 'parent_query', 300),
-                                     'evidence', o -> 'evidence', 'solution', o ->> 'solution') ORDER BY x.k)
-                                   FROM (SELECT o, k FROM pg_catalog.jsonb_array_elements(q.a -> 'optimization_opportunities')
-                                                 WITH ORDINALITY e(o, k) LIMIT a.n) x),
-                                'No N+1 loop or caching opportunity found.'),
-        '<h3>Slow queries</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'query', pg_catalog.left(o ->> 'query', 300), 'calls', (o ->> 'calls')::numeric,
-                                     'mean ms', (o ->> 'mean_time_ms')::numeric, 'reason', o ->> 'reason') ORDER BY x.k)
-                                   FROM (SELECT o, k FROM pg_catalog.jsonb_array_elements(q.a -> 'slow_queries')
-                                                 WITH ORDINALITY e(o, k) LIMIT a.n) x),
-                                'No statement is slower on average than dbanalytics.slow_query_threshold.'),
-        '<h3>Index advice (the advisor)</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'table', i.table_name, 'ddl', i.ddl,
-                                     'statement ms', pg_catalog.round(i.statement_time_ms::numeric, 1),
-                                     'estimated benefit', i.estimated_benefit, 'validated', i.validated,
-                                     'table writes', i.table_writes_in_window))
-                                   FROM @extschema@.index_advice(analysis_window, a.n) i),
-                                'The advisor has no index to suggest.')))
-      FROM args a, analysis q
-    UNION ALL
-    SELECT 5, @extschema@._html_section('pools', 'Connection pools', pg_catalog.concat(
-        (SELECT @extschema@._svg_chart('chart-pools', 'Pool utilization (active over the largest pool seen)', 'ratio',
-                    a.lo, a.hi, false, pg_catalog.array_agg(p.minute),
-                    pg_catalog.array_agg(pg_catalog.concat_ws(' ', p.datname, p.usename, p.application_name)),
-                    pg_catalog.array_agg(p.utilization))
-           FROM pools p),
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'database', p.datname, 'user', p.usename, 'application', p.application_name,
-                                     'max active', p.max_active, 'utilization', pg_catalog.round(p.utilization::numeric, 3),
-                                     'status', p.pool_status, 'recommended size', p.recommended_pool_size,
-                                     'recommendation', p.recommendation)
-                                     ORDER BY p.datname, p.usename, p.application_name)
-                                   FROM (SELECT DISTINCT ON (p.datname, p.usename, p.application_name) p.*
-                                           FROM pools p
-                                          ORDER BY p.datname, p.usename, p.application_name, p.minute DESC
-                                          LIMIT a.n) p),
-                                'No pool was sampled in this window.')))
-      FROM args a
-    UNION ALL
-    SELECT 6, @extschema@._html_section('locks', 'Lock contention and blocking chains', pg_catalog.concat(
-        (SELECT @extschema@._svg_chart('chart-locks', 'Sessions blocked behind another', 'sessions', a.lo, a.hi, false,
-                    pg_catalog.array_agg(c.sampled_at), pg_catalog.array_agg('blocked sessions'::text),
-                    pg_catalog.array_agg(c.blocked))
-           FROM (SELECT c.sampled_at, pg_catalog.sum(c.blocked_count)::float8 AS blocked FROM chains c GROUP BY 1) c),
-        '<h3>Most waited-on objects</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'waited on', l.waited_on, 'lock type', l.locktype, 'modes', l.modes,
-                                     'waits', l.waits, 'waiters', l.waiters,
-                                     'estimated wait s', pg_catalog.round(l.estimated_wait_seconds::numeric, 1),
-                                     'longest wait', l.max_wait::text, 'last seen', @extschema@._html_time(l.last_seen)))
-                                   FROM (SELECT l.* FROM @extschema@.lock_contention(analysis_window) l LIMIT a.n) l),
-                                'No lock wait was sampled in this window.'),
-        '<h3>Blocking chains (latest first)</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'sampled at', @extschema@._html_time(c.sampled_at), 'head pid', c.head_pid, 'head user', c.head_usename,
-                                     'head application', c.head_application_name, 'head state', c.head_state,
-                                     'blocked', c.blocked_count, 'depth', c.chain_depth, 'relations', c.relations)
-                                     ORDER BY c.sampled_at DESC)
-                                   FROM (SELECT c.* FROM chains c ORDER BY c.sampled_at DESC, c.head_pid LIMIT a.n) c),
-                                'No blocking chain was sampled in this window.')))
-      FROM args a
-    UNION ALL
-    SELECT 7, @extschema@._html_section('indexes', 'Index verdicts', @extschema@._html_table(
-        (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                    'schema', i.schemaname, 'table', i.tablename, 'index', i.indexname, 'verdict', i.index_status,
-                    'scans', i.scans_in_window, 'size', pg_catalog.pg_size_pretty(i.index_bytes),
-                    'recommendation (DDL)', i.recommendation)
-                    ORDER BY i.index_status = 'effective', i.index_status, i.schemaname, i.tablename, i.indexname)
-           FROM (SELECT i.* FROM @extschema@.index_effectiveness(analysis_window) i
-                  ORDER BY i.index_status = 'effective', i.index_status, i.schemaname, i.tablename, i.indexname
-                  LIMIT a.n) i),
-        'No index was watched in this window.'))
-      FROM args a
-    UNION ALL
-    SELECT 8, @extschema@._html_section('cache', 'Cache and replication', pg_catalog.concat(
-        (SELECT @extschema@._svg_chart('chart-cache', 'Buffer cache hit ratio', 'ratio', a.lo, a.hi, false,
-                    pg_catalog.array_agg(m.minute), pg_catalog.array_agg(COALESCE(m.datname, '(none)')),
-                    pg_catalog.array_agg(m.cache_hit_ratio))
-           FROM perf m),
-        '<h3>Tables read most from disk</h3>',
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'table', c.object_name, 'blocks hit', c.hit, 'blocks read', c.read,
-                                     'hit ratio', pg_catalog.round((c.hit::float8 / NULLIF(c.hit + c.read, 0))::numeric, 4))
-                                     ORDER BY c.read DESC)
-                                   FROM (SELECT c.object_name, pg_catalog.sum(c.blks_hit) AS hit, pg_catalog.sum(c.blks_read) AS read
-                                           FROM @extschema@.cache_analytics(analysis_window) c WHERE c.level = 'table'
-                                          GROUP BY 1 ORDER BY 3 DESC NULLS LAST LIMIT a.n) c),
-                                'No table was read in this window.'),
-        (SELECT @extschema@._svg_chart('chart-replication', 'Replication replay lag', 's', a.lo, a.hi, false,
-                    pg_catalog.array_agg(r.interval_end),
-                    pg_catalog.array_agg(COALESCE(r.application_name, '?') || ' ' || COALESCE(r.client_addr::text, 'local')),
-                    pg_catalog.array_agg(r.replay_lag_s))
-           FROM @extschema@.replication_stats r WHERE r.interval_end >= a.lo),
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'kind', r.kind, 'name', r.name, 'state', r.state,
-                                     'replay lag s', r.replay_lag_seconds, 'replay lag bytes', r.replay_lag_bytes,
-                                     'max replay lag s in window', r.max_replay_lag_seconds_in_window,
-                                     'retained bytes', r.retained_bytes, 'detail', r.detail))
-                                   FROM (SELECT r.* FROM @extschema@.replication_analytics(analysis_window) r LIMIT a.n) r),
-                                'No standby or replication slot.')))
-      FROM args a
-    UNION ALL
-    SELECT 9, @extschema@._html_section('collector', 'Collector health and the monitor''s own storage', pg_catalog.concat(
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'source', s.source, 'worker', s.worker, 'health', s.health, 'last run', @extschema@._html_time(s.last_run),
-                                     'avg ms', pg_catalog.round(s.avg_duration_ms::numeric, 1),
-                                     'errors last hour', s.errors_last_hour,
-                                     'detail', COALESCE(s.last_error, s.skipped_reason)) ORDER BY s.health = 'healthy', s.source)
-                                   FROM @extschema@.collector_status s), 'No collector status.'),
-        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                     'table', u.table_name, 'tier', u.tier, 'rows (estimate)', u.rows_estimated,
-                                     'size', pg_catalog.pg_size_pretty(u.bytes), 'per day', pg_catalog.pg_size_pretty(u.bytes_per_day),
-                                     'projected', pg_catalog.pg_size_pretty(u.projected_bytes)) ORDER BY u.bytes DESC)
-                                   FROM @extschema@.storage_usage u), 'No storage figures.')))
-      FROM args a
-)
-SELECT pg_catalog.concat(
-    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-    '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    '<title>dbanalytics report: ', @extschema@._html_escape(pg_catalog.current_database()), '</title><style>',
-    'body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}',
-    'h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;margin-top:32px}h3{font-size:15px}',
-    'table{border-collapse:collapse;margin:8px 0;font-size:12px}th,td{border:1px solid #ddd;padding:3px 6px;',
-    'vertical-align:top;text-align:left;max-width:420px;overflow-wrap:anywhere}td.n{text-align:right}',
-    'th{background:#f3f3f3}.score b{font-size:28px}.empty{color:#666;font-style:italic}nav a{margin-right:12px}',
-    'figure{margin:12px 0}figcaption{font-weight:600}svg text{font-size:11px;fill:#333}',
-    'svg .ylabel{text-anchor:end}svg .xlabel,svg .xtitle,svg .unit,svg .nodata{text-anchor:middle}',
-    'svg .grid{stroke:#eee}svg .axis{stroke:#999}</style></head><body>',
-    '<h1>dbanalytics report: database ', @extschema@._html_escape(pg_catalog.current_database()), '</h1>',
-    pg_catalog.format('<p class="meta">Window %s to %s (%s), generated %s for role %s. PostgreSQL %s. Times in %s.</p>',
-                      @extschema@._html_time(a.lo), @extschema@._html_time(a.hi),
-                      @extschema@._html_escape(analysis_window::text), @extschema@._html_time(pg_catalog.clock_timestamp()),
-                      @extschema@._html_escape(CURRENT_USER::text), @extschema@._html_escape(pg_catalog.current_setting('server_version')),
-                      @extschema@._html_escape(pg_catalog.current_setting('TimeZone'))),
-    '<nav><a href="#health">Health</a><a href="#throughput">Throughput</a><a href="#waits">Waits</a>',
-    '<a href="#queries">Queries</a><a href="#pools">Pools</a><a href="#locks">Locks</a><a href="#indexes">Indexes</a>',
-    '<a href="#cache">Cache and replication</a><a href="#collector">Collector</a></nav>',
-    (SELECT pg_catalog.string_agg(s.html, E'\n' ORDER BY s.ord) FROM sections s),
-    '</body></html>')
-  FROM args a
-$$;
+-- (report_html: created once, in its latest version, further down)
 
 REVOKE ALL ON FUNCTION @extschema@._html_escape(text), @extschema@._html_table(json, text),
     @extschema@._html_time(timestamp with time zone), @extschema@._svg_number(double precision),
     @extschema@._svg_chart(text, text, text, timestamp with time zone, timestamp with time zone, boolean,
                            timestamp with time zone[], text[], double precision[]),
-    @extschema@._html_section(text, text, text), @extschema@.report_html(interval, integer) FROM PUBLIC;
+    @extschema@._html_section(text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._html_escape(text), @extschema@._html_table(json, text),
     @extschema@._html_time(timestamp with time zone), @extschema@._svg_number(double precision),
     @extschema@._svg_chart(text, text, text, timestamp with time zone, timestamp with time zone, boolean,
                            timestamp with time zone[], text[], double precision[]),
-    @extschema@._html_section(text, text, text), @extschema@.report_html(interval, integer) TO dbanalytics_reader;
+    @extschema@._html_section(text, text, text) TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
 -- Security: an alert rule's threshold is bounded like its name and description, since it goes
@@ -3223,8 +2434,7 @@ CREATE TABLE @extschema@.alert_conditions (
 REVOKE ALL ON @extschema@.alert_conditions FROM PUBLIC;
 GRANT SELECT ON @extschema@.alert_conditions TO dbanalytics_reader;
 
--- its result has two more columns: dropped and created again (no object depends on it)
-DROP FUNCTION @extschema@._builtin_alert_rules();
+-- The built-in alert rules as of issue 17 (the capacity section further down replaces it: three rules more).
 CREATE FUNCTION @extschema@._builtin_alert_rules()
 RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text,
                for_duration interval, cooldown interval)
@@ -3255,7 +2465,7 @@ AS $$ VALUES
      'WAL archiving is on and its last attempt failed (pg_stat_archiver)', interval '0', interval '15 minutes')
 $$;
 
-CREATE OR REPLACE FUNCTION @extschema@._alert_rule_as_shipped(r @extschema@.alert_rules)
+CREATE FUNCTION @extschema@._alert_rule_as_shipped(r @extschema@.alert_rules)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -3268,8 +2478,10 @@ AS $$
                                         r.cooldown))
 $$;
 
-REVOKE ALL ON FUNCTION @extschema@._builtin_alert_rules() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._builtin_alert_rules() TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._builtin_alert_rules(), @extschema@._alert_rule_as_shipped(@extschema@.alert_rules)
+    TO dbanalytics_reader;
 
 -- the built-in rules as 0.1.0 shipped them (enabled, unchanged) take the new definition
 UPDATE @extschema@.alert_rules r
@@ -3308,77 +2520,7 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._gone_standbys(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._gone_standbys(timestamptz) TO dbanalytics_reader;
 
-CREATE OR REPLACE FUNCTION @extschema@.replication_risks(analysis_window interval DEFAULT '1 hour')
-RETURNS TABLE (kind text, name text, slot_type text, active boolean, wal_status text,
-               retained_bytes bigint, max_slot_wal_keep_size bigint, safe_wal_size bigint,
-               retained_growth_per_hour double precision, hours_to_limit double precision,
-               last_seen timestamptz, risk text, detail text, action text)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
-WITH args AS (
-    -- on a standby the slots retain WAL behind the replay position
-    SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
-                ELSE pg_catalog.pg_current_wal_lsn() END AS lsn,
-           (SELECT NULLIF(s.setting::bigint, -1) * 1024 * 1024 FROM pg_catalog.pg_settings s
-             WHERE s.name = 'max_slot_wal_keep_size') AS keep_limit
-), slots AS (
-    SELECT s.slot_name::pg_catalog.text AS slot_name, s.slot_type, s.active, s.wal_status,
-           pg_catalog.pg_wal_lsn_diff(a.lsn, s.restart_lsn)::bigint AS retained, a.keep_limit,
-           s.safe_wal_size,
-           (SELECT pg_catalog.regr_slope(h.retained_bytes, EXTRACT(epoch FROM h.interval_end)) * 3600
-              FROM @extschema@.replication_slot_stats h
-             WHERE h.slot_name = s.slot_name AND h.interval_end > pg_catalog.now() - analysis_window) AS growth
-      FROM pg_catalog.pg_replication_slots s CROSS JOIN args a
-), judged AS (
-    SELECT s.*,
-           CASE WHEN s.wal_status = 'lost' THEN 'lost'
-                WHEN s.wal_status = 'unreserved' THEN 'critical'
-                WHEN NOT s.active AND s.retained > 0 THEN 'high'
-                WHEN s.wal_status = 'extended' THEN 'warning'
-                ELSE 'ok' END AS risk
-      FROM slots s
-), gone AS (
-    SELECT g.application_name, g.client_addr, g.last_seen
-      FROM @extschema@._gone_standbys(pg_catalog.now() - analysis_window) g
-)
-SELECT u.* FROM (
-SELECT 'slot', j.slot_name, j.slot_type, j.active, j.wal_status, j.retained, j.keep_limit, j.safe_wal_size,
-       j.growth,
-       CASE WHEN j.growth > 0 AND j.safe_wal_size IS NOT NULL THEN GREATEST(j.safe_wal_size, 0) / j.growth END,
-       NULL::timestamptz, j.risk,
-       CASE j.risk
-           WHEN 'lost' THEN pg_catalog.format('slot %s lost WAL its consumer still needed (wal_status lost): the consumer cannot resume from it',
-                                              j.slot_name)
-           WHEN 'critical' THEN pg_catalog.format('slot %s retains %s, beyond max_slot_wal_keep_size: the next checkpoint removes WAL it needs',
-                                                  j.slot_name, pg_catalog.pg_size_pretty(j.retained))
-           WHEN 'high' THEN pg_catalog.format('inactive slot %s retains %s of WAL%s%s', j.slot_name,
-                                              pg_catalog.pg_size_pretty(j.retained),
-                                              CASE WHEN j.growth > 0 THEN pg_catalog.format(', growing by %s per hour',
-                                                   pg_catalog.pg_size_pretty(j.growth::bigint)) ELSE '' END,
-                                              CASE WHEN j.keep_limit IS NULL THEN ' with no max_slot_wal_keep_size: it can fill the disk' ELSE '' END)
-           WHEN 'warning' THEN pg_catalog.format('slot %s retains %s, beyond max_wal_size (wal_status extended)',
-                                                 j.slot_name, pg_catalog.pg_size_pretty(j.retained))
-           ELSE pg_catalog.format('slot %s retains %s', j.slot_name, pg_catalog.pg_size_pretty(j.retained)) END,
-       CASE WHEN j.risk = 'ok' THEN 'no action needed'
-            WHEN j.risk = 'lost' THEN pg_catalog.format('drop the slot (SELECT pg_catalog.pg_drop_replication_slot(%L)) and re-create its consumer (re-seed the standby, re-sync the subscription)', j.slot_name)
-            WHEN NOT j.active THEN pg_catalog.format('start its consumer again, or drop the slot if the consumer is gone: SELECT pg_catalog.pg_drop_replication_slot(%L); '
-                                                     'set max_slot_wal_keep_size to cap what a slot may retain', j.slot_name)
-            ELSE 'find why the consumer lags (network, replay conflicts, a long transaction on a subscriber); set max_slot_wal_keep_size to cap what a slot may retain' END
-  FROM judged j
-UNION ALL
-SELECT 'standby_gone', COALESCE(NULLIF(g.application_name, ''), g.client_addr::pg_catalog.text, '(local)'), NULL, false, NULL,
-       NULL, NULL, NULL, NULL, NULL, g.last_seen, 'high',
-       pg_catalog.format('standby %s (%s) streamed until %s and is not connected now',
-                         COALESCE(NULLIF(g.application_name, ''), '(no application_name)'),
-                         COALESCE(g.client_addr::pg_catalog.text, 'local socket'), g.last_seen),
-       'check the standby server and its primary_conninfo; while it is away, a slot it uses retains WAL and it falls behind'
-  FROM gone g
-) u(kind, name, slot_type, active, wal_status, retained_bytes, max_slot_wal_keep_size, safe_wal_size,
-      retained_growth_per_hour, hours_to_limit, last_seen, risk, detail, action)
- ORDER BY pg_catalog.array_position(ARRAY['lost', 'critical', 'high', 'warning', 'ok'], u.risk), u.kind, u.name
-$$;
+-- (replication_risks: created once, in its latest version, further down)
 
 CREATE OR REPLACE VIEW @extschema@.table_maintenance AS
 WITH args AS (
@@ -3537,68 +2679,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE VIEW @extschema@.analytics_thresholds (name, value, unit, used_by, meaning) AS
-VALUES
-    ('pool_limit_ratio', 0.9, 'ratio', 'connection_pool_analytics',
-     'near_connection_limit when peak client connections reach this share of max_connections - superuser_reserved_connections (then no pool is told to grow)'),
-    ('pool_high_utilization', 0.8, 'ratio', 'connection_pool_analytics',
-     'high_utilization when active / (active + idle) exceeds this'),
-    ('pool_low_utilization', 0.3, 'ratio', 'connection_pool_analytics',
-     'oversized when utilization is below this and more than pool_idle_surplus connections sit idle'),
-    ('pool_idle_surplus', 10, 'connections', 'connection_pool_analytics',
-     'oversized needs more idle connections than this on average'),
-    ('pool_idle_in_transaction_ratio', 1, 'ratio', 'connection_pool_analytics',
-     'idle_in_transaction (an application leak) when at least 1 connection on average, and more than this multiple of the active ones, sit idle in an open transaction'),
-    ('pool_growth_buffer', 1.2, 'factor', 'connection_pool_analytics',
-     'recommended size of a busy pool (or of a pooler near the connection limit): the measured peak of concurrently active sessions times this'),
-    ('pool_shrink_buffer', 1.1, 'factor', 'connection_pool_analytics',
-     'recommended size of an oversized pool: peak active connections times this'),
-    ('index_min_evidence', 604800, 's', 'index_effectiveness',
-     'an index is judged unused or rarely used only after being watched this long (collector history or counters since stats_reset)'),
-    ('index_rare_scans_per_day', 10, 'scans/day', 'index_effectiveness',
-     'rarely_used below this many scans per day'),
-    ('index_low_selectivity', 0.3, 'ratio', 'index_effectiveness',
-     'low_selectivity when an average scan reads more than this share of the table''s rows'),
-    ('index_bloat_ratio', 0.5, 'ratio', 'index_effectiveness',
-     'bloated when the btree estimate from statistics says more than this share of the index is free space (and more than index_bloat_min_bytes)'),
-    ('index_bloat_min_bytes', 8388608, 'bytes', 'index_effectiveness',
-     'indexes with less estimated free space than this are never called bloated'),
-    ('n_plus_one_calls_per_transaction', 10, 'calls/transaction', 'query_analysis',
-     'n_plus_one: a single-row lookup executed at least this many times per transaction of its database, in some snapshot interval'),
-    ('n_plus_one_rows_per_call', 1.5, 'rows/call', 'query_analysis',
-     'n_plus_one: the lookup returns at most this many rows per call on average'),
-    ('n_plus_one_min_runs', 3, 'runs', 'query_analysis',
-     'n_plus_one (runs): the lookup ran in at least this many runs after a parent statement in the window'),
-    ('n_plus_one_min_run_length', 5, 'executions/run', 'query_analysis',
-     'n_plus_one (runs): its runs are at least this long on average'),
-    ('n_plus_one_run_max_rows', 10, 'rows/execution', 'executor hooks (fixed)',
-     'a run is consecutive executions of one statement on one connection, each returning at most this many rows'),
-    ('n_plus_one_run_max_gap', 100, 'ms', 'executor hooks (fixed)',
-     'a run continues while each execution starts within this time of the previous one''s end; its parent is the different statement that ended within this time before the run'),
-    ('n_plus_one_run_min_length', 2, 'executions', 'executor hooks (fixed)',
-     'runs shorter than this, runs without a parent (a steady stream of one lookup) and runs longer than their parent returned rows are not recorded'),
-    ('caching_calls_per_second', 50, 'calls/s', 'query_analysis',
-     'caching_opportunity: a read-only statement called more often than this'),
-    ('caching_write_ratio', 0.01, 'ratio', 'query_analysis',
-     'caching_opportunity: its tables received fewer row writes than this share of its calls'),
-    ('select_star_rows_per_call', 100, 'rows/call', 'query_analysis',
-     'query_rewrites: SELECT * flagged when it returns more rows per call than this'),
-    ('frequent_calls_per_second', 10, 'calls/s', 'query_analysis',
-     'frequent_queries: statements called more often than this on average over the window'),
-    ('expensive_share', 0.05, 'ratio', 'query_analysis',
-     'expensive_queries: statements with more than this share of all blocks read, temp blocks or WAL'),
-    ('long_transaction', 60, 's', 'long_running_transactions',
-     'transactions open longer than this are listed'),
-    ('seq_scan_rows_missing_index', 10000, 'rows', 'table_maintenance',
-     'a table whose sequential scans read more than this many rows each, and that has more sequential than index scans, is flagged missing_index'),
-    ('missing_index_window', 3600, 's', 'table_maintenance',
-     'missing_index is judged from the scans of this last stretch of time (collector history plus live counters), so it clears once an index serves them'),
-    ('dead_tuple_ratio', 0.2, 'ratio', 'table_maintenance',
-     'needs_vacuum when dead tuples exceed this share of all tuples (and 1000 tuples)'),
-    ('xid_age_warning', 0.5, 'ratio', 'table_maintenance',
-     'wraparound_risk when the table''s transaction-ID age passes this share of the 2^31 wraparound horizon'),
-    ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
-     'a sequence that used more than this share of its range is flagged');
+-- (analytics_thresholds: replaced once, by its latest version, further down)
 
 CREATE FUNCTION @extschema@._btree_bloat()
 RETURNS TABLE (indexrelid oid, real_bytes bigint, expected_bytes bigint, bloat_bytes bigint,
@@ -4469,7 +3550,10 @@ ALTER TABLE @extschema@.alert_rules
                                                    'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
                                                    'health_score', 'health_score_drop', 'archive_failing',
                                                    'inactive_slot_retained_bytes', 'wraparound_days', 'disk_full_days'));
-CREATE OR REPLACE FUNCTION @extschema@.replication_risks(analysis_window interval DEFAULT '1 hour')
+
+-- Risks now, judged with the history of the window: one row per replication slot, and one per
+-- standby that streamed in the window (replication_stats) and streams no more.
+CREATE FUNCTION @extschema@.replication_risks(analysis_window interval DEFAULT '1 hour')
 RETURNS TABLE (kind text, name text, slot_type text, active boolean, wal_status text,
                retained_bytes bigint, max_slot_wal_keep_size bigint, safe_wal_size bigint,
                retained_growth_per_hour double precision, hours_to_limit double precision,
@@ -4550,6 +3634,13 @@ SELECT 'standby_gone', COALESCE(NULLIF(g.application_name, ''), g.client_addr::p
       retained_growth_per_hour, hours_to_limit, last_seen, risk, detail, action)
  ORDER BY pg_catalog.array_position(ARRAY['lost', 'critical', 'high', 'warning', 'ok'], u.risk), u.kind, u.name
 $$;
+REVOKE ALL ON FUNCTION @extschema@.replication_risks(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.replication_risks(interval) TO dbanalytics_reader;
+
+CREATE VIEW @extschema@.replication_risks AS
+SELECT * FROM @extschema@.replication_risks(interval '1 hour');
+REVOKE ALL ON @extschema@.replication_risks FROM PUBLIC;
+GRANT SELECT ON @extschema@.replication_risks TO dbanalytics_reader;
 
 CREATE OR REPLACE FUNCTION @extschema@._builtin_alert_rules()
 RETURNS TABLE (rule text, metric text, comparison text, threshold numeric, severity text, description text,
@@ -5022,7 +4113,6 @@ SELECT pg_catalog.jsonb_build_object(
   FROM args a, statement_totals st
 $$;
 
--- (report_html: replaced once, by its latest version, further down)
 
 -------------------------------------------------------------------------------
 -- Issue 15: health_score() says how the collection itself is (key "collection", from
@@ -5471,7 +4561,7 @@ $f$;
 REVOKE ALL ON FUNCTION @extschema@._wait_totals(timestamptz, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._wait_totals(timestamptz, bigint) TO dbanalytics_reader;
 
-CREATE OR REPLACE FUNCTION @extschema@.wait_events(analysis_window interval DEFAULT '1 hour')
+CREATE FUNCTION @extschema@.wait_events(analysis_window interval DEFAULT '1 hour')
 RETURNS TABLE (datname text, wait_event_type text, wait_event text, samples bigint,
                estimated_seconds double precision, avg_active_sessions double precision,
                share double precision, cluster_share double precision,
@@ -5513,8 +4603,16 @@ SELECT s.datname, s.wait_event_type, s.wait_event, s.samples,
   FROM shares s CROSS JOIN ticks t
  ORDER BY s.datname NULLS LAST, s.samples DESC, s.wait_event_type, s.wait_event
 $$;
+REVOKE ALL ON FUNCTION @extschema@.wait_events(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.wait_events(interval) TO dbanalytics_reader;
 
-CREATE OR REPLACE FUNCTION @extschema@.query_waits(queryid bigint, analysis_window interval DEFAULT '1 hour')
+CREATE VIEW @extschema@.wait_events AS
+SELECT * FROM @extschema@.wait_events(interval '1 hour');
+REVOKE ALL ON @extschema@.wait_events FROM PUBLIC;
+GRANT SELECT ON @extschema@.wait_events TO dbanalytics_reader;
+
+-- Where one statement spends its active time: CPU and each wait event, per database.
+CREATE FUNCTION @extschema@.query_waits(queryid bigint, analysis_window interval DEFAULT '1 hour')
 RETURNS TABLE (datname text, wait_event_type text, wait_event text, samples bigint,
                estimated_seconds double precision, avg_active_sessions double precision,
                share double precision)
@@ -5546,8 +4644,10 @@ BEGIN
      ORDER BY p.datname NULLS LAST, p.samples DESC, p.wait_event_type, p.wait_event;
 END
 $$;
+REVOKE ALL ON FUNCTION @extschema@.query_waits(bigint, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.query_waits(bigint, interval) TO dbanalytics_reader;
 
-DROP FUNCTION @extschema@._wait_samples(timestamptz);
+-- (_wait_samples: not created, see above: _wait_totals took its place before 0.2.0)
 
 -------------------------------------------------------------------------------
 -- Issue 12: the slow-query threshold is read through the setting's typed value (Rust), not
@@ -6316,7 +5416,11 @@ SELECT 'maintenance', 'sequences_near_exhaustion', sq.near::numeric, 'sequences'
 ) indicators
 $$;
 
-CREATE OR REPLACE FUNCTION @extschema@.report_html(analysis_window interval DEFAULT '1 day', row_limit integer DEFAULT 15)
+-- The report: everything the analytics say about the window, as one HTML document. Read with the
+-- caller's privileges from the functions and views users call, so it never disagrees with them
+-- and a dbanalytics_reader sees only the query texts statement_texts shows it. row_limit bounds
+-- every table (1 to 1000).
+CREATE FUNCTION @extschema@.report_html(analysis_window interval DEFAULT '1 day', row_limit integer DEFAULT 15)
 RETURNS text
 LANGUAGE sql VOLATILE  -- index_advice() is volatile (it may try hypothetical indexes)
 SET search_path = pg_catalog, pg_temp
@@ -6577,6 +5681,9 @@ SELECT pg_catalog.concat(
     '</body></html>')
   FROM args a
 $$;
+
+REVOKE ALL ON FUNCTION @extschema@.report_html(interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.report_html(interval, integer) TO dbanalytics_reader;
 
 DROP FUNCTION @extschema@._pool_analytics(interval);
 
