@@ -3202,6 +3202,12 @@ VALUES
      'wraparound_risk when the table''s transaction-ID age passes this share of the 2^31 wraparound horizon'),
     ('sequence_exhaustion', 0.75, 'ratio', 'sequence_usage',
      'a sequence that used more than this share of its range is flagged'),
+    ('regression_ratio', 1.5, 'factor', 'regressions',
+     'a statement regressed when its mean execution time or its p95 in the window is at least this multiple of the baseline''s'),
+    ('regression_min_executions', 50, 'executions', 'regressions',
+     'a statement is judged only when it ran at least this many times in the window and in the baseline'),
+    ('regression_min_rise_ms', 0.1, 'ms', 'regressions',
+     'a regression also needs the mean (or the p95) to rise by at least this much'),
     ('xid_age_critical', 0.75, 'ratio', 'wraparound_risk',
      'critical when the transaction-ID or multixact age passes this share of the age at which the server stops assigning IDs (2^31 - 1 - 3 million); warning past xid_age_warning'),
     ('wraparound_warning_days', 30, 'days', 'wraparound_risk, alert wraparound_soon',
@@ -5686,6 +5692,122 @@ REVOKE ALL ON FUNCTION @extschema@.report_html(interval, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.report_html(interval, integer) TO dbanalytics_reader;
 
 DROP FUNCTION @extschema@._pool_analytics(interval);
+
+-------------------------------------------------------------------------------
+-- Issue 19 (a first part): regressions(), statements slower in the window than in the baseline
+-- before it, from the statement totals and the latency histograms (sql/analytics_queries.sql);
+-- its thresholds are rows of analytics_thresholds (above).
+-------------------------------------------------------------------------------
+-- The baseline of regressions(): a positive interval, at most 10 years.
+CREATE FUNCTION @extschema@._check_baseline(baseline interval)
+RETURNS interval
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF baseline IS NULL OR baseline <= interval '0' OR baseline > interval '10 years' THEN
+        RAISE EXCEPTION 'dbanalytics: the baseline must be a positive interval, got %', COALESCE(baseline::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the length of the stretch just before the analysis window to compare it with, such as ''7 days'' (at most 10 years).';
+    END IF;
+    RETURN baseline;
+END
+$$;
+
+-- Statements that got slower: each statement's top-level executions (one row per database,
+-- user and query id) in the window against the baseline just before it. A statement regressed
+-- when it ran at least regression_min_executions times on both sides and its mean execution
+-- time (pg_stat_statements' totals) or its p95 (the latency histograms) rose by the factor
+-- regression_ratio or more, and by regression_min_rise_ms at least (sub-0.1 ms jitter is no
+-- regression; analytics_thresholds). A histogram percentile is within 5 % of the
+-- true value, so a rise by 1.5 means a true rise of at least 1.5 × 0.95 / 1.05 ≈ 1.36: more than
+-- the histograms' own error. Ranked by the time the rise cost in the window, (mean - baseline
+-- mean) × calls. The query text as statement_texts shows it to the caller.
+CREATE FUNCTION @extschema@.regressions(analysis_window interval DEFAULT '1 day',
+                                        baseline interval DEFAULT '7 days',
+                                        row_limit integer DEFAULT 20)
+RETURNS TABLE (rank bigint, queryid bigint, datname text, usename text, query text,
+               regressed_on text, baseline_calls bigint, calls bigint,
+               baseline_mean_ms double precision, mean_ms double precision,
+               baseline_p95_ms double precision, p95_ms double precision,
+               extra_time_ms double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window), @extschema@._check_baseline(baseline),
+           @extschema@._row_limit(row_limit);  -- argument checks, even with no history
+WITH args AS (
+    SELECT pg_catalog.now() AS hi, pg_catalog.now() - analysis_window AS mid,
+           pg_catalog.now() - analysis_window - baseline AS lo,
+           @extschema@._threshold('regression_ratio')::double precision AS ratio,
+           @extschema@._threshold('regression_min_executions') AS min_n,
+           @extschema@._threshold('regression_min_rise_ms')::double precision AS min_rise
+), totals AS (
+    SELECT t.dbid, t.userid, t.queryid, false AS in_window, t.calls, t.total_exec_time
+      FROM args a, @extschema@._statement_totals(a.lo, a.mid) t WHERE t.toplevel
+    UNION ALL
+    SELECT t.dbid, t.userid, t.queryid, true, t.calls, t.total_exec_time
+      FROM args a, @extschema@._statement_totals(a.mid, a.hi) t WHERE t.toplevel
+), histograms AS (
+    SELECT h.dbid, h.userid, h.queryid, h.in_window, pg_catalog.sum(u.executions) AS executions,
+           (@extschema@.latency_percentiles(pg_catalog.array_agg(u.bucket), pg_catalog.array_agg(u.executions),
+                                            '{0.95}'))[1] AS p95
+      FROM (SELECT l.dbid, l.userid, l.queryid, false AS in_window, l.buckets, l.counts
+              FROM args a, @extschema@._latency_parts(a.lo, a.mid) l
+            UNION ALL
+            SELECT l.dbid, l.userid, l.queryid, true, l.buckets, l.counts
+              FROM args a, @extschema@._latency_parts(a.mid, a.hi) l) h,
+           ROWS FROM (pg_catalog.unnest(h.buckets), pg_catalog.unnest(h.counts)) AS u(bucket, executions)
+     WHERE NOT (h.queryid = 0 AND h.userid = 0)  -- the overflow row is no statement
+     GROUP BY 1, 2, 3, 4
+), sides AS (
+    SELECT k.dbid, k.userid, k.queryid,
+           pg_catalog.max(t.calls) FILTER (WHERE NOT k.in_window) AS calls_before,
+           pg_catalog.max(t.calls) FILTER (WHERE k.in_window) AS calls_after,
+           pg_catalog.max(t.total_exec_time / NULLIF(t.calls, 0)) FILTER (WHERE NOT k.in_window) AS mean_before,
+           pg_catalog.max(t.total_exec_time / NULLIF(t.calls, 0)) FILTER (WHERE k.in_window) AS mean_after,
+           pg_catalog.max(h.executions) FILTER (WHERE NOT k.in_window) AS executions_before,
+           pg_catalog.max(h.executions) FILTER (WHERE k.in_window) AS executions_after,
+           pg_catalog.max(h.p95) FILTER (WHERE NOT k.in_window) AS p95_before,
+           pg_catalog.max(h.p95) FILTER (WHERE k.in_window) AS p95_after
+      FROM (SELECT t.dbid, t.userid, t.queryid, t.in_window FROM totals t
+            UNION
+            SELECT h.dbid, h.userid, h.queryid, h.in_window FROM histograms h) k
+      LEFT JOIN totals t USING (dbid, userid, queryid, in_window)
+      LEFT JOIN histograms h USING (dbid, userid, queryid, in_window)
+     GROUP BY 1, 2, 3
+), judged AS (
+    SELECT s.*,
+           s.calls_before >= a.min_n AND s.calls_after >= a.min_n AND s.mean_after >= a.ratio * s.mean_before
+               AND s.mean_after - s.mean_before >= a.min_rise AS mean_rose,
+           s.executions_before >= a.min_n AND s.executions_after >= a.min_n AND s.p95_after >= a.ratio * s.p95_before
+               AND s.p95_after - s.p95_before >= a.min_rise AS p95_rose
+      FROM sides s, args a
+), ranked AS (
+    SELECT j.*, (COALESCE(j.mean_after - j.mean_before, 0) * COALESCE(j.calls_after, 0)) AS extra,
+           pg_catalog.row_number() OVER (ORDER BY COALESCE(j.mean_after - j.mean_before, 0) * COALESCE(j.calls_after, 0) DESC,
+                                                  j.p95_after / NULLIF(j.p95_before, 0) DESC NULLS LAST,
+                                                  j.dbid, j.userid, j.queryid) AS rank
+      FROM judged j
+     WHERE j.mean_rose IS TRUE OR j.p95_rose IS TRUE
+)
+SELECT r.rank, r.queryid, d.datname::text, u.rolname::text,
+       (SELECT t.query FROM @extschema@.statement_texts t
+         WHERE (t.dbid, t.userid, t.queryid) = (r.dbid, r.userid, r.queryid)
+         ORDER BY t.toplevel DESC LIMIT 1),
+       pg_catalog.concat_ws(' and ', CASE WHEN r.mean_rose THEN 'mean' END, CASE WHEN r.p95_rose THEN 'p95' END),
+       r.calls_before::bigint, r.calls_after::bigint, r.mean_before, r.mean_after, r.p95_before, r.p95_after,
+       r.extra
+  FROM ranked r
+  LEFT JOIN pg_catalog.pg_database d ON d.oid = r.dbid
+  LEFT JOIN pg_catalog.pg_roles u ON u.oid = r.userid
+ WHERE r.rank <= LEAST(row_limit, 1000)
+ ORDER BY r.rank
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._check_baseline(interval), @extschema@.regressions(interval, interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._check_baseline(interval), @extschema@.regressions(interval, interval, integer)
+    TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings

@@ -2,7 +2,8 @@
 # End-to-end test of the latency histograms on a real cluster: a pgbench workload gets
 # percentiles per query and per database, pg_stat_statements keeps counting beside our hooks,
 # the executions not yet collected survive a clean restart, and queries beyond
-# dbanalytics.max_histogram_queries go to a visible overflow histogram.
+# dbanalytics.max_histogram_queries go to a visible overflow histogram; a query whose index is
+# dropped is found by regressions() against the minutes before the drop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib.sh
@@ -80,6 +81,34 @@ check "the 50 executions are stored by the next snapshot" 50 \
     "$(q "SELECT executions FROM dbanalytics.query_latency('1 hour', 1000) WHERE query LIKE 'SELECT id FROM restart_probe WHERE id < %'")"
 q "ALTER SYSTEM RESET dbanalytics.enabled"
 q "SELECT pg_reload_conf()" >/dev/null
+
+step "A query that loses its index: regressions() finds it against the minutes before"
+# (before the overflow below: its histograms need a slot of their own)
+q "CREATE TABLE reg_orders AS SELECT i AS id, i % 1000 AS customer, repeat('x', 100) AS pad
+     FROM generate_series(1, 200000) i"
+q "CREATE INDEX reg_orders_customer ON reg_orders (customer); ANALYZE reg_orders"
+lookups() {
+    for i in $(seq 1 100); do
+        echo "SELECT count(*) FROM reg_orders WHERE customer = $((i * 7 % 1000));"
+    done | "$PG_BIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d "$DB" >/dev/null
+}
+lookups
+q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+# every execution so far is in a row ending before this moment; every one after it, after
+SPLIT=$(q "SELECT now()")
+q "DROP INDEX reg_orders_customer"
+lookups
+q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+REGRESSIONS="dbanalytics.regressions(now() - '$SPLIT'::timestamptz, '1 hour', 1000)"
+q "SELECT regressed_on, baseline_calls, calls, round(baseline_mean_ms::numeric, 3), round(mean_ms::numeric, 3),
+          baseline_p95_ms, p95_ms, left(query, 50) FROM $REGRESSIONS WHERE query LIKE '%reg_orders%'" | sed 's/^/    /'
+check "the lookup that lost its index regressed on its mean and its p95, 100 calls on each side" \
+    "mean and p95|100|100|t" \
+    "$(q "SELECT concat_ws('|', regressed_on, baseline_calls, calls, mean_ms >= 1.5 * baseline_mean_ms)
+            FROM $REGRESSIONS WHERE query LIKE 'SELECT count(*) FROM reg_orders WHERE customer = %'")"
+check "its extra time is what the slower mean cost over the window's calls" t \
+    "$(q "SELECT abs(extra_time_ms - (mean_ms - baseline_mean_ms) * calls) < 1e-6
+            FROM $REGRESSIONS WHERE query LIKE 'SELECT count(*) FROM reg_orders WHERE customer = %'")"
 
 step "150 more query shapes than there is room for"
 q "DO \$\$ BEGIN FOR i IN 1..150 LOOP EXECUTE format('CREATE TABLE shape_%s (id int)', i); END LOOP; END \$\$"

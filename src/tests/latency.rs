@@ -129,3 +129,57 @@ fn percentile_function_merges_repeated_buckets() {
     );
     assert!((p95 - 50.0).abs() < 2.5, "{p:?}");
 }
+
+#[pg_test]
+fn regressions_compare_the_window_with_its_baseline() {
+    // statements of the last 2 hours, written by hand: the window is the last hour, the baseline
+    // the hour before it; every row from the minute tables (no rollup done yet)
+    partitions_back(&["statement_stats", "statement_latency"], 1);
+    run("DELETE FROM dbanalytics.source_state WHERE source IN ('hours', 'days')");
+    // (queryid, calls and total ms before, calls and total ms in the window):
+    // 9001 mean 1 ms -> 3 ms; 9002 steady; 9003 too few calls to judge; 9004 new in the window;
+    // 9005 same mean, but its histogram's p95 rose (below)
+    run("INSERT INTO dbanalytics.statement_stats
+         SELECT at - interval '10 minutes', at, (SELECT oid FROM pg_database WHERE datname = current_database()),
+                10, q, true, false, c, 0, ms, 0, c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+           FROM (VALUES (9001, 100, 100.0, 100, 300.0), (9002, 200, 400.0, 200, 420.0),
+                        (9003, 10, 10.0, 10, 100.0), (9004, NULL, NULL, 100, 500.0),
+                        (9005, 100, 275.2, 100, 275.2)) v(q, c0, ms0, c1, ms1),
+                LATERAL (VALUES (now() - interval '90 minutes', c0, ms0), (now() - interval '30 minutes', c1, ms1)) s(at, c, ms)
+          WHERE c IS NOT NULL");
+    // 9005: all 100 executions in bucket 133 (2.752 ms) before; 6 of 100 in bucket 151 (6.016 ms)
+    // in the window, so its p95 is 6.016 ms: a rise by 2.19
+    run("INSERT INTO dbanalytics.statement_latency (interval_start, interval_end, dbid, userid, queryid, reset,
+                                                    executions, buckets, counts)
+         VALUES (now() - interval '100 minutes', now() - interval '90 minutes',
+                 (SELECT oid FROM pg_database WHERE datname = current_database()), 10, 9005, false, 100, '{133}', '{100}'),
+                (now() - interval '40 minutes', now() - interval '30 minutes',
+                 (SELECT oid FROM pg_database WHERE datname = current_database()), 10, 9005, false, 100, '{133,151}', '{94,6}')");
+    assert_eq!(
+        one::<String>(
+            // (the collector's own statements of this database may be there too: left out)
+            "SELECT string_agg(concat_ws(':', queryid, regressed_on, baseline_calls, calls,
+                                         round(baseline_mean_ms::numeric, 3), round(mean_ms::numeric, 3),
+                                         baseline_p95_ms, p95_ms, round(extra_time_ms::numeric, 1)), ' ' ORDER BY rank)
+               FROM dbanalytics.regressions('1 hour', '1 hour', 1000) WHERE queryid BETWEEN 9001 AND 9005"
+        ),
+        Some(
+            "9001:mean:100:100:1.000:3.000:200.0 \
+             9005:p95:100:100:2.752:2.752:2.752:6.016:0.0"
+                .to_string()
+        )
+    );
+    // a baseline that holds none of the earlier rows: nothing to compare with
+    assert_eq!(
+        one::<i64>(
+            "SELECT count(*) FROM dbanalytics.regressions('1 hour', '1 minute', 1000)
+              WHERE queryid BETWEEN 9001 AND 9005"
+        ),
+        Some(0)
+    );
+}
+
+#[pg_test(error = "dbanalytics: the baseline must be a positive interval, got -01:00:00")]
+fn regressions_refuse_a_negative_baseline() {
+    run("SELECT * FROM dbanalytics.regressions('1 hour', '-1 hour')");
+}

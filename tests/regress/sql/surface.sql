@@ -67,6 +67,7 @@ SELECT dbanalytics.latency_percentiles('{}'::smallint[], '{}'::bigint[], ARRAY[0
 -- Empty history: what each analytic returns before anything was collected.
 SELECT pg_catalog.count(*) AS top_queries FROM dbanalytics.top_queries('1 hour', 'calls', 10);
 SELECT pg_catalog.count(*) AS query_latency FROM dbanalytics.query_latency('1 hour', 10);
+SELECT pg_catalog.count(*) AS regressions FROM dbanalytics.regressions('1 hour', '1 day', 10);
 SELECT pg_catalog.count(*) AS index_advice FROM dbanalytics.index_advice('1 hour', 10);
 SELECT pg_catalog.count(*) AS lock_contention FROM dbanalytics.lock_contention('1 hour');
 SELECT pg_catalog.count(*) AS wait_events FROM dbanalytics.wait_events('1 hour');
@@ -82,6 +83,10 @@ SELECT * FROM dbanalytics.top_queries('1 hour', 'bogus', 10);
 SELECT * FROM dbanalytics.top_queries('1 hour', NULL, 10);
 SELECT * FROM dbanalytics.top_queries('1 hour', 'calls', 0);
 SELECT * FROM dbanalytics.query_latency('1 hour', -1);
+SELECT * FROM dbanalytics.regressions('1 hour', NULL);
+SELECT * FROM dbanalytics.regressions('1 hour', '0');
+SELECT * FROM dbanalytics.regressions(NULL, '1 day');
+SELECT * FROM dbanalytics.regressions('1 hour', '1 day', 0);
 SELECT * FROM dbanalytics.index_advice('1 hour', 0);
 SELECT * FROM dbanalytics.latency_histogram(1, '-1 day');
 SELECT dbanalytics.latency_percentiles(ARRAY[0, 1]::smallint[], ARRAY[1]::bigint[], ARRAY[0.5]);
