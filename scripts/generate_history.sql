@@ -394,7 +394,7 @@ SELECT h.hour_end - k * interval '1 day', h.first_start - k * interval '1 day', 
 \echo generate_history: daily rollups of every whole UTC day
 DELETE FROM dbanalytics.statement_daily;
 DELETE FROM dbanalytics.statement_latency_daily;
-SELECT dbanalytics._rollup_statement_days('-infinity', s.updated_at) AS daily_rows,
+SELECT dbanalytics._rollup_statements('day', '-infinity', s.updated_at) AS daily_rows,
        dbanalytics._rollup_latency('day', '-infinity', s.updated_at) AS daily_latency_rows
   FROM dbanalytics.source_state s WHERE s.source = 'days';
 

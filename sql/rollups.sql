@@ -174,35 +174,61 @@ BEGIN
 END
 $$;
 
--- The statement deltas of the intervals ending in (since, until] summed per statement and UTC
--- hour into statement_hourly (called by _rollup_hours for the hours it rolls up), with the most
--- calls per transaction of the statement's database in any one interval of the hour.
-CREATE FUNCTION @extschema@._rollup_statement_hours(since timestamptz, until timestamptz)
+-- The statement counters summed per statement and UTC hour (period 'hour': the statement_stats
+-- intervals ending in (since, until] into statement_hourly) or UTC day (period 'day': the
+-- statement_hourly hours ending in (since, until] into statement_daily); called by _rollup_hours
+-- for the hours and days it rolls up. Every counter is summed (schema.sql:
+-- statement_counter_values); peak_calls_per_transaction is the most calls per transaction of
+-- the statement's database in any one snapshot interval of the period.
+CREATE FUNCTION @extschema@._rollup_statements(period text, since timestamptz, until timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
 AS $$
 DECLARE
+    target text;
+    source text;
     n bigint;
 BEGIN
-    -- every counter summed (schema.sql: statement_counter_values)
+    -- each source row as (period_end, first_start, last_end, key, reset, intervals, counters, peak)
+    CASE period
+        WHEN 'hour' THEN
+            target := 'statement_hourly';
+            source := pg_catalog.format($s$
+                SELECT @extschema@._time_ceil(s.interval_end, 3600) AS period_end, s.interval_start AS first_start,
+                       s.interval_end AS last_end, s.dbid, s.userid, s.queryid, s.toplevel, s.reset, 1 AS intervals, %s,
+                       CASE WHEN d.datid IS NOT NULL
+                            THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END AS peak
+                  FROM @extschema@.statement_stats s
+                  LEFT JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
+                                                        AND d.interval_end > $1 AND d.interval_end <= $2
+                 WHERE s.interval_end > $1 AND s.interval_end <= $2$s$,
+                @extschema@._statement_counter_list('s.%1$I'));
+        WHEN 'day' THEN
+            target := 'statement_daily';
+            source := pg_catalog.format($s$
+                SELECT @extschema@._time_ceil(h.hour_end, 86400) AS period_end, h.first_start, h.last_end,
+                       h.dbid, h.userid, h.queryid, h.toplevel, h.reset, h.intervals, %s,
+                       h.peak_calls_per_transaction AS peak
+                  FROM @extschema@.statement_hourly h
+                 WHERE h.hour_end > $1 AND h.hour_end <= $2$s$,
+                @extschema@._statement_counter_list('h.%1$I'));
+        ELSE
+            RAISE EXCEPTION 'dbanalytics: _rollup_statements: period must be hour or day, got %', period;
+    END CASE;
     EXECUTE pg_catalog.format($q$
-    INSERT INTO @extschema@.statement_hourly
-           (hour_end, first_start, last_end, dbid, userid, queryid, toplevel, reset, intervals, %1$s,
+    INSERT INTO @extschema@.%I
+           (%s, first_start, last_end, dbid, userid, queryid, toplevel, reset, intervals, %s,
             peak_calls_per_transaction)
-    SELECT @extschema@._time_ceil(s.interval_end, 3600), pg_catalog.min(s.interval_start), pg_catalog.max(s.interval_end),
-           s.dbid, s.userid, s.queryid, s.toplevel, pg_catalog.bool_or(s.reset), pg_catalog.count(*)::integer,
-           %2$s,
-           pg_catalog.max(CASE WHEN d.datid IS NOT NULL
-                               THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END)
-      FROM @extschema@.statement_stats s
-      LEFT JOIN @extschema@.database_stats d ON d.interval_end = s.interval_end AND d.datid = s.dbid
-                                            AND d.interval_end > $1 AND d.interval_end <= $2
-     WHERE s.interval_end > $1 AND s.interval_end <= $2
-     GROUP BY 1, s.dbid, s.userid, s.queryid, s.toplevel
-    $q$, @extschema@._statement_counter_list('%1$I'), @extschema@._statement_counter_list('pg_catalog.sum(s.%1$I)'))
-    USING since, until;
+    SELECT x.period_end, pg_catalog.min(x.first_start), pg_catalog.max(x.last_end),
+           x.dbid, x.userid, x.queryid, x.toplevel, pg_catalog.bool_or(x.reset), pg_catalog.sum(x.intervals)::integer,
+           %s, pg_catalog.max(x.peak)
+      FROM (%s) x
+     GROUP BY x.period_end, x.dbid, x.userid, x.queryid, x.toplevel
+    $q$, target, CASE period WHEN 'hour' THEN 'hour_end' ELSE 'day_end' END,
+         @extschema@._statement_counter_list('%1$I'), @extschema@._statement_counter_list('pg_catalog.sum(x.%1$I)'),
+         source) USING since, until;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -252,35 +278,6 @@ BEGIN
       FROM @extschema@.index_stats i
      WHERE i.interval_end > since AND i.interval_end <= until
      GROUP BY 1, i.datname, i.indexrelid;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
-END
-$$;
-
--- The hourly statement rows of the hours ending in (since, until] summed per statement and UTC
--- day into statement_daily (called by _rollup_hours for the whole days rolled up).
-CREATE FUNCTION @extschema@._rollup_statement_days(since timestamptz, until timestamptz)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    n bigint;
-BEGIN
-    -- every counter summed (schema.sql: statement_counter_values)
-    EXECUTE pg_catalog.format($q$
-    INSERT INTO @extschema@.statement_daily
-           (day_end, first_start, last_end, dbid, userid, queryid, toplevel, reset, intervals, %1$s,
-            peak_calls_per_transaction)
-    SELECT @extschema@._time_ceil(h.hour_end, 86400),
-           pg_catalog.min(h.first_start), pg_catalog.max(h.last_end),
-           h.dbid, h.userid, h.queryid, h.toplevel, pg_catalog.bool_or(h.reset), pg_catalog.sum(h.intervals)::integer,
-           %2$s, pg_catalog.max(h.peak_calls_per_transaction)
-      FROM @extschema@.statement_hourly h
-     WHERE h.hour_end > $1 AND h.hour_end <= $2
-     GROUP BY 1, h.dbid, h.userid, h.queryid, h.toplevel
-    $q$, @extschema@._statement_counter_list('%1$I'), @extschema@._statement_counter_list('pg_catalog.sum(h.%1$I)'))
-    USING since, until;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -369,7 +366,7 @@ BEGIN
         RETURN 0;
     END IF;
 
-    written := written + @extschema@._rollup_statement_hours(rolled_until, upper_bound);
+    written := written + @extschema@._rollup_statements('hour', rolled_until, upper_bound);
     written := written + @extschema@._rollup_latency('hour', rolled_until, upper_bound);
     written := written + @extschema@._rollup_table_hours(rolled_until, upper_bound);
     written := written + @extschema@._rollup_index_hours(rolled_until, upper_bound);
@@ -385,7 +382,7 @@ BEGIN
           INTO rolled_until FROM @extschema@.statement_hourly h;
     END IF;
     IF rolled_until < upper_bound THEN
-        written := written + @extschema@._rollup_statement_days(rolled_until, upper_bound);
+        written := written + @extschema@._rollup_statements('day', rolled_until, upper_bound);
         written := written + @extschema@._rollup_latency('day', rolled_until, upper_bound);
         INSERT INTO @extschema@.source_state AS st (source, updated_at) VALUES ('days', upper_bound)
         ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at;

@@ -691,10 +691,10 @@ fn a_counter_added_to_the_list_is_collected_and_rolled_up() {
                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, d
            FROM (VALUES (date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days' + interval '10 hours 20 minutes', 3),
                         (date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days' + interval '10 hours 40 minutes', 4)) v(e, d)");
-    run("SELECT dbanalytics._rollup_statement_hours(
+    run("SELECT dbanalytics._rollup_statements('hour',
                     date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days' + interval '10 hours',
                     date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days' + interval '11 hours')");
-    run("SELECT dbanalytics._rollup_statement_days(
+    run("SELECT dbanalytics._rollup_statements('day',
                     date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days',
                     date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '1 day')");
     assert_eq!(
