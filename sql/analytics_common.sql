@@ -136,6 +136,68 @@ $$;
 
 -- _slow_query_ms() (Rust, src/api/mod.rs): dbanalytics.slow_query_threshold in milliseconds.
 
+-- The per-interval statement_stats rows of the intervals ending in (since, until] that
+-- _pack_minutes packed into statement_stats_packed, unpacked (times back from nanoseconds).
+-- Readers of per-minute statement deltas read statement_stats and these.
+CREATE FUNCTION @extschema@._packed_statement_minutes(since timestamptz, until timestamptz)
+RETURNS SETOF @extschema@.statement_stats
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT since < until THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format($q$
+        SELECT TIMESTAMPTZ 'epoch' + (u.v[1] - u.v[2]) * interval '1 microsecond',
+               TIMESTAMPTZ 'epoch' + u.v[1] * interval '1 microsecond',
+               p.dbid, p.userid, p.queryid, p.toplevel, u.v[3] <> 0, %s
+          FROM @extschema@.statement_stats_packed p,
+               @extschema@._unpack_columns(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                                           (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v)
+         WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
+    $q$, (SELECT pg_catalog.string_agg(CASE c.type WHEN 'double precision'
+                                            THEN pg_catalog.format('u.v[%s] / 1000000.0::double precision', c.ordinal + 3)
+                                            ELSE pg_catalog.format('u.v[%s]', c.ordinal + 3) END,
+                                       ', ' ORDER BY c.ordinal)
+            FROM @extschema@._statement_counter_columns() c)) USING since, until;
+END
+$$;
+
+-- The same for statement_latency (statement_latency_packed): only the given queryids when
+-- queryids is not NULL, and only intervals of an hour with a run_application when
+-- with_run_application (the condition of the partial index on queryid).
+CREATE FUNCTION @extschema@._packed_latency_minutes(since timestamptz, until timestamptz,
+                                                    queryids bigint[] DEFAULT NULL,
+                                                    with_run_application boolean DEFAULT false)
+RETURNS SETOF @extschema@.statement_latency
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT since < until THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format($q$
+        SELECT TIMESTAMPTZ 'epoch' + (u.v[1] - u.v[2]) * interval '1 microsecond',
+               TIMESTAMPTZ 'epoch' + u.v[1] * interval '1 microsecond',
+               p.dbid, p.userid, p.queryid, u.v[3] <> 0, u.v[4],
+               u.v[14:13 + u.v[13]]::smallint[],
+               u.v[14 + w.width:13 + w.width + u.v[13]],
+               u.v[5], u.v[6], u.v[7], u.v[8],
+               u.v[9] / 1000000.0::double precision, u.v[10] / 1000000.0::double precision,
+               u.v[11], u.v[12], p.run_applications[u.n]
+          FROM @extschema@.statement_latency_packed p,
+               @extschema@._unpack_columns(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                                           (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v),
+               LATERAL (SELECT (pg_catalog.cardinality(u.v) - 13) / 2 AS width) w
+         WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
+           AND ($3 IS NULL OR p.queryid = ANY ($3)) %s
+    $q$, CASE WHEN with_run_application THEN 'AND p.run_applications IS NOT NULL' ELSE '' END)
+    USING since, until, queryids;
+END
+$$;
+
 -- The latency histograms and run counts of (since, until], as rows of statement_latency:
 -- statement_latency_daily for the whole UTC days rolled up so far, statement_latency_hourly for
 -- the other whole hours (_rollup_span), the per-interval rows for the rest, so that windows
@@ -170,15 +232,20 @@ BEGIN
          WHERE ((h.hour_end > $3 AND h.hour_end <= $5) OR (h.hour_end > $6 AND h.hour_end <= $4))
            AND ($7 IS NULL OR h.queryid = $7)
         UNION ALL
-        -- statement_latency serves the rest: (since, lo] and (hi, until]
+        -- the minutes serve the rest: (since, lo] and (hi, until]
         SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
                l.run_executions, l.run_max_length, l.run_parent_queryid, l.cpu_user_time,
                l.cpu_system_time, l.disk_read_bytes, l.disk_write_bytes
-          FROM @extschema@.statement_latency l
-         WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
-                OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
-           AND ($7 IS NULL OR l.queryid = $7)
-    $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi, only_queryid;
+          FROM (SELECT l.* FROM @extschema@.statement_latency l
+                 WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
+                        OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
+                   AND ($7 IS NULL OR l.queryid = $7)
+                UNION ALL
+                SELECT * FROM @extschema@._packed_latency_minutes($1, LEAST($3, $2), $8)
+                UNION ALL
+                SELECT * FROM @extschema@._packed_latency_minutes(GREATEST($4, $1), $2, $8)) l
+    $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi, only_queryid,
+              CASE WHEN only_queryid IS NOT NULL THEN ARRAY[only_queryid] END;
 END
 $$;
 

@@ -144,18 +144,22 @@ BEGIN
           FROM @extschema@.statement_hourly s
          WHERE (s.hour_end > $3 AND s.hour_end <= $5) OR (s.hour_end > $6 AND s.hour_end <= $4)
         UNION ALL
-        -- statement_stats serves the rest: (since, lo] and (hi, until]
+        -- the minutes serve the rest: (since, lo] and (hi, until]
         SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time, s.rows,
                s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read + s.temp_blks_written,
                s.wal_bytes, s.interval_start, s.interval_end,
                CASE WHEN d.datid IS NOT NULL
                     THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END
-          FROM @extschema@.statement_stats s
+          FROM (SELECT s.* FROM @extschema@.statement_stats s
+                 WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
+                    OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
+                UNION ALL
+                SELECT * FROM @extschema@._packed_statement_minutes($1, LEAST($3, $2))
+                UNION ALL
+                SELECT * FROM @extschema@._packed_statement_minutes(GREATEST($4, $1), $2)) s
           LEFT JOIN @extschema@.database_stats d
                  ON d.interval_end = s.interval_end AND d.datid = s.dbid
                 AND d.interval_end > $1 AND d.interval_end <= $2
-         WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
-            OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
     )
     SELECT p.dbid, p.userid, p.queryid, p.toplevel,
            pg_catalog.sum(p.calls)::bigint, pg_catalog.sum(p.total_exec_time),
@@ -325,9 +329,14 @@ WITH args AS (
            (pg_catalog.array_agg(m.application ORDER BY m.runs DESC, m.application))[1] AS application
       FROM (SELECT l.dbid, l.userid, l.queryid, l.run_application AS application,
                    pg_catalog.sum(l.runs) AS runs
-              FROM args a, @extschema@.statement_latency l
-             WHERE l.interval_end > a.since AND l.runs IS NOT NULL AND l.run_application IS NOT NULL
-               AND l.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))
+              FROM args a,
+                   LATERAL (SELECT m.* FROM @extschema@.statement_latency m
+                             WHERE m.interval_end > a.since AND m.runs IS NOT NULL
+                               AND m.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))
+                            UNION ALL
+                            SELECT * FROM @extschema@._packed_latency_minutes(
+                                a.since, pg_catalog.now(), ARRAY(SELECT r.queryid FROM run_lookups r), true)) l
+             WHERE l.runs IS NOT NULL AND l.run_application IS NOT NULL
                AND (l.dbid, l.userid, l.queryid) IN (SELECT r.dbid, r.userid, r.queryid FROM run_lookups r)
              GROUP BY 1, 2, 3, 4) m
      GROUP BY 1, 2, 3

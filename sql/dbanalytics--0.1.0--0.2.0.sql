@@ -2932,6 +2932,252 @@ $$;
 -- (_pool_analytics: dropped further down, replaced by _pool_verdicts and _pool_recommendation)
 
 -------------------------------------------------------------------------------
+-- Packed minutes (issue 13): once an hour is rolled up, its per-interval statement_stats and
+-- statement_latency rows are packed into one row per statement and hour
+-- (statement_stats_packed, statement_latency_packed; the collector's pack_minutes source), and
+-- the readers of minutes read both.
+-------------------------------------------------------------------------------
+-- Packed minutes of statement_stats (collector, after the hourly rollup: _pack_minutes): one row
+-- per statement and rolled-up hour holding the hour's per-interval rows, in the minute tier
+-- (retention_minutes), so that the partial hours at the far end of a window keep their minutes
+-- at about a twentieth of the space. `intervals` is a matrix packed by _pack_columns
+-- (src/storage/packing.rs), one row per interval ending in (hour_end - 1 hour, hour_end], its
+-- columns: interval_end and its length in microseconds since the epoch, reset (0 or 1), then
+-- each counter of statement_counter_values at column attnum + 3 (times in nanoseconds).
+-- _packed_statement_minutes() unpacks them as statement_stats rows.
+CREATE TABLE @extschema@.statement_stats_packed (
+    hour_end  timestamptz NOT NULL,
+    dbid      oid         NOT NULL,
+    userid    oid         NOT NULL,
+    queryid   bigint      NOT NULL,
+    toplevel  boolean     NOT NULL,
+    intervals bytea       NOT NULL
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats_packed', 'hour_end', '(hour_end)');
+
+-- Packed minutes of statement_latency (collector, with statement_stats_packed): one row per
+-- statement and rolled-up hour. `intervals` is a matrix packed by _pack_columns, one row per
+-- interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length
+-- (microseconds), reset (0 or 1), executions, runs, run_executions, run_max_length,
+-- run_parent_queryid, cpu_user_time and cpu_system_time (nanoseconds), disk_read_bytes,
+-- disk_write_bytes, the number n of histogram buckets, then the buckets and their counts, each
+-- padded with NULLs to the widest histogram of the hour. run_applications holds the intervals'
+-- run_application in the same order (NULL when none had one). _packed_latency_minutes() unpacks them
+-- as statement_latency rows.
+CREATE TABLE @extschema@.statement_latency_packed (
+    hour_end         timestamptz NOT NULL,
+    dbid             oid         NOT NULL,
+    userid           oid         NOT NULL,
+    queryid          bigint      NOT NULL,
+    intervals        bytea       NOT NULL,
+    run_applications text[]
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'hour_end', '(hour_end)');
+-- the statements whose runs query_analysis looks up
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'queryid', '(queryid) WHERE run_applications IS NOT NULL');
+
+GRANT SELECT ON @extschema@.statement_stats_packed, @extschema@.statement_latency_packed TO dbanalytics_reader;
+
+-- The codec of packed minutes (src/storage/packing.rs).
+CREATE FUNCTION @extschema@."_pack_columns"(
+	"columns" INT, /* i32 */
+	"values" bigint[] /* pgrx :: Array < i64 > */
+) RETURNS bytea /* Vec < u8 > */
+IMMUTABLE STRICT PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_pack_columns_wrapper';
+
+CREATE FUNCTION @extschema@."_unpack_columns"(
+	"packed" bytea, /* Option < & [u8] > */
+	"after" bigint DEFAULT NULL, /* Option < i64 > */
+	"upto" bigint DEFAULT NULL /* Option < i64 > */
+) RETURNS TABLE (
+	"n" INT,  /* i32 */
+	"row_values" bigint[]  /* Vec < Option < i64 > > */
+)
+IMMUTABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_unpack_columns_wrapper';
+
+-- Packs the per-interval rows of statement_stats and statement_latency of the whole hours rolled
+-- up so far (source_state 'hours') into statement_stats_packed and statement_latency_packed, one
+-- row per statement and hour (src/storage/packing.rs), and deletes them: the two oldest such
+-- hours per call, so that a backlog (after an upgrade, or a collector stopped for long) is worked
+-- off over a few snapshots. Hours past retention_minutes are left to retention, which drops
+-- their partitions. The collector's pack_minutes source, after rollup_hours; returns the rows
+-- written.
+CREATE FUNCTION @extschema@._pack_minutes()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
+AS $$
+DECLARE
+    until timestamptz;
+    oldest_kept timestamptz;
+    hour_end timestamptz;
+    counters text;
+    width integer;
+    written bigint := 0;
+    n bigint;
+BEGIN
+    -- one run at a time, and not during a rollup (which reads the minutes)
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.rollup_hours'));
+    SELECT s.updated_at INTO until FROM @extschema@.source_state s WHERE s.source = 'hours';
+    IF until IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- what _packed_statement_minutes unpacks: every counter as a bigint, times in nanoseconds
+    IF EXISTS (SELECT FROM @extschema@._statement_counter_columns() c
+                WHERE c.type NOT IN ('bigint', 'double precision')) THEN
+        RAISE EXCEPTION 'dbanalytics: a statement counter is neither bigint nor double precision'
+            USING HINT = 'Packed minutes hold bigint values: map a new counter onto one of the two types.';
+    END IF;
+    SELECT pg_catalog.max(c.ordinal) INTO width FROM @extschema@._statement_counter_columns() c;
+    SELECT pg_catalog.string_agg(CASE c.type
+                                     WHEN 'bigint' THEN pg_catalog.format('s.%I', c.name)
+                                     WHEN 'double precision' THEN pg_catalog.format(
+                                         'CASE WHEN pg_catalog.abs(s.%1$I) < 9e12 THEN (s.%1$I * 1000000)::bigint END',
+                                         c.name)
+                                     ELSE 'NULL::bigint' END, ', ' ORDER BY o.ordinal)
+      INTO counters
+      FROM pg_catalog.generate_series(1, width) o(ordinal)
+      LEFT JOIN @extschema@._statement_counter_columns() c ON c.ordinal = o.ordinal;
+
+    SELECT @extschema@._time_floor(pg_catalog.now() - pg_catalog.make_interval(secs => t.retention_seconds), 3600)
+      INTO oldest_kept
+      FROM @extschema@._storage_tiers() t WHERE t.table_name = 'statement_stats_packed';
+    FOR i IN 1..2 LOOP
+        SELECT @extschema@._time_ceil(LEAST(
+                   (SELECT pg_catalog.min(s.interval_end) FROM @extschema@.statement_stats s
+                     WHERE s.interval_end > oldest_kept AND s.interval_end <= until),
+                   (SELECT pg_catalog.min(l.interval_end) FROM @extschema@.statement_latency l
+                     WHERE l.interval_end > oldest_kept AND l.interval_end <= until)), 3600)
+          INTO hour_end;
+        EXIT WHEN hour_end IS NULL OR hour_end > until;
+
+        EXECUTE pg_catalog.format($q$
+            INSERT INTO @extschema@.statement_stats_packed
+            SELECT $1, s.dbid, s.userid, s.queryid, s.toplevel,
+                   @extschema@._pack_columns(%s, pg_catalog.array_agg(ARRAY[
+                       (EXTRACT(epoch FROM s.interval_end) * 1000000)::bigint,
+                       (EXTRACT(epoch FROM s.interval_end - s.interval_start) * 1000000)::bigint,
+                       s.reset::integer::bigint, %s] ORDER BY s.interval_end))
+              FROM @extschema@.statement_stats s
+             WHERE s.interval_end > $1 - interval '1 hour' AND s.interval_end <= $1
+             GROUP BY s.dbid, s.userid, s.queryid, s.toplevel
+        $q$, width + 3, counters) USING hour_end;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+        DELETE FROM @extschema@.statement_stats s
+         WHERE s.interval_end > hour_end - interval '1 hour' AND s.interval_end <= hour_end;
+
+        INSERT INTO @extschema@.statement_latency_packed
+        SELECT hour_end, w.dbid, w.userid, w.queryid,
+               @extschema@._pack_columns(13 + 2 * pg_catalog.max(w.width), pg_catalog.array_agg(
+                   ARRAY[(EXTRACT(epoch FROM w.interval_end) * 1000000)::bigint,
+                         (EXTRACT(epoch FROM w.interval_end - w.interval_start) * 1000000)::bigint,
+                         w.reset::integer::bigint, w.executions, w.runs, w.run_executions,
+                         w.run_max_length, w.run_parent_queryid,
+                         CASE WHEN pg_catalog.abs(w.cpu_user_time) < 9e12 THEN (w.cpu_user_time * 1000000)::bigint END,
+                         CASE WHEN pg_catalog.abs(w.cpu_system_time) < 9e12 THEN (w.cpu_system_time * 1000000)::bigint END,
+                         w.disk_read_bytes, w.disk_write_bytes, pg_catalog.cardinality(w.buckets)::bigint]
+                   OPERATOR(pg_catalog.||) w.buckets::bigint[]
+                   OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.buckets)])
+                   OPERATOR(pg_catalog.||) w.counts
+                   OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.counts)])
+                   ORDER BY w.interval_end)),
+               CASE WHEN pg_catalog.bool_or(w.run_application IS NOT NULL)
+                    THEN pg_catalog.array_agg(w.run_application ORDER BY w.interval_end) END
+          FROM (SELECT l.*, pg_catalog.max(pg_catalog.cardinality(l.buckets))
+                                OVER (PARTITION BY l.dbid, l.userid, l.queryid) AS width
+                  FROM @extschema@.statement_latency l
+                 WHERE l.interval_end > hour_end - interval '1 hour' AND l.interval_end <= hour_end) w
+         GROUP BY w.dbid, w.userid, w.queryid;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+        DELETE FROM @extschema@.statement_latency l
+         WHERE l.interval_end > hour_end - interval '1 hour' AND l.interval_end <= hour_end;
+    END LOOP;
+    RETURN written;
+END
+$$;
+
+-- The per-interval statement_stats rows of the intervals ending in (since, until] that
+-- _pack_minutes packed into statement_stats_packed, unpacked (times back from nanoseconds).
+-- Readers of per-minute statement deltas read statement_stats and these.
+CREATE FUNCTION @extschema@._packed_statement_minutes(since timestamptz, until timestamptz)
+RETURNS SETOF @extschema@.statement_stats
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT since < until THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format($q$
+        SELECT TIMESTAMPTZ 'epoch' + (u.v[1] - u.v[2]) * interval '1 microsecond',
+               TIMESTAMPTZ 'epoch' + u.v[1] * interval '1 microsecond',
+               p.dbid, p.userid, p.queryid, p.toplevel, u.v[3] <> 0, %s
+          FROM @extschema@.statement_stats_packed p,
+               @extschema@._unpack_columns(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                                           (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v)
+         WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
+    $q$, (SELECT pg_catalog.string_agg(CASE c.type WHEN 'double precision'
+                                            THEN pg_catalog.format('u.v[%s] / 1000000.0::double precision', c.ordinal + 3)
+                                            ELSE pg_catalog.format('u.v[%s]', c.ordinal + 3) END,
+                                       ', ' ORDER BY c.ordinal)
+            FROM @extschema@._statement_counter_columns() c)) USING since, until;
+END
+$$;
+
+-- The same for statement_latency (statement_latency_packed): only the given queryids when
+-- queryids is not NULL, and only intervals of an hour with a run_application when
+-- with_run_application (the condition of the partial index on queryid).
+CREATE FUNCTION @extschema@._packed_latency_minutes(since timestamptz, until timestamptz,
+                                                    queryids bigint[] DEFAULT NULL,
+                                                    with_run_application boolean DEFAULT false)
+RETURNS SETOF @extschema@.statement_latency
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT since < until THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format($q$
+        SELECT TIMESTAMPTZ 'epoch' + (u.v[1] - u.v[2]) * interval '1 microsecond',
+               TIMESTAMPTZ 'epoch' + u.v[1] * interval '1 microsecond',
+               p.dbid, p.userid, p.queryid, u.v[3] <> 0, u.v[4],
+               u.v[14:13 + u.v[13]]::smallint[],
+               u.v[14 + w.width:13 + w.width + u.v[13]],
+               u.v[5], u.v[6], u.v[7], u.v[8],
+               u.v[9] / 1000000.0::double precision, u.v[10] / 1000000.0::double precision,
+               u.v[11], u.v[12], p.run_applications[u.n]
+          FROM @extschema@.statement_latency_packed p,
+               @extschema@._unpack_columns(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                                           (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v),
+               LATERAL (SELECT (pg_catalog.cardinality(u.v) - 13) / 2 AS width) w
+         WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
+           AND ($3 IS NULL OR p.queryid = ANY ($3)) %s
+    $q$, CASE WHEN with_run_application THEN 'AND p.run_applications IS NOT NULL' ELSE '' END)
+    USING since, until, queryids;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._pack_minutes() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[]),
+    @extschema@._unpack_columns(bytea, bigint, bigint),
+    @extschema@._packed_statement_minutes(timestamptz, timestamptz),
+    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[], boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._pack_columns(integer, bigint[]),
+    @extschema@._unpack_columns(bytea, bigint, bigint),
+    @extschema@._packed_statement_minutes(timestamptz, timestamptz),
+    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[], boolean) TO dbanalytics_reader;
+
+-------------------------------------------------------------------------------
 -- Capacity (issue 18): server_stats (transaction-ID and multixact counters, WAL position,
 -- file-system space, the host's CPU, memory, load and paging) each snapshot and size_daily
 -- each day; wraparound_risk, space_growth, wal_generation and host_stats; the alert rules
@@ -3930,15 +4176,20 @@ BEGIN
          WHERE ((h.hour_end > $3 AND h.hour_end <= $5) OR (h.hour_end > $6 AND h.hour_end <= $4))
            AND ($7 IS NULL OR h.queryid = $7)
         UNION ALL
-        -- statement_latency serves the rest: (since, lo] and (hi, until]
+        -- the minutes serve the rest: (since, lo] and (hi, until]
         SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
                l.run_executions, l.run_max_length, l.run_parent_queryid, l.cpu_user_time,
                l.cpu_system_time, l.disk_read_bytes, l.disk_write_bytes
-          FROM @extschema@.statement_latency l
-         WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
-                OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
-           AND ($7 IS NULL OR l.queryid = $7)
-    $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi, only_queryid;
+          FROM (SELECT l.* FROM @extschema@.statement_latency l
+                 WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
+                        OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
+                   AND ($7 IS NULL OR l.queryid = $7)
+                UNION ALL
+                SELECT * FROM @extschema@._packed_latency_minutes($1, LEAST($3, $2), $8)
+                UNION ALL
+                SELECT * FROM @extschema@._packed_latency_minutes(GREATEST($4, $1), $2, $8)) l
+    $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi, only_queryid,
+              CASE WHEN only_queryid IS NOT NULL THEN ARRAY[only_queryid] END;
 END
 $$;
 
@@ -4373,9 +4624,14 @@ WITH args AS (
            (pg_catalog.array_agg(m.application ORDER BY m.runs DESC, m.application))[1] AS application
       FROM (SELECT l.dbid, l.userid, l.queryid, l.run_application AS application,
                    pg_catalog.sum(l.runs) AS runs
-              FROM args a, @extschema@.statement_latency l
-             WHERE l.interval_end > a.since AND l.runs IS NOT NULL AND l.run_application IS NOT NULL
-               AND l.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))
+              FROM args a,
+                   LATERAL (SELECT m.* FROM @extschema@.statement_latency m
+                             WHERE m.interval_end > a.since AND m.runs IS NOT NULL
+                               AND m.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))
+                            UNION ALL
+                            SELECT * FROM @extschema@._packed_latency_minutes(
+                                a.since, pg_catalog.now(), ARRAY(SELECT r.queryid FROM run_lookups r), true)) l
+             WHERE l.runs IS NOT NULL AND l.run_application IS NOT NULL
                AND (l.dbid, l.userid, l.queryid) IN (SELECT r.dbid, r.userid, r.queryid FROM run_lookups r)
              GROUP BY 1, 2, 3, 4) m
      GROUP BY 1, 2, 3
@@ -4511,18 +4767,22 @@ BEGIN
           FROM @extschema@.statement_hourly s
          WHERE (s.hour_end > $3 AND s.hour_end <= $5) OR (s.hour_end > $6 AND s.hour_end <= $4)
         UNION ALL
-        -- statement_stats serves the rest: (since, lo] and (hi, until]
+        -- the minutes serve the rest: (since, lo] and (hi, until]
         SELECT s.dbid, s.userid, s.queryid, s.toplevel, s.calls, s.total_exec_time, s.rows,
                s.shared_blks_hit, s.shared_blks_read, s.temp_blks_read + s.temp_blks_written,
                s.wal_bytes, s.interval_start, s.interval_end,
                CASE WHEN d.datid IS NOT NULL
                     THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END
-          FROM @extschema@.statement_stats s
+          FROM (SELECT s.* FROM @extschema@.statement_stats s
+                 WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
+                    OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
+                UNION ALL
+                SELECT * FROM @extschema@._packed_statement_minutes($1, LEAST($3, $2))
+                UNION ALL
+                SELECT * FROM @extschema@._packed_statement_minutes(GREATEST($4, $1), $2)) s
           LEFT JOIN @extschema@.database_stats d
                  ON d.interval_end = s.interval_end AND d.datid = s.dbid
                 AND d.interval_end > $1 AND d.interval_end <= $2
-         WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
-            OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
     )
     SELECT p.dbid, p.userid, p.queryid, p.toplevel,
            pg_catalog.sum(p.calls)::bigint, pg_catalog.sum(p.total_exec_time),

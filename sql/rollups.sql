@@ -322,6 +322,110 @@ BEGIN
 END
 $$;
 
+-- Packs the per-interval rows of statement_stats and statement_latency of the whole hours rolled
+-- up so far (source_state 'hours') into statement_stats_packed and statement_latency_packed, one
+-- row per statement and hour (src/storage/packing.rs), and deletes them: the two oldest such
+-- hours per call, so that a backlog (after an upgrade, or a collector stopped for long) is worked
+-- off over a few snapshots. Hours past retention_minutes are left to retention, which drops
+-- their partitions. The collector's pack_minutes source, after rollup_hours; returns the rows
+-- written.
+CREATE FUNCTION @extschema@._pack_minutes()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- an hour of 5,000 statements groups in memory: no temporary file
+AS $$
+DECLARE
+    until timestamptz;
+    oldest_kept timestamptz;
+    hour_end timestamptz;
+    counters text;
+    width integer;
+    written bigint := 0;
+    n bigint;
+BEGIN
+    -- one run at a time, and not during a rollup (which reads the minutes)
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dbanalytics.rollup_hours'));
+    SELECT s.updated_at INTO until FROM @extschema@.source_state s WHERE s.source = 'hours';
+    IF until IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- what _packed_statement_minutes unpacks: every counter as a bigint, times in nanoseconds
+    IF EXISTS (SELECT FROM @extschema@._statement_counter_columns() c
+                WHERE c.type NOT IN ('bigint', 'double precision')) THEN
+        RAISE EXCEPTION 'dbanalytics: a statement counter is neither bigint nor double precision'
+            USING HINT = 'Packed minutes hold bigint values: map a new counter onto one of the two types.';
+    END IF;
+    SELECT pg_catalog.max(c.ordinal) INTO width FROM @extschema@._statement_counter_columns() c;
+    SELECT pg_catalog.string_agg(CASE c.type
+                                     WHEN 'bigint' THEN pg_catalog.format('s.%I', c.name)
+                                     WHEN 'double precision' THEN pg_catalog.format(
+                                         'CASE WHEN pg_catalog.abs(s.%1$I) < 9e12 THEN (s.%1$I * 1000000)::bigint END',
+                                         c.name)
+                                     ELSE 'NULL::bigint' END, ', ' ORDER BY o.ordinal)
+      INTO counters
+      FROM pg_catalog.generate_series(1, width) o(ordinal)
+      LEFT JOIN @extschema@._statement_counter_columns() c ON c.ordinal = o.ordinal;
+
+    SELECT @extschema@._time_floor(pg_catalog.now() - pg_catalog.make_interval(secs => t.retention_seconds), 3600)
+      INTO oldest_kept
+      FROM @extschema@._storage_tiers() t WHERE t.table_name = 'statement_stats_packed';
+    FOR i IN 1..2 LOOP
+        SELECT @extschema@._time_ceil(LEAST(
+                   (SELECT pg_catalog.min(s.interval_end) FROM @extschema@.statement_stats s
+                     WHERE s.interval_end > oldest_kept AND s.interval_end <= until),
+                   (SELECT pg_catalog.min(l.interval_end) FROM @extschema@.statement_latency l
+                     WHERE l.interval_end > oldest_kept AND l.interval_end <= until)), 3600)
+          INTO hour_end;
+        EXIT WHEN hour_end IS NULL OR hour_end > until;
+
+        EXECUTE pg_catalog.format($q$
+            INSERT INTO @extschema@.statement_stats_packed
+            SELECT $1, s.dbid, s.userid, s.queryid, s.toplevel,
+                   @extschema@._pack_columns(%s, pg_catalog.array_agg(ARRAY[
+                       (EXTRACT(epoch FROM s.interval_end) * 1000000)::bigint,
+                       (EXTRACT(epoch FROM s.interval_end - s.interval_start) * 1000000)::bigint,
+                       s.reset::integer::bigint, %s] ORDER BY s.interval_end))
+              FROM @extschema@.statement_stats s
+             WHERE s.interval_end > $1 - interval '1 hour' AND s.interval_end <= $1
+             GROUP BY s.dbid, s.userid, s.queryid, s.toplevel
+        $q$, width + 3, counters) USING hour_end;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+        DELETE FROM @extschema@.statement_stats s
+         WHERE s.interval_end > hour_end - interval '1 hour' AND s.interval_end <= hour_end;
+
+        INSERT INTO @extschema@.statement_latency_packed
+        SELECT hour_end, w.dbid, w.userid, w.queryid,
+               @extschema@._pack_columns(13 + 2 * pg_catalog.max(w.width), pg_catalog.array_agg(
+                   ARRAY[(EXTRACT(epoch FROM w.interval_end) * 1000000)::bigint,
+                         (EXTRACT(epoch FROM w.interval_end - w.interval_start) * 1000000)::bigint,
+                         w.reset::integer::bigint, w.executions, w.runs, w.run_executions,
+                         w.run_max_length, w.run_parent_queryid,
+                         CASE WHEN pg_catalog.abs(w.cpu_user_time) < 9e12 THEN (w.cpu_user_time * 1000000)::bigint END,
+                         CASE WHEN pg_catalog.abs(w.cpu_system_time) < 9e12 THEN (w.cpu_system_time * 1000000)::bigint END,
+                         w.disk_read_bytes, w.disk_write_bytes, pg_catalog.cardinality(w.buckets)::bigint]
+                   OPERATOR(pg_catalog.||) w.buckets::bigint[]
+                   OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.buckets)])
+                   OPERATOR(pg_catalog.||) w.counts
+                   OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.counts)])
+                   ORDER BY w.interval_end)),
+               CASE WHEN pg_catalog.bool_or(w.run_application IS NOT NULL)
+                    THEN pg_catalog.array_agg(w.run_application ORDER BY w.interval_end) END
+          FROM (SELECT l.*, pg_catalog.max(pg_catalog.cardinality(l.buckets))
+                                OVER (PARTITION BY l.dbid, l.userid, l.queryid) AS width
+                  FROM @extschema@.statement_latency l
+                 WHERE l.interval_end > hour_end - interval '1 hour' AND l.interval_end <= hour_end) w
+         GROUP BY w.dbid, w.userid, w.queryid;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+        DELETE FROM @extschema@.statement_latency l
+         WHERE l.interval_end > hour_end - interval '1 hour' AND l.interval_end <= hour_end;
+    END LOOP;
+    RETURN written;
+END
+$$;
+
 -- Hourly rollups of the per-snapshot deltas (statement_stats, statement_latency, table_stats,
 -- index_stats), for
 -- every whole hour since the last one rolled (source_state 'hours', updated_at = the hour_end

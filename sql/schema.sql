@@ -381,6 +381,24 @@ CREATE TABLE @extschema@.statement_daily (
 ) PARTITION BY RANGE (day_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_daily', 'day_end', '(day_end)');
 
+-- Packed minutes of statement_stats (collector, after the hourly rollup: _pack_minutes): one row
+-- per statement and rolled-up hour holding the hour's per-interval rows, in the minute tier
+-- (retention_minutes), so that the partial hours at the far end of a window keep their minutes
+-- at about a twentieth of the space. `intervals` is a matrix packed by _pack_columns
+-- (src/storage/packing.rs), one row per interval ending in (hour_end - 1 hour, hour_end], its
+-- columns: interval_end and its length in microseconds since the epoch, reset (0 or 1), then
+-- each counter of statement_counter_values at column attnum + 3 (times in nanoseconds).
+-- _packed_statement_minutes() unpacks them as statement_stats rows.
+CREATE TABLE @extschema@.statement_stats_packed (
+    hour_end  timestamptz NOT NULL,
+    dbid      oid         NOT NULL,
+    userid    oid         NOT NULL,
+    queryid   bigint      NOT NULL,
+    toplevel  boolean     NOT NULL,
+    intervals bytea       NOT NULL
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats_packed', 'hour_end', '(hour_end)');
+
 -- A delta, or a sum of deltas, is never NULL: the counters of the three history tables are NOT
 -- NULL (LIKE a composite type copies no constraint).
 DO $not_null$
@@ -513,6 +531,27 @@ CREATE TABLE @extschema@.statement_latency_daily (
     disk_write_bytes   bigint
 ) PARTITION BY RANGE (day_end);
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_daily', 'day_end', '(day_end)');
+
+-- Packed minutes of statement_latency (collector, with statement_stats_packed): one row per
+-- statement and rolled-up hour. `intervals` is a matrix packed by _pack_columns, one row per
+-- interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length
+-- (microseconds), reset (0 or 1), executions, runs, run_executions, run_max_length,
+-- run_parent_queryid, cpu_user_time and cpu_system_time (nanoseconds), disk_read_bytes,
+-- disk_write_bytes, the number n of histogram buckets, then the buckets and their counts, each
+-- padded with NULLs to the widest histogram of the hour. run_applications holds the intervals'
+-- run_application in the same order (NULL when none had one). _packed_latency_minutes() unpacks them
+-- as statement_latency rows.
+CREATE TABLE @extschema@.statement_latency_packed (
+    hour_end         timestamptz NOT NULL,
+    dbid             oid         NOT NULL,
+    userid           oid         NOT NULL,
+    queryid          bigint      NOT NULL,
+    intervals        bytea       NOT NULL,
+    run_applications text[]
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'hour_end', '(hour_end)');
+-- the statements whose runs query_analysis looks up
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'queryid', '(queryid) WHERE run_applications IS NOT NULL');
 
 CREATE TABLE @extschema@.database_latency (
     interval_start timestamptz NOT NULL,

@@ -54,9 +54,13 @@ q "CREATE TABLE gen_minutes AS
     CROSS JOIN LATERAL (SELECT 1 + (m.n + s.queryid) % 7 AS calls) c;
    INSERT INTO dbanalytics.statement_latency
    SELECT m.interval_end - interval '1 minute', m.interval_end, s.dbid, s.userid, s.queryid, m.n = 700,
-          c.calls, ARRAY[40 + s.queryid - 100, 60 + m.n % 5]::smallint[], ARRAY[c.calls - 1, 1]::bigint[],
+          c.calls,
+          CASE WHEN m.n % 4 = 0 THEN ARRAY[40 + s.queryid - 100] ELSE ARRAY[40 + s.queryid - 100, 60 + m.n % 5] END::smallint[],
+          CASE WHEN m.n % 4 = 0 THEN ARRAY[c.calls] ELSE ARRAY[c.calls - 1, 1] END::bigint[],
           r.runs, r.runs * 12, CASE WHEN r.runs > 0 THEN 12 + m.n % 3 END,
-          CASE WHEN r.runs > 0 THEN 998 + m.n % 2 END
+          CASE WHEN r.runs > 0 THEN 998 + m.n % 2 END,
+          m.n * 0.001 * s.queryid, CASE WHEN m.n % 2 = 0 THEN 0.25 END, 8192 * (m.n % 4), NULL,
+          CASE WHEN r.runs > 0 THEN 'app ' || m.n % 3 END
      FROM gen_minutes m CROSS JOIN gen_statements s
     CROSS JOIN LATERAL (SELECT 1 + (m.n + s.queryid) % 7 AS calls,
                                CASE WHEN s.queryid = 101 THEN 1 + m.n % 2 END AS runs) c
@@ -75,13 +79,38 @@ RUNS="SELECT string_agg(format('%s:%s:%s:%s', l.queryid, sum, ex, mx), ' ' ORDER
         FROM (SELECT l.queryid, sum(l.runs) AS sum, sum(l.run_executions) AS ex, max(l.run_max_length) AS mx
                 FROM dbanalytics._latency_parts(now() - interval '3 days', now()) l
                WHERE l.queryid BETWEEN 101 AND 105 AND l.runs > 0 GROUP BY 1) l"
-answers() { printf '%s\n' "$(q "$TOTALS")" "$(q "$LATENCY")" "$(q "$HISTOGRAM")" "$(q "$RUNS")"; }
+# a window whose far end is a partial hour within the last day: read from the packed minutes
+# once _pack_minutes has packed them
+SINCE="date_trunc('hour', now()) - interval '20 hours 43 minutes'"
+PARTIAL="SELECT string_agg(format('%s:%s:%s', t.queryid, t.calls, round(t.total_exec_time::numeric, 3)), ' ' ORDER BY t.queryid)
+           FROM dbanalytics._statement_totals($SINCE, now()) t WHERE t.queryid BETWEEN 101 AND 105"
+PARTIAL_LATENCY="SELECT string_agg(format('%s:%s:%s:%s:%s:%s', l.queryid, l.executions, l.runs, l.cpu, l.disk, l.buckets), ' ' ORDER BY l.queryid)
+           FROM (SELECT l.queryid, sum(l.executions) AS executions, sum(l.runs) AS runs,
+                        round(sum(l.cpu_user_time + COALESCE(l.cpu_system_time, 0))::numeric, 6) AS cpu,
+                        sum(l.disk_read_bytes) AS disk,
+                        (SELECT string_agg(b || '=' || c, ',' ORDER BY b)
+                           FROM (SELECT u.b, sum(u.c) AS c
+                                   FROM dbanalytics._latency_parts($SINCE, now()) x, unnest(x.buckets, x.counts) u(b, c)
+                                  WHERE x.queryid = l.queryid GROUP BY 1) h) AS buckets
+                   FROM dbanalytics._latency_parts($SINCE, now()) l
+                  WHERE l.queryid BETWEEN 101 AND 105 GROUP BY 1) l"
+answers() {
+    printf '%s\n' "$(q "$TOTALS")" "$(q "$LATENCY")" "$(q "$HISTOGRAM")" "$(q "$RUNS")" "$(q "$PARTIAL")" \
+        "$(q "$PARTIAL_LATENCY")"
+}
+# every minute row, whether in statement_stats (statement_latency) or packed
+STATS_MINUTES="SELECT * FROM dbanalytics.statement_stats WHERE queryid BETWEEN 101 AND 105
+               UNION ALL SELECT * FROM dbanalytics._packed_statement_minutes(now() - interval '4 days', now())"
+LATENCY_MINUTES="SELECT * FROM dbanalytics.statement_latency WHERE queryid BETWEEN 101 AND 105
+                 UNION ALL SELECT * FROM dbanalytics._packed_latency_minutes(now() - interval '4 days', now())"
 
 step "Analytics over 3 days before any rollup (from the minutes)"
 q "DELETE FROM dbanalytics.source_state WHERE source IN ('hours', 'days')"
 BEFORE=$(answers)
 printf '%s\n' "$BEFORE" | sed 's/^/    /'
 check "every statement answered from the minutes" 5 "$(q "SELECT count(*) FROM dbanalytics._statement_totals(now() - interval '3 days', now()) WHERE queryid BETWEEN 101 AND 105")"
+q "CREATE TABLE copy_stats AS SELECT * FROM dbanalytics.statement_stats WHERE queryid BETWEEN 101 AND 105;
+   CREATE TABLE copy_latency AS SELECT * FROM dbanalytics.statement_latency WHERE queryid BETWEEN 101 AND 105"
 
 step "The hourly and daily rollups"
 q "SELECT dbanalytics._rollup_hours()" >/dev/null
@@ -139,6 +168,37 @@ check "at least one whole UTC day rolled up" t \
     "$(q "SELECT count(DISTINCT day_end) >= 1 FROM dbanalytics.statement_daily WHERE queryid BETWEEN 101 AND 105")"
 check "analytics over the hourly rows = over the minutes" "$BEFORE" "$(answers)"
 
+step "Packing the minutes of the rolled-up hours within retention_minutes, two hours per run"
+PACKABLE=$(q "SELECT count(DISTINCT dbanalytics._time_ceil(interval_end, 3600)) FROM gen_minutes
+               WHERE interval_end > dbanalytics._time_floor(now() - interval '1 day', 3600)")
+info "$PACKABLE hours to pack"
+RUNS_NEEDED=0
+while [ "$(q "SELECT dbanalytics._pack_minutes()")" != 0 ]; do
+    RUNS_NEEDED=$((RUNS_NEEDED + 1))
+    [ $RUNS_NEEDED -lt 40 ] || break
+done
+check "runs that packed something: two hours each" $(( (PACKABLE + 1) / 2 )) "$RUNS_NEEDED"
+check "one statement_stats_packed row per statement and packed hour" $((5 * PACKABLE)) \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_stats_packed WHERE queryid BETWEEN 101 AND 105")"
+check "one statement_latency_packed row per statement and packed hour" $((5 * PACKABLE)) \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_latency_packed WHERE queryid BETWEEN 101 AND 105")"
+check "run applications kept for the statement with runs only" "101:$PACKABLE" \
+    "$(q "SELECT string_agg(queryid || ':' || n, ' ') FROM (SELECT queryid, count(*) AS n FROM dbanalytics.statement_latency_packed
+           WHERE run_applications IS NOT NULL GROUP BY 1) x")"
+check "no minute row of a packed hour is left unpacked" 0 \
+    "$(q "SELECT count(*) FROM dbanalytics.statement_stats s JOIN dbanalytics.statement_stats_packed p
+            ON s.interval_end > p.hour_end - interval '1 hour' AND s.interval_end <= p.hour_end")"
+check "the minutes unpack to the very rows that were packed (statement_stats)" 0 \
+    "$(q "SELECT (SELECT count(*) FROM (($STATS_MINUTES) EXCEPT ALL SELECT * FROM copy_stats) x)
+                 + (SELECT count(*) FROM (SELECT * FROM copy_stats EXCEPT ALL ($STATS_MINUTES)) x)")"
+check "the minutes unpack to the very rows that were packed (statement_latency)" 0 \
+    "$(q "SELECT (SELECT count(*) FROM (($LATENCY_MINUTES) EXCEPT ALL SELECT * FROM copy_latency) x)
+                 + (SELECT count(*) FROM (SELECT * FROM copy_latency EXCEPT ALL ($LATENCY_MINUTES)) x)")"
+info "$(q "SELECT 'packed: ' || round(avg(length(intervals))) || ' B per statement-hour of statement_stats, '
+                  || (SELECT round(avg(length(intervals))) FROM dbanalytics.statement_latency_packed) || ' B of statement_latency'
+             FROM dbanalytics.statement_stats_packed")"
+check "analytics over the packed minutes = over the minutes" "$BEFORE" "$(answers)"
+
 step "Retention: minute partitions past dbanalytics.retention_minutes (1 day) are dropped"
 fault_case minute_retention
 OLD_DAY=$(q "SELECT to_char((now() AT TIME ZONE 'UTC')::date - 2, 'YYYYMMDD')")
@@ -146,7 +206,7 @@ check "the minute rows two days ago exist before" t \
     "$(q "SELECT EXISTS (SELECT FROM dbanalytics.statement_stats_p$OLD_DAY)")"
 q "SELECT source, status, rows FROM dbanalytics.take_snapshot() WHERE source IN ('hours', 'retention') OR status <> 'ok'" \
     | sed 's/^/    /'
-for t in statement_stats statement_latency table_stats index_stats; do
+for t in statement_stats statement_latency statement_stats_packed statement_latency_packed table_stats index_stats; do
     check "$t: no partition older than yesterday" none \
         "$(q "SELECT coalesce(string_agg(c.relname, ','), 'none') FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                WHERE i.inhparent = 'dbanalytics.$t'::regclass
@@ -170,7 +230,7 @@ fault_case ""
 q "SELECT tier, table_name, retention, partitions, pg_size_pretty(bytes), oldest, newest
      FROM dbanalytics.storage_usage WHERE table_name LIKE 'statement%'" | sed 's/^/    /'
 check "tiers of the statement tables" \
-    "statement_daily:days statement_hourly:hours statement_latency:minutes statement_latency_daily:days statement_latency_hourly:hours statement_stats:minutes statements:state" \
+    "statement_daily:days statement_hourly:hours statement_latency:minutes statement_latency_daily:days statement_latency_hourly:hours statement_latency_packed:minutes statement_stats:minutes statement_stats_packed:minutes statements:state" \
     "$(q "SELECT string_agg(table_name || ':' || tier, ' ' ORDER BY table_name) FROM dbanalytics.storage_usage
            WHERE table_name LIKE 'statement%' AND table_name NOT IN ('statement_counters')")"
 check "statement_hourly holds the generated hours since the first one" t \

@@ -21,7 +21,7 @@ use sources::{
         snapshot_replication_slots, snapshot_server, snapshot_statements, snapshot_tables,
     },
     latency::persist_latency,
-    maintenance::{evaluate_alerts, record_health, rollup_hours, rollup_minutes},
+    maintenance::{evaluate_alerts, pack_minutes, record_health, rollup_hours, rollup_minutes},
     partitions::{create_partitions, drop_expired_partitions},
 };
 use std::cell::RefCell;
@@ -99,6 +99,7 @@ const SNAPSHOT_SOURCES: &[(&str, SourceFn)] = &[
     ("server", snapshot_server),
     ("rollup", rollup_minutes),
     ("rollup_hours", rollup_hours),
+    ("pack_minutes", pack_minutes),
     ("health", record_health),
     ("alerts", evaluate_alerts),
     ("retention", drop_expired_partitions),

@@ -1,2 +1,4 @@
-//! Time-partitioned storage: one partition manager used by every history table.
+//! Time-partitioned storage: one partition manager used by every history table, and the codec
+//! of packed minutes.
+pub mod packing;
 pub mod partitions;

@@ -56,6 +56,11 @@ pub struct PartitionedTable {
     /// once that rollup has passed its end (or it holds no row), so that a collector stopped for
     /// longer than the retention never loses minutes that were not rolled up yet.
     pub rolled_up_by: Option<&'static str>,
+    /// The table whose rows `_pack_minutes` packs into this one, hour by hour: this table also
+    /// needs a partition for each day of that table's partitions (and the day after, which
+    /// holds the hour ending at midnight), so that the minutes written before it existed
+    /// (an upgrade) or while the collector was stopped can be packed.
+    pub packs: Option<&'static str>,
 }
 
 const fn table(name: &'static str, tier: Tier) -> PartitionedTable {
@@ -63,6 +68,7 @@ const fn table(name: &'static str, tier: Tier) -> PartitionedTable {
         name,
         tier,
         rolled_up_by: None,
+        packs: None,
     }
 }
 
@@ -71,6 +77,16 @@ const fn rolled(name: &'static str, tier: Tier, rollup: &'static str) -> Partiti
         name,
         tier,
         rolled_up_by: Some(rollup),
+        packs: None,
+    }
+}
+
+const fn packed(name: &'static str, tier: Tier, staged: &'static str) -> PartitionedTable {
+    PartitionedTable {
+        name,
+        tier,
+        rolled_up_by: None,
+        packs: Some(staged),
     }
 }
 
@@ -82,6 +98,12 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
     table("collector_runs", Tier::Raw),
     rolled("statement_stats", Tier::Minutes, "hours"),
     rolled("statement_latency", Tier::Minutes, "hours"),
+    packed("statement_stats_packed", Tier::Minutes, "statement_stats"),
+    packed(
+        "statement_latency_packed",
+        Tier::Minutes,
+        "statement_latency",
+    ),
     rolled("table_stats", Tier::Minutes, "hours"),
     rolled("index_stats", Tier::Minutes, "hours"),
     rolled("statement_hourly", Tier::Hours, "days"),
@@ -178,6 +200,29 @@ pub fn required_days(today: i64) -> impl Iterator<Item = i64> {
     today..=today + DAYS_AHEAD
 }
 
+/// Days of `table` that must have a partition: today and the days ahead, and for a table that
+/// packs another one's rows, each day of that table's partitions and the day after, unless
+/// past the retention (_pack_minutes leaves those hours alone).
+pub fn days_needed(
+    table: &PartitionedTable,
+    today: i64,
+    now_epoch_seconds: i64,
+    existing: &HashSet<String>,
+) -> Vec<i64> {
+    let mut days: Vec<i64> = required_days(today).collect();
+    if let Some(staged) = table.packs {
+        for name in existing {
+            if let Some(day) = parse_partition_name(staged, name) {
+                days.extend([day, day + 1]);
+            }
+        }
+        days.retain(|&day| !is_expired(day, now_epoch_seconds, table.tier.retention()));
+    }
+    days.sort_unstable();
+    days.dedup();
+    days
+}
+
 /// A partition is expired once every row it can hold is older than the retention:
 /// its upper bound lies at or before `now - retention`.
 pub fn is_expired(day: i64, now_epoch_seconds: i64, retention: Duration) -> bool {
@@ -227,10 +272,13 @@ fn with_short_lock_timeout<R>(
 /// (within lock_timeout), so that a sampler right after CREATE EXTENSION finds them in place
 /// instead of losing its first ticks.
 pub fn ensure_partitions() -> Result<Option<i64>, pgrx::spi::Error> {
-    let today = day_of(now_epoch_seconds()?);
+    let now = now_epoch_seconds()?;
+    let today = day_of(now);
     let all_there = |existing: &HashSet<String>| {
         PARTITIONED_TABLES.iter().all(|t| {
-            required_days(today).all(|day| existing.contains(&partition_name(t.name, day)))
+            days_needed(t, today, now, existing)
+                .into_iter()
+                .all(|day| existing.contains(&partition_name(t.name, day)))
         })
     };
     // nothing to create (the usual case): no lock, so that a worker never waits for the other
@@ -244,8 +292,9 @@ pub fn ensure_partitions() -> Result<Option<i64>, pgrx::spi::Error> {
     let existing = existing_partitions()?;
     let mut created = 0;
     with_short_lock_timeout(|| {
-        for PartitionedTable { name: table, .. } in PARTITIONED_TABLES {
-            for day in required_days(today) {
+        for t in PARTITIONED_TABLES {
+            let table = t.name;
+            for day in days_needed(t, today, now, &existing) {
                 let name = partition_name(table, day);
                 if existing.contains(&name) {
                     continue;
@@ -437,6 +486,48 @@ mod tests {
     #[test]
     fn required_days_cover_today_and_two_ahead() {
         assert_eq!(required_days(100).collect::<Vec<_>>(), vec![100, 101, 102]);
+    }
+
+    #[test]
+    fn packed_tables_need_the_days_of_the_staged_partitions() {
+        let packed = PARTITIONED_TABLES
+            .iter()
+            .find(|t| t.name == "statement_stats_packed")
+            .unwrap();
+        let staged_at = PARTITIONED_TABLES
+            .iter()
+            .position(|t| Some(t.name) == packed.packs)
+            .unwrap();
+        assert!(
+            staged_at
+                < PARTITIONED_TABLES
+                    .iter()
+                    .position(|t| t.name == packed.name)
+                    .unwrap()
+        );
+        let today = days_from_civil(2026, 11, 23);
+        let now = today * 86_400 + 3600;
+        // minutes of yesterday, of the day before (past a 1-day retention by tomorrow 00:00)
+        // and of a month ago (kept because not rolled up yet): the first two need their days
+        let existing: HashSet<String> = [today - 1, today - 2, today - 30]
+            .iter()
+            .map(|&d| partition_name("statement_stats", d))
+            .collect();
+        let retention = packed.tier.retention().as_secs() as i64;
+        let days = days_needed(packed, today, now, &existing);
+        assert!(days
+            .iter()
+            .all(|&d| !is_expired(d, now, Duration::from_secs(retention as u64))));
+        assert!(
+            days.contains(&(today - 1)) && days.contains(&today) && days.contains(&(today + 2))
+        );
+        assert!(!days.contains(&(today - 30)) && !days.contains(&(today - 29)));
+        // other tables: today and the days ahead only
+        let staged = &PARTITIONED_TABLES[staged_at];
+        assert_eq!(
+            days_needed(staged, today, now, &existing),
+            vec![today, today + 1, today + 2]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ fn rollups_give_the_same_totals_as_the_snapshots() {
             "statement_hourly",
             "statement_daily",
             "database_stats",
+            "statement_stats_packed",
         ],
         3,
     );
@@ -64,13 +65,52 @@ fn rollups_give_the_same_totals_as_the_snapshots() {
         "{hours} {days}"
     );
     assert_eq!(rolled, hours + days);
+    // packing takes the minutes of the two oldest rolled hours within retention_minutes (one
+    // day): one statement_stats_packed row each, their minutes gone from statement_stats
+    assert_eq!(one::<i64>("SELECT dbanalytics._pack_minutes()"), Some(2));
+    let packed_hours = || {
+        one::<i64>("SELECT count(*) FROM dbanalytics.statement_stats_packed WHERE queryid = 4242")
+            .unwrap()
+    };
+    assert_eq!(packed_hours(), 2);
+    assert_eq!(
+        one::<i64>(
+            "SELECT count(*) FROM dbanalytics.statement_stats s
+               JOIN dbanalytics.statement_stats_packed p
+                 ON s.interval_end > p.hour_end - interval '1 hour' AND s.interval_end <= p.hour_end"
+        ),
+        Some(0)
+    );
+    // the next runs pack two more hours each, up to the last rolled hour
+    let mut runs = 0;
+    while one::<i64>("SELECT dbanalytics._pack_minutes()").unwrap() > 0 {
+        runs += 1;
+        assert!(runs < 20, "the backlog never ends");
+    }
+    // the packed hours: those ending after the hour one day ago, up to the last rolled one
+    assert_eq!(
+        Some(packed_hours()),
+        one::<i64>(
+            "SELECT count(DISTINCT dbanalytics._time_ceil(interval_end, 3600))
+               FROM generate_series(now() - interval '50 hours', now(), interval '10 minutes') interval_end
+              WHERE interval_end > dbanalytics._time_floor(now() - interval '1 day', 3600)
+                AND interval_end <= (SELECT updated_at FROM dbanalytics.source_state WHERE source = 'hours')"
+        )
+    );
+    assert!(runs >= 9, "{runs}");
+    // the minutes of the packed hours unpack to the rows that were packed
     assert_eq!(
         one::<i64>(
             "SELECT sum(calls)::bigint FROM dbanalytics.statement_hourly WHERE queryid = 4242"
         ),
         one::<i64>(
-            "SELECT count(*) FROM dbanalytics.statement_stats WHERE queryid = 4242
-              AND interval_end <= (SELECT updated_at FROM dbanalytics.source_state WHERE source = 'hours')"
+            "SELECT count(*) FROM (SELECT * FROM dbanalytics.statement_stats
+                                   UNION ALL
+                                   SELECT * FROM dbanalytics._packed_statement_minutes(now() - interval '3 days', now())) s
+              WHERE queryid = 4242 AND calls = 1 AND total_exec_time = 2.0 AND rows = 1 AND shared_blks_hit = 5
+                AND shared_blks_read = 1 AND interval_end - interval_start = interval '10 minutes'
+                AND interval_end <= (SELECT updated_at FROM dbanalytics.source_state WHERE source = 'hours')
+                AND interval_end > now() - interval '50 hours 5 minutes'"
         )
     );
     for window in windows {

@@ -19,6 +19,14 @@ pub(crate) fn rollup_hours() -> Result<Collected, SourceError> {
     Ok(Collected::rows(rows.unwrap_or(0)))
 }
 
+/// Packs the minutes of the hours rolled up so far, two hours at most per run
+/// (`_pack_minutes`, docs/storage.md).
+pub(crate) fn pack_minutes() -> Result<Collected, SourceError> {
+    let rows =
+        spi::execute_returning::<i64>("SELECT dbanalytics._pack_minutes()").map_err(spi_error)?;
+    Ok(Collected::rows(rows.unwrap_or(0)))
+}
+
 /// Records the health score when the last record is older than dbanalytics.health_interval.
 pub(crate) fn record_health() -> Result<Collected, SourceError> {
     let rows = spi::execute_returning_with_args::<i64>(

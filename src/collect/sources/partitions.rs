@@ -36,6 +36,9 @@ pub(crate) fn drop_expired_partitions() -> Result<Collected, SourceError> {
                 AND NOT EXISTS (SELECT FROM dbanalytics.statement_stats st
                                  WHERE (st.dbid, st.userid, st.queryid, st.toplevel)
                                        OPERATOR(pg_catalog.=) (s.dbid, s.userid, s.queryid, s.toplevel))
+                AND NOT EXISTS (SELECT FROM dbanalytics.statement_stats_packed st
+                                 WHERE (st.dbid, st.userid, st.queryid, st.toplevel)
+                                       OPERATOR(pg_catalog.=) (s.dbid, s.userid, s.queryid, s.toplevel))
                 AND NOT EXISTS (SELECT FROM dbanalytics.statement_hourly st
                                  WHERE (st.dbid, st.userid, st.queryid, st.toplevel)
                                        OPERATOR(pg_catalog.=) (s.dbid, s.userid, s.queryid, s.toplevel))

@@ -100,3 +100,11 @@ SELECT * FROM dbanalytics.explain_analysis('SELECT 1; SELECT 2');
 SELECT * FROM dbanalytics.explain_analysis('');
 SELECT * FROM dbanalytics.explain_analysis(NULL);
 SELECT * FROM dbanalytics.query_waits(NULL, '1 hour');
+-- Packed minutes: the codec round-trips, refuses bad shapes and damaged values.
+SELECT u.n, u.row_values FROM dbanalytics._unpack_columns(dbanalytics._pack_columns(3, ARRAY[[10, NULL, 0], [20, -5, 9223372036854775807], [30, 7, -9223372036854775808]])) u;
+SELECT u.n, u.row_values FROM dbanalytics._unpack_columns(dbanalytics._pack_columns(1, ARRAY[10, 20, 30]), 10, 30) u;
+SELECT pg_catalog.count(*) AS no_rows FROM dbanalytics._unpack_columns(NULL);
+SELECT dbanalytics._pack_columns(0, ARRAY[1]);
+SELECT dbanalytics._pack_columns(2, ARRAY[1, 2, 3]);
+SELECT * FROM dbanalytics._unpack_columns('\x0102'::bytea);
+SELECT * FROM dbanalytics._unpack_columns('\x01010163ff'::bytea);

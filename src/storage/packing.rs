@@ -1,0 +1,418 @@
+//! Packed minutes: a matrix of `bigint` values (one row per snapshot interval, one column per
+//! counter) encoded column by column into a `bytea`, so that an hour of a statement's per-minute
+//! deltas is one row of `statement_stats_packed` / `statement_latency_packed` (docs/storage.md).
+//!
+//! Each column is stored as the smallest of a few transforms of its non-NULL values: the values
+//! themselves, or their first or second differences (regular interval ends and lengths become
+//! runs of zeros), optionally divided first by their greatest common divisor (times stored in
+//! nanoseconds that are whole microseconds). The transformed values are written as tokens, each a
+//! LEB128 varint: 0 then a count for a run of NULLs, 1 then a count for a run of zeros, and
+//! `zigzag(x) + 1` for any other value `x`. Decoding checks every length and range and fails on a
+//! damaged value instead of returning wrong numbers.
+//!
+//! Layout: format byte (1), columns, rows, then per column a mode byte (bits 0–1: order of the
+//! differences, bit 4: a divisor varint follows) and its tokens.
+
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+const FORMAT: u8 = 1;
+/// The most values one packed matrix may hold (an hour of minutes needs a few thousand).
+pub const MAX_VALUES: usize = 1 << 20;
+const SCALED: u8 = 0x10;
+const TOKEN_NULLS: u128 = 0;
+const TOKEN_ZEROS: u128 = 1;
+
+fn put_varint(out: &mut Vec<u8>, mut value: u128) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn get_varint(input: &[u8], pos: &mut usize) -> Result<u128, String> {
+    let mut value: u128 = 0;
+    for shift in (0..128).step_by(7) {
+        let byte = *input
+            .get(*pos)
+            .ok_or_else(|| format!("truncated at byte {}", *pos))?;
+        *pos += 1;
+        let bits = u128::from(byte & 0x7f);
+        if shift == 126 && bits > 3 {
+            return Err(format!("varint overflows at byte {}", *pos - 1));
+        }
+        value |= bits << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(format!("varint too long at byte {}", *pos))
+}
+
+fn zigzag(value: i128) -> u128 {
+    ((value << 1) ^ (value >> 127)) as u128
+}
+
+fn unzigzag(value: u128) -> i128 {
+    ((value >> 1) as i128) ^ -((value & 1) as i128)
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// `order` rounds of "each value minus the one before it" (the first minus 0).
+fn differences(values: &mut [i128], order: u8) {
+    for _ in 0..order {
+        for i in (1..values.len()).rev() {
+            values[i] -= values[i - 1];
+        }
+    }
+}
+
+/// Undoes `differences` (running sums); None when a sum leaves the range of i128.
+fn running_sums(values: &mut [i128], order: u8) -> Option<()> {
+    for _ in 0..order {
+        for i in 1..values.len() {
+            values[i] = values[i].checked_add(values[i - 1])?;
+        }
+    }
+    Some(())
+}
+
+/// The tokens of one transformed column: `present` holds the transformed non-NULL values in
+/// order, `column` says where the NULLs are.
+fn put_tokens(out: &mut Vec<u8>, column: &[Option<i64>], present: &[i128]) {
+    let mut next = present.iter();
+    let mut run: Option<(u128, u128)> = None; // (token, length)
+    let flush = |out: &mut Vec<u8>, run: &mut Option<(u128, u128)>| {
+        if let Some((token, length)) = run.take() {
+            put_varint(out, token);
+            put_varint(out, length);
+        }
+    };
+    for value in column {
+        let token = match value {
+            None => TOKEN_NULLS,
+            Some(_) => match *next
+                .next()
+                .expect("one transformed value per present value")
+            {
+                0 => TOKEN_ZEROS,
+                x => {
+                    flush(out, &mut run);
+                    put_varint(out, zigzag(x) + 1);
+                    continue;
+                }
+            },
+        };
+        match &mut run {
+            Some((t, length)) if *t == token => *length += 1,
+            _ => {
+                flush(out, &mut run);
+                run = Some((token, 1));
+            }
+        }
+    }
+    flush(out, &mut run);
+}
+
+/// Appends the smallest encoding of one column.
+fn put_column(out: &mut Vec<u8>, column: &[Option<i64>]) {
+    let present: Vec<i128> = column.iter().flatten().map(|&v| i128::from(v)).collect();
+    let divisor = present.iter().fold(0u128, |g, &v| gcd(g, v.unsigned_abs()));
+    let mut best: Option<Vec<u8>> = None;
+    for scaled in [false, true] {
+        if scaled && divisor < 2 {
+            continue;
+        }
+        for order in 0..=2u8 {
+            let mut encoded = vec![order | if scaled { SCALED } else { 0 }];
+            let mut values = present.clone();
+            if scaled {
+                put_varint(&mut encoded, divisor);
+                values.iter_mut().for_each(|v| *v /= divisor as i128);
+            }
+            differences(&mut values, order);
+            put_tokens(&mut encoded, column, &values);
+            if best.as_ref().is_none_or(|b| encoded.len() < b.len()) {
+                best = Some(encoded);
+            }
+        }
+    }
+    out.extend_from_slice(&best.expect("at least one encoding"));
+}
+
+/// Encodes a row-major matrix of `columns` columns.
+pub fn pack(columns: usize, values: &[Option<i64>]) -> Result<Vec<u8>, String> {
+    if columns == 0 || !values.len().is_multiple_of(columns) {
+        return Err(format!(
+            "{} values do not make rows of {columns} columns",
+            values.len()
+        ));
+    }
+    if values.len() > MAX_VALUES {
+        return Err(format!(
+            "{} values are more than the {MAX_VALUES} one matrix may hold",
+            values.len()
+        ));
+    }
+    let rows = values.len() / columns;
+    let mut out = vec![FORMAT];
+    put_varint(&mut out, columns as u128);
+    put_varint(&mut out, rows as u128);
+    let mut column = Vec::with_capacity(rows);
+    for c in 0..columns {
+        column.clear();
+        column.extend((0..rows).map(|r| values[r * columns + c]));
+        put_column(&mut out, &column);
+    }
+    Ok(out)
+}
+
+fn get_column(input: &[u8], pos: &mut usize, rows: usize) -> Result<Vec<Option<i64>>, String> {
+    let mode = *input
+        .get(*pos)
+        .ok_or_else(|| format!("truncated at byte {}", *pos))?;
+    *pos += 1;
+    let order = mode & 0x03;
+    if order > 2 || mode & !(0x03 | SCALED) != 0 {
+        return Err(format!("unknown column mode {mode}"));
+    }
+    let divisor: i128 = if mode & SCALED != 0 {
+        let d = get_varint(input, pos)?;
+        if !(2..=u128::from(u64::MAX)).contains(&d) {
+            return Err(format!("bad divisor {d}"));
+        }
+        d as i128
+    } else {
+        1
+    };
+    // where the NULLs are, and the transformed values of the others
+    let mut nulls = Vec::with_capacity(rows);
+    let mut present = Vec::with_capacity(rows);
+    while nulls.len() < rows {
+        let token = get_varint(input, pos)?;
+        if token == TOKEN_NULLS || token == TOKEN_ZEROS {
+            let length = get_varint(input, pos)?;
+            if length == 0 || length > (rows - nulls.len()) as u128 {
+                return Err(format!("run of {length} past the {rows} rows"));
+            }
+            for _ in 0..length {
+                nulls.push(token == TOKEN_NULLS);
+                if token == TOKEN_ZEROS {
+                    present.push(0);
+                }
+            }
+        } else {
+            let value = token - 1;
+            if value > zigzag(i128::MIN >> 2) {
+                return Err(format!("value token {token} out of range"));
+            }
+            nulls.push(false);
+            present.push(unzigzag(value));
+        }
+    }
+    running_sums(&mut present, order).ok_or("running sum out of range")?;
+    let mut values = present.into_iter();
+    nulls
+        .into_iter()
+        .map(|null| {
+            if null {
+                return Ok(None);
+            }
+            let value = values.next().expect("one value per non-NULL row");
+            value
+                .checked_mul(divisor)
+                .and_then(|v| i64::try_from(v).ok())
+                .map(Some)
+                .ok_or_else(|| format!("value {value} × {divisor} is not a bigint"))
+        })
+        .collect()
+}
+
+/// Decodes a matrix: (columns, row-major values).
+pub fn unpack(input: &[u8]) -> Result<(usize, Vec<Option<i64>>), String> {
+    if input.first() != Some(&FORMAT) {
+        return Err(format!("unknown format {:?}", input.first()));
+    }
+    let mut pos = 1;
+    let columns = get_varint(input, &mut pos)?;
+    let rows = get_varint(input, &mut pos)?;
+    if columns == 0 || columns.saturating_mul(rows) > MAX_VALUES as u128 {
+        return Err(format!("{rows} rows of {columns} columns"));
+    }
+    let (columns, rows) = (columns as usize, rows as usize);
+    let mut values = vec![None; columns * rows];
+    for c in 0..columns {
+        for (r, value) in get_column(input, &mut pos, rows)?.into_iter().enumerate() {
+            values[r * columns + c] = value;
+        }
+    }
+    if pos != input.len() {
+        return Err(format!("{} bytes after the last column", input.len() - pos));
+    }
+    Ok((columns, values))
+}
+
+/// The matrix of `values` (row-major, any dimensions: an array of rows works) with `columns`
+/// columns, packed. Internal: `_pack_minutes` packs the minutes of an hour with it.
+#[pg_extern(immutable, strict, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn _pack_columns(columns: i32, values: pgrx::Array<i64>) -> Vec<u8> {
+    // the length is known before anything is copied
+    let checked = if columns < 1 {
+        Err(format!("columns must be at least 1, got {columns}"))
+    } else if values.len() > MAX_VALUES {
+        Err(format!(
+            "{} values are more than the {MAX_VALUES} one matrix may hold",
+            values.len()
+        ))
+    } else {
+        let values: Vec<Option<i64>> = values.iter().collect();
+        pack(columns as usize, &values)
+    };
+    checked.unwrap_or_else(|message| {
+        crate::api::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("dbanalytics: cannot pack: {message}"),
+            "Pass the rows of the matrix one after the other, each with the same number of columns.",
+        )
+    })
+}
+
+/// The rows of a packed matrix (row `n`, from 1, and its values) whose first column lies in
+/// (`after`, `upto`] (a NULL bound does not limit). NULL `packed` gives no row. Internal: the
+/// readers of packed minutes (`_statement_minutes`, `_latency_minutes`) call it.
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn _unpack_columns(
+    packed: Option<&[u8]>,
+    after: default!(Option<i64>, "NULL"),
+    upto: default!(Option<i64>, "NULL"),
+) -> TableIterator<'static, (name!(n, i32), name!(row_values, Vec<Option<i64>>))> {
+    let Some(packed) = packed else {
+        return TableIterator::new(Vec::new());
+    };
+    let (columns, values) = unpack(packed).unwrap_or_else(|message| {
+        crate::api::raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("dbanalytics: a packed value is damaged: {message}"),
+            "The value was not written by _pack_columns or was changed since; restore the table from a backup or delete the row.",
+        )
+    });
+    let rows: Vec<(i32, Vec<Option<i64>>)> = values
+        .chunks(columns)
+        .enumerate()
+        .filter(|(_, row)| {
+            let first = row[0];
+            after.is_none_or(|a| first.is_some_and(|v| v > a))
+                && upto.is_none_or(|u| first.is_some_and(|v| v <= u))
+        })
+        .map(|(n, row)| (n as i32 + 1, row.to_vec()))
+        .collect();
+    TableIterator::new(rows)
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn round_trip(columns: usize, values: &[Option<i64>]) -> usize {
+        let packed = pack(columns, values).expect("packs");
+        assert_eq!(
+            unpack(&packed).expect("unpacks"),
+            (columns, values.to_vec())
+        );
+        packed.len()
+    }
+
+    #[test]
+    fn varints_and_zigzag_round_trip() {
+        for v in [0u128, 1, 127, 128, 300, u128::from(u64::MAX), u128::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut pos = 0;
+            assert_eq!(get_varint(&out, &mut pos), Ok(v));
+            assert_eq!(pos, out.len());
+        }
+        for v in [
+            0i128,
+            1,
+            -1,
+            i128::from(i64::MIN) * 4,
+            i128::from(i64::MAX) * 4,
+        ] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert_eq!(zigzag(-1), 1);
+        assert_eq!(zigzag(1), 2);
+    }
+
+    #[test]
+    fn matrices_round_trip_with_nulls_zeros_and_extremes() {
+        round_trip(1, &[]);
+        round_trip(3, &[Some(1), None, Some(0), None, None, Some(0)]);
+        let extremes = [
+            Some(i64::MIN),
+            Some(i64::MAX),
+            Some(0),
+            Some(i64::MIN),
+            None,
+            Some(-1),
+        ];
+        round_trip(1, &extremes);
+        round_trip(2, &extremes);
+        round_trip(3, &extremes);
+    }
+
+    #[test]
+    fn regular_series_cost_a_few_bytes() {
+        // an hour of minute ends in µs, constant lengths, a mostly-zero counter, ns times that
+        // are whole µs: 60 rows × 4 columns
+        let mut values = Vec::new();
+        for minute in 0..60i64 {
+            values.push(Some(1_780_000_000_000_000 + minute * 60_000_000));
+            values.push(Some(60_000_000));
+            values.push(Some(if minute == 30 { 7 } else { 0 }));
+            values.push(Some(1000 * (1234 + minute % 3)));
+        }
+        let size = round_trip(4, &values);
+        assert!(size < 120, "{size} bytes");
+    }
+
+    #[test]
+    fn damaged_input_is_an_error_not_wrong_numbers() {
+        let packed = pack(2, &[Some(5), Some(-3), Some(8), None]).unwrap();
+        for cut in 0..packed.len() {
+            assert!(unpack(&packed[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = packed.clone();
+        longer.push(0);
+        assert!(unpack(&longer).is_err());
+        let mut unknown_mode = packed.clone();
+        unknown_mode[3] = 0x07;
+        assert!(unpack(&unknown_mode).is_err());
+        assert!(unpack(&[1, 0x80, 0x80, 0x80, 0x80, 0x80]).is_err());
+        // a huge claimed size is refused before anything is allocated
+        let mut huge = vec![FORMAT];
+        put_varint(&mut huge, 1 << 40);
+        put_varint(&mut huge, 1 << 40);
+        assert!(unpack(&huge).is_err());
+    }
+
+    #[test]
+    fn bad_shapes_are_refused() {
+        assert!(pack(0, &[]).is_err());
+        assert!(pack(2, &[Some(1)]).is_err());
+        assert!(pack(1, &vec![Some(0); MAX_VALUES + 1]).is_err());
+    }
+}
