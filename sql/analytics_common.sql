@@ -198,6 +198,36 @@ BEGIN
 END
 $$;
 
+-- What _latency_parts needs of the packed minutes of (since, until] (statement_latency_packed),
+-- merged per statement, packed hour and run parent by _unpack_latency_totals, without a row
+-- per minute; only the given queryids when queryids is not NULL.
+CREATE FUNCTION @extschema@._packed_latency_parts(since timestamptz, until timestamptz,
+                                                  queryids bigint[] DEFAULT NULL)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
+               buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
+               run_max_length bigint, run_parent_queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT since < until THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT p.dbid, p.userid, p.queryid, u.reset, u.executions, u.buckets, u.counts, u.runs,
+               u.run_executions, u.run_max_length, u.run_parent_queryid,
+               u.cpu_user_ns / 1000000.0::double precision, u.cpu_system_ns / 1000000.0::double precision,
+               u.disk_read_bytes, u.disk_write_bytes
+          FROM @extschema@.statement_latency_packed p
+         CROSS JOIN LATERAL @extschema@._unpack_latency_totals(
+                   p.intervals, (EXTRACT(epoch FROM since) * 1000000)::bigint,
+                   (EXTRACT(epoch FROM until) * 1000000)::bigint) u
+         WHERE p.hour_end > since AND p.hour_end < until + interval '1 hour'
+           AND (queryids IS NULL OR p.queryid = ANY (queryids));
+END
+$$;
+
 -- The latency histograms and run counts of (since, until], as rows of statement_latency:
 -- statement_latency_daily for the whole UTC days rolled up so far, statement_latency_hourly for
 -- the other whole hours (_rollup_span), the per-interval rows for the rest, so that windows
@@ -236,14 +266,15 @@ BEGIN
         SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
                l.run_executions, l.run_max_length, l.run_parent_queryid, l.cpu_user_time,
                l.cpu_system_time, l.disk_read_bytes, l.disk_write_bytes
-          FROM (SELECT l.* FROM @extschema@.statement_latency l
-                 WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
-                        OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
-                   AND ($7 IS NULL OR l.queryid = $7)
-                UNION ALL
-                SELECT * FROM @extschema@._packed_latency_minutes($1, LEAST($3, $2), $8)
-                UNION ALL
-                SELECT * FROM @extschema@._packed_latency_minutes(GREATEST($4, $1), $2, $8)) l
+          FROM @extschema@.statement_latency l
+         WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
+                OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
+           AND ($7 IS NULL OR l.queryid = $7)
+        UNION ALL
+        -- and their packed part
+        SELECT * FROM @extschema@._packed_latency_parts($1, LEAST($3, $2), $8)
+        UNION ALL
+        SELECT * FROM @extschema@._packed_latency_parts(GREATEST($4, $1), $2, $8)
     $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi, only_queryid,
               CASE WHEN only_queryid IS NOT NULL THEN ARRAY[only_queryid] END;
 END

@@ -115,6 +115,49 @@ CREATE TYPE @extschema@.statement_total AS (
     shared_blks_read bigint, temp_blks bigint, wal_bytes bigint, covered_seconds double precision,
     peak_calls_per_transaction double precision);
 
+-- What _statement_totals needs of the packed minutes of (since, until] (statement_stats_packed),
+-- summed per statement and packed hour by _unpack_totals, without a row per minute: the
+-- counters, the first interval's start, the last one's end, and the most calls per transaction
+-- of the statement's database in any one interval (database_stats).
+CREATE FUNCTION @extschema@._packed_statement_totals(since timestamptz, until timestamptz)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, toplevel boolean, calls bigint,
+               total_exec_time double precision, rows bigint, shared_blks_hit bigint,
+               shared_blks_read bigint, temp_blks bigint, wal_bytes bigint, first_start timestamptz,
+               last_end timestamptz, peak_calls_per_transaction double precision)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- each counter's column in the packed matrix (sql/schema.sql: statement_stats_packed)
+    col jsonb := (SELECT pg_catalog.jsonb_object_agg(c.name, c.ordinal + 3)
+                    FROM @extschema@._statement_counter_columns() c);
+BEGIN
+    IF NOT since < until THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format($q$
+        WITH transactions AS (
+            SELECT d.datid, pg_catalog.array_agg((EXTRACT(epoch FROM d.interval_end) * 1000000)::bigint) AS ends,
+                   pg_catalog.array_agg(d.xact_commit + d.xact_rollback) AS xacts
+              FROM @extschema@.database_stats d
+             WHERE d.interval_end > $1 AND d.interval_end <= $2
+             GROUP BY 1)
+        SELECT p.dbid, p.userid, p.queryid, p.toplevel, u.sums[%1$s], u.sums[%2$s] / 1000000.0::double precision,
+               u.sums[%3$s], u.sums[%4$s], u.sums[%5$s], u.sums[%6$s] + u.sums[%7$s], u.sums[%8$s],
+               TIMESTAMPTZ 'epoch' + (u.first_row[1] - u.first_row[2]) * interval '1 microsecond',
+               TIMESTAMPTZ 'epoch' + u.last_row[1] * interval '1 microsecond', u.peak_ratio
+          FROM @extschema@.statement_stats_packed p
+          LEFT JOIN transactions t ON t.datid = p.dbid
+         CROSS JOIN LATERAL @extschema@._unpack_totals(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                                                       (EXTRACT(epoch FROM $2) * 1000000)::bigint,
+                                                       %1$s, t.ends, t.xacts) u
+         WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
+    $q$, col->>'calls', col->>'total_exec_time', col->>'rows', col->>'shared_blks_hit',
+         col->>'shared_blks_read', col->>'temp_blks_read', col->>'temp_blks_written', col->>'wal_bytes')
+    USING since, until;
+END
+$$;
+
 CREATE FUNCTION @extschema@._statement_totals(since timestamptz, until timestamptz)
 RETURNS SETOF @extschema@.statement_total
 LANGUAGE plpgsql STABLE
@@ -150,16 +193,17 @@ BEGIN
                s.wal_bytes, s.interval_start, s.interval_end,
                CASE WHEN d.datid IS NOT NULL
                     THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END
-          FROM (SELECT s.* FROM @extschema@.statement_stats s
-                 WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
-                    OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
-                UNION ALL
-                SELECT * FROM @extschema@._packed_statement_minutes($1, LEAST($3, $2))
-                UNION ALL
-                SELECT * FROM @extschema@._packed_statement_minutes(GREATEST($4, $1), $2)) s
+          FROM @extschema@.statement_stats s
           LEFT JOIN @extschema@.database_stats d
                  ON d.interval_end = s.interval_end AND d.datid = s.dbid
                 AND d.interval_end > $1 AND d.interval_end <= $2
+         WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
+            OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
+        UNION ALL
+        -- and their packed part
+        SELECT * FROM @extschema@._packed_statement_totals($1, LEAST($3, $2))
+        UNION ALL
+        SELECT * FROM @extschema@._packed_statement_totals(GREATEST($4, $1), $2)
     )
     SELECT p.dbid, p.userid, p.queryid, p.toplevel,
            pg_catalog.sum(p.calls)::bigint, pg_catalog.sum(p.total_exec_time),

@@ -3001,6 +3001,48 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_unpack_columns_wrapper';
 
+CREATE FUNCTION @extschema@."_unpack_totals"(
+	"packed" bytea, /* Option < & [u8] > */
+	"after" bigint, /* Option < i64 > */
+	"upto" bigint, /* Option < i64 > */
+	"ratio_column" INT DEFAULT NULL, /* Option < i32 > */
+	"ratio_keys" bigint[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < i64 > > > */
+	"ratio_divisors" bigint[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < i64 > > > */
+) RETURNS TABLE (
+	"rows" INT,  /* i32 */
+	"sums" bigint[],  /* Vec < Option < i64 > > */
+	"first_row" bigint[],  /* Vec < Option < i64 > > */
+	"last_row" bigint[],  /* Vec < Option < i64 > > */
+	"peak_ratio" double precision  /* Option < f64 > */
+)
+IMMUTABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_unpack_totals_wrapper';
+
+CREATE FUNCTION @extschema@."_unpack_latency_totals"(
+	"packed" bytea, /* Option < & [u8] > */
+	"after" bigint, /* Option < i64 > */
+	"upto" bigint /* Option < i64 > */
+) RETURNS TABLE (
+	"reset" bool,  /* bool */
+	"executions" bigint,  /* i64 */
+	"buckets" smallint[],  /* Vec < i16 > */
+	"counts" bigint[],  /* Vec < i64 > */
+	"runs" bigint,  /* Option < i64 > */
+	"run_executions" bigint,  /* Option < i64 > */
+	"run_max_length" bigint,  /* Option < i64 > */
+	"run_parent_queryid" bigint,  /* Option < i64 > */
+	"cpu_user_ns" bigint,  /* Option < i64 > */
+	"cpu_system_ns" bigint,  /* Option < i64 > */
+	"disk_read_bytes" bigint,  /* Option < i64 > */
+	"disk_write_bytes" bigint  /* Option < i64 > */
+)
+IMMUTABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_unpack_latency_totals_wrapper';
+
 -- Packs the per-interval rows of statement_stats and statement_latency of the whole hours rolled
 -- up so far (source_state 'hours') into statement_stats_packed and statement_latency_packed, one
 -- row per statement and hour (src/storage/packing.rs), and deletes them: the two oldest such
@@ -3167,15 +3209,96 @@ BEGIN
 END
 $$;
 
+-- What _statement_totals needs of the packed minutes of (since, until] (statement_stats_packed),
+-- summed per statement and packed hour by _unpack_totals, without a row per minute: the
+-- counters, the first interval's start, the last one's end, and the most calls per transaction
+-- of the statement's database in any one interval (database_stats).
+CREATE FUNCTION @extschema@._packed_statement_totals(since timestamptz, until timestamptz)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, toplevel boolean, calls bigint,
+               total_exec_time double precision, rows bigint, shared_blks_hit bigint,
+               shared_blks_read bigint, temp_blks bigint, wal_bytes bigint, first_start timestamptz,
+               last_end timestamptz, peak_calls_per_transaction double precision)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- each counter's column in the packed matrix (sql/schema.sql: statement_stats_packed)
+    col jsonb := (SELECT pg_catalog.jsonb_object_agg(c.name, c.ordinal + 3)
+                    FROM @extschema@._statement_counter_columns() c);
+BEGIN
+    IF NOT since < until THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE pg_catalog.format($q$
+        WITH transactions AS (
+            SELECT d.datid, pg_catalog.array_agg((EXTRACT(epoch FROM d.interval_end) * 1000000)::bigint) AS ends,
+                   pg_catalog.array_agg(d.xact_commit + d.xact_rollback) AS xacts
+              FROM @extschema@.database_stats d
+             WHERE d.interval_end > $1 AND d.interval_end <= $2
+             GROUP BY 1)
+        SELECT p.dbid, p.userid, p.queryid, p.toplevel, u.sums[%1$s], u.sums[%2$s] / 1000000.0::double precision,
+               u.sums[%3$s], u.sums[%4$s], u.sums[%5$s], u.sums[%6$s] + u.sums[%7$s], u.sums[%8$s],
+               TIMESTAMPTZ 'epoch' + (u.first_row[1] - u.first_row[2]) * interval '1 microsecond',
+               TIMESTAMPTZ 'epoch' + u.last_row[1] * interval '1 microsecond', u.peak_ratio
+          FROM @extschema@.statement_stats_packed p
+          LEFT JOIN transactions t ON t.datid = p.dbid
+         CROSS JOIN LATERAL @extschema@._unpack_totals(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                                                       (EXTRACT(epoch FROM $2) * 1000000)::bigint,
+                                                       %1$s, t.ends, t.xacts) u
+         WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
+    $q$, col->>'calls', col->>'total_exec_time', col->>'rows', col->>'shared_blks_hit',
+         col->>'shared_blks_read', col->>'temp_blks_read', col->>'temp_blks_written', col->>'wal_bytes')
+    USING since, until;
+END
+$$;
+
+-- What _latency_parts needs of the packed minutes of (since, until] (statement_latency_packed),
+-- merged per statement, packed hour and run parent by _unpack_latency_totals, without a row
+-- per minute; only the given queryids when queryids is not NULL.
+CREATE FUNCTION @extschema@._packed_latency_parts(since timestamptz, until timestamptz,
+                                                  queryids bigint[] DEFAULT NULL)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
+               buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
+               run_max_length bigint, run_parent_queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT since < until THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT p.dbid, p.userid, p.queryid, u.reset, u.executions, u.buckets, u.counts, u.runs,
+               u.run_executions, u.run_max_length, u.run_parent_queryid,
+               u.cpu_user_ns / 1000000.0::double precision, u.cpu_system_ns / 1000000.0::double precision,
+               u.disk_read_bytes, u.disk_write_bytes
+          FROM @extschema@.statement_latency_packed p
+         CROSS JOIN LATERAL @extschema@._unpack_latency_totals(
+                   p.intervals, (EXTRACT(epoch FROM since) * 1000000)::bigint,
+                   (EXTRACT(epoch FROM until) * 1000000)::bigint) u
+         WHERE p.hour_end > since AND p.hour_end < until + interval '1 hour'
+           AND (queryids IS NULL OR p.queryid = ANY (queryids));
+END
+$$;
+
 REVOKE ALL ON FUNCTION @extschema@._pack_minutes() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[]),
     @extschema@._unpack_columns(bytea, bigint, bigint),
+    @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[]),
+    @extschema@._unpack_latency_totals(bytea, bigint, bigint),
     @extschema@._packed_statement_minutes(timestamptz, timestamptz),
-    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[], boolean) FROM PUBLIC;
+    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[], boolean),
+    @extschema@._packed_statement_totals(timestamptz, timestamptz),
+    @extschema@._packed_latency_parts(timestamptz, timestamptz, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._pack_columns(integer, bigint[]),
     @extschema@._unpack_columns(bytea, bigint, bigint),
+    @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[]),
+    @extschema@._unpack_latency_totals(bytea, bigint, bigint),
     @extschema@._packed_statement_minutes(timestamptz, timestamptz),
-    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[], boolean) TO dbanalytics_reader;
+    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[], boolean),
+    @extschema@._packed_statement_totals(timestamptz, timestamptz),
+    @extschema@._packed_latency_parts(timestamptz, timestamptz, bigint[]) TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
 -- Capacity (issue 18): server_stats (transaction-ID and multixact counters, WAL position,
@@ -4180,14 +4303,15 @@ BEGIN
         SELECT l.dbid, l.userid, l.queryid, l.reset, l.executions, l.buckets, l.counts, l.runs,
                l.run_executions, l.run_max_length, l.run_parent_queryid, l.cpu_user_time,
                l.cpu_system_time, l.disk_read_bytes, l.disk_write_bytes
-          FROM (SELECT l.* FROM @extschema@.statement_latency l
-                 WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
-                        OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
-                   AND ($7 IS NULL OR l.queryid = $7)
-                UNION ALL
-                SELECT * FROM @extschema@._packed_latency_minutes($1, LEAST($3, $2), $8)
-                UNION ALL
-                SELECT * FROM @extschema@._packed_latency_minutes(GREATEST($4, $1), $2, $8)) l
+          FROM @extschema@.statement_latency l
+         WHERE ((l.interval_end > $1 AND l.interval_end <= LEAST($3, $2))
+                OR (l.interval_end > GREATEST($4, $1) AND l.interval_end <= $2))
+           AND ($7 IS NULL OR l.queryid = $7)
+        UNION ALL
+        -- and their packed part
+        SELECT * FROM @extschema@._packed_latency_parts($1, LEAST($3, $2), $8)
+        UNION ALL
+        SELECT * FROM @extschema@._packed_latency_parts(GREATEST($4, $1), $2, $8)
     $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi, only_queryid,
               CASE WHEN only_queryid IS NOT NULL THEN ARRAY[only_queryid] END;
 END
@@ -4773,16 +4897,17 @@ BEGIN
                s.wal_bytes, s.interval_start, s.interval_end,
                CASE WHEN d.datid IS NOT NULL
                     THEN s.calls::double precision / GREATEST(d.xact_commit + d.xact_rollback, 1) END
-          FROM (SELECT s.* FROM @extschema@.statement_stats s
-                 WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
-                    OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
-                UNION ALL
-                SELECT * FROM @extschema@._packed_statement_minutes($1, LEAST($3, $2))
-                UNION ALL
-                SELECT * FROM @extschema@._packed_statement_minutes(GREATEST($4, $1), $2)) s
+          FROM @extschema@.statement_stats s
           LEFT JOIN @extschema@.database_stats d
                  ON d.interval_end = s.interval_end AND d.datid = s.dbid
                 AND d.interval_end > $1 AND d.interval_end <= $2
+         WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
+            OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
+        UNION ALL
+        -- and their packed part
+        SELECT * FROM @extschema@._packed_statement_totals($1, LEAST($3, $2))
+        UNION ALL
+        SELECT * FROM @extschema@._packed_statement_totals(GREATEST($4, $1), $2)
     )
     SELECT p.dbid, p.userid, p.queryid, p.toplevel,
            pg_catalog.sum(p.calls)::bigint, pg_catalog.sum(p.total_exec_time),

@@ -306,7 +306,10 @@ def section_storage(res, meta):
     lines = []
     per_day = {}
     bounded = {}
-    tiers = []  # dbanalytics: (tier, retention days, table, bytes per day, bytes per row)
+    tiers = []  # dbanalytics: (tier, days kept, table, bytes per day, bytes per row)
+    # the per-minute statement rows stand only until their hour is rolled up and packed (the
+    # current hour and at most the one before it); their packed rows are sized apart
+    staged = {"statement_stats", "statement_latency"}
     for r in rows:
         tool, kind, name = r["tool"], r["kind"], r["table"]
         b0, b1 = num(r["bytes0"]), num(r["bytes1"])
@@ -319,7 +322,9 @@ def section_storage(res, meta):
                 lines.append([tool, f"`{name}`", "bounded (texts, state, catalog)", fmt_bytes(d), rows_txt,
                               f"{fmt_bytes(b1)} at the end", "not extrapolated"])
             continue
-        if kind == "coalesced":
+        if kind in ("coalesced", "per_hour", "per_day"):
+            # PoWA's coalesced rows are sized by the coalescing run, dbanalytics' rollups and
+            # packed minutes from the window's minutes (storage_rollups.tsv)
             continue
         unit = ticks if kind == "per_tick" else snaps[tool]
         per_unit_day = 86400 if kind == "per_tick" else 1440
@@ -340,8 +345,11 @@ def section_storage(res, meta):
         else:
             continue
         per_day[(tool, kind)] = per_day.get((tool, kind), 0.0) + day
+        if tool == "PoWA" and name == "powa_statements_history_current" and rows_d > 0:
+            m["powa_statements_per_snapshot"] = str(rows_d / unit)
         if tool == "dbanalytics":
-            tiers.append((r.get("tier", ""), num(r.get("retention_days")), name, day, d / rows_d if rows_d > 0 else 0.0))
+            kept = 2 / 24 if name in staged else num(r.get("retention_days"))
+            tiers.append((r.get("tier", ""), kept, name, day, d / rows_d if rows_d > 0 else 0.0))
         lines.append([tool, f"`{name}`", kind.replace("_", " "), fmt_bytes(d), rows_txt, per, fmt_bytes(day)])
     # the hourly and daily rollups, sized from the window's minutes rolled up (scripts/bench)
     for r in read_tsv(os.path.join(res, "storage_rollups.tsv")):
@@ -365,9 +373,10 @@ def storage_summary(info):
     tiers = info.get("tiers", [])
     state = bounded.get("dbanalytics", 0.0)
     lines = []
-    # before: 0.1.0's retention, every table but the raw samples kept 30 days
-    before_day = sum(day for _, _, _, day, _ in tiers)
-    before = sum(day * (1 if tier == "raw" else 30) for tier, _, _, day, _ in tiers) + state
+    # before: 0.1.0's retention, every table but the raw samples kept 30 days, nothing packed
+    unpacked = [t for t in tiers if not t[2].endswith("_packed")]
+    before_day = sum(day for _, _, _, day, _ in unpacked)
+    before = sum(day * (1 if tier == "raw" else 30) for tier, _, _, day, _ in unpacked) + state
     lines.append(["dbanalytics 0.1.0 retention (raw 1 day, everything else 30 days)", "all tables", fmt_bytes(before_day),
                   "", fmt_bytes(before)])
     after = state
@@ -382,8 +391,9 @@ def storage_summary(info):
         standing = sum(day * days for days, day in rows)
         after += standing
         kept = sorted({days for days, _ in rows})
-        lines.append([f"dbanalytics tier `{tier}`", label, fmt_bytes(day_sum),
-                      ", ".join(f"{fmt(k, 0)} day{'s' if k != 1 else ''}" for k in kept), fmt_bytes(standing)])
+        kept_txt = ", ".join(f"{fmt(k * 24, 0)} hours" if k < 1 else f"{fmt(k, 0)} day{'s' if k != 1 else ''}"
+                             for k in kept)
+        lines.append([f"dbanalytics tier `{tier}`", label, fmt_bytes(day_sum), kept_txt, fmt_bytes(standing)])
     lines.append(["dbanalytics", "texts and collector state", "bounded", "–", fmt_bytes(state)])
     lines.append(["dbanalytics (tiers)", "**total**", "", "", f"**{fmt_bytes(after)}**"])
     stored = per_day.get(("PoWA", "per_snapshot"), 0.0)
@@ -409,12 +419,23 @@ def storage_summary(info):
                      f"(before the tiers: {fmt(before / powa, 1)}×; target of issue 13: ≤ 1×).")
     per_row = {name: b for _, _, name, _, b in tiers}
     stats, lat = per_row.get("statement_stats", 0.0), per_row.get("statement_latency", 0.0)
+    pstats, plat = per_row.get("statement_stats_packed", 0.0), per_row.get("statement_latency_packed", 0.0)
+    coalesced_per_statement = float("nan")
+    if m.get("powa_current_bytes") and num(m.get("powa_coalesced_snapshots")) > 0:
+        statements = num(m.get("powa_statements_per_snapshot"))
+        if statements > 0:
+            coalesced_per_statement = num(m.get("powa_history_growth")) / num(m["powa_coalesced_snapshots"]) / statements
     if stats and lat:
-        notes.append(f"Minute tier, bytes per changed statement per minute: {fmt(stats, 0)} (`statement_stats`) + "
-                     f"{fmt(lat, 0)} (`statement_latency`) = **{fmt(stats + lat, 0)} B** (target of issue 13: ≤ PoWA's "
-                     f"coalesced bytes per statement per snapshot, ≈ 35 B). Retention drops whole daily partitions, so "
-                     f"a tier holds between its retention and one day more: the standing sizes above are its retention "
-                     f"× its bytes per day.")
+        notes.append(f"Per-minute rows, bytes per changed statement per minute: {fmt(stats, 0)} (`statement_stats`) + "
+                     f"{fmt(lat, 0)} (`statement_latency`) = {fmt(stats + lat, 0)} B, kept only until their hour is "
+                     f"rolled up and packed (at most about two hours: the standing size above counts two).")
+    if pstats and plat:
+        notes.append(f"Minute tier as stored for the day, packed: {fmt(pstats, 0)} B (`statement_stats_packed`) + "
+                     f"{fmt(plat, 0)} B (`statement_latency_packed`) per statement-hour with its 60 minutes, so "
+                     f"**{fmt((pstats + plat) / 60, 1)} B per statement per minute** (target of issue 13: ≤ PoWA's coalesced "
+                     f"bytes per statement per snapshot, {fmt(coalesced_per_statement, 1)} B measured here). Retention drops "
+                     f"whole daily partitions, so a tier holds between its retention and one day more: the standing sizes "
+                     f"above are its retention × its bytes per day.")
     if notes:
         out += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     return out

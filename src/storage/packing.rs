@@ -289,27 +289,18 @@ pub fn _pack_columns(columns: i32, values: pgrx::Array<i64>) -> Vec<u8> {
     })
 }
 
-/// The rows of a packed matrix (row `n`, from 1, and its values) whose first column lies in
-/// (`after`, `upto`] (a NULL bound does not limit). NULL `packed` gives no row. Internal: the
-/// readers of packed minutes (`_statement_minutes`, `_latency_minutes`) call it.
-#[pg_extern(immutable, parallel_safe)]
-#[search_path(pg_catalog, pg_temp)]
-pub fn _unpack_columns(
-    packed: Option<&[u8]>,
-    after: default!(Option<i64>, "NULL"),
-    upto: default!(Option<i64>, "NULL"),
-) -> TableIterator<'static, (name!(n, i32), name!(row_values, Vec<Option<i64>>))> {
-    let Some(packed) = packed else {
-        return TableIterator::new(Vec::new());
-    };
-    let (columns, values) = unpack(packed).unwrap_or_else(|message| {
-        crate::api::raise(
-            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-            format!("dbanalytics: a packed value is damaged: {message}"),
-            "The value was not written by _pack_columns or was changed since; restore the table from a backup or delete the row.",
-        )
-    });
-    let rows: Vec<(i32, Vec<Option<i64>>)> = values
+/// A row of a packed matrix: its number (from 1) and its values.
+pub type Row = (i32, Vec<Option<i64>>);
+
+/// The rows of `packed` whose first column lies in (`after`, `upto`] (a NULL bound does not
+/// limit), numbered from 1.
+pub fn select_rows(
+    packed: &[u8],
+    after: Option<i64>,
+    upto: Option<i64>,
+) -> Result<Vec<Row>, String> {
+    let (columns, values) = unpack(packed)?;
+    Ok(values
         .chunks(columns)
         .enumerate()
         .filter(|(_, row)| {
@@ -318,8 +309,281 @@ pub fn _unpack_columns(
                 && upto.is_none_or(|u| first.is_some_and(|v| v <= u))
         })
         .map(|(n, row)| (n as i32 + 1, row.to_vec()))
+        .collect())
+}
+
+/// select_rows, or an error naming the damage when the value cannot be decoded.
+fn selected_rows(packed: &[u8], after: Option<i64>, upto: Option<i64>) -> Vec<Row> {
+    select_rows(packed, after, upto).unwrap_or_else(|message| {
+        crate::api::raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("dbanalytics: a packed value is damaged: {message}"),
+            "The value was not written by _pack_columns or was changed since; restore the table from a backup or delete the row.",
+        )
+    })
+}
+
+/// The rows of a packed matrix (row `n`, from 1, and its values) whose first column lies in
+/// (`after`, `upto`] (a NULL bound does not limit). NULL `packed` gives no row. Internal:
+/// `_packed_statement_minutes` and `_packed_latency_minutes` read the packed minutes with it.
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn _unpack_columns(
+    packed: Option<&[u8]>,
+    after: default!(Option<i64>, "NULL"),
+    upto: default!(Option<i64>, "NULL"),
+) -> TableIterator<'static, (name!(n, i32), name!(row_values, Vec<Option<i64>>))> {
+    TableIterator::new(packed.map_or_else(Vec::new, |p| selected_rows(p, after, upto)))
+}
+
+/// Totals of the selected rows of a packed matrix.
+#[derive(Debug, PartialEq)]
+pub struct Totals {
+    pub rows: i32,
+    /// per column: the sum of its non-NULL values (NULL when all are NULL)
+    pub sums: Vec<Option<i64>>,
+    pub first: Vec<Option<i64>>,
+    pub last: Vec<Option<i64>>,
+    /// the largest `row[ratio_column] / max(divisor, 1)` over the rows whose first column is one
+    /// of `ratio_keys` (with that key's divisor)
+    pub peak_ratio: Option<f64>,
+}
+
+/// Sums the columns of `rows`; None when a sum leaves the range of bigint.
+pub fn totals(
+    rows: &[Row],
+    ratio_column: Option<usize>,
+    ratio_keys: &[(i64, i64)],
+) -> Option<Totals> {
+    let (first, last) = (rows.first()?, rows.last()?);
+    let columns = first.1.len();
+    let mut sums: Vec<Option<i128>> = vec![None; columns];
+    let mut peak_ratio: Option<f64> = None;
+    for (_, row) in rows {
+        for (sum, value) in sums.iter_mut().zip(row) {
+            if let Some(v) = value {
+                *sum = Some(sum.unwrap_or(0) + i128::from(*v));
+            }
+        }
+        let ratio = ratio_column.and_then(|c| {
+            let value = row.get(c).copied().flatten()?;
+            let key = row[0]?;
+            let (_, divisor) = ratio_keys.iter().find(|(k, _)| *k == key)?;
+            Some(value as f64 / (*divisor).max(1) as f64)
+        });
+        if let Some(r) = ratio {
+            peak_ratio = Some(peak_ratio.map_or(r, |p| p.max(r)));
+        }
+    }
+    let sums = sums
+        .into_iter()
+        .map(|s| s.map(i64::try_from).transpose())
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    Some(Totals {
+        rows: rows.len() as i32,
+        sums,
+        first: first.1.clone(),
+        last: last.1.clone(),
+        peak_ratio,
+    })
+}
+
+/// The rows of a packed matrix whose first column lies in (`after`, `upto`], in one row: how
+/// many, the sum of each column, the first and the last of them, and the largest value of
+/// column `ratio_column` (from 1) divided by the divisor given for its row's first column
+/// (`ratio_keys`, `ratio_divisors`: parallel arrays; at least 1). No row when none is selected.
+/// Internal: `_packed_statement_totals` sums the packed minutes of each statement with it.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn _unpack_totals(
+    packed: Option<&[u8]>,
+    after: Option<i64>,
+    upto: Option<i64>,
+    ratio_column: default!(Option<i32>, "NULL"),
+    ratio_keys: default!(Option<Vec<Option<i64>>>, "NULL"),
+    ratio_divisors: default!(Option<Vec<Option<i64>>>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(rows, i32),
+        name!(sums, Vec<Option<i64>>),
+        name!(first_row, Vec<Option<i64>>),
+        name!(last_row, Vec<Option<i64>>),
+        name!(peak_ratio, Option<f64>),
+    ),
+> {
+    let Some(packed) = packed else {
+        return TableIterator::new(Vec::new());
+    };
+    let rows = selected_rows(packed, after, upto);
+    let keys: Vec<(i64, i64)> = ratio_keys
+        .unwrap_or_default()
+        .into_iter()
+        .zip(ratio_divisors.unwrap_or_default())
+        .filter_map(|(k, d)| Some((k?, d?)))
         .collect();
-    TableIterator::new(rows)
+    let column = ratio_column.and_then(|c| usize::try_from(c).ok()?.checked_sub(1));
+    let result = if rows.is_empty() {
+        None
+    } else {
+        let t = totals(&rows, column, &keys).unwrap_or_else(|| {
+            crate::api::raise(
+                PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+                "dbanalytics: a sum of packed values is out of range for bigint".to_string(),
+                "Sum fewer rows at a time.",
+            )
+        });
+        Some((t.rows, t.sums, t.first, t.last, t.peak_ratio))
+    };
+    TableIterator::new(result)
+}
+
+/// Columns of the matrix of `statement_latency_packed` (sql/schema.sql), from 0.
+mod latency_column {
+    pub const RESET: usize = 2;
+    pub const EXECUTIONS: usize = 3;
+    pub const RUNS: usize = 4;
+    pub const RUN_EXECUTIONS: usize = 5;
+    pub const RUN_MAX_LENGTH: usize = 6;
+    pub const RUN_PARENT: usize = 7;
+    pub const CPU_USER: usize = 8;
+    pub const CPU_SYSTEM: usize = 9;
+    pub const DISK_READ: usize = 10;
+    pub const DISK_WRITE: usize = 11;
+    pub const BUCKETS: usize = 12;
+    pub const HISTOGRAM: usize = 13;
+}
+
+/// The merged latency rows of one run parent (None: rows without one).
+#[derive(Debug, Default, PartialEq)]
+pub struct LatencyTotals {
+    pub parent: Option<i64>,
+    pub reset: bool,
+    pub executions: i64,
+    pub histogram: std::collections::BTreeMap<i64, i64>,
+    pub runs: Option<i64>,
+    pub run_executions: Option<i64>,
+    pub run_max_length: Option<i64>,
+    pub cpu_user_ns: Option<i64>,
+    pub cpu_system_ns: Option<i64>,
+    pub disk_read: Option<i64>,
+    pub disk_write: Option<i64>,
+}
+
+/// Merges latency matrix rows per run parent, as the readers of `_latency_parts` merge rows:
+/// counts, runs, times and bytes add up, the longest run is kept, bucket counts add up. An
+/// error names a row that does not have the layout or a sum out of range.
+pub fn latency_totals(rows: &[Row]) -> Result<Vec<LatencyTotals>, String> {
+    use latency_column as c;
+    fn add(total: &mut Option<i64>, value: Option<i64>) -> Result<(), String> {
+        if let Some(v) = value {
+            *total = Some(
+                total
+                    .unwrap_or(0)
+                    .checked_add(v)
+                    .ok_or("a sum is out of range for bigint")?,
+            );
+        }
+        Ok(())
+    }
+    let mut groups: std::collections::BTreeMap<Option<i64>, LatencyTotals> = Default::default();
+    for (n, row) in rows {
+        let bad = || format!("row {n} does not have the layout of statement_latency_packed");
+        if row.len() < c::HISTOGRAM || !(row.len() - c::HISTOGRAM).is_multiple_of(2) {
+            return Err(bad());
+        }
+        let width = (row.len() - c::HISTOGRAM) / 2;
+        let buckets = usize::try_from(row[c::BUCKETS].ok_or_else(bad)?).map_err(|_| bad())?;
+        if buckets > width {
+            return Err(bad());
+        }
+        let parent = row[c::RUN_PARENT];
+        let g = groups.entry(parent).or_insert_with(|| LatencyTotals {
+            parent,
+            ..Default::default()
+        });
+        g.reset |= row[c::RESET].is_some_and(|r| r != 0);
+        let mut executions = Some(g.executions);
+        add(&mut executions, row[c::EXECUTIONS])?;
+        g.executions = executions.unwrap_or(0);
+        add(&mut g.runs, row[c::RUNS])?;
+        add(&mut g.run_executions, row[c::RUN_EXECUTIONS])?;
+        if let Some(length) = row[c::RUN_MAX_LENGTH] {
+            g.run_max_length = Some(g.run_max_length.map_or(length, |m| m.max(length)));
+        }
+        add(&mut g.cpu_user_ns, row[c::CPU_USER])?;
+        add(&mut g.cpu_system_ns, row[c::CPU_SYSTEM])?;
+        add(&mut g.disk_read, row[c::DISK_READ])?;
+        add(&mut g.disk_write, row[c::DISK_WRITE])?;
+        for i in 0..buckets {
+            let bucket = row[c::HISTOGRAM + i]
+                .filter(|b| (0..=i64::from(i16::MAX)).contains(b))
+                .ok_or_else(bad)?;
+            let count = row[c::HISTOGRAM + width + i].ok_or_else(bad)?;
+            let mut total = Some(*g.histogram.get(&bucket).unwrap_or(&0));
+            add(&mut total, Some(count))?;
+            g.histogram.insert(bucket, total.unwrap_or(0));
+        }
+    }
+    Ok(groups.into_values().collect())
+}
+
+/// The rows of a packed latency matrix (`statement_latency_packed.intervals`) whose interval
+/// ends in (`after`, `upto`] (µs since the epoch), merged per run parent: one row per parent
+/// (and one for the rows without runs), with the merged histogram (buckets ascending) and the
+/// run, CPU (ns) and disk totals. Internal: `_latency_parts` reads the packed minutes with it.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn _unpack_latency_totals(
+    packed: Option<&[u8]>,
+    after: Option<i64>,
+    upto: Option<i64>,
+) -> TableIterator<
+    'static,
+    (
+        name!(reset, bool),
+        name!(executions, i64),
+        name!(buckets, Vec<i16>),
+        name!(counts, Vec<i64>),
+        name!(runs, Option<i64>),
+        name!(run_executions, Option<i64>),
+        name!(run_max_length, Option<i64>),
+        name!(run_parent_queryid, Option<i64>),
+        name!(cpu_user_ns, Option<i64>),
+        name!(cpu_system_ns, Option<i64>),
+        name!(disk_read_bytes, Option<i64>),
+        name!(disk_write_bytes, Option<i64>),
+    ),
+> {
+    let Some(packed) = packed else {
+        return TableIterator::new(Vec::new());
+    };
+    let groups = latency_totals(&selected_rows(packed, after, upto)).unwrap_or_else(|message| {
+        crate::api::raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("dbanalytics: a packed latency value is damaged: {message}"),
+            "The value was not written by _pack_minutes or was changed since; restore the table from a backup or delete the row.",
+        )
+    });
+    TableIterator::new(groups.into_iter().map(|g| {
+        (
+            g.reset,
+            g.executions,
+            g.histogram.keys().map(|&b| b as i16).collect(),
+            g.histogram.into_values().collect(),
+            g.runs,
+            g.run_executions,
+            g.run_max_length,
+            g.parent,
+            g.cpu_user_ns,
+            g.cpu_system_ns,
+            g.disk_read,
+            g.disk_write,
+        )
+    }))
 }
 
 #[cfg(test)]
@@ -407,6 +671,109 @@ mod unit {
         put_varint(&mut huge, 1 << 40);
         put_varint(&mut huge, 1 << 40);
         assert!(unpack(&huge).is_err());
+    }
+
+    #[test]
+    fn totals_sum_columns_and_find_the_peak_ratio() {
+        let packed = pack(
+            3,
+            &[
+                Some(60),
+                Some(4),
+                Some(1),
+                Some(120),
+                None,
+                Some(8),
+                Some(180),
+                Some(6),
+                Some(3),
+            ],
+        )
+        .unwrap();
+        let rows = select_rows(&packed, Some(60), None).unwrap();
+        assert_eq!(rows.len(), 2);
+        // column 3 over the divisors of keys 120 (4) and 180 (0, counted as 1)
+        let t = totals(&rows, Some(2), &[(120, 4), (180, 0), (999, 1)]).unwrap();
+        assert_eq!(
+            t,
+            Totals {
+                rows: 2,
+                sums: vec![Some(300), Some(6), Some(11)],
+                first: vec![Some(120), None, Some(8)],
+                last: vec![Some(180), Some(6), Some(3)],
+                peak_ratio: Some(3.0),
+            }
+        );
+        assert_eq!(totals(&[], None, &[]), None);
+        let huge = vec![(1, vec![Some(i64::MAX)]), (2, vec![Some(1)])];
+        assert_eq!(totals(&huge, None, &[]), None);
+    }
+
+    #[test]
+    fn latency_rows_merge_per_run_parent() {
+        // two intervals with parent 7 (one histogram of 2 buckets, one of 1), one without runs
+        let row = |end: i64,
+                   runs: Option<i64>,
+                   parent: Option<i64>,
+                   hist: &[(i64, i64)],
+                   width: usize| {
+            let mut v = vec![
+                Some(end),
+                Some(60),
+                Some(0),
+                Some(hist.iter().map(|h| h.1).sum()),
+                runs,
+                runs.map(|r| r * 3),
+                runs.map(|r| r + 1),
+                parent,
+                Some(1000),
+                None,
+                Some(8192),
+                Some(0),
+                Some(hist.len() as i64),
+            ];
+            for i in 0..width {
+                v.push(hist.get(i).map(|h| h.0));
+            }
+            for i in 0..width {
+                v.push(hist.get(i).map(|h| h.1));
+            }
+            v
+        };
+        let rows = vec![
+            (1, row(60, Some(2), Some(7), &[(3, 4), (9, 1)], 2)),
+            (2, row(120, None, None, &[(3, 2)], 2)),
+            (3, row(180, Some(5), Some(7), &[(9, 6)], 2)),
+        ];
+        let merged = latency_totals(&rows).unwrap();
+        assert_eq!(merged.len(), 2);
+        assert_eq!(
+            (merged[0].parent, merged[0].executions, merged[0].runs),
+            (None, 2, None)
+        );
+        let g = &merged[1];
+        assert_eq!(g.parent, Some(7));
+        assert_eq!(g.executions, 11);
+        assert_eq!(
+            g.histogram
+                .iter()
+                .map(|(b, c)| (*b, *c))
+                .collect::<Vec<_>>(),
+            vec![(3, 4), (9, 7)]
+        );
+        assert_eq!(
+            (g.runs, g.run_executions, g.run_max_length),
+            (Some(7), Some(21), Some(6))
+        );
+        assert_eq!(
+            (g.cpu_user_ns, g.cpu_system_ns, g.disk_read),
+            (Some(2000), None, Some(16384))
+        );
+        // a row without the layout is an error
+        assert!(latency_totals(&[(1, vec![Some(1); 14])]).is_err());
+        let mut wide = row(60, None, None, &[(3, 4)], 1);
+        wide[12] = Some(2);
+        assert!(latency_totals(&[(1, wide)]).is_err());
     }
 
     #[test]

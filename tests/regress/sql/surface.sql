@@ -108,3 +108,7 @@ SELECT dbanalytics._pack_columns(0, ARRAY[1]);
 SELECT dbanalytics._pack_columns(2, ARRAY[1, 2, 3]);
 SELECT * FROM dbanalytics._unpack_columns('\x0102'::bytea);
 SELECT * FROM dbanalytics._unpack_columns('\x01010163ff'::bytea);
+SELECT * FROM dbanalytics._unpack_totals(dbanalytics._pack_columns(3, ARRAY[[60, 4, 1], [120, NULL, 8], [180, 6, 3]]), 60, NULL, 3, ARRAY[120, 180], ARRAY[4, 0]);
+SELECT * FROM dbanalytics._unpack_totals(dbanalytics._pack_columns(1, ARRAY[60]), 60, NULL);
+SELECT * FROM dbanalytics._unpack_totals(dbanalytics._pack_columns(1, ARRAY[9223372036854775807, 9223372036854775807]), NULL, NULL);
+SELECT * FROM dbanalytics._unpack_latency_totals(dbanalytics._pack_columns(14, pg_catalog.array_fill(1::bigint, ARRAY[14])), NULL, NULL);
