@@ -28,8 +28,9 @@
 --                       (dbanalytics._rollup_minutes) over the raw day, then the same day's
 --                       rollups repeated for every older day of history; statement_hourly,
 --                       statement_latency_hourly, table_hourly and index_hourly by
---                       dbanalytics._rollup_hours() over the minute days, then their hours
---                       repeated for every older day; statement_daily of every whole UTC day
+--                       dbanalytics._rollup_hours() over the minute days (whose minutes
+--                       dbanalytics._pack_minutes() then packs, as the collector does), then
+--                       their hours repeated for every older day; statement_daily of every whole UTC day
 --                       (statement_daily, statement_latency_daily) by the extension's daily rollups
 --
 -- It creates schema bench_app (50 tables with 100 indexes, empty) so that table_stats and
@@ -347,6 +348,11 @@ SELECT m.interval_end, 'collector', s.source, 'ok', s.ms * (0.8 + 0.4 * random()
 
 \echo generate_history: hourly rollups of the statement, latency, table and index deltas
 SELECT dbanalytics._rollup_hours() AS hourly_rows;
+
+\echo generate_history: packing the minutes of the rolled-up hours, as the collector does (two hours per call)
+SELECT count(*) AS packing_calls
+  FROM generate_series(1, 100) n
+ WHERE dbanalytics._pack_minutes() > 0;
 
 \echo generate_history: hourly rollups of the days older than the minute tier (copies of its hours)
 INSERT INTO dbanalytics.statement_hourly
