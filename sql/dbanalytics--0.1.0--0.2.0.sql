@@ -2941,9 +2941,10 @@ $$;
 -- per statement and rolled-up hour holding the hour's per-interval rows, in the minute tier
 -- (retention_minutes), so that the partial hours at the far end of a window keep their minutes
 -- at about a twentieth of the space. `intervals` is a matrix packed by _pack_columns
--- (src/storage/packing.rs), one row per interval ending in (hour_end - 1 hour, hour_end], its
--- columns: interval_end and its length in microseconds since the epoch, reset (0 or 1), then
--- each counter of statement_counter_values at column attnum + 3 (times in nanoseconds).
+-- (src/storage/packing.rs) as a matrix of intervals, one row per interval ending in
+-- (hour_end - 1 hour, hour_end], its columns: interval_end and its length in microseconds since
+-- the epoch, reset (0 or 1), then each counter of statement_counter_values at column attnum + 3
+-- (times in nanoseconds).
 -- _packed_statement_minutes() unpacks them as statement_stats rows.
 CREATE TABLE @extschema@.statement_stats_packed (
     hour_end  timestamptz NOT NULL,
@@ -2956,7 +2957,7 @@ CREATE TABLE @extschema@.statement_stats_packed (
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats_packed', 'hour_end', '(hour_end)');
 
 -- Packed minutes of statement_latency (collector, with statement_stats_packed): one row per
--- statement and rolled-up hour. `intervals` is a matrix packed by _pack_columns, one row per
+-- statement and rolled-up hour. `intervals` is a matrix of intervals packed by _pack_columns, one row per
 -- interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length
 -- (microseconds), reset (0 or 1), executions, runs, run_executions, run_max_length,
 -- run_parent_queryid, cpu_user_time and cpu_system_time (nanoseconds), disk_read_bytes,
@@ -2981,7 +2982,8 @@ GRANT SELECT ON @extschema@.statement_stats_packed, @extschema@.statement_latenc
 -- The codec of packed minutes (src/storage/packing.rs).
 CREATE FUNCTION @extschema@."_pack_columns"(
 	"columns" INT, /* i32 */
-	"values" bigint[] /* pgrx :: Array < i64 > */
+	"values" bigint[], /* pgrx :: Array < i64 > */
+	"intervals" bool DEFAULT false /* bool */
 ) RETURNS bytea /* Vec < u8 > */
 IMMUTABLE STRICT PARALLEL SAFE
 SET search_path TO pg_catalog, pg_temp
@@ -3106,7 +3108,7 @@ BEGIN
                    @extschema@._pack_columns(%s, pg_catalog.array_agg(ARRAY[
                        (EXTRACT(epoch FROM s.interval_end) * 1000000)::bigint,
                        (EXTRACT(epoch FROM s.interval_end - s.interval_start) * 1000000)::bigint,
-                       s.reset::integer::bigint, %s] ORDER BY s.interval_end))
+                       s.reset::integer::bigint, %s] ORDER BY s.interval_end), true)
               FROM @extschema@.statement_stats s
              WHERE s.interval_end > $1 - interval '1 hour' AND s.interval_end <= $1
              GROUP BY s.dbid, s.userid, s.queryid, s.toplevel
@@ -3130,7 +3132,7 @@ BEGIN
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.buckets)])
                    OPERATOR(pg_catalog.||) w.counts
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.counts)])
-                   ORDER BY w.interval_end)),
+                   ORDER BY w.interval_end), true),
                CASE WHEN pg_catalog.bool_or(w.run_application IS NOT NULL)
                     THEN pg_catalog.array_agg(w.run_application ORDER BY w.interval_end) END
           FROM (SELECT l.*, pg_catalog.max(pg_catalog.cardinality(l.buckets))
@@ -3283,7 +3285,7 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION @extschema@._pack_minutes() FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[]),
+REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean),
     @extschema@._unpack_columns(bytea, bigint, bigint),
     @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[]),
     @extschema@._unpack_latency_totals(bytea, bigint, bigint),
@@ -3291,7 +3293,7 @@ REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[]),
     @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[], boolean),
     @extschema@._packed_statement_totals(timestamptz, timestamptz),
     @extschema@._packed_latency_parts(timestamptz, timestamptz, bigint[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._pack_columns(integer, bigint[]),
+GRANT EXECUTE ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean),
     @extschema@._unpack_columns(bytea, bigint, bigint),
     @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[]),
     @extschema@._unpack_latency_totals(bytea, bigint, bigint),

@@ -385,7 +385,7 @@ BEGIN
                    @extschema@._pack_columns(%s, pg_catalog.array_agg(ARRAY[
                        (EXTRACT(epoch FROM s.interval_end) * 1000000)::bigint,
                        (EXTRACT(epoch FROM s.interval_end - s.interval_start) * 1000000)::bigint,
-                       s.reset::integer::bigint, %s] ORDER BY s.interval_end))
+                       s.reset::integer::bigint, %s] ORDER BY s.interval_end), true)
               FROM @extschema@.statement_stats s
              WHERE s.interval_end > $1 - interval '1 hour' AND s.interval_end <= $1
              GROUP BY s.dbid, s.userid, s.queryid, s.toplevel
@@ -409,7 +409,7 @@ BEGIN
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.buckets)])
                    OPERATOR(pg_catalog.||) w.counts
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.counts)])
-                   ORDER BY w.interval_end)),
+                   ORDER BY w.interval_end), true),
                CASE WHEN pg_catalog.bool_or(w.run_application IS NOT NULL)
                     THEN pg_catalog.array_agg(w.run_application ORDER BY w.interval_end) END
           FROM (SELECT l.*, pg_catalog.max(pg_catalog.cardinality(l.buckets))

@@ -385,9 +385,10 @@ INSERT INTO @extschema@.partition_indexes VALUES ('statement_daily', 'day_end', 
 -- per statement and rolled-up hour holding the hour's per-interval rows, in the minute tier
 -- (retention_minutes), so that the partial hours at the far end of a window keep their minutes
 -- at about a twentieth of the space. `intervals` is a matrix packed by _pack_columns
--- (src/storage/packing.rs), one row per interval ending in (hour_end - 1 hour, hour_end], its
--- columns: interval_end and its length in microseconds since the epoch, reset (0 or 1), then
--- each counter of statement_counter_values at column attnum + 3 (times in nanoseconds).
+-- (src/storage/packing.rs) as a matrix of intervals, one row per interval ending in
+-- (hour_end - 1 hour, hour_end], its columns: interval_end and its length in microseconds since
+-- the epoch, reset (0 or 1), then each counter of statement_counter_values at column attnum + 3
+-- (times in nanoseconds).
 -- _packed_statement_minutes() unpacks them as statement_stats rows.
 CREATE TABLE @extschema@.statement_stats_packed (
     hour_end  timestamptz NOT NULL,
@@ -533,7 +534,7 @@ CREATE TABLE @extschema@.statement_latency_daily (
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_daily', 'day_end', '(day_end)');
 
 -- Packed minutes of statement_latency (collector, with statement_stats_packed): one row per
--- statement and rolled-up hour. `intervals` is a matrix packed by _pack_columns, one row per
+-- statement and rolled-up hour. `intervals` is a matrix of intervals packed by _pack_columns, one row per
 -- interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length
 -- (microseconds), reset (0 or 1), executions, runs, run_executions, run_max_length,
 -- run_parent_queryid, cpu_user_time and cpu_system_time (nanoseconds), disk_read_bytes,

@@ -10,13 +10,17 @@
 //! `zigzag(x) + 1` for any other value `x`. Decoding checks every length and range and fails on a
 //! damaged value instead of returning wrong numbers.
 //!
-//! Layout: format byte (1), columns, rows, then per column a mode byte (bits 0–1: order of the
-//! differences, bit 4: a divisor varint follows) and its tokens.
+//! Layout: format byte (1, or 2 for a matrix of intervals), columns, rows, then per column a
+//! mode byte (bits 0–1: order of the differences, bit 4: a divisor varint follows) and its
+//! tokens. In a matrix of intervals, columns 0 and 1 are each interval's end and length, and
+//! the length is stored as its difference from the time since the previous row's end: 0 for
+//! back-to-back intervals, whose ends jitter by the collector's scheduling.
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 const FORMAT: u8 = 1;
+const FORMAT_INTERVALS: u8 = 2;
 /// The most values one packed matrix may hold (an hour of minutes needs a few thousand).
 pub const MAX_VALUES: usize = 1 << 20;
 const SCALED: u8 = 0x10;
@@ -151,8 +155,42 @@ fn put_column(out: &mut Vec<u8>, column: &[Option<i64>]) {
     out.extend_from_slice(&best.expect("at least one encoding"));
 }
 
-/// Encodes a row-major matrix of `columns` columns.
-pub fn pack(columns: usize, values: &[Option<i64>]) -> Result<Vec<u8>, String> {
+/// In a matrix of intervals, each row's (end, length) to (end, length - (end - previous end))
+/// (`forward`), or back; rows with a NULL among them are left alone. Wrapping arithmetic, so
+/// that any bigint values round-trip.
+fn interval_lengths(columns: usize, values: &mut [Option<i64>], forward: bool) {
+    let rows = values.len() / columns;
+    // backwards when encoding, so that each row still sees the previous row's end
+    let order: Vec<usize> = if forward {
+        (1..rows).rev().collect()
+    } else {
+        (1..rows).collect()
+    };
+    for r in order {
+        let (previous, end, length) = (
+            values[(r - 1) * columns],
+            values[r * columns],
+            values[r * columns + 1],
+        );
+        if let (Some(previous), Some(end), Some(length)) = (previous, end, length) {
+            let since_previous = end.wrapping_sub(previous);
+            values[r * columns + 1] = Some(if forward {
+                length.wrapping_sub(since_previous)
+            } else {
+                length.wrapping_add(since_previous)
+            });
+        }
+    }
+}
+
+/// Encodes a row-major matrix of `columns` columns; `intervals`: columns 0 and 1 are interval
+/// ends and lengths (module comment).
+pub fn pack(columns: usize, values: &[Option<i64>], intervals: bool) -> Result<Vec<u8>, String> {
+    if intervals && columns < 2 {
+        return Err(format!(
+            "a matrix of intervals needs at least 2 columns, got {columns}"
+        ));
+    }
     if columns == 0 || !values.len().is_multiple_of(columns) {
         return Err(format!(
             "{} values do not make rows of {columns} columns",
@@ -166,9 +204,17 @@ pub fn pack(columns: usize, values: &[Option<i64>]) -> Result<Vec<u8>, String> {
         ));
     }
     let rows = values.len() / columns;
-    let mut out = vec![FORMAT];
+    let mut out = vec![if intervals { FORMAT_INTERVALS } else { FORMAT }];
     put_varint(&mut out, columns as u128);
     put_varint(&mut out, rows as u128);
+    let mut owned;
+    let values = if intervals {
+        owned = values.to_vec();
+        interval_lengths(columns, &mut owned, true);
+        &owned[..]
+    } else {
+        values
+    };
     let mut column = Vec::with_capacity(rows);
     for c in 0..columns {
         column.clear();
@@ -241,13 +287,15 @@ fn get_column(input: &[u8], pos: &mut usize, rows: usize) -> Result<Vec<Option<i
 
 /// Decodes a matrix: (columns, row-major values).
 pub fn unpack(input: &[u8]) -> Result<(usize, Vec<Option<i64>>), String> {
-    if input.first() != Some(&FORMAT) {
-        return Err(format!("unknown format {:?}", input.first()));
-    }
+    let intervals = match input.first() {
+        Some(&FORMAT) => false,
+        Some(&FORMAT_INTERVALS) => true,
+        other => return Err(format!("unknown format {other:?}")),
+    };
     let mut pos = 1;
     let columns = get_varint(input, &mut pos)?;
     let rows = get_varint(input, &mut pos)?;
-    if columns == 0 || columns.saturating_mul(rows) > MAX_VALUES as u128 {
+    if columns < 1 + u128::from(intervals) || columns.saturating_mul(rows) > MAX_VALUES as u128 {
         return Err(format!("{rows} rows of {columns} columns"));
     }
     let (columns, rows) = (columns as usize, rows as usize);
@@ -260,14 +308,23 @@ pub fn unpack(input: &[u8]) -> Result<(usize, Vec<Option<i64>>), String> {
     if pos != input.len() {
         return Err(format!("{} bytes after the last column", input.len() - pos));
     }
+    if intervals {
+        interval_lengths(columns, &mut values, false);
+    }
     Ok((columns, values))
 }
 
 /// The matrix of `values` (row-major, any dimensions: an array of rows works) with `columns`
-/// columns, packed. Internal: `_pack_minutes` packs the minutes of an hour with it.
+/// columns, packed; `intervals`: its columns 1 and 2 are interval ends and lengths, in time
+/// order (the module comment says what that saves). Internal: `_pack_minutes` packs the minutes
+/// of an hour with it.
 #[pg_extern(immutable, strict, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
-pub fn _pack_columns(columns: i32, values: pgrx::Array<i64>) -> Vec<u8> {
+pub fn _pack_columns(
+    columns: i32,
+    values: pgrx::Array<i64>,
+    intervals: default!(bool, false),
+) -> Vec<u8> {
     // the length is known before anything is copied
     let checked = if columns < 1 {
         Err(format!("columns must be at least 1, got {columns}"))
@@ -278,7 +335,7 @@ pub fn _pack_columns(columns: i32, values: pgrx::Array<i64>) -> Vec<u8> {
         ))
     } else {
         let values: Vec<Option<i64>> = values.iter().collect();
-        pack(columns as usize, &values)
+        pack(columns as usize, &values, intervals)
     };
     checked.unwrap_or_else(|message| {
         crate::api::raise(
@@ -590,13 +647,26 @@ pub fn _unpack_latency_totals(
 mod unit {
     use super::*;
 
+    /// Packs as a plain matrix and, with 2 columns or more, as a matrix of intervals; both
+    /// unpack to `values`. Returns the size of the one asked for.
+    fn round_trip_as(columns: usize, values: &[Option<i64>], intervals: bool) -> usize {
+        let mut sizes = [0, 0];
+        for as_intervals in [false, true] {
+            if as_intervals && columns < 2 {
+                continue;
+            }
+            let packed = pack(columns, values, as_intervals).expect("packs");
+            assert_eq!(
+                unpack(&packed).expect("unpacks"),
+                (columns, values.to_vec())
+            );
+            sizes[usize::from(as_intervals)] = packed.len();
+        }
+        sizes[usize::from(intervals)]
+    }
+
     fn round_trip(columns: usize, values: &[Option<i64>]) -> usize {
-        let packed = pack(columns, values).expect("packs");
-        assert_eq!(
-            unpack(&packed).expect("unpacks"),
-            (columns, values.to_vec())
-        );
-        packed.len()
+        round_trip_as(columns, values, false)
     }
 
     #[test]
@@ -651,11 +721,27 @@ mod unit {
         }
         let size = round_trip(4, &values);
         assert!(size < 120, "{size} bytes");
+        // the collector's snapshots jitter: back-to-back intervals whose ends wander by up to a
+        // few ms cost next to nothing more as intervals, several bytes a row otherwise
+        let mut jittered = Vec::new();
+        let mut end = 1_780_000_000_000_000i64;
+        for minute in 0..60i64 {
+            let next = end + 60_000_000 + (minute * 7919) % 5000;
+            jittered.extend([Some(next), Some(next - end)]);
+            end = next;
+        }
+        let plain = round_trip_as(2, &jittered, false);
+        let intervals = round_trip_as(2, &jittered, true);
+        assert!(
+            intervals + 60 < plain,
+            "{intervals} as intervals, {plain} plain"
+        );
+        assert!(pack(1, &[Some(1)], true).is_err());
     }
 
     #[test]
     fn damaged_input_is_an_error_not_wrong_numbers() {
-        let packed = pack(2, &[Some(5), Some(-3), Some(8), None]).unwrap();
+        let packed = pack(2, &[Some(5), Some(-3), Some(8), None], false).unwrap();
         for cut in 0..packed.len() {
             assert!(unpack(&packed[..cut]).is_err(), "cut at {cut}");
         }
@@ -688,6 +774,7 @@ mod unit {
                 Some(6),
                 Some(3),
             ],
+            false,
         )
         .unwrap();
         let rows = select_rows(&packed, Some(60), None).unwrap();
@@ -778,8 +865,8 @@ mod unit {
 
     #[test]
     fn bad_shapes_are_refused() {
-        assert!(pack(0, &[]).is_err());
-        assert!(pack(2, &[Some(1)]).is_err());
-        assert!(pack(1, &vec![Some(0); MAX_VALUES + 1]).is_err());
+        assert!(pack(0, &[], false).is_err());
+        assert!(pack(2, &[Some(1)], false).is_err());
+        assert!(pack(1, &vec![Some(0); MAX_VALUES + 1], false).is_err());
     }
 }
