@@ -165,11 +165,9 @@ END
 $$;
 
 -- The same for statement_latency (statement_latency_packed): only the given queryids when
--- queryids is not NULL, and only intervals of an hour with a run_application when
--- with_run_application (the condition of the partial index on queryid).
+-- queryids is not NULL.
 CREATE FUNCTION @extschema@._packed_latency_minutes(since timestamptz, until timestamptz,
-                                                    queryids bigint[] DEFAULT NULL,
-                                                    with_run_application boolean DEFAULT false)
+                                                    queryids bigint[] DEFAULT NULL)
 RETURNS SETOF @extschema@.statement_latency
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -178,7 +176,7 @@ BEGIN
     IF NOT since < until THEN
         RETURN;
     END IF;
-    RETURN QUERY EXECUTE pg_catalog.format($q$
+    RETURN QUERY EXECUTE $q$
         SELECT TIMESTAMPTZ 'epoch' + (u.v[1] - u.v[2]) * interval '1 microsecond',
                TIMESTAMPTZ 'epoch' + u.v[1] * interval '1 microsecond',
                p.dbid, p.userid, p.queryid, u.v[3] <> 0, u.v[4],
@@ -192,9 +190,8 @@ BEGIN
                                            (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v),
                LATERAL (SELECT (pg_catalog.cardinality(u.v) - 13) / 2 AS width) w
          WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
-           AND ($3 IS NULL OR p.queryid = ANY ($3)) %s
-    $q$, CASE WHEN with_run_application THEN 'AND p.run_applications IS NOT NULL' ELSE '' END)
-    USING since, until, queryids;
+           AND ($3 IS NULL OR p.queryid = ANY ($3))
+    $q$ USING since, until, queryids;
 END
 $$;
 

@@ -374,12 +374,19 @@ WITH args AS (
       FROM (SELECT l.dbid, l.userid, l.queryid, l.run_application AS application,
                    pg_catalog.sum(l.runs) AS runs
               FROM args a,
-                   LATERAL (SELECT m.* FROM @extschema@.statement_latency m
+                   LATERAL (SELECT m.dbid, m.userid, m.queryid, m.run_application, m.runs
+                              FROM @extschema@.statement_latency m
                              WHERE m.interval_end > a.since AND m.runs IS NOT NULL
                                AND m.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))
                             UNION ALL
-                            SELECT * FROM @extschema@._packed_latency_minutes(
-                                a.since, pg_catalog.now(), ARRAY(SELECT r.queryid FROM run_lookups r), true)) l
+                            -- packed minutes: their runs per application, summed in Rust
+                            SELECT p.dbid, p.userid, p.queryid, u.run_application, u.runs
+                              FROM @extschema@.statement_latency_packed p
+                             CROSS JOIN LATERAL @extschema@._unpack_latency_totals(
+                                       p.intervals, (EXTRACT(epoch FROM a.since) * 1000000)::bigint, NULL,
+                                       p.run_applications) u
+                             WHERE p.hour_end > a.since AND p.run_applications IS NOT NULL
+                               AND p.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))) l
              WHERE l.runs IS NOT NULL AND l.run_application IS NOT NULL
                AND (l.dbid, l.userid, l.queryid) IN (SELECT r.dbid, r.userid, r.queryid FROM run_lookups r)
              GROUP BY 1, 2, 3, 4) m

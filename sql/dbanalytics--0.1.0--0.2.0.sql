@@ -3025,7 +3025,8 @@ AS 'MODULE_PATHNAME', '_unpack_totals_wrapper';
 CREATE FUNCTION @extschema@."_unpack_latency_totals"(
 	"packed" bytea, /* Option < & [u8] > */
 	"after" bigint, /* Option < i64 > */
-	"upto" bigint /* Option < i64 > */
+	"upto" bigint, /* Option < i64 > */
+	"applications" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < String > > > */
 ) RETURNS TABLE (
 	"reset" bool,  /* bool */
 	"executions" bigint,  /* i64 */
@@ -3038,7 +3039,8 @@ CREATE FUNCTION @extschema@."_unpack_latency_totals"(
 	"cpu_user_ns" bigint,  /* Option < i64 > */
 	"cpu_system_ns" bigint,  /* Option < i64 > */
 	"disk_read_bytes" bigint,  /* Option < i64 > */
-	"disk_write_bytes" bigint  /* Option < i64 > */
+	"disk_write_bytes" bigint,  /* Option < i64 > */
+	"run_application" TEXT  /* Option < String > */
 )
 IMMUTABLE PARALLEL SAFE
 SET search_path TO pg_catalog, pg_temp
@@ -3178,11 +3180,9 @@ END
 $$;
 
 -- The same for statement_latency (statement_latency_packed): only the given queryids when
--- queryids is not NULL, and only intervals of an hour with a run_application when
--- with_run_application (the condition of the partial index on queryid).
+-- queryids is not NULL.
 CREATE FUNCTION @extschema@._packed_latency_minutes(since timestamptz, until timestamptz,
-                                                    queryids bigint[] DEFAULT NULL,
-                                                    with_run_application boolean DEFAULT false)
+                                                    queryids bigint[] DEFAULT NULL)
 RETURNS SETOF @extschema@.statement_latency
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -3191,7 +3191,7 @@ BEGIN
     IF NOT since < until THEN
         RETURN;
     END IF;
-    RETURN QUERY EXECUTE pg_catalog.format($q$
+    RETURN QUERY EXECUTE $q$
         SELECT TIMESTAMPTZ 'epoch' + (u.v[1] - u.v[2]) * interval '1 microsecond',
                TIMESTAMPTZ 'epoch' + u.v[1] * interval '1 microsecond',
                p.dbid, p.userid, p.queryid, u.v[3] <> 0, u.v[4],
@@ -3205,9 +3205,8 @@ BEGIN
                                            (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v),
                LATERAL (SELECT (pg_catalog.cardinality(u.v) - 13) / 2 AS width) w
          WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
-           AND ($3 IS NULL OR p.queryid = ANY ($3)) %s
-    $q$, CASE WHEN with_run_application THEN 'AND p.run_applications IS NOT NULL' ELSE '' END)
-    USING since, until, queryids;
+           AND ($3 IS NULL OR p.queryid = ANY ($3))
+    $q$ USING since, until, queryids;
 END
 $$;
 
@@ -3288,17 +3287,17 @@ REVOKE ALL ON FUNCTION @extschema@._pack_minutes() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean),
     @extschema@._unpack_columns(bytea, bigint, bigint),
     @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[]),
-    @extschema@._unpack_latency_totals(bytea, bigint, bigint),
+    @extschema@._unpack_latency_totals(bytea, bigint, bigint, text[]),
     @extschema@._packed_statement_minutes(timestamptz, timestamptz),
-    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[], boolean),
+    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[]),
     @extschema@._packed_statement_totals(timestamptz, timestamptz),
     @extschema@._packed_latency_parts(timestamptz, timestamptz, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean),
     @extschema@._unpack_columns(bytea, bigint, bigint),
     @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[]),
-    @extschema@._unpack_latency_totals(bytea, bigint, bigint),
+    @extschema@._unpack_latency_totals(bytea, bigint, bigint, text[]),
     @extschema@._packed_statement_minutes(timestamptz, timestamptz),
-    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[], boolean),
+    @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[]),
     @extschema@._packed_statement_totals(timestamptz, timestamptz),
     @extschema@._packed_latency_parts(timestamptz, timestamptz, bigint[]) TO dbanalytics_reader;
 
@@ -4751,12 +4750,19 @@ WITH args AS (
       FROM (SELECT l.dbid, l.userid, l.queryid, l.run_application AS application,
                    pg_catalog.sum(l.runs) AS runs
               FROM args a,
-                   LATERAL (SELECT m.* FROM @extschema@.statement_latency m
+                   LATERAL (SELECT m.dbid, m.userid, m.queryid, m.run_application, m.runs
+                              FROM @extschema@.statement_latency m
                              WHERE m.interval_end > a.since AND m.runs IS NOT NULL
                                AND m.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))
                             UNION ALL
-                            SELECT * FROM @extschema@._packed_latency_minutes(
-                                a.since, pg_catalog.now(), ARRAY(SELECT r.queryid FROM run_lookups r), true)) l
+                            -- packed minutes: their runs per application, summed in Rust
+                            SELECT p.dbid, p.userid, p.queryid, u.run_application, u.runs
+                              FROM @extschema@.statement_latency_packed p
+                             CROSS JOIN LATERAL @extschema@._unpack_latency_totals(
+                                       p.intervals, (EXTRACT(epoch FROM a.since) * 1000000)::bigint, NULL,
+                                       p.run_applications) u
+                             WHERE p.hour_end > a.since AND p.run_applications IS NOT NULL
+                               AND p.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))) l
              WHERE l.runs IS NOT NULL AND l.run_application IS NOT NULL
                AND (l.dbid, l.userid, l.queryid) IN (SELECT r.dbid, r.userid, r.queryid FROM run_lookups r)
              GROUP BY 1, 2, 3, 4) m

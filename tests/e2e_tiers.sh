@@ -194,6 +194,21 @@ check "the minutes unpack to the very rows that were packed (statement_stats)" 0
 check "the minutes unpack to the very rows that were packed (statement_latency)" 0 \
     "$(q "SELECT (SELECT count(*) FROM (($LATENCY_MINUTES) EXCEPT ALL SELECT * FROM copy_latency) x)
                  + (SELECT count(*) FROM (SELECT * FROM copy_latency EXCEPT ALL ($LATENCY_MINUTES)) x)")"
+check "the packed minutes since $SINCE hold runs of the three applications" 3 \
+    "$(q "SELECT count(DISTINCT c.run_application) FROM copy_latency c
+           WHERE c.run_application IS NOT NULL AND c.interval_end > $SINCE
+             AND c.interval_end <= (SELECT max(hour_end) FROM dbanalytics.statement_latency_packed)")"
+check "runs per application summed from the packed minutes (the N+1 lookup) = from the rows packed" \
+    "$(q "SELECT string_agg(a || ':' || n, ' ' ORDER BY a) FROM (
+            SELECT c.run_application AS a, sum(c.runs) AS n FROM copy_latency c
+              JOIN dbanalytics.statement_latency_packed p
+                ON p.queryid = c.queryid AND c.interval_end > p.hour_end - interval '1 hour' AND c.interval_end <= p.hour_end
+             WHERE c.run_application IS NOT NULL AND c.interval_end > $SINCE GROUP BY 1) x")" \
+    "$(q "SELECT string_agg(a || ':' || n, ' ' ORDER BY a) FROM (
+            SELECT u.run_application AS a, sum(u.runs) AS n FROM dbanalytics.statement_latency_packed p
+             CROSS JOIN LATERAL dbanalytics._unpack_latency_totals(
+                       p.intervals, (EXTRACT(epoch FROM $SINCE) * 1000000)::bigint, NULL, p.run_applications) u
+             WHERE p.run_applications IS NOT NULL AND u.run_application IS NOT NULL GROUP BY 1) x")"
 info "$(q "SELECT 'packed: ' || round(avg(length(intervals))) || ' B per statement-hour of statement_stats, '
                   || (SELECT round(avg(length(intervals))) FROM dbanalytics.statement_latency_packed) || ' B of statement_latency'
              FROM dbanalytics.statement_stats_packed")"

@@ -318,6 +318,9 @@ def section_storage(res, meta):
         rows_txt = fmt(rows_d, 0) if not math.isnan(rows_d) else ""
         if kind == "bounded":
             bounded[tool] = bounded.get(tool, 0.0) + b1
+            if tool == "PoWA" and name == "powa_statements":
+                # the statements PoWA keeps a record of at every snapshot
+                m["powa_statements"] = r.get("rows1", "")
             if b1 >= 65536:
                 lines.append([tool, f"`{name}`", "bounded (texts, state, catalog)", fmt_bytes(d), rows_txt,
                               f"{fmt_bytes(b1)} at the end", "not extrapolated"])
@@ -345,8 +348,6 @@ def section_storage(res, meta):
         else:
             continue
         per_day[(tool, kind)] = per_day.get((tool, kind), 0.0) + day
-        if tool == "PoWA" and name == "powa_statements_history_current" and rows_d > 0:
-            m["powa_statements_per_snapshot"] = str(rows_d / unit)
         if tool == "dbanalytics":
             kept = 2 / 24 if name in staged else num(r.get("retention_days"))
             tiers.append((r.get("tier", ""), kept, name, day, d / rows_d if rows_d > 0 else 0.0))
@@ -422,7 +423,7 @@ def storage_summary(info):
     pstats, plat = per_row.get("statement_stats_packed", 0.0), per_row.get("statement_latency_packed", 0.0)
     coalesced_per_statement = float("nan")
     if m.get("powa_current_bytes") and num(m.get("powa_coalesced_snapshots")) > 0:
-        statements = num(m.get("powa_statements_per_snapshot"))
+        statements = num(m.get("powa_statements"))
         if statements > 0:
             coalesced_per_statement = num(m.get("powa_history_growth")) / num(m["powa_coalesced_snapshots"]) / statements
     if stats and lat:

@@ -513,10 +513,12 @@ mod latency_column {
     pub const HISTOGRAM: usize = 13;
 }
 
-/// The merged latency rows of one run parent (None: rows without one).
+/// The merged latency rows of one run parent (None: rows without one) and, when the rows'
+/// run applications are given, one run application.
 #[derive(Debug, Default, PartialEq)]
 pub struct LatencyTotals {
     pub parent: Option<i64>,
+    pub application: Option<String>,
     pub reset: bool,
     pub executions: i64,
     pub histogram: std::collections::BTreeMap<i64, i64>,
@@ -530,9 +532,13 @@ pub struct LatencyTotals {
 }
 
 /// Merges latency matrix rows per run parent, as the readers of `_latency_parts` merge rows:
-/// counts, runs, times and bytes add up, the longest run is kept, bucket counts add up. An
-/// error names a row that does not have the layout or a sum out of range.
-pub fn latency_totals(rows: &[Row]) -> Result<Vec<LatencyTotals>, String> {
+/// counts, runs, times and bytes add up, the longest run is kept, bucket counts add up; also
+/// per run application when `applications` gives each row's (by row number). An error names a
+/// row that does not have the layout or a sum out of range.
+pub fn latency_totals(
+    rows: &[Row],
+    applications: Option<&[Option<String>]>,
+) -> Result<Vec<LatencyTotals>, String> {
     use latency_column as c;
     fn add(total: &mut Option<i64>, value: Option<i64>) -> Result<(), String> {
         if let Some(v) = value {
@@ -545,7 +551,8 @@ pub fn latency_totals(rows: &[Row]) -> Result<Vec<LatencyTotals>, String> {
         }
         Ok(())
     }
-    let mut groups: std::collections::BTreeMap<Option<i64>, LatencyTotals> = Default::default();
+    type Key = (Option<i64>, Option<String>);
+    let mut groups: std::collections::BTreeMap<Key, LatencyTotals> = Default::default();
     for (n, row) in rows {
         let bad = || format!("row {n} does not have the layout of statement_latency_packed");
         if row.len() < c::HISTOGRAM || !(row.len() - c::HISTOGRAM).is_multiple_of(2) {
@@ -557,10 +564,16 @@ pub fn latency_totals(rows: &[Row]) -> Result<Vec<LatencyTotals>, String> {
             return Err(bad());
         }
         let parent = row[c::RUN_PARENT];
-        let g = groups.entry(parent).or_insert_with(|| LatencyTotals {
-            parent,
-            ..Default::default()
-        });
+        let application = applications
+            .and_then(|a| a.get(usize::try_from(*n).ok()?.checked_sub(1)?).cloned())
+            .flatten();
+        let g = groups
+            .entry((parent, application.clone()))
+            .or_insert_with(|| LatencyTotals {
+                parent,
+                application,
+                ..Default::default()
+            });
         g.reset |= row[c::RESET].is_some_and(|r| r != 0);
         let mut executions = Some(g.executions);
         add(&mut executions, row[c::EXECUTIONS])?;
@@ -590,7 +603,9 @@ pub fn latency_totals(rows: &[Row]) -> Result<Vec<LatencyTotals>, String> {
 /// The rows of a packed latency matrix (`statement_latency_packed.intervals`) whose interval
 /// ends in (`after`, `upto`] (µs since the epoch), merged per run parent: one row per parent
 /// (and one for the rows without runs), with the merged histogram (buckets ascending) and the
-/// run, CPU (ns) and disk totals. Internal: `_latency_parts` reads the packed minutes with it.
+/// run, CPU (ns) and disk totals; also per run application when `applications` (the row's
+/// `run_applications`) is given. Internal: `_latency_parts` reads the packed minutes with it,
+/// `_n_plus_one` the runs of each application.
 #[allow(clippy::type_complexity)]
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
@@ -598,6 +613,7 @@ pub fn _unpack_latency_totals(
     packed: Option<&[u8]>,
     after: Option<i64>,
     upto: Option<i64>,
+    applications: default!(Option<Vec<Option<String>>>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -613,12 +629,14 @@ pub fn _unpack_latency_totals(
         name!(cpu_system_ns, Option<i64>),
         name!(disk_read_bytes, Option<i64>),
         name!(disk_write_bytes, Option<i64>),
+        name!(run_application, Option<String>),
     ),
 > {
     let Some(packed) = packed else {
         return TableIterator::new(Vec::new());
     };
-    let groups = latency_totals(&selected_rows(packed, after, upto)).unwrap_or_else(|message| {
+    let rows = selected_rows(packed, after, upto);
+    let groups = latency_totals(&rows, applications.as_deref()).unwrap_or_else(|message| {
         crate::api::raise(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             format!("dbanalytics: a packed latency value is damaged: {message}"),
@@ -639,6 +657,7 @@ pub fn _unpack_latency_totals(
             g.cpu_system_ns,
             g.disk_read,
             g.disk_write,
+            g.application,
         )
     }))
 }
@@ -832,7 +851,7 @@ mod unit {
             (2, row(120, None, None, &[(3, 2)], 2)),
             (3, row(180, Some(5), Some(7), &[(9, 6)], 2)),
         ];
-        let merged = latency_totals(&rows).unwrap();
+        let merged = latency_totals(&rows, None).unwrap();
         assert_eq!(merged.len(), 2);
         assert_eq!(
             (merged[0].parent, merged[0].executions, merged[0].runs),
@@ -857,10 +876,24 @@ mod unit {
             (Some(2000), None, Some(16384))
         );
         // a row without the layout is an error
-        assert!(latency_totals(&[(1, vec![Some(1); 14])]).is_err());
+        assert!(latency_totals(&[(1, vec![Some(1); 14])], None).is_err());
         let mut wide = row(60, None, None, &[(3, 4)], 1);
         wide[12] = Some(2);
-        assert!(latency_totals(&[(1, wide)]).is_err());
+        assert!(latency_totals(&[(1, wide)], None).is_err());
+        // per run application: rows 1 and 3 ran in two applications, row 2 had no run
+        let apps = [Some("a".to_string()), None, Some("b".to_string())];
+        let per_app = latency_totals(&rows, Some(&apps)).unwrap();
+        assert_eq!(
+            per_app
+                .iter()
+                .map(|g| (g.parent, g.application.as_deref(), g.runs))
+                .collect::<Vec<_>>(),
+            vec![
+                (None, None, None),
+                (Some(7), Some("a"), Some(2)),
+                (Some(7), Some("b"), Some(5))
+            ]
+        );
     }
 
     #[test]
