@@ -507,8 +507,9 @@ mod tests {
         );
         let today = days_from_civil(2026, 11, 23);
         let now = today * 86_400 + 3600;
-        // minutes of yesterday, of the day before (past a 1-day retention by tomorrow 00:00)
-        // and of a month ago (kept because not rolled up yet): the first two need their days
+        // minutes of yesterday, of the day before (a partition already past a 1-day retention)
+        // and of a month ago (kept because not rolled up yet): only the days within the
+        // retention get a packed partition (yesterday, today and the days ahead)
         let existing: HashSet<String> = [today - 1, today - 2, today - 30]
             .iter()
             .map(|&d| partition_name("statement_stats", d))
