@@ -152,9 +152,12 @@ BEGIN
         SELECT TIMESTAMPTZ 'epoch' + (u.v[1] - u.v[2]) * interval '1 microsecond',
                TIMESTAMPTZ 'epoch' + u.v[1] * interval '1 microsecond',
                p.dbid, p.userid, p.queryid, p.toplevel, u.v[3] <> 0, %s
-          FROM @extschema@.statement_stats_packed p,
-               @extschema@._unpack_columns(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
-                                           (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v)
+          FROM @extschema@.statement_stats_packed p
+          LEFT JOIN @extschema@.packed_hours c
+                 ON c.hour_end = p.hour_end AND c.hour_end > $1 AND c.hour_end < $2 + interval '1 hour'
+         CROSS JOIN LATERAL @extschema@._unpack_columns(
+                   p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                   (EXTRACT(epoch FROM $2) * 1000000)::bigint, clock => c.interval_ends) u(n, v)
          WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
     $q$, (SELECT pg_catalog.string_agg(CASE c.type WHEN 'double precision'
                                             THEN pg_catalog.format('u.v[%s] / 1000000.0::double precision', c.ordinal + 3)
@@ -185,10 +188,13 @@ BEGIN
                u.v[5], u.v[6], u.v[7], u.v[8],
                u.v[9] / 1000000.0::double precision, u.v[10] / 1000000.0::double precision,
                u.v[11], u.v[12], p.run_applications[u.n]
-          FROM @extschema@.statement_latency_packed p,
-               @extschema@._unpack_columns(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
-                                           (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v),
-               LATERAL (SELECT (pg_catalog.cardinality(u.v) - 13) / 2 AS width) w
+          FROM @extschema@.statement_latency_packed p
+          LEFT JOIN @extschema@.packed_hours c
+                 ON c.hour_end = p.hour_end AND c.hour_end > $1 AND c.hour_end < $2 + interval '1 hour'
+         CROSS JOIN LATERAL @extschema@._unpack_columns(
+                   p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                   (EXTRACT(epoch FROM $2) * 1000000)::bigint, clock => c.interval_ends) u(n, v)
+         CROSS JOIN LATERAL (SELECT (pg_catalog.cardinality(u.v) - 13) / 2 AS width) w
          WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
            AND ($3 IS NULL OR p.queryid = ANY ($3))
     $q$ USING since, until, queryids;
@@ -217,9 +223,11 @@ BEGIN
                u.cpu_user_ns / 1000000.0::double precision, u.cpu_system_ns / 1000000.0::double precision,
                u.disk_read_bytes, u.disk_write_bytes
           FROM @extschema@.statement_latency_packed p
+          LEFT JOIN @extschema@.packed_hours c
+                 ON c.hour_end = p.hour_end AND c.hour_end > since AND c.hour_end < until + interval '1 hour'
          CROSS JOIN LATERAL @extschema@._unpack_latency_totals(
                    p.intervals, (EXTRACT(epoch FROM since) * 1000000)::bigint,
-                   (EXTRACT(epoch FROM until) * 1000000)::bigint) u
+                   (EXTRACT(epoch FROM until) * 1000000)::bigint, clock => c.interval_ends) u
          WHERE p.hour_end > since AND p.hour_end < until + interval '1 hour'
            AND (queryids IS NULL OR p.queryid = ANY (queryids));
 END

@@ -148,9 +148,11 @@ BEGIN
                TIMESTAMPTZ 'epoch' + u.last_row[1] * interval '1 microsecond', u.peak_ratio
           FROM @extschema@.statement_stats_packed p
           LEFT JOIN transactions t ON t.datid = p.dbid
+          LEFT JOIN @extschema@.packed_hours c
+                 ON c.hour_end = p.hour_end AND c.hour_end > $1 AND c.hour_end < $2 + interval '1 hour'
          CROSS JOIN LATERAL @extschema@._unpack_totals(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
                                                        (EXTRACT(epoch FROM $2) * 1000000)::bigint,
-                                                       %1$s, t.ends, t.xacts) u
+                                                       %1$s, t.ends, t.xacts, c.interval_ends) u
          WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
     $q$, col->>'calls', col->>'total_exec_time', col->>'rows', col->>'shared_blks_hit',
          col->>'shared_blks_read', col->>'temp_blks_read', col->>'temp_blks_written', col->>'wal_bytes')
@@ -382,9 +384,11 @@ WITH args AS (
                             -- packed minutes: their runs per application, summed in Rust
                             SELECT p.dbid, p.userid, p.queryid, u.run_application, u.runs
                               FROM @extschema@.statement_latency_packed p
+                              LEFT JOIN @extschema@.packed_hours c
+                                     ON c.hour_end = p.hour_end AND c.hour_end > a.since
                              CROSS JOIN LATERAL @extschema@._unpack_latency_totals(
                                        p.intervals, (EXTRACT(epoch FROM a.since) * 1000000)::bigint, NULL,
-                                       p.run_applications) u
+                                       p.run_applications, c.interval_ends) u
                              WHERE p.hour_end > a.since AND p.run_applications IS NOT NULL
                                AND p.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))) l
              WHERE l.runs IS NOT NULL AND l.run_application IS NOT NULL

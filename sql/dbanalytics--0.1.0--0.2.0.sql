@@ -2941,10 +2941,10 @@ $$;
 -- per statement and rolled-up hour holding the hour's per-interval rows, in the minute tier
 -- (retention_minutes), so that the partial hours at the far end of a window keep their minutes
 -- at about a twentieth of the space. `intervals` is a matrix packed by _pack_columns
--- (src/storage/packing.rs) as a matrix of intervals, one row per interval ending in
--- (hour_end - 1 hour, hour_end], its columns: interval_end and its length in microseconds since
--- the epoch, reset (0 or 1), then each counter of statement_counter_values at column attnum + 3
--- (times in nanoseconds).
+-- (src/storage/packing.rs) as a matrix of intervals on the clock of packed_hours, one row per
+-- interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length in
+-- microseconds since the epoch, reset (0 or 1), then each counter of statement_counter_values
+-- at column attnum + 3 (times in nanoseconds).
 -- _packed_statement_minutes() unpacks them as statement_stats rows.
 CREATE TABLE @extschema@.statement_stats_packed (
     hour_end  timestamptz NOT NULL,
@@ -2954,11 +2954,12 @@ CREATE TABLE @extschema@.statement_stats_packed (
     toplevel  boolean     NOT NULL,
     intervals bytea       NOT NULL
 ) PARTITION BY RANGE (hour_end);
-INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats_packed', 'hour_end', '(hour_end)');
+-- packed hour by packed hour, in time order: a BRIN index finds an hour's rows
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats_packed', 'hour_end', 'USING brin (hour_end) WITH (autosummarize = on)');
 
 -- Packed minutes of statement_latency (collector, with statement_stats_packed): one row per
--- statement and rolled-up hour. `intervals` is a matrix of intervals packed by _pack_columns, one row per
--- interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length
+-- statement and rolled-up hour. `intervals` is a matrix of intervals packed by _pack_columns
+-- on the clock of packed_hours, one row per interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length
 -- (microseconds), reset (0 or 1), executions, runs, run_executions, run_max_length,
 -- run_parent_queryid, cpu_user_time and cpu_system_time (nanoseconds), disk_read_bytes,
 -- disk_write_bytes, the number n of histogram buckets, then the buckets and their counts, each
@@ -2973,19 +2974,33 @@ CREATE TABLE @extschema@.statement_latency_packed (
     intervals        bytea       NOT NULL,
     run_applications text[]
 ) PARTITION BY RANGE (hour_end);
-INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'hour_end', '(hour_end)');
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'hour_end', 'USING brin (hour_end) WITH (autosummarize = on)');
 -- the statements whose runs query_analysis looks up
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'queryid', '(queryid) WHERE run_applications IS NOT NULL');
 
-GRANT SELECT ON @extschema@.statement_stats_packed, @extschema@.statement_latency_packed TO dbanalytics_reader;
+-- The clock of each packed hour (collector, _pack_minutes): the ends of the hour's snapshot
+-- intervals in statement_stats and statement_latency, ascending, in microseconds since the
+-- epoch. The matrices of statement_stats_packed and statement_latency_packed of that hour store
+-- each interval's end as its position on this clock, so the collector's timing jitter is
+-- stored once per hour instead of once per statement (docs/storage.md). Same tier and
+-- partitions as the packed rows; a packed row whose hour has no clock was packed without one.
+CREATE TABLE @extschema@.packed_hours (
+    hour_end      timestamptz NOT NULL,
+    interval_ends bigint[]    NOT NULL
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('packed_hours', 'hour_end', '(hour_end)');
+
+GRANT SELECT ON @extschema@.statement_stats_packed, @extschema@.statement_latency_packed, @extschema@.packed_hours
+    TO dbanalytics_reader;
 
 -- The codec of packed minutes (src/storage/packing.rs).
 CREATE FUNCTION @extschema@."_pack_columns"(
-	"columns" INT, /* i32 */
-	"values" bigint[], /* pgrx :: Array < i64 > */
-	"intervals" bool DEFAULT false /* bool */
-) RETURNS bytea /* Vec < u8 > */
-IMMUTABLE STRICT PARALLEL SAFE
+	"columns" INT, /* Option < i32 > */
+	"values" bigint[], /* :: std :: option :: Option < pgrx :: Array < i64 > > */
+	"intervals" bool DEFAULT false, /* Option < bool > */
+	"clock" bigint[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < i64 > > > */
+) RETURNS bytea /* :: std :: option :: Option < Vec < u8 > > */
+IMMUTABLE PARALLEL SAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_pack_columns_wrapper';
@@ -2993,7 +3008,8 @@ AS 'MODULE_PATHNAME', '_pack_columns_wrapper';
 CREATE FUNCTION @extschema@."_unpack_columns"(
 	"packed" bytea, /* Option < & [u8] > */
 	"after" bigint DEFAULT NULL, /* Option < i64 > */
-	"upto" bigint DEFAULT NULL /* Option < i64 > */
+	"upto" bigint DEFAULT NULL, /* Option < i64 > */
+	"clock" bigint[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < i64 > > > */
 ) RETURNS TABLE (
 	"n" INT,  /* i32 */
 	"row_values" bigint[]  /* Vec < Option < i64 > > */
@@ -3009,7 +3025,8 @@ CREATE FUNCTION @extschema@."_unpack_totals"(
 	"upto" bigint, /* Option < i64 > */
 	"ratio_column" INT DEFAULT NULL, /* Option < i32 > */
 	"ratio_keys" bigint[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < i64 > > > */
-	"ratio_divisors" bigint[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < i64 > > > */
+	"ratio_divisors" bigint[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < i64 > > > */
+	"clock" bigint[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < i64 > > > */
 ) RETURNS TABLE (
 	"rows" INT,  /* i32 */
 	"sums" bigint[],  /* Vec < Option < i64 > > */
@@ -3026,7 +3043,8 @@ CREATE FUNCTION @extschema@."_unpack_latency_totals"(
 	"packed" bytea, /* Option < & [u8] > */
 	"after" bigint, /* Option < i64 > */
 	"upto" bigint, /* Option < i64 > */
-	"applications" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < String > > > */
+	"applications" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"clock" bigint[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < i64 > > > */
 ) RETURNS TABLE (
 	"reset" bool,  /* bool */
 	"executions" bigint,  /* i64 */
@@ -3063,7 +3081,8 @@ AS $$
 DECLARE
     until timestamptz;
     oldest_kept timestamptz;
-    hour_end timestamptz;
+    hour_to_pack timestamptz;
+    clock bigint[];
     counters text;
     width integer;
     written bigint := 0;
@@ -3101,8 +3120,23 @@ BEGIN
                      WHERE s.interval_end > oldest_kept AND s.interval_end <= until),
                    (SELECT pg_catalog.min(l.interval_end) FROM @extschema@.statement_latency l
                      WHERE l.interval_end > oldest_kept AND l.interval_end <= until)), 3600)
-          INTO hour_end;
-        EXIT WHEN hour_end IS NULL OR hour_end > until;
+          INTO hour_to_pack;
+        EXIT WHEN hour_to_pack IS NULL OR hour_to_pack > until;
+
+        -- the hour's clock, stored once: every interval end of its minutes, which the packed rows
+        -- store as positions on it (none when the hour has one already, from an earlier packing)
+        clock := NULL;
+        IF NOT EXISTS (SELECT FROM @extschema@.packed_hours h WHERE h.hour_end = hour_to_pack) THEN
+            SELECT pg_catalog.array_agg(e.t ORDER BY e.t) INTO clock
+              FROM (SELECT (EXTRACT(epoch FROM s.interval_end) * 1000000)::bigint AS t
+                      FROM @extschema@.statement_stats s
+                     WHERE s.interval_end > hour_to_pack - interval '1 hour' AND s.interval_end <= hour_to_pack
+                    UNION
+                    SELECT (EXTRACT(epoch FROM l.interval_end) * 1000000)::bigint
+                      FROM @extschema@.statement_latency l
+                     WHERE l.interval_end > hour_to_pack - interval '1 hour' AND l.interval_end <= hour_to_pack) e;
+            INSERT INTO @extschema@.packed_hours VALUES (hour_to_pack, clock);
+        END IF;
 
         EXECUTE pg_catalog.format($q$
             INSERT INTO @extschema@.statement_stats_packed
@@ -3110,18 +3144,18 @@ BEGIN
                    @extschema@._pack_columns(%s, pg_catalog.array_agg(ARRAY[
                        (EXTRACT(epoch FROM s.interval_end) * 1000000)::bigint,
                        (EXTRACT(epoch FROM s.interval_end - s.interval_start) * 1000000)::bigint,
-                       s.reset::integer::bigint, %s] ORDER BY s.interval_end), true)
+                       s.reset::integer::bigint, %s] ORDER BY s.interval_end), true, $2)
               FROM @extschema@.statement_stats s
              WHERE s.interval_end > $1 - interval '1 hour' AND s.interval_end <= $1
              GROUP BY s.dbid, s.userid, s.queryid, s.toplevel
-        $q$, width + 3, counters) USING hour_end;
+        $q$, width + 3, counters) USING hour_to_pack, clock;
         GET DIAGNOSTICS n = ROW_COUNT;
         written := written + n;
         DELETE FROM @extschema@.statement_stats s
-         WHERE s.interval_end > hour_end - interval '1 hour' AND s.interval_end <= hour_end;
+         WHERE s.interval_end > hour_to_pack - interval '1 hour' AND s.interval_end <= hour_to_pack;
 
         INSERT INTO @extschema@.statement_latency_packed
-        SELECT hour_end, w.dbid, w.userid, w.queryid,
+        SELECT hour_to_pack, w.dbid, w.userid, w.queryid,
                @extschema@._pack_columns(13 + 2 * pg_catalog.max(w.width), pg_catalog.array_agg(
                    ARRAY[(EXTRACT(epoch FROM w.interval_end) * 1000000)::bigint,
                          (EXTRACT(epoch FROM w.interval_end - w.interval_start) * 1000000)::bigint,
@@ -3134,18 +3168,18 @@ BEGIN
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.buckets)])
                    OPERATOR(pg_catalog.||) w.counts
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.counts)])
-                   ORDER BY w.interval_end), true),
+                   ORDER BY w.interval_end), true, clock),
                CASE WHEN pg_catalog.bool_or(w.run_application IS NOT NULL)
                     THEN pg_catalog.array_agg(w.run_application ORDER BY w.interval_end) END
           FROM (SELECT l.*, pg_catalog.max(pg_catalog.cardinality(l.buckets))
                                 OVER (PARTITION BY l.dbid, l.userid, l.queryid) AS width
                   FROM @extschema@.statement_latency l
-                 WHERE l.interval_end > hour_end - interval '1 hour' AND l.interval_end <= hour_end) w
+                 WHERE l.interval_end > hour_to_pack - interval '1 hour' AND l.interval_end <= hour_to_pack) w
          GROUP BY w.dbid, w.userid, w.queryid;
         GET DIAGNOSTICS n = ROW_COUNT;
         written := written + n;
         DELETE FROM @extschema@.statement_latency l
-         WHERE l.interval_end > hour_end - interval '1 hour' AND l.interval_end <= hour_end;
+         WHERE l.interval_end > hour_to_pack - interval '1 hour' AND l.interval_end <= hour_to_pack;
     END LOOP;
     RETURN written;
 END
@@ -3167,9 +3201,12 @@ BEGIN
         SELECT TIMESTAMPTZ 'epoch' + (u.v[1] - u.v[2]) * interval '1 microsecond',
                TIMESTAMPTZ 'epoch' + u.v[1] * interval '1 microsecond',
                p.dbid, p.userid, p.queryid, p.toplevel, u.v[3] <> 0, %s
-          FROM @extschema@.statement_stats_packed p,
-               @extschema@._unpack_columns(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
-                                           (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v)
+          FROM @extschema@.statement_stats_packed p
+          LEFT JOIN @extschema@.packed_hours c
+                 ON c.hour_end = p.hour_end AND c.hour_end > $1 AND c.hour_end < $2 + interval '1 hour'
+         CROSS JOIN LATERAL @extschema@._unpack_columns(
+                   p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                   (EXTRACT(epoch FROM $2) * 1000000)::bigint, clock => c.interval_ends) u(n, v)
          WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
     $q$, (SELECT pg_catalog.string_agg(CASE c.type WHEN 'double precision'
                                             THEN pg_catalog.format('u.v[%s] / 1000000.0::double precision', c.ordinal + 3)
@@ -3200,10 +3237,13 @@ BEGIN
                u.v[5], u.v[6], u.v[7], u.v[8],
                u.v[9] / 1000000.0::double precision, u.v[10] / 1000000.0::double precision,
                u.v[11], u.v[12], p.run_applications[u.n]
-          FROM @extschema@.statement_latency_packed p,
-               @extschema@._unpack_columns(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
-                                           (EXTRACT(epoch FROM $2) * 1000000)::bigint) u(n, v),
-               LATERAL (SELECT (pg_catalog.cardinality(u.v) - 13) / 2 AS width) w
+          FROM @extschema@.statement_latency_packed p
+          LEFT JOIN @extschema@.packed_hours c
+                 ON c.hour_end = p.hour_end AND c.hour_end > $1 AND c.hour_end < $2 + interval '1 hour'
+         CROSS JOIN LATERAL @extschema@._unpack_columns(
+                   p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
+                   (EXTRACT(epoch FROM $2) * 1000000)::bigint, clock => c.interval_ends) u(n, v)
+         CROSS JOIN LATERAL (SELECT (pg_catalog.cardinality(u.v) - 13) / 2 AS width) w
          WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
            AND ($3 IS NULL OR p.queryid = ANY ($3))
     $q$ USING since, until, queryids;
@@ -3243,9 +3283,11 @@ BEGIN
                TIMESTAMPTZ 'epoch' + u.last_row[1] * interval '1 microsecond', u.peak_ratio
           FROM @extschema@.statement_stats_packed p
           LEFT JOIN transactions t ON t.datid = p.dbid
+          LEFT JOIN @extschema@.packed_hours c
+                 ON c.hour_end = p.hour_end AND c.hour_end > $1 AND c.hour_end < $2 + interval '1 hour'
          CROSS JOIN LATERAL @extschema@._unpack_totals(p.intervals, (EXTRACT(epoch FROM $1) * 1000000)::bigint,
                                                        (EXTRACT(epoch FROM $2) * 1000000)::bigint,
-                                                       %1$s, t.ends, t.xacts) u
+                                                       %1$s, t.ends, t.xacts, c.interval_ends) u
          WHERE p.hour_end > $1 AND p.hour_end < $2 + interval '1 hour'
     $q$, col->>'calls', col->>'total_exec_time', col->>'rows', col->>'shared_blks_hit',
          col->>'shared_blks_read', col->>'temp_blks_read', col->>'temp_blks_written', col->>'wal_bytes')
@@ -3275,27 +3317,29 @@ BEGIN
                u.cpu_user_ns / 1000000.0::double precision, u.cpu_system_ns / 1000000.0::double precision,
                u.disk_read_bytes, u.disk_write_bytes
           FROM @extschema@.statement_latency_packed p
+          LEFT JOIN @extschema@.packed_hours c
+                 ON c.hour_end = p.hour_end AND c.hour_end > since AND c.hour_end < until + interval '1 hour'
          CROSS JOIN LATERAL @extschema@._unpack_latency_totals(
                    p.intervals, (EXTRACT(epoch FROM since) * 1000000)::bigint,
-                   (EXTRACT(epoch FROM until) * 1000000)::bigint) u
+                   (EXTRACT(epoch FROM until) * 1000000)::bigint, clock => c.interval_ends) u
          WHERE p.hour_end > since AND p.hour_end < until + interval '1 hour'
            AND (queryids IS NULL OR p.queryid = ANY (queryids));
 END
 $$;
 
 REVOKE ALL ON FUNCTION @extschema@._pack_minutes() FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean),
-    @extschema@._unpack_columns(bytea, bigint, bigint),
-    @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[]),
-    @extschema@._unpack_latency_totals(bytea, bigint, bigint, text[]),
+REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean, bigint[]),
+    @extschema@._unpack_columns(bytea, bigint, bigint, bigint[]),
+    @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[], bigint[]),
+    @extschema@._unpack_latency_totals(bytea, bigint, bigint, text[], bigint[]),
     @extschema@._packed_statement_minutes(timestamptz, timestamptz),
     @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[]),
     @extschema@._packed_statement_totals(timestamptz, timestamptz),
     @extschema@._packed_latency_parts(timestamptz, timestamptz, bigint[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean),
-    @extschema@._unpack_columns(bytea, bigint, bigint),
-    @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[]),
-    @extschema@._unpack_latency_totals(bytea, bigint, bigint, text[]),
+GRANT EXECUTE ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean, bigint[]),
+    @extschema@._unpack_columns(bytea, bigint, bigint, bigint[]),
+    @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[], bigint[]),
+    @extschema@._unpack_latency_totals(bytea, bigint, bigint, text[], bigint[]),
     @extschema@._packed_statement_minutes(timestamptz, timestamptz),
     @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[]),
     @extschema@._packed_statement_totals(timestamptz, timestamptz),
@@ -4758,9 +4802,11 @@ WITH args AS (
                             -- packed minutes: their runs per application, summed in Rust
                             SELECT p.dbid, p.userid, p.queryid, u.run_application, u.runs
                               FROM @extschema@.statement_latency_packed p
+                              LEFT JOIN @extschema@.packed_hours c
+                                     ON c.hour_end = p.hour_end AND c.hour_end > a.since
                              CROSS JOIN LATERAL @extschema@._unpack_latency_totals(
                                        p.intervals, (EXTRACT(epoch FROM a.since) * 1000000)::bigint, NULL,
-                                       p.run_applications) u
+                                       p.run_applications, c.interval_ends) u
                              WHERE p.hour_end > a.since AND p.run_applications IS NOT NULL
                                AND p.queryid = ANY (ARRAY(SELECT r.queryid FROM run_lookups r))) l
              WHERE l.runs IS NOT NULL AND l.run_application IS NOT NULL

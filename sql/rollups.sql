@@ -324,7 +324,8 @@ $$;
 
 -- Packs the per-interval rows of statement_stats and statement_latency of the whole hours rolled
 -- up so far (source_state 'hours') into statement_stats_packed and statement_latency_packed, one
--- row per statement and hour (src/storage/packing.rs), and deletes them: the two oldest such
+-- row per statement and hour on the hour's clock (packed_hours; src/storage/packing.rs), and deletes
+-- them: the two oldest such
 -- hours per call, so that a backlog (after an upgrade, or a collector stopped for long) is worked
 -- off over a few snapshots. Hours past retention_minutes are left to retention, which drops
 -- their partitions. The collector's pack_minutes source, after rollup_hours; returns the rows
@@ -338,7 +339,8 @@ AS $$
 DECLARE
     until timestamptz;
     oldest_kept timestamptz;
-    hour_end timestamptz;
+    hour_to_pack timestamptz;
+    clock bigint[];
     counters text;
     width integer;
     written bigint := 0;
@@ -376,8 +378,23 @@ BEGIN
                      WHERE s.interval_end > oldest_kept AND s.interval_end <= until),
                    (SELECT pg_catalog.min(l.interval_end) FROM @extschema@.statement_latency l
                      WHERE l.interval_end > oldest_kept AND l.interval_end <= until)), 3600)
-          INTO hour_end;
-        EXIT WHEN hour_end IS NULL OR hour_end > until;
+          INTO hour_to_pack;
+        EXIT WHEN hour_to_pack IS NULL OR hour_to_pack > until;
+
+        -- the hour's clock, stored once: every interval end of its minutes, which the packed rows
+        -- store as positions on it (none when the hour has one already, from an earlier packing)
+        clock := NULL;
+        IF NOT EXISTS (SELECT FROM @extschema@.packed_hours h WHERE h.hour_end = hour_to_pack) THEN
+            SELECT pg_catalog.array_agg(e.t ORDER BY e.t) INTO clock
+              FROM (SELECT (EXTRACT(epoch FROM s.interval_end) * 1000000)::bigint AS t
+                      FROM @extschema@.statement_stats s
+                     WHERE s.interval_end > hour_to_pack - interval '1 hour' AND s.interval_end <= hour_to_pack
+                    UNION
+                    SELECT (EXTRACT(epoch FROM l.interval_end) * 1000000)::bigint
+                      FROM @extschema@.statement_latency l
+                     WHERE l.interval_end > hour_to_pack - interval '1 hour' AND l.interval_end <= hour_to_pack) e;
+            INSERT INTO @extschema@.packed_hours VALUES (hour_to_pack, clock);
+        END IF;
 
         EXECUTE pg_catalog.format($q$
             INSERT INTO @extschema@.statement_stats_packed
@@ -385,18 +402,18 @@ BEGIN
                    @extschema@._pack_columns(%s, pg_catalog.array_agg(ARRAY[
                        (EXTRACT(epoch FROM s.interval_end) * 1000000)::bigint,
                        (EXTRACT(epoch FROM s.interval_end - s.interval_start) * 1000000)::bigint,
-                       s.reset::integer::bigint, %s] ORDER BY s.interval_end), true)
+                       s.reset::integer::bigint, %s] ORDER BY s.interval_end), true, $2)
               FROM @extschema@.statement_stats s
              WHERE s.interval_end > $1 - interval '1 hour' AND s.interval_end <= $1
              GROUP BY s.dbid, s.userid, s.queryid, s.toplevel
-        $q$, width + 3, counters) USING hour_end;
+        $q$, width + 3, counters) USING hour_to_pack, clock;
         GET DIAGNOSTICS n = ROW_COUNT;
         written := written + n;
         DELETE FROM @extschema@.statement_stats s
-         WHERE s.interval_end > hour_end - interval '1 hour' AND s.interval_end <= hour_end;
+         WHERE s.interval_end > hour_to_pack - interval '1 hour' AND s.interval_end <= hour_to_pack;
 
         INSERT INTO @extschema@.statement_latency_packed
-        SELECT hour_end, w.dbid, w.userid, w.queryid,
+        SELECT hour_to_pack, w.dbid, w.userid, w.queryid,
                @extschema@._pack_columns(13 + 2 * pg_catalog.max(w.width), pg_catalog.array_agg(
                    ARRAY[(EXTRACT(epoch FROM w.interval_end) * 1000000)::bigint,
                          (EXTRACT(epoch FROM w.interval_end - w.interval_start) * 1000000)::bigint,
@@ -409,18 +426,18 @@ BEGIN
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.buckets)])
                    OPERATOR(pg_catalog.||) w.counts
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.counts)])
-                   ORDER BY w.interval_end), true),
+                   ORDER BY w.interval_end), true, clock),
                CASE WHEN pg_catalog.bool_or(w.run_application IS NOT NULL)
                     THEN pg_catalog.array_agg(w.run_application ORDER BY w.interval_end) END
           FROM (SELECT l.*, pg_catalog.max(pg_catalog.cardinality(l.buckets))
                                 OVER (PARTITION BY l.dbid, l.userid, l.queryid) AS width
                   FROM @extschema@.statement_latency l
-                 WHERE l.interval_end > hour_end - interval '1 hour' AND l.interval_end <= hour_end) w
+                 WHERE l.interval_end > hour_to_pack - interval '1 hour' AND l.interval_end <= hour_to_pack) w
          GROUP BY w.dbid, w.userid, w.queryid;
         GET DIAGNOSTICS n = ROW_COUNT;
         written := written + n;
         DELETE FROM @extschema@.statement_latency l
-         WHERE l.interval_end > hour_end - interval '1 hour' AND l.interval_end <= hour_end;
+         WHERE l.interval_end > hour_to_pack - interval '1 hour' AND l.interval_end <= hour_to_pack;
     END LOOP;
     RETURN written;
 END

@@ -385,10 +385,10 @@ INSERT INTO @extschema@.partition_indexes VALUES ('statement_daily', 'day_end', 
 -- per statement and rolled-up hour holding the hour's per-interval rows, in the minute tier
 -- (retention_minutes), so that the partial hours at the far end of a window keep their minutes
 -- at about a twentieth of the space. `intervals` is a matrix packed by _pack_columns
--- (src/storage/packing.rs) as a matrix of intervals, one row per interval ending in
--- (hour_end - 1 hour, hour_end], its columns: interval_end and its length in microseconds since
--- the epoch, reset (0 or 1), then each counter of statement_counter_values at column attnum + 3
--- (times in nanoseconds).
+-- (src/storage/packing.rs) as a matrix of intervals on the clock of packed_hours, one row per
+-- interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length in
+-- microseconds since the epoch, reset (0 or 1), then each counter of statement_counter_values
+-- at column attnum + 3 (times in nanoseconds).
 -- _packed_statement_minutes() unpacks them as statement_stats rows.
 CREATE TABLE @extschema@.statement_stats_packed (
     hour_end  timestamptz NOT NULL,
@@ -398,7 +398,8 @@ CREATE TABLE @extschema@.statement_stats_packed (
     toplevel  boolean     NOT NULL,
     intervals bytea       NOT NULL
 ) PARTITION BY RANGE (hour_end);
-INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats_packed', 'hour_end', '(hour_end)');
+-- packed hour by packed hour, in time order: a BRIN index finds an hour's rows
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats_packed', 'hour_end', 'USING brin (hour_end) WITH (autosummarize = on)');
 
 -- A delta, or a sum of deltas, is never NULL: the counters of the three history tables are NOT
 -- NULL (LIKE a composite type copies no constraint).
@@ -534,8 +535,8 @@ CREATE TABLE @extschema@.statement_latency_daily (
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_daily', 'day_end', '(day_end)');
 
 -- Packed minutes of statement_latency (collector, with statement_stats_packed): one row per
--- statement and rolled-up hour. `intervals` is a matrix of intervals packed by _pack_columns, one row per
--- interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length
+-- statement and rolled-up hour. `intervals` is a matrix of intervals packed by _pack_columns
+-- on the clock of packed_hours, one row per interval ending in (hour_end - 1 hour, hour_end], its columns: interval_end and its length
 -- (microseconds), reset (0 or 1), executions, runs, run_executions, run_max_length,
 -- run_parent_queryid, cpu_user_time and cpu_system_time (nanoseconds), disk_read_bytes,
 -- disk_write_bytes, the number n of histogram buckets, then the buckets and their counts, each
@@ -550,9 +551,21 @@ CREATE TABLE @extschema@.statement_latency_packed (
     intervals        bytea       NOT NULL,
     run_applications text[]
 ) PARTITION BY RANGE (hour_end);
-INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'hour_end', '(hour_end)');
+INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'hour_end', 'USING brin (hour_end) WITH (autosummarize = on)');
 -- the statements whose runs query_analysis looks up
 INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_packed', 'queryid', '(queryid) WHERE run_applications IS NOT NULL');
+
+-- The clock of each packed hour (collector, _pack_minutes): the ends of the hour's snapshot
+-- intervals in statement_stats and statement_latency, ascending, in microseconds since the
+-- epoch. The matrices of statement_stats_packed and statement_latency_packed of that hour store
+-- each interval's end as its position on this clock, so the collector's timing jitter is
+-- stored once per hour instead of once per statement (docs/storage.md). Same tier and
+-- partitions as the packed rows; a packed row whose hour has no clock was packed without one.
+CREATE TABLE @extschema@.packed_hours (
+    hour_end      timestamptz NOT NULL,
+    interval_ends bigint[]    NOT NULL
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('packed_hours', 'hour_end', '(hour_end)');
 
 CREATE TABLE @extschema@.database_latency (
     interval_start timestamptz NOT NULL,

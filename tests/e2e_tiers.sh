@@ -182,6 +182,14 @@ check "one statement_stats_packed row per statement and packed hour" $((5 * PACK
     "$(q "SELECT count(*) FROM dbanalytics.statement_stats_packed WHERE queryid BETWEEN 101 AND 105")"
 check "one statement_latency_packed row per statement and packed hour" $((5 * PACKABLE)) \
     "$(q "SELECT count(*) FROM dbanalytics.statement_latency_packed WHERE queryid BETWEEN 101 AND 105")"
+check "one clock per packed hour (packed_hours)" \
+    "$(q "SELECT count(DISTINCT hour_end) FROM (SELECT hour_end FROM dbanalytics.statement_stats_packed
+                                               UNION ALL SELECT hour_end FROM dbanalytics.statement_latency_packed) p")" \
+    "$(q "SELECT count(*) FROM dbanalytics.packed_hours")"
+check "every packed matrix is packed on its hour's clock (format 3)" 0 \
+    "$(q "SELECT count(*) FROM (SELECT intervals FROM dbanalytics.statement_stats_packed
+                                UNION ALL SELECT intervals FROM dbanalytics.statement_latency_packed) p
+           WHERE get_byte(p.intervals, 0) <> 3")"
 check "run applications kept for the statement with runs only" "101:$PACKABLE" \
     "$(q "SELECT string_agg(queryid || ':' || n, ' ') FROM (SELECT queryid, count(*) AS n FROM dbanalytics.statement_latency_packed
            WHERE run_applications IS NOT NULL GROUP BY 1) x")"
@@ -206,8 +214,10 @@ check "runs per application summed from the packed minutes (the N+1 lookup) = fr
              WHERE c.run_application IS NOT NULL AND c.interval_end > $SINCE GROUP BY 1) x")" \
     "$(q "SELECT string_agg(a || ':' || n, ' ' ORDER BY a) FROM (
             SELECT u.run_application AS a, sum(u.runs) AS n FROM dbanalytics.statement_latency_packed p
+              JOIN dbanalytics.packed_hours c USING (hour_end)
              CROSS JOIN LATERAL dbanalytics._unpack_latency_totals(
-                       p.intervals, (EXTRACT(epoch FROM $SINCE) * 1000000)::bigint, NULL, p.run_applications) u
+                       p.intervals, (EXTRACT(epoch FROM $SINCE) * 1000000)::bigint, NULL, p.run_applications,
+                       c.interval_ends) u
              WHERE p.run_applications IS NOT NULL AND u.run_application IS NOT NULL GROUP BY 1) x")"
 info "$(q "SELECT 'packed: ' || round(avg(length(intervals))) || ' B per statement-hour of statement_stats, '
                   || (SELECT round(avg(length(intervals))) FROM dbanalytics.statement_latency_packed) || ' B of statement_latency'
@@ -221,7 +231,7 @@ check "the minute rows two days ago exist before" t \
     "$(q "SELECT EXISTS (SELECT FROM dbanalytics.statement_stats_p$OLD_DAY)")"
 q "SELECT source, status, rows FROM dbanalytics.take_snapshot() WHERE source IN ('hours', 'retention') OR status <> 'ok'" \
     | sed 's/^/    /'
-for t in statement_stats statement_latency statement_stats_packed statement_latency_packed table_stats index_stats; do
+for t in statement_stats statement_latency statement_stats_packed statement_latency_packed packed_hours table_stats index_stats; do
     check "$t: no partition older than yesterday" none \
         "$(q "SELECT coalesce(string_agg(c.relname, ','), 'none') FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                WHERE i.inhparent = 'dbanalytics.$t'::regclass

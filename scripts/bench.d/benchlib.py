@@ -421,6 +421,10 @@ def storage_summary(info):
     per_row = {name: b for _, _, name, _, b in tiers}
     stats, lat = per_row.get("statement_stats", 0.0), per_row.get("statement_latency", 0.0)
     pstats, plat = per_row.get("statement_stats_packed", 0.0), per_row.get("statement_latency_packed", 0.0)
+    # the clock of each packed hour (packed_hours), shared by the hour's statements
+    per_day_of = {name: day for _, _, name, day, _ in tiers}
+    packed_statements = per_day_of.get("statement_stats_packed", 0.0) / 24 / pstats if pstats else 0.0
+    pclock = per_day_of.get("packed_hours", 0.0) / 24 / packed_statements if packed_statements else 0.0
     coalesced_per_statement = float("nan")
     if m.get("powa_current_bytes") and num(m.get("powa_coalesced_snapshots")) > 0:
         statements = num(m.get("powa_statements"))
@@ -432,8 +436,10 @@ def storage_summary(info):
                      f"rolled up and packed (at most about two hours: the standing size above counts two).")
     if pstats and plat:
         notes.append(f"Minute tier as stored for the day, packed: {fmt(pstats, 0)} B (`statement_stats_packed`) + "
-                     f"{fmt(plat, 0)} B (`statement_latency_packed`) per statement-hour with its 60 minutes, so "
-                     f"**{fmt((pstats + plat) / 60, 1)} B per statement per minute** (target of issue 13: ≤ PoWA's coalesced "
+                     f"{fmt(plat, 0)} B (`statement_latency_packed`) per statement-hour with its 60 minutes, and "
+                     f"{fmt(pclock, 2)} B of the hour's clock (`packed_hours`, one row per hour shared by "
+                     f"{fmt(packed_statements, 0)} statements), so "
+                     f"**{fmt((pstats + plat + pclock) / 60, 1)} B per statement per minute** (target of issue 13: ≤ PoWA's coalesced "
                      f"bytes per statement per snapshot, {fmt(coalesced_per_statement, 1)} B measured here). Retention drops "
                      f"whole daily partitions, so a tier holds between its retention and one day more: the standing sizes "
                      f"above are its retention × its bytes per day.")

@@ -10,17 +10,21 @@
 //! `zigzag(x) + 1` for any other value `x`. Decoding checks every length and range and fails on a
 //! damaged value instead of returning wrong numbers.
 //!
-//! Layout: format byte (1, or 2 for a matrix of intervals), columns, rows, then per column a
-//! mode byte (bits 0–1: order of the differences, bit 4: a divisor varint follows) and its
-//! tokens. In a matrix of intervals, columns 0 and 1 are each interval's end and length, and
-//! the length is stored as its difference from the time since the previous row's end: 0 for
-//! back-to-back intervals, whose ends jitter by the collector's scheduling.
+//! Layout: format byte (1, 2 for a matrix of intervals, 3 for a matrix of intervals on a
+//! clock), columns, rows, for format 3 the clock's length, then per column a mode byte (bits
+//! 0–1: order of the differences, bit 4: a divisor varint follows) and its tokens. In a matrix
+//! of intervals, columns 0 and 1 are each interval's end and length, and the length is stored
+//! as its difference from the time since the previous row's end: 0 for back-to-back intervals,
+//! whose ends jitter by the collector's scheduling. On a clock (the ascending interval ends of
+//! an hour's snapshots, which every statement of the hour shares and `packed_hours` stores once),
+//! the end is stored as its position in the clock, so the jitter costs nothing per row.
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 const FORMAT: u8 = 1;
 const FORMAT_INTERVALS: u8 = 2;
+const FORMAT_CLOCKED: u8 = 3;
 /// The most values one packed matrix may hold (an hour of minutes needs a few thousand).
 pub const MAX_VALUES: usize = 1 << 20;
 const SCALED: u8 = 0x10;
@@ -183,9 +187,39 @@ fn interval_lengths(columns: usize, values: &mut [Option<i64>], forward: bool) {
     }
 }
 
+/// Positions of the interval ends (column 0) in `clock`; an error names an end that is not
+/// one of its times.
+fn clock_positions(
+    columns: usize,
+    values: &mut [Option<i64>],
+    clock: &[i64],
+) -> Result<(), String> {
+    if clock.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("the clock's times are not strictly ascending".to_string());
+    }
+    for end in values.iter_mut().step_by(columns) {
+        let position = end
+            .and_then(|e| clock.binary_search(&e).ok())
+            .ok_or_else(|| match end {
+                Some(e) => format!("interval end {e} is not one of the clock's times"),
+                None => "an interval end is NULL".to_string(),
+            })?;
+        *end = Some(position as i64);
+    }
+    Ok(())
+}
+
 /// Encodes a row-major matrix of `columns` columns; `intervals`: columns 0 and 1 are interval
-/// ends and lengths (module comment).
-pub fn pack(columns: usize, values: &[Option<i64>], intervals: bool) -> Result<Vec<u8>, String> {
+/// ends and lengths; `clock`: the times every end is one of (module comment).
+pub fn pack(
+    columns: usize,
+    values: &[Option<i64>],
+    intervals: bool,
+    clock: Option<&[i64]>,
+) -> Result<Vec<u8>, String> {
+    if clock.is_some() && !intervals {
+        return Err("only a matrix of intervals is packed on a clock".to_string());
+    }
     if intervals && columns < 2 {
         return Err(format!(
             "a matrix of intervals needs at least 2 columns, got {columns}"
@@ -204,13 +238,22 @@ pub fn pack(columns: usize, values: &[Option<i64>], intervals: bool) -> Result<V
         ));
     }
     let rows = values.len() / columns;
-    let mut out = vec![if intervals { FORMAT_INTERVALS } else { FORMAT }];
+    let format = match (intervals, clock) {
+        (false, _) => FORMAT,
+        (true, None) => FORMAT_INTERVALS,
+        (true, Some(_)) => FORMAT_CLOCKED,
+    };
+    let mut out = vec![format];
     put_varint(&mut out, columns as u128);
     put_varint(&mut out, rows as u128);
     let mut owned;
     let values = if intervals {
         owned = values.to_vec();
         interval_lengths(columns, &mut owned, true);
+        if let Some(clock) = clock {
+            put_varint(&mut out, clock.len() as u128);
+            clock_positions(columns, &mut owned, clock)?;
+        }
         &owned[..]
     } else {
         values
@@ -285,11 +328,13 @@ fn get_column(input: &[u8], pos: &mut usize, rows: usize) -> Result<Vec<Option<i
         .collect()
 }
 
-/// Decodes a matrix: (columns, row-major values).
-pub fn unpack(input: &[u8]) -> Result<(usize, Vec<Option<i64>>), String> {
-    let intervals = match input.first() {
-        Some(&FORMAT) => false,
-        Some(&FORMAT_INTERVALS) => true,
+/// Decodes a matrix: (columns, row-major values); `clock`: the times of a matrix packed on a
+/// clock (module comment), the same as when packed.
+pub fn unpack(input: &[u8], clock: Option<&[i64]>) -> Result<(usize, Vec<Option<i64>>), String> {
+    let (intervals, clocked) = match input.first() {
+        Some(&FORMAT) => (false, false),
+        Some(&FORMAT_INTERVALS) => (true, false),
+        Some(&FORMAT_CLOCKED) => (true, true),
         other => return Err(format!("unknown format {other:?}")),
     };
     let mut pos = 1;
@@ -299,6 +344,21 @@ pub fn unpack(input: &[u8]) -> Result<(usize, Vec<Option<i64>>), String> {
         return Err(format!("{rows} rows of {columns} columns"));
     }
     let (columns, rows) = (columns as usize, rows as usize);
+    let clock = if clocked {
+        let length = get_varint(input, &mut pos)?;
+        match clock {
+            Some(clock) if clock.len() as u128 == length => Some(clock),
+            Some(clock) => {
+                return Err(format!(
+                    "packed on a clock of {length} times, given one of {}",
+                    clock.len()
+                ))
+            }
+            None => return Err(format!("packed on a clock of {length} times, given none")),
+        }
+    } else {
+        None
+    };
     let mut values = vec![None; columns * rows];
     for c in 0..columns {
         for (r, value) in get_column(input, &mut pos, rows)?.into_iter().enumerate() {
@@ -308,23 +368,52 @@ pub fn unpack(input: &[u8]) -> Result<(usize, Vec<Option<i64>>), String> {
     if pos != input.len() {
         return Err(format!("{} bytes after the last column", input.len() - pos));
     }
+    if let Some(clock) = clock {
+        for end in values.iter_mut().step_by(columns) {
+            *end = Some(
+                end.and_then(|p| clock.get(usize::try_from(p).ok()?).copied())
+                    .ok_or_else(|| match end {
+                        Some(p) => format!("clock position {p} out of range"),
+                        None => "a NULL clock position".to_string(),
+                    })?,
+            );
+        }
+    }
     if intervals {
         interval_lengths(columns, &mut values, false);
     }
     Ok((columns, values))
 }
 
+/// The times of a clock passed from SQL; an error for a NULL among them.
+fn clock_times(clock: Option<Vec<Option<i64>>>) -> Option<Vec<i64>> {
+    clock.map(|times| {
+        times.into_iter().collect::<Option<Vec<i64>>>().unwrap_or_else(|| {
+            crate::api::raise(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                "dbanalytics: a clock holds a NULL time".to_string(),
+                "Pass the interval ends of the hour, ascending, as packed_hours.interval_ends holds them.",
+            )
+        })
+    })
+}
+
 /// The matrix of `values` (row-major, any dimensions: an array of rows works) with `columns`
 /// columns, packed; `intervals`: its columns 1 and 2 are interval ends and lengths, in time
-/// order (the module comment says what that saves). Internal: `_pack_minutes` packs the minutes
-/// of an hour with it.
-#[pg_extern(immutable, strict, parallel_safe)]
+/// order (the module comment says what that saves); `clock`: the ascending times every interval
+/// end is one of (stored once elsewhere: each end is packed as its position among them).
+/// NULL when `columns`, `values` or `intervals` is NULL. Internal: `_pack_minutes` packs the
+/// minutes of an hour with it.
+#[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 pub fn _pack_columns(
-    columns: i32,
-    values: pgrx::Array<i64>,
-    intervals: default!(bool, false),
-) -> Vec<u8> {
+    columns: Option<i32>,
+    values: Option<pgrx::Array<i64>>,
+    intervals: default!(Option<bool>, false),
+    clock: default!(Option<Vec<Option<i64>>>, "NULL"),
+) -> Option<Vec<u8>> {
+    let (columns, values, intervals) = (columns?, values?, intervals?);
+    let clock = clock_times(clock);
     // the length is known before anything is copied
     let checked = if columns < 1 {
         Err(format!("columns must be at least 1, got {columns}"))
@@ -335,28 +424,29 @@ pub fn _pack_columns(
         ))
     } else {
         let values: Vec<Option<i64>> = values.iter().collect();
-        pack(columns as usize, &values, intervals)
+        pack(columns as usize, &values, intervals, clock.as_deref())
     };
-    checked.unwrap_or_else(|message| {
+    Some(checked.unwrap_or_else(|message| {
         crate::api::raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("dbanalytics: cannot pack: {message}"),
-            "Pass the rows of the matrix one after the other, each with the same number of columns.",
+            "Pass the rows of the matrix one after the other, each with the same number of columns (on a clock, intervals whose ends are among its times).",
         )
-    })
+    }))
 }
 
 /// A row of a packed matrix: its number (from 1) and its values.
 pub type Row = (i32, Vec<Option<i64>>);
 
-/// The rows of `packed` whose first column lies in (`after`, `upto`] (a NULL bound does not
-/// limit), numbered from 1.
+/// The rows of `packed` (on `clock`, if packed on one) whose first column lies in (`after`,
+/// `upto`] (a NULL bound does not limit), numbered from 1.
 pub fn select_rows(
     packed: &[u8],
     after: Option<i64>,
     upto: Option<i64>,
+    clock: Option<&[i64]>,
 ) -> Result<Vec<Row>, String> {
-    let (columns, values) = unpack(packed)?;
+    let (columns, values) = unpack(packed, clock)?;
     Ok(values
         .chunks(columns)
         .enumerate()
@@ -369,28 +459,37 @@ pub fn select_rows(
         .collect())
 }
 
-/// select_rows, or an error naming the damage when the value cannot be decoded.
-fn selected_rows(packed: &[u8], after: Option<i64>, upto: Option<i64>) -> Vec<Row> {
-    select_rows(packed, after, upto).unwrap_or_else(|message| {
+/// select_rows (`clock` as passed from SQL), or an error naming the damage when the value
+/// cannot be decoded.
+fn selected_rows(
+    packed: &[u8],
+    after: Option<i64>,
+    upto: Option<i64>,
+    clock: Option<Vec<Option<i64>>>,
+) -> Vec<Row> {
+    let clock = clock_times(clock);
+    select_rows(packed, after, upto, clock.as_deref()).unwrap_or_else(|message| {
         crate::api::raise(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             format!("dbanalytics: a packed value is damaged: {message}"),
-            "The value was not written by _pack_columns or was changed since; restore the table from a backup or delete the row.",
+            "The value was not written by _pack_columns or was changed since, or is read with another clock than the packed_hours row of its hour; restore the table from a backup or delete the row.",
         )
     })
 }
 
 /// The rows of a packed matrix (row `n`, from 1, and its values) whose first column lies in
-/// (`after`, `upto`] (a NULL bound does not limit). NULL `packed` gives no row. Internal:
-/// `_packed_statement_minutes` and `_packed_latency_minutes` read the packed minutes with it.
+/// (`after`, `upto`] (a NULL bound does not limit); `clock`: the times it was packed on, if
+/// any. NULL `packed` gives no row. Internal: `_packed_statement_minutes` and
+/// `_packed_latency_minutes` read the packed minutes with it.
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 pub fn _unpack_columns(
     packed: Option<&[u8]>,
     after: default!(Option<i64>, "NULL"),
     upto: default!(Option<i64>, "NULL"),
+    clock: default!(Option<Vec<Option<i64>>>, "NULL"),
 ) -> TableIterator<'static, (name!(n, i32), name!(row_values, Vec<Option<i64>>))> {
-    TableIterator::new(packed.map_or_else(Vec::new, |p| selected_rows(p, after, upto)))
+    TableIterator::new(packed.map_or_else(Vec::new, |p| selected_rows(p, after, upto, clock)))
 }
 
 /// Totals of the selected rows of a packed matrix.
@@ -449,8 +548,9 @@ pub fn totals(
 /// The rows of a packed matrix whose first column lies in (`after`, `upto`], in one row: how
 /// many, the sum of each column, the first and the last of them, and the largest value of
 /// column `ratio_column` (from 1) divided by the divisor given for its row's first column
-/// (`ratio_keys`, `ratio_divisors`: parallel arrays; at least 1). No row when none is selected.
-/// Internal: `_packed_statement_totals` sums the packed minutes of each statement with it.
+/// (`ratio_keys`, `ratio_divisors`: parallel arrays; at least 1); `clock`: the times it was
+/// packed on, if any. No row when none is selected. Internal: `_packed_statement_totals` sums
+/// the packed minutes of each statement with it.
 #[allow(clippy::type_complexity)]
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
@@ -461,6 +561,7 @@ pub fn _unpack_totals(
     ratio_column: default!(Option<i32>, "NULL"),
     ratio_keys: default!(Option<Vec<Option<i64>>>, "NULL"),
     ratio_divisors: default!(Option<Vec<Option<i64>>>, "NULL"),
+    clock: default!(Option<Vec<Option<i64>>>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -474,7 +575,7 @@ pub fn _unpack_totals(
     let Some(packed) = packed else {
         return TableIterator::new(Vec::new());
     };
-    let rows = selected_rows(packed, after, upto);
+    let rows = selected_rows(packed, after, upto, clock);
     let keys: Vec<(i64, i64)> = ratio_keys
         .unwrap_or_default()
         .into_iter()
@@ -604,8 +705,9 @@ pub fn latency_totals(
 /// ends in (`after`, `upto`] (µs since the epoch), merged per run parent: one row per parent
 /// (and one for the rows without runs), with the merged histogram (buckets ascending) and the
 /// run, CPU (ns) and disk totals; also per run application when `applications` (the row's
-/// `run_applications`) is given. Internal: `_latency_parts` reads the packed minutes with it,
-/// `_n_plus_one` the runs of each application.
+/// `run_applications`) is given; `clock`: the times it was packed on, if any. Internal:
+/// `_latency_parts` reads the packed minutes with it, `_n_plus_one` the runs of each
+/// application.
 #[allow(clippy::type_complexity)]
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
@@ -614,6 +716,7 @@ pub fn _unpack_latency_totals(
     after: Option<i64>,
     upto: Option<i64>,
     applications: default!(Option<Vec<Option<String>>>, "NULL"),
+    clock: default!(Option<Vec<Option<i64>>>, "NULL"),
 ) -> TableIterator<
     'static,
     (
@@ -635,7 +738,7 @@ pub fn _unpack_latency_totals(
     let Some(packed) = packed else {
         return TableIterator::new(Vec::new());
     };
-    let rows = selected_rows(packed, after, upto);
+    let rows = selected_rows(packed, after, upto, clock);
     let groups = latency_totals(&rows, applications.as_deref()).unwrap_or_else(|message| {
         crate::api::raise(
             PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
@@ -674,9 +777,9 @@ mod unit {
             if as_intervals && columns < 2 {
                 continue;
             }
-            let packed = pack(columns, values, as_intervals).expect("packs");
+            let packed = pack(columns, values, as_intervals, None).expect("packs");
             assert_eq!(
-                unpack(&packed).expect("unpacks"),
+                unpack(&packed, None).expect("unpacks"),
                 (columns, values.to_vec())
             );
             sizes[usize::from(as_intervals)] = packed.len();
@@ -755,27 +858,87 @@ mod unit {
             intervals + 60 < plain,
             "{intervals} as intervals, {plain} plain"
         );
-        assert!(pack(1, &[Some(1)], true).is_err());
+        assert!(pack(1, &[Some(1)], true, None).is_err());
+    }
+
+    #[test]
+    fn intervals_on_a_clock_store_positions() {
+        // an hour of 60 jittered snapshots; one statement in every one of them, another in
+        // four, one interval of which follows a gap
+        let mut clock = Vec::new();
+        let mut end = 1_780_000_000_000_000i64;
+        for minute in 0..60i64 {
+            end += 60_000_000 + (minute * 7919) % 5000;
+            clock.push(end);
+        }
+        let every: Vec<Option<i64>> = clock
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &e)| {
+                let length = e - if i == 0 { e - 60_000_000 } else { clock[i - 1] };
+                [Some(e), Some(length), Some(i as i64 % 3)]
+            })
+            .collect();
+        let some: Vec<Option<i64>> = [3usize, 4, 9, 59]
+            .iter()
+            .flat_map(|&i| [Some(clock[i]), Some(clock[i] - clock[i - 1]), None])
+            .collect();
+        for values in [&every, &some] {
+            let on_clock = pack(3, values, true, Some(&clock)).unwrap();
+            assert_eq!(on_clock[0], FORMAT_CLOCKED);
+            assert_eq!(
+                unpack(&on_clock, Some(&clock)).unwrap(),
+                (3, values.to_vec())
+            );
+            let rows =
+                select_rows(&on_clock, Some(clock[3]), Some(clock[9]), Some(&clock)).unwrap();
+            assert!(rows
+                .iter()
+                .all(|(_, r)| r[0] > Some(clock[3]) && r[0] <= Some(clock[9])));
+            // the same clock is needed to read it back
+            assert!(unpack(&on_clock, None).is_err());
+            assert!(unpack(&on_clock, Some(&clock[1..])).is_err());
+            for cut in 0..on_clock.len() {
+                assert!(
+                    unpack(&on_clock[..cut], Some(&clock)).is_err(),
+                    "cut at {cut}"
+                );
+            }
+        }
+        // the jitter costs nothing per row on the clock
+        let on_clock = pack(3, &every, true, Some(&clock)).unwrap().len();
+        let intervals = pack(3, &every, true, None).unwrap().len();
+        assert!(
+            on_clock + 100 < intervals,
+            "{on_clock} on the clock, {intervals} without"
+        );
+        // every end must be one of the clock's times, the clock ascending, the matrix intervals
+        assert!(pack(3, &every, true, Some(&clock[1..])).is_err());
+        assert!(pack(3, &[None, Some(1), Some(1)], true, Some(&clock)).is_err());
+        let mut descending = clock.clone();
+        descending.swap(0, 1);
+        assert!(pack(3, &every, true, Some(&descending)).is_err());
+        assert!(pack(3, &every, false, Some(&clock)).is_err());
     }
 
     #[test]
     fn damaged_input_is_an_error_not_wrong_numbers() {
-        let packed = pack(2, &[Some(5), Some(-3), Some(8), None], false).unwrap();
+        let packed = pack(2, &[Some(5), Some(-3), Some(8), None], false, None).unwrap();
         for cut in 0..packed.len() {
-            assert!(unpack(&packed[..cut]).is_err(), "cut at {cut}");
+            assert!(unpack(&packed[..cut], None).is_err(), "cut at {cut}");
         }
         let mut longer = packed.clone();
         longer.push(0);
-        assert!(unpack(&longer).is_err());
+        assert!(unpack(&longer, None).is_err());
         let mut unknown_mode = packed.clone();
         unknown_mode[3] = 0x07;
-        assert!(unpack(&unknown_mode).is_err());
-        assert!(unpack(&[1, 0x80, 0x80, 0x80, 0x80, 0x80]).is_err());
+        assert!(unpack(&unknown_mode, None).is_err());
+        assert!(unpack(&[1, 0x80, 0x80, 0x80, 0x80, 0x80], None).is_err());
         // a huge claimed size is refused before anything is allocated
         let mut huge = vec![FORMAT];
         put_varint(&mut huge, 1 << 40);
         put_varint(&mut huge, 1 << 40);
-        assert!(unpack(&huge).is_err());
+        assert!(unpack(&huge, None).is_err());
     }
 
     #[test]
@@ -794,9 +957,10 @@ mod unit {
                 Some(3),
             ],
             false,
+            None,
         )
         .unwrap();
-        let rows = select_rows(&packed, Some(60), None).unwrap();
+        let rows = select_rows(&packed, Some(60), None, None).unwrap();
         assert_eq!(rows.len(), 2);
         // column 3 over the divisors of keys 120 (4) and 180 (0, counted as 1)
         let t = totals(&rows, Some(2), &[(120, 4), (180, 0), (999, 1)]).unwrap();
@@ -898,8 +1062,8 @@ mod unit {
 
     #[test]
     fn bad_shapes_are_refused() {
-        assert!(pack(0, &[], false).is_err());
-        assert!(pack(2, &[Some(1)], false).is_err());
-        assert!(pack(1, &vec![Some(0); MAX_VALUES + 1], false).is_err());
+        assert!(pack(0, &[], false, None).is_err());
+        assert!(pack(2, &[Some(1)], false, None).is_err());
+        assert!(pack(1, &vec![Some(0); MAX_VALUES + 1], false, None).is_err());
     }
 }

@@ -104,6 +104,7 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
         Tier::Minutes,
         "statement_latency",
     ),
+    packed("packed_hours", Tier::Minutes, "statement_stats"),
     rolled("table_stats", Tier::Minutes, "hours"),
     rolled("index_stats", Tier::Minutes, "hours"),
     rolled("statement_hourly", Tier::Hours, "days"),

@@ -9,6 +9,7 @@ fn rollups_give_the_same_totals_as_the_snapshots() {
             "statement_daily",
             "database_stats",
             "statement_stats_packed",
+            "packed_hours",
         ],
         3,
     );
@@ -98,6 +99,20 @@ fn rollups_give_the_same_totals_as_the_snapshots() {
         )
     );
     assert!(runs >= 9, "{runs}");
+    // one clock per packed hour, holding its 6 interval ends, on which the rows were packed
+    assert_eq!(
+        one::<String>(
+            "SELECT count(*) || ' ' || min(cardinality(interval_ends)) || '-' || max(cardinality(interval_ends))
+               FROM dbanalytics.packed_hours"
+        ),
+        Some(format!("{} 6-6", packed_hours()))
+    );
+    assert_eq!(
+        one::<i64>(
+            "SELECT count(*) FROM dbanalytics.statement_stats_packed WHERE get_byte(intervals, 0) <> 3"
+        ),
+        Some(0)
+    );
     // the minutes of the packed hours unpack to the rows that were packed
     assert_eq!(
         one::<i64>(

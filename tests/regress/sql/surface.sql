@@ -112,3 +112,9 @@ SELECT * FROM dbanalytics._unpack_totals(dbanalytics._pack_columns(3, ARRAY[[60,
 SELECT * FROM dbanalytics._unpack_totals(dbanalytics._pack_columns(1, ARRAY[60]), 60, NULL);
 SELECT * FROM dbanalytics._unpack_totals(dbanalytics._pack_columns(1, ARRAY[9223372036854775807, 9223372036854775807]), NULL, NULL);
 SELECT * FROM dbanalytics._unpack_latency_totals(dbanalytics._pack_columns(14, pg_catalog.array_fill(1::bigint, ARRAY[14])), NULL, NULL);
+-- intervals packed on a clock (packed_hours): read back with the same clock only
+SELECT u.n, u.row_values FROM dbanalytics._unpack_columns(dbanalytics._pack_columns(3, ARRAY[[60000000, 60000000, 1], [180000123, 120000123, 2]], true, ARRAY[60000000, 120000000, 180000123]), 60000000, NULL, ARRAY[60000000, 120000000, 180000123]) u;
+SELECT * FROM dbanalytics._unpack_columns(dbanalytics._pack_columns(3, ARRAY[60000000, 60000000, 1], true, ARRAY[60000000]));
+SELECT dbanalytics._pack_columns(3, ARRAY[60000001, 60000000, 1], true, ARRAY[60000000]);
+SELECT dbanalytics._pack_columns(3, ARRAY[60000000, 60000000, 1], true, ARRAY[NULL, 60000000]);
+SELECT dbanalytics._pack_columns(NULL, ARRAY[1]) IS NULL AS null_columns_pack_to_null;
