@@ -2963,7 +2963,8 @@ INSERT INTO @extschema@.partition_indexes VALUES ('statement_stats_packed', 'hou
 -- (microseconds), reset (0 or 1), executions, runs, run_executions, run_max_length,
 -- run_parent_queryid, cpu_user_time and cpu_system_time (nanoseconds), disk_read_bytes,
 -- disk_write_bytes, the number n of histogram buckets, then the buckets and their counts, each
--- padded with NULLs to the widest histogram of the hour. run_applications holds the intervals'
+-- padded with NULLs to the widest histogram of the hour (column 13 is passed as _pack_columns'
+-- histogram: the counts are stored by core bucket). run_applications holds the intervals'
 -- run_application in the same order (NULL when none had one). _packed_latency_minutes() unpacks them
 -- as statement_latency rows.
 CREATE TABLE @extschema@.statement_latency_packed (
@@ -2998,7 +2999,8 @@ CREATE FUNCTION @extschema@."_pack_columns"(
 	"columns" INT, /* Option < i32 > */
 	"values" bigint[], /* :: std :: option :: Option < pgrx :: Array < i64 > > */
 	"intervals" bool DEFAULT false, /* Option < bool > */
-	"clock" bigint[] DEFAULT NULL /* :: std :: option :: Option < Vec < Option < i64 > > > */
+	"clock" bigint[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < i64 > > > */
+	"histogram" INT DEFAULT NULL /* Option < i32 > */
 ) RETURNS bytea /* :: std :: option :: Option < Vec < u8 > > */
 IMMUTABLE PARALLEL SAFE
 SET search_path TO pg_catalog, pg_temp
@@ -3168,7 +3170,7 @@ BEGIN
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.buckets)])
                    OPERATOR(pg_catalog.||) w.counts
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.counts)])
-                   ORDER BY w.interval_end), true, clock),
+                   ORDER BY w.interval_end), true, clock, 13),
                CASE WHEN pg_catalog.bool_or(w.run_application IS NOT NULL)
                     THEN pg_catalog.array_agg(w.run_application ORDER BY w.interval_end) END
           FROM (SELECT l.*, pg_catalog.max(pg_catalog.cardinality(l.buckets))
@@ -3328,7 +3330,7 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION @extschema@._pack_minutes() FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean, bigint[]),
+REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean, bigint[], integer),
     @extschema@._unpack_columns(bytea, bigint, bigint, bigint[]),
     @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[], bigint[]),
     @extschema@._unpack_latency_totals(bytea, bigint, bigint, text[], bigint[]),
@@ -3336,7 +3338,7 @@ REVOKE ALL ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean, big
     @extschema@._packed_latency_minutes(timestamptz, timestamptz, bigint[]),
     @extschema@._packed_statement_totals(timestamptz, timestamptz),
     @extschema@._packed_latency_parts(timestamptz, timestamptz, bigint[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean, bigint[]),
+GRANT EXECUTE ON FUNCTION @extschema@._pack_columns(integer, bigint[], boolean, bigint[], integer),
     @extschema@._unpack_columns(bytea, bigint, bigint, bigint[]),
     @extschema@._unpack_totals(bytea, bigint, bigint, integer, bigint[], bigint[], bigint[]),
     @extschema@._unpack_latency_totals(bytea, bigint, bigint, text[], bigint[]),

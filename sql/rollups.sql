@@ -426,7 +426,7 @@ BEGIN
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.buckets)])
                    OPERATOR(pg_catalog.||) w.counts
                    OPERATOR(pg_catalog.||) pg_catalog.array_fill(NULL::bigint, ARRAY[w.width - pg_catalog.cardinality(w.counts)])
-                   ORDER BY w.interval_end), true, clock),
+                   ORDER BY w.interval_end), true, clock, 13),
                CASE WHEN pg_catalog.bool_or(w.run_application IS NOT NULL)
                     THEN pg_catalog.array_agg(w.run_application ORDER BY w.interval_end) END
           FROM (SELECT l.*, pg_catalog.max(pg_catalog.cardinality(l.buckets))

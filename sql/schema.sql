@@ -540,7 +540,8 @@ INSERT INTO @extschema@.partition_indexes VALUES ('statement_latency_daily', 'da
 -- (microseconds), reset (0 or 1), executions, runs, run_executions, run_max_length,
 -- run_parent_queryid, cpu_user_time and cpu_system_time (nanoseconds), disk_read_bytes,
 -- disk_write_bytes, the number n of histogram buckets, then the buckets and their counts, each
--- padded with NULLs to the widest histogram of the hour. run_applications holds the intervals'
+-- padded with NULLs to the widest histogram of the hour (column 13 is passed as _pack_columns'
+-- histogram: the counts are stored by core bucket). run_applications holds the intervals'
 -- run_application in the same order (NULL when none had one). _packed_latency_minutes() unpacks them
 -- as statement_latency rows.
 CREATE TABLE @extschema@.statement_latency_packed (

@@ -186,10 +186,10 @@ check "one clock per packed hour (packed_hours)" \
     "$(q "SELECT count(DISTINCT hour_end) FROM (SELECT hour_end FROM dbanalytics.statement_stats_packed
                                                UNION ALL SELECT hour_end FROM dbanalytics.statement_latency_packed) p")" \
     "$(q "SELECT count(*) FROM dbanalytics.packed_hours")"
-check "every packed matrix is packed on its hour's clock (format 3)" 0 \
-    "$(q "SELECT count(*) FROM (SELECT intervals FROM dbanalytics.statement_stats_packed
-                                UNION ALL SELECT intervals FROM dbanalytics.statement_latency_packed) p
-           WHERE get_byte(p.intervals, 0) <> 3")"
+check "every packed matrix is packed on its hour's clock (format 3), latency with its histograms by core bucket (flag 16)" 0 \
+    "$(q "SELECT count(*) FROM (SELECT intervals, 3 AS format FROM dbanalytics.statement_stats_packed
+                                UNION ALL SELECT intervals, 3 | 16 FROM dbanalytics.statement_latency_packed) p
+           WHERE get_byte(p.intervals, 0) <> p.format")"
 check "run applications kept for the statement with runs only" "101:$PACKABLE" \
     "$(q "SELECT string_agg(queryid || ':' || n, ' ') FROM (SELECT queryid, count(*) AS n FROM dbanalytics.statement_latency_packed
            WHERE run_applications IS NOT NULL GROUP BY 1) x")"

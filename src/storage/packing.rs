@@ -18,6 +18,15 @@
 //! whose ends jitter by the collector's scheduling. On a clock (the ascending interval ends of
 //! an hour's snapshots, which every statement of the hour shares and `packed_hours` stores once),
 //! the end is stored as its position in the clock, so the jitter costs nothing per row.
+//!
+//! Histograms (format flag 0x10; header: the column `at` of the number n of buckets, the width
+//! of the sparse part and the core buckets): from column `at` on, each row holds n, then n
+//! bucket numbers ascending and their n counts, each padded with NULLs to one width. Packed,
+//! each bucket that at least `CORE_ROWS` rows have (the core, listed once in the header) gets a
+//! column of its own holding its count in each row (NULL in a row without it), and the other
+//! buckets of a row follow as their number, the buckets and their counts: a bucket number is
+//! not stored per row, and a count sits in a column of counts of the same bucket. A matrix
+//! whose histograms are not in that form is packed as it is.
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -25,6 +34,10 @@ use pgrx::PgSqlErrorCode;
 const FORMAT: u8 = 1;
 const FORMAT_INTERVALS: u8 = 2;
 const FORMAT_CLOCKED: u8 = 3;
+/// Format flag: the matrix's histograms are packed by core bucket (module comment).
+const FORMAT_HISTOGRAMS: u8 = 0x10;
+/// Buckets found in at least this many rows of a matrix get a column of their own.
+const CORE_ROWS: usize = 3;
 /// The most values one packed matrix may hold (an hour of minutes needs a few thousand).
 pub const MAX_VALUES: usize = 1 << 20;
 const SCALED: u8 = 0x10;
@@ -187,6 +200,126 @@ fn interval_lengths(columns: usize, values: &mut [Option<i64>], forward: bool) {
     }
 }
 
+/// A row's histogram from column `at` of a row of `width`-wide histograms: its (bucket,
+/// count) pairs, or None unless n is in 0..=width, the n buckets ascending, the n counts
+/// present and the padding NULL.
+fn histogram_pairs(row: &[Option<i64>], at: usize, width: usize) -> Option<Vec<(i64, i64)>> {
+    let n = usize::try_from(row[at]?).ok().filter(|&n| n <= width)?;
+    let (buckets, counts) = row[at + 1..].split_at(width);
+    if buckets[n..].iter().chain(&counts[n..]).any(Option::is_some) {
+        return None;
+    }
+    let pairs: Vec<(i64, i64)> = (0..n)
+        .map(|i| Some((buckets[i]?, counts[i]?)))
+        .collect::<Option<_>>()?;
+    pairs.windows(2).all(|w| w[0].0 < w[1].0).then_some(pairs)
+}
+
+/// The histograms of a matrix (columns `at`..) by core bucket (module comment): (core buckets,
+/// sparse width, the rewritten rows), or None when a row's histogram is not in the form
+/// `histogram_pairs` reads or the result would be too large.
+fn histograms_by_core(
+    columns: usize,
+    values: &[Option<i64>],
+    at: usize,
+) -> Option<(Vec<i64>, usize, Vec<Option<i64>>)> {
+    if at >= columns || !(columns - at - 1).is_multiple_of(2) {
+        return None;
+    }
+    let width = (columns - at - 1) / 2;
+    let histograms: Vec<Vec<(i64, i64)>> = values
+        .chunks(columns)
+        .map(|row| histogram_pairs(row, at, width))
+        .collect::<Option<_>>()?;
+    let mut rows_with: std::collections::BTreeMap<i64, usize> = Default::default();
+    for (bucket, _) in histograms.iter().flatten() {
+        *rows_with.entry(*bucket).or_default() += 1;
+    }
+    let core: Vec<i64> = rows_with
+        .into_iter()
+        .filter(|&(_, rows)| rows >= CORE_ROWS)
+        .map(|(bucket, _)| bucket)
+        .collect();
+    let sparse_width = histograms
+        .iter()
+        .map(|h| {
+            h.iter()
+                .filter(|(b, _)| core.binary_search(b).is_err())
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    let packed_columns = at + core.len() + 1 + 2 * sparse_width;
+    if packed_columns.saturating_mul(histograms.len()) > MAX_VALUES {
+        return None;
+    }
+    let mut out = Vec::with_capacity(packed_columns * histograms.len());
+    for (row, pairs) in values.chunks(columns).zip(&histograms) {
+        out.extend_from_slice(&row[..at]);
+        let mut dense = vec![None; core.len()];
+        let mut sparse = Vec::new();
+        for &(bucket, count) in pairs {
+            match core.binary_search(&bucket) {
+                Ok(i) => dense[i] = Some(count),
+                Err(_) => sparse.push((bucket, count)),
+            }
+        }
+        out.extend(dense);
+        out.push(Some(sparse.len() as i64));
+        out.extend((0..sparse_width).map(|i| sparse.get(i).map(|p| p.0)));
+        out.extend((0..sparse_width).map(|i| sparse.get(i).map(|p| p.1)));
+    }
+    Some((core, sparse_width, out))
+}
+
+/// Undoes `histograms_by_core` for a matrix of `columns` columns; an error names a row that
+/// does not decode.
+fn histograms_from_core(
+    columns: usize,
+    at: usize,
+    core: &[i64],
+    sparse_width: usize,
+    packed: &[Option<i64>],
+) -> Result<Vec<Option<i64>>, String> {
+    let width = (columns - at - 1) / 2;
+    let packed_columns = at + core.len() + 1 + 2 * sparse_width;
+    let mut out = Vec::with_capacity(packed.len() / packed_columns.max(1) * columns);
+    for (r, row) in packed.chunks(packed_columns).enumerate() {
+        let bad = || format!("the histogram of row {} does not decode", r + 1);
+        out.extend_from_slice(&row[..at]);
+        let (dense, rest) = row[at..].split_at(core.len());
+        let k = rest[0]
+            .and_then(|k| usize::try_from(k).ok())
+            .filter(|&k| k <= sparse_width)
+            .ok_or_else(bad)?;
+        let (buckets, counts) = rest[1..].split_at(sparse_width);
+        if buckets[k..].iter().chain(&counts[k..]).any(Option::is_some) {
+            return Err(bad());
+        }
+        let mut pairs: Vec<(i64, i64)> = core
+            .iter()
+            .zip(dense)
+            .filter_map(|(&b, c)| Some((b, (*c)?)))
+            .collect();
+        for i in 0..k {
+            let bucket = buckets[i].ok_or_else(bad)?;
+            let ascending = i == 0 || buckets[i - 1].is_some_and(|p| p < bucket);
+            if !ascending || core.binary_search(&bucket).is_ok() {
+                return Err(bad());
+            }
+            pairs.push((bucket, counts[i].ok_or_else(bad)?));
+        }
+        if pairs.len() > width {
+            return Err(bad());
+        }
+        pairs.sort_unstable_by_key(|p| p.0);
+        out.push(Some(pairs.len() as i64));
+        out.extend((0..width).map(|i| pairs.get(i).map(|p| p.0)));
+        out.extend((0..width).map(|i| pairs.get(i).map(|p| p.1)));
+    }
+    Ok(out)
+}
+
 /// Positions of the interval ends (column 0) in `clock`; an error names an end that is not
 /// one of its times.
 fn clock_positions(
@@ -209,14 +342,23 @@ fn clock_positions(
     Ok(())
 }
 
-/// Encodes a row-major matrix of `columns` columns; `intervals`: columns 0 and 1 are interval
-/// ends and lengths; `clock`: the times every end is one of (module comment).
-pub fn pack(
-    columns: usize,
-    values: &[Option<i64>],
-    intervals: bool,
-    clock: Option<&[i64]>,
-) -> Result<Vec<u8>, String> {
+/// How a matrix is laid out (module comment): `intervals`: columns 0 and 1 are interval ends
+/// and lengths; `clock`: the times every end is one of; `histogram`: the column of the number
+/// of buckets of each row's histogram, which fills the columns after it.
+#[derive(Clone, Copy, Default)]
+pub struct Layout<'a> {
+    pub intervals: bool,
+    pub clock: Option<&'a [i64]>,
+    pub histogram: Option<usize>,
+}
+
+/// Encodes a row-major matrix of `columns` columns laid out as `layout` says.
+pub fn pack(columns: usize, values: &[Option<i64>], layout: Layout) -> Result<Vec<u8>, String> {
+    let Layout {
+        intervals,
+        clock,
+        histogram,
+    } = layout;
     if clock.is_some() && !intervals {
         return Err("only a matrix of intervals is packed on a clock".to_string());
     }
@@ -247,7 +389,7 @@ pub fn pack(
     put_varint(&mut out, columns as u128);
     put_varint(&mut out, rows as u128);
     let mut owned;
-    let values = if intervals {
+    let mut values = if intervals {
         owned = values.to_vec();
         interval_lengths(columns, &mut owned, true);
         if let Some(clock) = clock {
@@ -258,6 +400,25 @@ pub fn pack(
     } else {
         values
     };
+    let by_core;
+    let mut packed_columns = columns;
+    if let Some((at, (core, sparse_width, rewritten))) =
+        histogram.and_then(|at| Some((at, histograms_by_core(columns, values, at)?)))
+    {
+        out[0] |= FORMAT_HISTOGRAMS;
+        put_varint(&mut out, at as u128);
+        put_varint(&mut out, sparse_width as u128);
+        put_varint(&mut out, core.len() as u128);
+        let mut previous = 0i128;
+        for &bucket in &core {
+            put_varint(&mut out, zigzag(i128::from(bucket) - previous));
+            previous = i128::from(bucket);
+        }
+        packed_columns = at + core.len() + 1 + 2 * sparse_width;
+        by_core = rewritten;
+        values = &by_core[..];
+    }
+    let (columns, values) = (packed_columns, values);
     let mut column = Vec::with_capacity(rows);
     for c in 0..columns {
         column.clear();
@@ -331,11 +492,13 @@ fn get_column(input: &[u8], pos: &mut usize, rows: usize) -> Result<Vec<Option<i
 /// Decodes a matrix: (columns, row-major values); `clock`: the times of a matrix packed on a
 /// clock (module comment), the same as when packed.
 pub fn unpack(input: &[u8], clock: Option<&[i64]>) -> Result<(usize, Vec<Option<i64>>), String> {
-    let (intervals, clocked) = match input.first() {
-        Some(&FORMAT) => (false, false),
-        Some(&FORMAT_INTERVALS) => (true, false),
-        Some(&FORMAT_CLOCKED) => (true, true),
-        other => return Err(format!("unknown format {other:?}")),
+    let format = input.first().copied();
+    let histograms = format.is_some_and(|f| f & FORMAT_HISTOGRAMS != 0);
+    let (intervals, clocked) = match format.map(|f| f & !FORMAT_HISTOGRAMS) {
+        Some(FORMAT) => (false, false),
+        Some(FORMAT_INTERVALS) => (true, false),
+        Some(FORMAT_CLOCKED) => (true, true),
+        _ => return Err(format!("unknown format {format:?}")),
     };
     let mut pos = 1;
     let columns = get_varint(input, &mut pos)?;
@@ -359,14 +522,52 @@ pub fn unpack(input: &[u8], clock: Option<&[i64]>) -> Result<(usize, Vec<Option<
     } else {
         None
     };
-    let mut values = vec![None; columns * rows];
-    for c in 0..columns {
+    // the histograms' header: (at, sparse width, core buckets)
+    let by_core = if histograms {
+        let at = get_varint(input, &mut pos)?;
+        let sparse_width = get_varint(input, &mut pos)?;
+        let core_len = get_varint(input, &mut pos)?;
+        if at >= columns as u128
+            || !(columns as u128 - at - 1).is_multiple_of(2)
+            || core_len.saturating_add(sparse_width) > MAX_VALUES as u128
+        {
+            return Err(format!(
+                "histograms at column {at} of {columns} with {core_len} core buckets and {sparse_width} others"
+            ));
+        }
+        let mut core = Vec::with_capacity(core_len as usize);
+        let mut previous = 0i128;
+        for _ in 0..core_len {
+            let bucket = previous + unzigzag(get_varint(input, &mut pos)?);
+            if !core.is_empty() && bucket <= previous {
+                return Err("core buckets not ascending".to_string());
+            }
+            core.push(i64::try_from(bucket).map_err(|_| "core bucket out of range")?);
+            previous = bucket;
+        }
+        Some((at as usize, sparse_width as usize, core))
+    } else {
+        None
+    };
+    let packed_columns = by_core
+        .as_ref()
+        .map_or(columns, |(at, sparse_width, core)| {
+            at + core.len() + 1 + 2 * sparse_width
+        });
+    if packed_columns.saturating_mul(rows) > MAX_VALUES {
+        return Err(format!("{rows} rows of {packed_columns} packed columns"));
+    }
+    let mut values = vec![None; packed_columns * rows];
+    for c in 0..packed_columns {
         for (r, value) in get_column(input, &mut pos, rows)?.into_iter().enumerate() {
-            values[r * columns + c] = value;
+            values[r * packed_columns + c] = value;
         }
     }
     if pos != input.len() {
         return Err(format!("{} bytes after the last column", input.len() - pos));
+    }
+    if let Some((at, sparse_width, core)) = by_core {
+        values = histograms_from_core(columns, at, &core, sparse_width, &values)?;
     }
     if let Some(clock) = clock {
         for end in values.iter_mut().step_by(columns) {
@@ -401,8 +602,10 @@ fn clock_times(clock: Option<Vec<Option<i64>>>) -> Option<Vec<i64>> {
 /// The matrix of `values` (row-major, any dimensions: an array of rows works) with `columns`
 /// columns, packed; `intervals`: its columns 1 and 2 are interval ends and lengths, in time
 /// order (the module comment says what that saves); `clock`: the ascending times every interval
-/// end is one of (stored once elsewhere: each end is packed as its position among them).
-/// NULL when `columns`, `values` or `intervals` is NULL. Internal: `_pack_minutes` packs the
+/// end is one of (stored once elsewhere: each end is packed as its position among them);
+/// `histogram`: the column (from 1) of the number n of buckets of each row's histogram, followed
+/// by n buckets ascending and their n counts, each padded with NULLs to one width (packed by
+/// core bucket). NULL when `columns`, `values` or `intervals` is NULL. Internal: `_pack_minutes` packs the
 /// minutes of an hour with it.
 #[pg_extern(immutable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
@@ -411,6 +614,7 @@ pub fn _pack_columns(
     values: Option<pgrx::Array<i64>>,
     intervals: default!(Option<bool>, false),
     clock: default!(Option<Vec<Option<i64>>>, "NULL"),
+    histogram: default!(Option<i32>, "NULL"),
 ) -> Option<Vec<u8>> {
     let (columns, values, intervals) = (columns?, values?, intervals?);
     let clock = clock_times(clock);
@@ -424,7 +628,19 @@ pub fn _pack_columns(
         ))
     } else {
         let values: Vec<Option<i64>> = values.iter().collect();
-        pack(columns as usize, &values, intervals, clock.as_deref())
+        let histogram = histogram.map(|h| usize::try_from(h - 1).map_err(|_| h));
+        match histogram.transpose() {
+            Err(h) => Err(format!("histogram must be a column from 1, got {h}")),
+            Ok(histogram) => pack(
+                columns as usize,
+                &values,
+                Layout {
+                    intervals,
+                    clock: clock.as_deref(),
+                    histogram,
+                },
+            ),
+        }
     };
     Some(checked.unwrap_or_else(|message| {
         crate::api::raise(
@@ -777,7 +993,15 @@ mod unit {
             if as_intervals && columns < 2 {
                 continue;
             }
-            let packed = pack(columns, values, as_intervals, None).expect("packs");
+            let packed = pack(
+                columns,
+                values,
+                Layout {
+                    intervals: as_intervals,
+                    ..Default::default()
+                },
+            )
+            .expect("packs");
             assert_eq!(
                 unpack(&packed, None).expect("unpacks"),
                 (columns, values.to_vec())
@@ -858,7 +1082,15 @@ mod unit {
             intervals + 60 < plain,
             "{intervals} as intervals, {plain} plain"
         );
-        assert!(pack(1, &[Some(1)], true, None).is_err());
+        assert!(pack(
+            1,
+            &[Some(1)],
+            Layout {
+                intervals: true,
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
 
     #[test]
@@ -884,7 +1116,16 @@ mod unit {
             .flat_map(|&i| [Some(clock[i]), Some(clock[i] - clock[i - 1]), None])
             .collect();
         for values in [&every, &some] {
-            let on_clock = pack(3, values, true, Some(&clock)).unwrap();
+            let on_clock = pack(
+                3,
+                values,
+                Layout {
+                    intervals: true,
+                    clock: Some(&clock),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             assert_eq!(on_clock[0], FORMAT_CLOCKED);
             assert_eq!(
                 unpack(&on_clock, Some(&clock)).unwrap(),
@@ -906,24 +1147,152 @@ mod unit {
             }
         }
         // the jitter costs nothing per row on the clock
-        let on_clock = pack(3, &every, true, Some(&clock)).unwrap().len();
-        let intervals = pack(3, &every, true, None).unwrap().len();
+        let on_clock = pack(
+            3,
+            &every,
+            Layout {
+                intervals: true,
+                clock: Some(&clock),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .len();
+        let intervals = pack(
+            3,
+            &every,
+            Layout {
+                intervals: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .len();
         assert!(
             on_clock + 100 < intervals,
             "{on_clock} on the clock, {intervals} without"
         );
         // every end must be one of the clock's times, the clock ascending, the matrix intervals
-        assert!(pack(3, &every, true, Some(&clock[1..])).is_err());
-        assert!(pack(3, &[None, Some(1), Some(1)], true, Some(&clock)).is_err());
+        assert!(pack(
+            3,
+            &every,
+            Layout {
+                intervals: true,
+                clock: Some(&clock[1..]),
+                ..Default::default()
+            }
+        )
+        .is_err());
+        assert!(pack(
+            3,
+            &[None, Some(1), Some(1)],
+            Layout {
+                intervals: true,
+                clock: Some(&clock),
+                ..Default::default()
+            }
+        )
+        .is_err());
         let mut descending = clock.clone();
         descending.swap(0, 1);
-        assert!(pack(3, &every, true, Some(&descending)).is_err());
-        assert!(pack(3, &every, false, Some(&clock)).is_err());
+        assert!(pack(
+            3,
+            &every,
+            Layout {
+                intervals: true,
+                clock: Some(&descending),
+                ..Default::default()
+            }
+        )
+        .is_err());
+        assert!(pack(
+            3,
+            &every,
+            Layout {
+                intervals: false,
+                clock: Some(&clock),
+                ..Default::default()
+            }
+        )
+        .is_err());
+    }
+
+    /// A row of 1 fixed column then a histogram of `width`: n, buckets, counts.
+    fn histogram_row(fixed: i64, pairs: &[(i64, i64)], width: usize) -> Vec<Option<i64>> {
+        let mut row = vec![Some(fixed), Some(pairs.len() as i64)];
+        row.extend((0..width).map(|i| pairs.get(i).map(|p| p.0)));
+        row.extend((0..width).map(|i| pairs.get(i).map(|p| p.1)));
+        row
+    }
+
+    #[test]
+    fn histograms_pack_by_core_bucket() {
+        // 60 rows: buckets 4..=9 in most rows, a few rare outliers, zero counts kept as such
+        let mut values = Vec::new();
+        for r in 0..60i64 {
+            let mut pairs: Vec<(i64, i64)> = (4..=9)
+                .filter(|b| (r + b) % 7 != 0)
+                .map(|b| (b, (r * b) % 50))
+                .collect();
+            if r % 17 == 0 {
+                pairs.push((40 + r, 1));
+            }
+            values.extend(histogram_row(r, &pairs, 8));
+        }
+        let histogram = Layout {
+            histogram: Some(1),
+            ..Default::default()
+        };
+        let by_core = pack(18, &values, histogram).unwrap();
+        assert_eq!(by_core[0], FORMAT | FORMAT_HISTOGRAMS);
+        assert_eq!(unpack(&by_core, None).unwrap(), (18, values.clone()));
+        let as_is = pack(18, &values, Layout::default()).unwrap();
+        assert!(
+            by_core.len() + 60 < as_is.len(),
+            "{} by core, {} as is",
+            by_core.len(),
+            as_is.len()
+        );
+        for cut in 0..by_core.len() {
+            assert!(unpack(&by_core[..cut], None).is_err(), "cut at {cut}");
+        }
+        // on a clock too
+        let clock: Vec<i64> = (0..60).collect();
+        let both = Layout {
+            intervals: true,
+            clock: Some(&clock),
+            histogram: Some(2),
+        };
+        let mut intervals = Vec::new();
+        for (r, row) in values.chunks(18).enumerate() {
+            intervals.push(Some(r as i64));
+            intervals.push(Some(1));
+            intervals.extend_from_slice(&row[1..]);
+        }
+        let packed = pack(19, &intervals, both).unwrap();
+        assert_eq!(packed[0], FORMAT_CLOCKED | FORMAT_HISTOGRAMS);
+        assert_eq!(unpack(&packed, Some(&clock)).unwrap(), (19, intervals));
+        // histograms not in the form (descending buckets, a count missing, padding not NULL,
+        // n beyond the width, no whole histogram) are packed as they are, and round-trip
+        for odd in [
+            vec![Some(1), Some(2), Some(5), Some(4), Some(1), Some(1)],
+            vec![Some(1), Some(2), Some(4), Some(5), Some(1), None],
+            vec![Some(1), Some(1), Some(4), Some(5), Some(1), Some(1)],
+            vec![Some(1), Some(3), Some(4), Some(5), Some(1), Some(1)],
+            vec![Some(1), None, None, None, None, None],
+        ] {
+            let mut rows = odd.clone();
+            rows.extend(histogram_row(2, &[(4, 1), (5, 2)], 2));
+            let packed = pack(6, &rows, histogram).unwrap();
+            assert_eq!(packed[0], FORMAT);
+            assert_eq!(unpack(&packed, None).unwrap(), (6, rows));
+        }
+        assert_eq!(pack(5, &[Some(1); 5], histogram).unwrap()[0], FORMAT);
     }
 
     #[test]
     fn damaged_input_is_an_error_not_wrong_numbers() {
-        let packed = pack(2, &[Some(5), Some(-3), Some(8), None], false, None).unwrap();
+        let packed = pack(2, &[Some(5), Some(-3), Some(8), None], Layout::default()).unwrap();
         for cut in 0..packed.len() {
             assert!(unpack(&packed[..cut], None).is_err(), "cut at {cut}");
         }
@@ -956,8 +1325,7 @@ mod unit {
                 Some(6),
                 Some(3),
             ],
-            false,
-            None,
+            Layout::default(),
         )
         .unwrap();
         let rows = select_rows(&packed, Some(60), None, None).unwrap();
@@ -1062,8 +1430,8 @@ mod unit {
 
     #[test]
     fn bad_shapes_are_refused() {
-        assert!(pack(0, &[], false, None).is_err());
-        assert!(pack(2, &[Some(1)], false, None).is_err());
-        assert!(pack(1, &vec![Some(0); MAX_VALUES + 1], false, None).is_err());
+        assert!(pack(0, &[], Layout::default()).is_err());
+        assert!(pack(2, &[Some(1)], Layout::default()).is_err());
+        assert!(pack(1, &vec![Some(0); MAX_VALUES + 1], Layout::default()).is_err());
     }
 }

@@ -118,3 +118,7 @@ SELECT * FROM dbanalytics._unpack_columns(dbanalytics._pack_columns(3, ARRAY[600
 SELECT dbanalytics._pack_columns(3, ARRAY[60000001, 60000000, 1], true, ARRAY[60000000]);
 SELECT dbanalytics._pack_columns(3, ARRAY[60000000, 60000000, 1], true, ARRAY[NULL, 60000000]);
 SELECT dbanalytics._pack_columns(NULL, ARRAY[1]) IS NULL AS null_columns_pack_to_null;
+-- histograms (n at column 2, then buckets and counts padded to width 3) packed by core bucket:
+-- the same rows come back, with the format's histogram flag (16) set
+SELECT pg_catalog.get_byte(p, 0) AS format, (SELECT pg_catalog.array_agg(u.row_values ORDER BY u.n) FROM dbanalytics._unpack_columns(p) u) AS row_values
+  FROM dbanalytics._pack_columns(8, ARRAY[[1, 2, 4, 5, NULL, 10, 0, NULL], [2, 3, 4, 5, 40, 7, 1, 1], [3, 1, 5, NULL, NULL, 3, NULL, NULL], [4, 2, 4, 5, NULL, 1, 2, NULL]]::bigint[], false, NULL, 2) p;
