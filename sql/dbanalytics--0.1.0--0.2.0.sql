@@ -2934,8 +2934,8 @@ $$;
 -------------------------------------------------------------------------------
 -- Packed minutes (issue 13): once an hour is rolled up, its per-interval statement_stats and
 -- statement_latency rows are packed into one row per statement and hour
--- (statement_stats_packed, statement_latency_packed; the collector's pack_minutes source), and
--- the readers of minutes read both.
+-- (statement_stats_packed, statement_latency_packed, on the hour's clock in packed_hours; the
+-- collector's pack_minutes source), and the readers of minutes read both.
 -------------------------------------------------------------------------------
 -- Packed minutes of statement_stats (collector, after the hourly rollup: _pack_minutes): one row
 -- per statement and rolled-up hour holding the hour's per-interval rows, in the minute tier
@@ -3069,11 +3069,11 @@ AS 'MODULE_PATHNAME', '_unpack_latency_totals_wrapper';
 
 -- Packs the per-interval rows of statement_stats and statement_latency of the whole hours rolled
 -- up so far (source_state 'hours') into statement_stats_packed and statement_latency_packed, one
--- row per statement and hour (src/storage/packing.rs), and deletes them: the two oldest such
--- hours per call, so that a backlog (after an upgrade, or a collector stopped for long) is worked
--- off over a few snapshots. Hours past retention_minutes are left to retention, which drops
--- their partitions. The collector's pack_minutes source, after rollup_hours; returns the rows
--- written.
+-- row per statement and hour on the hour's clock (packed_hours; src/storage/packing.rs), and
+-- deletes them: the two oldest such hours per call, so that a backlog (after an upgrade, or a
+-- collector stopped for long) is worked off over a few snapshots. Hours past retention_minutes
+-- are left to retention, which drops their partitions. The collector's pack_minutes source,
+-- after rollup_hours; returns the rows written.
 CREATE FUNCTION @extschema@._pack_minutes()
 RETURNS bigint
 LANGUAGE plpgsql

@@ -324,12 +324,11 @@ $$;
 
 -- Packs the per-interval rows of statement_stats and statement_latency of the whole hours rolled
 -- up so far (source_state 'hours') into statement_stats_packed and statement_latency_packed, one
--- row per statement and hour on the hour's clock (packed_hours; src/storage/packing.rs), and deletes
--- them: the two oldest such
--- hours per call, so that a backlog (after an upgrade, or a collector stopped for long) is worked
--- off over a few snapshots. Hours past retention_minutes are left to retention, which drops
--- their partitions. The collector's pack_minutes source, after rollup_hours; returns the rows
--- written.
+-- row per statement and hour on the hour's clock (packed_hours; src/storage/packing.rs), and
+-- deletes them: the two oldest such hours per call, so that a backlog (after an upgrade, or a
+-- collector stopped for long) is worked off over a few snapshots. Hours past retention_minutes
+-- are left to retention, which drops their partitions. The collector's pack_minutes source,
+-- after rollup_hours; returns the rows written.
 CREATE FUNCTION @extschema@._pack_minutes()
 RETURNS bigint
 LANGUAGE plpgsql

@@ -538,7 +538,9 @@ pub fn unpack(input: &[u8], clock: Option<&[i64]>) -> Result<(usize, Vec<Option<
         let mut core = Vec::with_capacity(core_len as usize);
         let mut previous = 0i128;
         for _ in 0..core_len {
-            let bucket = previous + unzigzag(get_varint(input, &mut pos)?);
+            let bucket = previous
+                .checked_add(unzigzag(get_varint(input, &mut pos)?))
+                .ok_or("core bucket out of range")?;
             if !core.is_empty() && bucket <= previous {
                 return Err("core buckets not ascending".to_string());
             }
@@ -1288,6 +1290,20 @@ mod unit {
             assert_eq!(unpack(&packed, None).unwrap(), (6, rows));
         }
         assert_eq!(pack(5, &[Some(1); 5], histogram).unwrap()[0], FORMAT);
+        // core buckets beyond i64 (or i128) in a damaged header are an error
+        for deltas in [
+            [zigzag(i128::from(i64::MAX)), 2],
+            [zigzag(i128::from(i64::MAX)), u128::MAX - 1],
+        ] {
+            let mut header = vec![FORMAT | FORMAT_HISTOGRAMS];
+            for v in [4, 0, 1, 0, 2] {
+                put_varint(&mut header, v);
+            }
+            for d in deltas {
+                put_varint(&mut header, d);
+            }
+            assert!(unpack(&header, None).is_err());
+        }
     }
 
     #[test]
