@@ -166,6 +166,61 @@ fn rollups_give_the_same_totals_as_the_snapshots() {
 }
 
 #[pg_test]
+fn an_hour_packed_again_is_packed_without_a_second_clock() {
+    partitions_back(
+        &["statement_stats", "statement_stats_packed", "packed_hours"],
+        1,
+    );
+    // two intervals of the last whole hour, rolled up (source_state 'hours') and packed
+    let insert = |end: &str| {
+        run(&format!(
+            "INSERT INTO dbanalytics.statement_stats
+             SELECT e - interval '10 minutes', e, 1, 10, 4343, true, false, 1, 0, 2.0, 0, 1, 5, 1,
+                    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+               FROM (SELECT date_trunc('hour', now()) - interval '{end}' AS e) x"
+        ))
+    };
+    insert("30 minutes");
+    insert("20 minutes");
+    run("INSERT INTO dbanalytics.source_state (source, updated_at) VALUES ('hours', date_trunc('hour', now()))
+         ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at");
+    assert_eq!(one::<i64>("SELECT dbanalytics._pack_minutes()"), Some(1));
+    // a late interval of the same hour, packed by the next run: its hour keeps the first clock,
+    // which lacks its end, so it is packed without one (format 2) and read with the others (the
+    // hour is not rolled up here: read its packed part directly)
+    insert("5 minutes");
+    assert_eq!(one::<i64>("SELECT dbanalytics._pack_minutes()"), Some(1));
+    assert_eq!(
+        one::<String>(
+            "SELECT string_agg(get_byte(intervals, 0)::text, ',' ORDER BY get_byte(intervals, 0))
+               FROM dbanalytics.statement_stats_packed WHERE queryid = 4343"
+        ),
+        Some("2,3".to_string())
+    );
+    assert_eq!(
+        one::<String>(
+            "SELECT count(*) || ':' || max(cardinality(interval_ends)) FROM dbanalytics.packed_hours
+              WHERE hour_end = date_trunc('hour', now())"
+        ),
+        Some("1:2".to_string())
+    );
+    assert_eq!(
+        one::<i64>(
+            "SELECT count(*) FROM dbanalytics._packed_statement_minutes(now() - interval '1 day', now())
+              WHERE queryid = 4343 AND calls = 1"
+        ),
+        Some(3)
+    );
+    assert_eq!(
+        one::<i64>(
+            "SELECT sum(calls)::bigint FROM dbanalytics._packed_statement_totals(now() - interval '1 day', now())
+              WHERE queryid = 4343"
+        ),
+        Some(3)
+    );
+}
+
+#[pg_test]
 fn activity_is_stored_compactly_and_shown_whole() {
     partitions_back(&["activity_raw"], 0);
     run("INSERT INTO dbanalytics.activity_keys (descriptor, datname, usename, application_name, client_addr,
