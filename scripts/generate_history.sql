@@ -26,7 +26,8 @@
 --                       for every day; 10 collector_runs rows for the raw days
 --   rollups             activity_minute / wait_minute / connection_minute / pool_minute by the extension's own rollup
 --                       (dbanalytics._rollup_minutes) over the raw day, then the same day's
---                       rollups repeated for every older day of history; statement_hourly,
+--                       rollups repeated for every older day of history, and wait_hourly /
+--                       wait_daily of the whole history by dbanalytics._rollup_waits; statement_hourly,
 --                       statement_latency_hourly, table_hourly and index_hourly by
 --                       dbanalytics._rollup_hours() over the minute days (whose minutes
 --                       dbanalytics._pack_minutes() then packs, as the collector does), then
@@ -440,9 +441,18 @@ SELECT p.minute - k * interval '1 day', p.datname, p.usename, p.application_name
                                           - current_setting('bench.days')::numeric * interval '1 day'
    AND p.minute - k * interval '1 day' < (SELECT min(minute) FROM dbanalytics.pool_minute);
 
+\echo generate_history: wait_hourly and wait_daily of the whole history, as the minute rollup writes them
+DELETE FROM dbanalytics.wait_hourly;
+DELETE FROM dbanalytics.wait_daily;
+SELECT dbanalytics._rollup_waits(pg_catalog.min(m.minute), s.updated_at) AS wait_rollup_rows
+  FROM dbanalytics.activity_minute m, dbanalytics.source_state s
+ WHERE s.source = 'rollup'
+ GROUP BY s.updated_at;
+
 \echo generate_history: VACUUM (ANALYZE), as autovacuum would have done on a live server
 VACUUM (ANALYZE) dbanalytics.activity_raw, dbanalytics.activity_keys, dbanalytics.connection_samples, dbanalytics.lock_waits,
-        dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.wait_minute, dbanalytics.connection_minute, dbanalytics.pool_minute,
+        dbanalytics.collector_runs, dbanalytics.activity_minute, dbanalytics.wait_minute, dbanalytics.wait_hourly, dbanalytics.wait_daily,
+        dbanalytics.connection_minute, dbanalytics.pool_minute,
         dbanalytics.statements, dbanalytics.statement_stats, dbanalytics.statement_hourly, dbanalytics.database_stats,
         dbanalytics.statement_latency, dbanalytics.statement_latency_hourly, dbanalytics.statement_latency_daily,
         dbanalytics.database_latency,
@@ -455,6 +465,8 @@ SELECT 'generate_history: ' || string_agg(format('%s %s rows', t, n), ', ' ORDER
         UNION ALL SELECT 'connection_samples', count(*) FROM dbanalytics.connection_samples
         UNION ALL SELECT 'activity_minute', count(*) FROM dbanalytics.activity_minute
         UNION ALL SELECT 'wait_minute', count(*) FROM dbanalytics.wait_minute
+        UNION ALL SELECT 'wait_hourly', count(*) FROM dbanalytics.wait_hourly
+        UNION ALL SELECT 'wait_daily', count(*) FROM dbanalytics.wait_daily
         UNION ALL SELECT 'statement_stats', count(*) FROM dbanalytics.statement_stats
         UNION ALL SELECT 'statement_hourly', count(*) FROM dbanalytics.statement_hourly
         UNION ALL SELECT 'statement_latency', count(*) FROM dbanalytics.statement_latency

@@ -36,9 +36,11 @@ SELECT pg_catalog.date_trunc('minute', r.sampled_at), k.datname, COALESCE(k.wait
 $$;
 
 -- Active samples per database, wait event and query id since a time (only_query: that query's
--- alone), summed over the window in one pass: from the minute rollups where they exist and the
--- raw samples elsewhere. EXECUTE plans with the actual bounds, so the partitions are pruned and
--- a long window's millions of minute rows are read sequentially and hashed in memory.
+-- alone), summed over the window in one pass. The minutes the minute rollups serve (_minute_span)
+-- are split by tier: whole UTC days from wait_daily, the other whole hours from wait_hourly, the
+-- other minutes from activity_minute; the raw samples serve the rest. A tier serves only from
+-- its first row on (an installation upgraded from 0.1.0 has minutes before it). EXECUTE plans
+-- with the actual bounds, so the partitions are pruned.
 CREATE FUNCTION @extschema@._wait_totals(since timestamptz, only_query bigint DEFAULT NULL)
 RETURNS TABLE (datname text, wait_event_type text, wait_event text, query_id bigint, samples bigint)
 LANGUAGE plpgsql STABLE
@@ -47,13 +49,50 @@ SET work_mem = '64MB'
 AS $f$
 DECLARE
     span record := @extschema@._minute_span(since);
+    hours_from timestamptz := (SELECT pg_catalog.min(h.hour_end) - interval '1 hour' FROM @extschema@.wait_hourly h);
+    days_from timestamptz := (SELECT pg_catalog.min(d.day_end) - interval '1 day' FROM @extschema@.wait_daily d);
+    -- [d0, d1): the whole days; [a0, a1) and [b0, b1): the whole hours before and after them
+    d0 timestamptz := GREATEST(@extschema@._time_ceil(span.lo, 86400), days_from);
+    d1 timestamptz := @extschema@._time_floor(span.hi, 86400);
+    a0 timestamptz;
+    a1 timestamptz;
+    b0 timestamptz;
+    b1 timestamptz;
 BEGIN
+    IF days_from IS NULL OR d0 >= d1 THEN
+        d0 := span.hi;
+        d1 := span.hi;
+    END IF;
+    a0 := GREATEST(@extschema@._time_ceil(span.lo, 3600), hours_from);
+    a1 := @extschema@._time_floor(d0, 3600);
+    IF hours_from IS NULL OR a0 >= a1 THEN
+        a0 := d0;
+        a1 := d0;
+    END IF;
+    b0 := GREATEST(d1, hours_from);
+    b1 := @extschema@._time_floor(span.hi, 3600);
+    IF hours_from IS NULL OR b0 >= b1 THEN
+        b0 := span.hi;
+        b1 := span.hi;
+    END IF;
     RETURN QUERY EXECUTE $q$
     WITH parts AS (
+        SELECT d.datname, d.wait_event_type, d.wait_event, d.query_id, d.samples
+          FROM @extschema@.wait_daily d
+         WHERE d.day_end > $5 AND d.day_end <= $6
+           AND ($4 IS NULL OR d.query_id = $4)
+        UNION ALL
+        SELECT h.datname, h.wait_event_type, h.wait_event, h.query_id, h.samples
+          FROM @extschema@.wait_hourly h
+         WHERE ((h.hour_end > $7 AND h.hour_end <= $8) OR (h.hour_end > $9 AND h.hour_end <= $10))
+           AND ($4 IS NULL OR h.query_id = $4)
+        UNION ALL
+        -- the minutes of [lo, hi) outside those days and hours
         SELECT m.datname, COALESCE(m.wait_event_type, 'CPU') AS wait_event_type,
                COALESCE(m.wait_event, 'CPU') AS wait_event, m.query_id, m.samples::bigint AS samples
           FROM @extschema@.activity_minute m
-         WHERE m.minute >= $2 AND m.minute < $3
+         WHERE ((m.minute >= $2 AND m.minute < $7) OR (m.minute >= $8 AND m.minute < $5)
+                OR (m.minute >= $6 AND m.minute < $9) OR (m.minute >= $10 AND m.minute < $3))
            AND m.state IN ('active', 'fastpath function call')
            AND ($4 IS NULL OR m.query_id = $4)
         UNION ALL
@@ -63,7 +102,7 @@ BEGIN
     )
     SELECT p.datname, p.wait_event_type, p.wait_event, p.query_id, pg_catalog.sum(p.samples)::bigint
       FROM parts p GROUP BY 1, 2, 3, 4
-    $q$ USING since, span.lo, span.hi, only_query;
+    $q$ USING since, span.lo, span.hi, only_query, d0, d1, a0, a1, b0, b1;
 END
 $f$;
 

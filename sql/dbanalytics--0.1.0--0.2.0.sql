@@ -2054,6 +2054,90 @@ INSERT INTO @extschema@.partition_indexes VALUES ('wait_minute', 'minute', '(min
 REVOKE ALL ON @extschema@.wait_minute FROM PUBLIC;
 GRANT SELECT ON @extschema@.wait_minute TO dbanalytics_reader;
 
+-------------------------------------------------------------------------------
+-- wait_hourly and wait_daily (issue 13): the minute rollup sums each whole hour's and day's
+-- active samples per wait event and query id from now on, and wait_events() reads them for the
+-- whole hours and days of a window from their first row on (activity_minute serves the history
+-- from 0.1.0). Their partitions are made by the collector, as every partitioned table's.
+-------------------------------------------------------------------------------
+-- Active samples per UTC hour (day), database, wait event ('CPU' when none) and query id:
+-- activity_minute's active rows without the user, application and state, summed over the
+-- minutes [hour_end - 1 hour, hour_end) ([day_end - 1 day, day_end)). Written by the minute
+-- rollup once the hour (day) is whole, so wait_events() over days and weeks sums a few thousand
+-- rows an hour (a day) instead of every minute's.
+CREATE TABLE @extschema@.wait_hourly (
+    hour_end        timestamptz NOT NULL,
+    datname         text,
+    wait_event_type text        NOT NULL,
+    wait_event      text        NOT NULL,
+    query_id        bigint,
+    samples         bigint      NOT NULL
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('wait_hourly', 'hour_end', '(hour_end)');
+
+CREATE TABLE @extschema@.wait_daily (
+    day_end         timestamptz NOT NULL,
+    datname         text,
+    wait_event_type text        NOT NULL,
+    wait_event      text        NOT NULL,
+    query_id        bigint,
+    samples         bigint      NOT NULL
+) PARTITION BY RANGE (day_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('wait_daily', 'day_end', '(day_end)');
+REVOKE ALL ON @extschema@.wait_hourly, @extschema@.wait_daily FROM PUBLIC;
+GRANT SELECT ON @extschema@.wait_hourly, @extschema@.wait_daily TO dbanalytics_reader;
+
+-- Active samples per wait event and query id of the whole UTC hours and days that end in
+-- (since, until], the minutes the minute rollup has just completed: an hour from its minutes
+-- in activity_minute into wait_hourly, a day from its hours in wait_hourly into wait_daily, a
+-- day only when wait_hourly holds all its hours (not the day of an upgrade from 0.1.0, whose
+-- earlier hours are in activity_minute only). Called by _rollup_minutes; returns the rows
+-- written.
+CREATE FUNCTION @extschema@._rollup_waits(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- group in memory: no temporary file
+AS $$
+DECLARE
+    hours_from timestamptz := @extschema@._time_floor(since, 3600);
+    hours_to timestamptz := @extschema@._time_floor(until, 3600);
+    days_from timestamptz := @extschema@._time_floor(since, 86400);
+    days_to timestamptz := @extschema@._time_floor(until, 86400);
+    written bigint := 0;
+    n bigint;
+BEGIN
+    IF hours_from < hours_to THEN
+        INSERT INTO @extschema@.wait_hourly
+        SELECT @extschema@._time_floor(m.minute, 3600) + interval '1 hour', m.datname,
+               COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'), m.query_id,
+               pg_catalog.sum(m.samples)
+          FROM @extschema@.activity_minute m
+         WHERE m.minute >= hours_from AND m.minute < hours_to
+           AND m.state IN ('active', 'fastpath function call')
+         GROUP BY 1, 2, 3, 4, 5;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+    END IF;
+    -- the days whose first hour wait_hourly holds (it holds every later one: rolled in order)
+    days_from := GREATEST(days_from, (SELECT @extschema@._time_ceil(pg_catalog.min(h.hour_end) - interval '1 hour', 86400)
+                                        FROM @extschema@.wait_hourly h));
+    IF days_from < days_to THEN
+        INSERT INTO @extschema@.wait_daily
+        SELECT @extschema@._time_ceil(h.hour_end, 86400), h.datname, h.wait_event_type, h.wait_event,
+               h.query_id, pg_catalog.sum(h.samples)
+          FROM @extschema@.wait_hourly h
+         WHERE h.hour_end > days_from AND h.hour_end <= days_to
+         GROUP BY 1, 2, 3, 4, 5;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+    END IF;
+    RETURN written;
+END
+$$;
+
+REVOKE ALL ON FUNCTION @extschema@._rollup_waits(timestamptz, timestamptz) FROM PUBLIC;
+
 -- (_rollup_minutes: dropped and created again without an argument further down, issue 12)
 
 CREATE FUNCTION @extschema@._wait_raw(since timestamptz, lo timestamptz, hi timestamptz)
@@ -4991,13 +5075,50 @@ SET work_mem = '64MB'
 AS $f$
 DECLARE
     span record := @extschema@._minute_span(since);
+    hours_from timestamptz := (SELECT pg_catalog.min(h.hour_end) - interval '1 hour' FROM @extschema@.wait_hourly h);
+    days_from timestamptz := (SELECT pg_catalog.min(d.day_end) - interval '1 day' FROM @extschema@.wait_daily d);
+    -- [d0, d1): the whole days; [a0, a1) and [b0, b1): the whole hours before and after them
+    d0 timestamptz := GREATEST(@extschema@._time_ceil(span.lo, 86400), days_from);
+    d1 timestamptz := @extschema@._time_floor(span.hi, 86400);
+    a0 timestamptz;
+    a1 timestamptz;
+    b0 timestamptz;
+    b1 timestamptz;
 BEGIN
+    IF days_from IS NULL OR d0 >= d1 THEN
+        d0 := span.hi;
+        d1 := span.hi;
+    END IF;
+    a0 := GREATEST(@extschema@._time_ceil(span.lo, 3600), hours_from);
+    a1 := @extschema@._time_floor(d0, 3600);
+    IF hours_from IS NULL OR a0 >= a1 THEN
+        a0 := d0;
+        a1 := d0;
+    END IF;
+    b0 := GREATEST(d1, hours_from);
+    b1 := @extschema@._time_floor(span.hi, 3600);
+    IF hours_from IS NULL OR b0 >= b1 THEN
+        b0 := span.hi;
+        b1 := span.hi;
+    END IF;
     RETURN QUERY EXECUTE $q$
     WITH parts AS (
+        SELECT d.datname, d.wait_event_type, d.wait_event, d.query_id, d.samples
+          FROM @extschema@.wait_daily d
+         WHERE d.day_end > $5 AND d.day_end <= $6
+           AND ($4 IS NULL OR d.query_id = $4)
+        UNION ALL
+        SELECT h.datname, h.wait_event_type, h.wait_event, h.query_id, h.samples
+          FROM @extschema@.wait_hourly h
+         WHERE ((h.hour_end > $7 AND h.hour_end <= $8) OR (h.hour_end > $9 AND h.hour_end <= $10))
+           AND ($4 IS NULL OR h.query_id = $4)
+        UNION ALL
+        -- the minutes of [lo, hi) outside those days and hours
         SELECT m.datname, COALESCE(m.wait_event_type, 'CPU') AS wait_event_type,
                COALESCE(m.wait_event, 'CPU') AS wait_event, m.query_id, m.samples::bigint AS samples
           FROM @extschema@.activity_minute m
-         WHERE m.minute >= $2 AND m.minute < $3
+         WHERE ((m.minute >= $2 AND m.minute < $7) OR (m.minute >= $8 AND m.minute < $5)
+                OR (m.minute >= $6 AND m.minute < $9) OR (m.minute >= $10 AND m.minute < $3))
            AND m.state IN ('active', 'fastpath function call')
            AND ($4 IS NULL OR m.query_id = $4)
         UNION ALL
@@ -5007,7 +5128,7 @@ BEGIN
     )
     SELECT p.datname, p.wait_event_type, p.wait_event, p.query_id, pg_catalog.sum(p.samples)::bigint
       FROM parts p GROUP BY 1, 2, 3, 4
-    $q$ USING since, span.lo, span.hi, only_query;
+    $q$ USING since, span.lo, span.hi, only_query, d0, d1, a0, a1, b0, b1;
 END
 $f$;
 REVOKE ALL ON FUNCTION @extschema@._wait_totals(timestamptz, bigint) FROM PUBLIC;
@@ -5174,6 +5295,8 @@ BEGIN
      GROUP BY 1, 2, 3, 4;
     GET DIAGNOSTICS n = ROW_COUNT;
     rows_written := rows_written + n;
+    -- and per hour and day once they are whole, for wait_events() over days
+    rows_written := rows_written + @extschema@._rollup_waits(lower_bound, upper_bound);
 
     -- ticks per minute: a group absent at a tick had 0 backends, so averages use all ticks
     INSERT INTO @extschema@.connection_minute

@@ -2,6 +2,55 @@
 -- hours and days (the collector's rollup and rollup_hours sources). Internal: not executable by
 -- PUBLIC.
 
+-- Active samples per wait event and query id of the whole UTC hours and days that end in
+-- (since, until], the minutes the minute rollup has just completed: an hour from its minutes
+-- in activity_minute into wait_hourly, a day from its hours in wait_hourly into wait_daily, a
+-- day only when wait_hourly holds all its hours (not the day of an upgrade from 0.1.0, whose
+-- earlier hours are in activity_minute only). Called by _rollup_minutes; returns the rows
+-- written.
+CREATE FUNCTION @extschema@._rollup_waits(since timestamptz, until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'  -- group in memory: no temporary file
+AS $$
+DECLARE
+    hours_from timestamptz := @extschema@._time_floor(since, 3600);
+    hours_to timestamptz := @extschema@._time_floor(until, 3600);
+    days_from timestamptz := @extschema@._time_floor(since, 86400);
+    days_to timestamptz := @extschema@._time_floor(until, 86400);
+    written bigint := 0;
+    n bigint;
+BEGIN
+    IF hours_from < hours_to THEN
+        INSERT INTO @extschema@.wait_hourly
+        SELECT @extschema@._time_floor(m.minute, 3600) + interval '1 hour', m.datname,
+               COALESCE(m.wait_event_type, 'CPU'), COALESCE(m.wait_event, 'CPU'), m.query_id,
+               pg_catalog.sum(m.samples)
+          FROM @extschema@.activity_minute m
+         WHERE m.minute >= hours_from AND m.minute < hours_to
+           AND m.state IN ('active', 'fastpath function call')
+         GROUP BY 1, 2, 3, 4, 5;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+    END IF;
+    -- the days whose first hour wait_hourly holds (it holds every later one: rolled in order)
+    days_from := GREATEST(days_from, (SELECT @extschema@._time_ceil(pg_catalog.min(h.hour_end) - interval '1 hour', 86400)
+                                        FROM @extschema@.wait_hourly h));
+    IF days_from < days_to THEN
+        INSERT INTO @extschema@.wait_daily
+        SELECT @extschema@._time_ceil(h.hour_end, 86400), h.datname, h.wait_event_type, h.wait_event,
+               h.query_id, pg_catalog.sum(h.samples)
+          FROM @extschema@.wait_hourly h
+         WHERE h.hour_end > days_from AND h.hour_end <= days_to
+         GROUP BY 1, 2, 3, 4, 5;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+    END IF;
+    RETURN written;
+END
+$$;
+
 -- Minute rollups of completed minutes since the last rollup (source_state 'rollup', kept here:
 -- updated_at is the end of the last minute rolled up). The newest minute is left alone until a
 -- few seconds after it ends, so a sample committed late is still counted. The first run starts at
@@ -57,6 +106,8 @@ BEGIN
      GROUP BY 1, 2, 3, 4;
     GET DIAGNOSTICS n = ROW_COUNT;
     rows_written := rows_written + n;
+    -- and per hour and day once they are whole, for wait_events() over days
+    rows_written := rows_written + @extschema@._rollup_waits(lower_bound, upper_bound);
 
     -- ticks per minute: a group absent at a tick had 0 backends, so averages use all ticks
     INSERT INTO @extschema@.connection_minute

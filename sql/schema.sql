@@ -226,6 +226,31 @@ CREATE TABLE @extschema@.wait_minute (
 ) PARTITION BY RANGE (minute);
 INSERT INTO @extschema@.partition_indexes VALUES ('wait_minute', 'minute', '(minute)');
 
+-- Active samples per UTC hour (day), database, wait event ('CPU' when none) and query id:
+-- activity_minute's active rows without the user, application and state, summed over the
+-- minutes [hour_end - 1 hour, hour_end) ([day_end - 1 day, day_end)). Written by the minute
+-- rollup once the hour (day) is whole, so wait_events() over days and weeks sums a few thousand
+-- rows an hour (a day) instead of every minute's.
+CREATE TABLE @extschema@.wait_hourly (
+    hour_end        timestamptz NOT NULL,
+    datname         text,
+    wait_event_type text        NOT NULL,
+    wait_event      text        NOT NULL,
+    query_id        bigint,
+    samples         bigint      NOT NULL
+) PARTITION BY RANGE (hour_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('wait_hourly', 'hour_end', '(hour_end)');
+
+CREATE TABLE @extschema@.wait_daily (
+    day_end         timestamptz NOT NULL,
+    datname         text,
+    wait_event_type text        NOT NULL,
+    wait_event      text        NOT NULL,
+    query_id        bigint,
+    samples         bigint      NOT NULL
+) PARTITION BY RANGE (day_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('wait_daily', 'day_end', '(day_end)');
+
 CREATE TABLE @extschema@.connection_minute (
     minute           timestamptz NOT NULL,
     datname          text,

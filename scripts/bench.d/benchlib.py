@@ -384,7 +384,7 @@ def storage_summary(info):
     for tier, label in (("raw", "raw samples (activity, connections, lock waits, collector runs)"),
                         ("minutes", "per-minute statement, latency, table and index deltas"),
                         ("hours", "hourly rollups and per-minute database, pool, wait-event rows"),
-                        ("days", "daily statement rollups")):
+                        ("days", "daily statement and wait-event rollups")):
         rows = [(days, day) for t, days, _, day, _ in tiers if t == tier]
         if not rows:
             continue

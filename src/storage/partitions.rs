@@ -111,8 +111,9 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
     rolled("statement_latency_hourly", Tier::Hours, "days"),
     table("table_hourly", Tier::Hours),
     table("index_hourly", Tier::Hours),
-    table("activity_minute", Tier::Hours),
+    rolled("activity_minute", Tier::Hours, "rollup"),
     table("wait_minute", Tier::Hours),
+    rolled("wait_hourly", Tier::Hours, "rollup"),
     table("connection_minute", Tier::Hours),
     table("pool_minute", Tier::Hours),
     table("database_latency", Tier::Hours),
@@ -125,6 +126,7 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
     table("health_history", Tier::Hours),
     table("statement_daily", Tier::Days),
     table("statement_latency_daily", Tier::Days),
+    table("wait_daily", Tier::Days),
     table("size_daily", Tier::Days),
 ];
 

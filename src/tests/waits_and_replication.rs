@@ -182,6 +182,113 @@ fn wait_minute_is_the_rollup_of_active_samples_per_wait_event() {
     );
 }
 
+/// Issue 13: the minute rollup sums the active samples of each whole UTC hour into wait_hourly
+/// and of each whole day into wait_daily (a day only once wait_hourly holds all its hours), and
+/// wait_events reads whole days and hours from them with the same answers as the minutes give.
+/// History: every minute of [T0, U) in activity_minute, U the rollup's bound, T0 three hours
+/// before the previous UTC day: a partial day, one whole day, and the hours of today.
+#[pg_test]
+fn wait_hours_and_days_give_the_minutes_totals() {
+    partitions_back(
+        &[
+            "activity_raw",
+            "activity_minute",
+            "wait_minute",
+            "wait_hourly",
+            "wait_daily",
+            "connection_samples",
+            "connection_minute",
+            "pool_minute",
+        ],
+        3,
+    );
+    run("CREATE TEMP TABLE b AS
+         SELECT u, dbanalytics._time_floor(u, 86400) - interval '27 hours' AS t0
+           FROM (SELECT date_trunc('minute', now() - interval '5 seconds') AS u) x");
+    // per minute: query 31 on a lock twice, query 32 on CPU once, query 33 idle in transaction
+    run("INSERT INTO dbanalytics.activity_minute
+         SELECT m, 'whdb', 'u', 'app', st, wt, we, q, n
+           FROM b, generate_series(b.t0, b.u - interval '1 minute', interval '1 minute') m,
+                (VALUES ('active', 'Lock', 'tuple', 31, 2), ('active', NULL, NULL, 32, 1),
+                        ('idle in transaction', 'Client', 'ClientRead', 33, 5)) v(st, wt, we, q, n)");
+    // the minutes up to T0 were rolled up by an earlier run: this one rolls [T0, U)
+    run("INSERT INTO dbanalytics.source_state (source, updated_at) SELECT 'rollup', t0 FROM b
+         ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at");
+    run("SELECT dbanalytics._rollup_minutes()");
+    assert_eq!(
+        one::<String>("SELECT string_agg(DISTINCT concat_ws(':', wait_event_type, wait_event, query_id, samples), ' ')
+                         FROM dbanalytics.wait_hourly WHERE datname = 'whdb'"),
+        Some("CPU:CPU:32:60 Lock:tuple:31:120".to_string())
+    );
+    assert_eq!(
+        one::<bool>("SELECT (SELECT array_agg(DISTINCT h.hour_end ORDER BY h.hour_end)
+                             FROM dbanalytics.wait_hourly h WHERE h.datname = 'whdb')
+                          = (SELECT array_agg(g ORDER BY g) FROM b,
+                                    generate_series(b.t0 + interval '1 hour', dbanalytics._time_floor(b.u, 3600),
+                                                    interval '1 hour') g)"),
+        Some(true)
+    );
+    // the day ending at T0 + 3 hours is not whole in wait_hourly: only the next one is rolled
+    assert_eq!(
+        one::<String>("SELECT string_agg(concat_ws(':', d.day_end = dbanalytics._time_floor(b.u, 86400),
+                                                   d.wait_event_type, d.query_id, d.samples), ' '
+                                         ORDER BY d.wait_event_type)
+                         FROM dbanalytics.wait_daily d, b WHERE d.datname = 'whdb'"),
+        Some("t:CPU:32:1440 t:Lock:31:2880".to_string())
+    );
+    // the same totals as the minutes of each window, which a day, hours and minutes serve
+    let answers = "SELECT string_agg(concat_ws(':', wait_event_type, samples, top_query_id), ' ' ORDER BY wait_event_type)
+                     FROM dbanalytics.wait_events(w::interval) WHERE datname = 'whdb'";
+    let minutes = "SELECT string_agg(concat_ws(':', t, n, q), ' ' ORDER BY t)
+                     FROM (SELECT COALESCE(m.wait_event_type, 'CPU') t, sum(m.samples) n, min(m.query_id) q
+                             FROM dbanalytics.activity_minute m
+                            WHERE m.minute >= date_trunc('minute', now() - w::interval + interval '59.999999 seconds')
+                              AND m.state = 'active' AND m.datname = 'whdb' GROUP BY 1) x";
+    let totals = |sql: &str, window: &str| {
+        one::<String>(&sql.replace("w::interval", &format!("'{window}'::interval")))
+    };
+    for window in ["3 hours", "30 hours", "3 days"] {
+        assert!(totals(answers, window).is_some());
+        assert_eq!(totals(answers, window), totals(minutes, window), "wait_events('{window}')");
+    }
+    let lock = |window: &str| {
+        one::<i64>(&format!(
+            "SELECT samples FROM dbanalytics.wait_events('{window}') WHERE datname = 'whdb' AND wait_event_type = 'Lock'"
+        ))
+        .unwrap_or(-1)
+    };
+    let lock_minutes = |window: &str| {
+        one::<i64>(&format!(
+            "SELECT sum(samples)::bigint FROM dbanalytics.activity_minute
+              WHERE minute >= date_trunc('minute', now() - '{window}'::interval + interval '59.999999 seconds')
+                AND state = 'active' AND wait_event_type = 'Lock' AND datname = 'whdb'"
+        ))
+        .unwrap_or(-2)
+    };
+    let bump_hour = |hour_end: &str, by: i64| {
+        run(&format!(
+            "UPDATE dbanalytics.wait_hourly h SET samples = samples + {by} FROM b
+              WHERE h.wait_event_type = 'Lock' AND h.hour_end = {hour_end}"
+        ))
+    };
+    // the last whole hour comes from wait_hourly
+    bump_hour("dbanalytics._time_floor(b.u, 3600)", 10);
+    assert_eq!(lock("3 hours"), lock_minutes("3 hours") + 10);
+    bump_hour("dbanalytics._time_floor(b.u, 3600)", -10);
+    // the whole day from wait_daily, the hours before it from wait_hourly
+    run("UPDATE dbanalytics.wait_daily SET samples = samples + 1000000 WHERE wait_event_type = 'Lock'");
+    bump_hour("b.t0 + interval '3 hours'", 1000);
+    assert_eq!(lock("3 days"), lock_minutes("3 days") + 1_001_000);
+    assert_eq!(
+        one::<i64>("SELECT samples FROM dbanalytics.query_waits(31, '3 days') WHERE datname = 'whdb'"),
+        Some(lock_minutes("3 days") + 1_001_000)
+    );
+    // hours before wait_hourly's first row (history from 0.1.0): the minutes serve them
+    run("UPDATE dbanalytics.wait_daily SET samples = samples - 1000000 WHERE wait_event_type = 'Lock'");
+    run("DELETE FROM dbanalytics.wait_hourly h USING b WHERE h.hour_end <= b.t0 + interval '2 hours'");
+    assert_eq!(lock("3 days"), lock_minutes("3 days") + 1000);
+}
+
 #[pg_test(error = "dbanalytics: the query id must not be NULL")]
 fn query_waits_refuses_a_null_query_id() {
     run("SELECT * FROM dbanalytics.query_waits(NULL, '1 hour')");
