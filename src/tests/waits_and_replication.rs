@@ -117,6 +117,8 @@ fn wait_minute_is_the_rollup_of_active_samples_per_wait_event() {
             "activity_raw",
             "activity_minute",
             "wait_minute",
+            "wait_hourly",
+            "wait_daily",
             "connection_samples",
             "connection_minute",
             "pool_minute",
