@@ -160,16 +160,21 @@ WITH args AS (
            -- the .ready backlog (segments waiting to be archived), for roles allowed to list it
            @extschema@._archive_ready() AS ready
       FROM pg_catalog.pg_stat_archiver a
+), verdicts AS MATERIALIZED (
+    SELECT p.* FROM @extschema@._pool_verdicts(analysis_window) p
 ), pools AS (
     -- the minutes a pool change or an application fix would help: near the connection limit
     -- (a pooler) or connections held idle in transactions (a leak); lock hotspots are not a
-    -- pool's fault and are judged by the lock indicators
-    SELECT pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction'))::numeric
+    -- pool's fault and are judged by the lock indicators. The advice is the latest such
+    -- minute's, picked as one row (aggregating every verdict row to keep one cost a third of
+    -- the pool part on 30 days of history)
+    SELECT pg_catalog.count(*) FILTER (WHERE v.pool_status IN ('near_connection_limit', 'idle_in_transaction'))::numeric
                / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
-           pg_catalog.count(*) FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
-           @extschema@._pool_recommendation((pg_catalog.array_agg(p ORDER BY p.minute DESC)
-                FILTER (WHERE p.pool_status IN ('near_connection_limit', 'idle_in_transaction')))[1]) AS advice
-      FROM @extschema@._pool_verdicts(analysis_window) p
+           pg_catalog.count(*) FILTER (WHERE v.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
+           @extschema@._pool_recommendation((SELECT l::@extschema@.pool_verdict FROM verdicts l
+                                              WHERE l.pool_status IN ('near_connection_limit', 'idle_in_transaction')
+                                              ORDER BY l.minute DESC LIMIT 1)) AS advice
+      FROM verdicts v
 ), indexes AS (
     SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
            COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL), 0) AS unused_bytes,
