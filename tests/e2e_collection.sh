@@ -78,7 +78,7 @@ wait_for "the minute rollups (activity_minute, connection_minute)" 100 \
 check "statements has the pgbench UPDATE text" t \
     "$(q "SELECT count(*) > 0 FROM dbanalytics.statements WHERE query LIKE 'UPDATE pgbench_accounts%'")"
 check "pgbench's UPDATE has calls in statement_stats" t \
-    "$(q "SELECT sum(st.calls) > 100 FROM dbanalytics.statement_stats st
+    "$(q "SELECT sum(st.calls) > 100 FROM $STATEMENT_MINUTES st
             JOIN dbanalytics.statements s USING (dbid, userid, queryid, toplevel)
            WHERE s.query LIKE 'UPDATE pgbench_accounts%'")"
 check "the lock wait names the table and its blocker" t \
@@ -149,7 +149,7 @@ ENTRY_A="SELECT count(*) FROM entry_probe"
 ENTRY_B="SELECT min(id) FROM entry_probe"
 runs() { local i; for ((i = 0; i < $2; i++)); do q "$1" >/dev/null; done; }
 entry_calls_after() {
-    q "SELECT coalesce(sum(st.calls), 0) FROM dbanalytics.statement_stats st
+    q "SELECT coalesce(sum(st.calls), 0) FROM $STATEMENT_MINUTES st
          JOIN dbanalytics.statements s USING (dbid, userid, queryid, toplevel)
         WHERE s.query = '$1' AND st.interval_end > '$2'"
 }

@@ -154,8 +154,8 @@ printf 'UPDATE f_rows SET v = v + 1 WHERE id = (random() * 999)::int + 1;\nSELEC
     >"$DIR/pgbench-load.log" 2>&1 &
 LOAD=$!
 sleep 7
-before=$(q "SELECT count(*) FROM dbanalytics.statement_stats")
-last_end=$(q "SELECT max(interval_end) FROM dbanalytics.statement_stats")
+before=$(q "SELECT count(*) FROM $STATEMENT_MINUTES st")
+last_end=$(q "SELECT max(interval_end) FROM $STATEMENT_MINUTES st")
 as_pg_user "$PG_BIN/pg_ctl" -D "$PRIMARY/data" -m immediate -w stop >/dev/null
 wait "$LOAD" 2>/dev/null || true
 info "stopped (immediate) with $before statement_stats rows, the latest ending $last_end"
@@ -163,19 +163,19 @@ cluster_start "$PRIMARY"
 wait_for "statement snapshots resume after the restart" 30 \
     holds "EXISTS (SELECT FROM dbanalytics.statement_stats WHERE interval_end > '$last_end'::timestamptz + interval '2 seconds')"
 check "no committed statement_stats row was lost" t \
-    "$(q "SELECT count(*) >= $before FROM dbanalytics.statement_stats WHERE interval_end <= '$last_end'")"
+    "$(q "SELECT count(*) >= $before FROM $STATEMENT_MINUTES st WHERE interval_end <= '$last_end'")"
 check "no negative statement delta" 0 \
-    "$(q "SELECT count(*) FROM dbanalytics.statement_stats
+    "$(q "SELECT count(*) FROM $STATEMENT_MINUTES st
            WHERE calls < 0 OR rows < 0 OR total_exec_time < 0 OR shared_blks_hit < 0 OR shared_blks_read < 0 OR wal_bytes < 0")"
 check "no negative database or table delta" 0 \
     "$(q "SELECT (SELECT count(*) FROM dbanalytics.database_stats WHERE xact_commit < 0 OR tup_updated < 0 OR blks_hit < 0)
                + (SELECT count(*) FROM dbanalytics.table_stats WHERE n_tup_upd < 0 OR seq_scan < 0 OR idx_scan < 0)")"
 check "no interval stored twice" 0 \
-    "$(q "SELECT count(*) FROM (SELECT 1 FROM dbanalytics.statement_stats
+    "$(q "SELECT count(*) FROM (SELECT 1 FROM $STATEMENT_MINUTES st
                                 GROUP BY dbid, userid, queryid, toplevel, interval_end HAVING count(*) > 1) d")"
 check "the first statement interval after the restart is marked as a reset" t \
-    "$(q "SELECT bool_and(reset) FROM dbanalytics.statement_stats
-           WHERE interval_end = (SELECT min(interval_end) FROM dbanalytics.statement_stats WHERE interval_end > '$last_end')")"
+    "$(q "SELECT bool_and(reset) FROM $STATEMENT_MINUTES st
+           WHERE interval_end = (SELECT min(interval_end) FROM $STATEMENT_MINUTES s2 WHERE interval_end > '$last_end')")"
 check "the first database interval after the restart is marked as a reset" t \
     "$(q "SELECT bool_and(reset) FROM dbanalytics.database_stats
            WHERE interval_end = (SELECT min(interval_end) FROM dbanalytics.database_stats WHERE interval_end > '$last_end')")"

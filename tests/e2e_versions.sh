@@ -101,11 +101,11 @@ wait_for "the minute rollups (activity_minute, connection_minute)" 100 \
 step "Stable names filled from this server's columns"
 check "statement deltas of pgbench_accounts carry block reads and non-zero read time" t \
     "$(q "SELECT sum(st.shared_blks_read) > 0 AND sum(st.blk_read_time) > 0
-            FROM dbanalytics.statement_stats st
+            FROM $STATEMENT_MINUTES st
             JOIN dbanalytics.statements s USING (dbid, userid, queryid, toplevel)
            WHERE s.query LIKE '%pgbench_accounts%'")"
 check "no negative delta in statement_stats" 0 \
-    "$(q "SELECT count(*) FROM dbanalytics.statement_stats
+    "$(q "SELECT count(*) FROM $STATEMENT_MINUTES st
            WHERE least(calls, rows, shared_blks_read, wal_bytes) < 0 OR least(blk_read_time, blk_write_time) < 0")"
 check "the CHECKPOINT is counted: checkpoints_req and buffers_checkpoint (from $ckpt_view)" t \
     "$(q "SELECT sum(checkpoints_req) >= 1 AND sum(buffers_checkpoint) > 0

@@ -18,6 +18,13 @@ PG_PRIVATE_ROOT=${PG_PRIVATE_ROOT:-$REPO_ROOT/target/pg}
 export PGRX_HOME=${PGRX_HOME:-$REPO_ROOT/target/pgrx-home}
 # the majors scripts/test runs on (scripts/test --pg N picks one)
 PG_TESTED_MAJORS=(15 18)
+
+# The per-interval statement deltas (statement_stats rows) of the last year, for a test to read
+# in SQL whether or not the collector has packed their hour yet: it moves an hour's rows into
+# statement_stats_packed as soon as the hour is rolled up, so a test that runs across HH:00
+# finds its earlier rows there (e2e_versions failed so at 19:00). Needs 0.2.0 or later.
+STATEMENT_MINUTES="(SELECT * FROM dbanalytics.statement_stats UNION ALL
+                    SELECT * FROM dbanalytics._packed_statement_minutes(now() - interval '1 year', now() + interval '1 day'))"
 # the system installation that the private PostgreSQL 15 is copied from
 PG_SYSTEM_CONFIG=${PG_SYSTEM_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 # initdb refuses root: clusters run as this user
