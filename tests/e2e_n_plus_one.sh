@@ -126,7 +126,7 @@ check "every script run of (a) is one run of the lookup (the last one recorded a
 check "the application is named" shop_n_plus_one \
     "$(opportunities "o->>'query' = '$LOOKUP_A' AND o->>'type' = 'n_plus_one'" | jq -r '.evidence.application')"
 check "the executor hooks recorded the application of the runs, in every interval with runs" "shop_n_plus_one" \
-    "$(q "SELECT string_agg(DISTINCT COALESCE(run_application, '<none>'), ',') FROM dbanalytics.statement_latency
+    "$(q "SELECT string_agg(DISTINCT COALESCE(run_application, '<none>'), ',') FROM $LATENCY_MINUTES l
            WHERE runs > 0 AND queryid = (SELECT queryid FROM pg_stat_statements WHERE query = '$LOOKUP_A')")"
 # the sampler may never catch a run of quick lookups (at the default 1 s it often does not):
 # with no sample of either statement left, the application still comes from the runs
@@ -145,7 +145,7 @@ check "the rewrite: a JOIN into the parent, or = ANY(\$1) with the keys" true \
 step "(b) is a caching opportunity, not an N+1"
 LOOKUP_B="SELECT name FROM customers WHERE id = \$1"
 check "no run of the stream's lookup was recorded" 0 \
-    "$(q "SELECT count(*) FROM dbanalytics.statement_latency l
+    "$(q "SELECT count(*) FROM $LATENCY_MINUTES l
            WHERE l.runs IS NOT NULL AND l.queryid = (SELECT queryid FROM pg_stat_statements WHERE query = '$LOOKUP_B')")"
 check "it is no N+1" 0 "$(opportunities "o->>'type' = 'n_plus_one' AND o->>'query' = '$LOOKUP_B'" | wc -l)"
 check "it is a caching opportunity" 1 "$(opportunities "o->>'type' = 'caching_opportunity' AND o->>'query' = '$LOOKUP_B'" | wc -l)"

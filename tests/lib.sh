@@ -25,6 +25,9 @@ PG_TESTED_MAJORS=(15 18)
 # finds its earlier rows there (e2e_versions failed so at 19:00). Needs 0.2.0 or later.
 STATEMENT_MINUTES="(SELECT * FROM dbanalytics.statement_stats UNION ALL
                     SELECT * FROM dbanalytics._packed_statement_minutes(now() - interval '1 year', now() + interval '1 day'))"
+# and the same for statement_latency's histograms (statement_latency_packed)
+LATENCY_MINUTES="(SELECT * FROM dbanalytics.statement_latency UNION ALL
+                  SELECT * FROM dbanalytics._packed_latency_minutes(now() - interval '1 year', now() + interval '1 day'))"
 # the system installation that the private PostgreSQL 15 is copied from
 PG_SYSTEM_CONFIG=${PG_SYSTEM_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 # initdb refuses root: clusters run as this user
