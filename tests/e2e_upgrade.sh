@@ -131,13 +131,25 @@ HISTORY_COLUMNS=$(q "SELECT c.oid::regclass || '|' || string_agg(quote_ident(a.a
 history_filter() {
     [ "$1" = dbanalytics.statements ] || return 0
     echo "WHERE (t.dbid, t.userid, t.queryid, t.toplevel) IN
-          (SELECT s.dbid, s.userid, s.queryid, s.toplevel FROM dbanalytics.statement_stats s)"
+          (SELECT s.dbid, s.userid, s.queryid, s.toplevel FROM $(history_source dbanalytics.statement_stats) s)"
+}
+# what history_rows reads for a table: the statement deltas packed or not once the installed
+# version packs them (the collector packs an hour as soon as it is rolled up: a run across
+# HH:00 finds the earlier rows in statement_stats_packed and statement_latency_packed)
+history_source() {
+    if [ "$(q "SELECT to_regproc('dbanalytics._packed_statement_minutes') IS NOT NULL")" = t ]; then
+        case $1 in
+            dbanalytics.statement_stats) echo "$STATEMENT_MINUTES"; return ;;
+            dbanalytics.statement_latency) echo "$LATENCY_MINUTES"; return ;;
+        esac
+    fi
+    echo "$1"
 }
 history_rows() {
     local line table columns
     while IFS='|' read -r table columns; do
         "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$CL" -p "$PORT" -U postgres -d "$DB" \
-            -c "COPY (SELECT '$table', ($columns) FROM $table t $(history_filter "$table")) TO STDOUT"
+            -c "COPY (SELECT '$table', ($columns) FROM $(history_source "$table") t $(history_filter "$table")) TO STDOUT"
     done <<<"$HISTORY_COLUMNS" | LC_ALL=C sort
 }
 history_rows >"$DIR/history-before.txt"
