@@ -99,10 +99,9 @@ answers() {
         "$(q "$PARTIAL_LATENCY")"
 }
 # every minute row, whether in statement_stats (statement_latency) or packed
-STATS_MINUTES="SELECT * FROM dbanalytics.statement_stats WHERE queryid BETWEEN 101 AND 105
-               UNION ALL SELECT * FROM dbanalytics._packed_statement_minutes(now() - interval '4 days', now())"
-LATENCY_MINUTES="SELECT * FROM dbanalytics.statement_latency WHERE queryid BETWEEN 101 AND 105
-                 UNION ALL SELECT * FROM dbanalytics._packed_latency_minutes(now() - interval '4 days', now())"
+# (STATEMENT_MINUTES and LATENCY_MINUTES: tests/lib.sh)
+STATS_MINUTES="SELECT * FROM $STATEMENT_MINUTES s WHERE queryid BETWEEN 101 AND 105"
+TEST_LATENCY_MINUTES="SELECT * FROM $LATENCY_MINUTES l WHERE queryid BETWEEN 101 AND 105"
 
 step "Analytics over 3 days before any rollup (from the minutes)"
 q "DELETE FROM dbanalytics.source_state WHERE source IN ('hours', 'days')"
@@ -200,8 +199,8 @@ check "the minutes unpack to the very rows that were packed (statement_stats)" 0
     "$(q "SELECT (SELECT count(*) FROM (($STATS_MINUTES) EXCEPT ALL SELECT * FROM copy_stats) x)
                  + (SELECT count(*) FROM (SELECT * FROM copy_stats EXCEPT ALL ($STATS_MINUTES)) x)")"
 check "the minutes unpack to the very rows that were packed (statement_latency)" 0 \
-    "$(q "SELECT (SELECT count(*) FROM (($LATENCY_MINUTES) EXCEPT ALL SELECT * FROM copy_latency) x)
-                 + (SELECT count(*) FROM (SELECT * FROM copy_latency EXCEPT ALL ($LATENCY_MINUTES)) x)")"
+    "$(q "SELECT (SELECT count(*) FROM (($TEST_LATENCY_MINUTES) EXCEPT ALL SELECT * FROM copy_latency) x)
+                 + (SELECT count(*) FROM (SELECT * FROM copy_latency EXCEPT ALL ($TEST_LATENCY_MINUTES)) x)")"
 check "the packed minutes since $SINCE hold runs of the three applications" 3 \
     "$(q "SELECT count(DISTINCT c.run_application) FROM copy_latency c
            WHERE c.run_application IS NOT NULL AND c.interval_end > $SINCE
