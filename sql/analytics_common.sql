@@ -126,6 +126,27 @@ BEGIN
 END
 $$;
 
+-- The width in seconds of the time buckets a time-series function returns, after checking it:
+-- a whole number of minutes from 1 minute to 1 day. Buckets are whole multiples of the width
+-- since the Unix epoch (_time_floor), so '1 hour' buckets are UTC hours and '1 day' UTC days.
+CREATE FUNCTION @extschema@._resolution_seconds(resolution interval)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    seconds numeric := EXTRACT(epoch FROM resolution);
+BEGIN
+    IF resolution IS NULL OR seconds < 60 OR seconds > 86400 OR seconds % 60 <> 0 THEN
+        RAISE EXCEPTION 'dbanalytics: the resolution must be a whole number of minutes from 1 minute to 1 day, got %',
+                        COALESCE(resolution::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an interval such as ''1 minute'', ''15 minutes'' or ''1 hour''.';
+    END IF;
+    RETURN seconds::integer;
+END
+$$;
+
 CREATE FUNCTION @extschema@._threshold(threshold_name text)
 RETURNS numeric
 LANGUAGE sql STABLE
@@ -375,3 +396,15 @@ AS $$
                           AND r.client_addr IS NOT DISTINCT FROM h.client_addr)
      GROUP BY 1, 2
 $$;
+
+-- Percentiles (in ms) of many rows' latency histograms merged into one: what
+-- latency_percentiles() gives for all their buckets and counts concatenated, without unnesting
+-- them (the histograms of a week of a statement's rollup rows merge in one pass). fractions are
+-- the first row's: pass the same in every row. NULL over no row.
+CREATE AGGREGATE @extschema@.merged_latency_percentiles(buckets smallint[], counts bigint[],
+                                                       fractions double precision[]) (
+    SFUNC = @extschema@._latency_merge_step,
+    STYPE = internal,
+    FINALFUNC = @extschema@._latency_merge_final,
+    PARALLEL = SAFE
+);

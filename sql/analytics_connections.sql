@@ -316,7 +316,8 @@ WITH args AS (
     SELECT w.*, COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object
       FROM @extschema@.lock_waits w
      WHERE w.sampled_at > pg_catalog.now() - analysis_window AND w.waiting
-), heads AS (
+), heads AS MATERIALIZED (
+    -- computed once (inlined, the per-object subquery below ran blocking_chains() once per object)
     SELECT c.sampled_at, c.head_pid, r.object
       FROM @extschema@.blocking_chains(analysis_window) c
      CROSS JOIN LATERAL pg_catalog.unnest(c.relations) AS r(object)

@@ -13,16 +13,14 @@ AS $$
     SELECT @extschema@._window_start(analysis_window), @extschema@._row_limit(row_limit);  -- argument checks
 WITH args AS (
     SELECT pg_catalog.now() - analysis_window AS since, LEAST(row_limit, 1000) AS max_rows
-), merged AS (
-    SELECT l.dbid, l.userid, l.queryid, pg_catalog.sum(u.executions)::bigint AS executions,
-           pg_catalog.array_agg(u.bucket) AS buckets, pg_catalog.array_agg(u.executions) AS counts,
-           pg_catalog.bool_or(l.reset) AS reset
-      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l,
-           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
-     GROUP BY l.dbid, l.userid, l.queryid
 ), measured AS (
-    SELECT m.*, @extschema@.latency_percentiles(m.buckets, m.counts, '{0.5,0.9,0.95,0.99,1}') AS p
-      FROM merged m
+    -- each statement's histograms of the window merged (the parts' executions are their counts' sum)
+    SELECT l.dbid, l.userid, l.queryid, pg_catalog.sum(l.executions)::bigint AS executions,
+           @extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.5,0.9,0.95,0.99,1}') AS p,
+           pg_catalog.bool_or(l.reset) AS reset
+      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l
+     WHERE pg_catalog.cardinality(l.buckets) > 0
+     GROUP BY l.dbid, l.userid, l.queryid
 ), ranked AS (
     SELECT m.*, pg_catalog.row_number() OVER (ORDER BY m.p[4] DESC, m.executions DESC, m.queryid) AS rank
       FROM measured m

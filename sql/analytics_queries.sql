@@ -32,7 +32,8 @@ SELECT t.minute, r.datname, r.usename, r.application_name, r.state,
  GROUP BY t.minute, t.ticks, r.datname, r.usename, r.application_name, r.state
 $$;
 
-CREATE FUNCTION @extschema@.database_performance_metrics(analysis_window interval)
+CREATE FUNCTION @extschema@.database_performance_metrics(analysis_window interval,
+                                                         resolution interval DEFAULT '1 minute')
 RETURNS TABLE (
     minute timestamptz, datname text, covered_seconds double precision,
     queries_per_second double precision, transactions_per_second double precision,
@@ -46,11 +47,14 @@ RETURNS TABLE (
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+    SELECT @extschema@._window_start(analysis_window), @extschema@._resolution_seconds(resolution);  -- argument checks
 WITH bounds AS (
-    SELECT pg_catalog.now() - analysis_window AS since
+    SELECT pg_catalog.now() - analysis_window AS since,
+           -- buckets aligned on the Unix epoch, as the rollups' hours and days are
+           TIMESTAMPTZ '1970-01-01 00:00:00+00' AS origin
 ), db AS (
-    SELECT pg_catalog.date_trunc('minute', d.interval_end) AS minute, d.datid, d.datname,
+    -- the intervals ending in each time bucket (a minute by default)
+    SELECT pg_catalog.date_bin(resolution, d.interval_end, b.origin) AS minute, d.datid, d.datname,
            pg_catalog.sum(EXTRACT(epoch FROM d.interval_end - d.interval_start))::double precision AS seconds,
            pg_catalog.sum(d.xact_commit)::bigint AS commits,
            pg_catalog.sum(d.xact_rollback)::bigint AS rollbacks,
@@ -62,27 +66,35 @@ WITH bounds AS (
            pg_catalog.sum(d.calls)::bigint AS calls,
            pg_catalog.sum(d.total_exec_time) AS exec_ms,
            pg_catalog.sum(d.slow_statements)::bigint AS slow
-      FROM @extschema@.database_stats d
-     WHERE d.interval_end > pg_catalog.now() - analysis_window
+      FROM bounds b, @extschema@.database_stats d
+     WHERE d.interval_end > b.since
      GROUP BY 1, 2, 3
 ), latency AS (
-    -- per minute: the database histograms of the intervals ending in it, merged
-    SELECT x.minute, x.dbid,
-           @extschema@.latency_percentiles(pg_catalog.array_agg(x.bucket), pg_catalog.array_agg(x.executions),
-                                           '{0.5,0.95,0.99,1}') AS p
-      FROM (SELECT pg_catalog.date_trunc('minute', l.interval_end) AS minute, l.dbid, u.bucket, u.executions
-              FROM @extschema@.database_latency l,
-                   ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
-             WHERE l.interval_end > pg_catalog.now() - analysis_window) x
-     GROUP BY x.minute, x.dbid
-), conn AS (
-    SELECT c.minute, c.datname,
-           pg_catalog.sum(c.avg_backends) FILTER (WHERE c.state = 'active') AS active,
-           pg_catalog.sum(c.avg_backends) FILTER (WHERE c.state = 'idle') AS idle,
-           pg_catalog.sum(c.avg_backends) FILTER (WHERE c.state LIKE 'idle in transaction%') AS idle_in_transaction,
-           pg_catalog.sum(c.avg_lock_waiting) AS lock_waiting
-      FROM bounds b, @extschema@._connection_minutes(b.since - interval '1 minute') c
+    -- per bucket: the database histograms of the intervals ending in it, merged
+    SELECT pg_catalog.date_bin(resolution, l.interval_end, b.origin) AS minute, l.dbid,
+           @extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.5,0.95,0.99,1}') AS p
+      FROM bounds b, @extschema@.database_latency l
+     WHERE l.interval_end > b.since AND pg_catalog.cardinality(l.buckets) > 0
      GROUP BY 1, 2
+), sampled AS (
+    -- the sampled minutes (with sampler ticks) of each bucket from the minute holding since on
+    SELECT pg_catalog.date_bin(resolution, t.minute, b.origin) AS minute, pg_catalog.count(DISTINCT t.minute) AS minutes
+      FROM bounds b, @extschema@._sample_ticks(pg_catalog.date_trunc('minute', b.since)) t
+     WHERE t.minute >= pg_catalog.date_trunc('minute', b.since)
+     GROUP BY 1
+), conn AS (
+    -- per bucket: the average over its sampled minutes (a minute without the database counts as 0)
+    SELECT c.minute, c.datname, c.active / s.minutes AS active, c.idle / s.minutes AS idle,
+           c.idle_in_transaction / s.minutes AS idle_in_transaction, c.lock_waiting / s.minutes AS lock_waiting
+      FROM (SELECT pg_catalog.date_bin(resolution, m.minute, b.origin) AS minute, m.datname,
+                   pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'active') AS active,
+                   pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'idle') AS idle,
+                   pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state LIKE 'idle in transaction%') AS idle_in_transaction,
+                   pg_catalog.sum(m.avg_lock_waiting) AS lock_waiting
+              FROM bounds b, @extschema@._connection_minutes(b.since - interval '1 minute') m
+             WHERE m.minute >= pg_catalog.date_trunc('minute', b.since)  -- the minute holding since, and later ones
+             GROUP BY 1, 2) c
+      JOIN sampled s USING (minute)
 )
 SELECT db.minute, db.datname, db.seconds,
        COALESCE(db.calls, 0) / NULLIF(db.seconds, 0),
@@ -732,16 +744,15 @@ WITH args AS (
     SELECT t.dbid, t.userid, t.queryid, true, t.calls, t.total_exec_time
       FROM args a, @extschema@._statement_totals(a.mid, a.hi) t WHERE t.toplevel
 ), histograms AS (
-    SELECT h.dbid, h.userid, h.queryid, h.in_window, pg_catalog.sum(u.executions) AS executions,
-           (@extschema@.latency_percentiles(pg_catalog.array_agg(u.bucket), pg_catalog.array_agg(u.executions),
-                                            '{0.95}'))[1] AS p95
-      FROM (SELECT l.dbid, l.userid, l.queryid, false AS in_window, l.buckets, l.counts
+    SELECT h.dbid, h.userid, h.queryid, h.in_window, pg_catalog.sum(h.executions) AS executions,
+           (@extschema@.merged_latency_percentiles(h.buckets, h.counts, '{0.95}'))[1] AS p95
+      FROM (SELECT l.dbid, l.userid, l.queryid, false AS in_window, l.executions, l.buckets, l.counts
               FROM args a, @extschema@._latency_parts(a.lo, a.mid) l
             UNION ALL
-            SELECT l.dbid, l.userid, l.queryid, true, l.buckets, l.counts
-              FROM args a, @extschema@._latency_parts(a.mid, a.hi) l) h,
-           ROWS FROM (pg_catalog.unnest(h.buckets), pg_catalog.unnest(h.counts)) AS u(bucket, executions)
+            SELECT l.dbid, l.userid, l.queryid, true, l.executions, l.buckets, l.counts
+              FROM args a, @extschema@._latency_parts(a.mid, a.hi) l) h
      WHERE NOT (h.queryid = 0 AND h.userid = 0)  -- the overflow row is no statement
+       AND pg_catalog.cardinality(h.buckets) > 0
      GROUP BY 1, 2, 3, 4
 ), sides AS (
     SELECT k.dbid, k.userid, k.queryid,

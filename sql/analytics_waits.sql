@@ -210,23 +210,32 @@ $$;
 CREATE VIEW @extschema@.wait_events AS
 SELECT * FROM @extschema@.wait_events(interval '1 hour');
 
--- The same per minute, for charts: one row per minute, database and wait event.
-CREATE FUNCTION @extschema@.wait_events_by_minute(analysis_window interval DEFAULT '1 hour')
+-- The same over time, for charts: one row per time bucket (a minute by default), database and
+-- wait event. A coarser resolution sums each bucket's minutes (samples and sampler ticks), so a
+-- chart of days reads as many minutes but returns and sorts a few hundred buckets.
+CREATE FUNCTION @extschema@.wait_events_by_minute(analysis_window interval DEFAULT '1 hour',
+                                                  resolution interval DEFAULT '1 minute')
 RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
                samples bigint, ticks bigint, avg_active_sessions double precision)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+    SELECT @extschema@._window_start(analysis_window), @extschema@._resolution_seconds(resolution);  -- argument checks
 WITH ticks AS (
-    SELECT t.minute, pg_catalog.sum(t.ticks)::bigint AS ticks
+    -- buckets aligned on the Unix epoch, as the rollups' hours and days are
+    SELECT pg_catalog.date_bin(resolution, t.minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS minute,
+           pg_catalog.sum(t.ticks)::bigint AS ticks
       FROM @extschema@._sample_ticks(pg_catalog.now() - analysis_window) t GROUP BY 1
+), waits AS (
+    SELECT pg_catalog.date_bin(resolution, w.minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS minute,
+           w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint AS samples
+      FROM @extschema@._wait_minutes(pg_catalog.now() - analysis_window) w
+     GROUP BY 1, 2, 3, 4
 )
-SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint,
-       t.ticks, pg_catalog.sum(w.samples)::double precision / NULLIF(t.ticks, 0)
-  FROM @extschema@._wait_minutes(pg_catalog.now() - analysis_window) w
+SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, w.samples,
+       t.ticks, w.samples::double precision / NULLIF(t.ticks, 0)
+  FROM waits w
   LEFT JOIN ticks t USING (minute)
- GROUP BY w.minute, w.datname, w.wait_event_type, w.wait_event, t.ticks
  ORDER BY 1, 2 NULLS LAST, 5 DESC, 3, 4
 $$;
 

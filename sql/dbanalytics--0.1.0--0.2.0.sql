@@ -1364,6 +1364,40 @@ BEGIN
 END
 $$;
 
+-- Histograms merged in one pass: merged_latency_percentiles(buckets, counts, fractions) is
+-- latency_percentiles() of many rows' histograms concatenated, without unnesting them (query
+-- latency over a week unnested ~200,000 bucket counts to merge them). Its transition and final
+-- functions are the library's, without a SET clause (docs/security.md: they resolve no name and
+-- run once per row).
+CREATE FUNCTION @extschema@."_latency_merge_step"(
+	"state" internal,
+	"buckets" smallint[],
+	"counts" bigint[],
+	"fractions" double precision[]
+) RETURNS internal
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_latency_merge_step_wrapper';
+CREATE FUNCTION @extschema@."_latency_merge_final"(
+	"state" internal
+) RETURNS double precision[]
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_latency_merge_final_wrapper';
+CREATE AGGREGATE @extschema@.merged_latency_percentiles(buckets smallint[], counts bigint[],
+                                                       fractions double precision[]) (
+    SFUNC = @extschema@._latency_merge_step,
+    STYPE = internal,
+    FINALFUNC = @extschema@._latency_merge_final,
+    PARALLEL = SAFE
+);
+REVOKE ALL ON FUNCTION @extschema@._latency_merge_step(internal, smallint[], bigint[], double precision[]),
+    @extschema@._latency_merge_final(internal),
+    @extschema@.merged_latency_percentiles(smallint[], bigint[], double precision[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._latency_merge_step(internal, smallint[], bigint[], double precision[]),
+    @extschema@._latency_merge_final(internal),
+    @extschema@.merged_latency_percentiles(smallint[], bigint[], double precision[]) TO dbanalytics_reader;
+
 CREATE OR REPLACE FUNCTION @extschema@.query_latency(analysis_window interval DEFAULT '1 hour',
                                           row_limit integer DEFAULT 20)
 RETURNS TABLE (rank bigint, queryid bigint, datname text, usename text, query text,
@@ -1376,16 +1410,14 @@ AS $$
     SELECT @extschema@._window_start(analysis_window), @extschema@._row_limit(row_limit);  -- argument checks
 WITH args AS (
     SELECT pg_catalog.now() - analysis_window AS since, LEAST(row_limit, 1000) AS max_rows
-), merged AS (
-    SELECT l.dbid, l.userid, l.queryid, pg_catalog.sum(u.executions)::bigint AS executions,
-           pg_catalog.array_agg(u.bucket) AS buckets, pg_catalog.array_agg(u.executions) AS counts,
-           pg_catalog.bool_or(l.reset) AS reset
-      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l,
-           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
-     GROUP BY l.dbid, l.userid, l.queryid
 ), measured AS (
-    SELECT m.*, @extschema@.latency_percentiles(m.buckets, m.counts, '{0.5,0.9,0.95,0.99,1}') AS p
-      FROM merged m
+    -- each statement's histograms of the window merged (the parts' executions are their counts' sum)
+    SELECT l.dbid, l.userid, l.queryid, pg_catalog.sum(l.executions)::bigint AS executions,
+           @extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.5,0.9,0.95,0.99,1}') AS p,
+           pg_catalog.bool_or(l.reset) AS reset
+      FROM args a, @extschema@._latency_parts(a.since, pg_catalog.now()) l
+     WHERE pg_catalog.cardinality(l.buckets) > 0
+     GROUP BY l.dbid, l.userid, l.queryid
 ), ranked AS (
     SELECT m.*, pg_catalog.row_number() OVER (ORDER BY m.p[4] DESC, m.executions DESC, m.queryid) AS rank
       FROM measured m
@@ -1907,17 +1939,12 @@ WITH health AS MATERIALIZED (
     SELECT q.* FROM @extschema@.query_latency('1 hour', 1000) q
      WHERE q.queryid <> 0
      ORDER BY q.executions DESC, q.queryid LIMIT 10
-), database_buckets AS (
-    SELECT l.datname, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
-      FROM @extschema@.database_latency l,
-           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
-     WHERE l.interval_end > pg_catalog.now() - interval '1 hour'
-     GROUP BY l.datname, u.bucket
 ), databases AS MATERIALIZED (
-    SELECT b.datname, pg_catalog.sum(b.executions) AS executions,
-           @extschema@.latency_percentiles(pg_catalog.array_agg(b.bucket), pg_catalog.array_agg(b.executions),
-                                           '{0.5,0.95,0.99}') AS p
-      FROM database_buckets b GROUP BY b.datname
+    SELECT l.datname, pg_catalog.sum(l.executions) AS executions,
+           @extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.5,0.95,0.99}') AS p
+      FROM @extschema@.database_latency l
+     WHERE l.interval_end > pg_catalog.now() - interval '1 hour' AND pg_catalog.cardinality(l.buckets) > 0
+     GROUP BY l.datname
 ), replication AS MATERIALIZED (
     SELECT r.* FROM @extschema@.replication_stats r
      WHERE r.interval_end = (SELECT pg_catalog.max(x.interval_end) FROM @extschema@.replication_stats x
@@ -2181,27 +2208,59 @@ SELECT r.minute, r.datname, r.wait_event_type, r.wait_event, pg_catalog.sum(r.sa
  GROUP BY 1, 2, 3, 4
 $$;
 
--- Wait events per minute, for charts: one row per minute, database and wait event.
-CREATE FUNCTION @extschema@.wait_events_by_minute(analysis_window interval DEFAULT '1 hour')
+-- The width in seconds of the time buckets a time-series function returns, after checking it:
+-- a whole number of minutes from 1 minute to 1 day. Buckets are whole multiples of the width
+-- since the Unix epoch (_time_floor), so '1 hour' buckets are UTC hours and '1 day' UTC days.
+CREATE FUNCTION @extschema@._resolution_seconds(resolution interval)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    seconds numeric := EXTRACT(epoch FROM resolution);
+BEGIN
+    IF resolution IS NULL OR seconds < 60 OR seconds > 86400 OR seconds % 60 <> 0 THEN
+        RAISE EXCEPTION 'dbanalytics: the resolution must be a whole number of minutes from 1 minute to 1 day, got %',
+                        COALESCE(resolution::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an interval such as ''1 minute'', ''15 minutes'' or ''1 hour''.';
+    END IF;
+    RETURN seconds::integer;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._resolution_seconds(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._resolution_seconds(interval) TO dbanalytics_reader;
+
+-- The same over time, for charts: one row per time bucket (a minute by default), database and
+-- wait event. A coarser resolution sums each bucket's minutes (samples and sampler ticks), so a
+-- chart of days reads as many minutes but returns and sorts a few hundred buckets.
+CREATE FUNCTION @extschema@.wait_events_by_minute(analysis_window interval DEFAULT '1 hour',
+                                                  resolution interval DEFAULT '1 minute')
 RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_event text,
                samples bigint, ticks bigint, avg_active_sessions double precision)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+    SELECT @extschema@._window_start(analysis_window), @extschema@._resolution_seconds(resolution);  -- argument checks
 WITH ticks AS (
-    SELECT t.minute, pg_catalog.sum(t.ticks)::bigint AS ticks
+    -- buckets aligned on the Unix epoch, as the rollups' hours and days are
+    SELECT pg_catalog.date_bin(resolution, t.minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS minute,
+           pg_catalog.sum(t.ticks)::bigint AS ticks
       FROM @extschema@._sample_ticks(pg_catalog.now() - analysis_window) t GROUP BY 1
+), waits AS (
+    SELECT pg_catalog.date_bin(resolution, w.minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS minute,
+           w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint AS samples
+      FROM @extschema@._wait_minutes(pg_catalog.now() - analysis_window) w
+     GROUP BY 1, 2, 3, 4
 )
-SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, pg_catalog.sum(w.samples)::bigint,
-       t.ticks, pg_catalog.sum(w.samples)::double precision / NULLIF(t.ticks, 0)
-  FROM @extschema@._wait_minutes(pg_catalog.now() - analysis_window) w
+SELECT w.minute, w.datname, w.wait_event_type, w.wait_event, w.samples,
+       t.ticks, w.samples::double precision / NULLIF(t.ticks, 0)
+  FROM waits w
   LEFT JOIN ticks t USING (minute)
- GROUP BY w.minute, w.datname, w.wait_event_type, w.wait_event, t.ticks
  ORDER BY 1, 2 NULLS LAST, 5 DESC, 3, 4
 $$;
-REVOKE ALL ON FUNCTION @extschema@.wait_events_by_minute(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.wait_events_by_minute(interval) TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@.wait_events_by_minute(interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.wait_events_by_minute(interval, interval) TO dbanalytics_reader;
 
 REVOKE ALL ON FUNCTION @extschema@._wait_raw(timestamptz, timestamptz, timestamptz),
     @extschema@._wait_minutes(timestamptz) FROM PUBLIC;
@@ -5599,11 +5658,10 @@ WITH args AS (
       FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
      WHERE t.toplevel AND t.calls > 0
 ), latency AS (
-    SELECT (@extschema@.latency_percentiles(pg_catalog.array_agg(u.bucket), pg_catalog.array_agg(u.executions), '{0.99}'))[1] AS p99_ms,
-           pg_catalog.sum(u.executions) AS executions
-      FROM args a, @extschema@.database_latency l,
-           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
-     WHERE l.interval_end > a.since
+    SELECT (@extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.99}'))[1] AS p99_ms,
+           pg_catalog.sum(l.executions) AS executions
+      FROM args a, @extschema@.database_latency l
+     WHERE l.interval_end > a.since AND pg_catalog.cardinality(l.buckets) > 0
 ), databases AS (
     SELECT pg_catalog.sum(d.blks_hit) AS blks_hit, pg_catalog.sum(d.blks_read) AS blks_read,
            pg_catalog.sum(d.temp_files) AS temp_files, pg_catalog.sum(d.temp_bytes) AS temp_bytes,
@@ -5996,6 +6054,148 @@ SELECT 'maintenance', 'sequences_near_exhaustion', sq.near::numeric, 'sequences'
 ) indicators
 $$;
 
+-- database_performance_metrics() gains a resolution (time buckets of whole minutes; the
+-- report asks for about 240 per chart): the view and the one-argument function are replaced.
+DROP VIEW @extschema@.database_performance_metrics;
+DROP FUNCTION @extschema@.database_performance_metrics(interval);
+CREATE FUNCTION @extschema@.database_performance_metrics(analysis_window interval,
+                                                         resolution interval DEFAULT '1 minute')
+RETURNS TABLE (
+    minute timestamptz, datname text, covered_seconds double precision,
+    queries_per_second double precision, transactions_per_second double precision,
+    commits bigint, rollbacks bigint,
+    active_connections double precision, idle_connections double precision,
+    idle_in_transaction_connections double precision, lock_waiting_connections double precision,
+    avg_query_time_ms double precision, p50_ms double precision, p95_ms double precision,
+    p99_ms double precision, max_ms double precision,
+    slow_queries bigint, deadlocks bigint, temp_bytes bigint,
+    blks_read bigint, blks_hit bigint, cache_hit_ratio double precision, reset boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window), @extschema@._resolution_seconds(resolution);  -- argument checks
+WITH bounds AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           -- buckets aligned on the Unix epoch, as the rollups' hours and days are
+           TIMESTAMPTZ '1970-01-01 00:00:00+00' AS origin
+), db AS (
+    -- the intervals ending in each time bucket (a minute by default)
+    SELECT pg_catalog.date_bin(resolution, d.interval_end, b.origin) AS minute, d.datid, d.datname,
+           pg_catalog.sum(EXTRACT(epoch FROM d.interval_end - d.interval_start))::double precision AS seconds,
+           pg_catalog.sum(d.xact_commit)::bigint AS commits,
+           pg_catalog.sum(d.xact_rollback)::bigint AS rollbacks,
+           pg_catalog.sum(d.deadlocks)::bigint AS deadlocks,
+           pg_catalog.sum(d.temp_bytes)::bigint AS temp_bytes,
+           pg_catalog.sum(d.blks_read)::bigint AS blks_read,
+           pg_catalog.sum(d.blks_hit)::bigint AS blks_hit,
+           pg_catalog.bool_or(d.reset) AS reset,
+           pg_catalog.sum(d.calls)::bigint AS calls,
+           pg_catalog.sum(d.total_exec_time) AS exec_ms,
+           pg_catalog.sum(d.slow_statements)::bigint AS slow
+      FROM bounds b, @extschema@.database_stats d
+     WHERE d.interval_end > b.since
+     GROUP BY 1, 2, 3
+), latency AS (
+    -- per bucket: the database histograms of the intervals ending in it, merged
+    SELECT pg_catalog.date_bin(resolution, l.interval_end, b.origin) AS minute, l.dbid,
+           @extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.5,0.95,0.99,1}') AS p
+      FROM bounds b, @extschema@.database_latency l
+     WHERE l.interval_end > b.since AND pg_catalog.cardinality(l.buckets) > 0
+     GROUP BY 1, 2
+), sampled AS (
+    -- the sampled minutes (with sampler ticks) of each bucket from the minute holding since on
+    SELECT pg_catalog.date_bin(resolution, t.minute, b.origin) AS minute, pg_catalog.count(DISTINCT t.minute) AS minutes
+      FROM bounds b, @extschema@._sample_ticks(pg_catalog.date_trunc('minute', b.since)) t
+     WHERE t.minute >= pg_catalog.date_trunc('minute', b.since)
+     GROUP BY 1
+), conn AS (
+    -- per bucket: the average over its sampled minutes (a minute without the database counts as 0)
+    SELECT c.minute, c.datname, c.active / s.minutes AS active, c.idle / s.minutes AS idle,
+           c.idle_in_transaction / s.minutes AS idle_in_transaction, c.lock_waiting / s.minutes AS lock_waiting
+      FROM (SELECT pg_catalog.date_bin(resolution, m.minute, b.origin) AS minute, m.datname,
+                   pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'active') AS active,
+                   pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'idle') AS idle,
+                   pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state LIKE 'idle in transaction%') AS idle_in_transaction,
+                   pg_catalog.sum(m.avg_lock_waiting) AS lock_waiting
+              FROM bounds b, @extschema@._connection_minutes(b.since - interval '1 minute') m
+             WHERE m.minute >= pg_catalog.date_trunc('minute', b.since)  -- the minute holding since, and later ones
+             GROUP BY 1, 2) c
+      JOIN sampled s USING (minute)
+)
+SELECT db.minute, db.datname, db.seconds,
+       COALESCE(db.calls, 0) / NULLIF(db.seconds, 0),
+       (db.commits + db.rollbacks) / NULLIF(db.seconds, 0),
+       db.commits, db.rollbacks,
+       COALESCE(conn.active, 0), COALESCE(conn.idle, 0), COALESCE(conn.idle_in_transaction, 0),
+       COALESCE(conn.lock_waiting, 0),
+       db.exec_ms / NULLIF(db.calls, 0),
+       latency.p[1], latency.p[2], latency.p[3], latency.p[4],
+       COALESCE(db.slow, 0), db.deadlocks, db.temp_bytes, db.blks_read, db.blks_hit,
+       db.blks_hit::double precision / NULLIF(db.blks_hit + db.blks_read, 0),
+       db.reset
+  FROM db
+  LEFT JOIN conn ON conn.minute = db.minute AND conn.datname = db.datname
+  LEFT JOIN latency ON latency.minute = db.minute AND latency.dbid = db.datid
+ ORDER BY db.minute, db.datname
+$$;
+
+CREATE VIEW @extschema@.database_performance_metrics AS
+SELECT * FROM @extschema@.database_performance_metrics(interval '1 hour');
+REVOKE ALL ON FUNCTION @extschema@.database_performance_metrics(interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.database_performance_metrics(interval, interval) TO dbanalytics_reader;
+GRANT SELECT ON @extschema@.database_performance_metrics TO dbanalytics_reader;
+
+-- The resolution of the report's time-series functions for a window: the widest of 1, 2, 5,
+-- 10, 15 and 30 minutes, 1, 2, 3, 6 and 12 hours and 1 day that still gives each of
+-- _svg_chart's 240 buckets at least one point (a minute for windows under 4 hours), so a week
+-- is read as 336 half-hours instead of 10,080 minutes and draws the same line.
+CREATE FUNCTION @extschema@._chart_resolution(analysis_window interval)
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.max(r.width), interval '1 minute')
+      FROM pg_catalog.unnest('{1 minute,2 minutes,5 minutes,10 minutes,15 minutes,30 minutes,1 hour,2 hours,3 hours,6 hours,12 hours,1 day}'::interval[]) r(width)
+     WHERE r.width * 240 <= analysis_window
+$$;
+REVOKE ALL ON FUNCTION @extschema@._chart_resolution(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._chart_resolution(interval) TO dbanalytics_reader;
+
+-- lock_contention() computes blocking_chains() once (inlined into its per-object subquery, it ran
+-- once per object waited on).
+CREATE OR REPLACE FUNCTION @extschema@.lock_contention(analysis_window interval)
+RETURNS TABLE (waited_on text, locktype text, modes text[], wait_samples bigint, waits bigint,
+               waiters bigint, estimated_wait_seconds double precision, max_wait interval,
+               head_blockers integer[], last_seen timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH args AS (
+    SELECT pg_catalog.now() - analysis_window AS since,
+           COALESCE((SELECT s.setting::double precision / 1000 FROM pg_catalog.pg_settings s
+                      WHERE s.name = 'dbanalytics.sample_interval'), 1) AS tick_seconds
+), waits AS (
+    SELECT w.*, COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object
+      FROM @extschema@.lock_waits w
+     WHERE w.sampled_at > pg_catalog.now() - analysis_window AND w.waiting
+), heads AS MATERIALIZED (
+    -- computed once (inlined, the per-object subquery below ran blocking_chains() once per object)
+    SELECT c.sampled_at, c.head_pid, r.object
+      FROM @extschema@.blocking_chains(analysis_window) c
+     CROSS JOIN LATERAL pg_catalog.unnest(c.relations) AS r(object)
+)
+SELECT w.object, pg_catalog.min(w.locktype), pg_catalog.array_agg(DISTINCT w.mode),
+       pg_catalog.count(*), pg_catalog.count(DISTINCT (w.pid, w.wait_started)),
+       pg_catalog.count(DISTINCT w.pid), pg_catalog.count(*) * pg_catalog.min(a.tick_seconds),
+       pg_catalog.max(w.sampled_at - w.wait_started),
+       (SELECT pg_catalog.array_agg(DISTINCT h.head_pid) FROM heads h WHERE h.object = w.object),
+       pg_catalog.max(w.sampled_at)
+  FROM waits w CROSS JOIN args a
+ GROUP BY w.object
+ ORDER BY pg_catalog.count(*) DESC
+$$;
+
 -- The report: everything the analytics say about the window, as one HTML document. Read with the
 -- caller's privileges from the functions and views users call, so it never disagrees with them
 -- and a dbanalytics_reader sees only the query texts statement_texts shows it. row_limit bounds
@@ -6010,16 +6210,18 @@ SET work_mem = '64MB'
 AS $$
 WITH args AS MATERIALIZED (
     SELECT @extschema@._window_start(analysis_window) AS lo, pg_catalog.now() AS hi,
-           @extschema@._row_limit(row_limit) AS n
+           @extschema@._row_limit(row_limit) AS n,
+           -- the time-series functions' buckets: about 240 per chart whatever the window
+           @extschema@._chart_resolution(analysis_window) AS resolution
 ), health AS MATERIALIZED (
     SELECT @extschema@.health_score(analysis_window) AS h
 ), analysis AS MATERIALIZED (
     SELECT @extschema@.query_analysis(analysis_window) AS a
 ), perf AS MATERIALIZED (
-    SELECT m.* FROM @extschema@.database_performance_metrics(analysis_window) m
+    SELECT m.* FROM args a, @extschema@.database_performance_metrics(analysis_window, a.resolution) m
 ), waits AS MATERIALIZED (
     SELECT w.minute, w.wait_event_type || ': ' || w.wait_event AS event, pg_catalog.sum(w.avg_active_sessions) AS sessions
-      FROM @extschema@.wait_events_by_minute(analysis_window) w
+      FROM args a, @extschema@.wait_events_by_minute(analysis_window, a.resolution) w
      GROUP BY 1, 2
 ), pools AS MATERIALIZED (
     -- connection_pool_analytics' rows, their advice in words only for the rows the table shows
@@ -6086,7 +6288,8 @@ WITH args AS MATERIALIZED (
         @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
                                      'wait event', x.event, 'average active sessions', pg_catalog.round(x.aas::numeric, 3))
                                      ORDER BY x.aas DESC)
-                                   FROM (SELECT w.event, pg_catalog.sum(w.sessions)
+                                   -- each bucket's average active sessions over its minutes
+                                   FROM (SELECT w.event, pg_catalog.sum(w.sessions) * pg_catalog.date_part('epoch', a.resolution) / 60
                                                 / GREATEST(pg_catalog.date_part('epoch', a.hi - a.lo) / 60, 1) AS aas
                                            FROM waits w GROUP BY w.event ORDER BY 2 DESC LIMIT a.n) x),
                                 'No backend was sampled waiting in this window.')))
@@ -6323,16 +6526,15 @@ WITH args AS (
     SELECT t.dbid, t.userid, t.queryid, true, t.calls, t.total_exec_time
       FROM args a, @extschema@._statement_totals(a.mid, a.hi) t WHERE t.toplevel
 ), histograms AS (
-    SELECT h.dbid, h.userid, h.queryid, h.in_window, pg_catalog.sum(u.executions) AS executions,
-           (@extschema@.latency_percentiles(pg_catalog.array_agg(u.bucket), pg_catalog.array_agg(u.executions),
-                                            '{0.95}'))[1] AS p95
-      FROM (SELECT l.dbid, l.userid, l.queryid, false AS in_window, l.buckets, l.counts
+    SELECT h.dbid, h.userid, h.queryid, h.in_window, pg_catalog.sum(h.executions) AS executions,
+           (@extschema@.merged_latency_percentiles(h.buckets, h.counts, '{0.95}'))[1] AS p95
+      FROM (SELECT l.dbid, l.userid, l.queryid, false AS in_window, l.executions, l.buckets, l.counts
               FROM args a, @extschema@._latency_parts(a.lo, a.mid) l
             UNION ALL
-            SELECT l.dbid, l.userid, l.queryid, true, l.buckets, l.counts
-              FROM args a, @extschema@._latency_parts(a.mid, a.hi) l) h,
-           ROWS FROM (pg_catalog.unnest(h.buckets), pg_catalog.unnest(h.counts)) AS u(bucket, executions)
+            SELECT l.dbid, l.userid, l.queryid, true, l.executions, l.buckets, l.counts
+              FROM args a, @extschema@._latency_parts(a.mid, a.hi) l) h
      WHERE NOT (h.queryid = 0 AND h.userid = 0)  -- the overflow row is no statement
+       AND pg_catalog.cardinality(h.buckets) > 0
      GROUP BY 1, 2, 3, 4
 ), sides AS (
     SELECT k.dbid, k.userid, k.queryid,

@@ -84,17 +84,12 @@ WITH health AS MATERIALIZED (
     SELECT q.* FROM @extschema@.query_latency('1 hour', 1000) q
      WHERE q.queryid <> 0
      ORDER BY q.executions DESC, q.queryid LIMIT 10
-), database_buckets AS (
-    SELECT l.datname, u.bucket, pg_catalog.sum(u.executions)::bigint AS executions
-      FROM @extschema@.database_latency l,
-           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
-     WHERE l.interval_end > pg_catalog.now() - interval '1 hour'
-     GROUP BY l.datname, u.bucket
 ), databases AS MATERIALIZED (
-    SELECT b.datname, pg_catalog.sum(b.executions) AS executions,
-           @extschema@.latency_percentiles(pg_catalog.array_agg(b.bucket), pg_catalog.array_agg(b.executions),
-                                           '{0.5,0.95,0.99}') AS p
-      FROM database_buckets b GROUP BY b.datname
+    SELECT l.datname, pg_catalog.sum(l.executions) AS executions,
+           @extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.5,0.95,0.99}') AS p
+      FROM @extschema@.database_latency l
+     WHERE l.interval_end > pg_catalog.now() - interval '1 hour' AND pg_catalog.cardinality(l.buckets) > 0
+     GROUP BY l.datname
 ), replication AS MATERIALIZED (
     SELECT r.* FROM @extschema@.replication_stats r
      WHERE r.interval_end = (SELECT pg_catalog.max(x.interval_end) FROM @extschema@.replication_stats x

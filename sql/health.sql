@@ -108,11 +108,10 @@ WITH args AS (
       FROM args a, @extschema@._statement_totals(a.since, pg_catalog.now()) t
      WHERE t.toplevel AND t.calls > 0
 ), latency AS (
-    SELECT (@extschema@.latency_percentiles(pg_catalog.array_agg(u.bucket), pg_catalog.array_agg(u.executions), '{0.99}'))[1] AS p99_ms,
-           pg_catalog.sum(u.executions) AS executions
-      FROM args a, @extschema@.database_latency l,
-           ROWS FROM (pg_catalog.unnest(l.buckets), pg_catalog.unnest(l.counts)) AS u(bucket, executions)
-     WHERE l.interval_end > a.since
+    SELECT (@extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.99}'))[1] AS p99_ms,
+           pg_catalog.sum(l.executions) AS executions
+      FROM args a, @extschema@.database_latency l
+     WHERE l.interval_end > a.since AND pg_catalog.cardinality(l.buckets) > 0
 ), databases AS (
     SELECT pg_catalog.sum(d.blks_hit) AS blks_hit, pg_catalog.sum(d.blks_read) AS blks_read,
            pg_catalog.sum(d.temp_files) AS temp_files, pg_catalog.sum(d.temp_bytes) AS temp_bytes,

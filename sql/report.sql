@@ -214,6 +214,20 @@ SELECT '<figure class="chart" id="' || @extschema@._html_escape(chart_id) || '">
   FROM frame f, scale s, legend_rows lr, left_out o
 $$;
 
+-- The resolution of the report's time-series functions for a window: the widest of 1, 2, 5,
+-- 10, 15 and 30 minutes, 1, 2, 3, 6 and 12 hours and 1 day that still gives each of
+-- _svg_chart's 240 buckets at least one point (a minute for windows under 4 hours), so a week
+-- is read as 336 half-hours instead of 10,080 minutes and draws the same line.
+CREATE FUNCTION @extschema@._chart_resolution(analysis_window interval)
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.max(r.width), interval '1 minute')
+      FROM pg_catalog.unnest('{1 minute,2 minutes,5 minutes,10 minutes,15 minutes,30 minutes,1 hour,2 hours,3 hours,6 hours,12 hours,1 day}'::interval[]) r(width)
+     WHERE r.width * 240 <= analysis_window
+$$;
+
 -- One section of the report: an anchor, a heading and its body (already HTML).
 CREATE FUNCTION @extschema@._html_section(section_id text, heading text, body text)
 RETURNS text
@@ -238,16 +252,18 @@ SET work_mem = '64MB'
 AS $$
 WITH args AS MATERIALIZED (
     SELECT @extschema@._window_start(analysis_window) AS lo, pg_catalog.now() AS hi,
-           @extschema@._row_limit(row_limit) AS n
+           @extschema@._row_limit(row_limit) AS n,
+           -- the time-series functions' buckets: about 240 per chart whatever the window
+           @extschema@._chart_resolution(analysis_window) AS resolution
 ), health AS MATERIALIZED (
     SELECT @extschema@.health_score(analysis_window) AS h
 ), analysis AS MATERIALIZED (
     SELECT @extschema@.query_analysis(analysis_window) AS a
 ), perf AS MATERIALIZED (
-    SELECT m.* FROM @extschema@.database_performance_metrics(analysis_window) m
+    SELECT m.* FROM args a, @extschema@.database_performance_metrics(analysis_window, a.resolution) m
 ), waits AS MATERIALIZED (
     SELECT w.minute, w.wait_event_type || ': ' || w.wait_event AS event, pg_catalog.sum(w.avg_active_sessions) AS sessions
-      FROM @extschema@.wait_events_by_minute(analysis_window) w
+      FROM args a, @extschema@.wait_events_by_minute(analysis_window, a.resolution) w
      GROUP BY 1, 2
 ), pools AS MATERIALIZED (
     -- connection_pool_analytics' rows, their advice in words only for the rows the table shows
@@ -314,7 +330,8 @@ WITH args AS MATERIALIZED (
         @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
                                      'wait event', x.event, 'average active sessions', pg_catalog.round(x.aas::numeric, 3))
                                      ORDER BY x.aas DESC)
-                                   FROM (SELECT w.event, pg_catalog.sum(w.sessions)
+                                   -- each bucket's average active sessions over its minutes
+                                   FROM (SELECT w.event, pg_catalog.sum(w.sessions) * pg_catalog.date_part('epoch', a.resolution) / 60
                                                 / GREATEST(pg_catalog.date_part('epoch', a.hi - a.lo) / 60, 1) AS aas
                                            FROM waits w GROUP BY w.event ORDER BY 2 DESC LIMIT a.n) x),
                                 'No backend was sampled waiting in this window.')))

@@ -60,7 +60,12 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/analytics_common.sql",
     name = "analytics_common",
-    requires = ["views", api::_slow_query_ms]
+    requires = [
+        "views",
+        api::_slow_query_ms,
+        api::latency::_latency_merge_step,
+        api::latency::_latency_merge_final
+    ]
 );
 extension_sql_file!(
     "../sql/analytics_latency.sql",

@@ -56,6 +56,17 @@ check "per-minute rows carry commits, connections and a cache hit ratio" t \
     "$(q "SELECT bool_or(commits > 0) AND bool_or(active_connections > 0) AND bool_and(cache_hit_ratio BETWEEN 0 AND 1)
             FROM dbanalytics.database_performance_metrics WHERE datname = '$DB'")"
 
+# the same hour in 15-minute and 1-day buckets, in one statement (one now(), one snapshot): each
+# bucket sums its intervals, so the same statements, commits and covered seconds in all three
+sums() {
+    echo "SELECT round(sum(queries_per_second * covered_seconds)) || ' ' || sum(commits) || ' ' || round(sum(covered_seconds))
+            FROM dbanalytics.database_performance_metrics('1 hour', '$1') WHERE datname = '$DB'"
+}
+check "15-minute and 1-day buckets hold the same statements, commits and seconds as the minutes" "t t" \
+    "$(q "SELECT ($(sums '15 minutes')) = ($(sums '1 minute')), ($(sums '1 day')) = ($(sums '1 minute'))" | tr '|' ' ')"
+check "a resolution that is not whole minutes is refused with a HINT" t \
+    "$(grep -q 'whole number of minutes.*HINT' <<<"$(error_of "SELECT * FROM dbanalytics.database_performance_metrics('1 hour', '90 seconds')")" && echo t)"
+
 step "top_queries and query_analysis"
 check "the pgbench SELECT is the most called statement" t \
     "$(q "SELECT query LIKE 'SELECT abalance FROM pgbench_accounts WHERE aid = \$1%' AND calls > 0.9 * $PGBENCH_TX

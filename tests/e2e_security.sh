@@ -661,11 +661,16 @@ check "only the owner may write, truncate, reference or trigger on tables, excep
 check "only the owner reads the raw texts (table statements)" "| table | \`statements\` | – | – | – |" \
     "$(grep -E '^\| table \| `statements` ' "$DIR/security-privileges.md" | cut -d'|' -f1-6 | sed 's/ *$//;s/$/ |/')"
 # an SQL function may go without (to be inlined) if every name in it is qualified: pgspot checks
-# that in part 10
-check "every function of schema dbanalytics but SQL ones pins search_path = pg_catalog, ..., pg_temp" "" \
+# that in part 10. An aggregate has no settings of its own, and its transition and final
+# functions resolve no name and run once per row, where a SET clause would save and restore the
+# settings around every call (docs/security.md, pgspot); they must take the internal state
+check "every function of schema dbanalytics but SQL ones and aggregates' pins search_path = pg_catalog, ..., pg_temp" "" \
     "$(qv "SELECT pg_catalog.string_agg(p.oid::pg_catalog.regprocedure::text, ', ' ORDER BY 1)
              FROM pg_catalog.pg_proc p
-            WHERE p.pronamespace = 'dbanalytics'::pg_catalog.regnamespace
+            WHERE p.pronamespace = 'dbanalytics'::pg_catalog.regnamespace AND p.prokind <> 'a'
+              AND NOT (p.proargtypes[0] = 'internal'::pg_catalog.regtype
+                       AND EXISTS (SELECT FROM pg_catalog.pg_aggregate a
+                                    WHERE p.oid IN (a.aggtransfn, a.aggfinalfn)))
               AND p.prolang <> (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname = 'sql')
               AND NOT EXISTS (SELECT FROM pg_catalog.unnest(p.proconfig) c
                                WHERE c LIKE 'search\_path=pg\_catalog%' AND c LIKE '%pg\_temp')")"

@@ -56,12 +56,18 @@ pub fn representative_micros(bucket: usize) -> f64 {
 /// Merges sparse `(bucket, count)` pairs (in any order, buckets may repeat) into a dense histogram.
 pub fn merge(pairs: impl IntoIterator<Item = (usize, u64)>) -> Vec<u64> {
     let mut dense = vec![0u64; BUCKETS];
+    merge_into(&mut dense, pairs);
+    dense
+}
+
+/// Adds sparse `(bucket, count)` pairs into the dense histogram `dense` (one counter per bucket);
+/// pairs beyond its buckets are left out.
+pub fn merge_into(dense: &mut [u64], pairs: impl IntoIterator<Item = (usize, u64)>) {
     for (bucket, count) in pairs {
-        if bucket < BUCKETS {
-            dense[bucket] += count;
+        if let Some(counter) = dense.get_mut(bucket) {
+            *counter += count;
         }
     }
-    dense
 }
 
 /// The value (µs) below which `fraction` of the recorded executions fall: the representative of

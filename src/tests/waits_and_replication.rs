@@ -98,6 +98,51 @@ fn wait_events_share_active_time_between_cpu_and_waits() {
         ),
         Some("30:60:0.5".to_string())
     );
+    // coarser buckets sum their minutes' samples and ticks (the ticks of every sampled minute
+    // of the bucket, waits or not): compared with the minutes summed by hand, and the same total
+    for (resolution, seconds) in [("15 minutes", 900), ("1 day", 86400)] {
+        assert_eq!(
+            one::<String>(&format!(
+                "WITH fine AS (SELECT * FROM dbanalytics.wait_events_by_minute('30 minutes')),
+                      ticks AS (SELECT b, sum(t.ticks)::bigint AS ticks
+                                  FROM (SELECT DISTINCT dbanalytics._time_floor(minute, {seconds}) AS b, minute, ticks
+                                          FROM fine) t GROUP BY 1),
+                      summed AS (SELECT dbanalytics._time_floor(f.minute, {seconds}) AS minute, f.datname,
+                                        f.wait_event_type, f.wait_event, sum(f.samples)::bigint AS samples
+                                   FROM fine f GROUP BY 1, 2, 3, 4),
+                      coarse AS (SELECT * FROM dbanalytics.wait_events_by_minute('30 minutes', '{resolution}'))
+                 SELECT count(*) FILTER (WHERE c.samples IS DISTINCT FROM s.samples OR c.ticks IS DISTINCT FROM t.ticks
+                                            OR c.avg_active_sessions IS DISTINCT FROM s.samples::float8 / t.ticks)
+                        || ':' || sum(c.samples)
+                   FROM coarse c
+                   FULL JOIN summed s USING (minute, datname, wait_event_type, wait_event)
+                   LEFT JOIN ticks t ON t.b = s.minute
+                  WHERE datname = 'wdb'"
+            )),
+            Some("0:1120".to_string()),
+            "resolution {resolution}"
+        );
+    }
+    // a resolution of whole minutes from 1 minute to 1 day, or an error with a hint
+    run("CREATE FUNCTION pg_temp.refusal(call text) RETURNS text LANGUAGE plpgsql AS $$
+         DECLARE hint text;
+         BEGIN EXECUTE call; RETURN 'accepted';
+         EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+              RETURN SQLSTATE || ' ' || left(hint, 16); END $$");
+    for (resolution, outcome) in [
+        ("'90 seconds'", "22023 Pass an interval"),
+        ("'2 days'", "22023 Pass an interval"),
+        ("NULL", "22023 Pass an interval"),
+        ("'1 day'", "accepted"),
+    ] {
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT pg_temp.refusal($q$SELECT * FROM dbanalytics.wait_events_by_minute('1 hour', {resolution})$q$)"
+            )),
+            Some(outcome.to_string()),
+            "resolution {resolution}"
+        );
+    }
     // the view is the last hour
     assert_eq!(
         one::<i64>(
