@@ -210,7 +210,8 @@ BEGIN
           FROM @extschema@.statement_stats s
           LEFT JOIN @extschema@.database_stats d
                  ON d.interval_end = s.interval_end AND d.datid = s.dbid
-                AND d.interval_end > $1 AND d.interval_end <= $2
+                AND ((d.interval_end > $1 AND d.interval_end <= LEAST($3, $2))
+                     OR (d.interval_end > GREATEST($4, $1) AND d.interval_end <= $2))
          WHERE (s.interval_end > $1 AND s.interval_end <= LEAST($3, $2))
             OR (s.interval_end > GREATEST($4, $1) AND s.interval_end <= $2)
         UNION ALL

@@ -130,6 +130,57 @@ fn percentile_function_merges_repeated_buckets() {
     assert!((p95 - 50.0).abs() < 2.5, "{p:?}");
 }
 
+/// merged_latency_percentiles() gives, per group, what latency_percentiles() gives for the
+/// group's arrays concatenated; a row with NULL arrays adds nothing; no row gives NULL; SQL
+/// cannot call its transition function directly.
+#[pg_test]
+fn merged_percentiles_equal_the_percentiles_of_the_concatenated_histograms() {
+    run("CREATE TEMP TABLE h (g int, buckets smallint[], counts bigint[]) ON COMMIT DROP");
+    // group 1: random histograms over 40 rows (repeated buckets across rows), and a NULL row;
+    // group 2: one row; group 3: only an empty histogram
+    run("SELECT setseed(0.25)");
+    run("INSERT INTO h SELECT 1, array_agg((random() * 464)::smallint), array_agg((random() * 1000)::bigint)
+           FROM generate_series(1, 40) r, generate_series(1, 1 + r % 7) e GROUP BY r");
+    run("INSERT INTO h VALUES (1, NULL, NULL), (2, '{100,3}', '{5,0}'), (3, '{}', '{}')");
+    assert_eq!(
+        one::<String>(
+            "WITH merged AS (SELECT g, dbanalytics.merged_latency_percentiles(buckets, counts, '{0,0.5,0.9,0.99,1}') AS p
+                               FROM h GROUP BY g),
+                  concatenated AS (SELECT g, dbanalytics.latency_percentiles(array_agg(u.b), array_agg(u.c), '{0,0.5,0.9,0.99,1}') AS p
+                                     FROM h LEFT JOIN LATERAL unnest(h.buckets, h.counts) u(b, c) ON true GROUP BY g)
+             SELECT string_agg(g || ':' || (m.p IS NOT DISTINCT FROM c.p) || ':' || (m.p[3] IS NOT NULL), ' ' ORDER BY g)
+               FROM merged m JOIN concatenated c USING (g)"
+        ),
+        Some("1:true:true 2:true:true 3:true:false".to_string())
+    );
+    assert_eq!(
+        one::<bool>(
+            "SELECT dbanalytics.merged_latency_percentiles(buckets, counts, '{0.5}') IS NULL FROM h WHERE false"
+        ),
+        Some(true)
+    );
+    run("CREATE FUNCTION pg_temp.refusal(call text) RETURNS text LANGUAGE plpgsql AS $$
+         BEGIN EXECUTE call; RETURN 'accepted';
+         EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ' ' || SQLERRM; END $$");
+    assert_eq!(
+        one::<String>(
+            "SELECT pg_temp.refusal($q$SELECT dbanalytics.merged_latency_percentiles(b, c, '{0.5}')
+                                         FROM (VALUES ('{1,2}'::smallint[], '{1}'::bigint[])) v(b, c)$q$)"
+        ),
+        Some(
+            "22023 dbanalytics: buckets and counts must have the same length, got 2 and 1"
+                .to_string()
+        )
+    );
+    // SQL cannot call the transition function itself: no value of type internal can be written
+    assert_eq!(
+        one::<String>(
+            "SELECT pg_temp.refusal($q$SELECT dbanalytics._latency_merge_step(NULL::internal, '{1}', '{1}', '{0.5}')$q$)"
+        ),
+        Some("42846 cannot cast type unknown to internal".to_string())
+    );
+}
+
 #[pg_test]
 fn regressions_compare_the_window_with_its_baseline() {
     // statements of the last 2 hours, written by hand: the window is the last hour, the baseline
