@@ -76,25 +76,29 @@ WITH bounds AS (
       FROM bounds b, @extschema@.database_latency l
      WHERE l.interval_end > b.since AND pg_catalog.cardinality(l.buckets) > 0
      GROUP BY 1, 2
-), sampled AS (
-    -- the sampled minutes (with sampler ticks) of each bucket from the minute holding since on
-    SELECT pg_catalog.date_bin(resolution, t.minute, b.origin) AS minute, pg_catalog.count(DISTINCT t.minute) AS minutes
-      FROM bounds b, @extschema@._sample_ticks(pg_catalog.date_trunc('minute', b.since)) t
-     WHERE t.minute >= pg_catalog.date_trunc('minute', b.since)
-     GROUP BY 1
+), conn_minutes AS MATERIALIZED (
+    -- per minute and database, from the minute holding since on (read once: the buckets below
+    -- count its minutes too)
+    SELECT m.minute, m.datname,
+           pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'active') AS active,
+           pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'idle') AS idle,
+           pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state LIKE 'idle in transaction%') AS idle_in_transaction,
+           pg_catalog.sum(m.avg_lock_waiting) AS lock_waiting
+      FROM bounds b, @extschema@._connection_minutes(b.since - interval '1 minute') m
+     WHERE m.minute >= pg_catalog.date_trunc('minute', b.since)
+     GROUP BY 1, 2
 ), conn AS (
     -- per bucket: the average over its sampled minutes (a minute without the database counts as 0)
     SELECT c.minute, c.datname, c.active / s.minutes AS active, c.idle / s.minutes AS idle,
            c.idle_in_transaction / s.minutes AS idle_in_transaction, c.lock_waiting / s.minutes AS lock_waiting
       FROM (SELECT pg_catalog.date_bin(resolution, m.minute, b.origin) AS minute, m.datname,
-                   pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'active') AS active,
-                   pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'idle') AS idle,
-                   pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state LIKE 'idle in transaction%') AS idle_in_transaction,
-                   pg_catalog.sum(m.avg_lock_waiting) AS lock_waiting
-              FROM bounds b, @extschema@._connection_minutes(b.since - interval '1 minute') m
-             WHERE m.minute >= pg_catalog.date_trunc('minute', b.since)  -- the minute holding since, and later ones
-             GROUP BY 1, 2) c
-      JOIN sampled s USING (minute)
+                   pg_catalog.sum(m.active) AS active, pg_catalog.sum(m.idle) AS idle,
+                   pg_catalog.sum(m.idle_in_transaction) AS idle_in_transaction,
+                   pg_catalog.sum(m.lock_waiting) AS lock_waiting
+              FROM bounds b, conn_minutes m GROUP BY 1, 2) c
+      JOIN (SELECT pg_catalog.date_bin(resolution, m.minute, b.origin) AS minute,
+                   pg_catalog.count(DISTINCT m.minute) AS minutes
+              FROM bounds b, conn_minutes m GROUP BY 1) s USING (minute)
 )
 SELECT db.minute, db.datname, db.seconds,
        COALESCE(db.calls, 0) / NULLIF(db.seconds, 0),

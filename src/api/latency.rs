@@ -40,11 +40,11 @@ pub fn latency_percentiles(
     counts: Vec<Option<i64>>,
     fractions: Vec<Option<f64>>,
 ) -> Vec<Option<f64>> {
-    let dense = buckets::merge(histogram_pairs(
+    let merged = buckets::merge(histogram_pairs(
         (buckets.len(), counts.len()),
         buckets.into_iter().zip(counts),
     ));
-    percentiles_ms(&dense, &fractions)
+    percentiles_ms(&merged, &fractions)
 }
 
 /// The `(bucket, count)` pairs of the parallel arrays `buckets` and `counts` (their `lengths`,
@@ -84,9 +84,9 @@ fn histogram_pairs(
     pairs
 }
 
-/// The percentiles (in ms) of a dense histogram at `fractions` (NULL for a NULL fraction or an
-/// empty histogram); a fraction outside [0, 1] is an error.
-fn percentiles_ms(dense: &[u64], fractions: &[Option<f64>]) -> Vec<Option<f64>> {
+/// The percentiles (in ms) of a histogram merged by buckets::merge at `fractions` (NULL for a
+/// NULL fraction or an empty histogram); a fraction outside [0, 1] is an error.
+fn percentiles_ms(merged: &[(usize, u64)], fractions: &[Option<f64>]) -> Vec<Option<f64>> {
     if let Some(fraction) = fractions
         .iter()
         .flatten()
@@ -102,17 +102,19 @@ fn percentiles_ms(dense: &[u64], fractions: &[Option<f64>]) -> Vec<Option<f64>> 
         .iter()
         .map(|fraction| {
             fraction
-                .and_then(|f| buckets::percentile(dense, f))
+                .and_then(|f| buckets::percentile(merged, f))
                 .map(|micros| micros / 1000.0)
         })
         .collect()
 }
 
-/// The state of the aggregate merged_latency_percentiles(): the histogram merged so far (one
-/// counter per bucket) and the fractions of the first row that gave them.
+/// The state of the aggregate merged_latency_percentiles(): the `(bucket, count)` pairs added so
+/// far (merged again whenever they outgrow the buckets, so at most a few times 465) and the
+/// fractions of the first row that gave them. Sparse: a group of one interval's few buckets,
+/// as each minute of database_performance_metrics is, costs a few pairs, not 465 counters.
 #[derive(Default)]
 struct MergedHistogram {
-    dense: Vec<u64>,
+    pairs: Vec<(usize, u64)>,
     fractions: Option<Vec<Option<f64>>>,
 }
 
@@ -148,20 +150,17 @@ pub fn _latency_merge_step(
         PgMemoryContexts::For(context)
             .switch_to(|_| state.get_or_insert_default::<MergedHistogram>())
     };
-    if merged.dense.is_empty() {
-        merged.dense = vec![0u64; buckets::BUCKETS];
-    }
     if merged.fractions.is_none() {
         merged.fractions = fractions.map(|f| f.iter().collect());
     }
     if let (Some(buckets), Some(counts)) = (buckets, counts) {
-        buckets::merge_into(
-            &mut merged.dense,
-            histogram_pairs(
-                (buckets.len(), counts.len()),
-                buckets.iter().zip(counts.iter()),
-            ),
-        );
+        merged.pairs.extend(histogram_pairs(
+            (buckets.len(), counts.len()),
+            buckets.iter().zip(counts.iter()),
+        ));
+        if merged.pairs.len() > 4 * buckets::BUCKETS {
+            merged.pairs = buckets::merge(std::mem::take(&mut merged.pairs));
+        }
     }
     state
 }
@@ -174,7 +173,10 @@ pub fn _latency_merge_final(state: Internal) -> Option<Vec<Option<f64>>> {
     // SAFETY: a non-NULL state is the MergedHistogram _latency_merge_step made
     let merged = unsafe { state.get::<MergedHistogram>() }?;
     let fractions = merged.fractions.as_ref()?;
-    Some(percentiles_ms(&merged.dense, fractions))
+    Some(percentiles_ms(
+        &buckets::merge(merged.pairs.iter().copied()),
+        fractions,
+    ))
 }
 
 /// The shared-memory histogram table: capacity, queries with their own histogram, databases

@@ -53,33 +53,36 @@ pub fn representative_micros(bucket: usize) -> f64 {
     }
 }
 
-/// Merges sparse `(bucket, count)` pairs (in any order, buckets may repeat) into a dense histogram.
-pub fn merge(pairs: impl IntoIterator<Item = (usize, u64)>) -> Vec<u64> {
-    let mut dense = vec![0u64; BUCKETS];
-    merge_into(&mut dense, pairs);
-    dense
-}
-
-/// Adds sparse `(bucket, count)` pairs into the dense histogram `dense` (one counter per bucket);
-/// pairs beyond its buckets are left out.
-pub fn merge_into(dense: &mut [u64], pairs: impl IntoIterator<Item = (usize, u64)>) {
+/// Merges sparse `(bucket, count)` pairs (in any order, buckets may repeat) into one pair per
+/// non-empty bucket, in bucket order; pairs beyond the last bucket are left out. Sparse, so that
+/// merging the few buckets of one interval costs nothing like the 465 counters of every bucket.
+pub fn merge(pairs: impl IntoIterator<Item = (usize, u64)>) -> Vec<(usize, u64)> {
+    let mut pairs: Vec<(usize, u64)> = pairs
+        .into_iter()
+        .filter(|&(bucket, count)| bucket < BUCKETS && count > 0)
+        .collect();
+    pairs.sort_unstable_by_key(|&(bucket, _)| bucket);
+    let mut merged: Vec<(usize, u64)> = Vec::with_capacity(pairs.len());
     for (bucket, count) in pairs {
-        if let Some(counter) = dense.get_mut(bucket) {
-            *counter += count;
+        match merged.last_mut() {
+            Some((last, total)) if *last == bucket => *total += count,
+            _ => merged.push((bucket, count)),
         }
     }
+    merged
 }
 
-/// The value (µs) below which `fraction` of the recorded executions fall: the representative of
-/// the first bucket whose cumulative count reaches ceil(fraction × total). `None` when empty.
-pub fn percentile(dense: &[u64], fraction: f64) -> Option<f64> {
-    let total: u64 = dense.iter().sum();
+/// The value (µs) below which `fraction` of the recorded executions fall in a histogram merged by
+/// [`merge`]: the representative of the first bucket whose cumulative count reaches
+/// ceil(fraction × total). `None` when empty.
+pub fn percentile(merged: &[(usize, u64)], fraction: f64) -> Option<f64> {
+    let total: u64 = merged.iter().map(|&(_, count)| count).sum();
     if total == 0 {
         return None;
     }
     let rank = ((fraction.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
     let mut seen = 0;
-    for (bucket, count) in dense.iter().enumerate() {
+    for &(bucket, count) in merged {
         seen += count;
         if seen >= rank {
             return Some(representative_micros(bucket));
@@ -157,20 +160,27 @@ mod tests {
         let ab_c = merge(
             merge(a.iter().chain(b.iter()).copied())
                 .into_iter()
-                .enumerate()
                 .chain(c),
         );
         let a_bc = merge(
-            a.iter().copied().chain(
-                merge(b.iter().chain(c.iter()).copied())
-                    .into_iter()
-                    .enumerate(),
-            ),
+            a.iter()
+                .copied()
+                .chain(merge(b.iter().chain(c.iter()).copied())),
         );
         let cba = merge(c.iter().chain(b.iter()).chain(a.iter()).copied());
         assert_eq!(ab_c, a_bc);
         assert_eq!(ab_c, cba);
-        assert_eq!(ab_c[bucket_of(120)], 5);
+        assert_eq!(
+            ab_c,
+            vec![
+                (bucket_of(7), 5),
+                (bucket_of(120), 5),
+                (bucket_of(5_000), 1),
+                (bucket_of(9_000_000), 4)
+            ]
+        );
+        // empty counts and buckets beyond the last are left out
+        assert_eq!(merge([(3, 0), (BUCKETS, 9), (3, 2)]), vec![(3, 2)]);
     }
 
     #[test]
