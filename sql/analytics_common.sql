@@ -126,11 +126,11 @@ BEGIN
 END
 $$;
 
--- The width in seconds of the time buckets a time-series function returns, after checking it:
--- a whole number of minutes from 1 minute to 1 day. Buckets are whole multiples of the width
--- since the Unix epoch (_time_floor), so '1 hour' buckets are UTC hours and '1 day' UTC days.
-CREATE FUNCTION @extschema@._resolution_seconds(resolution interval)
-RETURNS integer
+-- The width of the time buckets a time-series function returns, after checking it: a whole
+-- number of minutes from 1 minute to 1 day. The functions align buckets on the Unix epoch
+-- (date_bin), so '1 hour' buckets are UTC hours and '1 day' UTC days, as the rollups' are.
+CREATE FUNCTION @extschema@._check_resolution(resolution interval)
+RETURNS interval
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -143,7 +143,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass an interval such as ''1 minute'', ''15 minutes'' or ''1 hour''.';
     END IF;
-    RETURN seconds::integer;
+    RETURN resolution;
 END
 $$;
 

@@ -47,7 +47,7 @@ RETURNS TABLE (
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT @extschema@._window_start(analysis_window), @extschema@._resolution_seconds(resolution);  -- argument checks
+    SELECT @extschema@._window_start(analysis_window), @extschema@._check_resolution(resolution);  -- argument checks
 WITH bounds AS (
     SELECT pg_catalog.now() - analysis_window AS since,
            -- buckets aligned on the Unix epoch, as the rollups' hours and days are

@@ -220,7 +220,7 @@ RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_even
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT @extschema@._window_start(analysis_window), @extschema@._resolution_seconds(resolution);  -- argument checks
+    SELECT @extschema@._window_start(analysis_window), @extschema@._check_resolution(resolution);  -- argument checks
 WITH ticks AS (
     -- buckets aligned on the Unix epoch, as the rollups' hours and days are
     SELECT pg_catalog.date_bin(resolution, t.minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS minute,

@@ -2208,11 +2208,11 @@ SELECT r.minute, r.datname, r.wait_event_type, r.wait_event, pg_catalog.sum(r.sa
  GROUP BY 1, 2, 3, 4
 $$;
 
--- The width in seconds of the time buckets a time-series function returns, after checking it:
--- a whole number of minutes from 1 minute to 1 day. Buckets are whole multiples of the width
--- since the Unix epoch (_time_floor), so '1 hour' buckets are UTC hours and '1 day' UTC days.
-CREATE FUNCTION @extschema@._resolution_seconds(resolution interval)
-RETURNS integer
+-- The width of the time buckets a time-series function returns, after checking it: a whole
+-- number of minutes from 1 minute to 1 day. The functions align buckets on the Unix epoch
+-- (date_bin), so '1 hour' buckets are UTC hours and '1 day' UTC days, as the rollups' are.
+CREATE FUNCTION @extschema@._check_resolution(resolution interval)
+RETURNS interval
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2225,11 +2225,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass an interval such as ''1 minute'', ''15 minutes'' or ''1 hour''.';
     END IF;
-    RETURN seconds::integer;
+    RETURN resolution;
 END
 $$;
-REVOKE ALL ON FUNCTION @extschema@._resolution_seconds(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._resolution_seconds(interval) TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@._check_resolution(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._check_resolution(interval) TO dbanalytics_reader;
 
 -- The same over time, for charts: one row per time bucket (a minute by default), database and
 -- wait event. A coarser resolution sums each bucket's minutes (samples and sampler ticks), so a
@@ -2241,7 +2241,7 @@ RETURNS TABLE (minute timestamptz, datname text, wait_event_type text, wait_even
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT @extschema@._window_start(analysis_window), @extschema@._resolution_seconds(resolution);  -- argument checks
+    SELECT @extschema@._window_start(analysis_window), @extschema@._check_resolution(resolution);  -- argument checks
 WITH ticks AS (
     -- buckets aligned on the Unix epoch, as the rollups' hours and days are
     SELECT pg_catalog.date_bin(resolution, t.minute, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS minute,
@@ -6074,7 +6074,7 @@ RETURNS TABLE (
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT @extschema@._window_start(analysis_window), @extschema@._resolution_seconds(resolution);  -- argument checks
+    SELECT @extschema@._window_start(analysis_window), @extschema@._check_resolution(resolution);  -- argument checks
 WITH bounds AS (
     SELECT pg_catalog.now() - analysis_window AS since,
            -- buckets aligned on the Unix epoch, as the rollups' hours and days are
