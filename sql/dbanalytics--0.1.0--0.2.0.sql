@@ -6293,8 +6293,11 @@ WITH args AS MATERIALIZED (
         @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
                                      'wait event', x.event, 'average active sessions', pg_catalog.round(x.aas::numeric, 3))
                                      ORDER BY x.aas DESC)
-                                   -- each bucket's average active sessions over its minutes
-                                   FROM (SELECT w.event, pg_catalog.sum(w.sessions) * pg_catalog.date_part('epoch', a.resolution) / 60
+                                   -- each bucket's average active sessions times the minutes of the window
+                                   -- it covers (the first bucket may start before the window)
+                                   FROM (SELECT w.event,
+                                                pg_catalog.sum(w.sessions * pg_catalog.date_part('epoch',
+                                                    LEAST(w.minute + a.resolution, a.hi) - GREATEST(w.minute, a.lo)) / 60)
                                                 / GREATEST(pg_catalog.date_part('epoch', a.hi - a.lo) / 60, 1) AS aas
                                            FROM waits w GROUP BY w.event ORDER BY 2 DESC LIMIT a.n) x),
                                 'No backend was sampled waiting in this window.')))

@@ -180,6 +180,12 @@ check "a stacked chart draws the 9 largest and one \"other\" (s1..s3 added up), 
     "$(count '<polygon' "$STACKED") $(count 'data-series="other"' "$STACKED") $(count 'data-series="s3"' "$STACKED") $(count 'data-series="s0"' "$STACKED")"
 check "no NaN reaches the SVG" 0 "$(count NaN "$LINES$STACKED")"
 
+step "The charts' resolution: about 240 buckets per window"
+check "_chart_resolution() of 15 minutes, a day, a week, 30 days and a year" \
+    "00:01:00 00:05:00 00:30:00 03:00:00 1 day" \
+    "$(q "SELECT string_agg(dbanalytics._chart_resolution(w)::text, ' ' ORDER BY o)
+            FROM unnest('{15 minutes,1 day,7 days,30 days,1 year}'::interval[]) WITH ORDINALITY u(w, o)")"
+
 step "Arguments are checked"
 refusal() {
     q "DO \$\$ DECLARE hint text; BEGIN PERFORM $1;
