@@ -56,7 +56,8 @@ CREATE TABLE @extschema@.alert_rules (
     metric      text    NOT NULL CHECK (metric IN ('slow_queries_per_minute', 'deadlocks', 'replication_lag_seconds',
                                                    'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
                                                    'health_score', 'health_score_drop', 'archive_failing',
-                                                   'inactive_slot_retained_bytes', 'wraparound_days', 'disk_full_days')),
+                                                   'inactive_slot_retained_bytes', 'wraparound_days', 'disk_full_days',
+                                                   'plan_regressions')),
     comparison  text    NOT NULL CHECK (comparison IN ('>', '<')),
     -- bounded for the same reason: at most 15 digits before the point and 6 after it
     threshold   numeric NOT NULL CHECK (pg_catalog.abs(threshold) < 1e15 AND pg_catalog.scale(threshold) <= 6),
@@ -109,6 +110,9 @@ AS $$ VALUES
      interval '0', interval '1 hour'),
     ('disk_full_soon', 'disk_full_days', '<', 7, 'high',
      'the used space of the data directory''s (or pg_wal''s) file system, fitted over 30 days, reaches its capacity within 7 days (space_growth)',
+     interval '0', interval '1 hour'),
+    ('plan_regression', 'plan_regressions', '>', 0, 'medium',
+     'a statement''s plan changed within the last hour and its p95 since the change is regression_ratio times its p95 before (plan_changes)',
      interval '0', interval '1 hour')
 $$;
 
@@ -295,6 +299,15 @@ SELECT 'disk_full_days', (EXTRACT(epoch FROM pg_catalog.min(g.forecast_at) - pg_
                                      'growth_bytes_per_day', (pg_catalog.array_agg(g.growth_bytes_per_day ORDER BY g.forecast_at))[1],
                                      'source', 'space_growth (file systems, 30 days)')
   FROM @extschema@.space_growth(interval '30 days') g WHERE g.object_type = 'filesystem'
+UNION ALL
+SELECT 'plan_regressions', pg_catalog.count(*)::numeric,
+       pg_catalog.jsonb_build_object('queryids', (pg_catalog.array_agg(c.queryid ORDER BY c.changed_at DESC))[1:5],
+                                     'source', 'plan_changes (last hour)')
+  FROM @extschema@.plan_changes(interval '1 hour', 1000) c
+ WHERE c.executions_before >= @extschema@._threshold('regression_min_executions')
+   AND c.executions_after >= @extschema@._threshold('regression_min_executions')
+   AND c.p95_ms_after >= @extschema@._threshold('regression_ratio')::double precision * c.p95_ms_before
+   AND c.p95_ms_after - c.p95_ms_before >= @extschema@._threshold('regression_min_rise_ms')::double precision
 UNION ALL
 SELECT 'health_score', h.latest, pg_catalog.jsonb_build_object('source', 'health_history') FROM history h
 UNION ALL

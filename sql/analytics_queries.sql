@@ -722,7 +722,8 @@ $$;
 -- regression; analytics_thresholds). A histogram percentile is within 5 % of the
 -- true value, so a rise by 1.5 means a true rise of at least 1.5 × 0.95 / 1.05 ≈ 1.36: more than
 -- the histograms' own error. Ranked by the time the rise cost in the window, (mean - baseline
--- mean) × calls. The query text as statement_texts shows it to the caller.
+-- mean) × calls. The query text as statement_texts shows it to the caller; the statement's latest
+-- plan change in the window (plan_changes()), if it had one.
 CREATE FUNCTION @extschema@.regressions(analysis_window interval DEFAULT '1 day',
                                         baseline interval DEFAULT '7 days',
                                         row_limit integer DEFAULT 20)
@@ -730,7 +731,8 @@ RETURNS TABLE (rank bigint, queryid bigint, datname text, usename text, query te
                regressed_on text, baseline_calls bigint, calls bigint,
                baseline_mean_ms double precision, mean_ms double precision,
                baseline_p95_ms double precision, p95_ms double precision,
-               extra_time_ms double precision)
+               extra_time_ms double precision, previous_planid bigint, planid bigint,
+               plan_changed_at timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -789,6 +791,10 @@ WITH args AS (
                                                   j.dbid, j.userid, j.queryid) AS rank
       FROM judged j
      WHERE j.mean_rose IS TRUE OR j.p95_rose IS TRUE
+), changes AS (
+    SELECT DISTINCT ON (c.dbid, c.userid, c.queryid) c.*
+      FROM args a, @extschema@._plan_changes(a.mid, a.hi) c
+     ORDER BY c.dbid, c.userid, c.queryid, c.changed_at DESC
 )
 SELECT r.rank, r.queryid, d.datname::text, u.rolname::text,
        (SELECT t.query FROM @extschema@.statement_texts t
@@ -796,8 +802,9 @@ SELECT r.rank, r.queryid, d.datname::text, u.rolname::text,
          ORDER BY t.toplevel DESC LIMIT 1),
        pg_catalog.concat_ws(' and ', CASE WHEN r.mean_rose THEN 'mean' END, CASE WHEN r.p95_rose THEN 'p95' END),
        r.calls_before::bigint, r.calls_after::bigint, r.mean_before, r.mean_after, r.p95_before, r.p95_after,
-       r.extra
+       r.extra, ch.previous_planid, ch.planid, ch.changed_at
   FROM ranked r
+  LEFT JOIN changes ch ON ch.dbid = r.dbid AND ch.userid = r.userid AND ch.queryid = r.queryid
   LEFT JOIN pg_catalog.pg_database d ON d.oid = r.dbid
   LEFT JOIN pg_catalog.pg_roles u ON u.oid = r.userid
  WHERE r.rank <= LEAST(row_limit, 1000)

@@ -109,17 +109,18 @@ UPDATE @extschema@.statements s SET query = @extschema@._redact_secrets(s.query)
 
 -- (_snapshot_statements: replaced once, by its latest version, further down)
 
--- Texts are shown exactly as pg_stat_statements shows them, matched by role OID and name.
+-- Texts are shown exactly as pg_stat_statements shows them, matched by role OID and name;
+-- text_visible says whether they are (plan_texts shows plans by the same rule).
 CREATE OR REPLACE VIEW @extschema@.statement_texts AS
 SELECT s.dbid, s.datname, s.userid, s.usename, s.queryid, s.toplevel, s.first_seen,
-       CASE WHEN pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE')
+       CASE WHEN v.visible THEN s.query ELSE '<insufficient privilege>' END AS query,
+       v.visible AS text_visible
+  FROM @extschema@.statements s
+ CROSS JOIN LATERAL (
+       SELECT pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE')
               OR (s.userid OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
                                                     WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
-                  AND s.usename OPERATOR(pg_catalog.=) CURRENT_USER::pg_catalog.text)
-            THEN s.query
-            ELSE '<insufficient privilege>'
-       END AS query
-  FROM @extschema@.statements s;
+                  AND s.usename OPERATOR(pg_catalog.=) CURRENT_USER::pg_catalog.text) AS visible) v;
 
 -- Bounded alert rules; payloads with what every listener may see; one failing rule never stops
 -- the others.
@@ -4119,7 +4120,8 @@ ALTER TABLE @extschema@.alert_rules
     ADD CONSTRAINT alert_rules_metric_check CHECK (metric IN ('slow_queries_per_minute', 'deadlocks', 'replication_lag_seconds',
                                                    'idle_in_transaction_seconds', 'connections_ratio', 'xid_age',
                                                    'health_score', 'health_score_drop', 'archive_failing',
-                                                   'inactive_slot_retained_bytes', 'wraparound_days', 'disk_full_days'));
+                                                   'inactive_slot_retained_bytes', 'wraparound_days', 'disk_full_days',
+                                                   'plan_regressions'));
 
 -- Risks now, judged with the history of the window: one row per replication slot, and one per
 -- standby that streamed in the window (replication_stats) and streams no more.
@@ -4248,14 +4250,232 @@ AS $$ VALUES
      interval '0', interval '1 hour'),
     ('disk_full_soon', 'disk_full_days', '<', 7, 'high',
      'the used space of the data directory''s (or pg_wal''s) file system, fitted over 30 days, reaches its capacity within 7 days (space_growth)',
+     interval '0', interval '1 hour'),
+    ('plan_regression', 'plan_regressions', '>', 0, 'medium',
+     'a statement''s plan changed within the last hour and its p95 since the change is regression_ratio times its p95 before (plan_changes)',
      interval '0', interval '1 hour')
 $$;
 
 -- the rules new in this section
 INSERT INTO @extschema@.alert_rules (rule, metric, comparison, threshold, severity, description, for_duration, cooldown)
 SELECT b.* FROM @extschema@._builtin_alert_rules() b
- WHERE b.rule IN ('inactive_slot_wal', 'wraparound_soon', 'disk_full_soon')
+ WHERE b.rule IN ('inactive_slot_wal', 'wraparound_soon', 'disk_full_soon', 'plan_regression')
    AND NOT EXISTS (SELECT FROM @extschema@.alert_rules r WHERE r.rule OPERATOR(pg_catalog.=) b.rule);
+-------------------------------------------------------------------------------
+-- Issue 19: plan history. The executor hooks capture the plans of slow executions and of plan
+-- shapes never explained; the collector's plans source stores them (sql/plans.sql); the alert
+-- rule plan_regression (below) and regressions() report plan changes.
+-------------------------------------------------------------------------------
+-- One row per plan shape of a statement: the plan id (a hash of the plan tree's node types,
+-- relations, indexes, scan directions, join types and aggregation strategies, in tree order,
+-- with the query id: src/plans/shape.rs) and the plan as EXPLAIN (FORMAT JSON, COSTS OFF)
+-- printed it at its first capture, with the constants of its expressions replaced by ?. plan is
+-- NULL when the capture that explained it was lost (a collector transaction that failed);
+-- truncated when the plan was longer than the queue's 16 kB. Read through plan_texts: the
+-- plans of a statement are shown to whoever may see its text.
+CREATE TABLE @extschema@.plans (
+    dbid       oid         NOT NULL,
+    userid     oid         NOT NULL,
+    queryid    bigint      NOT NULL,
+    planid     bigint      NOT NULL,
+    plan       text,
+    truncated  boolean     NOT NULL DEFAULT false,
+    first_seen timestamptz NOT NULL,
+    last_seen  timestamptz NOT NULL,
+    PRIMARY KEY (dbid, userid, queryid, planid)
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.plans', '');
+
+-- The captures of one collector interval, per statement and plan: how many (and how many were
+-- slow), when the first and the last execution ended, and their mean and longest execution
+-- time. Only captured executions count: a fast execution of a known shape leaves no row (the
+-- latency histograms count every execution). Hour tier.
+CREATE TABLE @extschema@.plan_sightings (
+    interval_end  timestamptz      NOT NULL,
+    dbid          oid              NOT NULL,
+    userid        oid              NOT NULL,
+    queryid       bigint           NOT NULL,
+    planid        bigint           NOT NULL,
+    captures      bigint           NOT NULL,
+    slow_captures bigint           NOT NULL,
+    first_at      timestamptz      NOT NULL,
+    last_at       timestamptz      NOT NULL,
+    mean_ms       double precision NOT NULL,
+    max_ms        double precision NOT NULL
+) PARTITION BY RANGE (interval_end);
+INSERT INTO @extschema@.partition_indexes VALUES ('plan_sightings', 'interval_end', '(interval_end)');
+INSERT INTO @extschema@.partition_indexes VALUES ('plan_sightings', 'statement', '(queryid, dbid, userid, first_at)');
+
+-- Stores the captures drained from shared memory (the plans source), one element per capture;
+-- returns the rows written.
+CREATE FUNCTION @extschema@._store_plans(dbids bigint[], userids bigint[], queryids bigint[],
+                                         planids bigint[], slow boolean[], ms double precision[],
+                                         ended_at double precision[], plan_texts text[],
+                                         truncated boolean[])
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH captured AS (
+    SELECT c.dbid::pg_catalog.oid AS dbid, c.userid::pg_catalog.oid AS userid, c.queryid, c.planid,
+           c.slow, c.ms, pg_catalog.to_timestamp(c.ended_at) AS ended_at, c.plan, c.truncated
+      FROM ROWS FROM (pg_catalog.unnest(dbids), pg_catalog.unnest(userids), pg_catalog.unnest(queryids),
+                      pg_catalog.unnest(planids), pg_catalog.unnest(slow), pg_catalog.unnest(ms),
+                      pg_catalog.unnest(ended_at), pg_catalog.unnest(plan_texts), pg_catalog.unnest(truncated))
+           AS c(dbid, userid, queryid, planid, slow, ms, ended_at, plan, truncated)
+), stored AS (
+    INSERT INTO @extschema@.plans AS p (dbid, userid, queryid, planid, plan, truncated, first_seen, last_seen)
+    SELECT c.dbid, c.userid, c.queryid, c.planid, pg_catalog.max(c.plan),
+           COALESCE(pg_catalog.bool_or(c.truncated) FILTER (WHERE c.plan IS NOT NULL), false),
+           pg_catalog.min(c.ended_at), pg_catalog.max(c.ended_at)
+      FROM captured c
+     GROUP BY c.dbid, c.userid, c.queryid, c.planid
+    ON CONFLICT (dbid, userid, queryid, planid) DO UPDATE
+       SET first_seen = LEAST(p.first_seen, excluded.first_seen),
+           last_seen = GREATEST(p.last_seen, excluded.last_seen),
+           truncated = CASE WHEN p.plan IS NULL THEN excluded.truncated ELSE p.truncated END,
+           plan = COALESCE(p.plan, excluded.plan)
+    RETURNING 1
+), sighted AS (
+    INSERT INTO @extschema@.plan_sightings
+    SELECT pg_catalog.now(), c.dbid, c.userid, c.queryid, c.planid, pg_catalog.count(*),
+           pg_catalog.count(*) FILTER (WHERE c.slow), pg_catalog.min(c.ended_at), pg_catalog.max(c.ended_at),
+           pg_catalog.avg(c.ms), pg_catalog.max(c.ms)
+      FROM captured c
+     GROUP BY c.dbid, c.userid, c.queryid, c.planid
+    RETURNING 1
+)
+SELECT (SELECT pg_catalog.count(*) FROM stored) + (SELECT pg_catalog.count(*) FROM sighted)
+$$;
+
+-- The plans with their texts as statement_texts shows the statement's text to the caller: the
+-- plan is NULL for a role that may not see the text (or when the text is gone).
+CREATE VIEW @extschema@.plan_texts AS
+SELECT p.dbid, p.userid, p.queryid, p.planid, p.first_seen, p.last_seen, p.truncated,
+       CASE WHEN (SELECT t.text_visible FROM @extschema@.statement_texts t
+                   WHERE t.dbid OPERATOR(pg_catalog.=) p.dbid AND t.userid OPERATOR(pg_catalog.=) p.userid
+                     AND t.queryid OPERATOR(pg_catalog.=) p.queryid
+                   ORDER BY t.toplevel DESC LIMIT 1)
+            THEN p.plan
+       END AS plan
+  FROM @extschema@.plans p;
+
+-- Plan changes in [since, until): each plan of a statement first sighted in the stretch whose
+-- statement's previous sighting (in the stretch or before it, as far as plan_sightings goes)
+-- had another plan. changed_at: when the first captured execution with the new plan ended.
+CREATE FUNCTION @extschema@._plan_changes(since timestamptz, until timestamptz)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, previous_planid bigint, planid bigint,
+               changed_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT f.dbid, f.userid, f.queryid, prev.planid, f.planid, f.first_at
+      FROM (SELECT DISTINCT ON (s.dbid, s.userid, s.queryid, s.planid) s.dbid, s.userid, s.queryid, s.planid, s.first_at
+              FROM @extschema@.plan_sightings s
+             WHERE s.interval_end >= since AND s.first_at >= since AND s.first_at < until
+             ORDER BY s.dbid, s.userid, s.queryid, s.planid, s.first_at) f
+     CROSS JOIN LATERAL (
+            SELECT s.planid FROM @extschema@.plan_sightings s
+             WHERE s.queryid OPERATOR(pg_catalog.=) f.queryid AND s.dbid OPERATOR(pg_catalog.=) f.dbid
+               AND s.userid OPERATOR(pg_catalog.=) f.userid AND s.first_at < f.first_at
+             ORDER BY s.first_at DESC LIMIT 1) prev
+     WHERE prev.planid OPERATOR(pg_catalog.<>) f.planid
+$$;
+
+-- Every plan a statement used in the window (queryid NULL: every statement), with its captures
+-- there and its plan as plan_texts shows it to the caller, newest first.
+CREATE FUNCTION @extschema@.query_plans(queryid bigint, analysis_window interval DEFAULT '1 day')
+RETURNS TABLE (queryid bigint, datname text, usename text, planid bigint, first_seen timestamptz,
+               last_seen timestamptz, captures bigint, slow_captures bigint,
+               mean_ms double precision, max_ms double precision, plan text, truncated boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.queryid, d.datname::text, u.rolname::text, s.planid, pg_catalog.min(s.first_at), pg_catalog.max(s.last_at),
+           pg_catalog.sum(s.captures)::bigint, pg_catalog.sum(s.slow_captures)::bigint,
+           pg_catalog.sum(s.mean_ms * s.captures) / pg_catalog.sum(s.captures), pg_catalog.max(s.max_ms),
+           pg_catalog.max(t.plan), pg_catalog.bool_or(t.truncated)
+      FROM @extschema@.plan_sightings s
+      LEFT JOIN @extschema@.plan_texts t
+             ON t.dbid OPERATOR(pg_catalog.=) s.dbid AND t.userid OPERATOR(pg_catalog.=) s.userid
+            AND t.queryid OPERATOR(pg_catalog.=) s.queryid AND t.planid OPERATOR(pg_catalog.=) s.planid
+      LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.dbid
+      LEFT JOIN pg_catalog.pg_roles u ON u.oid OPERATOR(pg_catalog.=) s.userid
+     WHERE s.interval_end >= @extschema@._window_start(analysis_window)
+       AND s.last_at >= pg_catalog.now() OPERATOR(pg_catalog.-) analysis_window
+       AND (query_plans.queryid IS NULL OR s.queryid OPERATOR(pg_catalog.=) query_plans.queryid)
+     GROUP BY s.dbid, s.userid, s.queryid, s.planid, d.datname, u.rolname
+     ORDER BY pg_catalog.max(s.last_at) DESC, s.planid
+$$;
+
+-- Statements whose plan changed in the window, newest change first: the plan before and after
+-- (as plan_texts shows them to the caller), and the statement's top-level executions and
+-- latency percentiles (the histograms) over the same length of time before the change and
+-- from the change to now.
+CREATE FUNCTION @extschema@.plan_changes(analysis_window interval DEFAULT '1 day',
+                                         row_limit integer DEFAULT 20)
+RETURNS TABLE (queryid bigint, datname text, usename text, query text, changed_at timestamptz,
+               previous_planid bigint, planid bigint,
+               executions_before bigint, p50_ms_before double precision, p95_ms_before double precision,
+               executions_after bigint, p50_ms_after double precision, p95_ms_after double precision,
+               previous_plan text, plan text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._row_limit(row_limit);  -- argument check, even with no history
+    SELECT c.queryid, d.datname::text, u.rolname::text,
+           (SELECT t.query FROM @extschema@.statement_texts t
+             WHERE t.dbid OPERATOR(pg_catalog.=) c.dbid AND t.userid OPERATOR(pg_catalog.=) c.userid
+               AND t.queryid OPERATOR(pg_catalog.=) c.queryid
+             ORDER BY t.toplevel DESC LIMIT 1),
+           c.changed_at, c.previous_planid, c.planid,
+           b.executions, b.percentiles[1], b.percentiles[2], a.executions, a.percentiles[1], a.percentiles[2],
+           (SELECT t.plan FROM @extschema@.plan_texts t
+             WHERE (t.dbid, t.userid, t.queryid, t.planid) OPERATOR(pg_catalog.=) (c.dbid, c.userid, c.queryid, c.previous_planid)),
+           (SELECT t.plan FROM @extschema@.plan_texts t
+             WHERE (t.dbid, t.userid, t.queryid, t.planid) OPERATOR(pg_catalog.=) (c.dbid, c.userid, c.queryid, c.planid))
+      FROM (SELECT c.* FROM @extschema@._plan_changes(@extschema@._window_start(analysis_window), pg_catalog.now()) c
+             ORDER BY c.changed_at DESC, c.queryid LIMIT LEAST(row_limit, 1000)) c
+      CROSS JOIN LATERAL (
+            SELECT pg_catalog.sum(l.executions)::bigint AS executions,
+                   @extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.5,0.95}') AS percentiles
+              FROM @extschema@._latency_parts(c.changed_at OPERATOR(pg_catalog.-) (pg_catalog.now() OPERATOR(pg_catalog.-) c.changed_at),
+                                              c.changed_at, c.queryid) l
+             WHERE l.dbid OPERATOR(pg_catalog.=) c.dbid AND l.userid OPERATOR(pg_catalog.=) c.userid) b
+      CROSS JOIN LATERAL (
+            SELECT pg_catalog.sum(l.executions)::bigint AS executions,
+                   @extschema@.merged_latency_percentiles(l.buckets, l.counts, '{0.5,0.95}') AS percentiles
+              FROM @extschema@._latency_parts(c.changed_at, pg_catalog.now(), c.queryid) l
+             WHERE l.dbid OPERATOR(pg_catalog.=) c.dbid AND l.userid OPERATOR(pg_catalog.=) c.userid) a
+      LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) c.dbid
+      LEFT JOIN pg_catalog.pg_roles u ON u.oid OPERATOR(pg_catalog.=) c.userid
+     ORDER BY c.changed_at DESC, c.queryid
+$$;
+
+CREATE FUNCTION @extschema@."plan_capture_status"() RETURNS TABLE (
+	"enabled" bool,
+	"captured" bigint,
+	"dropped_over_limit" bigint,
+	"dropped_queue_full" bigint,
+	"truncated" bigint,
+	"waiting" bigint,
+	"shapes_explained" bigint,
+	"shape_capacity" bigint,
+	"shared_memory_bytes" bigint
+)
+STRICT VOLATILE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'plan_capture_status_wrapper';
+REVOKE ALL ON @extschema@.plans, @extschema@.plan_sightings, @extschema@.plan_texts FROM PUBLIC;
+GRANT SELECT ON @extschema@.plan_sightings, @extschema@.plan_texts TO dbanalytics_reader;
+REVOKE ALL ON FUNCTION @extschema@._store_plans(bigint[], bigint[], bigint[], bigint[], boolean[], double precision[],
+                                                double precision[], text[], boolean[]),
+    @extschema@._plan_changes(timestamptz, timestamptz), @extschema@.query_plans(bigint, interval),
+    @extschema@.plan_changes(interval, integer), @extschema@.plan_capture_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._plan_changes(timestamptz, timestamptz), @extschema@.query_plans(bigint, interval),
+    @extschema@.plan_changes(interval, integer), @extschema@.plan_capture_status() TO dbanalytics_reader;
+
 CREATE OR REPLACE FUNCTION @extschema@._alert_metrics()
 RETURNS TABLE (metric text, value numeric, details jsonb)
 LANGUAGE sql STABLE
@@ -4358,6 +4578,15 @@ SELECT 'disk_full_days', (EXTRACT(epoch FROM pg_catalog.min(g.forecast_at) - pg_
                                      'growth_bytes_per_day', (pg_catalog.array_agg(g.growth_bytes_per_day ORDER BY g.forecast_at))[1],
                                      'source', 'space_growth (file systems, 30 days)')
   FROM @extschema@.space_growth(interval '30 days') g WHERE g.object_type = 'filesystem'
+UNION ALL
+SELECT 'plan_regressions', pg_catalog.count(*)::numeric,
+       pg_catalog.jsonb_build_object('queryids', (pg_catalog.array_agg(c.queryid ORDER BY c.changed_at DESC))[1:5],
+                                     'source', 'plan_changes (last hour)')
+  FROM @extschema@.plan_changes(interval '1 hour', 1000) c
+ WHERE c.executions_before >= @extschema@._threshold('regression_min_executions')
+   AND c.executions_after >= @extschema@._threshold('regression_min_executions')
+   AND c.p95_ms_after >= @extschema@._threshold('regression_ratio')::double precision * c.p95_ms_before
+   AND c.p95_ms_after - c.p95_ms_before >= @extschema@._threshold('regression_min_rise_ms')::double precision
 UNION ALL
 SELECT 'health_score', h.latest, pg_catalog.jsonb_build_object('source', 'health_history') FROM history h
 UNION ALL
@@ -6515,7 +6744,8 @@ RETURNS TABLE (rank bigint, queryid bigint, datname text, usename text, query te
                regressed_on text, baseline_calls bigint, calls bigint,
                baseline_mean_ms double precision, mean_ms double precision,
                baseline_p95_ms double precision, p95_ms double precision,
-               extra_time_ms double precision)
+               extra_time_ms double precision, previous_planid bigint, planid bigint,
+               plan_changed_at timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -6574,6 +6804,10 @@ WITH args AS (
                                                   j.dbid, j.userid, j.queryid) AS rank
       FROM judged j
      WHERE j.mean_rose IS TRUE OR j.p95_rose IS TRUE
+), changes AS (
+    SELECT DISTINCT ON (c.dbid, c.userid, c.queryid) c.*
+      FROM args a, @extschema@._plan_changes(a.mid, a.hi) c
+     ORDER BY c.dbid, c.userid, c.queryid, c.changed_at DESC
 )
 SELECT r.rank, r.queryid, d.datname::text, u.rolname::text,
        (SELECT t.query FROM @extschema@.statement_texts t
@@ -6581,8 +6815,9 @@ SELECT r.rank, r.queryid, d.datname::text, u.rolname::text,
          ORDER BY t.toplevel DESC LIMIT 1),
        pg_catalog.concat_ws(' and ', CASE WHEN r.mean_rose THEN 'mean' END, CASE WHEN r.p95_rose THEN 'p95' END),
        r.calls_before::bigint, r.calls_after::bigint, r.mean_before, r.mean_after, r.p95_before, r.p95_after,
-       r.extra
+       r.extra, ch.previous_planid, ch.planid, ch.changed_at
   FROM ranked r
+  LEFT JOIN changes ch ON ch.dbid = r.dbid AND ch.userid = r.userid AND ch.queryid = r.queryid
   LEFT JOIN pg_catalog.pg_database d ON d.oid = r.dbid
   LEFT JOIN pg_catalog.pg_roles u ON u.oid = r.userid
  WHERE r.rank <= LEAST(row_limit, 1000)

@@ -6,7 +6,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO dbanalytics_reader;
 -- raw query texts only through statement_texts; collector state only for admins
-REVOKE SELECT ON @extschema@.statements, @extschema@.source_state, @extschema@.server_life,
+REVOKE SELECT ON @extschema@.statements, @extschema@.plans, @extschema@.source_state, @extschema@.server_life,
     @extschema@.statement_counters, @extschema@.database_counters, @extschema@.table_counters,
     @extschema@.bgwriter_counters, @extschema@.io_counters
     FROM dbanalytics_reader;
@@ -33,6 +33,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._rollup_latency(text, timestamptz, timestamptz),
     @extschema@._rollup_statements(text, timestamptz, timestamptz),
     @extschema@._pack_minutes(),
+    @extschema@._store_plans(bigint[], bigint[], bigint[], bigint[], boolean[], double precision[],
+                             double precision[], text[], boolean[]),
     @extschema@._rollup_table_hours(timestamptz, timestamptz),
     @extschema@._rollup_index_hours(timestamptz, timestamptz),
     @extschema@._record_health(interval), @extschema@._evaluate_alerts(),

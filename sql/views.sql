@@ -2,18 +2,19 @@
 
 -- Query texts, shown exactly as pg_stat_statements shows them: to roles with the privileges of
 -- pg_read_all_stats, and to the role that ran the statement; '<insufficient privilege>'
--- otherwise. The role is matched by OID and by name: after a restore into another cluster, a
--- different role that happens to have the same OID does not see the original role's texts.
+-- otherwise (text_visible says which; plan_texts shows plans by the same rule). The role is
+-- matched by OID and by name: after a restore into another cluster, a different role that
+-- happens to have the same OID does not see the original role's texts.
 CREATE VIEW @extschema@.statement_texts AS
 SELECT s.dbid, s.datname, s.userid, s.usename, s.queryid, s.toplevel, s.first_seen,
-       CASE WHEN pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE')
+       CASE WHEN v.visible THEN s.query ELSE '<insufficient privilege>' END AS query,
+       v.visible AS text_visible
+  FROM @extschema@.statements s
+ CROSS JOIN LATERAL (
+       SELECT pg_catalog.pg_has_role(CURRENT_USER, 'pg_read_all_stats', 'USAGE')
               OR (s.userid OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
                                                     WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
-                  AND s.usename OPERATOR(pg_catalog.=) CURRENT_USER::pg_catalog.text)
-            THEN s.query
-            ELSE '<insufficient privilege>'
-       END AS query
-  FROM @extschema@.statements s;
+                  AND s.usename OPERATOR(pg_catalog.=) CURRENT_USER::pg_catalog.text) AS visible) v;
 
 -- The sampled backends as pg_stat_activity showed them: activity_raw with its activity_keys
 -- and its time offsets turned back into timestamps (to the millisecond; to the second for

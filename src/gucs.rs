@@ -36,6 +36,12 @@ static HISTOGRAMS_NESTED: GucSetting<bool> = GucSetting::<bool>::new(false);
 static MAX_HISTOGRAM_QUERIES: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// Milliseconds the index advisor may spend planning one statement text (0: no limit).
 static ADVICE_PLANNING_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// Top-level executions whose plan is captured in one collector interval at most (0: no capture).
+static PLAN_CAPTURE_MAX_PER_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(100);
+/// Milliseconds from which a top-level execution's plan is captured (-1: slow_query_threshold).
+static PLAN_CAPTURE_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(-1);
+/// Whether a plan shape never explained is captured even when its execution was fast.
+static PLAN_CAPTURE_NEW_SHAPES: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Whether idle-in-transaction backends are sampled (into activity_raw; activity_samples shows them).
 static TRACK_IDLE_IN_TRANSACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 
@@ -186,6 +192,34 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
         GucContext::Userset,
         GucFlags::UNIT_MS,
     );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.plan_capture_max_per_interval",
+        c"Plans the executor hooks capture in one collector interval at most (0: plan capture off).",
+        c"Needs dbanalytics.histograms. New plan shapes get at most half of it; captures beyond it are dropped and counted in plan_capture_status().",
+        &PLAN_CAPTURE_MAX_PER_INTERVAL,
+        0,
+        10_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"dbanalytics.plan_capture_threshold",
+        c"Execution time from which a top-level execution's plan is captured (-1: dbanalytics.slow_query_threshold).",
+        c"Plans are explained without instrumentation (EXPLAIN (FORMAT JSON, COSTS OFF)), once per plan shape; later slow executions of a known shape are recorded as sightings.",
+        &PLAN_CAPTURE_THRESHOLD_MS,
+        -1,
+        3_600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        c"dbanalytics.plan_capture_new_shapes",
+        c"Captures a plan shape never explained before, even when its execution was fast.",
+        c"So that a query's plan is known before it turns slow and a plan change is seen when it happens.",
+        &PLAN_CAPTURE_NEW_SHAPES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"dbanalytics.track_idle_in_transaction",
         c"Samples backends that are idle in a transaction.",
@@ -258,6 +292,22 @@ pub fn advice_planning_timeout_ms() -> i32 {
 /// dbanalytics.slow_query_threshold in milliseconds.
 pub fn slow_query_threshold_ms() -> i32 {
     SLOW_QUERY_THRESHOLD_MS.get()
+}
+
+pub fn plan_capture_max_per_interval() -> u32 {
+    PLAN_CAPTURE_MAX_PER_INTERVAL.get() as u32
+}
+
+/// dbanalytics.plan_capture_threshold in microseconds (-1 reads dbanalytics.slow_query_threshold).
+pub fn plan_capture_threshold_us() -> u64 {
+    match PLAN_CAPTURE_THRESHOLD_MS.get() {
+        -1 => SLOW_QUERY_THRESHOLD_MS.get() as u64 * 1000,
+        ms => ms as u64 * 1000,
+    }
+}
+
+pub fn plan_capture_new_shapes() -> bool {
+    PLAN_CAPTURE_NEW_SHAPES.get()
 }
 
 pub fn track_idle_in_transaction() -> bool {

@@ -11,6 +11,7 @@ mod api;
 mod collect;
 mod gucs;
 mod histogram;
+mod plans;
 mod spi;
 mod storage;
 mod timeouts;
@@ -78,9 +79,18 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/plans.sql",
+    name = "plans",
+    requires = ["analytics_common"]
+);
+extension_sql_file!(
     "../sql/analytics_queries.sql",
     name = "analytics_queries",
-    requires = ["analytics_common", api::latency::latency_percentiles]
+    requires = [
+        "analytics_common",
+        "plans",
+        api::latency::latency_percentiles
+    ]
 );
 extension_sql_file!(
     "../sql/analytics_connections.sql",

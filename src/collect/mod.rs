@@ -23,6 +23,7 @@ use sources::{
     latency::persist_latency,
     maintenance::{evaluate_alerts, pack_minutes, record_health, rollup_hours, rollup_minutes},
     partitions::{create_partitions, drop_expired_partitions},
+    plans::store_plans,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -89,6 +90,7 @@ const SNAPSHOT_SOURCES: &[(&str, SourceFn)] = &[
     ("partitions", create_partitions),
     ("statements", snapshot_statements),
     ("latency", persist_latency),
+    ("plans", store_plans),
     ("databases", snapshot_databases),
     ("tables", snapshot_tables),
     ("indexes", snapshot_indexes),

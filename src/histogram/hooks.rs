@@ -34,14 +34,14 @@ static mut PREVIOUS_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
 /// State of this backend. A PostgreSQL backend runs its hooks on one thread, so a plain static
 /// is per backend and needs no thread-local storage: a thread-local in a shared library costs a
 /// `__tls_get_addr` call at every access, and the hooks read these several times per statement.
-struct BackendLocal<T: Copy>(std::cell::UnsafeCell<T>);
+pub(crate) struct BackendLocal<T: Copy>(std::cell::UnsafeCell<T>);
 
 // SAFETY: only ever accessed from the backend's one thread (the executor hooks, the exit
 // callback and the workers' start-up all run on it).
 unsafe impl<T: Copy> Sync for BackendLocal<T> {}
 
 impl<T: Copy> BackendLocal<T> {
-    const fn new(value: T) -> Self {
+    pub(crate) const fn new(value: T) -> Self {
         BackendLocal(std::cell::UnsafeCell::new(value))
     }
 
@@ -59,7 +59,7 @@ impl<T: Copy> BackendLocal<T> {
 
     /// Changes the value in place (no copy in and out).
     #[inline(always)]
-    fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> R {
+    pub(crate) fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> R {
         // SAFETY: as in get; the reference lives only for `change`, which cannot reach this
         // static again (it is handed the value, not the static)
         change(unsafe { &mut *self.0.get() })
@@ -154,7 +154,7 @@ pub fn install() {
             pg_sys::shmem_request_hook = Some(shmem_request);
         }
         #[cfg(any(feature = "pg13", feature = "pg14"))]
-        pg_sys::RequestAddinShmemSpace(table::shmem_size(gucs::max_histogram_queries()));
+        pg_sys::RequestAddinShmemSpace(shmem_size());
         PREVIOUS_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
         pg_sys::shmem_startup_hook = Some(shmem_startup);
         PREVIOUS_START = pg_sys::ExecutorStart_hook;
@@ -174,7 +174,12 @@ unsafe extern "C-unwind" fn shmem_request() {
     if let Some(previous) = PREVIOUS_SHMEM_REQUEST {
         previous();
     }
-    pg_sys::RequestAddinShmemSpace(table::shmem_size(gucs::max_histogram_queries()));
+    pg_sys::RequestAddinShmemSpace(shmem_size());
+}
+
+/// Shared memory of the histogram table and the plan queue.
+fn shmem_size() -> usize {
+    table::shmem_size(gucs::max_histogram_queries()) + crate::plans::queue::shmem_size()
 }
 
 #[pg_guard]
@@ -183,6 +188,7 @@ unsafe extern "C-unwind" fn shmem_startup() {
         previous();
     }
     table::attach(gucs::max_histogram_queries());
+    crate::plans::queue::attach();
     // the postmaster (not a backend re-attaching under EXEC_BACKEND)
     if !pg_sys::IsUnderPostmaster {
         super::persist::at_postmaster_start();
@@ -293,6 +299,7 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
             histograms.record(dbid, userid, queryid, micros, usage);
             if NESTING.get() == 0 {
                 track_run(&histograms, dbid, userid, queryid, query_desc, micros);
+                crate::plans::consider(query_desc, dbid, userid, queryid, micros);
             }
         }
     }

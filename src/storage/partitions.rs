@@ -118,6 +118,7 @@ pub const PARTITIONED_TABLES: &[PartitionedTable] = &[
     table("pool_minute", Tier::Hours),
     table("database_latency", Tier::Hours),
     table("database_stats", Tier::Hours),
+    table("plan_sightings", Tier::Hours),
     table("bgwriter_stats", Tier::Hours),
     table("io_stats", Tier::Hours),
     table("replication_stats", Tier::Hours),

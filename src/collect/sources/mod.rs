@@ -7,3 +7,4 @@ pub mod counters;
 pub mod latency;
 pub mod maintenance;
 pub mod partitions;
+pub mod plans;

@@ -48,6 +48,16 @@ pub(crate) fn drop_expired_partitions() -> Result<Collected, SourceError> {
             &[gucs::retention_minutes().as_secs_f64().into()],
         )
         .map_err(spi_error)?;
+        // the plans of the hour tier's retention that no retained sighting refers to
+        spi::execute_with_args(
+            "DELETE FROM dbanalytics.plans p
+              WHERE p.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
+                AND NOT EXISTS (SELECT FROM dbanalytics.plan_sightings s
+                                 WHERE (s.dbid, s.userid, s.queryid, s.planid)
+                                       OPERATOR(pg_catalog.=) (p.dbid, p.userid, p.queryid, p.planid))",
+            &[gucs::retention_hours().as_secs_f64().into()],
+        )
+        .map_err(spi_error)?;
     }
     Ok(Collected::rows(dropped))
 }

@@ -1,0 +1,170 @@
+//! Plan history: the executor hooks identify each top-level execution's plan shape and capture
+//! a plan when the execution was slow or its shape was never explained; the collector stores
+//! the captures in `plans` and `plan_sightings` (sql/schema.sql, docs/plans.md).
+//!
+//! At every tracked top-level execution with capture on, the plan tree is hashed (shape.rs:
+//! a walk of its nodes, no allocation) and looked up in this backend's set of known shapes.
+//! Only a slow execution or a shape this backend has not met goes further: the shared shape
+//! set (queue.rs) says whether it was explained already, the interval's budget is asked for a
+//! capture, and only a shape never explained is explained (EXPLAIN (FORMAT JSON, COSTS OFF) of
+//! the finished QueryDesc, as auto_explain does, without instrumentation), normalized and
+//! queued. A slow execution of a known shape is queued as a sighting without text.
+
+pub mod queue;
+pub mod shape;
+
+use crate::gucs;
+use crate::histogram::hooks::BackendLocal;
+use pgrx::pg_sys;
+use queue::{Capture, Reason};
+
+/// Shapes this backend knows were explained: a small open-addressed set of keys (0: free).
+#[derive(Clone, Copy)]
+struct Known {
+    keys: [u64; KNOWN_KEYS],
+    used: usize,
+}
+
+const KNOWN_KEYS: usize = 1024;
+
+impl Known {
+    fn contains(&self, key: u64) -> bool {
+        let start = key as usize % KNOWN_KEYS;
+        for probe in 0..KNOWN_KEYS {
+            match self.keys[(start + probe) % KNOWN_KEYS] {
+                0 => return false,
+                found if found == key => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Adds a key; when three quarters are used the set starts again empty (the shared set
+    /// still answers for what it forgot).
+    fn insert(&mut self, key: u64) {
+        if self.used >= KNOWN_KEYS * 3 / 4 {
+            *self = Known::new();
+        }
+        let start = key as usize % KNOWN_KEYS;
+        for probe in 0..KNOWN_KEYS {
+            let entry = &mut self.keys[(start + probe) % KNOWN_KEYS];
+            if *entry == key {
+                return;
+            }
+            if *entry == 0 {
+                *entry = key;
+                self.used += 1;
+                return;
+            }
+        }
+    }
+
+    const fn new() -> Self {
+        Known {
+            keys: [0; KNOWN_KEYS],
+            used: 0,
+        }
+    }
+}
+
+static KNOWN: BackendLocal<Known> = BackendLocal::new(Known::new());
+
+/// The key of a shape run by a role in a database (never 0).
+fn shape_key(dbid: u32, userid: u32, planid: i64) -> u64 {
+    let mut x = (planid as u64) ^ (u64::from(dbid) << 32 | u64::from(userid)).rotate_left(29);
+    x = (x ^ (x >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x.max(1)
+}
+
+/// Looks at one finished top-level execution (called from ExecutorEnd, before the executor
+/// state is freed) and captures its plan when it was slow or its shape is new.
+///
+/// # Safety
+/// `query_desc` must be the QueryDesc being ended, its estate still alive.
+pub unsafe fn consider(
+    query_desc: *mut pg_sys::QueryDesc,
+    dbid: u32,
+    userid: u32,
+    queryid: i64,
+    micros: u64,
+) {
+    let max = gucs::plan_capture_max_per_interval();
+    if max == 0 {
+        return;
+    }
+    let slow = micros >= gucs::plan_capture_threshold_us();
+    if !slow && !gucs::plan_capture_new_shapes() {
+        return;
+    }
+    let Some(queue) = queue::queue() else {
+        return;
+    };
+    let planid = shape::plan_id((*query_desc).plannedstmt, queryid);
+    let key = shape_key(dbid, userid, planid);
+    let mut known = KNOWN.update(|set| set.contains(key));
+    if !known && queue.shape_known(key, false) {
+        KNOWN.update(|set| set.insert(key));
+        known = true;
+    }
+    if known && !slow {
+        return;
+    }
+    let reason = if slow { Reason::Slow } else { Reason::NewShape };
+    if !queue.reserve(reason, max) {
+        return;
+    }
+    // remembered before explaining: a concurrent capture of the same shape explains it once
+    let explain = !known && !queue.shape_known(key, true);
+    KNOWN.update(|set| set.insert(key));
+    let plan = explain.then(|| shape::normalize(&explain_json(query_desc)));
+    queue.push(&Capture {
+        dbid,
+        userid,
+        queryid,
+        planid,
+        slow,
+        micros,
+        captured_at: pg_sys::GetCurrentTimestamp(),
+        plan,
+        truncated: false,
+    });
+}
+
+/// EXPLAIN (FORMAT JSON, COSTS OFF) of a finished execution, as auto_explain prints it.
+unsafe fn explain_json(query_desc: *mut pg_sys::QueryDesc) -> String {
+    let caller_context = pg_sys::MemoryContextSwitchTo((*(*query_desc).estate).es_query_cxt);
+    let es = pg_sys::NewExplainState();
+    (*es).costs = false;
+    (*es).format = pg_sys::ExplainFormat::EXPLAIN_FORMAT_JSON;
+    pg_sys::ExplainBeginOutput(es);
+    pg_sys::ExplainPrintPlan(es, query_desc);
+    pg_sys::ExplainEndOutput(es);
+    let output = (*es).str_;
+    let bytes = std::slice::from_raw_parts((*output).data as *const u8, (*output).len as usize);
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    // JSON output is a list of what EXPLAIN printed, here one plan: an object, as auto_explain
+    // makes it (its first and last characters are the brackets)
+    if text.starts_with('[') && text.ends_with(']') {
+        text.replace_range(..1, "{");
+        text.replace_range(text.len() - 1.., "}");
+    }
+    pg_sys::MemoryContextSwitchTo(caller_context);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Known;
+
+    #[test]
+    fn the_known_set_forgets_everything_when_three_quarters_full() {
+        let mut known = Box::new(Known::new());
+        for key in 1..=768u64 {
+            known.insert(key * 7919);
+        }
+        assert!(known.contains(7919) && known.contains(768 * 7919));
+        known.insert(1);
+        assert!(known.contains(1) && !known.contains(7919));
+    }
+}

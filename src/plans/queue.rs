@@ -1,0 +1,286 @@
+//! The plan queue in shared memory: captured plans on their way from the executor hooks to the
+//! collector, and the set of plan shapes already explained.
+//!
+//! A capturing backend takes an empty slot with a compare-and-swap, writes the plan into it
+//! and marks it ready; the collector copies the ready slots out and empties them. Nothing
+//! waits: a backend that finds no empty slot drops its capture and counts it (`dropped_full`),
+//! and captures beyond `dbanalytics.plan_capture_max_per_interval` in one collector interval
+//! are dropped and counted before anything is explained (`dropped_limit`). The shape set holds
+//! the keys of the plans already explained (lock-free open addressing, never emptied while the
+//! server runs): a shape in it is not explained again, only sighted.
+
+use pgrx::pg_sys;
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+const EMPTY: u32 = 0;
+const CLAIMED: u32 = 1;
+const READY: u32 = 2;
+/// Captures waiting for the collector at most.
+pub const SLOTS: usize = 32;
+/// Bytes of normalized plan text a slot holds (a longer plan is cut and marked truncated).
+pub const PLAN_BYTES: usize = 16 * 1024;
+/// Plan shapes remembered as explained.
+pub const SHAPES: usize = 16 * 1024;
+/// A shape lookup gives up after this many probes (the set counts as full).
+const MAX_PROBES: usize = 32;
+const SHMEM_NAME: &CStr = c"dbanalytics plan queue";
+
+#[repr(C)]
+struct Header {
+    /// Captures reserved in this collector interval, of which for new shapes.
+    taken: AtomicU32,
+    taken_new: AtomicU32,
+    captured: AtomicU64,
+    dropped_limit: AtomicU64,
+    dropped_full: AtomicU64,
+    truncated: AtomicU64,
+    shapes: [AtomicU64; SHAPES],
+}
+
+#[repr(C)]
+struct Slot {
+    state: AtomicU32,
+    slow: u32,
+    dbid: u32,
+    userid: u32,
+    queryid: i64,
+    planid: i64,
+    micros: u64,
+    captured_at: i64,
+    /// Bytes of `text` in use; 0 when the shape was explained before (a sighting only).
+    length: u32,
+    truncated: u32,
+    text: [u8; PLAN_BYTES],
+}
+
+/// One capture, as the hook hands it over and the collector takes it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capture {
+    pub dbid: u32,
+    pub userid: u32,
+    pub queryid: i64,
+    pub planid: i64,
+    pub slow: bool,
+    pub micros: u64,
+    /// When the execution ended (a TimestampTz).
+    pub captured_at: i64,
+    /// The normalized plan, when this capture explained it.
+    pub plan: Option<String>,
+    pub truncated: bool,
+}
+
+/// Why a capture is made: the execution was slow, or its shape was never explained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Slow,
+    NewShape,
+}
+
+static QUEUE: AtomicPtr<Header> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Bytes of shared memory for the queue.
+pub fn shmem_size() -> usize {
+    std::mem::size_of::<Header>() + SLOTS * std::mem::size_of::<Slot>()
+}
+
+/// Creates (or attaches to) the queue. Called from the shmem startup hook.
+///
+/// # Safety
+/// Must run in the shmem startup hook, after the space was requested.
+pub unsafe fn attach() {
+    let size = shmem_size();
+    let mut found = false;
+    let lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock; // AddinShmemInitLock
+    pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+    let header = pg_sys::ShmemInitStruct(SHMEM_NAME.as_ptr(), size, &mut found) as *mut Header;
+    if !found {
+        std::ptr::write_bytes(header as *mut u8, 0, size);
+    }
+    pg_sys::LWLockRelease(lock);
+    QUEUE.store(header, Ordering::Release);
+}
+
+pub struct Queue {
+    header: &'static Header,
+    slots: &'static [Slot],
+}
+
+/// The queue, when the library was preloaded.
+pub fn queue() -> Option<Queue> {
+    let header = QUEUE.load(Ordering::Acquire);
+    if header.is_null() {
+        return None;
+    }
+    // SAFETY: the layout written by `attach`, which lives as long as the server.
+    unsafe {
+        let header: &'static Header = &*header;
+        let first = (header as *const Header).add(1) as *const Slot;
+        Some(Queue {
+            header,
+            slots: std::slice::from_raw_parts(first, SLOTS),
+        })
+    }
+}
+
+/// What `plan_capture_status()` shows.
+pub struct Status {
+    pub captured: i64,
+    pub dropped_limit: i64,
+    pub dropped_full: i64,
+    pub truncated: i64,
+    pub waiting: i64,
+    pub shapes: i64,
+}
+
+impl Queue {
+    /// Takes one capture out of this interval's budget of `max`; new shapes get at most half
+    /// of it, so that the slow executions of a busy interval still find room. Counts a refusal.
+    pub fn reserve(&self, reason: Reason, max: u32) -> bool {
+        let granted = match reason {
+            Reason::Slow => self.header.taken.fetch_add(1, Ordering::Relaxed) < max,
+            Reason::NewShape => {
+                self.header.taken_new.fetch_add(1, Ordering::Relaxed) < max.div_ceil(2)
+                    && self.header.taken.fetch_add(1, Ordering::Relaxed) < max
+            }
+        };
+        if !granted {
+            self.header.dropped_limit.fetch_add(1, Ordering::Relaxed);
+        }
+        granted
+    }
+
+    /// Whether the shape `key` was explained already; `remember` adds it when it was not.
+    /// A full set answers "known", so nothing more is explained until the server restarts.
+    pub fn shape_known(&self, key: u64, remember: bool) -> bool {
+        let key = key.max(1); // 0 marks a free entry
+        let start = key as usize % SHAPES;
+        for probe in 0..MAX_PROBES {
+            let entry = &self.header.shapes[(start + probe) % SHAPES];
+            match entry.load(Ordering::Relaxed) {
+                found if found == key => return true,
+                0 if !remember => return false,
+                0 => match entry.compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => return false,
+                    Err(found) if found == key => return true,
+                    Err(_) => continue,
+                },
+                _ => continue,
+            }
+        }
+        true
+    }
+
+    /// Hands a capture to the collector; false (and counted) when every slot is taken.
+    pub fn push(&self, capture: &Capture) -> bool {
+        for slot in self.slots {
+            if slot
+                .state
+                .compare_exchange(EMPTY, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            let text = capture.plan.as_deref().unwrap_or("").as_bytes();
+            let (length, truncated) = cut(text);
+            // SAFETY: the slot is CLAIMED by this backend: no other process reads or writes
+            // its plain fields until it is READY.
+            unsafe {
+                let writable = slot as *const Slot as *mut Slot;
+                (*writable).slow = u32::from(capture.slow);
+                (*writable).dbid = capture.dbid;
+                (*writable).userid = capture.userid;
+                (*writable).queryid = capture.queryid;
+                (*writable).planid = capture.planid;
+                (*writable).micros = capture.micros;
+                (*writable).captured_at = capture.captured_at;
+                (*writable).length = length as u32;
+                (*writable).truncated = u32::from(truncated || capture.truncated);
+                (&mut (*writable).text)[..length].copy_from_slice(&text[..length]);
+            }
+            if truncated {
+                self.header.truncated.fetch_add(1, Ordering::Relaxed);
+            }
+            self.header.captured.fetch_add(1, Ordering::Relaxed);
+            slot.state.store(READY, Ordering::Release);
+            return true;
+        }
+        self.header.dropped_full.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Takes every ready capture out and opens the next interval's budget.
+    pub fn drain(&self) -> Vec<Capture> {
+        let mut captures = Vec::new();
+        for slot in self.slots {
+            if slot.state.load(Ordering::Acquire) != READY {
+                continue;
+            }
+            let text = &slot.text[..slot.length as usize];
+            captures.push(Capture {
+                dbid: slot.dbid,
+                userid: slot.userid,
+                queryid: slot.queryid,
+                planid: slot.planid,
+                slow: slot.slow != 0,
+                micros: slot.micros,
+                captured_at: slot.captured_at,
+                plan: (!text.is_empty()).then(|| String::from_utf8_lossy(text).into_owned()),
+                truncated: slot.truncated != 0,
+            });
+            slot.state.store(EMPTY, Ordering::Release);
+        }
+        self.header.taken.store(0, Ordering::Relaxed);
+        self.header.taken_new.store(0, Ordering::Relaxed);
+        captures
+    }
+
+    pub fn status(&self) -> Status {
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as i64;
+        Status {
+            captured: count(&self.header.captured),
+            dropped_limit: count(&self.header.dropped_limit),
+            dropped_full: count(&self.header.dropped_full),
+            truncated: count(&self.header.truncated),
+            waiting: self
+                .slots
+                .iter()
+                .filter(|slot| slot.state.load(Ordering::Relaxed) == READY)
+                .count() as i64,
+            shapes: self
+                .header
+                .shapes
+                .iter()
+                .filter(|entry| entry.load(Ordering::Relaxed) != 0)
+                .count() as i64,
+        }
+    }
+}
+
+/// How much of `text` fits in a slot, cut on a character boundary, and whether it was cut.
+fn cut(text: &[u8]) -> (usize, bool) {
+    if text.len() <= PLAN_BYTES {
+        return (text.len(), false);
+    }
+    let mut end = PLAN_BYTES;
+    // a UTF-8 continuation byte is 0b10xxxxxx
+    while end > 0 && text[end] & 0xC0 == 0x80 {
+        end -= 1;
+    }
+    (end, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_plan_is_cut_on_a_character_boundary() {
+        let mut text = vec![b'a'; PLAN_BYTES - 1];
+        text.extend_from_slice("é…".as_bytes());
+        let (length, truncated) = cut(&text);
+        assert!(truncated);
+        assert_eq!(length, PLAN_BYTES - 1);
+        assert_eq!(cut(b"short"), (5, false));
+    }
+}

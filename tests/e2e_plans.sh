@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# End-to-end test of plan history (issue 19) on a real cluster, the workers off so that every
+# snapshot is the test's own (take_snapshot()):
+#  (a) a lookup by id runs 300 times with its index; the index is dropped and the lookup runs
+#      300 times more, by sequential scan. query_plans shows both plans (normalized: no costs,
+#      no constants), plan_changes shows the change with the old and the new plan and the
+#      executions and percentiles before and after, regressions() lists the statement with that
+#      plan change against the stretch before, and the alert plan_regression opens once;
+#  (b) a fast statement never gets a plan captured when new shapes are not captured, and is
+#      explained once (not once per execution) when they are;
+#  (c) a flood of slow executions stores at most dbanalytics.plan_capture_max_per_interval
+#      captures in an interval, and the queue's 32 slots at most between two snapshots; the
+#      drops are counted in plan_capture_status();
+#  (d) a reader that may not see a statement's text sees none of its plans either.
+# Nothing here depends on how long a statement takes: captures are made by shape (the capture
+# threshold is 1 s, which no statement of the test reaches) or with a threshold of 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/lib.sh
+
+DIR=${E2E_DIR:-$PWD/target/e2e-plans}
+PORT=${E2E_PORT:-5531}
+DB=appdb
+q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U tester -d "$DB" -c "$1"; }
+q_as() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U "$1" -d "$DB" -c "$2"; }
+# run_file FILE: the file's statements, each a top-level statement of one session
+run_file() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U tester -d "$DB" -f "$1" >/dev/null; }
+snapshot() { q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null; }
+queryid_of() { q "SELECT queryid FROM pg_stat_statements WHERE query LIKE '$1' AND toplevel"; }
+
+stop_clusters_on_exit "$DIR"
+
+step "Cluster: workers off, plans captured by shape (threshold 1 s)"
+rm -rf "$DIR"
+cluster_init "$DIR" "$PORT" \
+    "shared_preload_libraries = 'pg_stat_statements,dbanalytics'" \
+    "dbanalytics.database = '$DB'" "dbanalytics.enabled = off" \
+    "dbanalytics.plan_capture_threshold = '1s'"
+cluster_start "$DIR"
+psql_at "$DIR" "$PORT" postgres "CREATE ROLE tester SUPERUSER LOGIN"
+psql_at "$DIR" "$PORT" postgres "CREATE DATABASE $DB OWNER tester"
+q "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION dbanalytics"
+q "CREATE TABLE items (id int NOT NULL, payload text);
+   INSERT INTO items SELECT g, repeat('x', 40) FROM generate_series(1, 100000) g;
+   CREATE INDEX items_id ON items (id)"
+q "VACUUM ANALYZE items"
+WORK=$DIR/work
+mkdir -p "$WORK"
+for i in $(seq 1 300); do echo "SELECT payload FROM items WHERE id = $((i * 97 % 100000 + 1));"; done >"$WORK/lookups.sql"
+check "plan capture is on, nothing captured yet" "t|0|0" \
+    "$(q "SELECT enabled, dropped_over_limit, dropped_queue_full FROM dbanalytics.plan_capture_status()")"
+snapshot
+
+step "(a) A plan change: the index is dropped"
+run_file "$WORK/lookups.sql"
+snapshot
+LOOKUP=$(queryid_of 'SELECT payload FROM items WHERE id = %')
+q "DROP INDEX items_id"
+run_file "$WORK/lookups.sql"
+snapshot
+check "the lookup has two plans: an index scan, then a sequential scan" "Index Scan|Seq Scan" \
+    "$(q "SELECT string_agg(plan::json->'Plan'->>'Node Type', '|' ORDER BY first_seen)
+            FROM dbanalytics.query_plans($LOOKUP, '1 hour')")"
+check "each plan was explained once: one capture each" "1|1" \
+    "$(q "SELECT string_agg(captures::text, '|' ORDER BY first_seen) FROM dbanalytics.query_plans($LOOKUP, '1 hour')")"
+check "plans are stored normalized: no costs, the constant replaced" "(id = ?)|(id = ?)|0" \
+    "$(q "SELECT p.plan::json->'Plan'->>'Index Cond',
+                 (SELECT plan::json->'Plan'->>'Filter' FROM dbanalytics.query_plans($LOOKUP, '1 hour') WHERE plan LIKE '%Seq Scan%'),
+                 (SELECT count(*) FROM dbanalytics.plans WHERE plan LIKE '%Total Cost%')
+            FROM dbanalytics.query_plans($LOOKUP, '1 hour') p WHERE p.plan LIKE '%Index Scan%'")"
+check "plan_changes: one change of the lookup, index scan to sequential scan" "1|Index Scan|Seq Scan" \
+    "$(q "SELECT count(*), max(previous_plan::json->'Plan'->>'Node Type'), max(plan::json->'Plan'->>'Node Type')
+            FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $LOOKUP")"
+check "plan_changes: 300 executions on each side, the p95 higher after" "300|300|t" \
+    "$(q "SELECT executions_before, executions_after, p95_ms_after > p95_ms_before
+            FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $LOOKUP")"
+check "plan_changes: the change is the new plan's first capture" "t" \
+    "$(q "SELECT c.changed_at = p.first_seen AND c.planid = p.planid
+            FROM dbanalytics.plan_changes('1 hour') c
+            JOIN dbanalytics.query_plans($LOOKUP, '1 hour') p ON p.plan LIKE '%Seq Scan%'
+           WHERE c.queryid = $LOOKUP")"
+# the window: from the change on; the baseline: the hour before it
+WINDOW="now() - (SELECT changed_at FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $LOOKUP) + interval '1 millisecond'"
+check "regressions lists the lookup, with its plan change" "1|t" \
+    "$(q "SELECT count(*), bool_and(r.plan_changed_at = c.changed_at AND r.planid = c.planid
+                                    AND r.previous_planid = c.previous_planid)
+            FROM dbanalytics.regressions($WINDOW, '1 hour') r
+            JOIN dbanalytics.plan_changes('1 hour') c ON c.queryid = r.queryid
+           WHERE r.queryid = $LOOKUP")"
+check "the regression is in the p95 (and the mean)" "t" \
+    "$(q "SELECT regressed_on LIKE '%p95%' FROM dbanalytics.regressions($WINDOW, '1 hour') WHERE queryid = $LOOKUP")"
+check "the alert plan_regression opened, naming the lookup" "1|t" \
+    "$(q "SELECT count(*), bool_and(details->'queryids' @> to_jsonb($LOOKUP))
+            FROM dbanalytics.alerts WHERE rule = 'plan_regression' AND resolved_at IS NULL")"
+snapshot
+check "the alert fires once: the next snapshot keeps the same episode" "1" \
+    "$(q "SELECT count(*) FROM dbanalytics.alerts WHERE rule = 'plan_regression'")"
+
+step "(b) Fast statements: no capture without new shapes, one per shape with them"
+cat >"$WORK/fast_off.sql" <<'EOF'
+SET dbanalytics.plan_capture_new_shapes = off;
+EOF
+for i in $(seq 1 50); do echo "SELECT count(*) FROM items WHERE id < $i AND payload IS NULL;"; done >>"$WORK/fast_off.sql"
+for i in $(seq 1 50); do echo "SELECT max(id) FROM items WHERE id > $i AND payload IS NOT NULL;"; done >"$WORK/fast_on.sql"
+run_file "$WORK/fast_off.sql"
+run_file "$WORK/fast_on.sql"
+snapshot
+FAST_OFF=$(queryid_of 'SELECT count(*) FROM items WHERE id < % AND payload IS NULL')
+FAST_ON=$(queryid_of 'SELECT max(id) FROM items WHERE id > % AND payload IS NOT NULL')
+check "50 fast executions, new shapes off: no plan" "0|0" \
+    "$(q "SELECT (SELECT count(*) FROM dbanalytics.plans WHERE queryid = $FAST_OFF),
+                 (SELECT count(*) FROM dbanalytics.plan_sightings WHERE queryid = $FAST_OFF)")"
+check "50 fast executions, new shapes on: one plan, one capture, not slow" "1|1|0" \
+    "$(q "SELECT count(*), sum(captures), sum(slow_captures) FROM dbanalytics.query_plans($FAST_ON, '1 hour')")"
+
+step "(c) A flood of slow executions: bounded per interval and by the queue"
+for i in $(seq 1 50); do echo "SELECT pg_catalog.pg_sleep(0);"; done >"$WORK/flood.sql"
+q "ALTER SYSTEM SET dbanalytics.plan_capture_max_per_interval = 4"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+# the statements of this step's own sessions, run once so that their shapes are known (never
+# captured again: they are fast)
+q "SELECT dropped_over_limit, dropped_queue_full FROM dbanalytics.plan_capture_status()" >/dev/null
+snapshot
+BEFORE=$(q "SELECT dropped_over_limit || '|' || dropped_queue_full FROM dbanalytics.plan_capture_status()")
+snapshot
+(echo "SET dbanalytics.plan_capture_threshold = 0;"; cat "$WORK/flood.sql") >"$WORK/flood_slow.sql"
+run_file "$WORK/flood_slow.sql"
+AFTER=$(q "SELECT dropped_over_limit || '|' || dropped_queue_full FROM dbanalytics.plan_capture_status()")
+snapshot
+SLEEP=$(queryid_of 'SELECT pg_catalog.pg_sleep($1)')
+check "max 4 per interval: 4 captures stored, all slow" "4|4" \
+    "$(q "SELECT sum(captures), sum(slow_captures) FROM dbanalytics.plan_sightings WHERE queryid = $SLEEP")"
+check "the 46 others dropped over the limit, none for a full queue" \
+    "$(( ${BEFORE%|*} + 46 ))|${BEFORE#*|}" "$AFTER"
+q "ALTER SYSTEM SET dbanalytics.plan_capture_max_per_interval = 1000"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+q "SELECT dropped_over_limit FROM dbanalytics.plan_capture_status()" >/dev/null
+snapshot
+BEFORE=$(q "SELECT dropped_over_limit || '|' || dropped_queue_full FROM dbanalytics.plan_capture_status()")
+snapshot
+run_file "$WORK/flood_slow.sql"
+AFTER=$(q "SELECT dropped_over_limit || '|' || dropped_queue_full || '|' || waiting FROM dbanalytics.plan_capture_status()")
+check "max 1000, 50 captures between two snapshots: 32 wait in the queue, 18 dropped as it was full" \
+    "${BEFORE%|*}|$(( ${BEFORE#*|} + 18 ))|32" "$AFTER"
+snapshot
+check "the 32 were stored" "36" \
+    "$(q "SELECT sum(captures) FROM dbanalytics.plan_sightings WHERE queryid = $SLEEP")"
+
+step "(d) Privileges: a plan is shown only to who may see the statement's text"
+psql_at "$DIR" "$PORT" postgres "CREATE ROLE watcher LOGIN IN ROLE dbanalytics_reader"
+check "a reader sees the lookup's plan ids, not its plans" "2|0" \
+    "$(q_as watcher "SELECT count(*), count(plan) FROM dbanalytics.query_plans($LOOKUP, '1 hour')")"
+check "a reader sees the plan change, not the plans" "1|0|0" \
+    "$(q_as watcher "SELECT count(*), count(previous_plan), count(plan) FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $LOOKUP")"
+check "a reader cannot read the plans table" "permission denied" \
+    "$(q_as watcher "SELECT count(*) FROM dbanalytics.plans" 2>&1 | grep -o 'permission denied' | head -1)"
+check "pg_read_all_stats sees them" "2|2" \
+    "$(psql_at "$DIR" "$PORT" postgres "GRANT pg_read_all_stats TO watcher" >/dev/null;
+       q_as watcher "SELECT count(*), count(plan) FROM dbanalytics.query_plans($LOOKUP, '1 hour')")"
+
+finish_checks "e2e_plans"
