@@ -97,7 +97,7 @@ step "collector_status shows every source healthy"
 # pg_stat_io exists from 16: before, the io source is skipped (and says why, e2e_versions.sh)
 if [ "$PG_MAJOR" -ge 16 ]; then io=healthy; else io=skipped; fi
 check "sources and their health" \
-    "activity:healthy alerts:healthy bgwriter:healthy databases:healthy health:healthy indexes:healthy io:$io latency:healthy pack_minutes:healthy plans:healthy partitions:healthy replication:healthy replication_slots:healthy retention:healthy rollup:healthy rollup_hours:healthy server:healthy statements:healthy tables:healthy" \
+    "activity:healthy alerts:healthy bgwriter:healthy databases:healthy health:healthy indexes:healthy io:$io latency:healthy pack_minutes:healthy partitions:healthy plans:healthy replication:healthy replication_slots:healthy retention:healthy rollup:healthy rollup_hours:healthy server:healthy statements:healthy tables:healthy" \
     "$(q "SELECT string_agg(source || ':' || health, ' ' ORDER BY source) FROM dbanalytics.collector_status
            WHERE source <> 'worker'")"
 check "both workers run, each shown with its process" "collector:ok:healthy sampler:ok:healthy" \

@@ -476,7 +476,8 @@ HOOK_NAMES = {
     "none": "no library preloaded",
     "pgss": "pg_stat_statements",
     "dba_off": "pg_stat_statements + dbanalytics, histograms off",
-    "dba_on": "pg_stat_statements + dbanalytics, histograms on (the default)",
+    "dba_plans_off": "pg_stat_statements + dbanalytics, histograms on, plan capture off",
+    "dba_on": "pg_stat_statements + dbanalytics, histograms and plan capture on (the default)",
     "dba_alone": "dbanalytics alone, histograms on (it times the statements itself)",
     "powa": "pg_stat_statements + PoWA + pg_wait_sampling",
 }
@@ -508,8 +509,22 @@ def section_hooks(res, meta):
         lines.append([HOOK_NAMES[config], fmt(v, 0),
                       fmt(v / base, 4) if base else "",
                       f"{fmt(v - pgss, 0)} ({fmt(100 * (v - pgss) / pgss, 2)} %)" if pgss and "pgss" != config and config not in ("none", "dba_alone") else ""])
-    return table(["preloaded", "instructions per statement", "ratio to no library",
-                  "added to pg_stat_statements alone"], lines) + "\n"
+    out = table(["preloaded", "instructions per statement", "ratio to no library",
+                 "added to pg_stat_statements alone"], lines) + "\n"
+    if slopes.get("dba_on") and slopes.get("dba_plans_off"):
+        out += (f"\nPlan capture on, nothing slow (every statement's plan id and shape lookup): "
+                f"{fmt(slopes['dba_on'] - slopes['dba_plans_off'], 0)} instructions per statement "
+                f"(histograms on, plan capture on against off).\n")
+    captures = {r["config"]: (int(r["statements"]), num(r["instructions"]))
+                for r in read_tsv(os.path.join(res, "plan_capture.tsv"))}
+    if "capture_on" in captures and "capture_off" in captures:
+        n = captures["capture_on"][0]
+        per = (captures["capture_on"][1] - captures["capture_off"][1]) / n
+        out += (f"\nCapturing one plan (a one-node index scan of pgbench_accounts: EXPLAIN (FORMAT JSON, "
+                f"COSTS OFF) of the finished execution, normalized, queued): {fmt(per, 0)} instructions, "
+                f"from {n} statements of {n} query ids, each a new plan shape, run with plan capture on "
+                f"and off.\n")
+    return out
 
 
 def section_retention(res, meta):

@@ -103,8 +103,14 @@ unsafe fn walk(
             depth + 1,
         );
     }
-    walk(hasher, rtable, (*plan).lefttree, depth + 1);
-    walk(hasher, rtable, (*plan).righttree, depth + 1);
+    // an absent child is a mark, not a call (most nodes have one or none)
+    for child in [(*plan).lefttree, (*plan).righttree] {
+        if child.is_null() {
+            hasher.mix(0);
+        } else {
+            walk(hasher, rtable, child, depth + 1);
+        }
+    }
 }
 
 /// The relation OID of range-table entry `index` (1-based; 0 for none or not a relation).

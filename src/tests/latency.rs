@@ -234,3 +234,73 @@ fn regressions_compare_the_window_with_its_baseline() {
 fn regressions_refuse_a_negative_baseline() {
     run("SELECT * FROM dbanalytics.regressions('1 hour', '-1 hour')");
 }
+
+/// Stores one collector interval's captures, each `(queryid, planid, minutes ago)`, for
+/// database 1 and role 10, with a plan text for each.
+fn store_captures(captures: &[(i64, i64, i64)]) {
+    let column = |f: fn(&(i64, i64, i64)) -> String| {
+        captures.iter().map(f).collect::<Vec<_>>().join(",")
+    };
+    run(&format!(
+        "SELECT dbanalytics._store_plans(array_fill(1, ARRAY[{n}])::bigint[], array_fill(10, ARRAY[{n}])::bigint[],
+                ARRAY[{queryids}]::bigint[], ARRAY[{planids}]::bigint[], array_fill(false, ARRAY[{n}]),
+                array_fill(1.5, ARRAY[{n}])::float8[],
+                ARRAY(SELECT extract(epoch FROM now() - make_interval(mins => m))::float8 FROM unnest(ARRAY[{ago}]) m),
+                ARRAY(SELECT '{{\"Plan\": ' || p || '}}' FROM unnest(ARRAY[{planids}]) p), array_fill(false, ARRAY[{n}]))",
+        n = captures.len(),
+        queryids = column(|c| c.0.to_string()),
+        planids = column(|c| c.1.to_string()),
+        ago = column(|c| c.2.to_string()),
+    ));
+}
+
+#[pg_test]
+fn plan_changes_follow_each_statements_sightings_across_the_window_start() {
+    collection_test();
+    partitions_back(&["plan_sightings"], 1);
+    // statement 7: plan 100 two hours ago, plan 200 thirty minutes ago, plan 100 again ten
+    // minutes ago; statement 8: plan 300 only, captured twice; statement 9: plan 400 three
+    // hours ago, plan 500 twenty minutes ago. Each call is one collector interval.
+    store_captures(&[(7, 100, 120), (9, 400, 180)]);
+    store_captures(&[(7, 200, 30), (8, 300, 50), (9, 500, 20)]);
+    store_captures(&[(7, 100, 10), (8, 300, 5)]);
+    assert_eq!(
+        one::<String>(
+            "SELECT string_agg(queryid || ':' || previous_planid || '>' || planid || '@'
+                               || round(extract(epoch FROM now() - changed_at) / 60), ', ' ORDER BY changed_at)
+               FROM dbanalytics._plan_changes(now() - interval '1 hour', now())"
+        ),
+        Some("7:100>200@30, 9:400>500@20, 7:200>100@10".into())
+    );
+    // a window that starts after a change does not show it
+    assert_eq!(
+        one::<String>(
+            "SELECT string_agg(queryid || ':' || planid, ', ')
+               FROM dbanalytics._plan_changes(now() - interval '15 minutes', now())"
+        ),
+        Some("7:100".into())
+    );
+    // one plan row per plan, spanning its captures; the first text stays
+    assert_eq!(
+        one::<String>(
+            "SELECT string_agg(queryid || ':' || planid || ':' || captures || ':' || plan, ', ' ORDER BY queryid, planid)
+               FROM (SELECT p.queryid, p.planid, p.plan,
+                            (SELECT sum(s.captures) FROM dbanalytics.plan_sightings s
+                              WHERE (s.queryid, s.planid) = (p.queryid, p.planid)) AS captures
+                       FROM dbanalytics.plans p WHERE p.dbid = 1 AND p.userid = 10) p"
+        ),
+        Some(
+            "7:100:2:{\"Plan\": 100}, 7:200:1:{\"Plan\": 200}, 8:300:2:{\"Plan\": 300}, \
+             9:400:1:{\"Plan\": 400}, 9:500:1:{\"Plan\": 500}"
+                .into()
+        )
+    );
+    assert_eq!(
+        one::<f64>(
+            "SELECT extract(epoch FROM last_seen - first_seen)::float8 / 60 FROM dbanalytics.plans
+              WHERE dbid = 1 AND userid = 10 AND queryid = 7 AND planid = 100"
+        )
+        .map(f64::round),
+        Some(110.0)
+    );
+}
