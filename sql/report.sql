@@ -378,6 +378,16 @@ WITH args AS MATERIALIZED (
                                    FROM (SELECT o, k FROM pg_catalog.jsonb_array_elements(q.a -> 'slow_queries')
                                                  WITH ORDINALITY e(o, k) LIMIT a.n) x),
                                 'No statement is slower on average than dbanalytics.slow_query_threshold.'),
+        '<h3>Plan changes (plan history)</h3>',
+        @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                     'changed at', c.changed_at, 'database', c.datname, 'user', c.usename,
+                                     'query', pg_catalog.left(c.query, 300),
+                                     'p95 ms before', pg_catalog.round(c.p95_ms_before::numeric, 3),
+                                     'p95 ms after', pg_catalog.round(c.p95_ms_after::numeric, 3),
+                                     'plan before', pg_catalog.left(c.previous_plan, 600),
+                                     'plan after', pg_catalog.left(c.plan, 600)) ORDER BY c.changed_at DESC)
+                                   FROM @extschema@.plan_changes(analysis_window, a.n) c),
+                                'No statement changed its plan in this window (or no plan was captured).'),
         '<h3>Index advice (the advisor)</h3>',
         @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
                                      'table', i.table_name, 'ddl', i.ddl,

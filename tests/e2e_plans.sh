@@ -92,6 +92,11 @@ check "the regression is in the p95 (and the mean)" "t" \
 check "the alert plan_regression opened, naming the lookup" "1|t" \
     "$(q "SELECT count(*), bool_and(details->'queryids' @> to_jsonb($LOOKUP))
             FROM dbanalytics.alerts WHERE rule = 'plan_regression' AND resolved_at IS NULL")"
+check "report_html shows the change, with both plans, escaped" "t|f|t" \
+    "$(q "WITH r AS (SELECT dbanalytics.report_html('1 hour') AS html),
+                s AS (SELECT substring(html FROM '<h3>Plan changes \(plan history\)</h3>(.*?)<h3>') AS part FROM r)
+          SELECT part LIKE '%&quot;Index Scan&quot;%&quot;Seq Scan&quot;%', part LIKE '%No statement changed its plan%',
+                 part LIKE '%SELECT payload FROM items WHERE id = \$1%' FROM s")"
 snapshot
 check "the alert fires once: the next snapshot keeps the same episode" "1" \
     "$(q "SELECT count(*) FROM dbanalytics.alerts WHERE rule = 'plan_regression'")"

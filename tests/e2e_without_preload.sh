@@ -28,9 +28,11 @@ check "take_sample() succeeds" "activity:ok partitions:ok" \
     "$(q "SELECT string_agg(source || ':' || status, ' ' ORDER BY source) FROM dbanalytics.take_sample()")"
 check "the sleeping session was sampled" t \
     "$(q "SELECT count(*) > 0 FROM dbanalytics.activity_samples WHERE wait_event = 'PgSleep'")"
-check "take_snapshot() skips pg_stat_statements (not installed) and histograms (not preloaded), runs the rest" \
-    "statements:skipped latency:skipped" \
+check "take_snapshot() skips pg_stat_statements (not installed), histograms and plans (not preloaded), runs the rest" \
+    "statements:skipped latency:skipped plans:skipped" \
     "$(q "SELECT string_agg(source || ':' || status, ' ') FROM dbanalytics.take_snapshot() WHERE status <> 'ok' AND NOT $UNAVAILABLE_HERE")"
+check "plan_capture_status(): not enabled, no counters" "f|t" \
+    "$(q "SELECT enabled, captured IS NULL AND shared_memory_bytes IS NULL FROM dbanalytics.plan_capture_status()")"
 wait
 
 finish_checks e2e_without_preload
