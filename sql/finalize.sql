@@ -34,7 +34,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.take_sample(), @extschema@.take_snapshot(
     @extschema@._rollup_statements(text, timestamptz, timestamptz),
     @extschema@._pack_minutes(),
     @extschema@._store_plans(bigint[], bigint[], bigint[], bigint[], boolean[], double precision[],
-                             double precision[], text[], boolean[]),
+                             double precision[], text[], boolean[], text[]),
     @extschema@._rollup_table_hours(timestamptz, timestamptz),
     @extschema@._rollup_index_hours(timestamptz, timestamptz),
     @extschema@._record_health(interval), @extschema@._evaluate_alerts(),

@@ -7,17 +7,22 @@
 -- with the query id: src/plans/shape.rs) and the plan as EXPLAIN (FORMAT JSON, COSTS OFF)
 -- printed it at its first capture, with the constants of its expressions replaced by ?. plan is
 -- NULL when the capture that explained it was lost (a collector transaction that failed);
--- truncated when the plan was longer than the queue's 16 kB. Read through plan_texts: the
+-- truncated when the plan was longer than the queue's 16 kB. The analyzed_* columns hold the
+-- latest slow capture explained with its actual row counts (dbanalytics.plan_capture_analyze),
+-- normalized the same way, when it ended and how long it took. Read through plan_texts: the
 -- plans of a statement are shown to whoever may see its text.
 CREATE TABLE @extschema@.plans (
-    dbid       oid         NOT NULL,
-    userid     oid         NOT NULL,
-    queryid    bigint      NOT NULL,
-    planid     bigint      NOT NULL,
-    plan       text,
-    truncated  boolean     NOT NULL DEFAULT false,
-    first_seen timestamptz NOT NULL,
-    last_seen  timestamptz NOT NULL,
+    dbid          oid              NOT NULL,
+    userid        oid              NOT NULL,
+    queryid       bigint           NOT NULL,
+    planid        bigint           NOT NULL,
+    plan          text,
+    truncated     boolean          NOT NULL DEFAULT false,
+    first_seen    timestamptz      NOT NULL,
+    last_seen     timestamptz      NOT NULL,
+    analyzed_plan text,
+    analyzed_at   timestamptz,
+    analyzed_ms   double precision,
     PRIMARY KEY (dbid, userid, queryid, planid)
 );
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.plans', '');
@@ -47,30 +52,39 @@ INSERT INTO @extschema@.partition_indexes VALUES ('plan_sightings', 'statement',
 CREATE FUNCTION @extschema@._store_plans(dbids bigint[], userids bigint[], queryids bigint[],
                                          planids bigint[], slow boolean[], ms double precision[],
                                          ended_at double precision[], plan_texts text[],
-                                         truncated boolean[])
+                                         truncated boolean[], analyzed_plans text[])
 RETURNS bigint
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 WITH captured AS (
     SELECT c.dbid::pg_catalog.oid AS dbid, c.userid::pg_catalog.oid AS userid, c.queryid, c.planid,
-           c.slow, c.ms, pg_catalog.to_timestamp(c.ended_at) AS ended_at, c.plan, c.truncated
+           c.slow, c.ms, pg_catalog.to_timestamp(c.ended_at) AS ended_at, c.plan, c.truncated, c.analyzed
       FROM ROWS FROM (pg_catalog.unnest(dbids), pg_catalog.unnest(userids), pg_catalog.unnest(queryids),
                       pg_catalog.unnest(planids), pg_catalog.unnest(slow), pg_catalog.unnest(ms),
-                      pg_catalog.unnest(ended_at), pg_catalog.unnest(plan_texts), pg_catalog.unnest(truncated))
-           AS c(dbid, userid, queryid, planid, slow, ms, ended_at, plan, truncated)
+                      pg_catalog.unnest(ended_at), pg_catalog.unnest(plan_texts), pg_catalog.unnest(truncated),
+                      pg_catalog.unnest(analyzed_plans))
+           AS c(dbid, userid, queryid, planid, slow, ms, ended_at, plan, truncated, analyzed)
 ), stored AS (
-    INSERT INTO @extschema@.plans AS p (dbid, userid, queryid, planid, plan, truncated, first_seen, last_seen)
+    INSERT INTO @extschema@.plans AS p (dbid, userid, queryid, planid, plan, truncated, first_seen, last_seen,
+                                        analyzed_plan, analyzed_at, analyzed_ms)
     SELECT c.dbid, c.userid, c.queryid, c.planid, pg_catalog.max(c.plan),
            COALESCE(pg_catalog.bool_or(c.truncated) FILTER (WHERE c.plan IS NOT NULL), false),
-           pg_catalog.min(c.ended_at), pg_catalog.max(c.ended_at)
+           pg_catalog.min(c.ended_at), pg_catalog.max(c.ended_at),
+           -- the latest analyzed capture
+           (pg_catalog.array_agg(c.analyzed ORDER BY c.ended_at DESC) FILTER (WHERE c.analyzed IS NOT NULL))[1],
+           (pg_catalog.array_agg(c.ended_at ORDER BY c.ended_at DESC) FILTER (WHERE c.analyzed IS NOT NULL))[1],
+           (pg_catalog.array_agg(c.ms ORDER BY c.ended_at DESC) FILTER (WHERE c.analyzed IS NOT NULL))[1]
       FROM captured c
      GROUP BY c.dbid, c.userid, c.queryid, c.planid
     ON CONFLICT (dbid, userid, queryid, planid) DO UPDATE
        SET first_seen = LEAST(p.first_seen, excluded.first_seen),
            last_seen = GREATEST(p.last_seen, excluded.last_seen),
            truncated = CASE WHEN p.plan IS NULL THEN excluded.truncated ELSE p.truncated END,
-           plan = COALESCE(p.plan, excluded.plan)
+           plan = COALESCE(p.plan, excluded.plan),
+           analyzed_plan = COALESCE(excluded.analyzed_plan, p.analyzed_plan),
+           analyzed_at = CASE WHEN excluded.analyzed_plan IS NULL THEN p.analyzed_at ELSE excluded.analyzed_at END,
+           analyzed_ms = CASE WHEN excluded.analyzed_plan IS NULL THEN p.analyzed_ms ELSE excluded.analyzed_ms END
     RETURNING 1
 ), sighted AS (
     INSERT INTO @extschema@.plan_sightings
@@ -85,16 +99,18 @@ SELECT (SELECT pg_catalog.count(*) FROM stored) + (SELECT pg_catalog.count(*) FR
 $$;
 
 -- The plans with their texts as statement_texts shows the statement's text to the caller: the
--- plan is NULL for a role that may not see the text (or when the text is gone).
+-- plans are NULL for a role that may not see the text (or when the text is gone).
 CREATE VIEW @extschema@.plan_texts AS
 SELECT p.dbid, p.userid, p.queryid, p.planid, p.first_seen, p.last_seen, p.truncated,
-       CASE WHEN (SELECT t.text_visible FROM @extschema@.statement_texts t
-                   WHERE t.dbid OPERATOR(pg_catalog.=) p.dbid AND t.userid OPERATOR(pg_catalog.=) p.userid
-                     AND t.queryid OPERATOR(pg_catalog.=) p.queryid
-                   ORDER BY t.toplevel DESC LIMIT 1)
-            THEN p.plan
-       END AS plan
-  FROM @extschema@.plans p;
+       CASE WHEN v.visible THEN p.plan END AS plan,
+       p.analyzed_at, p.analyzed_ms,
+       CASE WHEN v.visible THEN p.analyzed_plan END AS analyzed_plan
+  FROM @extschema@.plans p
+ CROSS JOIN LATERAL (
+       SELECT (SELECT t.text_visible FROM @extschema@.statement_texts t
+                WHERE t.dbid OPERATOR(pg_catalog.=) p.dbid AND t.userid OPERATOR(pg_catalog.=) p.userid
+                  AND t.queryid OPERATOR(pg_catalog.=) p.queryid
+                ORDER BY t.toplevel DESC LIMIT 1) AS visible) v;
 
 -- Plan changes in [since, until): each plan of a statement first sighted in the stretch whose
 -- statement's previous sighting (in the stretch or before it, as far as plan_sightings goes)
@@ -119,18 +135,21 @@ AS $$
 $$;
 
 -- Every plan a statement used in the window (queryid NULL: every statement), with its captures
--- there and its plan as plan_texts shows it to the caller, newest first.
+-- there and its plan (and latest analyzed plan) as plan_texts shows them to the caller, newest
+-- first.
 CREATE FUNCTION @extschema@.query_plans(queryid bigint, analysis_window interval DEFAULT '1 day')
 RETURNS TABLE (queryid bigint, datname text, usename text, planid bigint, first_seen timestamptz,
                last_seen timestamptz, captures bigint, slow_captures bigint,
-               mean_ms double precision, max_ms double precision, plan text, truncated boolean)
+               mean_ms double precision, max_ms double precision, plan text, truncated boolean,
+               analyzed_at timestamptz, analyzed_ms double precision, analyzed_plan text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.queryid, d.datname::text, u.rolname::text, s.planid, pg_catalog.min(s.first_at), pg_catalog.max(s.last_at),
            pg_catalog.sum(s.captures)::bigint, pg_catalog.sum(s.slow_captures)::bigint,
            pg_catalog.sum(s.mean_ms * s.captures) / pg_catalog.sum(s.captures), pg_catalog.max(s.max_ms),
-           pg_catalog.max(t.plan), pg_catalog.bool_or(t.truncated)
+           pg_catalog.max(t.plan), pg_catalog.bool_or(t.truncated),
+           pg_catalog.max(t.analyzed_at), pg_catalog.max(t.analyzed_ms), pg_catalog.max(t.analyzed_plan)
       FROM @extschema@.plan_sightings s
       LEFT JOIN @extschema@.plan_texts t
              ON t.dbid OPERATOR(pg_catalog.=) s.dbid AND t.userid OPERATOR(pg_catalog.=) s.userid

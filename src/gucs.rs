@@ -42,6 +42,8 @@ static PLAN_CAPTURE_MAX_PER_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1
 static PLAN_CAPTURE_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(-1);
 /// Whether a plan shape never explained is captured even when its execution was fast.
 static PLAN_CAPTURE_NEW_SHAPES: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Whether top-level executions count rows per plan node, so that slow ones are captured with them.
+static PLAN_CAPTURE_ANALYZE: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Whether idle-in-transaction backends are sampled (into activity_raw; activity_samples shows them).
 static TRACK_IDLE_IN_TRANSACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 
@@ -221,6 +223,14 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(
+        c"dbanalytics.plan_capture_analyze",
+        c"Counts rows per plan node in every top-level execution, so that a slow one's captured plan shows its actual rows.",
+        c"Costs every statement the executor's per-node row counting (as auto_explain.log_analyze with log_timing off); off by default.",
+        &PLAN_CAPTURE_ANALYZE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
         c"dbanalytics.track_idle_in_transaction",
         c"Samples backends that are idle in a transaction.",
         c"They hold locks and snapshots, so they are sampled by default; connection counts always include them.",
@@ -308,6 +318,10 @@ pub fn plan_capture_threshold_us() -> u64 {
 
 pub fn plan_capture_new_shapes() -> bool {
     PLAN_CAPTURE_NEW_SHAPES.get()
+}
+
+pub fn plan_capture_analyze() -> bool {
+    PLAN_CAPTURE_ANALYZE.get()
 }
 
 pub fn track_idle_in_transaction() -> bool {

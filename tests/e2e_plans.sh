@@ -8,6 +8,7 @@
 #      plan change against the stretch before, and the alert plan_regression opens once;
 #  (b) a fast statement never gets a plan captured when new shapes are not captured, and is
 #      explained once (not once per execution) when they are;
+#  (b) with plan_capture_analyze, a slow execution's plan is also kept with its actual rows;
 #  (c) a flood of slow executions stores at most dbanalytics.plan_capture_max_per_interval
 #      captures in an interval, and the queue's 32 slots at most between two snapshots; the
 #      drops are counted in plan_capture_status();
@@ -117,6 +118,21 @@ check "50 fast executions, new shapes off: no plan" "0|0" \
                  (SELECT count(*) FROM dbanalytics.plan_sightings WHERE queryid = $FAST_OFF)")"
 check "50 fast executions, new shapes on: one plan, one capture, not slow" "1|1|0" \
     "$(q "SELECT count(*), sum(captures), sum(slow_captures) FROM dbanalytics.query_plans($FAST_ON, '1 hour')")"
+
+step "(b) plan_capture_analyze: a slow execution's plan with its actual rows"
+cat >"$WORK/analyze.sql" <<'EOF'
+SET dbanalytics.plan_capture_analyze = on;
+SET dbanalytics.plan_capture_threshold = 0;
+SELECT payload FROM items WHERE id = 4242;
+EOF
+check "before: no analyzed plan" "0" \
+    "$(q "SELECT count(analyzed_plan) FROM dbanalytics.query_plans($LOOKUP, '1 hour')")"
+run_file "$WORK/analyze.sql"
+snapshot
+check "the sequential scan's plan has an analyzed version: 1 row of 100000 found, the constant replaced" "1|1|(id = ?)|t" \
+    "$(q "SELECT count(analyzed_plan), max((analyzed_plan::json->'Plan'->>'Actual Rows')::numeric),
+                 max(analyzed_plan::json->'Plan'->>'Filter'), bool_and(analyzed_at > now() - interval '1 minute')
+            FROM dbanalytics.query_plans($LOOKUP, '1 hour') WHERE plan LIKE '%Seq Scan%'")"
 
 step "(c) A flood of slow executions: bounded per interval and by the queue"
 for i in $(seq 1 50); do echo "SELECT pg_catalog.pg_sleep(0);"; done >"$WORK/flood.sql"

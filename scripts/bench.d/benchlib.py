@@ -478,6 +478,7 @@ HOOK_NAMES = {
     "dba_off": "pg_stat_statements + dbanalytics, histograms off",
     "dba_plans_off": "pg_stat_statements + dbanalytics, histograms on, plan capture off",
     "dba_on": "pg_stat_statements + dbanalytics, histograms and plan capture on (the default)",
+    "dba_analyze": "as the default, with dbanalytics.plan_capture_analyze = on (row counts per plan node)",
     "dba_alone": "dbanalytics alone, histograms on (it times the statements itself)",
     "powa": "pg_stat_statements + PoWA + pg_wait_sampling",
 }

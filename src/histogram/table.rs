@@ -122,18 +122,30 @@ pub fn shmem_size(capacity: u32) -> usize {
 /// # Safety
 /// Must run in the shmem startup hook, after the space was requested.
 pub unsafe fn attach(capacity: u32) {
-    let size = shmem_size(capacity);
+    let header = attach_shared(SHMEM_NAME, shmem_size(capacity), |memory| {
+        let header = memory as *mut Header;
+        (*header).capacity = capacity;
+        (*header).regular_slots = regular_slots(capacity) as u32;
+    }) as *mut Header;
+    TABLE.store(header, Ordering::Release);
+}
+
+/// Finds the named struct of `size` bytes in shared memory, or creates it zeroed and lets
+/// `initialize` fill it first (under AddinShmemInitLock, so that only one process does).
+///
+/// # Safety
+/// Must run in the shmem startup hook, after the space was requested.
+pub unsafe fn attach_shared(name: &CStr, size: usize, initialize: impl FnOnce(*mut u8)) -> *mut u8 {
     let mut found = false;
     let lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock; // AddinShmemInitLock
     pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
-    let header = pg_sys::ShmemInitStruct(SHMEM_NAME.as_ptr(), size, &mut found) as *mut Header;
+    let memory = pg_sys::ShmemInitStruct(name.as_ptr(), size, &mut found) as *mut u8;
     if !found {
-        std::ptr::write_bytes(header as *mut u8, 0, size);
-        (*header).capacity = capacity;
-        (*header).regular_slots = regular_slots(capacity) as u32;
+        std::ptr::write_bytes(memory, 0, size);
+        initialize(memory);
     }
     pg_sys::LWLockRelease(lock);
-    TABLE.store(header, Ordering::Release);
+    memory
 }
 
 pub struct Table {

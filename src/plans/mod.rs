@@ -8,7 +8,9 @@
 //! set (queue.rs) says whether it was explained already, the interval's budget is asked for a
 //! capture, and only a shape never explained is explained (EXPLAIN (FORMAT JSON, COSTS OFF) of
 //! the finished QueryDesc, as auto_explain does, without instrumentation), normalized and
-//! queued. A slow execution of a known shape is queued as a sighting without text.
+//! queued. A slow execution of a known shape is queued as a sighting without text. With
+//! `dbanalytics.plan_capture_analyze`, every top-level execution counts rows per plan node and a
+//! slow one is also explained with its actual row counts.
 
 pub mod queue;
 pub mod shape;
@@ -117,7 +119,10 @@ pub unsafe fn consider(
     // remembered before explaining: a concurrent capture of the same shape explains it once
     let explain = !known && !queue.shape_known(key, true);
     KNOWN.update(|set| set.insert(key));
-    let plan = explain.then(|| shape::normalize(&explain_json(query_desc)));
+    let plan = explain.then(|| shape::normalize(&explain_json(query_desc, false)));
+    // a slow execution that ran instrumented (plan_capture_analyze): its actual row counts
+    let analyzed = (slow && instrumented(query_desc))
+        .then(|| shape::normalize(&explain_json(query_desc, true)));
     queue.push(&Capture {
         dbid,
         userid,
@@ -127,15 +132,42 @@ pub unsafe fn consider(
         micros,
         captured_at: pg_sys::GetCurrentTimestamp(),
         plan,
+        analyzed,
         truncated: false,
     });
 }
 
-/// EXPLAIN (FORMAT JSON, COSTS OFF) of a finished execution, as auto_explain prints it.
-unsafe fn explain_json(query_desc: *mut pg_sys::QueryDesc) -> String {
+/// Asks, before a top-level execution starts, for the row counts of every plan node when
+/// `dbanalytics.plan_capture_analyze` is on (as auto_explain's log_analyze with log_timing off:
+/// counting rows, no clock reads), so that a slow execution's plan can be shown with them.
+///
+/// # Safety
+/// `query_desc` must be the QueryDesc being started, before the executor initializes its plan.
+pub unsafe fn instrument_if_analyzing(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    if gucs::plan_capture_analyze()
+        && eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0
+        && gucs::plan_capture_max_per_interval() > 0
+    {
+        (*query_desc).instrument_options |= pg_sys::InstrumentOption::INSTRUMENT_ROWS as i32;
+    }
+}
+
+/// Whether the execution counted rows per plan node (instrument_if_analyzing, or EXPLAIN
+/// ANALYZE's own instrumentation of a statement run inside it).
+unsafe fn instrumented(query_desc: *mut pg_sys::QueryDesc) -> bool {
+    (*query_desc).instrument_options & pg_sys::InstrumentOption::INSTRUMENT_ROWS as i32 != 0
+        && gucs::plan_capture_analyze()
+}
+
+/// EXPLAIN (FORMAT JSON, COSTS OFF) of a finished execution, as auto_explain prints it; with
+/// `analyze`, its actual row counts and loops too (no timing: the nodes were not timed).
+unsafe fn explain_json(query_desc: *mut pg_sys::QueryDesc, analyze: bool) -> String {
     let caller_context = pg_sys::MemoryContextSwitchTo((*(*query_desc).estate).es_query_cxt);
     let es = pg_sys::NewExplainState();
     (*es).costs = false;
+    (*es).analyze = analyze;
+    (*es).timing = false;
+    (*es).summary = false;
     (*es).format = pg_sys::ExplainFormat::EXPLAIN_FORMAT_JSON;
     pg_sys::ExplainBeginOutput(es);
     pg_sys::ExplainPrintPlan(es, query_desc);

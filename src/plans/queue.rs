@@ -9,7 +9,6 @@
 //! the keys of the plans already explained (lock-free open addressing, never emptied while the
 //! server runs): a shape in it is not explained again, only sighted.
 
-use pgrx::pg_sys;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -18,7 +17,8 @@ const CLAIMED: u32 = 1;
 const READY: u32 = 2;
 /// Captures waiting for the collector at most.
 pub const SLOTS: usize = 32;
-/// Bytes of normalized plan text a slot holds (a longer plan is cut and marked truncated).
+/// Bytes of plan text a slot holds: the normalized plan and the analyzed one together (a longer
+/// plan is cut and marked truncated; an analyzed plan that does not fit whole is left out).
 pub const PLAN_BYTES: usize = 16 * 1024;
 /// Plan shapes remembered as explained.
 pub const SHAPES: usize = 16 * 1024;
@@ -48,8 +48,10 @@ struct Slot {
     planid: i64,
     micros: u64,
     captured_at: i64,
-    /// Bytes of `text` in use; 0 when the shape was explained before (a sighting only).
+    /// Bytes of `text` holding the normalized plan (0 when the shape was explained before: a
+    /// sighting), then bytes holding the analyzed plan (0 without plan_capture_analyze).
     length: u32,
+    analyzed_length: u32,
     truncated: u32,
     text: [u8; PLAN_BYTES],
 }
@@ -67,6 +69,9 @@ pub struct Capture {
     pub captured_at: i64,
     /// The normalized plan, when this capture explained it.
     pub plan: Option<String>,
+    /// The plan with actual row counts (`dbanalytics.plan_capture_analyze`), normalized too;
+    /// left out when it does not fit in the slot beside the plan.
+    pub analyzed: Option<String>,
     pub truncated: bool,
 }
 
@@ -89,15 +94,8 @@ pub fn shmem_size() -> usize {
 /// # Safety
 /// Must run in the shmem startup hook, after the space was requested.
 pub unsafe fn attach() {
-    let size = shmem_size();
-    let mut found = false;
-    let lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock; // AddinShmemInitLock
-    pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
-    let header = pg_sys::ShmemInitStruct(SHMEM_NAME.as_ptr(), size, &mut found) as *mut Header;
-    if !found {
-        std::ptr::write_bytes(header as *mut u8, 0, size);
-    }
-    pg_sys::LWLockRelease(lock);
+    let header =
+        crate::histogram::table::attach_shared(SHMEM_NAME, shmem_size(), |_| {}) as *mut Header;
     QUEUE.store(header, Ordering::Release);
 }
 
@@ -181,8 +179,12 @@ impl Queue {
             {
                 continue;
             }
-            let text = capture.plan.as_deref().unwrap_or("").as_bytes();
-            let (length, truncated) = cut(text);
+            let plan = capture.plan.as_deref().unwrap_or("").as_bytes();
+            let analyzed = capture.analyzed.as_deref().unwrap_or("").as_bytes();
+            let (plan_length, plan_cut) = cut(plan, PLAN_BYTES);
+            let analyzed_fits = analyzed.len() <= PLAN_BYTES - plan_length;
+            let analyzed_length = if analyzed_fits { analyzed.len() } else { 0 };
+            let truncated = plan_cut || !analyzed_fits;
             // SAFETY: the slot is CLAIMED by this backend: no other process reads or writes
             // its plain fields until it is READY.
             unsafe {
@@ -194,9 +196,13 @@ impl Queue {
                 (*writable).planid = capture.planid;
                 (*writable).micros = capture.micros;
                 (*writable).captured_at = capture.captured_at;
-                (*writable).length = length as u32;
-                (*writable).truncated = u32::from(truncated || capture.truncated);
-                (&mut (*writable).text)[..length].copy_from_slice(&text[..length]);
+                (*writable).length = plan_length as u32;
+                (*writable).analyzed_length = analyzed_length as u32;
+                (*writable).truncated = u32::from(plan_cut || capture.truncated);
+                let text = &mut (*writable).text;
+                text[..plan_length].copy_from_slice(&plan[..plan_length]);
+                text[plan_length..plan_length + analyzed_length]
+                    .copy_from_slice(&analyzed[..analyzed_length]);
             }
             if truncated {
                 self.header.truncated.fetch_add(1, Ordering::Relaxed);
@@ -216,7 +222,10 @@ impl Queue {
             if slot.state.load(Ordering::Acquire) != READY {
                 continue;
             }
-            let text = &slot.text[..slot.length as usize];
+            let plan_end = slot.length as usize;
+            let text = |bytes: &[u8]| {
+                (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned())
+            };
             captures.push(Capture {
                 dbid: slot.dbid,
                 userid: slot.userid,
@@ -225,7 +234,8 @@ impl Queue {
                 slow: slot.slow != 0,
                 micros: slot.micros,
                 captured_at: slot.captured_at,
-                plan: (!text.is_empty()).then(|| String::from_utf8_lossy(text).into_owned()),
+                plan: text(&slot.text[..plan_end]),
+                analyzed: text(&slot.text[plan_end..plan_end + slot.analyzed_length as usize]),
                 truncated: slot.truncated != 0,
             });
             slot.state.store(EMPTY, Ordering::Release);
@@ -257,12 +267,12 @@ impl Queue {
     }
 }
 
-/// How much of `text` fits in a slot, cut on a character boundary, and whether it was cut.
-fn cut(text: &[u8]) -> (usize, bool) {
-    if text.len() <= PLAN_BYTES {
+/// How much of `text` fits in `room` bytes, cut on a character boundary, and whether it was cut.
+fn cut(text: &[u8], room: usize) -> (usize, bool) {
+    if text.len() <= room {
         return (text.len(), false);
     }
-    let mut end = PLAN_BYTES;
+    let mut end = room;
     // a UTF-8 continuation byte is 0b10xxxxxx
     while end > 0 && text[end] & 0xC0 == 0x80 {
         end -= 1;
@@ -278,9 +288,10 @@ mod tests {
     fn a_long_plan_is_cut_on_a_character_boundary() {
         let mut text = vec![b'a'; PLAN_BYTES - 1];
         text.extend_from_slice("é…".as_bytes());
-        let (length, truncated) = cut(&text);
+        let (length, truncated) = cut(&text, PLAN_BYTES);
         assert!(truncated);
         assert_eq!(length, PLAN_BYTES - 1);
-        assert_eq!(cut(b"short"), (5, false));
+        assert_eq!(cut(b"short", 5), (5, false));
+        assert_eq!(cut(b"short", 0), (0, true));
     }
 }

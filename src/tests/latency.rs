@@ -236,7 +236,7 @@ fn regressions_refuse_a_negative_baseline() {
 }
 
 /// Stores one collector interval's captures, each `(queryid, planid, minutes ago)`, for
-/// database 1 and role 10, with a plan text for each.
+/// database 1 and role 10, with a plan text for each, and an analyzed plan for plan 100's.
 fn store_captures(captures: &[(i64, i64, i64)]) {
     let column = |f: fn(&(i64, i64, i64)) -> String| {
         captures.iter().map(f).collect::<Vec<_>>().join(",")
@@ -246,7 +246,9 @@ fn store_captures(captures: &[(i64, i64, i64)]) {
                 ARRAY[{queryids}]::bigint[], ARRAY[{planids}]::bigint[], array_fill(false, ARRAY[{n}]),
                 array_fill(1.5, ARRAY[{n}])::float8[],
                 ARRAY(SELECT extract(epoch FROM now() - make_interval(mins => m))::float8 FROM unnest(ARRAY[{ago}]) m),
-                ARRAY(SELECT '{{\"Plan\": ' || p || '}}' FROM unnest(ARRAY[{planids}]) p), array_fill(false, ARRAY[{n}]))",
+                ARRAY(SELECT '{{\"Plan\": ' || p || '}}' FROM unnest(ARRAY[{planids}]) p), array_fill(false, ARRAY[{n}]),
+                ARRAY(SELECT CASE WHEN x.p = 100 THEN 'analyzed ' || x.m END
+                        FROM ROWS FROM (unnest(ARRAY[{planids}]), unnest(ARRAY[{ago}])) x(p, m)))",
         n = captures.len(),
         queryids = column(|c| c.0.to_string()),
         planids = column(|c| c.1.to_string()),
@@ -294,6 +296,15 @@ fn plan_changes_follow_each_statements_sightings_across_the_window_start() {
              9:400:1:{\"Plan\": 400}, 9:500:1:{\"Plan\": 500}"
                 .into()
         )
+    );
+    // the latest analyzed capture is kept, with when it ended; plans never analyzed have none
+    assert_eq!(
+        one::<String>(
+            "SELECT string_agg(planid || ':' || coalesce(analyzed_plan || '@' || round(extract(epoch FROM now() - analyzed_at) / 60)
+                                                           || ':' || analyzed_ms, '-'), ', ' ORDER BY planid)
+               FROM dbanalytics.plans WHERE dbid = 1 AND userid = 10 AND queryid = 7"
+        ),
+        Some("100:analyzed 10@10:1.5, 200:-".into())
     );
     assert_eq!(
         one::<f64>(

@@ -23,7 +23,7 @@ pub(crate) fn store_plans() -> Result<Collected, SourceError> {
         captures.iter().map(value).collect()
     };
     let rows = spi::execute_returning_with_args::<i64>(
-        "SELECT dbanalytics._store_plans($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "SELECT dbanalytics._store_plans($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
             column(|c| i64::from(c.dbid)).into(),
             column(|c| i64::from(c.userid)).into(),
@@ -48,6 +48,11 @@ pub(crate) fn store_plans() -> Result<Collected, SourceError> {
             captures
                 .iter()
                 .map(|c| c.truncated)
+                .collect::<Vec<_>>()
+                .into(),
+            captures
+                .iter()
+                .map(|c| c.analyzed.clone())
                 .collect::<Vec<_>>()
                 .into(),
         ],
