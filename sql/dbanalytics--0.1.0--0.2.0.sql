@@ -4480,6 +4480,7 @@ CREATE FUNCTION @extschema@."plan_capture_status"() RETURNS TABLE (
 	"waiting" bigint,
 	"shapes_explained" bigint,
 	"shape_capacity" bigint,
+	"shape_set_emptied" bigint,
 	"shared_memory_bytes" bigint
 )
 STRICT VOLATILE

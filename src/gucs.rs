@@ -38,8 +38,8 @@ static MAX_HISTOGRAM_QUERIES: GucSetting<i32> = GucSetting::<i32>::new(5000);
 static ADVICE_PLANNING_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Top-level executions whose plan is captured in one collector interval at most (0: no capture).
 static PLAN_CAPTURE_MAX_PER_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(100);
-/// Milliseconds from which a top-level execution's plan is captured (-1: slow_query_threshold).
-static PLAN_CAPTURE_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(-1);
+/// Milliseconds from which a top-level execution's plan is captured (as slow).
+static PLAN_CAPTURE_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
 /// Whether a plan shape never explained is captured even when its execution was fast.
 static PLAN_CAPTURE_NEW_SHAPES: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Whether top-level executions count rows per plan node, so that slow ones are captured with them.
@@ -206,10 +206,10 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
     );
     GucRegistry::define_int_guc(
         c"dbanalytics.plan_capture_threshold",
-        c"Execution time from which a top-level execution's plan is captured (-1: dbanalytics.slow_query_threshold).",
+        c"Execution time from which a top-level execution's plan is captured.",
         c"Plans are explained without instrumentation (EXPLAIN (FORMAT JSON, COSTS OFF)), once per plan shape; later slow executions of a known shape are recorded as sightings.",
         &PLAN_CAPTURE_THRESHOLD_MS,
-        -1,
+        0,
         3_600_000,
         GucContext::Suset,
         GucFlags::UNIT_MS,
@@ -308,12 +308,9 @@ pub fn plan_capture_max_per_interval() -> u32 {
     PLAN_CAPTURE_MAX_PER_INTERVAL.get() as u32
 }
 
-/// dbanalytics.plan_capture_threshold in microseconds (-1 reads dbanalytics.slow_query_threshold).
+/// dbanalytics.plan_capture_threshold in microseconds.
 pub fn plan_capture_threshold_us() -> u64 {
-    match PLAN_CAPTURE_THRESHOLD_MS.get() {
-        -1 => SLOW_QUERY_THRESHOLD_MS.get() as u64 * 1000,
-        ms => ms as u64 * 1000,
-    }
+    PLAN_CAPTURE_THRESHOLD_MS.get() as u64 * 1000
 }
 
 pub fn plan_capture_new_shapes() -> bool {

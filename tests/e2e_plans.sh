@@ -8,7 +8,8 @@
 #      plan change against the stretch before, and the alert plan_regression opens once;
 #  (b) a fast statement never gets a plan captured when new shapes are not captured, and is
 #      explained once (not once per execution) when they are;
-#  (b) with plan_capture_analyze, a slow execution's plan is also kept with its actual rows;
+#  (b) a partitioned table keeps one plan id whichever partition pruning leaves, and when a
+#      partition is added; with plan_capture_analyze, a slow execution's plan is also kept with its actual rows;
 #  (c) a flood of slow executions stores at most dbanalytics.plan_capture_max_per_interval
 #      captures in an interval, and the queue's 32 slots at most between two snapshots; the
 #      drops are counted in plan_capture_status();
@@ -118,6 +119,27 @@ check "50 fast executions, new shapes off: no plan" "0|0" \
                  (SELECT count(*) FROM dbanalytics.plan_sightings WHERE queryid = $FAST_OFF)")"
 check "50 fast executions, new shapes on: one plan, one capture, not slow" "1|1|0" \
     "$(q "SELECT count(*), sum(captures), sum(slow_captures) FROM dbanalytics.query_plans($FAST_ON, '1 hour')")"
+
+step "(b) A partitioned table: one plan whichever partition a value prunes to, and after a partition is added"
+q "CREATE TABLE ev (day int NOT NULL, v int) PARTITION BY RANGE (day);
+   CREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM (1) TO (2);
+   CREATE TABLE ev_2 PARTITION OF ev FOR VALUES FROM (2) TO (3);
+   CREATE TABLE ev_3 PARTITION OF ev FOR VALUES FROM (3) TO (4);
+   INSERT INTO ev SELECT 1 + g % 3, g FROM generate_series(1, 3000) g;
+   CREATE INDEX ON ev (day)"
+q "ANALYZE ev"
+for day in 1 2 3 1 2 3; do echo "SELECT count(*) FROM ev WHERE day = $day;"; done >"$WORK/partitions.sql"
+run_file "$WORK/partitions.sql"
+q "CREATE TABLE ev_4 PARTITION OF ev FOR VALUES FROM (4) TO (5); INSERT INTO ev SELECT 4, g FROM generate_series(1, 1000) g"
+q "ANALYZE ev"
+echo "SELECT count(*) FROM ev WHERE day = 4;" >"$WORK/partition4.sql"
+run_file "$WORK/partition4.sql"
+snapshot
+PRUNED=$(queryid_of 'SELECT count(*) FROM ev WHERE day = %')
+check "7 executions over 4 partitions, one of them new: one plan" "1" \
+    "$(q "SELECT count(*) FROM dbanalytics.query_plans($PRUNED, '1 hour')")"
+check "its plan names the partition it was first explained on" "t" \
+    "$(q "SELECT plan LIKE '%ev_1%' FROM dbanalytics.query_plans($PRUNED, '1 hour')")"
 
 step "(b) plan_capture_analyze: a slow execution's plan with its actual rows"
 cat >"$WORK/analyze.sql" <<'EOF'

@@ -5,8 +5,9 @@ use pgrx::prelude::*;
 
 /// The plan queue's counters: captures handed to the collector, captures dropped because the
 /// interval's budget (`dbanalytics.plan_capture_max_per_interval`) was spent or every queue slot
-/// was taken, plans cut at the slot's size, captures waiting for the collector, and plan shapes
-/// explained. NULLs when dbanalytics is not preloaded.
+/// was taken, plans cut at the slot's size, captures waiting for the collector, plan shapes
+/// explained (of the set's capacity) and how many times the collector emptied the full set.
+/// NULLs when dbanalytics is not preloaded.
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
@@ -21,6 +22,7 @@ pub fn plan_capture_status() -> TableIterator<
         name!(waiting, Option<i64>),
         name!(shapes_explained, Option<i64>),
         name!(shape_capacity, Option<i64>),
+        name!(shape_set_emptied, Option<i64>),
         name!(shared_memory_bytes, Option<i64>),
     ),
 > {
@@ -36,10 +38,11 @@ pub fn plan_capture_status() -> TableIterator<
                 Some(status.waiting),
                 Some(status.shapes),
                 Some(queue::SHAPES as i64),
+                Some(status.shape_epochs),
                 Some(queue::shmem_size() as i64),
             )
         }
-        None => (false, None, None, None, None, None, None, None, None),
+        None => (false, None, None, None, None, None, None, None, None, None),
     };
     TableIterator::once(row)
 }

@@ -25,6 +25,8 @@ use queue::{Capture, Reason};
 struct Known {
     keys: [u64; KNOWN_KEYS],
     used: usize,
+    /// The shared set's epoch these keys belong to (queue::Queue::shapes_epoch).
+    epoch: u32,
 }
 
 const KNOWN_KEYS: usize = 1024;
@@ -62,10 +64,21 @@ impl Known {
         }
     }
 
+    /// Whether the key is known in the shared set's `epoch`; the set is emptied first when
+    /// the shared one was.
+    fn contains_in(&mut self, key: u64, epoch: u32) -> bool {
+        if self.epoch != epoch {
+            *self = Known::new();
+            self.epoch = epoch;
+        }
+        self.contains(key)
+    }
+
     const fn new() -> Self {
         Known {
             keys: [0; KNOWN_KEYS],
             used: 0,
+            epoch: 0,
         }
     }
 }
@@ -104,7 +117,8 @@ pub unsafe fn consider(
     };
     let planid = shape::plan_id((*query_desc).plannedstmt, queryid);
     let key = shape_key(dbid, userid, planid);
-    let mut known = KNOWN.update(|set| set.contains(key));
+    let epoch = queue.shapes_epoch();
+    let mut known = KNOWN.update(|set| set.contains_in(key, epoch));
     if !known && queue.shape_known(key, false) {
         KNOWN.update(|set| set.insert(key));
         known = true;
@@ -113,17 +127,17 @@ pub unsafe fn consider(
         return;
     }
     let reason = if slow { Reason::Slow } else { Reason::NewShape };
-    if !queue.reserve(reason, max) {
+    if !queue.reserve(reason, max) || !queue.has_room() {
         return;
     }
-    // remembered before explaining: a concurrent capture of the same shape explains it once
-    let explain = !known && !queue.shape_known(key, true);
-    KNOWN.update(|set| set.insert(key));
-    let plan = explain.then(|| shape::normalize(&explain_json(query_desc, false)));
+    // databases in another encoding than UTF-8: sightings only (their text would be mangled)
+    let utf8 = pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32;
+    let plan = (!known && utf8).then(|| shape::normalize(&explain_json(query_desc, false)));
     // a slow execution that ran instrumented (plan_capture_analyze): its actual row counts
-    let analyzed = (slow && instrumented(query_desc))
+    let analyzed = (slow && utf8 && instrumented(query_desc))
         .then(|| shape::normalize(&explain_json(query_desc, true)));
-    queue.push(&Capture {
+    let explained = plan.is_some();
+    let queued = queue.push(&Capture {
         dbid,
         userid,
         queryid,
@@ -135,6 +149,11 @@ pub unsafe fn consider(
         analyzed,
         truncated: false,
     });
+    // remembered once its text is on its way (a capture dropped leaves the shape new)
+    if queued && explained {
+        queue.shape_known(key, true);
+        KNOWN.update(|set| set.insert(key));
+    }
 }
 
 /// Asks, before a top-level execution starts, for the row counts of every plan node when
@@ -161,7 +180,12 @@ unsafe fn instrumented(query_desc: *mut pg_sys::QueryDesc) -> bool {
 
 /// EXPLAIN (FORMAT JSON, COSTS OFF) of a finished execution, as auto_explain prints it; with
 /// `analyze`, its actual row counts and loops too (no timing: the nodes were not timed).
+///
+/// Interrupts are held meanwhile: a cancel or a statement timeout arriving now waits for the
+/// statement's next check (an ERROR here would fail a statement that has already run; an ERROR
+/// resets the hold count).
 unsafe fn explain_json(query_desc: *mut pg_sys::QueryDesc, analyze: bool) -> String {
+    pg_sys::InterruptHoldoffCount += 1;
     let caller_context = pg_sys::MemoryContextSwitchTo((*(*query_desc).estate).es_query_cxt);
     let es = pg_sys::NewExplainState();
     (*es).costs = false;
@@ -182,6 +206,7 @@ unsafe fn explain_json(query_desc: *mut pg_sys::QueryDesc, analyze: bool) -> Str
         text.replace_range(text.len() - 1.., "}");
     }
     pg_sys::MemoryContextSwitchTo(caller_context);
+    pg_sys::InterruptHoldoffCount -= 1;
     text
 }
 

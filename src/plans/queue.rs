@@ -6,9 +6,12 @@
 //! waits: a backend that finds no empty slot drops its capture and counts it (`dropped_full`),
 //! and captures beyond `dbanalytics.plan_capture_max_per_interval` in one collector interval
 //! are dropped and counted before anything is explained (`dropped_limit`). The shape set holds
-//! the keys of the plans already explained (lock-free open addressing, never emptied while the
-//! server runs): a shape in it is not explained again, only sighted.
+//! the keys of the plans already explained (lock-free open addressing): a shape in it is not
+//! explained again, only sighted. When it is three quarters full the collector empties it (and
+//! counts a new shape epoch, which tells the backends to forget their own sets): the shapes are
+//! then explained again as they run, and stored once.
 
+use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -22,7 +25,8 @@ pub const SLOTS: usize = 32;
 pub const PLAN_BYTES: usize = 16 * 1024;
 /// Plan shapes remembered as explained.
 pub const SHAPES: usize = 16 * 1024;
-/// A shape lookup gives up after this many probes (the set counts as full).
+/// A shape lookup gives up after this many probes (the shape counts as known until the set is
+/// emptied).
 const MAX_PROBES: usize = 32;
 const SHMEM_NAME: &CStr = c"dbanalytics plan queue";
 
@@ -35,12 +39,24 @@ struct Header {
     dropped_limit: AtomicU64,
     dropped_full: AtomicU64,
     truncated: AtomicU64,
+    /// Times the shape set was emptied.
+    shapes_epoch: AtomicU32,
     shapes: [AtomicU64; SHAPES],
 }
 
 #[repr(C)]
 struct Slot {
     state: AtomicU32,
+    /// Written only by the backend that CLAIMED the slot, read only by the collector once READY.
+    payload: UnsafeCell<Payload>,
+}
+
+// SAFETY: a slot's payload is written and read by one process at a time, handed over through
+// `state` (CLAIMED by a writer, READY with Release, read after an Acquire load of READY).
+unsafe impl Sync for Slot {}
+
+#[repr(C)]
+struct Payload {
     slow: u32,
     dbid: u32,
     userid: u32,
@@ -129,17 +145,22 @@ pub struct Status {
     pub truncated: i64,
     pub waiting: i64,
     pub shapes: i64,
+    pub shape_epochs: i64,
 }
 
 impl Queue {
     /// Takes one capture out of this interval's budget of `max`; new shapes get at most half
     /// of it, so that the slow executions of a busy interval still find room. Counts a refusal.
     pub fn reserve(&self, reason: Reason, max: u32) -> bool {
+        // read before adding: once the budget is spent, refusals write no shared counter but one
+        let take = |counter: &AtomicU32, limit: u32| {
+            counter.load(Ordering::Relaxed) < limit
+                && counter.fetch_add(1, Ordering::Relaxed) < limit
+        };
         let granted = match reason {
-            Reason::Slow => self.header.taken.fetch_add(1, Ordering::Relaxed) < max,
+            Reason::Slow => take(&self.header.taken, max),
             Reason::NewShape => {
-                self.header.taken_new.fetch_add(1, Ordering::Relaxed) < max.div_ceil(2)
-                    && self.header.taken.fetch_add(1, Ordering::Relaxed) < max
+                take(&self.header.taken_new, max.div_ceil(2)) && take(&self.header.taken, max)
             }
         };
         if !granted {
@@ -148,8 +169,13 @@ impl Queue {
         granted
     }
 
+    /// The shape set's epoch: a backend forgets the shapes it knows when it changes.
+    pub fn shapes_epoch(&self) -> u32 {
+        self.header.shapes_epoch.load(Ordering::Relaxed)
+    }
+
     /// Whether the shape `key` was explained already; `remember` adds it when it was not.
-    /// A full set answers "known", so nothing more is explained until the server restarts.
+    /// A set too full to take it answers "known", until the collector empties it.
     pub fn shape_known(&self, key: u64, remember: bool) -> bool {
         let key = key.max(1); // 0 marks a free entry
         let start = key as usize % SHAPES;
@@ -169,6 +195,18 @@ impl Queue {
         true
     }
 
+    /// Whether a slot is free now (checked before explaining; counted when none is).
+    pub fn has_room(&self) -> bool {
+        let room = self
+            .slots
+            .iter()
+            .any(|slot| slot.state.load(Ordering::Relaxed) == EMPTY);
+        if !room {
+            self.header.dropped_full.fetch_add(1, Ordering::Relaxed);
+        }
+        room
+    }
+
     /// Hands a capture to the collector; false (and counted) when every slot is taken.
     pub fn push(&self, capture: &Capture) -> bool {
         for slot in self.slots {
@@ -186,24 +224,21 @@ impl Queue {
             let analyzed_length = if analyzed_fits { analyzed.len() } else { 0 };
             let truncated = plan_cut || !analyzed_fits;
             // SAFETY: the slot is CLAIMED by this backend: no other process reads or writes
-            // its plain fields until it is READY.
-            unsafe {
-                let writable = slot as *const Slot as *mut Slot;
-                (*writable).slow = u32::from(capture.slow);
-                (*writable).dbid = capture.dbid;
-                (*writable).userid = capture.userid;
-                (*writable).queryid = capture.queryid;
-                (*writable).planid = capture.planid;
-                (*writable).micros = capture.micros;
-                (*writable).captured_at = capture.captured_at;
-                (*writable).length = plan_length as u32;
-                (*writable).analyzed_length = analyzed_length as u32;
-                (*writable).truncated = u32::from(plan_cut || capture.truncated);
-                let text = &mut (*writable).text;
-                text[..plan_length].copy_from_slice(&plan[..plan_length]);
-                text[plan_length..plan_length + analyzed_length]
-                    .copy_from_slice(&analyzed[..analyzed_length]);
-            }
+            // its payload until it is READY.
+            let payload = unsafe { &mut *slot.payload.get() };
+            payload.slow = u32::from(capture.slow);
+            payload.dbid = capture.dbid;
+            payload.userid = capture.userid;
+            payload.queryid = capture.queryid;
+            payload.planid = capture.planid;
+            payload.micros = capture.micros;
+            payload.captured_at = capture.captured_at;
+            payload.length = plan_length as u32;
+            payload.analyzed_length = analyzed_length as u32;
+            payload.truncated = u32::from(plan_cut || capture.truncated);
+            payload.text[..plan_length].copy_from_slice(&plan[..plan_length]);
+            payload.text[plan_length..plan_length + analyzed_length]
+                .copy_from_slice(&analyzed[..analyzed_length]);
             if truncated {
                 self.header.truncated.fetch_add(1, Ordering::Relaxed);
             }
@@ -222,27 +257,47 @@ impl Queue {
             if slot.state.load(Ordering::Acquire) != READY {
                 continue;
             }
-            let plan_end = slot.length as usize;
+            // SAFETY: READY (loaded with Acquire): the writer is done, and only the collector
+            // drains
+            let payload = unsafe { &*slot.payload.get() };
+            let plan_end = payload.length as usize;
             let text = |bytes: &[u8]| {
                 (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned())
             };
             captures.push(Capture {
-                dbid: slot.dbid,
-                userid: slot.userid,
-                queryid: slot.queryid,
-                planid: slot.planid,
-                slow: slot.slow != 0,
-                micros: slot.micros,
-                captured_at: slot.captured_at,
-                plan: text(&slot.text[..plan_end]),
-                analyzed: text(&slot.text[plan_end..plan_end + slot.analyzed_length as usize]),
-                truncated: slot.truncated != 0,
+                dbid: payload.dbid,
+                userid: payload.userid,
+                queryid: payload.queryid,
+                planid: payload.planid,
+                slow: payload.slow != 0,
+                micros: payload.micros,
+                captured_at: payload.captured_at,
+                plan: text(&payload.text[..plan_end]),
+                analyzed: text(
+                    &payload.text[plan_end..plan_end + payload.analyzed_length as usize],
+                ),
+                truncated: payload.truncated != 0,
             });
             slot.state.store(EMPTY, Ordering::Release);
         }
         self.header.taken.store(0, Ordering::Relaxed);
         self.header.taken_new.store(0, Ordering::Relaxed);
+        if self.shapes_used() > SHAPES * 3 / 4 {
+            // a key a backend adds meanwhile may be lost: its shape is explained once more
+            for entry in &self.header.shapes {
+                entry.store(0, Ordering::Relaxed);
+            }
+            self.header.shapes_epoch.fetch_add(1, Ordering::Relaxed);
+        }
         captures
+    }
+
+    fn shapes_used(&self) -> usize {
+        self.header
+            .shapes
+            .iter()
+            .filter(|entry| entry.load(Ordering::Relaxed) != 0)
+            .count()
     }
 
     pub fn status(&self) -> Status {
@@ -257,12 +312,8 @@ impl Queue {
                 .iter()
                 .filter(|slot| slot.state.load(Ordering::Relaxed) == READY)
                 .count() as i64,
-            shapes: self
-                .header
-                .shapes
-                .iter()
-                .filter(|entry| entry.load(Ordering::Relaxed) != 0)
-                .count() as i64,
+            shapes: self.shapes_used() as i64,
+            shape_epochs: i64::from(self.shapes_epoch()),
         }
     }
 }

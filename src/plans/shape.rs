@@ -25,13 +25,16 @@ impl Hasher {
 /// # Safety
 /// `stmt` must be a valid PlannedStmt whose tree the executor is running.
 pub unsafe fn plan_id(stmt: *const pg_sys::PlannedStmt, queryid: i64) -> i64 {
-    let mut hasher = Hasher(0xCBF2_9CE4_8422_2325);
+    let mut hasher = Hasher(OFFSET_BASIS);
     hasher.mix(queryid as u64);
-    let rtable = (*stmt).rtable;
-    walk(&mut hasher, rtable, (*stmt).planTree, 0);
+    let tree = Tree {
+        rtable: (*stmt).rtable,
+        append_relations: (*stmt).appendRelations,
+    };
+    walk(&mut hasher, &tree, (*stmt).planTree, 0, false);
     for &subplan in list_pointers((*stmt).subplans) {
         hasher.mix(0x5B);
-        walk(&mut hasher, rtable, subplan as *const pg_sys::Plan, 0);
+        walk(&mut hasher, &tree, subplan as *const pg_sys::Plan, 0, false);
     }
     match hasher.0 as i64 {
         0 => 1,
@@ -39,15 +42,34 @@ pub unsafe fn plan_id(stmt: *const pg_sys::PlannedStmt, queryid: i64) -> i64 {
     }
 }
 
+const OFFSET_BASIS: u64 = 0xCBF2_9CE4_8422_2325;
+
+/// What the walk reads beside the nodes: the range table, and which entries are partitions (or
+/// inheritance children) of which.
+struct Tree {
+    rtable: *const pg_sys::List,
+    append_relations: *const pg_sys::List,
+}
+
+/// Partitions looked up in `appendRelations` at most per scan (beyond, a scan outside any
+/// Append is hashed by its own relation).
+const MAX_APPEND_RELATIONS: usize = 256;
+
 /// Deeper trees than this hash only their top (a bound on recursion; plans are rarely deeper
 /// than a few dozen nodes).
 const MAX_DEPTH: u32 = 200;
 
+/// Hashes a plan node and its subtree. Under the Append of a partitioned (or inherited) table,
+/// `in_partitions`: the partitions and their indexes are not hashed (they are one table to the
+/// query), and the Append hashes its table and the set of its children's shapes, so that which
+/// partitions and how many survive pruning (per parameter value, or as partitions are added)
+/// does not change the plan id.
 unsafe fn walk(
     hasher: &mut Hasher,
-    rtable: *const pg_sys::List,
+    tree: &Tree,
     plan: *const pg_sys::Plan,
     depth: u32,
+    in_partitions: bool,
 ) {
     use pg_sys::NodeTag::*;
     if plan.is_null() || depth > MAX_DEPTH {
@@ -57,24 +79,37 @@ unsafe fn walk(
     let tag = (*plan).type_;
     hasher.mix(tag as u64);
     let tag_number = tag as u32;
-    if (T_SeqScan as u32..=T_CustomScan as u32).contains(&tag_number) {
-        let scan = plan as *const pg_sys::Scan;
-        hasher.mix(u64::from(relation_of(rtable, (*scan).scanrelid)));
+    // a scan of one partition whose Append was left out (one partition survived pruning)
+    // counts as a scan of its table, as under the Append
+    let mut partition = in_partitions;
+    if !in_partitions && (T_SeqScan as u32..=T_CustomScan as u32).contains(&tag_number) {
+        let scanned = (*(plan as *const pg_sys::Scan)).scanrelid;
+        let table = root_of(tree.append_relations, scanned);
+        partition = table != scanned;
+        hasher.mix(u64::from(relation_of(tree.rtable, table)));
     }
+    // an index: its OID, unless it is a partition's (its direction counts either way)
+    let index = |oid: pg_sys::Oid| {
+        if partition {
+            0
+        } else {
+            u64::from(oid.to_u32())
+        }
+    };
     match tag {
         T_IndexScan => {
             let scan = plan as *const pg_sys::IndexScan;
-            hasher.mix(u64::from((*scan).indexid.to_u32()));
+            hasher.mix(index((*scan).indexid));
             hasher.mix((*scan).indexorderdir as u64);
         }
         T_IndexOnlyScan => {
             let scan = plan as *const pg_sys::IndexOnlyScan;
-            hasher.mix(u64::from((*scan).indexid.to_u32()));
+            hasher.mix(index((*scan).indexid));
             hasher.mix((*scan).indexorderdir as u64);
         }
         T_BitmapIndexScan => {
             let scan = plan as *const pg_sys::BitmapIndexScan;
-            hasher.mix(u64::from((*scan).indexid.to_u32()));
+            hasher.mix(index((*scan).indexid));
         }
         T_NestLoop | T_MergeJoin | T_HashJoin => {
             hasher.mix((*(plan as *const pg_sys::Join)).jointype as u64);
@@ -82,25 +117,61 @@ unsafe fn walk(
         T_Agg => hasher.mix((*(plan as *const pg_sys::Agg)).aggstrategy as u64),
         _ => {}
     }
-    let children = match tag {
-        T_Append => (*(plan as *const pg_sys::Append)).appendplans,
-        T_MergeAppend => (*(plan as *const pg_sys::MergeAppend)).mergeplans,
-        T_BitmapAnd => (*(plan as *const pg_sys::BitmapAnd)).bitmapplans,
-        T_BitmapOr => (*(plan as *const pg_sys::BitmapOr)).bitmapplans,
-        T_CustomScan => (*(plan as *const pg_sys::CustomScan)).custom_plans,
+    let (children, partitioned) = match tag {
+        T_Append => {
+            let append = plan as *const pg_sys::Append;
+            ((*append).appendplans, first_member((*append).apprelids))
+        }
+        T_MergeAppend => {
+            let append = plan as *const pg_sys::MergeAppend;
+            ((*append).mergeplans, first_member((*append).apprelids))
+        }
+        T_BitmapAnd => ((*(plan as *const pg_sys::BitmapAnd)).bitmapplans, None),
+        T_BitmapOr => ((*(plan as *const pg_sys::BitmapOr)).bitmapplans, None),
+        T_CustomScan => ((*(plan as *const pg_sys::CustomScan)).custom_plans, None),
         #[cfg(feature = "pg13")]
-        T_ModifyTable => (*(plan as *const pg_sys::ModifyTable)).plans,
-        _ => std::ptr::null_mut(),
+        T_ModifyTable => ((*(plan as *const pg_sys::ModifyTable)).plans, None),
+        _ => (std::ptr::null_mut(), None),
     };
-    for &child in list_pointers(children) {
-        walk(hasher, rtable, child as *const pg_sys::Plan, depth + 1);
+    match partitioned {
+        Some(root) => {
+            // the table, and the set of the partitions' shapes (OR: order and repeats do not count)
+            if !in_partitions {
+                hasher.mix(u64::from(relation_of(tree.rtable, root)));
+            }
+            let mut shapes = 0u64;
+            for &child in list_pointers(children) {
+                let mut child_hasher = Hasher(OFFSET_BASIS);
+                walk(
+                    &mut child_hasher,
+                    tree,
+                    child as *const pg_sys::Plan,
+                    depth + 1,
+                    true,
+                );
+                shapes |= child_hasher.0;
+            }
+            hasher.mix(shapes);
+        }
+        None => {
+            for &child in list_pointers(children) {
+                walk(
+                    hasher,
+                    tree,
+                    child as *const pg_sys::Plan,
+                    depth + 1,
+                    in_partitions,
+                );
+            }
+        }
     }
     if tag == T_SubqueryScan {
         walk(
             hasher,
-            rtable,
+            tree,
             (*(plan as *const pg_sys::SubqueryScan)).subplan,
             depth + 1,
+            in_partitions,
         );
     }
     // an absent child is a mark, not a call (most nodes have one or none)
@@ -108,9 +179,48 @@ unsafe fn walk(
         if child.is_null() {
             hasher.mix(0);
         } else {
-            walk(hasher, rtable, child, depth + 1);
+            walk(hasher, tree, child, depth + 1, in_partitions);
         }
     }
+}
+
+/// The lowest member of a Bitmapset (range-table indexes of an Append's parent tables).
+unsafe fn first_member(set: *const pg_sys::Bitmapset) -> Option<pg_sys::Index> {
+    if set.is_null() {
+        return None;
+    }
+    let words = (*set).words.as_slice((*set).nwords as usize);
+    words
+        .iter()
+        .enumerate()
+        .find(|(_, w)| **w != 0)
+        .map(|(i, w)| {
+            (i * pg_sys::bitmapword::BITS as usize + w.trailing_zeros() as usize) as pg_sys::Index
+        })
+}
+
+/// The topmost parent of range-table entry `index` among the partitions (and inheritance
+/// children) of the statement: `index` itself when it is none's child.
+unsafe fn root_of(
+    append_relations: *const pg_sys::List,
+    mut index: pg_sys::Index,
+) -> pg_sys::Index {
+    let infos = list_pointers(append_relations);
+    if infos.len() > MAX_APPEND_RELATIONS {
+        return index;
+    }
+    // each step goes one level up: at most as many steps as entries
+    for _ in 0..infos.len() {
+        let parent = infos.iter().find_map(|&info| {
+            let info = info as *const pg_sys::AppendRelInfo;
+            ((*info).child_relid == index).then_some((*info).parent_relid)
+        });
+        match parent {
+            Some(parent) => index = parent,
+            None => break,
+        }
+    }
+    index
 }
 
 /// The relation OID of range-table entry `index` (1-based; 0 for none or not a relation).
@@ -135,87 +245,192 @@ unsafe fn list_pointers<'a>(list: *const pg_sys::List) -> &'a [*mut std::ffi::c_
     )
 }
 
-/// EXPLAIN's JSON with the constants of its expressions replaced by `?`: inside JSON strings,
-/// SQL string literals (`'…'`, quotes doubled inside) and numbers that do not continue an
-/// identifier. Keys, node names, relation and index names are left as they are.
+/// Keys of EXPLAIN's JSON whose string values are names, not expressions: left as they are.
+const NAME_KEYS: &[&str] = &[
+    "Node Type",
+    "Parent Relationship",
+    "Subplan Name",
+    "Relation Name",
+    "Schema",
+    "Alias",
+    "Index Name",
+    "CTE Name",
+    "Function Name",
+    "Table Function Name",
+    "Tuplestore Name",
+    "Custom Plan Provider",
+    "Join Type",
+    "Strategy",
+    "Partial Mode",
+    "Operation",
+    "Scan Direction",
+    "Command",
+    "Sort Method",
+    "Sort Space Type",
+];
+
+/// EXPLAIN's JSON with the constants of its expressions replaced by `?`. Every string value
+/// but those of NAME_KEYS is an expression (a filter, a condition, a sort or group key, ...):
+/// it is decoded, normalized (`normalize_expression`) and encoded again; keys, names, numbers
+/// and the layout stay as EXPLAIN printed them.
 pub fn normalize(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
-    let mut chars = json.chars().peekable();
-    let mut in_string = false;
-    let mut previous = ' ';
-    while let Some(c) = chars.next() {
-        if !in_string {
-            in_string = c == '"';
-            out.push(c);
-            previous = c;
-            continue;
-        }
-        match c {
-            '\\' => {
-                out.push(c);
-                if let Some(escaped) = chars.next() {
-                    out.push(escaped);
-                }
-                previous = 'a'; // an escaped character continues a word (\" in an identifier)
-                continue;
+    let mut last_key = String::new();
+    let mut rest = json;
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..start]);
+        let string = &rest[start..];
+        let end = string_end(string);
+        let token = &string[..end];
+        rest = &string[end..];
+        if rest.trim_start().starts_with(':') {
+            last_key = serde_json::from_str(token).unwrap_or_default();
+            out.push_str(token);
+        } else if NAME_KEYS.contains(&last_key.as_str()) {
+            out.push_str(token);
+        } else {
+            match serde_json::from_str::<String>(token) {
+                Ok(value) => out.push_str(
+                    &serde_json::to_string(&normalize_expression(&value))
+                        .unwrap_or_else(|_| "\"?\"".into()),
+                ),
+                // never stored as printed: it could hold a constant
+                Err(_) => out.push_str("\"?\""),
             }
-            '"' => in_string = false,
-            '\'' => {
-                // a literal: up to its closing quote ('' inside stays in it)
-                while let Some(inner) = chars.next() {
-                    if inner == '\'' {
-                        if chars.peek() == Some(&'\'') {
-                            chars.next();
-                            continue;
-                        }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The length of the JSON string that `text` starts with (its quotes included; the rest of
+/// `text` when it is not closed).
+fn string_end(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    text.len()
+}
+
+/// An SQL expression as PostgreSQL deparses it, with its constants replaced: string literals
+/// (`'…'`, quotes doubled inside; `E'…'` with backslash escapes) by `'?'`, numbers by `?`.
+/// Quoted identifiers (`"…"`, quotes doubled inside) and words (names, keywords, `$1`) are kept
+/// whole, digits in them included.
+pub fn normalize_expression(expression: &str) -> String {
+    let chars: Vec<char> = expression.chars().collect();
+    let mut out = String::with_capacity(expression.len());
+    let mut i = 0;
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' {
+            // a quoted identifier, up to its closing quote
+            let start = i;
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == '"' {
+                    if chars.get(i + 1) == Some(&'"') {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+            out.extend(&chars[start..i]);
+        } else if c == '\'' {
+            let escapes =
+                out.ends_with(['E', 'e']) && !out[..out.len() - 1].ends_with(|p: char| word(p));
+            i += 1;
+            while i < chars.len() {
+                match chars[i] {
+                    '\\' if escapes => i += 2,
+                    '\'' if chars.get(i + 1) == Some(&'\'') => i += 2,
+                    '\'' => {
+                        i += 1;
                         break;
                     }
+                    _ => i += 1,
                 }
-                out.push_str("'?'");
-                previous = '\'';
-                continue;
             }
-            digit
-                if digit.is_ascii_digit()
-                    && !(previous.is_alphanumeric() || previous == '_' || previous == '$') =>
-            {
-                while chars
-                    .peek()
-                    .is_some_and(|next| next.is_ascii_digit() || *next == '.')
-                {
-                    chars.next();
+            out.push_str("'?'");
+        } else if c.is_ascii_digit() {
+            // a number: digits, a point, an exponent
+            i += 1;
+            while i < chars.len() {
+                match chars[i] {
+                    d if d.is_ascii_digit() || d == '.' => i += 1,
+                    'e' | 'E' => {
+                        i += 1;
+                        if matches!(chars.get(i), Some('+' | '-')) {
+                            i += 1;
+                        }
+                    }
+                    _ => break,
                 }
-                out.push('?');
-                previous = '0';
-                continue;
             }
-            _ => {}
+            out.push('?');
+        } else if word(c) {
+            // a word, digits in it included
+            while i < chars.len() && word(chars[i]) {
+                out.push(chars[i]);
+                i += 1;
+            }
+        } else {
+            out.push(c);
+            i += 1;
         }
-        out.push(c);
-        previous = c;
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{normalize, normalize_expression};
 
     #[test]
     fn constants_in_expressions_become_question_marks() {
-        let plan = r#"[{"Plan": {"Node Type": "Index Scan", "Relation Name": "t2", "Index Cond": "(id = 42)", "Filter": "((name)::text = 'O''Brien'::text AND x > 1.5)", "Workers Planned": 2}}]"#;
+        let plan = r#"{"Plan": {"Node Type": "Index Scan", "Relation Name": "t2", "Alias": "2024_sales", "Index Cond": "(id = 42)", "Filter": "((name)::text = 'O''Brien'::text AND x > 1.5e-3)", "Sort Key": ["(a + 1)", "b"], "Workers Planned": 2, "Subplan Name": "InitPlan 1"}}"#;
         assert_eq!(
             normalize(plan),
-            r#"[{"Plan": {"Node Type": "Index Scan", "Relation Name": "t2", "Index Cond": "(id = ?)", "Filter": "((name)::text = '?'::text AND x > ?)", "Workers Planned": 2}}]"#
+            r#"{"Plan": {"Node Type": "Index Scan", "Relation Name": "t2", "Alias": "2024_sales", "Index Cond": "(id = ?)", "Filter": "((name)::text = '?'::text AND x > ?)", "Sort Key": ["(a + ?)", "b"], "Workers Planned": 2, "Subplan Name": "InitPlan 1"}}"#
         );
     }
 
     #[test]
-    fn identifiers_and_parameters_keep_their_digits() {
-        let plan = r#"{"Filter": "(c1 = $1) AND (\"t\\\"9\".x_2 = 7)"}"#;
+    fn quotes_in_identifiers_and_names_hide_no_constant() {
+        // a table named it's, a column named o'x, a constant after them
+        let plan = r#"{"Plan": {"Relation Name": "it's", "Alias": "it's", "Filter": "((\"o'x\" = 'topsecret'::text) AND (pin = 4242))"}}"#;
+        let normalized = normalize(plan);
         assert_eq!(
-            normalize(plan),
-            r#"{"Filter": "(c1 = $1) AND (\"t\\\"9\".x_2 = ?)"}"#
+            normalized,
+            r#"{"Plan": {"Relation Name": "it's", "Alias": "it's", "Filter": "((\"o'x\" = '?'::text) AND (pin = ?))"}}"#
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(&normalized).is_ok());
+    }
+
+    #[test]
+    fn identifiers_parameters_and_escaped_strings() {
+        assert_eq!(
+            normalize_expression(
+                r#"(c1 = $1) AND ("t""9".x_2 = 7) AND (s = E'a\'b') AND (e = 'x''y')"#
+            ),
+            r#"(c1 = $1) AND ("t""9".x_2 = ?) AND (s = E'?') AND (e = '?')"#
+        );
+        assert_eq!(
+            normalize_expression("(d = '2024-01-01'::date)"),
+            "(d = '?'::date)"
+        );
+        assert_eq!(
+            normalize_expression("(x = '-5'::integer) OR (y = -5)"),
+            "(x = '?'::integer) OR (y = -?)"
         );
     }
 }
