@@ -4385,17 +4385,27 @@ RETURNS TABLE (dbid oid, userid oid, queryid bigint, previous_planid bigint, pla
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT f.dbid, f.userid, f.queryid, prev.planid, f.planid, f.first_at
-      FROM (SELECT DISTINCT ON (s.dbid, s.userid, s.queryid, s.planid) s.dbid, s.userid, s.queryid, s.planid, s.first_at
-              FROM @extschema@.plan_sightings s
-             WHERE s.interval_end >= since AND s.first_at >= since AND s.first_at < until
-             ORDER BY s.dbid, s.userid, s.queryid, s.planid, s.first_at) f
-     CROSS JOIN LATERAL (
-            SELECT s.planid FROM @extschema@.plan_sightings s
-             WHERE s.queryid OPERATOR(pg_catalog.=) f.queryid AND s.dbid OPERATOR(pg_catalog.=) f.dbid
-               AND s.userid OPERATOR(pg_catalog.=) f.userid AND s.first_at < f.first_at
-             ORDER BY s.first_at DESC LIMIT 1) prev
-     WHERE prev.planid OPERATOR(pg_catalog.<>) f.planid
+    WITH stretch AS (
+        SELECT s.dbid, s.userid, s.queryid, s.planid, s.first_at
+          FROM @extschema@.plan_sightings s
+         WHERE s.interval_end >= since AND s.first_at < until
+    ), before AS (
+        -- each statement's last sighting before the stretch
+        SELECT b.*
+          FROM (SELECT DISTINCT t.dbid, t.userid, t.queryid FROM stretch t) k
+         CROSS JOIN LATERAL (
+                SELECT s.dbid, s.userid, s.queryid, s.planid, s.first_at FROM @extschema@.plan_sightings s
+                 WHERE s.queryid OPERATOR(pg_catalog.=) k.queryid AND s.dbid OPERATOR(pg_catalog.=) k.dbid
+                   AND s.userid OPERATOR(pg_catalog.=) k.userid AND s.first_at < since
+                 ORDER BY s.first_at DESC LIMIT 1) b
+    ), ordered AS (
+        SELECT x.*, pg_catalog.lag(x.planid) OVER (PARTITION BY x.dbid, x.userid, x.queryid
+                                                   ORDER BY x.first_at, x.planid) AS previous_planid
+          FROM (SELECT * FROM stretch UNION ALL SELECT * FROM before) x
+    )
+    SELECT o.dbid, o.userid, o.queryid, o.previous_planid, o.planid, o.first_at
+      FROM ordered o
+     WHERE o.first_at >= since AND o.previous_planid OPERATOR(pg_catalog.<>) o.planid
 $$;
 
 -- Every plan a statement used in the window (queryid NULL: every statement), with its captures

@@ -5,7 +5,8 @@
 #      300 times more, by sequential scan. query_plans shows both plans (normalized: no costs,
 #      no constants), plan_changes shows the change with the old and the new plan and the
 #      executions and percentiles before and after, regressions() lists the statement with that
-#      plan change against the stretch before, and the alert plan_regression opens once;
+#      plan change against the stretch before, and the alert plan_regression opens once; a
+#      statement that switches to another plan and back shows both changes;
 #  (b) a fast statement never gets a plan captured when new shapes are not captured, and is
 #      explained once (not once per execution) when they are;
 #  (b) a partitioned table keeps one plan id whichever partition pruning leaves, and when a
@@ -102,6 +103,28 @@ check "report_html shows the change, with both plans, escaped" "t|f|t" \
 snapshot
 check "the alert fires once: the next snapshot keeps the same episode" "1" \
     "$(q "SELECT count(*) FROM dbanalytics.alerts WHERE rule = 'plan_regression'")"
+
+step "(a) A plan switch back: a statement returns to the plan it had before"
+q "CREATE TABLE accounts (id int NOT NULL, balance int);
+   INSERT INTO accounts SELECT g, g FROM generate_series(1, 50000) g;
+   CREATE INDEX accounts_id ON accounts (id)"
+q "VACUUM ANALYZE accounts"
+for i in $(seq 1 20); do echo "SELECT balance FROM accounts WHERE id = $((i * 31));"; done >"$WORK/accounts.sql"
+(printf 'SET enable_indexscan = off;\nSET enable_bitmapscan = off;\n'; cat "$WORK/accounts.sql") >"$WORK/accounts_seq.sql"
+run_file "$WORK/accounts.sql"
+snapshot
+run_file "$WORK/accounts_seq.sql"
+snapshot
+run_file "$WORK/accounts.sql"
+snapshot
+ACCOUNT=$(queryid_of 'SELECT balance FROM accounts WHERE id = %')
+check "two plans, each explained once" "2|Index Scan,Seq Scan" \
+    "$(q "SELECT count(*), string_agg(plan::json->'Plan'->>'Node Type', ',' ORDER BY plan::json->'Plan'->>'Node Type')
+            FROM dbanalytics.plans WHERE queryid = $ACCOUNT")"
+check "plan_changes: to the sequential scan, and back to the index scan" "Index Scan>Seq Scan,Seq Scan>Index Scan" \
+    "$(q "SELECT string_agg((previous_plan::json->'Plan'->>'Node Type') || '>' || (plan::json->'Plan'->>'Node Type'), ','
+                            ORDER BY changed_at)
+            FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $ACCOUNT")"
 
 step "(b) Fast statements: no capture without new shapes, one per shape with them"
 cat >"$WORK/fast_off.sql" <<'EOF'

@@ -303,10 +303,11 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
             } else {
                 None
             };
-            histograms.record(dbid, userid, queryid, micros, usage);
+            let own = histograms.record(dbid, userid, queryid, micros, usage);
             if NESTING.get() == 0 {
                 track_run(&histograms, dbid, userid, queryid, query_desc, micros);
-                crate::plans::consider(query_desc, dbid, userid, queryid, micros);
+                let plan = own.map(|slot| &slot.plan);
+                crate::plans::consider(query_desc, dbid, userid, queryid, micros, plan);
             }
         }
     }

@@ -63,6 +63,9 @@ pub struct Slot {
     cpu_system_us: AtomicU64,
     read_bytes: AtomicU64,
     write_bytes: AtomicU64,
+    /// The plan id of the statement's latest top-level execution that plan capture looked at
+    /// (0: none yet; src/plans): a different one is a plan switch. Kept across drains.
+    pub plan: AtomicI64,
 }
 
 /// Resources one or more top-level executions used, as getrusage(RUSAGE_SELF) measured them
@@ -298,25 +301,33 @@ fn load_application(slot: &Slot) -> Option<String> {
 }
 
 impl Table {
-    /// Adds one execution of `micros` to the query's histogram.
-    pub fn record(&self, dbid: u32, userid: u32, queryid: i64, micros: u64, usage: Option<Usage>) {
+    /// Adds one execution of `micros` to the query's histogram; returns the query's own slot
+    /// (None when it was recorded in its database's overflow slot, or lost).
+    pub fn record(
+        &self,
+        dbid: u32,
+        userid: u32,
+        queryid: i64,
+        micros: u64,
+        usage: Option<Usage>,
+    ) -> Option<&Slot> {
         let bucket = bucket_of(micros);
         let header = self.header;
         let room_left = || header.used.load(Ordering::Relaxed) < header.capacity;
-        let slot = match find(self.regular, dbid, userid, queryid, &room_left) {
-            Some((slot, claimed)) => {
-                if claimed {
-                    header.used.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(slot)
+        let own = find(self.regular, dbid, userid, queryid, &room_left).map(|(slot, claimed)| {
+            if claimed {
+                header.used.fetch_add(1, Ordering::Relaxed);
             }
-            None => find(self.overflow, dbid, 0, 0, &|| true).map(|(slot, claimed)| {
+            slot
+        });
+        let slot = own.or_else(|| {
+            find(self.overflow, dbid, 0, 0, &|| true).map(|(slot, claimed)| {
                 if claimed {
                     header.overflow_used.fetch_add(1, Ordering::Relaxed);
                 }
                 slot
-            }),
-        };
+            })
+        });
         match slot {
             Some(slot) => {
                 slot.counts[bucket].fetch_add(1, Ordering::Relaxed);
@@ -328,6 +339,7 @@ impl Table {
                 header.lost_executions.fetch_add(1, Ordering::Relaxed);
             }
         }
+        own
     }
 
     /// Adds one ended run to its statement's slot (claimed like `record` would; a statement

@@ -3,8 +3,9 @@
 //! the captures in `plans` and `plan_sightings` (sql/schema.sql, docs/plans.md).
 //!
 //! At every tracked top-level execution with capture on, the plan tree is hashed (shape.rs:
-//! a walk of its nodes, no allocation) and looked up in this backend's set of known shapes.
-//! Only a slow execution or a shape this backend has not met goes further: the shared shape
+//! a walk of its nodes, no allocation), compared with the plan id the statement's histogram
+//! slot holds from its previous execution, and looked up in this backend's set of known shapes.
+//! Only a slow execution, a plan switch or a shape this backend has not met goes further: the shared shape
 //! set (queue.rs) says whether it was explained already, the interval's budget is asked for a
 //! capture, and only a shape never explained is explained (EXPLAIN (FORMAT JSON, COSTS OFF) of
 //! the finished QueryDesc, as auto_explain does, without instrumentation), normalized and
@@ -93,7 +94,9 @@ fn shape_key(dbid: u32, userid: u32, planid: i64) -> u64 {
 }
 
 /// Looks at one finished top-level execution (called from ExecutorEnd, before the executor
-/// state is freed) and captures its plan when it was slow or its shape is new.
+/// state is freed) and captures its plan when it was slow, its shape is new, or the statement
+/// ran with another plan the time before (`current`: the statement's plan id in its histogram
+/// slot, when it has one of its own).
 ///
 /// # Safety
 /// `query_desc` must be the QueryDesc being ended, its estate still alive.
@@ -103,19 +106,30 @@ pub unsafe fn consider(
     userid: u32,
     queryid: i64,
     micros: u64,
+    current: Option<&std::sync::atomic::AtomicI64>,
 ) {
     let max = gucs::plan_capture_max_per_interval();
     if max == 0 {
         return;
     }
     let slow = micros >= gucs::plan_capture_threshold_us();
-    if !slow && !gucs::plan_capture_new_shapes() {
+    let new_shapes = gucs::plan_capture_new_shapes();
+    if !slow && !new_shapes {
         return;
     }
     let Some(queue) = queue::queue() else {
         return;
     };
     let planid = shape::plan_id((*query_desc).plannedstmt, queryid);
+    // a plan switch: the statement ran with another plan the time before (read first, written
+    // only when it changed, so that a statement keeping its plan writes nothing shared)
+    let switched = current.is_some_and(|plan| {
+        let previous = plan.load(std::sync::atomic::Ordering::Relaxed);
+        if previous != planid {
+            plan.store(planid, std::sync::atomic::Ordering::Relaxed);
+        }
+        previous != 0 && previous != planid
+    });
     let key = shape_key(dbid, userid, planid);
     let epoch = queue.shapes_epoch();
     let mut known = KNOWN.update(|set| set.contains_in(key, epoch));
@@ -123,7 +137,7 @@ pub unsafe fn consider(
         KNOWN.update(|set| set.insert(key));
         known = true;
     }
-    if known && !slow {
+    if known && !slow && !(switched && new_shapes) {
         return;
     }
     let reason = if slow { Reason::Slow } else { Reason::NewShape };
