@@ -56,6 +56,8 @@ fn settings_declare_units_and_bounds() {
              dbanalytics.database=pgrx_tests,dbanalytics.enabled=off,dbanalytics.health_interval=300s,\
              dbanalytics.histograms=on,\
              dbanalytics.histograms_nested=off,dbanalytics.max_histogram_queries=5000,\
+             dbanalytics.plan_capture_analyze=off,dbanalytics.plan_capture_max_per_interval=100,\
+             dbanalytics.plan_capture_new_shapes=on,dbanalytics.plan_capture_threshold=500ms,\
              dbanalytics.resource_usage=on,dbanalytics.retention_days=525600min,dbanalytics.retention_hours=43200min,\
              dbanalytics.retention_minutes=1440min,dbanalytics.retention_raw=1440min,\
              dbanalytics.sample_interval=1000ms,dbanalytics.slow_query_threshold=500ms,\
@@ -72,6 +74,7 @@ fn settings_declare_units_and_bounds() {
         Some(
             "dbanalytics.advice_planning_timeout:0..3600000,\
              dbanalytics.health_interval:5..86400,dbanalytics.max_histogram_queries:100..100000,\
+             dbanalytics.plan_capture_max_per_interval:0..10000,dbanalytics.plan_capture_threshold:0..3600000,\
              dbanalytics.retention_days:1440..5270400,dbanalytics.retention_hours:1440..5270400,\
              dbanalytics.retention_minutes:1440..5270400,dbanalytics.retention_raw:60..527040,\
              dbanalytics.sample_interval:100..3600000,dbanalytics.slow_query_threshold:1..3600000,\
