@@ -4386,7 +4386,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH stretch AS (
-        SELECT s.dbid, s.userid, s.queryid, s.planid, s.first_at
+        SELECT s.dbid, s.userid, s.queryid, s.planid, s.first_at, s.last_at
           FROM @extschema@.plan_sightings s
          WHERE s.interval_end >= since AND s.first_at < until
     ), before AS (
@@ -4394,13 +4394,14 @@ AS $$
         SELECT b.*
           FROM (SELECT DISTINCT t.dbid, t.userid, t.queryid FROM stretch t) k
          CROSS JOIN LATERAL (
-                SELECT s.dbid, s.userid, s.queryid, s.planid, s.first_at FROM @extschema@.plan_sightings s
+                SELECT s.dbid, s.userid, s.queryid, s.planid, s.first_at, s.last_at
+                  FROM @extschema@.plan_sightings s
                  WHERE s.queryid OPERATOR(pg_catalog.=) k.queryid AND s.dbid OPERATOR(pg_catalog.=) k.dbid
                    AND s.userid OPERATOR(pg_catalog.=) k.userid AND s.first_at < since
-                 ORDER BY s.first_at DESC LIMIT 1) b
+                 ORDER BY s.first_at DESC, s.last_at DESC LIMIT 1) b
     ), ordered AS (
         SELECT x.*, pg_catalog.lag(x.planid) OVER (PARTITION BY x.dbid, x.userid, x.queryid
-                                                   ORDER BY x.first_at, x.planid) AS previous_planid
+                                                   ORDER BY x.first_at, x.last_at, x.planid) AS previous_planid
           FROM (SELECT * FROM stretch UNION ALL SELECT * FROM before) x
     )
     SELECT o.dbid, o.userid, o.queryid, o.previous_planid, o.planid, o.first_at

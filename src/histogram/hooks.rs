@@ -306,8 +306,7 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
             let own = histograms.record(dbid, userid, queryid, micros, usage);
             if NESTING.get() == 0 {
                 track_run(&histograms, dbid, userid, queryid, query_desc, micros);
-                let plan = own.map(|slot| &slot.plan);
-                crate::plans::consider(query_desc, dbid, userid, queryid, micros, plan);
+                crate::plans::consider(query_desc, dbid, userid, queryid, micros, own);
             }
         }
     }

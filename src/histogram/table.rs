@@ -66,6 +66,9 @@ pub struct Slot {
     /// The plan id of the statement's latest top-level execution that plan capture looked at
     /// (0: none yet; src/plans): a different one is a plan switch. Kept across drains.
     pub plan: AtomicI64,
+    /// The plan queue's interval (queue::Queue::interval, plus 1; 0: none) of the statement's
+    /// latest plan switch that was taken: one per interval.
+    pub plan_switched_in: AtomicU32,
 }
 
 /// Resources one or more top-level executions used, as getrusage(RUSAGE_SELF) measured them
@@ -516,6 +519,13 @@ pub struct Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_slot_size() {
+        // docs/latency.md and docs/settings.md (dbanalytics.max_histogram_queries)
+        assert_eq!(std::mem::size_of::<Slot>(), 3904);
+        assert_eq!(shmem_size(5000), 26_277_848);
+    }
 
     fn empty_slot() -> Box<Slot> {
         // SAFETY: every field of a slot is an integer or an atomic integer: all zeros is the

@@ -18,8 +18,10 @@ pub mod shape;
 
 use crate::gucs;
 use crate::histogram::hooks::BackendLocal;
+use crate::histogram::table::Slot;
 use pgrx::pg_sys;
 use queue::{Capture, Reason};
+use std::sync::atomic::Ordering;
 
 /// Shapes this backend knows were explained: a small open-addressed set of keys (0: free).
 #[derive(Clone, Copy)]
@@ -49,7 +51,9 @@ impl Known {
     /// still answers for what it forgot).
     fn insert(&mut self, key: u64) {
         if self.used >= KNOWN_KEYS * 3 / 4 {
+            let epoch = self.epoch;
             *self = Known::new();
+            self.epoch = epoch;
         }
         let start = key as usize % KNOWN_KEYS;
         for probe in 0..KNOWN_KEYS {
@@ -95,8 +99,8 @@ fn shape_key(dbid: u32, userid: u32, planid: i64) -> u64 {
 
 /// Looks at one finished top-level execution (called from ExecutorEnd, before the executor
 /// state is freed) and captures its plan when it was slow, its shape is new, or the statement
-/// ran with another plan the time before (`current`: the statement's plan id in its histogram
-/// slot, when it has one of its own).
+/// ran with another plan the time before (`statement`: its histogram slot, when it has one of
+/// its own, which keeps its latest plan id).
 ///
 /// # Safety
 /// `query_desc` must be the QueryDesc being ended, its estate still alive.
@@ -106,7 +110,7 @@ pub unsafe fn consider(
     userid: u32,
     queryid: i64,
     micros: u64,
-    current: Option<&std::sync::atomic::AtomicI64>,
+    statement: Option<&Slot>,
 ) {
     let max = gucs::plan_capture_max_per_interval();
     if max == 0 {
@@ -121,15 +125,33 @@ pub unsafe fn consider(
         return;
     };
     let planid = shape::plan_id((*query_desc).plannedstmt, queryid);
-    // a plan switch: the statement ran with another plan the time before (read first, written
-    // only when it changed, so that a statement keeping its plan writes nothing shared)
-    let switched = current.is_some_and(|plan| {
-        let previous = plan.load(std::sync::atomic::Ordering::Relaxed);
-        if previous != planid {
-            plan.store(planid, std::sync::atomic::Ordering::Relaxed);
+    // a plan switch: the statement ran with another plan the time before. Read first, written
+    // only when it changed (a statement keeping its plan writes nothing shared); one switch per
+    // statement and interval is taken (by the backend whose compare-and-swap succeeds), and
+    // until the next interval the slot keeps the plan switched to, so that the plan the
+    // statement runs with at the end of an interval is taken then.
+    let mut switched_from = 0;
+    if let (Some(slot), true) = (statement, new_shapes) {
+        let previous = slot.plan.load(Ordering::Relaxed);
+        if previous == 0 {
+            let _ = slot
+                .plan
+                .compare_exchange(0, planid, Ordering::Relaxed, Ordering::Relaxed);
+        } else if previous != planid {
+            // the interval's mark, never 0 (a slot's initial value)
+            let interval = queue.interval().wrapping_add(1).max(1);
+            if slot.plan_switched_in.load(Ordering::Relaxed) != interval
+                && slot
+                    .plan
+                    .compare_exchange(previous, planid, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                slot.plan_switched_in.store(interval, Ordering::Relaxed);
+                switched_from = previous;
+            }
         }
-        previous != 0 && previous != planid
-    });
+    }
+    let switched = switched_from != 0;
     let key = shape_key(dbid, userid, planid);
     let epoch = queue.shapes_epoch();
     let mut known = KNOWN.update(|set| set.contains_in(key, epoch));
@@ -137,11 +159,12 @@ pub unsafe fn consider(
         KNOWN.update(|set| set.insert(key));
         known = true;
     }
-    if known && !slow && !(switched && new_shapes) {
+    if known && !slow && !switched {
         return;
     }
     let reason = if slow { Reason::Slow } else { Reason::NewShape };
-    if !queue.reserve(reason, max) || !queue.has_room() {
+    if !queue.has_room() || !queue.reserve(reason, max) {
+        forget_switch(statement, switched_from, planid);
         return;
     }
     // databases in another encoding than UTF-8: sightings only (their text would be mangled)
@@ -150,7 +173,6 @@ pub unsafe fn consider(
     // a slow execution that ran instrumented (plan_capture_analyze): its actual row counts
     let analyzed = (slow && utf8 && instrumented(query_desc))
         .then(|| shape::normalize(&explain_json(query_desc, true)));
-    let explained = plan.is_some();
     let queued = queue.push(&Capture {
         dbid,
         userid,
@@ -163,10 +185,25 @@ pub unsafe fn consider(
         analyzed,
         truncated: false,
     });
-    // remembered once its text is on its way (a capture dropped leaves the shape new)
-    if queued && explained {
+    if !queued {
+        forget_switch(statement, switched_from, planid);
+    } else if !known {
+        // remembered once its capture is on its way (a capture dropped leaves the shape new;
+        // in a database that is not UTF-8, the sighting without text stands for it)
         queue.shape_known(key, true);
         KNOWN.update(|set| set.insert(key));
+    }
+}
+
+/// A switch whose capture was dropped: the statement's slot goes back to the plan it switched
+/// from (unless another execution changed it meanwhile), so that its next execution with the
+/// new plan is a switch again, captured in this interval or the next.
+fn forget_switch(statement: Option<&Slot>, switched_from: i64, planid: i64) {
+    if let (Some(slot), true) = (statement, switched_from != 0) {
+        let _ =
+            slot.plan
+                .compare_exchange(planid, switched_from, Ordering::Relaxed, Ordering::Relaxed);
+        slot.plan_switched_in.store(0, Ordering::Relaxed);
     }
 }
 

@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 const EMPTY: u32 = 0;
 const CLAIMED: u32 = 1;
 const READY: u32 = 2;
+/// Being copied out by a drain (a second drain, from `take_snapshot()` in another database,
+/// skips it).
+const DRAINING: u32 = 3;
 /// Captures waiting for the collector at most.
 pub const SLOTS: usize = 32;
 /// Bytes of plan text a slot holds: the normalized plan and the analyzed one together (a longer
@@ -32,6 +35,14 @@ const SHMEM_NAME: &CStr = c"dbanalytics plan queue";
 
 #[repr(C)]
 struct Header {
+    /// Read at every execution, written once per drain: on a cache line of their own, apart
+    /// from the counters that refused captures write.
+    /// Times the shape set was emptied.
+    shapes_epoch: AtomicU32,
+    /// Collector intervals (drains) so far: a statement's plan switch is captured once per
+    /// interval.
+    interval: AtomicU32,
+    _read_mostly: [u8; 56],
     /// Captures reserved in this collector interval, of which for new shapes.
     taken: AtomicU32,
     taken_new: AtomicU32,
@@ -39,8 +50,7 @@ struct Header {
     dropped_limit: AtomicU64,
     dropped_full: AtomicU64,
     truncated: AtomicU64,
-    /// Times the shape set was emptied.
-    shapes_epoch: AtomicU32,
+    _written: [u8; 24],
     shapes: [AtomicU64; SHAPES],
 }
 
@@ -169,6 +179,11 @@ impl Queue {
         granted
     }
 
+    /// The collector interval now (how many drains so far).
+    pub fn interval(&self) -> u32 {
+        self.header.interval.load(Ordering::Relaxed)
+    }
+
     /// The shape set's epoch: a backend forgets the shapes it knows when it changes.
     pub fn shapes_epoch(&self) -> u32 {
         self.header.shapes_epoch.load(Ordering::Relaxed)
@@ -254,11 +269,15 @@ impl Queue {
     pub fn drain(&self) -> Vec<Capture> {
         let mut captures = Vec::new();
         for slot in self.slots {
-            if slot.state.load(Ordering::Acquire) != READY {
+            if slot
+                .state
+                .compare_exchange(READY, DRAINING, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
                 continue;
             }
-            // SAFETY: READY (loaded with Acquire): the writer is done, and only the collector
-            // drains
+            // SAFETY: READY when this drain took it (Acquire): the writer is done, and no other
+            // drain reads it
             let payload = unsafe { &*slot.payload.get() };
             let plan_end = payload.length as usize;
             let text = |bytes: &[u8]| {
@@ -282,6 +301,7 @@ impl Queue {
         }
         self.header.taken.store(0, Ordering::Relaxed);
         self.header.taken_new.store(0, Ordering::Relaxed);
+        self.header.interval.fetch_add(1, Ordering::Relaxed);
         if self.shapes_used() > SHAPES * 3 / 4 {
             // a key a backend adds meanwhile may be lost: its shape is explained once more
             for entry in &self.header.shapes {
@@ -344,5 +364,14 @@ mod tests {
         assert_eq!(length, PLAN_BYTES - 1);
         assert_eq!(cut(b"short", 5), (5, false));
         assert_eq!(cut(b"short", 0), (0, true));
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn the_documented_shared_memory_size() {
+        // docs/plans.md and plan_capture_status().shared_memory_bytes
+        assert_eq!(super::shmem_size(), 657_792);
     }
 }

@@ -63,7 +63,8 @@ const MAX_DEPTH: u32 = 200;
 /// `in_partitions`: the partitions and their indexes are not hashed (they are one table to the
 /// query), and the Append hashes its table and the set of its children's shapes, so that which
 /// partitions and how many survive pruning (per parameter value, or as partitions are added)
-/// does not change the plan id.
+/// does not change the plan id. A scan of the one partition that survived pruning (PostgreSQL
+/// then leaves the Append out) is hashed as that Append with one child.
 unsafe fn walk(
     hasher: &mut Hasher,
     tree: &Tree,
@@ -77,20 +78,28 @@ unsafe fn walk(
         return;
     }
     let tag = (*plan).type_;
-    hasher.mix(tag as u64);
-    let tag_number = tag as u32;
-    // a scan of one partition whose Append was left out (one partition survived pruning)
-    // counts as a scan of its table, as under the Append
-    let mut partition = in_partitions;
-    if !in_partitions && (T_SeqScan as u32..=T_CustomScan as u32).contains(&tag_number) {
+    let scan = (T_SeqScan as u32..=T_CustomScan as u32).contains(&(tag as u32));
+    if scan && !in_partitions {
         let scanned = (*(plan as *const pg_sys::Scan)).scanrelid;
         let table = root_of(tree.append_relations, scanned);
-        partition = table != scanned;
-        hasher.mix(u64::from(relation_of(tree.rtable, table)));
+        if table != scanned {
+            partitioned_append(
+                hasher,
+                T_Append,
+                relation_of(tree.rtable, table),
+                |shapes| shapes.add(hash_of(|child| walk(child, tree, plan, depth + 1, true))),
+            );
+            return;
+        }
+    }
+    hasher.mix(tag as u64);
+    if scan && !in_partitions {
+        let scanned = (*(plan as *const pg_sys::Scan)).scanrelid;
+        hasher.mix(u64::from(relation_of(tree.rtable, scanned)));
     }
     // an index: its OID, unless it is a partition's (its direction counts either way)
     let index = |oid: pg_sys::Oid| {
-        if partition {
+        if in_partitions {
             0
         } else {
             u64::from(oid.to_u32())
@@ -117,7 +126,7 @@ unsafe fn walk(
         T_Agg => hasher.mix((*(plan as *const pg_sys::Agg)).aggstrategy as u64),
         _ => {}
     }
-    let (children, partitioned) = match tag {
+    let (children, parents) = match tag {
         T_Append => {
             let append = plan as *const pg_sys::Append;
             ((*append).appendplans, first_member((*append).apprelids))
@@ -133,37 +142,27 @@ unsafe fn walk(
         T_ModifyTable => ((*(plan as *const pg_sys::ModifyTable)).plans, None),
         _ => (std::ptr::null_mut(), None),
     };
-    match partitioned {
-        Some(root) => {
-            // the table, and the set of the partitions' shapes (OR: order and repeats do not count)
-            if !in_partitions {
-                hasher.mix(u64::from(relation_of(tree.rtable, root)));
-            }
-            let mut shapes = 0u64;
+    // the Append of a table's partitions (not of a UNION ALL's branches: their parent is a
+    // subquery, no relation)
+    let table = parents.map_or(0, |rti| relation_of(tree.rtable, rti));
+    if table != 0 {
+        let table = if in_partitions { 0 } else { table };
+        partitioned_append(hasher, tag, table, |shapes| {
             for &child in list_pointers(children) {
-                let mut child_hasher = Hasher(OFFSET_BASIS);
-                walk(
-                    &mut child_hasher,
-                    tree,
-                    child as *const pg_sys::Plan,
-                    depth + 1,
-                    true,
-                );
-                shapes |= child_hasher.0;
+                let child = child as *const pg_sys::Plan;
+                shapes.add(hash_of(|h| walk(h, tree, child, depth + 1, true)));
             }
-            hasher.mix(shapes);
-        }
-        None => {
-            for &child in list_pointers(children) {
-                walk(
-                    hasher,
-                    tree,
-                    child as *const pg_sys::Plan,
-                    depth + 1,
-                    in_partitions,
-                );
-            }
-        }
+        });
+        return;
+    }
+    for &child in list_pointers(children) {
+        walk(
+            hasher,
+            tree,
+            child as *const pg_sys::Plan,
+            depth + 1,
+            in_partitions,
+        );
     }
     if tag == T_SubqueryScan {
         walk(
@@ -181,6 +180,59 @@ unsafe fn walk(
         } else {
             walk(hasher, tree, child, depth + 1, in_partitions);
         }
+    }
+}
+
+/// The hash of what `walk_into` mixes into a fresh hasher.
+fn hash_of(walk_into: impl FnOnce(&mut Hasher)) -> u64 {
+    let mut hasher = Hasher(OFFSET_BASIS);
+    walk_into(&mut hasher);
+    hasher.0
+}
+
+/// Hashes the Append (`tag`) of a table's partitions: its table (0 inside another one's
+/// partitions) and the set of its children's shapes, which `add_children` fills.
+fn partitioned_append(
+    hasher: &mut Hasher,
+    tag: pg_sys::NodeTag,
+    table: u32,
+    add_children: impl FnOnce(&mut ShapeSet),
+) {
+    hasher.mix(tag as u64);
+    hasher.mix(u64::from(table));
+    let mut shapes = ShapeSet::default();
+    add_children(&mut shapes);
+    shapes.mix_into(hasher);
+}
+
+/// The distinct shapes of an Append's children, whatever their order and repeats: up to 16
+/// kept and hashed in sorted order, more folded together.
+#[derive(Default)]
+struct ShapeSet {
+    kept: [u64; 16],
+    count: usize,
+    folded: u64,
+}
+
+impl ShapeSet {
+    fn add(&mut self, shape: u64) {
+        if self.kept[..self.count].contains(&shape) {
+            return;
+        }
+        if self.count < self.kept.len() {
+            self.kept[self.count] = shape;
+            self.count += 1;
+        } else {
+            self.folded |= shape;
+        }
+    }
+
+    fn mix_into(mut self, hasher: &mut Hasher) {
+        self.kept[..self.count].sort_unstable();
+        for &shape in &self.kept[..self.count] {
+            hasher.mix(shape);
+        }
+        hasher.mix(self.folded);
     }
 }
 
@@ -248,6 +300,10 @@ unsafe fn list_pointers<'a>(list: *const pg_sys::List) -> &'a [*mut std::ffi::c_
 /// Keys of EXPLAIN's JSON whose string values are names, not expressions: left as they are.
 const NAME_KEYS: &[&str] = &[
     "Node Type",
+    "Conflict Arbiter Indexes",
+    "Conflict Resolution",
+    "Trigger Name",
+    "Constraint Name",
     "Parent Relationship",
     "Subplan Name",
     "Relation Name",
@@ -393,7 +449,30 @@ pub fn normalize_expression(expression: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{normalize, normalize_expression};
+    use super::{normalize, normalize_expression, Hasher, ShapeSet, OFFSET_BASIS};
+
+    fn set_hash(shapes: &[u64]) -> u64 {
+        let mut set = ShapeSet::default();
+        for &shape in shapes {
+            set.add(shape);
+        }
+        let mut hasher = Hasher(OFFSET_BASIS);
+        set.mix_into(&mut hasher);
+        hasher.0
+    }
+
+    #[test]
+    fn an_appends_children_count_as_a_set() {
+        // order and repeats do not count, a different shape does
+        assert_eq!(set_hash(&[7, 9, 7]), set_hash(&[9, 7]));
+        assert_ne!(set_hash(&[7, 9]), set_hash(&[7, 10]));
+        assert_ne!(set_hash(&[7]), set_hash(&[7, 9]));
+        // 16 distinct shapes are kept whole (a change in any is seen); more are folded together
+        let many: Vec<u64> = (1..=16).map(|i| i * 0x9E37_79B9).collect();
+        let mut other = many.clone();
+        other[11] ^= 1;
+        assert_ne!(set_hash(&many), set_hash(&other));
+    }
 
     #[test]
     fn constants_in_expressions_become_question_marks() {
