@@ -4376,9 +4376,10 @@ SELECT p.dbid, p.userid, p.queryid, p.planid, p.first_seen, p.last_seen, p.trunc
                   AND t.queryid OPERATOR(pg_catalog.=) p.queryid
                 ORDER BY t.toplevel DESC LIMIT 1) AS visible) v;
 
--- Plan changes in [since, until): each plan of a statement first sighted in the stretch whose
--- statement's previous sighting (in the stretch or before it, as far as plan_sightings goes)
--- had another plan. changed_at: when the first captured execution with the new plan ended.
+-- Plan changes in [since, until): each sighting of a statement in the stretch whose plan differs
+-- from the statement's previous sighting (in the stretch or before it, as far as plan_sightings
+-- goes; sightings in the order their first execution ended). changed_at: when the first captured
+-- execution with the new plan ended.
 CREATE FUNCTION @extschema@._plan_changes(since timestamptz, until timestamptz)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, previous_planid bigint, planid bigint,
                changed_at timestamptz)
