@@ -196,14 +196,14 @@ pub unsafe fn consider(
 }
 
 /// A switch whose capture was dropped: the statement's slot goes back to the plan it switched
-/// from (unless another execution changed it meanwhile), so that its next execution with the
-/// new plan is a switch again, captured in this interval or the next.
+/// from (unless another execution changed it meanwhile), so that its first execution with the
+/// new plan in the next interval is a switch again. The interval stays marked: until then its
+/// executions only read the slot.
 fn forget_switch(statement: Option<&Slot>, switched_from: i64, planid: i64) {
     if let (Some(slot), true) = (statement, switched_from != 0) {
         let _ =
             slot.plan
                 .compare_exchange(planid, switched_from, Ordering::Relaxed, Ordering::Relaxed);
-        slot.plan_switched_in.store(0, Ordering::Relaxed);
     }
 }
 

@@ -35,8 +35,8 @@ const SHMEM_NAME: &CStr = c"dbanalytics plan queue";
 
 #[repr(C)]
 struct Header {
-    /// Read at every execution, written once per drain: on a cache line of their own, apart
-    /// from the counters that refused captures write.
+    // shapes_epoch and interval are read at every execution and written once per drain: they
+    // have a cache line of their own, apart from the counters that refused captures write
     /// Times the shape set was emptied.
     shapes_epoch: AtomicU32,
     /// Collector intervals (drains) so far: a statement's plan switch is captured once per
