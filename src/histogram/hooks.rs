@@ -218,11 +218,7 @@ unsafe fn query_id(query_desc: *mut pg_sys::QueryDesc) -> i64 {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
-    if NESTING.get() == 0
-        && gucs::histograms()
-        && !IGNORED.get()
-        && pg_sys::ParallelWorkerNumber < 0
-    {
+    if NESTING.get() == 0 && tracked(query_desc) {
         crate::plans::instrument_if_analyzing(query_desc, eflags);
     }
     match PREVIOUS_START {

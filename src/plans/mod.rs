@@ -1,15 +1,14 @@
 //! Plan history: the executor hooks identify each top-level execution's plan shape and capture
 //! a plan when the execution was slow or its shape was never explained; the collector stores
-//! the captures in `plans` and `plan_sightings` (sql/schema.sql, docs/plans.md).
+//! the captures in `plans` and `plan_sightings` (sql/plans.sql, docs/plans.md).
 //!
 //! At every tracked top-level execution with capture on, the plan tree is hashed (shape.rs:
 //! a walk of its nodes, no allocation), compared with the plan id the statement's histogram
 //! slot holds from its previous execution, and looked up in this backend's set of known shapes.
-//! Only a slow execution, a plan switch or a shape this backend has not met goes further: the shared shape
-//! set (queue.rs) says whether it was explained already, the interval's budget is asked for a
-//! capture, and only a shape never explained is explained (EXPLAIN (FORMAT JSON, COSTS OFF) of
-//! the finished QueryDesc, as auto_explain does, without instrumentation), normalized and
-//! queued. A slow execution of a known shape is queued as a sighting without text. With
+//! Only a slow execution, a plan switch or a shape this backend has not met goes further: the
+//! shared shape set (queue.rs) says whether it was explained already, the interval's budget is
+//! asked for a capture, and only a shape never explained is explained (EXPLAIN (FORMAT JSON,
+//! COSTS OFF) of the finished QueryDesc, as auto_explain does), normalized and queued. A slow execution of a known shape is queued as a sighting without text. With
 //! `dbanalytics.plan_capture_analyze`, every top-level execution counts rows per plan node and a
 //! slow one is also explained with its actual row counts.
 

@@ -98,6 +98,7 @@ pub struct Capture {
     /// The plan with actual row counts (`dbanalytics.plan_capture_analyze`), normalized too;
     /// left out when it does not fit in the slot beside the plan.
     pub analyzed: Option<String>,
+    /// Set by the queue, read by the collector: the plan was cut to fit in its slot.
     pub truncated: bool,
 }
 
@@ -137,13 +138,21 @@ pub fn queue() -> Option<Queue> {
         return None;
     }
     // SAFETY: the layout written by `attach`, which lives as long as the server.
-    unsafe {
+    Some(unsafe { Queue::at(header) })
+}
+
+impl Queue {
+    /// The queue laid out at `header`: the header, then its slots.
+    ///
+    /// # Safety
+    /// `header` must point to `shmem_size()` bytes, zeroed at first, that live forever.
+    unsafe fn at(header: *const Header) -> Queue {
         let header: &'static Header = &*header;
         let first = (header as *const Header).add(1) as *const Slot;
-        Some(Queue {
+        Queue {
             header,
             slots: std::slice::from_raw_parts(first, SLOTS),
-        })
+        }
     }
 }
 
@@ -250,7 +259,7 @@ impl Queue {
             payload.captured_at = capture.captured_at;
             payload.length = plan_length as u32;
             payload.analyzed_length = analyzed_length as u32;
-            payload.truncated = u32::from(plan_cut || capture.truncated);
+            payload.truncated = u32::from(plan_cut);
             payload.text[..plan_length].copy_from_slice(&plan[..plan_length]);
             payload.text[plan_length..plan_length + analyzed_length]
                 .copy_from_slice(&analyzed[..analyzed_length]);
@@ -364,6 +373,109 @@ mod tests {
         assert_eq!(length, PLAN_BYTES - 1);
         assert_eq!(cut(b"short", 5), (5, false));
         assert_eq!(cut(b"short", 0), (0, true));
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    /// A queue in zeroed memory of its own, as `attach` makes it in shared memory.
+    fn new_queue() -> Queue {
+        let layout = std::alloc::Layout::from_size_align(shmem_size(), 64).unwrap();
+        // SAFETY: zeroed memory of the queue's size, leaked so that it lives forever
+        unsafe { Queue::at(std::alloc::alloc_zeroed(layout) as *const Header) }
+    }
+
+    fn capture(queryid: i64, plan: Option<String>, analyzed: Option<String>) -> Capture {
+        Capture {
+            dbid: 1,
+            userid: 10,
+            queryid,
+            planid: queryid * 7,
+            slow: true,
+            micros: 1500,
+            captured_at: 42,
+            plan,
+            analyzed,
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn new_shapes_get_half_the_budget_and_a_drain_opens_the_next() {
+        let queue = new_queue();
+        let granted = |reason| (0..10).filter(|_| queue.reserve(reason, 4)).count();
+        assert_eq!(granted(Reason::NewShape), 2);
+        assert_eq!(granted(Reason::Slow), 2);
+        assert_eq!(queue.status().dropped_limit, 16);
+        queue.drain();
+        assert_eq!(granted(Reason::Slow), 4);
+        assert_eq!(queue.interval(), 1);
+    }
+
+    #[test]
+    fn captures_go_through_whole_and_a_full_queue_counts_its_drops() {
+        let queue = new_queue();
+        let long = "é".repeat(PLAN_BYTES); // 2 bytes each: cut at PLAN_BYTES, on a boundary
+        assert!(queue.push(&capture(
+            1,
+            Some("{\"Plan\": 1}".into()),
+            Some("analyzed".into())
+        )));
+        assert!(queue.push(&capture(2, Some(long), Some("left out".into()))));
+        for queryid in 3..=SLOTS as i64 {
+            assert!(queue.push(&capture(queryid, None, None)));
+        }
+        assert!(!queue.has_room() && !queue.push(&capture(99, None, None)));
+        let status = queue.status();
+        assert_eq!(
+            (
+                status.captured,
+                status.dropped_full,
+                status.truncated,
+                status.waiting
+            ),
+            (32, 2, 1, 32)
+        );
+        let drained = queue.drain();
+        assert_eq!(drained.len(), SLOTS);
+        assert_eq!(
+            drained[0],
+            capture(1, Some("{\"Plan\": 1}".into()), Some("analyzed".into()))
+        );
+        assert_eq!(drained[1].plan.as_ref().map(String::len), Some(PLAN_BYTES));
+        assert_eq!(
+            (drained[1].analyzed.as_deref(), drained[1].truncated),
+            (None, true)
+        );
+        assert_eq!(drained[2], capture(3, None, None));
+        assert!(queue.has_room() && queue.drain().is_empty());
+    }
+
+    #[test]
+    fn the_collector_empties_the_shape_set_when_three_quarters_full() {
+        let queue = new_queue();
+        assert!(!queue.shape_known(5, true) && queue.shape_known(5, false));
+        let mut key = 0u64;
+        let mut add = |count: usize| {
+            for _ in 0..count {
+                key += 1;
+                queue.shape_known(key * 0x9E37_79B9, true);
+            }
+        };
+        // three quarters, at most (a key that finds no free entry in 32 probes is not added)
+        add(SHAPES * 3 / 4 - 1);
+        let used = queue.status().shapes;
+        assert!(used <= SHAPES as i64 * 3 / 4 && used > SHAPES as i64 * 3 / 4 - 16);
+        queue.drain();
+        assert_eq!((queue.status().shapes, queue.shapes_epoch()), (used, 0));
+        while queue.status().shapes <= SHAPES as i64 * 3 / 4 {
+            add(1);
+        }
+        queue.drain();
+        assert_eq!((queue.status().shapes, queue.shapes_epoch()), (0, 1));
+        assert!(!queue.shape_known(5, false));
     }
 }
 
