@@ -260,8 +260,8 @@ $$;
 -- longer than dbanalytics.retention_minutes keep their percentiles and a 30-day window reads
 -- about 30 + 47 rows per statement. Callers merge the rows (bucket counts add up). only_queryid:
 -- one statement's rows only.
-CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
-                                           only_queryid bigint DEFAULT NULL)
+CREATE FUNCTION @extschema@._compute_latency_parts(since timestamptz, until timestamptz,
+                                                   only_queryid bigint)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
                buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
                run_max_length bigint, run_parent_queryid bigint, cpu_user_time double precision,
@@ -305,6 +305,18 @@ BEGIN
               CASE WHEN only_queryid IS NOT NULL THEN ARRAY[only_queryid] END;
 END
 $$;
+
+-- The latency parts of (since, until], computed by _compute_latency_parts once per snapshot
+-- (src/api/memo.rs).
+CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
+                                           only_queryid bigint DEFAULT NULL)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
+               buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
+               run_max_length bigint, run_parent_queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
 
 -- Table and index counters summed over (since, until], one row per object: the hourly rollups
 -- for the whole hours (_rollup_span), the per-snapshot rows for the rest.

@@ -75,7 +75,7 @@ CREATE TYPE @extschema@.pool_verdict AS (
 -- concurrently active sessions. The advice's text is left to _pool_recommendation, so that a
 -- caller that needs it for a few rows (health_score, the report) does not format it for every
 -- minute of the window.
-CREATE FUNCTION @extschema@._pool_verdicts(analysis_window interval)
+CREATE FUNCTION @extschema@._compute_pool_verdicts(analysis_window interval)
 RETURNS SETOF @extschema@.pool_verdict
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -170,6 +170,14 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
         AND (h.datname, h.usename, h.application_name) IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name)
 $$;
 
+-- The pool verdicts of the window, computed by _compute_pool_verdicts once per snapshot: the
+-- health score and the report both read them (src/api/memo.rs).
+CREATE FUNCTION @extschema@._pool_verdicts(analysis_window interval)
+RETURNS SETOF @extschema@.pool_verdict
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
+
 -- What to do about one pool verdict, in words. Clients waiting for a connection in an
 -- application pool or a pooler are invisible to the server: the busy-pool advice says so.
 -- Inlined into its callers (no SET clause; STABLE as format() is), so written with
@@ -260,7 +268,7 @@ SELECT a.pid, a.datname::pg_catalog.text, a.usename::pg_catalog.text, a.applicat
 
 -- Who blocked whom, per sample tick: every head blocker (a blocker that is not itself waiting)
 -- with the sessions it holds up directly or through others.
-CREATE FUNCTION @extschema@.blocking_chains(analysis_window interval DEFAULT '1 hour')
+CREATE FUNCTION @extschema@._compute_blocking_chains(analysis_window interval)
 RETURNS TABLE (sampled_at timestamptz, head_pid integer, head_usename text, head_application_name text,
                head_state text, head_query_id bigint, blocked_pids integer[], blocked_count integer,
                chain_depth integer, relations text[])
@@ -298,6 +306,16 @@ SELECT c.sampled_at, c.head, h.usename, h.application_name, h.state, h.query_id,
  GROUP BY c.sampled_at, c.head, h.usename, h.application_name, h.state, h.query_id
  ORDER BY c.sampled_at, c.head
 $$;
+
+-- Computed by _compute_blocking_chains once per snapshot: lock_contention() and the report
+-- both read it (src/api/memo.rs).
+CREATE FUNCTION @extschema@.blocking_chains(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (sampled_at timestamptz, head_pid integer, head_usename text, head_application_name text,
+               head_state text, head_query_id bigint, blocked_pids integer[], blocked_count integer,
+               chain_depth integer, relations text[])
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
 
 -- Lock hotspots: one row per waited-on object over the window.
 CREATE FUNCTION @extschema@.lock_contention(analysis_window interval)

@@ -67,7 +67,7 @@ $$;
 -- Indexes of the current database, judged over a window from the collector's history plus
 -- the scans since its last snapshot. Index statistics are per database: run this in the
 -- database the collector watches (dbanalytics.database).
-CREATE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
+CREATE FUNCTION @extschema@._compute_index_effectiveness(analysis_window interval)
 RETURNS TABLE (
     schemaname text, tablename text, indexname text, index_method text,
     scans_in_window bigint, scans_per_second double precision, tuples_read_per_scan double precision,
@@ -248,6 +248,19 @@ SELECT j.schemaname, j.tablename, j.indexname, j.method,
   FROM judged j
  ORDER BY CASE j.status WHEN 'effective' THEN 1 ELSE 0 END, j.schemaname, j.tablename, j.indexname
 $$;
+
+-- Computed by _compute_index_effectiveness once per snapshot: the health score and the report
+-- both read it (src/api/memo.rs).
+CREATE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
+RETURNS TABLE (
+    schemaname text, tablename text, indexname text, index_method text,
+    scans_in_window bigint, scans_per_second double precision, tuples_read_per_scan double precision,
+    index_bytes bigint, table_bytes bigint, size_ratio double precision,
+    table_writes_in_window bigint, watched_seconds double precision,
+    protected_by text, index_status text, recommendation text, evidence text)
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
 
 CREATE VIEW @extschema@.index_effectiveness AS
 SELECT * FROM @extschema@.index_effectiveness(interval '7 days');

@@ -176,7 +176,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION @extschema@._statement_totals(since timestamptz, until timestamptz)
+CREATE FUNCTION @extschema@._compute_statement_totals(since timestamptz, until timestamptz)
 RETURNS SETOF @extschema@.statement_total
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -236,6 +236,14 @@ BEGIN
     $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi;
 END
 $$;
+
+-- Each statement's totals in (since, until], computed by _compute_statement_totals once per
+-- snapshot: a report asks for the same window's totals five times (src/api/memo.rs).
+CREATE FUNCTION @extschema@._statement_totals(since timestamptz, until timestamptz)
+RETURNS SETOF @extschema@.statement_total
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
 
 CREATE FUNCTION @extschema@._check_order_by(order_by text)
 RETURNS text

@@ -2889,7 +2889,7 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._btree_bloat() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._btree_bloat() TO dbanalytics_reader;
 
-CREATE OR REPLACE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
+CREATE FUNCTION @extschema@._compute_index_effectiveness(analysis_window interval)
 RETURNS TABLE (
     schemaname text, tablename text, indexname text, index_method text,
     scans_in_window bigint, scans_per_second double precision, tuples_read_per_scan double precision,
@@ -3070,6 +3070,21 @@ SELECT j.schemaname, j.tablename, j.indexname, j.method,
   FROM judged j
  ORDER BY CASE j.status WHEN 'effective' THEN 1 ELSE 0 END, j.schemaname, j.tablename, j.indexname
 $$;
+
+-- Computed by _compute_index_effectiveness once per snapshot: the health score and the report
+-- both read it (src/api/memo.rs).
+CREATE OR REPLACE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
+RETURNS TABLE (
+    schemaname text, tablename text, indexname text, index_method text,
+    scans_in_window bigint, scans_per_second double precision, tuples_read_per_scan double precision,
+    index_bytes bigint, table_bytes bigint, size_ratio double precision,
+    table_writes_in_window bigint, watched_seconds double precision,
+    protected_by text, index_status text, recommendation text, evidence text)
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
+REVOKE ALL ON FUNCTION @extschema@._compute_index_effectiveness(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._compute_index_effectiveness(interval) TO dbanalytics_reader;
 
 -- (_health_measures: replaced once, by its latest version, further down)
 
@@ -4722,8 +4737,8 @@ $$;
 
 -- their results have more columns: dropped and created again (no object depends on them)
 DROP FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint);
-CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
-                                           only_queryid bigint DEFAULT NULL)
+CREATE FUNCTION @extschema@._compute_latency_parts(since timestamptz, until timestamptz,
+                                                   only_queryid bigint)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
                buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
                run_max_length bigint, run_parent_queryid bigint, cpu_user_time double precision,
@@ -4767,6 +4782,18 @@ BEGIN
               CASE WHEN only_queryid IS NOT NULL THEN ARRAY[only_queryid] END;
 END
 $$;
+
+-- The latency parts of (since, until], computed by _compute_latency_parts once per snapshot
+-- (src/api/memo.rs).
+CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
+                                           only_queryid bigint DEFAULT NULL)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, reset boolean, executions bigint,
+               buckets smallint[], counts bigint[], runs bigint, run_executions bigint,
+               run_max_length bigint, run_parent_queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
 
 CREATE FUNCTION @extschema@._statement_usage(since timestamptz, until timestamptz)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, cpu_user_time double precision,
@@ -4851,8 +4878,10 @@ SELECT r.rank, r.queryid, d.datname::text, u.rolname::text, r.toplevel,
 $$;
 
 REVOKE ALL ON FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint),
+    @extschema@._compute_latency_parts(timestamptz, timestamptz, bigint),
     @extschema@._statement_usage(timestamptz, timestamptz), @extschema@.top_queries(interval, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint),
+    @extschema@._compute_latency_parts(timestamptz, timestamptz, bigint),
     @extschema@._statement_usage(timestamptz, timestamptz), @extschema@.top_queries(interval, text, integer)
     TO dbanalytics_reader;
 CREATE OR REPLACE FUNCTION @extschema@.query_analysis(analysis_window interval DEFAULT '1 hour')
@@ -5322,7 +5351,7 @@ $$;
 -- report_html); collector_status's latest run per source comes from one index probe per source.
 -- (collector_status itself: its last version above carries the change.)
 -------------------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION @extschema@._statement_totals(since timestamptz, until timestamptz)
+CREATE FUNCTION @extschema@._compute_statement_totals(since timestamptz, until timestamptz)
 RETURNS SETOF @extschema@.statement_total
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -5382,6 +5411,16 @@ BEGIN
     $q$ USING since, until, span.lo, span.hi, span.day_lo, span.day_hi;
 END
 $$;
+
+-- Each statement's totals in (since, until], computed by _compute_statement_totals once per
+-- snapshot: a report asks for the same window's totals five times (src/api/memo.rs).
+CREATE OR REPLACE FUNCTION @extschema@._statement_totals(since timestamptz, until timestamptz)
+RETURNS SETOF @extschema@.statement_total
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
+REVOKE ALL ON FUNCTION @extschema@._compute_statement_totals(timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._compute_statement_totals(timestamptz, timestamptz) TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
 -- Issue 13: wait_events and query_waits sum the window's samples per wait and query in one pass
@@ -5723,7 +5762,7 @@ CREATE TYPE @extschema@.pool_verdict AS (
     near_limit boolean, cluster_peak integer, usable_connections integer,
     tick_seconds double precision, growth_buffer double precision);
 
-CREATE FUNCTION @extschema@._pool_verdicts(analysis_window interval)
+CREATE FUNCTION @extschema@._compute_pool_verdicts(analysis_window interval)
 RETURNS SETOF @extschema@.pool_verdict
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -5817,8 +5856,17 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
          ON j.status = 'lock_hotspot' AND h.minute = j.minute
         AND (h.datname, h.usename, h.application_name) IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name)
 $$;
-REVOKE ALL ON FUNCTION @extschema@._pool_verdicts(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._pool_verdicts(interval) TO dbanalytics_reader;
+
+-- The pool verdicts of the window, computed by _compute_pool_verdicts once per snapshot: the
+-- health score and the report both read them (src/api/memo.rs).
+CREATE FUNCTION @extschema@._pool_verdicts(analysis_window interval)
+RETURNS SETOF @extschema@.pool_verdict
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
+REVOKE ALL ON FUNCTION @extschema@._pool_verdicts(interval), @extschema@._compute_pool_verdicts(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._pool_verdicts(interval), @extschema@._compute_pool_verdicts(interval)
+    TO dbanalytics_reader;
 
 CREATE FUNCTION @extschema@._pool_recommendation(v @extschema@.pool_verdict)
 RETURNS text
@@ -6491,7 +6539,7 @@ WITH args AS MATERIALIZED (
      GROUP BY 1, 2
 ), pools AS MATERIALIZED (
     -- connection_pool_analytics' rows, their advice in words only for the rows the table shows
-    SELECT p AS verdict, p.* FROM @extschema@._pool_verdicts(analysis_window) p
+    SELECT p.* FROM @extschema@._pool_verdicts(analysis_window) p
 ), chains AS MATERIALIZED (
     SELECT c.* FROM @extschema@.blocking_chains(analysis_window) c
 ), sections AS (
@@ -6623,20 +6671,31 @@ WITH args AS MATERIALIZED (
       FROM args a, analysis q
     UNION ALL
     SELECT 5, @extschema@._html_section('pools', 'Connection pools', pg_catalog.concat(
+        -- each pool's mean in each of the time-series functions' buckets: a few hundred points
+        -- for the chart to draw, not one per pool and minute (50,000 in a week)
         (SELECT @extschema@._svg_chart('chart-pools', 'Pool utilization (active over the largest pool seen)', 'ratio',
-                    a.lo, a.hi, false, pg_catalog.array_agg(p.minute),
+                    a.lo, a.hi, false, pg_catalog.array_agg(p.bucket),
                     pg_catalog.array_agg(pg_catalog.concat_ws(' ', p.datname, p.usename, p.application_name)),
                     pg_catalog.array_agg(p.utilization))
-           FROM pools p),
+           FROM (SELECT pg_catalog.date_bin(a.resolution, p.minute, a.lo) AS bucket, p.datname, p.usename,
+                        p.application_name, pg_catalog.avg(p.utilization) AS utilization
+                   FROM pools p GROUP BY 1, 2, 3, 4) p),
         @extschema@._html_table((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
                                      'database', p.datname, 'user', p.usename, 'application', p.application_name,
                                      'max active', p.max_active, 'utilization', pg_catalog.round(p.utilization::numeric, 3),
                                      'status', p.pool_status, 'recommended size', p.recommended_pool_size,
-                                     'recommendation', @extschema@._pool_recommendation(p.verdict))
+                                     'recommendation', @extschema@._pool_recommendation(p))
                                      ORDER BY p.datname, p.usename, p.application_name)
-                                   FROM (SELECT DISTINCT ON (p.datname, p.usename, p.application_name) p.*
-                                           FROM pools p
-                                          ORDER BY p.datname, p.usename, p.application_name, p.minute DESC
+                                   -- each pool's latest minute, found by hashing (sorting the week's
+                                   -- rows by their names took a tenth of a second)
+                                   FROM (SELECT p.* FROM pools p
+                                           JOIN (SELECT l.datname, l.usename, l.application_name,
+                                                        pg_catalog.max(l.minute) AS minute
+                                                   FROM pools l GROUP BY 1, 2, 3) l
+                                             ON l.minute = p.minute
+                                            AND (l.datname, l.usename, l.application_name)
+                                                IS NOT DISTINCT FROM (p.datname, p.usename, p.application_name)
+                                          ORDER BY p.datname, p.usename, p.application_name
                                           LIMIT a.n) p),
                                 'No pool was sampled in this window.')))
       FROM args a
@@ -6869,6 +6928,61 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._check_baseline(interval), @extschema@.regressions(interval, interval, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._check_baseline(interval), @extschema@.regressions(interval, interval, integer)
     TO dbanalytics_reader;
+
+-------------------------------------------------------------------------------
+-- Issue 16: blocking_chains() computed once per snapshot (src/api/memo.rs), like the other
+-- functions the report and the health score both read.
+-------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@._compute_blocking_chains(analysis_window interval)
+RETURNS TABLE (sampled_at timestamptz, head_pid integer, head_usename text, head_application_name text,
+               head_state text, head_query_id bigint, blocked_pids integer[], blocked_count integer,
+               chain_depth integer, relations text[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@._window_start(analysis_window);  -- argument check, even with no history
+WITH RECURSIVE waits AS (
+    SELECT w.* FROM @extschema@.lock_waits w
+     WHERE w.sampled_at > pg_catalog.now() - analysis_window AND w.waiting
+), edges AS (
+    SELECT w.sampled_at, b.blocker, w.pid AS waiter,
+           COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS waited_on
+      FROM waits w CROSS JOIN LATERAL pg_catalog.unnest(w.blocking_pids) AS b(blocker)
+), heads AS (
+    SELECT DISTINCT e.sampled_at, e.blocker AS head
+      FROM edges e
+     WHERE NOT EXISTS (SELECT FROM waits w WHERE w.sampled_at = e.sampled_at AND w.pid = e.blocker)
+), chain AS (
+    SELECT h.sampled_at, h.head, e.waiter, e.waited_on, 1 AS depth, ARRAY[h.head, e.waiter] AS path
+      FROM heads h JOIN edges e ON e.sampled_at = h.sampled_at AND e.blocker = h.head
+    UNION ALL
+    SELECT c.sampled_at, c.head, e.waiter, e.waited_on, c.depth + 1, c.path || e.waiter
+      FROM chain c JOIN edges e ON e.sampled_at = c.sampled_at AND e.blocker = c.waiter
+     WHERE e.waiter <> ALL (c.path)
+)
+SELECT c.sampled_at, c.head, h.usename, h.application_name, h.state, h.query_id,
+       pg_catalog.array_agg(DISTINCT c.waiter), pg_catalog.count(DISTINCT c.waiter)::integer,
+       pg_catalog.max(c.depth), pg_catalog.array_agg(DISTINCT c.waited_on)
+  FROM chain c
+  -- the head as the sampler saw it (a client session; other heads, e.g. autovacuum, have no row)
+  LEFT JOIN @extschema@.lock_waits h
+         ON h.sampled_at = c.sampled_at AND h.pid = c.head AND NOT h.waiting
+        AND h.sampled_at > pg_catalog.now() - analysis_window
+ GROUP BY c.sampled_at, c.head, h.usename, h.application_name, h.state, h.query_id
+ ORDER BY c.sampled_at, c.head
+$$;
+
+-- Computed by _compute_blocking_chains once per snapshot: lock_contention() and the report
+-- both read it (src/api/memo.rs).
+CREATE OR REPLACE FUNCTION @extschema@.blocking_chains(analysis_window interval DEFAULT '1 hour')
+RETURNS TABLE (sampled_at timestamptz, head_pid integer, head_usename text, head_application_name text,
+               head_state text, head_query_id bigint, blocked_pids integer[], blocked_count integer,
+               chain_depth integer, relations text[])
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
+REVOKE ALL ON FUNCTION @extschema@._compute_blocking_chains(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._compute_blocking_chains(interval) TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings

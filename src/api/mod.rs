@@ -3,6 +3,7 @@
 
 pub mod advisor;
 pub mod latency;
+pub mod memo;
 pub mod plans;
 pub mod server;
 pub mod sizes;

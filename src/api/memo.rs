@@ -1,0 +1,417 @@
+//! Rows of the heavy internal analytics, computed once per snapshot (issue 16).
+//!
+//! `health_score()`, `query_analysis()`, `top_queries()`, `index_advice()` and the report each sum
+//! the same window's statement history: `report_html('7 days')` asked for one week's
+//! `_statement_totals` five times. Each function listed in [`MEMOIZED`] is declared in SQL as
+//! `LANGUAGE c` on [`dbanalytics_memoized`], which runs the function that computes its rows
+//! (`_compute_<name>`, same arguments, same result type) and keeps a copy of the rows. A later
+//! call gets the copy back when nothing it could see has changed:
+//!
+//! - same function and the same argument values;
+//! - same current role;
+//! - the same MVCC snapshot: same `xmin`, `xmax`, transactions in progress and command id. Two
+//!   such snapshots see exactly the same rows. Inside one statement every STABLE function
+//!   shares its caller's snapshot, so a report reuses the rows; a new statement after any
+//!   commit, or after this transaction's own writes, computes them again.
+//!
+//! The copies live in this backend's memory and are dropped at the end of every transaction, and
+//! at the abort of the subtransaction they were computed in; at most [`MAX_ENTRIES`] results of at most [`MAX_BYTES`] together are
+//! kept (a larger result is returned without a copy).
+
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::ffi::{CStr, CString};
+
+/// The functions whose rows are kept, and the function that computes them (same schema).
+const MEMOIZED: &[(&str, &str)] = &[
+    ("_statement_totals", "_compute_statement_totals"),
+    ("_latency_parts", "_compute_latency_parts"),
+    ("_pool_verdicts", "_compute_pool_verdicts"),
+    ("index_effectiveness", "_compute_index_effectiveness"),
+    ("blocking_chains", "_compute_blocking_chains"),
+];
+
+/// How many results are kept at most (a report asks for about twelve distinct ones).
+const MAX_ENTRIES: usize = 32;
+/// How many bytes of rows are kept at most, all results together.
+const MAX_BYTES: usize = 64 << 20;
+
+/// What a result depends on besides the rows a snapshot sees.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Key {
+    function: u32,
+    role: u32,
+    /// the snapshot's identity (snapshot_identity)
+    snapshot: Vec<u32>,
+    /// each argument's bytes, None for NULL
+    arguments: Vec<Option<Vec<u8>>>,
+}
+
+/// One kept result: its tuples (heap tuple bodies, each starting on an 8-byte boundary).
+struct Entry {
+    key: Key,
+    /// the subtransaction it was computed in: gone if that one aborts
+    subtransaction: pg_sys::SubTransactionId,
+    words: Vec<u64>,
+    /// (first word, length in bytes) of each row
+    rows: Vec<(usize, u32)>,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+}
+
+thread_local! {
+    static KEPT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The kept result for `key`, if any, handed to `f`; it becomes the last one dropped.
+fn with_kept<R>(key: &Key, f: impl FnOnce(Option<&Entry>) -> R) -> R {
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if let Some(at) = kept.iter().position(|e| &e.key == key) {
+            let entry = kept.remove(at);
+            kept.push(entry);
+        }
+        f(kept.last().filter(|e| &e.key == key))
+    })
+}
+
+/// Keeps `entry`, dropping the least recently used results beyond the limits; a result larger than
+/// [`MAX_BYTES`] alone is not kept.
+fn keep(entry: Entry) {
+    if entry.bytes() > MAX_BYTES {
+        return;
+    }
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        kept.retain(|e| e.key != entry.key);
+        kept.push(entry);
+        while kept.len() > MAX_ENTRIES || kept.iter().map(Entry::bytes).sum::<usize>() > MAX_BYTES {
+            kept.remove(0);
+        }
+    });
+    if !CALLBACKS_REGISTERED.with(|registered| registered.replace(true)) {
+        // SAFETY: registers callbacks of this backend, for the rest of its life
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(forget_at_xact_end), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(forget_at_subxact_abort), std::ptr::null_mut());
+        }
+    }
+}
+
+/// Forgets the results computed in subtransaction `from` or in any later one (all of them: 1).
+fn forget_since(from: pg_sys::SubTransactionId) {
+    KEPT.with(|kept| kept.borrow_mut().retain(|e| e.subtransaction < from));
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_at_xact_end(
+    _event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    // (the top transaction's subtransaction id is 1, the lowest)
+    forget_since(1);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_at_subxact_abort(
+    event: pg_sys::SubXactEvent::Type,
+    my_subid: pg_sys::SubTransactionId,
+    _parent_subid: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    // a result computed in the aborted subtransaction may count rows it wrote; one computed
+    // before it saw none of them (its snapshot's command id came first)
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        forget_since(my_subid);
+    }
+}
+
+/// The active snapshot's identity: its bounds, the transactions it sees as running and its
+/// command id, if it is an MVCC snapshot. Snapshots alike in these see the same rows.
+///
+/// SAFETY: reads the active snapshot, if one is set.
+unsafe fn snapshot_identity() -> Option<Vec<u32>> {
+    unsafe {
+        if !pg_sys::ActiveSnapshotSet() {
+            return None;
+        }
+        let snapshot = pg_sys::GetActiveSnapshot().as_ref()?;
+        if snapshot.snapshot_type != pg_sys::SnapshotType::SNAPSHOT_MVCC {
+            return None;
+        }
+        let running = |xids: *mut pg_sys::TransactionId, count: usize| {
+            if count == 0 || xids.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(xids, count)
+            }
+        };
+        let xip = running(snapshot.xip, snapshot.xcnt as usize);
+        let subxip = running(snapshot.subxip, snapshot.subxcnt.max(0) as usize);
+        let mut identity = vec![
+            snapshot.xmin.into_inner(),
+            snapshot.xmax.into_inner(),
+            snapshot.curcid,
+            u32::from(snapshot.suboverflowed) | u32::from(snapshot.takenDuringRecovery) << 1,
+            xip.len() as u32,
+        ];
+        identity.extend(xip.iter().map(|x| x.into_inner()));
+        identity.extend(subxip.iter().map(|x| x.into_inner()));
+        Some(identity)
+    }
+}
+
+/// The bytes of one argument value of type `type_oid`.
+///
+/// SAFETY: `value` is a non-null Datum of type `type_oid`.
+unsafe fn argument_bytes(type_oid: pg_sys::Oid, value: pg_sys::Datum) -> Vec<u8> {
+    unsafe {
+        let (mut length, mut by_value) = (0i16, false);
+        pg_sys::get_typlenbyval(type_oid, &mut length, &mut by_value);
+        if by_value {
+            value.value().to_ne_bytes().to_vec()
+        } else if length > 0 {
+            std::slice::from_raw_parts(value.cast_mut_ptr::<u8>(), length as usize).to_vec()
+        } else if length == -1 {
+            let flat = pg_sys::pg_detoast_datum_packed(value.cast_mut_ptr());
+            std::slice::from_raw_parts(
+                pgrx::varlena::vardata_any(flat) as *const u8,
+                pgrx::varlena::varsize_any_exhdr(flat),
+            )
+            .to_vec()
+        } else {
+            CStr::from_ptr(value.cast_mut_ptr()).to_bytes().to_vec()
+        }
+    }
+}
+
+fn internal_error(message: String) -> ! {
+    super::raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        message,
+        "Reinstall the extension: its SQL and its library do not match.",
+    )
+}
+
+/// The schema-qualified name of the function computing the rows of function `oid`.
+///
+/// SAFETY: `oid` is the OID of the function being called.
+unsafe fn computing_function(oid: pg_sys::Oid) -> String {
+    unsafe {
+        let name = pg_sys::get_func_name(oid);
+        let name = if name.is_null() {
+            ""
+        } else {
+            CStr::from_ptr(name).to_str().unwrap_or("")
+        };
+        let Some((_, computing)) = MEMOIZED.iter().find(|(memoized, _)| *memoized == name) else {
+            internal_error(format!(
+                "dbanalytics: {name}() is not a function whose rows are kept"
+            ));
+        };
+        let schema = pg_sys::get_namespace_name(pg_sys::get_func_namespace(oid));
+        let computing = CString::new(*computing).expect("no NUL in a function name");
+        format!(
+            "{}.{}",
+            CStr::from_ptr(pg_sys::quote_identifier(schema)).to_string_lossy(),
+            CStr::from_ptr(pg_sys::quote_identifier(computing.as_ptr())).to_string_lossy()
+        )
+    }
+}
+
+/// Checks that rows of `computed` can be returned as rows of `declared`.
+///
+/// SAFETY: both are valid tuple descriptors.
+unsafe fn check_same_columns(declared: pg_sys::TupleDesc, computed: pg_sys::TupleDesc) {
+    unsafe {
+        let (declared, computed) = (&*declared, &*computed);
+        let same = declared.natts == computed.natts
+            && (0..declared.natts as usize).all(|i| {
+                let (d, c) = (
+                    &*declared.attrs.as_ptr().add(i),
+                    &*computed.attrs.as_ptr().add(i),
+                );
+                d.atttypid == c.atttypid && d.attlen == c.attlen
+            });
+        if !same {
+            internal_error(
+                "dbanalytics: a kept function's columns differ from the function computing them"
+                    .into(),
+            );
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_dbanalytics_memoized() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
+}
+
+/// The C function behind every function of [`MEMOIZED`]: returns its rows, from the kept copy
+/// when there is one for this call (see the module's documentation), otherwise computed by
+/// `_compute_<name>` and kept. A set-returning function in materialize mode.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager, with a valid `fcinfo`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn dbanalytics_memoized(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        let call = &mut *fcinfo;
+        let rsinfo = call.resultinfo as *mut pg_sys::ReturnSetInfo;
+        if rsinfo.is_null()
+            || (*rsinfo).type_ != pg_sys::NodeTag::T_ReturnSetInfo
+            || ((*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32)
+                == 0
+        {
+            super::raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "dbanalytics: set-valued function called in context that cannot accept a set"
+                    .into(),
+                "Call it in a FROM clause.",
+            );
+        }
+        let function = (*call.flinfo).fn_oid;
+        let mut declared: pg_sys::TupleDesc = std::ptr::null_mut();
+        if pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut declared)
+            != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE
+        {
+            internal_error(
+                "dbanalytics: a kept function must return rows of a composite type".into(),
+            );
+        }
+
+        // the arguments, as declared
+        let mut argument_types: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut nargs: i32 = 0;
+        pg_sys::get_func_signature(function, &mut argument_types, &mut nargs);
+        let nargs = nargs as usize;
+        let types = std::slice::from_raw_parts(argument_types, nargs);
+        let arguments = std::slice::from_raw_parts(call.args.as_ptr(), nargs);
+
+        let key = snapshot_identity().map(|snapshot| Key {
+            function: function.to_u32(),
+            role: pg_sys::GetUserId().to_u32(),
+            snapshot,
+            arguments: arguments
+                .iter()
+                .zip(types)
+                .map(|(a, t)| (!a.isnull).then(|| argument_bytes(*t, a.value)))
+                .collect(),
+        });
+
+        // the result: a tuple store in the query's memory
+        let per_query = (*(*rsinfo).econtext).ecxt_per_query_memory;
+        let previous = pg_sys::MemoryContextSwitchTo(per_query);
+        let random_access = ((*rsinfo).allowedModes
+            & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Random as i32)
+            != 0;
+        let store = pg_sys::tuplestore_begin_heap(random_access, false, pg_sys::work_mem);
+        let result_columns = pg_sys::CreateTupleDescCopy(declared);
+        pg_sys::MemoryContextSwitchTo(previous);
+        (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+        (*rsinfo).setResult = store;
+        (*rsinfo).setDesc = result_columns;
+
+        let put = |data: *mut pg_sys::HeapTupleHeaderData, length: u32| {
+            let mut tuple = pg_sys::HeapTupleData {
+                t_len: length,
+                t_data: data,
+                ..Default::default()
+            };
+            pg_sys::tuplestore_puttuple(store, &mut tuple);
+        };
+        let replayed = key.as_ref().is_some_and(|key| {
+            with_kept(key, |entry| {
+                let Some(entry) = entry else { return false };
+                for &(first, length) in &entry.rows {
+                    put(entry.words.as_ptr().add(first) as *mut _, length);
+                }
+                true
+            })
+        });
+        if replayed {
+            return pg_sys::Datum::from(0);
+        }
+
+        // computed: SELECT * FROM _compute_<name>($1, ...) on this same snapshot (read-only)
+        let sql = CString::new(format!(
+            "SELECT * FROM {}({})",
+            computing_function(function),
+            (1..=nargs)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .expect("no NUL in the query");
+        let mut values: Vec<pg_sys::Datum> = arguments.iter().map(|a| a.value).collect();
+        let nulls: Vec<std::ffi::c_char> = arguments
+            .iter()
+            .map(|a| if a.isnull { b'n' } else { b' ' } as std::ffi::c_char)
+            .collect();
+        pg_sys::SPI_connect();
+        let status = pg_sys::SPI_execute_with_args(
+            sql.as_ptr(),
+            nargs as i32,
+            argument_types,
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            true,
+            0,
+        );
+        if status != pg_sys::SPI_OK_SELECT as i32 {
+            internal_error(format!(
+                "dbanalytics: computing a kept function's rows returned SPI status {status}"
+            ));
+        }
+        let table = &*pg_sys::SPI_tuptable;
+        check_same_columns(declared, table.tupdesc);
+        let count = pg_sys::SPI_processed as usize;
+        let mut entry = key.map(|key| Entry {
+            key,
+            subtransaction: pg_sys::GetCurrentSubTransactionId(),
+            words: Vec::new(),
+            rows: Vec::with_capacity(count),
+        });
+        for i in 0..count {
+            let tuple = *table.vals.add(i);
+            let (data, length) =
+                if ((*(*tuple).t_data).t_infomask as u32 & pg_sys::HEAP_HASEXTERNAL) != 0 {
+                    // values still in TOAST tables are read now: the copy must stand alone
+                    let flat = pg_sys::heap_copy_tuple_as_datum(tuple, table.tupdesc)
+                        .cast_mut_ptr::<pg_sys::HeapTupleHeaderData>();
+                    (
+                        flat,
+                        pgrx::varlena::varsize(flat as *const pg_sys::varlena) as u32,
+                    )
+                } else {
+                    ((*tuple).t_data, (*tuple).t_len)
+                };
+            put(data, length);
+            if let Some(entry) = entry.as_mut() {
+                let first = entry.words.len();
+                let bytes = std::slice::from_raw_parts(data as *const u8, length as usize);
+                entry.words.extend(bytes.chunks(8).map(|c| {
+                    let mut word = [0u8; 8];
+                    word[..c.len()].copy_from_slice(c);
+                    u64::from_ne_bytes(word)
+                }));
+                entry.rows.push((first, length));
+            }
+        }
+        pg_sys::SPI_finish();
+        if let Some(entry) = entry {
+            keep(entry);
+        }
+        pg_sys::Datum::from(0)
+    }
+}
