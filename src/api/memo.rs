@@ -124,8 +124,9 @@ unsafe extern "C-unwind" fn forget_at_subxact_abort(
     _parent_subid: pg_sys::SubTransactionId,
     _arg: *mut std::ffi::c_void,
 ) {
-    // a result computed in the aborted subtransaction may count rows it wrote; one computed
-    // before it saw none of them (its snapshot's command id came first)
+    // a result computed in the aborted subtransaction may count rows it wrote (a snapshot taken
+    // after the abort differs anyway: the abort moves xmax; this keeps nothing to compare); one
+    // computed before it saw none of them (its snapshot's command id came first)
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         forget_since(my_subid);
     }

@@ -315,3 +315,79 @@ fn plan_changes_follow_each_statements_sightings_across_the_window_start() {
         Some(110.0)
     );
 }
+
+/// Calls of `function` in this transaction so far (track_functions = all).
+fn calls_of(function: &str) -> i64 {
+    one::<i64>(&format!(
+        "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions
+          WHERE schemaname = 'dbanalytics' AND funcname = '{function}'"
+    ))
+    .unwrap_or(0)
+}
+
+#[pg_test]
+fn heavy_analytics_are_computed_once_per_snapshot_and_see_every_write_of_their_transaction() {
+    partitions_back(&["statement_stats"], 1);
+    run("SET track_functions = 'all'");
+    let totals = "(SELECT count(*) FROM dbanalytics._statement_totals(now() - interval '1 hour', now())
+                    WHERE queryid BETWEEN 9101 AND 9103)";
+    let insert = |queryid: i64| {
+        format!(
+            "INSERT INTO dbanalytics.statement_stats
+             SELECT now() - interval '20 minutes', now() - interval '10 minutes',
+                    (SELECT oid FROM pg_database WHERE datname = current_database()),
+                    10, {queryid}, true, false, 5, 0, 1.0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0"
+        )
+    };
+    run(&insert(9101));
+    // one statement asking three times for the same window and once for another: two computations
+    let before = calls_of("_compute_statement_totals");
+    assert_eq!(
+        one::<String>(&format!(
+            "SELECT concat_ws(' ', {totals}, {totals}, {totals},
+                              (SELECT count(*) FROM dbanalytics._statement_totals(now() - interval '2 hours', now())
+                                WHERE queryid BETWEEN 9101 AND 9103))"
+        )),
+        Some("1 1 1 1".into())
+    );
+    assert_eq!(calls_of("_compute_statement_totals") - before, 2);
+
+    // a row this transaction writes is counted by the next statement
+    run(&insert(9102));
+    assert_eq!(one::<i64>(&format!("SELECT {totals}")), Some(2));
+
+    // a row written in a subtransaction that rolls back is counted inside it, not after it
+    run(&format!(
+        "DO $$
+         DECLARE inside bigint; after bigint;
+         BEGIN
+             BEGIN
+                 {};
+                 SELECT {totals} INTO inside;
+                 RAISE EXCEPTION 'roll back';
+             EXCEPTION WHEN raise_exception THEN NULL;
+             END;
+             SELECT {totals} INTO after;
+             PERFORM set_config('dbanalytics_test.counts', inside || ' ' || after, true);
+         END $$",
+        insert(9103)
+    ));
+    assert_eq!(
+        one::<String>("SELECT current_setting('dbanalytics_test.counts')"),
+        Some("3 2".into())
+    );
+
+    // another role computes its own rows, in the same statement and snapshot
+    run("CREATE ROLE memo_reader IN ROLE dbanalytics_reader");
+    run("CREATE FUNCTION public.memo_as_reader() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER
+         SET search_path = pg_catalog, pg_temp
+         AS 'SELECT count(*) FROM dbanalytics._statement_totals(now() - interval ''1 hour'', now())
+              WHERE queryid BETWEEN 9101 AND 9103'");
+    run("ALTER FUNCTION public.memo_as_reader() OWNER TO memo_reader");
+    let before = calls_of("_compute_statement_totals");
+    assert_eq!(
+        one::<String>(&format!("SELECT concat_ws(' ', {totals}, public.memo_as_reader(), {totals})")),
+        Some("2 2 2".into())
+    );
+    assert_eq!(calls_of("_compute_statement_totals") - before, 2);
+}
