@@ -155,7 +155,9 @@ extension_sql_file!(
         "alerts",
         "analytics_waits",
         "storage",
-        api::advisor::index_advice
+        api::advisor::index_advice,
+        api::report::_html_escape,
+        api::report::_svg_chart
     ]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
