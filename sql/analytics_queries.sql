@@ -263,7 +263,7 @@ $$;
 
 -- Resources the top-level executions of each statement used in (since, until], from the
 -- executor hooks' getrusage (statement_latency and its rollups); NULL sums where no row had them.
-CREATE FUNCTION @extschema@._statement_usage(since timestamptz, until timestamptz)
+CREATE FUNCTION @extschema@._compute_statement_usage(since timestamptz, until timestamptz)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, cpu_user_time double precision,
                cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
 LANGUAGE sql STABLE
@@ -274,6 +274,15 @@ AS $$
       FROM @extschema@._latency_parts(since, until) l
      GROUP BY 1, 2, 3
 $$;
+
+-- Computed by _compute_statement_usage once per snapshot: top_queries() and query_analysis()
+-- both read it (src/api/memo.rs).
+CREATE FUNCTION @extschema@._statement_usage(since timestamptz, until timestamptz)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
 
 CREATE FUNCTION @extschema@.top_queries(analysis_window interval DEFAULT '1 hour',
                                         order_by text DEFAULT 'total_time',

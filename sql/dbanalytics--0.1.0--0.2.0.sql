@@ -4654,7 +4654,7 @@ LANGUAGE c STABLE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
 
-CREATE FUNCTION @extschema@._statement_usage(since timestamptz, until timestamptz)
+CREATE FUNCTION @extschema@._compute_statement_usage(since timestamptz, until timestamptz)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, cpu_user_time double precision,
                cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
 LANGUAGE sql STABLE
@@ -4665,6 +4665,15 @@ AS $$
       FROM @extschema@._latency_parts(since, until) l
      GROUP BY 1, 2, 3
 $$;
+
+-- Computed by _compute_statement_usage once per snapshot: top_queries() and query_analysis()
+-- both read it (src/api/memo.rs).
+CREATE FUNCTION @extschema@._statement_usage(since timestamptz, until timestamptz)
+RETURNS TABLE (dbid oid, userid oid, queryid bigint, cpu_user_time double precision,
+               cpu_system_time double precision, disk_read_bytes bigint, disk_write_bytes bigint)
+LANGUAGE c STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'dbanalytics_memoized';
 
 DROP FUNCTION @extschema@.top_queries(interval, text, integer);
 CREATE FUNCTION @extschema@.top_queries(analysis_window interval DEFAULT '1 hour',
@@ -4738,9 +4747,11 @@ $$;
 
 REVOKE ALL ON FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint),
     @extschema@._compute_latency_parts(timestamptz, timestamptz, bigint),
+    @extschema@._compute_statement_usage(timestamptz, timestamptz),
     @extschema@._statement_usage(timestamptz, timestamptz), @extschema@.top_queries(interval, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._latency_parts(timestamptz, timestamptz, bigint),
     @extschema@._compute_latency_parts(timestamptz, timestamptz, bigint),
+    @extschema@._compute_statement_usage(timestamptz, timestamptz),
     @extschema@._statement_usage(timestamptz, timestamptz), @extschema@.top_queries(interval, text, integer)
     TO dbanalytics_reader;
 CREATE OR REPLACE FUNCTION @extschema@.query_analysis(analysis_window interval DEFAULT '1 hour')

@@ -26,6 +26,7 @@ use std::ffi::{CStr, CString};
 const MEMOIZED: &[(&str, &str)] = &[
     ("_statement_totals", "_compute_statement_totals"),
     ("_latency_parts", "_compute_latency_parts"),
+    ("_statement_usage", "_compute_statement_usage"),
     ("_pool_verdicts", "_compute_pool_verdicts"),
     ("index_effectiveness", "_compute_index_effectiveness"),
     ("blocking_chains", "_compute_blocking_chains"),
