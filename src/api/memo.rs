@@ -230,22 +230,22 @@ unsafe fn computing_function(oid: pg_sys::Oid) -> String {
 ///
 /// SAFETY: both are valid tuple descriptors.
 unsafe fn check_same_columns(declared: pg_sys::TupleDesc, computed: pg_sys::TupleDesc) {
-    unsafe {
-        let (declared, computed) = (&*declared, &*computed);
-        let same = declared.natts == computed.natts
-            && (0..declared.natts as usize).all(|i| {
-                let (d, c) = (
-                    &*declared.attrs.as_ptr().add(i),
-                    &*computed.attrs.as_ptr().add(i),
-                );
-                d.atttypid == c.atttypid && d.attlen == c.attlen
-            });
-        if !same {
-            internal_error(
-                "dbanalytics: a kept function's columns differ from the function computing them"
-                    .into(),
-            );
-        }
+    // SAFETY: neither descriptor is released by these wrappers
+    let (declared, computed) = unsafe {
+        (
+            pgrx::PgTupleDesc::from_pg_unchecked(declared),
+            pgrx::PgTupleDesc::from_pg_unchecked(computed),
+        )
+    };
+    let same = declared.len() == computed.len()
+        && declared
+            .iter()
+            .zip(computed.iter())
+            .all(|(d, c)| d.atttypid == c.atttypid && d.attlen == c.attlen);
+    if !same {
+        internal_error(
+            "dbanalytics: a kept function's columns differ from the function computing them".into(),
+        );
     }
 }
 
