@@ -893,6 +893,9 @@ CREATE TABLE @extschema@.collector_runs (
     message     text
 ) PARTITION BY RANGE (started_at);
 INSERT INTO @extschema@.partition_indexes VALUES ('collector_runs', 'source_started_at', '(source, started_at)');
+-- each source's latest error (collector_status), without walking every run of a source that
+-- never failed
+INSERT INTO @extschema@.partition_indexes VALUES ('collector_runs', 'errors', '(source, started_at) WHERE status = ''error''');
 
 -------------------------------------------------------------------------------
 -- Collector state: each source's progress (source_state) and the cumulative values seen at

@@ -15,8 +15,9 @@
 //!   commit, or after this transaction's own writes, computes them again.
 //!
 //! The copies live in this backend's memory and are dropped at the end of every transaction, and
-//! at the abort of the subtransaction they were computed in; at most [`MAX_ENTRIES`] results of at most [`MAX_BYTES`] together are
-//! kept (a larger result is returned without a copy).
+//! at the abort of the subtransaction they were computed in. At most [`MAX_ENTRIES`] results of
+//! at most [`MAX_BYTES`] together are kept, the least recently used dropped first; a larger
+//! result is returned without a copy.
 
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -81,12 +82,8 @@ fn with_kept<R>(key: &Key, f: impl FnOnce(Option<&Entry>) -> R) -> R {
     })
 }
 
-/// Keeps `entry`, dropping the least recently used results beyond the limits; a result larger than
-/// [`MAX_BYTES`] alone is not kept.
+/// Keeps `entry`, dropping the least recently used results beyond the limits.
 fn keep(entry: Entry) {
-    if entry.bytes() > MAX_BYTES {
-        return;
-    }
     KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
         kept.retain(|e| e.key != entry.key);
@@ -408,6 +405,10 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
                     u64::from_ne_bytes(word)
                 }));
                 entry.rows.push((first, length));
+            }
+            // a result too large to keep is not copied further
+            if entry.as_ref().is_some_and(|e| e.bytes() > MAX_BYTES) {
+                entry = None;
             }
         }
         pg_sys::SPI_finish();
