@@ -155,9 +155,7 @@ extension_sql_file!(
         "alerts",
         "analytics_waits",
         "storage",
-        api::advisor::index_advice,
-        api::report::_html_escape,
-        api::report::_svg_chart
+        api::advisor::index_advice
     ]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);

@@ -9,10 +9,14 @@
 //!
 //! - same function and the same argument values;
 //! - same current role;
+//! - same top-level statement (its start time), and the same settings that change how values
+//!   are written as text (DateStyle, IntervalStyle, TimeZone, extra_float_digits);
 //! - the same MVCC snapshot: same `xmin`, `xmax`, transactions in progress and command id. Two
 //!   such snapshots see exactly the same rows. Inside one statement every STABLE function
-//!   shares its caller's snapshot, so a report reuses the rows; a new statement after any
-//!   commit, or after this transaction's own writes, computes them again.
+//!   shares its caller's snapshot, so a report reuses the rows; its own writes, or another
+//!   snapshot (a READ COMMITTED query in a function after a commit), compute them again. What
+//!   is not MVCC (statistics views, relation sizes) is read once per statement, as PostgreSQL
+//!   lets a STABLE function do.
 //!
 //! The copies live in this backend's memory and are dropped at the end of every transaction, and
 //! at the abort of the subtransaction they were computed in. At most [`MAX_ENTRIES`] results of
@@ -43,6 +47,10 @@ const MAX_BYTES: usize = 64 << 20;
 struct Key {
     function: u32,
     role: u32,
+    /// when the top-level statement started: results are reused within one statement only
+    statement: i64,
+    /// the settings that change how values are written as text
+    settings: Vec<u8>,
     /// the snapshot's identity (snapshot_identity)
     snapshot: Vec<u32>,
     /// each argument's bytes, None for NULL
@@ -60,8 +68,9 @@ struct Entry {
 }
 
 impl Entry {
+    /// The memory its rows hold (what was allocated, not only what is used).
     fn bytes(&self) -> usize {
-        self.words.len() * 8
+        self.words.capacity() * 8 + self.rows.capacity() * std::mem::size_of::<(usize, u32)>()
     }
 }
 
@@ -163,6 +172,28 @@ unsafe fn snapshot_identity() -> Option<Vec<u32>> {
         identity.extend(subxip.iter().map(|x| x.into_inner()));
         Some(identity)
     }
+}
+
+/// The values of the settings that change how a result's values are written as text
+/// (`format('%s', ...)` of times, intervals and floats), NUL-separated.
+fn text_settings() -> Vec<u8> {
+    let mut values = Vec::new();
+    for name in [
+        c"DateStyle",
+        c"IntervalStyle",
+        c"TimeZone",
+        c"extra_float_digits",
+    ] {
+        // SAFETY: GetConfigOption returns the setting's current value (NULL only if missing_ok)
+        unsafe {
+            let value = pg_sys::GetConfigOption(name.as_ptr(), true, false);
+            if !value.is_null() {
+                values.extend_from_slice(CStr::from_ptr(value).to_bytes());
+            }
+        }
+        values.push(0);
+    }
+    values
 }
 
 /// The bytes of one argument value of type `type_oid`.
@@ -300,6 +331,8 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
         let key = snapshot_identity().map(|snapshot| Key {
             function: function.to_u32(),
             role: pg_sys::GetUserId().to_u32(),
+            statement: pg_sys::GetCurrentStatementStartTimestamp(),
+            settings: text_settings(),
             snapshot,
             arguments: arguments
                 .iter()
@@ -379,7 +412,7 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
             key,
             subtransaction: pg_sys::GetCurrentSubTransactionId(),
             words: Vec::new(),
-            rows: Vec::with_capacity(count),
+            rows: Vec::new(),
         });
         for i in 0..count {
             let tuple = *table.vals.add(i);
@@ -396,6 +429,13 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
                     ((*tuple).t_data, (*tuple).t_len)
                 };
             put(data, length);
+            // no copy when memory for it cannot be had (Rust would abort the backend)
+            let words = (length as usize).div_ceil(8);
+            if entry.as_mut().is_some_and(|e| {
+                e.words.try_reserve(words).is_err() || e.rows.try_reserve(1).is_err()
+            }) {
+                entry = None;
+            }
             if let Some(entry) = entry.as_mut() {
                 let first = entry.words.len();
                 let bytes = std::slice::from_raw_parts(data as *const u8, length as usize);

@@ -5,7 +5,6 @@ pub mod advisor;
 pub mod latency;
 pub mod memo;
 pub mod plans;
-pub mod report;
 pub mod server;
 pub mod sizes;
 pub mod storage;
