@@ -306,7 +306,7 @@ BEGIN
 END
 $$;
 
--- The latency parts of (since, until], computed by _compute_latency_parts once per snapshot
+-- The latency parts of (since, until], computed by _compute_latency_parts once per statement
 -- (src/api/memo.rs).
 CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
                                            only_queryid bigint DEFAULT NULL)

@@ -170,7 +170,7 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
         AND (h.datname, h.usename, h.application_name) IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name)
 $$;
 
--- The pool verdicts of the window, computed by _compute_pool_verdicts once per snapshot: the
+-- The pool verdicts of the window, computed by _compute_pool_verdicts once per statement: the
 -- health score and the report both read them (src/api/memo.rs).
 CREATE FUNCTION @extschema@._pool_verdicts(analysis_window interval)
 RETURNS SETOF @extschema@.pool_verdict
@@ -307,7 +307,7 @@ SELECT c.sampled_at, c.head, h.usename, h.application_name, h.state, h.query_id,
  ORDER BY c.sampled_at, c.head
 $$;
 
--- Computed by _compute_blocking_chains once per snapshot: lock_contention() and the report
+-- Computed by _compute_blocking_chains once per statement: lock_contention() and the report
 -- both read it (src/api/memo.rs).
 CREATE FUNCTION @extschema@.blocking_chains(analysis_window interval DEFAULT '1 hour')
 RETURNS TABLE (sampled_at timestamptz, head_pid integer, head_usename text, head_application_name text,

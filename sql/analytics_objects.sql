@@ -249,7 +249,7 @@ SELECT j.schemaname, j.tablename, j.indexname, j.method,
  ORDER BY CASE j.status WHEN 'effective' THEN 1 ELSE 0 END, j.schemaname, j.tablename, j.indexname
 $$;
 
--- Computed by _compute_index_effectiveness once per snapshot: the health score and the report
+-- Computed by _compute_index_effectiveness once per statement: the health score and the report
 -- both read it (src/api/memo.rs).
 CREATE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
 RETURNS TABLE (

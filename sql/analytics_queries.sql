@@ -275,7 +275,7 @@ AS $$
      GROUP BY 1, 2, 3
 $$;
 
--- Computed by _compute_statement_usage once per snapshot: top_queries() and query_analysis()
+-- Computed by _compute_statement_usage once per statement: top_queries() and query_analysis()
 -- both read it (src/api/memo.rs).
 CREATE FUNCTION @extschema@._statement_usage(since timestamptz, until timestamptz)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, cpu_user_time double precision,

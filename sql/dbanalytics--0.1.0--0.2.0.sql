@@ -3071,7 +3071,7 @@ SELECT j.schemaname, j.tablename, j.indexname, j.method,
  ORDER BY CASE j.status WHEN 'effective' THEN 1 ELSE 0 END, j.schemaname, j.tablename, j.indexname
 $$;
 
--- Computed by _compute_index_effectiveness once per snapshot: the health score and the report
+-- Computed by _compute_index_effectiveness once per statement: the health score and the report
 -- both read it (src/api/memo.rs).
 CREATE OR REPLACE FUNCTION @extschema@.index_effectiveness(analysis_window interval)
 RETURNS TABLE (
@@ -4783,7 +4783,7 @@ BEGIN
 END
 $$;
 
--- The latency parts of (since, until], computed by _compute_latency_parts once per snapshot
+-- The latency parts of (since, until], computed by _compute_latency_parts once per statement
 -- (src/api/memo.rs).
 CREATE FUNCTION @extschema@._latency_parts(since timestamptz, until timestamptz,
                                            only_queryid bigint DEFAULT NULL)
@@ -4807,7 +4807,7 @@ AS $$
      GROUP BY 1, 2, 3
 $$;
 
--- Computed by _compute_statement_usage once per snapshot: top_queries() and query_analysis()
+-- Computed by _compute_statement_usage once per statement: top_queries() and query_analysis()
 -- both read it (src/api/memo.rs).
 CREATE FUNCTION @extschema@._statement_usage(since timestamptz, until timestamptz)
 RETURNS TABLE (dbid oid, userid oid, queryid bigint, cpu_user_time double precision,
@@ -5868,7 +5868,7 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
         AND (h.datname, h.usename, h.application_name) IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name)
 $$;
 
--- The pool verdicts of the window, computed by _compute_pool_verdicts once per snapshot: the
+-- The pool verdicts of the window, computed by _compute_pool_verdicts once per statement: the
 -- health score and the report both read them (src/api/memo.rs).
 CREATE FUNCTION @extschema@._pool_verdicts(analysis_window interval)
 RETURNS SETOF @extschema@.pool_verdict
@@ -6941,7 +6941,7 @@ GRANT EXECUTE ON FUNCTION @extschema@._check_baseline(interval), @extschema@.reg
     TO dbanalytics_reader;
 
 -------------------------------------------------------------------------------
--- Issue 16: blocking_chains() computed once per snapshot (src/api/memo.rs), like the other
+-- Issue 16: blocking_chains() computed once per statement (src/api/memo.rs), like the other
 -- functions the report and the health score both read.
 -------------------------------------------------------------------------------
 CREATE FUNCTION @extschema@._compute_blocking_chains(analysis_window interval)
@@ -6983,7 +6983,7 @@ SELECT c.sampled_at, c.head, h.usename, h.application_name, h.state, h.query_id,
  ORDER BY c.sampled_at, c.head
 $$;
 
--- Computed by _compute_blocking_chains once per snapshot: lock_contention() and the report
+-- Computed by _compute_blocking_chains once per statement: lock_contention() and the report
 -- both read it (src/api/memo.rs).
 CREATE OR REPLACE FUNCTION @extschema@.blocking_chains(analysis_window interval DEFAULT '1 hour')
 RETURNS TABLE (sampled_at timestamptz, head_pid integer, head_usename text, head_application_name text,

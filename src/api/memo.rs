@@ -1,4 +1,4 @@
-//! Rows of the heavy internal analytics, computed once per snapshot (issue 16).
+//! Rows of the heavy internal analytics, computed once per statement and snapshot (issue 16).
 //!
 //! `health_score()`, `query_analysis()`, `top_queries()`, `index_advice()` and the report each sum
 //! the same window's statement history: `report_html('7 days')` asked for one week's

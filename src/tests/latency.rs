@@ -326,7 +326,7 @@ fn calls_of(function: &str) -> i64 {
 }
 
 #[pg_test]
-fn heavy_analytics_are_computed_once_per_snapshot_and_see_every_write_of_their_transaction() {
+fn heavy_analytics_are_computed_once_per_statement_and_see_every_write_of_their_transaction() {
     partitions_back(&["statement_stats"], 1);
     run("SET track_functions = 'all'");
     let totals = "(SELECT count(*) FROM dbanalytics._statement_totals(now() - interval '1 hour', now())
