@@ -390,4 +390,17 @@ fn heavy_analytics_are_computed_once_per_statement_and_see_every_write_of_their_
         Some("2 2 2".into())
     );
     assert_eq!(calls_of("_compute_statement_totals") - before, 2);
+
+    // a function that writes values as text another way computes its own rows too, in the same
+    // statement and snapshot (its SET clause changes IntervalStyle while it runs)
+    run("CREATE FUNCTION public.memo_iso_intervals() RETURNS bigint LANGUAGE sql STABLE
+         SET search_path = pg_catalog, pg_temp SET IntervalStyle = iso_8601
+         AS 'SELECT count(*) FROM dbanalytics._statement_totals(now() - interval ''1 hour'', now())
+              WHERE queryid BETWEEN 9101 AND 9103'");
+    let before = calls_of("_compute_statement_totals");
+    assert_eq!(
+        one::<String>(&format!("SELECT concat_ws(' ', {totals}, public.memo_iso_intervals(), {totals})")),
+        Some("2 2 2".into())
+    );
+    assert_eq!(calls_of("_compute_statement_totals") - before, 2);
 }
