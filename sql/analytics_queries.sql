@@ -582,7 +582,7 @@ RETURNS TABLE (entry jsonb, total_time double precision)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-WITH args AS (
+WITH args AS MATERIALIZED (  -- once: inlined, _threshold() ran for every statement and pattern
     SELECT pg_catalog.now() - analysis_window AS since,
            @extschema@._threshold('select_star_rows_per_call')::double precision AS star_rows
 ), candidates AS (
@@ -590,21 +590,24 @@ WITH args AS (
       FROM pg_catalog.unnest(totals) t
       JOIN @extschema@.statement_texts x USING (dbid, userid, queryid, toplevel)
      WHERE t.toplevel AND t.calls > 0
-), patterns (pattern, matcher, suggested, explanation) AS (
+), patterns (pattern, matcher, necessary, suggested, explanation) AS (
+    -- necessary: a part of matcher that every match contains and that is far cheaper to look
+    -- for (no leading \mWHERE\M.*); the same operator, so a text it misses cannot match matcher
     VALUES
-    ('offset_pagination', '\mOFFSET\s+\$?\d',
+    ('offset_pagination', '\mOFFSET\s+\$?\d', 'OFFSET',
      'keyset pagination: ... WHERE (sort_key, id) > ($last_sort_key, $last_id) ORDER BY sort_key, id LIMIT $n',
      'OFFSET reads and throws away every skipped row, so deep pages get slower and slower; a keyset condition starts at the right row through an index'),
-    ('not_in_subquery', '\mNOT\s+IN\s*\(\s*SELECT\M',
+    ('not_in_subquery', '\mNOT\s+IN\s*\(\s*SELECT\M', 'NOT\s+IN',
      '... WHERE NOT EXISTS (SELECT 1 FROM <subquery table> s WHERE s.<column> = <outer>.<column>)',
      'NOT IN (SELECT ...) cannot become an anti-join and returns nothing when the subquery yields a NULL; NOT EXISTS is an anti-join with the expected semantics'),
     ('function_on_column', '\mWHERE\M.*\m(lower|upper|date|date_trunc|coalesce|trim|substr|to_char)\s*\(\s*"?\w+"?(\.\w+)?\s*[,)]|\mWHERE\M.*\w+::(date|text)\s*(=|<|>)',
+     '\m(lower|upper|date|date_trunc|coalesce|trim|substr|to_char)\s*\(|::(date|text)',
      'compare the bare column (e.g. created_at >= $1 AND created_at < $1 + 1 day instead of date(created_at) = $1), or add an expression index such as CREATE INDEX ON t (lower(email))',
      'a function applied to a column in the filter hides the column from its index, so the table is scanned'),
-    ('or_in_filter', '\mWHERE\M.*\w+\s*=\s*\$\d+\s+OR\s+\w+(\.\w+)?\s*=',
+    ('or_in_filter', '\mWHERE\M.*\w+\s*=\s*\$\d+\s+OR\s+\w+(\.\w+)?\s*=', '\$\d+\s+OR\s',
      'one column: ... WHERE a = ANY($1); different columns: ... WHERE a = $1 UNION ALL ... WHERE b = $2 AND a IS DISTINCT FROM $1 (or one index per column, combined by a BitmapOr)',
      'OR in a filter cannot use one index scan: on one column it is an = ANY list, across columns it needs two index scans'),
-    ('select_star_wide', '^\s*SELECT\s+\*',
+    ('select_star_wide', '^\s*SELECT\s+\*', '\*',
      'SELECT only the columns the application uses',
      'SELECT * on many rows ships and detoasts columns nobody reads')
 )
@@ -616,8 +619,11 @@ SELECT pg_catalog.jsonb_build_object(
                                                      'rows_per_call', pg_catalog.round((c.rows::double precision / c.calls)::numeric, 2))),
        c.total_exec_time
   FROM candidates c CROSS JOIN args a
-  JOIN patterns p ON c.query ~* p.matcher
- WHERE p.pattern <> 'select_star_wide' OR c.rows::double precision / c.calls > a.star_rows
+  -- in this order: a SELECT * returning few rows per call is not looked at, then the cheap
+  -- necessary part, then the whole pattern
+  JOIN patterns p ON CASE WHEN p.pattern = 'select_star_wide' AND c.rows::double precision / c.calls <= a.star_rows THEN false
+                          WHEN c.query !~* p.necessary THEN false
+                          ELSE c.query ~* p.matcher END
 $$;
 
 CREATE FUNCTION @extschema@.query_analysis(analysis_window interval DEFAULT '1 hour')

@@ -56,163 +56,26 @@ AS $$
     SELECT pg_catalog.to_char(at, 'YYYY-MM-DD HH24:MI:SS')
 $$;
 
--- A number for an axis label: at most 2 decimals, no trailing zeros.
-CREATE FUNCTION @extschema@._svg_number(value double precision)
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE WHEN r.t LIKE '%.%' THEN pg_catalog.rtrim(pg_catalog.rtrim(r.t, '0'), '.') ELSE r.t END
-      FROM (SELECT pg_catalog.round(value::numeric, 2)::text AS t) r
-$$;
-
--- A time-series chart as an inline SVG figure. The points are three parallel arrays (time,
--- series, value); they are averaged into at most 240 buckets across [from_time, to_time], so a
--- week of minutes draws as fast as an hour. Lines: each series' own average in a bucket.
--- Stacked (areas): each series' sum over the bucket's distinct times (a series absent at a time
--- counts as zero there), stacked in the order of the series' totals, largest at the bottom.
--- Every series is one <polyline> (lines) or <polygon> (areas) with data-series and data-points
--- attributes, and a <title> a browser shows on hover; the y axis starts at 0 and names the unit.
--- At most 9 series are drawn (see kept); NULL, NaN and infinite values are left out, negative
--- ones drawn as 0.
+-- A time-series chart as an inline SVG figure (src/api/chart.rs). The points are three parallel
+-- arrays (time, series, value); they are averaged into at most 240 buckets across [from_time,
+-- to_time], so a week of minutes draws as fast as an hour. Lines: each series' own average in a
+-- bucket. Stacked (areas): each series' sum over the bucket's distinct times (a series absent at
+-- a time counts as zero there), stacked in the order of the series' totals, largest at the
+-- bottom. Every series is one <polyline> (lines) or <polygon> (areas) with data-series and
+-- data-points attributes, and a <title> a browser shows on hover; the y axis starts at 0, goes up
+-- in 4 steps of 1, 2 or 5 times a power of ten and names the unit; axis numbers have at most two
+-- decimals. At most 9 series are drawn (a stacked chart adds the others up as "other", a line
+-- chart says how many it left out); NULL, NaN and infinite values are left out, negative ones
+-- drawn as 0; series are ordered by the call's collation and their legend shows 40 characters.
+-- Text is handled as the server encoding's bytes, so any database encoding works. NULL when
+-- from_time, to_time or stacked is NULL.
 CREATE FUNCTION @extschema@._svg_chart(chart_id text, title text, unit text, from_time timestamptz,
                                        to_time timestamptz, stacked boolean,
                                        at timestamptz[], series text[], value double precision[])
 RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE c STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
--- the planner cannot know how many points the arrays hold and guesses one: nested loops over
--- tens of thousands of points took seconds where hash joins take milliseconds
-SET enable_nestloop = off
-AS $$
-WITH frame AS (
-    -- plot area (left, top, width, height) inside a 860 x (290 + legend) view box
-    SELECT 70.0::float8 AS x0, 20.0::float8 AS y0, 740.0::float8 AS w, 200.0::float8 AS h, 240 AS buckets,
-           GREATEST(pg_catalog.date_part('epoch', to_time - from_time), 1) AS span
-), points AS (
-    SELECT LEAST(pg_catalog.floor(pg_catalog.date_part('epoch', u.at - from_time) / f.span * f.buckets),
-                 f.buckets - 1)::integer AS bucket, u.at, u.series,
-           LEAST(GREATEST(u.value, 0), 1e300) AS value  -- the y axis starts at 0
-      FROM ROWS FROM (pg_catalog.unnest(at), pg_catalog.unnest(series), pg_catalog.unnest(value)) u(at, series, value),
-           frame f
-     WHERE u.value > '-Infinity'::float8 AND u.value < 'Infinity'::float8  -- neither NULL nor NaN nor infinite
-       AND u.series IS NOT NULL AND u.at >= from_time AND u.at <= to_time
-), bucket_times AS (
-    SELECT p.bucket, pg_catalog.count(DISTINCT p.at) AS times FROM points p GROUP BY p.bucket
-), per_series AS (
-    SELECT p.bucket, p.series, pg_catalog.sum(p.value) AS total, pg_catalog.avg(p.value) AS mean
-      FROM points p GROUP BY p.bucket, p.series
-), averaged AS (
-    SELECT s.bucket, s.series, CASE WHEN stacked THEN s.total / t.times ELSE s.mean END AS value
-      FROM per_series s JOIN bucket_times t USING (bucket)
-), ranked AS (
-    SELECT a.series, pg_catalog.row_number() OVER (ORDER BY pg_catalog.sum(a.value) DESC, a.series) AS i
-      FROM averaged a GROUP BY a.series
-), kept AS (
-    -- at most 9 series: in a stacked chart the others add up to one series "other", a line chart
-    -- leaves them out (and says so under the legend)
-    SELECT a.bucket, CASE WHEN r.i <= 9 THEN a.series ELSE 'other' END AS series, pg_catalog.sum(a.value) AS value
-      FROM averaged a JOIN ranked r USING (series)
-     WHERE r.i <= 9 OR stacked
-     GROUP BY 1, 2
-), left_out AS (
-    SELECT pg_catalog.count(*) FILTER (WHERE r.i > 9 AND NOT stacked) AS n FROM ranked r
-), names AS (
-    SELECT k.series, pg_catalog.row_number() OVER (ORDER BY pg_catalog.sum(k.value) DESC, k.series) AS i
-      FROM kept k GROUP BY k.series
-), filled AS (
-    -- stacked areas need every series in every bucket that has data
-    SELECT t.bucket, n.series, n.i, COALESCE(k.value, 0) AS value
-      FROM bucket_times t CROSS JOIN names n
-      LEFT JOIN kept k ON k.bucket = t.bucket AND k.series = n.series
-     WHERE stacked
-    UNION ALL
-    SELECT k.bucket, k.series, n.i, k.value FROM kept k JOIN names n USING (series) WHERE NOT stacked
-), layered AS (
-    SELECT l.bucket, l.series, l.i,
-           CASE WHEN stacked THEN pg_catalog.sum(l.value) OVER (PARTITION BY l.bucket ORDER BY l.i) ELSE l.value END AS upper,
-           CASE WHEN stacked THEN pg_catalog.sum(l.value) OVER (PARTITION BY l.bucket ORDER BY l.i) - l.value END AS lower
-      FROM filled l
-), scale AS (
-    -- y axis up to 4 steps of 1, 2 or 5 times a power of ten
-    SELECT COALESCE((SELECT pg_catalog.min(s.step * 4)
-                       FROM (SELECT k * pg_catalog.power(10::float8, pg_catalog.floor(pg_catalog.log(m.top / 4)))
-                               FROM pg_catalog.unnest('{1,2,5,10}'::float8[]) k) s(step)
-                      WHERE s.step * 4 >= m.top), 1) AS ymax
-      FROM (SELECT pg_catalog.max(l.upper) AS top FROM layered l WHERE l.upper > 0) m
-), xy AS (
-    SELECT l.series, l.i, l.bucket,
-           pg_catalog.round((f.x0 + (l.bucket + 0.5) / f.buckets * f.w)::numeric, 1) AS x,
-           pg_catalog.round((f.y0 + f.h - LEAST(l.upper / s.ymax, 1) * f.h)::numeric, 1) AS y_upper,
-           pg_catalog.round((f.y0 + f.h - LEAST(COALESCE(l.lower, 0) / s.ymax, 1) * f.h)::numeric, 1) AS y_lower
-      FROM layered l, frame f, scale s
-), shapes AS (
-    SELECT x.i, x.series, pg_catalog.count(*) AS n,
-           pg_catalog.string_agg(x.x || ',' || x.y_upper, ' ' ORDER BY x.bucket) AS upper_points,
-           pg_catalog.string_agg(x.x || ',' || x.y_lower, ' ' ORDER BY x.bucket DESC) AS lower_points
-      FROM xy x GROUP BY x.i, x.series
-), palette AS (
-    SELECT '{#1f77b4,#ff7f0e,#2ca02c,#d62728,#9467bd,#8c564b,#e377c2,#7f7f7f,#bcbd22,#17becf}'::text[] AS colors
-), legend_rows AS (
-    -- 3 series per row, and a row for the note on series left out
-    SELECT GREATEST(pg_catalog.ceil((SELECT pg_catalog.count(*) FROM names) / 3.0), 1)::integer
-           + CASE WHEN o.n > 0 THEN 1 ELSE 0 END AS n
-      FROM left_out o
-)
-SELECT '<figure class="chart" id="' || @extschema@._html_escape(chart_id) || '"><figcaption>'
-       || @extschema@._html_escape(title) || ' <span class="unit">(' || @extschema@._html_escape(unit) || ')</span></figcaption>'
-       || '<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 860 ' || (270 + 18 * lr.n)
-       || '" width="860" height="' || (270 + 18 * lr.n) || '"><title>' || @extschema@._html_escape(title) || '</title>'
-       -- grid and y labels
-       || (SELECT pg_catalog.string_agg(pg_catalog.format(
-                      '<line class="grid" x1="%s" x2="%s" y1="%s" y2="%s"/><text class="ylabel" x="%s" y="%s">%s</text>',
-                      f.x0, f.x0 + f.w, f.y0 + f.h - k * f.h / 4, f.y0 + f.h - k * f.h / 4, f.x0 - 6,
-                      f.y0 + f.h - k * f.h / 4 + 4, @extschema@._svg_number(s.ymax * k / 4)), '' ORDER BY k)
-             FROM pg_catalog.generate_series(0, 4) k, frame f, scale s)
-       || pg_catalog.format('<text class="unit" transform="translate(14 %s) rotate(-90)">%s</text>',
-                            f.y0 + f.h / 2, @extschema@._html_escape(unit))
-       -- time axis: 6 labelled ticks across the window
-       || pg_catalog.format('<line class="axis" x1="%s" x2="%s" y1="%s" y2="%s"/>', f.x0, f.x0 + f.w, f.y0 + f.h, f.y0 + f.h)
-       || (SELECT pg_catalog.string_agg(pg_catalog.format(
-                      '<line class="axis" x1="%s" x2="%s" y1="%s" y2="%s"/><text class="xlabel" x="%s" y="%s">%s</text>',
-                      f.x0 + k * f.w / 5, f.x0 + k * f.w / 5, f.y0 + f.h, f.y0 + f.h + 5, f.x0 + k * f.w / 5, f.y0 + f.h + 18,
-                      pg_catalog.to_char(from_time + (to_time - from_time) * k / 5,
-                                         CASE WHEN to_time - from_time <= interval '1 hour' THEN 'HH24:MI:SS'
-                                              ELSE 'MM-DD HH24:MI' END)), '' ORDER BY k)
-             FROM pg_catalog.generate_series(0, 5) k)
-       || pg_catalog.format('<text class="xtitle" x="%s" y="%s">time (%s)</text>', f.x0 + f.w / 2, f.y0 + f.h + 36,
-                            @extschema@._html_escape(pg_catalog.current_setting('TimeZone')))
-       -- the series
-       || COALESCE((SELECT pg_catalog.string_agg(CASE
-                   WHEN stacked THEN pg_catalog.format(
-                       '<polygon class="series" data-series="%s" data-points="%s" fill="%s" fill-opacity="0.75" stroke="%s" points="%s %s"><title>%s</title></polygon>',
-                       @extschema@._html_escape(sh.series), sh.n, c.color, c.color, sh.upper_points, sh.lower_points,
-                       @extschema@._html_escape(sh.series))
-                   ELSE pg_catalog.format(
-                       '<polyline class="series" data-series="%s" data-points="%s" fill="none" stroke="%s" stroke-width="1.5" points="%s"><title>%s</title></polyline>',
-                       @extschema@._html_escape(sh.series), sh.n, c.color, sh.upper_points,
-                       @extschema@._html_escape(sh.series))
-                       -- a lone point draws no line: a dot
-                       || CASE WHEN sh.n = 1 THEN pg_catalog.format('<circle cx="%s" cy="%s" r="3" fill="%s"/>',
-                                                                   pg_catalog.split_part(sh.upper_points, ',', 1),
-                                                                   pg_catalog.split_part(sh.upper_points, ',', 2), c.color)
-                               ELSE '' END END, '' ORDER BY sh.i DESC)
-                      FROM shapes sh, palette p,
-                           LATERAL (SELECT p.colors[(sh.i - 1) % 10 + 1] AS color) c),
-                   pg_catalog.format('<text class="nodata" x="%s" y="%s">no data in this window</text>',
-                                     f.x0 + f.w / 2, f.y0 + f.h / 2))
-       -- legend, 3 per row
-       || COALESCE((SELECT pg_catalog.string_agg(pg_catalog.format(
-                       '<rect x="%s" y="%s" width="10" height="10" fill="%s"/><text class="legend" x="%s" y="%s">%s</text>',
-                       f.x0 + ((n.i - 1) % 3) * 260, 270 + ((n.i - 1) / 3) * 18 - 12, p.colors[(n.i - 1) % 10 + 1],
-                       f.x0 + ((n.i - 1) % 3) * 260 + 14, 270 + ((n.i - 1) / 3) * 18 - 3,
-                       @extschema@._html_escape(pg_catalog.left(n.series, 40))), '' ORDER BY n.i)
-                      FROM names n, palette p), '')
-       || CASE WHEN o.n > 0 THEN pg_catalog.format('<text class="legend" x="%s" y="%s">%s more series not drawn (the 9 largest are)</text>',
-                                                   f.x0, 270 + (lr.n - 1) * 18 - 3, o.n) ELSE '' END
-       || '</svg></figure>'
-  FROM frame f, scale s, legend_rows lr, left_out o
-$$;
+AS 'MODULE_PATHNAME', 'dbanalytics_svg_chart';
 
 -- The resolution of the report's time-series functions for a window: the widest of 1, 2, 5,
 -- 10, 15 and 30 minutes, 1, 2, 3, 6 and 12 hours and 1 day that still gives each of

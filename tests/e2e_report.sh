@@ -180,6 +180,42 @@ check "a stacked chart draws the 9 largest and one \"other\" (s1..s3 added up), 
     "$(count '<polygon' "$STACKED") $(count 'data-series="other"' "$STACKED") $(count 'data-series="s3"' "$STACKED") $(count 'data-series="s0"' "$STACKED")"
 check "no NaN reaches the SVG" 0 "$(count NaN "$LINES$STACKED")"
 
+step "Charts handle names in the server encoding: UTF-8 here, LATIN1 in a second database"
+psql_at "$DIR" "$PORT" postgres \
+    "CREATE DATABASE latin1db ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+psql_at "$DIR" "$PORT" latin1db "CREATE EXTENSION dbanalytics"
+# encoded_chart DB: a line chart of 'café <b>' and a name of 45 é, read back as UTF-8
+encoded_chart() {
+    PGCLIENTENCODING=UTF8 psql_at "$DIR" "$PORT" "$1" \
+        "SELECT dbanalytics._svg_chart('c', 'tïtle', 'ü', now() - interval '1 hour', now(), false,
+                ARRAY[now() - interval '1 minute', now()], ARRAY['café <b>', repeat('é', 45)], ARRAY[1, 2]::float8[])"
+}
+# series FACTS: the series' names, their legends, the title and the unit, one per line
+series() {
+    grep -oE 'data-series="[^"]*"|class="legend" x="[0-9.]*" y="[0-9.]*">[^<]*<|<title>t[^<]*<|rotate\(-90\)">[^<]*<' <<<"$1" \
+        | sed -E 's/^data-series="(.*)"$/\1/; s/^[^>]*>(.*)<$/\1/' | sort -u | tr '\n' '|'
+}
+FORTY=$(printf 'é%.0s' $(seq 40))
+FORTY_FIVE=$(printf 'é%.0s' $(seq 45))
+EXPECTED_SERIES=$(printf '%s\n' "café &lt;b&gt;" "$FORTY" "$FORTY_FIVE" tïtle ü | sort -u | tr '\n' '|')
+check "UTF-8: names escaped byte for byte, the legend cut at 40 characters (not bytes)" \
+    "$EXPECTED_SERIES" "$(series "$(encoded_chart "$DB")")"
+check "LATIN1: the same chart" "$EXPECTED_SERIES" "$(series "$(encoded_chart latin1db)")"
+# take_sample() makes the partitions and take_snapshot() records the server (max_connections);
+# the pool minutes are written as the collector would
+psql_at "$DIR" "$PORT" latin1db \
+    "SELECT count(*) FROM dbanalytics.take_sample(); SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null
+PGCLIENTENCODING=UTF8 psql_at "$DIR" "$PORT" latin1db \
+    "INSERT INTO dbanalytics.pool_minute
+     SELECT date_trunc('minute', now()) - interval '1 minute' * m, 'latin1db', 'postgres', 'café <b>',
+            60, 120, 3, 60, 0, 0, 4, 10
+       FROM generate_series(1, 3) m"
+PGCLIENTENCODING=UTF8 psql_at "$DIR" "$PORT" latin1db "SELECT dbanalytics.report_html('15 minutes')" \
+    >"$DIR/report-latin1.html"
+has() { grep -q "$1" "$DIR/report-latin1.html" && echo t || echo f; }
+check "LATIN1: report_html() shows a pool named 'café <b>' in its table, chart series and legend" "t t t" \
+    "$(has '<td>café &lt;b&gt;</td>') $(has 'data-series="latin1db postgres café &lt;b&gt;"') $(has 'class="legend" x="[0-9.]*" y="[0-9.]*">latin1db postgres café &lt;b&gt;<')"
+
 step "The charts' resolution: about 240 buckets per window"
 check "_chart_resolution() of 15 minutes, a day, a week, 30 days and a year" \
     "00:01:00 00:05:00 00:30:00 03:00:00 1 day" \

@@ -341,20 +341,31 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
                 .collect(),
         });
 
-        // the result: a tuple store in the query's memory
+        // the result: a tuple store in the query's memory that holds `bytes` of rows without
+        // spilling to a temporary file when they fit in the kept results' bound (the rows are
+        // in memory already: written out and read back, 11 MB of latency parts cost more than
+        // computing them), otherwise in work_mem as any other set
         let per_query = (*(*rsinfo).econtext).ecxt_per_query_memory;
-        let previous = pg_sys::MemoryContextSwitchTo(per_query);
         let random_access = ((*rsinfo).allowedModes
             & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Random as i32)
             != 0;
-        let store = pg_sys::tuplestore_begin_heap(random_access, false, pg_sys::work_mem);
-        let result_columns = pg_sys::CreateTupleDescCopy(declared);
-        pg_sys::MemoryContextSwitchTo(previous);
-        (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
-        (*rsinfo).setResult = store;
-        (*rsinfo).setDesc = result_columns;
-
-        let put = |data: *mut pg_sys::HeapTupleHeaderData, length: u32| {
+        let begin_store = |bytes: usize| {
+            let previous = pg_sys::MemoryContextSwitchTo(per_query);
+            let kilobytes = if bytes <= MAX_BYTES {
+                (bytes / 1024 + 64).max(pg_sys::work_mem as usize) as i32
+            } else {
+                pg_sys::work_mem
+            };
+            let store = pg_sys::tuplestore_begin_heap(random_access, false, kilobytes);
+            (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+            (*rsinfo).setResult = store;
+            (*rsinfo).setDesc = pg_sys::CreateTupleDescCopy(declared);
+            pg_sys::MemoryContextSwitchTo(previous);
+            store
+        };
+        let put = |store: *mut pg_sys::Tuplestorestate,
+                   data: *mut pg_sys::HeapTupleHeaderData,
+                   length: u32| {
             let mut tuple = pg_sys::HeapTupleData {
                 t_len: length,
                 t_data: data,
@@ -365,8 +376,9 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
         let replayed = key.as_ref().is_some_and(|key| {
             with_kept(key, |entry| {
                 let Some(entry) = entry else { return false };
+                let store = begin_store(entry.bytes());
                 for &(first, length) in &entry.rows {
-                    put(entry.words.as_ptr().add(first) as *mut _, length);
+                    put(store, entry.words.as_ptr().add(first) as *mut _, length);
                 }
                 true
             })
@@ -408,14 +420,19 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
         let table = &*pg_sys::SPI_tuptable;
         check_same_columns(declared, table.tupdesc);
         let count = pg_sys::SPI_processed as usize;
+        let tuples: &[pg_sys::HeapTuple] = if count == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(table.vals, count)
+        };
+        let store = begin_store(tuples.iter().map(|&t| (*t).t_len as usize).sum());
         let mut entry = key.map(|key| Entry {
             key,
             subtransaction: pg_sys::GetCurrentSubTransactionId(),
             words: Vec::new(),
             rows: Vec::new(),
         });
-        for i in 0..count {
-            let tuple = *table.vals.add(i);
+        for &tuple in tuples {
             let (data, length) =
                 if ((*(*tuple).t_data).t_infomask as u32 & pg_sys::HEAP_HASEXTERNAL) != 0 {
                     // values still in TOAST tables are read now: the copy must stand alone
@@ -428,7 +445,7 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
                 } else {
                     ((*tuple).t_data, (*tuple).t_len)
                 };
-            put(data, length);
+            put(store, data, length);
             // no copy when memory for it cannot be had (Rust would abort the backend)
             let words = (length as usize).div_ceil(8);
             if entry.as_mut().is_some_and(|e| {

@@ -2,6 +2,7 @@
 //! Thin: argument handling, then a call into `collect`.
 
 pub mod advisor;
+pub mod chart;
 pub mod latency;
 pub mod memo;
 pub mod plans;
