@@ -208,7 +208,7 @@ WITH latest_db AS (
 ), latest_latency AS (
     SELECT l.* FROM @extschema@.database_latency l
      WHERE l.interval_end = (SELECT pg_catalog.max(x.interval_end) FROM @extschema@.database_latency x)
-), threshold AS (
+), threshold AS MATERIALIZED (  -- once, not for each of latency_buckets()' rows
     SELECT @extschema@._slow_query_ms() AS slow_ms
 ), slow_buckets AS (
     SELECT b.bucket FROM @extschema@.latency_buckets() b, threshold t WHERE b.lower_ms >= t.slow_ms

@@ -145,9 +145,13 @@ RETURNS TABLE (object_type text, datname text, schemaname text, relname text, si
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-WITH args AS (
+WITH args AS MATERIALIZED (
+    -- the thresholds read once, not for every object
     SELECT @extschema@._window_start(analysis_window) AS since,
-           @extschema@._check_target_bytes(target_bytes) AS target
+           @extschema@._check_target_bytes(target_bytes) AS target,
+           @extschema@._threshold('growth_min_history') * interval '1 s' AS min_history,
+           @extschema@._threshold('disk_full_warning_days') * interval '1 day' AS full_warning,
+           @extschema@._threshold('growth_stable_ratio') AS stable_ratio
 ), latest AS (
     SELECT (SELECT pg_catalog.max(t.interval_end) FROM @extschema@.table_stats t) AS tables,
            (SELECT pg_catalog.max(i.interval_end) FROM @extschema@.index_stats i) AS indexes,
@@ -194,7 +198,7 @@ WITH args AS (
            CASE WHEN f.object_type = 'filesystem' THEN 'disk full'
                 WHEN a.target IS NOT NULL THEN 'target size' END AS forecast_of,
            CASE WHEN f.object_type = 'filesystem' THEN dk.capacity ELSE a.target END AS goal,
-           f.span >= @extschema@._threshold('growth_min_history') * interval '1 s' AS enough
+           f.span >= a.min_history AS enough, a.full_warning, a.stable_ratio
       FROM fitted f CROSS JOIN args a
       LEFT JOIN disk dk ON f.object_type = 'filesystem' AND dk.name = f.relname
 ), forecast AS (
@@ -215,9 +219,9 @@ SELECT g.object_type, g.datname, g.schemaname, g.relname, g.size_bytes, g.measur
             WHEN NOT g.enough THEN 'too_little_history'
             WHEN g.object_type = 'filesystem'
                  AND g.measured_at + pg_catalog.make_interval(secs => g.days_to_goal * 86400)
-                     < pg_catalog.now() + @extschema@._threshold('disk_full_warning_days') * interval '1 day' THEN 'full_soon'
-            WHEN g.slope * 86400 > @extschema@._threshold('growth_stable_ratio') * g.size_bytes THEN 'growing'
-            WHEN g.slope * 86400 < -@extschema@._threshold('growth_stable_ratio') * g.size_bytes THEN 'shrinking'
+                     < pg_catalog.now() + g.full_warning THEN 'full_soon'
+            WHEN g.slope * 86400 > g.stable_ratio * g.size_bytes THEN 'growing'
+            WHEN g.slope * 86400 < -g.stable_ratio * g.size_bytes THEN 'shrinking'
             ELSE 'stable' END
   FROM forecast g
  ORDER BY pg_catalog.array_position(ARRAY['filesystem', 'database', 'table', 'index'], g.object_type),

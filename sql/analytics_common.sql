@@ -409,6 +409,14 @@ AS $$
      GROUP BY 1, 2
 $$;
 
+-- merged_latency_percentiles()'s transition (src/api/latency.rs): adds a row's histogram to
+-- the state. No SET clause: it resolves no name and runs once per row (docs/security.md).
+CREATE FUNCTION @extschema@._latency_merge_step(state internal, buckets smallint[], counts bigint[],
+                                                fractions double precision[])
+RETURNS internal
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'dbanalytics_latency_merge_step';
+
 -- Percentiles (in ms) of many rows' latency histograms merged into one: what
 -- latency_percentiles() gives for all their buckets and counts concatenated, without unnesting
 -- them (the histograms of a week of a statement's rollup rows merge in one pass). fractions are

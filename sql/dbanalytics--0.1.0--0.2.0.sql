@@ -1378,7 +1378,7 @@ CREATE FUNCTION @extschema@."_latency_merge_step"(
 ) RETURNS internal
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c
-AS 'MODULE_PATHNAME', '_latency_merge_step_wrapper';
+AS 'MODULE_PATHNAME', 'dbanalytics_latency_merge_step';
 CREATE FUNCTION @extschema@."_latency_merge_final"(
 	"state" internal
 ) RETURNS double precision[]
@@ -3813,9 +3813,13 @@ RETURNS TABLE (object_type text, datname text, schemaname text, relname text, si
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-WITH args AS (
+WITH args AS MATERIALIZED (
+    -- the thresholds read once, not for every object
     SELECT @extschema@._window_start(analysis_window) AS since,
-           @extschema@._check_target_bytes(target_bytes) AS target
+           @extschema@._check_target_bytes(target_bytes) AS target,
+           @extschema@._threshold('growth_min_history') * interval '1 s' AS min_history,
+           @extschema@._threshold('disk_full_warning_days') * interval '1 day' AS full_warning,
+           @extschema@._threshold('growth_stable_ratio') AS stable_ratio
 ), latest AS (
     SELECT (SELECT pg_catalog.max(t.interval_end) FROM @extschema@.table_stats t) AS tables,
            (SELECT pg_catalog.max(i.interval_end) FROM @extschema@.index_stats i) AS indexes,
@@ -3862,7 +3866,7 @@ WITH args AS (
            CASE WHEN f.object_type = 'filesystem' THEN 'disk full'
                 WHEN a.target IS NOT NULL THEN 'target size' END AS forecast_of,
            CASE WHEN f.object_type = 'filesystem' THEN dk.capacity ELSE a.target END AS goal,
-           f.span >= @extschema@._threshold('growth_min_history') * interval '1 s' AS enough
+           f.span >= a.min_history AS enough, a.full_warning, a.stable_ratio
       FROM fitted f CROSS JOIN args a
       LEFT JOIN disk dk ON f.object_type = 'filesystem' AND dk.name = f.relname
 ), forecast AS (
@@ -3883,9 +3887,9 @@ SELECT g.object_type, g.datname, g.schemaname, g.relname, g.size_bytes, g.measur
             WHEN NOT g.enough THEN 'too_little_history'
             WHEN g.object_type = 'filesystem'
                  AND g.measured_at + pg_catalog.make_interval(secs => g.days_to_goal * 86400)
-                     < pg_catalog.now() + @extschema@._threshold('disk_full_warning_days') * interval '1 day' THEN 'full_soon'
-            WHEN g.slope * 86400 > @extschema@._threshold('growth_stable_ratio') * g.size_bytes THEN 'growing'
-            WHEN g.slope * 86400 < -@extschema@._threshold('growth_stable_ratio') * g.size_bytes THEN 'shrinking'
+                     < pg_catalog.now() + g.full_warning THEN 'full_soon'
+            WHEN g.slope * 86400 > g.stable_ratio * g.size_bytes THEN 'growing'
+            WHEN g.slope * 86400 < -g.stable_ratio * g.size_bytes THEN 'shrinking'
             ELSE 'stable' END
   FROM forecast g
  ORDER BY pg_catalog.array_position(ARRAY['filesystem', 'database', 'table', 'index'], g.object_type),
@@ -4397,7 +4401,7 @@ WITH latest_db AS (
 ), latest_latency AS (
     SELECT l.* FROM @extschema@.database_latency l
      WHERE l.interval_end = (SELECT pg_catalog.max(x.interval_end) FROM @extschema@.database_latency x)
-), threshold AS (
+), threshold AS MATERIALIZED (  -- once, not for each of latency_buckets()' rows
     SELECT @extschema@._slow_query_ms() AS slow_ms
 ), slow_buckets AS (
     SELECT b.bucket FROM @extschema@.latency_buckets() b, threshold t WHERE b.lower_ms >= t.slow_ms
@@ -6238,6 +6242,53 @@ SELECT 'maintenance', 'sequences_near_exhaustion', sq.near::numeric, 'sequences'
 ) indicators
 $$;
 
+-- Its connection columns come from _connection_states(), summed per database and state, which
+-- replaces _connection_minutes() (one row per pool and state: 90,000 a week, summed by the caller).
+DROP FUNCTION @extschema@._connection_minutes(timestamptz);
+-- Connections per minute and database since a time, by state: the sums over the database's
+-- users and applications of the average backends active, idle and idle in transaction, and of
+-- those waiting on a lock. The minute rollups, then the raw samples of the minutes not rolled up
+-- yet (so the current minutes are never missing). Summed here, not by the caller: a week is
+-- 90,000 rollup rows of pools and states but 10,000 of databases.
+CREATE FUNCTION @extschema@._connection_states(since timestamptz)
+RETURNS TABLE (minute timestamptz, datname text, active double precision, idle double precision,
+               idle_in_transaction double precision, lock_waiting double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH rolled_until AS (
+    SELECT COALESCE(pg_catalog.max(c.minute) + interval '1 minute', since) AS minute
+      FROM @extschema@.connection_minute c WHERE c.minute >= since
+), raw AS (
+    SELECT s.sampled_at, s.datname, s.state, s.backends, s.lock_waiting
+      FROM @extschema@.connection_samples s, rolled_until u
+     WHERE s.sampled_at >= GREATEST(u.minute, since)
+), ticks AS (
+    SELECT pg_catalog.date_trunc('minute', r.sampled_at) AS minute,
+           pg_catalog.count(DISTINCT r.sampled_at) AS ticks
+      FROM raw r GROUP BY 1
+), groups AS (
+    SELECT c.minute, c.datname, c.state, c.avg_backends, c.avg_lock_waiting
+      FROM @extschema@.connection_minute c WHERE c.minute >= since
+    UNION ALL
+    -- a tick at which a group is absent counts as 0: each minute is divided by all its ticks
+    SELECT t.minute, r.datname, r.state, pg_catalog.sum(r.backends)::double precision / t.ticks,
+           pg_catalog.sum(r.lock_waiting)::double precision / t.ticks
+      FROM raw r JOIN ticks t ON t.minute = pg_catalog.date_trunc('minute', r.sampled_at)
+     WHERE r.backends > 0
+     GROUP BY t.minute, t.ticks, r.datname, r.state
+)
+SELECT g.minute, g.datname,
+       pg_catalog.sum(g.avg_backends) FILTER (WHERE g.state = 'active'),
+       pg_catalog.sum(g.avg_backends) FILTER (WHERE g.state = 'idle'),
+       pg_catalog.sum(g.avg_backends) FILTER (WHERE g.state LIKE 'idle in transaction%'),
+       pg_catalog.sum(g.avg_lock_waiting)
+  FROM groups g
+ GROUP BY 1, 2
+$$;
+REVOKE ALL ON FUNCTION @extschema@._connection_states(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._connection_states(timestamptz) TO dbanalytics_reader;
+
 -- database_performance_metrics() gains a resolution (time buckets of whole minutes; the
 -- report asks for about 240 per chart): the view and the one-argument function are replaced.
 DROP VIEW @extschema@.database_performance_metrics;
@@ -6289,14 +6340,9 @@ WITH bounds AS (
 ), conn_minutes AS MATERIALIZED (
     -- per minute and database, from the minute holding since on (read once: the buckets below
     -- count its minutes too)
-    SELECT m.minute, m.datname,
-           pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'active') AS active,
-           pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state = 'idle') AS idle,
-           pg_catalog.sum(m.avg_backends) FILTER (WHERE m.state LIKE 'idle in transaction%') AS idle_in_transaction,
-           pg_catalog.sum(m.avg_lock_waiting) AS lock_waiting
-      FROM bounds b, @extschema@._connection_minutes(b.since - interval '1 minute') m
+    SELECT m.minute, m.datname, m.active, m.idle, m.idle_in_transaction, m.lock_waiting
+      FROM bounds b, @extschema@._connection_states(b.since - interval '1 minute') m
      WHERE m.minute >= pg_catalog.date_trunc('minute', b.since)
-     GROUP BY 1, 2
 ), conn AS (
     -- per bucket: the average over its sampled minutes (a minute without the database counts as 0)
     SELECT c.minute, c.datname, c.active / s.minutes AS active, c.idle / s.minutes AS idle,

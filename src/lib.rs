@@ -64,7 +64,6 @@ extension_sql_file!(
     requires = [
         "views",
         api::_slow_query_ms,
-        api::latency::_latency_merge_step,
         api::latency::_latency_merge_final
     ]
 );

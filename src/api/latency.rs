@@ -3,6 +3,7 @@
 
 use crate::histogram::buckets;
 use crate::histogram::table;
+use pgrx::array::RawArray;
 use pgrx::datum::Array;
 use pgrx::prelude::*;
 use pgrx::{Internal, PgMemoryContexts, PgSqlErrorCode};
@@ -119,50 +120,107 @@ struct MergedHistogram {
 }
 
 /// merged_latency_percentiles()'s transition: adds one row's histogram to the state, which lives
-/// in the aggregate's memory context. A row whose buckets or counts are NULL adds nothing. The
-/// arrays are read in place, not converted into vectors (it runs once per row: a week of all
-/// statements' histograms is ~100,000 rows). No pinned search_path: it resolves no name, and a
-/// SET clause makes PostgreSQL save and restore the settings around every call
-/// (fmgr_security_definer): 155 of the 220 ms a week of histogram rows took to merge
-/// (tests/e2e_security.sh exempts aggregate support functions, docs/security.md).
-#[pg_extern(immutable, parallel_safe)]
-pub fn _latency_merge_step(
-    state: Internal,
-    buckets: Option<Array<'_, i16>>,
-    counts: Option<Array<'_, i64>>,
-    fractions: Option<Array<'_, f64>>,
+/// in the aggregate's memory context. A row whose buckets or counts are NULL adds nothing. It
+/// runs once per row (a week of all statements' histograms is ~100,000 rows), so it is a C
+/// function reading its arguments in place: through pgrx's argument conversion (type lookups,
+/// a copy of each array) the rows of a week took 80 ms to merge. No pinned search_path: it
+/// resolves no name, and a SET clause makes PostgreSQL save and restore the settings around
+/// every call (fmgr_security_definer) (tests/e2e_security.sh exempts aggregate support
+/// functions, docs/security.md). SQL: `_latency_merge_step(state internal, buckets smallint[],
+/// counts bigint[], fractions double precision[]) RETURNS internal` (sql/analytics_common.sql).
+///
+/// # Safety
+/// Called by PostgreSQL's function manager with the arguments declared above.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn dbanalytics_latency_merge_step(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    let mut state = state;
-    let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
-    // SAFETY: fcinfo is this call's; AggCheckCallContext only reads it
-    if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut context) } == 0 {
-        super::raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "dbanalytics: _latency_merge_step() is the transition of merged_latency_percentiles()"
-                .to_string(),
-            "Call dbanalytics.merged_latency_percentiles(buckets, counts, fractions) instead.",
-        );
-    }
-    // SAFETY: the state is a MergedHistogram allocated below, in the aggregate's context, which
-    // outlives every call of this group (it is also where PostgreSQL keeps the state)
-    let merged = unsafe {
-        PgMemoryContexts::For(context)
-            .switch_to(|_| state.get_or_insert_default::<MergedHistogram>())
-    };
-    if merged.fractions.is_none() {
-        merged.fractions = fractions.map(|f| f.iter().collect());
-    }
-    if let (Some(buckets), Some(counts)) = (buckets, counts) {
-        merged.pairs.extend(histogram_pairs(
-            (buckets.len(), counts.len()),
-            buckets.iter().zip(counts.iter()),
-        ));
-        if merged.pairs.len() > 4 * buckets::BUCKETS {
-            merged.pairs = buckets::merge(std::mem::take(&mut merged.pairs));
+) -> pg_sys::Datum {
+    unsafe {
+        let mut context: pg_sys::MemoryContext = std::ptr::null_mut();
+        if pg_sys::AggCheckCallContext(fcinfo, &mut context) == 0 {
+            super::raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "dbanalytics: _latency_merge_step() is the transition of merged_latency_percentiles()"
+                    .to_string(),
+                "Call dbanalytics.merged_latency_percentiles(buckets, counts, fractions) instead.",
+            );
         }
+        let arguments = std::slice::from_raw_parts((*fcinfo).args.as_ptr(), 4);
+        // the state: a MergedHistogram in the aggregate's context (dropped with it)
+        let merged: *mut MergedHistogram = if arguments[0].isnull {
+            PgMemoryContexts::For(context).leak_and_drop_on_delete(MergedHistogram::default())
+        } else {
+            arguments[0].value.cast_mut_ptr()
+        };
+        let merged = &mut *merged;
+        if merged.fractions.is_none() && !arguments[3].isnull {
+            let fractions = Array::<f64>::from_polymorphic_datum(
+                arguments[3].value,
+                false,
+                pg_sys::FLOAT8ARRAYOID,
+            );
+            merged.fractions = fractions.map(|f| f.iter().collect());
+        }
+        if !arguments[1].isnull && !arguments[2].isnull {
+            let mut buckets = raw_array(arguments[1].value);
+            let mut counts = raw_array(arguments[2].value);
+            let lengths = (buckets.len(), counts.len());
+            if buckets.any_nulls() || counts.any_nulls() {
+                // rare: element by element, the NULLs skipped
+                let buckets = Array::<i16>::from_polymorphic_datum(
+                    arguments[1].value,
+                    false,
+                    pg_sys::INT2ARRAYOID,
+                );
+                let counts = Array::<i64>::from_polymorphic_datum(
+                    arguments[2].value,
+                    false,
+                    pg_sys::INT8ARRAYOID,
+                );
+                if let (Some(buckets), Some(counts)) = (buckets, counts) {
+                    merged
+                        .pairs
+                        .extend(histogram_pairs(lengths, buckets.iter().zip(counts.iter())));
+                }
+            } else {
+                // SAFETY: int2 and int8 arrays without NULLs hold their elements contiguously
+                let (buckets, counts) = (
+                    buckets.data::<i16>().as_ref(),
+                    counts.data::<i64>().as_ref(),
+                );
+                merged.pairs.extend(histogram_pairs(
+                    lengths,
+                    buckets
+                        .iter()
+                        .zip(counts)
+                        .map(|(b, c)| (Some(*b), Some(*c))),
+                ));
+            }
+            if merged.pairs.len() > 4 * buckets::BUCKETS {
+                merged.pairs = buckets::merge(std::mem::take(&mut merged.pairs));
+            }
+        }
+        pg_sys::Datum::from(merged as *mut MergedHistogram)
     }
-    state
+}
+
+/// An array argument, detoasted when it has to be (in the current memory context).
+///
+/// # Safety
+/// `datum` is a non-NULL array datum.
+unsafe fn raw_array(datum: pg_sys::Datum) -> RawArray {
+    unsafe {
+        let array = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        RawArray::from_ptr(std::ptr::NonNull::new(array).expect("a detoasted array"))
+    }
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_dbanalytics_latency_merge_step() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
 }
 
 /// merged_latency_percentiles()'s final function: the percentiles of the merged histogram, NULL

@@ -425,13 +425,23 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
         } else {
             std::slice::from_raw_parts(table.vals, count)
         };
-        let store = begin_store(tuples.iter().map(|&t| (*t).t_len as usize).sum());
+        let bytes: usize = tuples.iter().map(|&t| (*t).t_len as usize).sum();
+        let store = begin_store(bytes);
+        // the copy's memory reserved at once (growing it by doubling copied and faulted in
+        // every page again), unless the result is larger than the bound
         let mut entry = key.map(|key| Entry {
             key,
             subtransaction: pg_sys::GetCurrentSubTransactionId(),
             words: Vec::new(),
             rows: Vec::new(),
         });
+        if entry.as_mut().is_some_and(|e| {
+            bytes > MAX_BYTES
+                || e.words.try_reserve_exact(bytes / 8 + tuples.len()).is_err()
+                || e.rows.try_reserve_exact(tuples.len()).is_err()
+        }) {
+            entry = None;
+        }
         for &tuple in tuples {
             let (data, length) =
                 if ((*(*tuple).t_data).t_infomask as u32 & pg_sys::HEAP_HASEXTERNAL) != 0 {

@@ -131,7 +131,8 @@ fn percentile_function_merges_repeated_buckets() {
 }
 
 /// merged_latency_percentiles() gives, per group, what latency_percentiles() gives for the
-/// group's arrays concatenated; a row with NULL arrays adds nothing; no row gives NULL; SQL
+/// group's arrays concatenated; a row with NULL arrays adds nothing, NULL elements are skipped;
+/// no row gives NULL; SQL
 /// cannot call its transition function directly.
 #[pg_test]
 fn merged_percentiles_equal_the_percentiles_of_the_concatenated_histograms() {
@@ -141,7 +142,8 @@ fn merged_percentiles_equal_the_percentiles_of_the_concatenated_histograms() {
     run("SELECT setseed(0.25)");
     run("INSERT INTO h SELECT 1, array_agg((random() * 464)::smallint), array_agg((random() * 1000)::bigint)
            FROM generate_series(1, 40) r, generate_series(1, 1 + r % 7) e GROUP BY r");
-    run("INSERT INTO h VALUES (1, NULL, NULL), (2, '{100,3}', '{5,0}'), (3, '{}', '{}')");
+    // and in group 1 a row with NULL elements (read element by element, the NULL pairs skipped)
+    run("INSERT INTO h VALUES (1, NULL, NULL), (1, '{5,NULL,7}', '{2,3,NULL}'), (2, '{100,3}', '{5,0}'), (3, '{}', '{}')");
     assert_eq!(
         one::<String>(
             "WITH merged AS (SELECT g, dbanalytics.merged_latency_percentiles(buckets, counts, '{0,0.5,0.9,0.99,1}') AS p
