@@ -279,16 +279,24 @@ pub fn health_interval() -> Duration {
     Duration::from_secs(HEALTH_INTERVAL_S.get() as u64)
 }
 
+/// A setting the executor hooks read at every statement, read without the check pgrx's
+/// `GucSetting::get` makes that it runs on the backend's main thread (a thread-local lookup,
+/// about 25 instructions a read): the hooks only ever run on that thread.
+fn read_in_hooks<T: pgrx::guc::GucValue<Raw = T> + Copy>(setting: &GucSetting<T>) -> T {
+    // SAFETY: the value PostgreSQL's GUC machinery writes through this pointer, on this thread
+    unsafe { *setting.as_ptr() }
+}
+
 pub fn histograms() -> bool {
-    HISTOGRAMS.get()
+    read_in_hooks(&HISTOGRAMS)
 }
 
 pub fn resource_usage() -> bool {
-    RESOURCE_USAGE.get()
+    read_in_hooks(&RESOURCE_USAGE)
 }
 
 pub fn histograms_nested() -> bool {
-    HISTOGRAMS_NESTED.get()
+    read_in_hooks(&HISTOGRAMS_NESTED)
 }
 
 pub fn max_histogram_queries() -> u32 {
@@ -305,20 +313,20 @@ pub fn slow_query_threshold_ms() -> i32 {
 }
 
 pub fn plan_capture_max_per_interval() -> u32 {
-    PLAN_CAPTURE_MAX_PER_INTERVAL.get() as u32
+    read_in_hooks(&PLAN_CAPTURE_MAX_PER_INTERVAL) as u32
 }
 
 /// dbanalytics.plan_capture_threshold in microseconds.
 pub fn plan_capture_threshold_us() -> u64 {
-    PLAN_CAPTURE_THRESHOLD_MS.get() as u64 * 1000
+    read_in_hooks(&PLAN_CAPTURE_THRESHOLD_MS) as u64 * 1000
 }
 
 pub fn plan_capture_new_shapes() -> bool {
-    PLAN_CAPTURE_NEW_SHAPES.get()
+    read_in_hooks(&PLAN_CAPTURE_NEW_SHAPES)
 }
 
 pub fn plan_capture_analyze() -> bool {
-    PLAN_CAPTURE_ANALYZE.get()
+    read_in_hooks(&PLAN_CAPTURE_ANALYZE)
 }
 
 pub fn track_idle_in_transaction() -> bool {

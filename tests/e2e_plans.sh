@@ -126,6 +126,31 @@ check "plan_changes: to the sequential scan, and back to the index scan" "Index 
                             ORDER BY changed_at)
             FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $ACCOUNT")"
 
+step "(a) A prepared statement: its generic plan changes when the index is dropped"
+# one session: the prepared lookup runs with a generic plan (from its sixth execution), which
+# the executor hooks hash once and then read from their entry for it; the index is dropped in
+# the same session, the plan cache plans the statement again (the old plan is freed, and the
+# entry with it), and the new plan is a switch, captured
+q "CREATE TABLE orders (id int NOT NULL, amount int);
+   INSERT INTO orders SELECT g, g FROM generate_series(1, 50000) g;
+   CREATE INDEX orders_id ON orders (id)"
+q "VACUUM ANALYZE orders"
+{
+    echo "PREPARE order_amount(int) AS SELECT amount FROM orders WHERE id = \$1;"
+    for i in $(seq 1 40); do echo "EXECUTE order_amount($((i * 17)));"; done
+    echo "DROP INDEX orders_id;"
+    for i in $(seq 1 40); do echo "EXECUTE order_amount($((i * 19)));"; done
+} >"$WORK/prepared.sql"
+run_file "$WORK/prepared.sql"
+snapshot
+ORDER=$(queryid_of 'PREPARE order_amount(int) AS SELECT amount FROM orders WHERE id = %')
+check "the prepared lookup has two plans, each explained once" "Index Scan:1|Seq Scan:1" \
+    "$(q "SELECT string_agg((plan::json->'Plan'->>'Node Type') || ':' || captures, '|' ORDER BY first_seen)
+            FROM dbanalytics.query_plans($ORDER, '1 hour')")"
+check "plan_changes: the prepared lookup went from the index scan to a sequential scan" "Index Scan>Seq Scan" \
+    "$(q "SELECT string_agg((previous_plan::json->'Plan'->>'Node Type') || '>' || (plan::json->'Plan'->>'Node Type'), ',')
+            FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $ORDER")"
+
 step "(b) Fast statements: no capture without new shapes, one per shape with them"
 cat >"$WORK/fast_off.sql" <<'EOF'
 SET dbanalytics.plan_capture_new_shapes = off;

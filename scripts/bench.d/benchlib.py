@@ -481,6 +481,12 @@ HOOK_NAMES = {
     "dba_analyze": "as the default, with dbanalytics.plan_capture_analyze = on (row counts per plan node)",
     "dba_alone": "dbanalytics alone, histograms on (it times the statements itself)",
     "powa": "pg_stat_statements + PoWA + pg_wait_sampling",
+    "dba_plans_off_prepared": "prepared statement: pg_stat_statements + dbanalytics, histograms on, plan capture off",
+    "dba_on_prepared": "prepared statement: pg_stat_statements + dbanalytics, histograms and plan capture on (the default)",
+    "once_statements": "one plan captured first, then the lookups: plan capture on (the default)",
+    "stopped_statements": "one plan captured first, then the lookups: plan capture stopped before the plan id (new shapes off)",
+    "once_prepared": "one plan captured first, then the prepared lookups: plan capture on (the default)",
+    "stopped_prepared": "one plan captured first, then the prepared lookups: plan capture stopped before the plan id (new shapes off)",
 }
 
 
@@ -507,15 +513,32 @@ def section_hooks(res, meta):
         if config not in slopes:
             continue
         v = slopes[config]
+        # the prepared runs execute other statements than the baselines: no ratio to them
+        compared = config in ("none", "pgss", "dba_off", "dba_plans_off", "dba_on", "dba_analyze", "dba_alone", "powa")
         lines.append([HOOK_NAMES[config], fmt(v, 0),
-                      fmt(v / base, 4) if base else "",
-                      f"{fmt(v - pgss, 0)} ({fmt(100 * (v - pgss) / pgss, 2)} %)" if pgss and "pgss" != config and config not in ("none", "dba_alone") else ""])
+                      fmt(v / base, 4) if base and compared else "",
+                      f"{fmt(v - pgss, 0)} ({fmt(100 * (v - pgss) / pgss, 2)} %)" if pgss and compared and "pgss" != config and config not in ("none", "dba_alone") else ""])
     out = table(["preloaded", "instructions per statement", "ratio to no library",
                  "added to pg_stat_statements alone"], lines) + "\n"
     if slopes.get("dba_on") and slopes.get("dba_plans_off"):
         out += (f"\nPlan capture on, nothing slow (every statement's plan id and shape lookup): "
                 f"{fmt(slopes['dba_on'] - slopes['dba_plans_off'], 0)} instructions per statement "
                 f"(histograms on, plan capture on against off).\n")
+    if slopes.get("dba_on_prepared") and slopes.get("dba_plans_off_prepared"):
+        out += (f"\nPlan capture on, nothing slow, the same lookups run as a prepared statement (`EXECUTE` "
+                f"of a generic plan, whose plan id is computed at its first execution and then read from "
+                f"this backend's entry for it): "
+                f"{fmt(slopes['dba_on_prepared'] - slopes['dba_plans_off_prepared'], 0)} instructions per "
+                f"statement (plan capture on against off).\n")
+    own = [(kind, slopes[f"once_{kind}"] - slopes[f"stopped_{kind}"]) for kind in ("statements", "prepared")
+           if slopes.get(f"once_{kind}") and slopes.get(f"stopped_{kind}")]
+    if own:
+        out += ("\nPlan capture's own cost at the end of a fast execution of a known plan, with one plan captured "
+                "first in both runs compared (the run with capture on against off also counts the C heap's state "
+                "after a capture, which makes later `malloc` calls dearer): "
+                + "; ".join(f"{fmt(v, 0)} instructions per {'lookup' if kind == 'statements' else '`EXECUTE` of the prepared lookup'}"
+                            for kind, v in own)
+                + " (plan capture on against stopped before the plan id).\n")
     captures = {r["config"]: (int(r["statements"]), num(r["instructions"]))
                 for r in read_tsv(os.path.join(res, "plan_capture.tsv"))}
     if "capture_on" in captures and "capture_off" in captures:

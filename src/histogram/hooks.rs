@@ -46,13 +46,13 @@ impl<T: Copy> BackendLocal<T> {
     }
 
     #[inline]
-    fn get(&self) -> T {
+    pub(crate) fn get(&self) -> T {
         // SAFETY: single-threaded (see the Sync impl); T is Copy, no reference escapes
         unsafe { *self.0.get() }
     }
 
     #[inline]
-    fn set(&self, value: T) {
+    pub(crate) fn set(&self, value: T) {
         // SAFETY: as in get
         unsafe { *self.0.get() = value }
     }
@@ -218,8 +218,12 @@ unsafe fn query_id(query_desc: *mut pg_sys::QueryDesc) -> i64 {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
-    if NESTING.get() == 0 && tracked(query_desc) {
-        crate::plans::instrument_if_analyzing(query_desc, eflags);
+    if NESTING.get() == 0 {
+        let tracked = tracked(query_desc);
+        if tracked {
+            crate::plans::instrument_if_analyzing(query_desc, eflags);
+        }
+        crate::plans::note_start(query_desc, tracked);
     }
     match PREVIOUS_START {
         Some(previous) => previous(query_desc, eflags),

@@ -3,8 +3,9 @@
 //! the captures in `plans` and `plan_sightings` (sql/plans.sql, docs/plans.md).
 //!
 //! At every tracked top-level execution with capture on, the plan tree is hashed (shape.rs:
-//! a walk of its nodes, no allocation), compared with the plan id the statement's histogram
-//! slot holds from its previous execution, and looked up in this backend's set of known shapes.
+//! a walk of its nodes, no allocation; once per plan for a plan the plan cache keeps, see
+//! `Planned`), compared with the plan id the statement's histogram slot holds from its previous
+//! execution, and looked up in this backend's set of known shapes.
 //! Only a slow execution, a plan switch or a shape this backend has not met goes further: the
 //! shared shape set (queue.rs) says whether it was explained already, the interval's budget is
 //! asked for a capture, and only a shape never explained is explained (EXPLAIN (FORMAT JSON,
@@ -89,6 +90,217 @@ impl Known {
 
 static KNOWN: BackendLocal<Known> = BackendLocal::new(Known::new());
 
+/// A cached plan's statement this backend executed, by address, and what executing it
+/// established: its plan id, and the role for which its shape is known explained. A prepared
+/// statement's generic plan, executed again and again, is hashed and looked up once; after
+/// that an execution of it that is neither slow nor a plan switch reads its entry and returns.
+///
+/// Only statements of a plan the plan cache keeps (`refcount` ≥ 2 while a portal runs it: the
+/// prepared statement's own reference and the portal's) get an entry, and with it a callback
+/// on the plan's memory context that empties the entry when the plan is freed; an entry is
+/// therefore never read for another statement allocated at the same address later. A one-shot
+/// statement, or a custom plan freed after its one execution, is hashed at each execution.
+#[derive(Clone, Copy)]
+struct Planned {
+    /// The PlannedStmt's address (0: a free entry), its plan tree's and its query id: an entry
+    /// is used only when all three match.
+    stmt: usize,
+    tree: usize,
+    queryid: i64,
+    planid: i64,
+    /// The role whose key of this shape was known explained (0: none yet), in which epoch of
+    /// the shared set.
+    known_for: u32,
+    known_epoch: u32,
+}
+
+const PLANNED_ENTRIES: usize = 256;
+
+impl Planned {
+    const FREE: Planned = Planned {
+        stmt: 0,
+        tree: 0,
+        queryid: 0,
+        planid: 0,
+        known_for: 0,
+        known_epoch: 0,
+    };
+
+    /// The entry an address maps to (direct-mapped: a statement replaces another one at its
+    /// place, which is then hashed and entered again at its next execution).
+    fn index(stmt: usize) -> usize {
+        ((stmt >> 4) ^ (stmt >> 12)) % PLANNED_ENTRIES
+    }
+}
+
+static PLANNED: BackendLocal<[Planned; PLANNED_ENTRIES]> =
+    BackendLocal::new([Planned::FREE; PLANNED_ENTRIES]);
+
+/// The top-level execution started last, if it runs a statement of a plan the plan cache keeps:
+/// its QueryDesc's and PlannedStmt's addresses and the plan's memory context.
+#[derive(Clone, Copy)]
+struct CachedStart {
+    query_desc: usize,
+    stmt: usize,
+    context: pg_sys::MemoryContext,
+}
+
+static CACHED_START: BackendLocal<Option<CachedStart>> = BackendLocal::new(None);
+
+/// Notes, as a top-level execution starts, whether it runs a statement of a plan the plan
+/// cache keeps (`tracked`: the execution is recorded), for `consider` to give it an entry.
+/// Called at every top-level start, so that what it noted is never taken for another
+/// execution's: a top-level end whose QueryDesc and PlannedStmt sit where an earlier
+/// execution's did, after that one's plan was freed, belongs to an execution started since,
+/// at the top level or inside a top-level one, whose top-level start replaced the note.
+///
+/// # Safety
+/// `query_desc` must be the QueryDesc being started.
+pub unsafe fn note_start(query_desc: *mut pg_sys::QueryDesc, tracked: bool) {
+    let mut start = None;
+    let portal = pg_sys::ActivePortal;
+    if tracked && gucs::plan_capture_max_per_interval() > 0 && !portal.is_null() {
+        let plan = (*portal).cplan;
+        let stmt = (*query_desc).plannedstmt;
+        if !plan.is_null()
+            && (*plan).refcount >= 2
+            && !(*plan).is_oneshot
+            && !(*plan).context.is_null()
+            && shape::list_pointers((*plan).stmt_list)
+                .iter()
+                .any(|&member| std::ptr::eq(member, stmt.cast()))
+        {
+            start = Some(CachedStart {
+                query_desc: query_desc as usize,
+                stmt: stmt as usize,
+                context: (*plan).context,
+            });
+        }
+    }
+    CACHED_START.set(start);
+}
+
+/// The plan id of the statement `query_desc` ran, and its entry when it has one: read from the
+/// entry, else hashed (and entered, for a statement of a plan the plan cache keeps).
+#[inline(always)]
+unsafe fn planned_id(query_desc: *mut pg_sys::QueryDesc, queryid: i64) -> (i64, Option<usize>) {
+    let stmt = (*query_desc).plannedstmt;
+    let index = Planned::index(stmt as usize);
+    let tree = (*stmt).planTree as usize;
+    let remembered = PLANNED.update(|entries| {
+        let entry = &entries[index];
+        (entry.stmt == stmt as usize && entry.tree == tree && entry.queryid == queryid)
+            .then_some(entry.planid)
+    });
+    if let Some(planid) = remembered {
+        return (planid, Some(index));
+    }
+    let planid = shape::plan_id(stmt, queryid);
+    // the start of this execution, if it runs a statement of a plan the plan cache keeps (a
+    // later top-level start replaces it: it cannot be another statement's, see note_start)
+    let cached = CACHED_START
+        .update(Option::take)
+        .filter(|start| start.query_desc == query_desc as usize && start.stmt == stmt as usize);
+    match cached {
+        Some(start) => (
+            planid,
+            enter_planned(stmt, queryid, planid, index, start.context),
+        ),
+        None => (planid, None),
+    }
+}
+
+/// Gives a statement of a plan the plan cache keeps its entry (at `index`), once per plan and
+/// place: the entry, unless the callback that empties it could not be registered.
+#[cold]
+#[inline(never)]
+unsafe fn enter_planned(
+    stmt: *mut pg_sys::PlannedStmt,
+    queryid: i64,
+    planid: i64,
+    index: usize,
+    context: pg_sys::MemoryContext,
+) -> Option<usize> {
+    if !forget_when_freed(context, stmt) {
+        return None;
+    }
+    PLANNED.update(|entries| {
+        entries[index] = Planned {
+            stmt: stmt as usize,
+            tree: (*stmt).planTree as usize,
+            queryid,
+            planid,
+            ..Planned::FREE
+        }
+    });
+    Some(index)
+}
+
+/// Registers, once per statement, the callback that empties its entry when `context` (its
+/// plan's) is reset or deleted. False when it could not be registered (out of memory).
+unsafe fn forget_when_freed(
+    context: pg_sys::MemoryContext,
+    stmt: *mut pg_sys::PlannedStmt,
+) -> bool {
+    let arg = stmt as *mut std::ffi::c_void;
+    let mut callback = (*context).reset_cbs;
+    while !callback.is_null() {
+        if (*callback).func.map(|func| func as usize)
+            == Some(forget_planned as FreedCallback as usize)
+            && (*callback).arg == arg
+        {
+            return true;
+        }
+        callback = (*callback).next;
+    }
+    let callback = pg_sys::MemoryContextAllocExtended(
+        context,
+        std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+        pg_sys::MCXT_ALLOC_NO_OOM as i32,
+    ) as *mut pg_sys::MemoryContextCallback;
+    if callback.is_null() {
+        return false;
+    }
+    (*callback).func = Some(forget_planned);
+    (*callback).arg = arg;
+    pg_sys::MemoryContextRegisterResetCallback(context, callback);
+    true
+}
+
+/// The type of `forget_planned` (a memory context callback).
+type FreedCallback = unsafe extern "C-unwind" fn(*mut std::ffi::c_void);
+
+/// Empties the entry of the statement `arg` (its plan's memory context is being reset or
+/// deleted). Cannot raise an error or panic.
+unsafe extern "C-unwind" fn forget_planned(arg: *mut std::ffi::c_void) {
+    let stmt = arg as usize;
+    PLANNED.update(|entries| {
+        let entry = &mut entries[Planned::index(stmt)];
+        if entry.stmt == stmt {
+            *entry = Planned::FREE;
+        }
+    });
+}
+
+/// Whether the entry says the shape is known explained for `userid` in the shared set's `epoch`.
+fn planned_known(entry: Option<usize>, userid: u32, epoch: u32) -> bool {
+    entry.is_some_and(|index| {
+        PLANNED.update(|entries| {
+            entries[index].known_for == userid && entries[index].known_epoch == epoch
+        })
+    })
+}
+
+/// Notes in the entry that the shape is known explained for `userid` in `epoch`.
+fn planned_now_known(entry: Option<usize>, userid: u32, epoch: u32) {
+    if let Some(index) = entry {
+        PLANNED.update(|entries| {
+            entries[index].known_for = userid;
+            entries[index].known_epoch = epoch;
+        });
+    }
+}
+
 /// The key of a shape run by a role in a database (never 0).
 fn shape_key(dbid: u32, userid: u32, planid: i64) -> u64 {
     let mut x = (planid as u64) ^ (u64::from(dbid) << 32 | u64::from(userid)).rotate_left(29);
@@ -123,7 +335,16 @@ pub unsafe fn consider(
     let Some(queue) = queue::queue() else {
         return;
     };
-    let planid = shape::plan_id((*query_desc).plannedstmt, queryid);
+    let (planid, entry) = planned_id(query_desc, queryid);
+    // the common case, read without writing anything: a fast execution of a plan whose entry
+    // knows its shape was explained, which its statement ran with the time before too
+    if entry.is_some()
+        && !slow
+        && statement.is_some_and(|slot| slot.plan.load(Ordering::Relaxed) == planid)
+        && planned_known(entry, userid, queue.shapes_epoch())
+    {
+        return;
+    }
     // a plan switch: the statement ran with another plan the time before. Read first, written
     // only when it changed (a statement keeping its plan writes nothing shared); one switch per
     // statement and interval is taken (by the backend whose compare-and-swap succeeds), and
@@ -151,12 +372,18 @@ pub unsafe fn consider(
         }
     }
     let switched = switched_from != 0;
-    let key = shape_key(dbid, userid, planid);
     let epoch = queue.shapes_epoch();
-    let mut known = KNOWN.update(|set| set.contains_in(key, epoch));
-    if !known && queue.shape_known(key, false) {
-        KNOWN.update(|set| set.insert(key));
-        known = true;
+    let mut known = planned_known(entry, userid, epoch);
+    let key = shape_key(dbid, userid, planid);
+    if !known {
+        known = KNOWN.update(|set| set.contains_in(key, epoch));
+        if !known && queue.shape_known(key, false) {
+            KNOWN.update(|set| set.insert(key));
+            known = true;
+        }
+        if known {
+            planned_now_known(entry, userid, epoch);
+        }
     }
     if known && !slow && !switched {
         return;
@@ -191,6 +418,7 @@ pub unsafe fn consider(
         // in a database that is not UTF-8, the sighting without text stands for it)
         queue.shape_known(key, true);
         KNOWN.update(|set| set.insert(key));
+        planned_now_known(entry, userid, epoch);
     }
 }
 

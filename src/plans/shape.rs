@@ -285,7 +285,7 @@ unsafe fn relation_of(rtable: *const pg_sys::List, index: pg_sys::Index) -> u32 
 }
 
 /// The pointers of a List (empty for NIL).
-unsafe fn list_pointers<'a>(list: *const pg_sys::List) -> &'a [*mut std::ffi::c_void] {
+pub(crate) unsafe fn list_pointers<'a>(list: *const pg_sys::List) -> &'a [*mut std::ffi::c_void] {
     if list.is_null() {
         return &[];
     }
