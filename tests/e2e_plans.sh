@@ -151,6 +151,23 @@ check "plan_changes: the prepared lookup went from the index scan to a sequentia
     "$(q "SELECT string_agg((previous_plan::json->'Plan'->>'Node Type') || '>' || (plan::json->'Plan'->>'Node Type'), ',')
             FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $ORDER")"
 
+# DEALLOCATE frees the plan (and its entry); the statement prepared again with index scans off
+# gets another plan, maybe at the same address: it is hashed again, a switch
+{
+    echo "PREPARE order_total(int) AS SELECT sum(amount) FROM orders WHERE id = \$1;"
+    for i in $(seq 1 12); do echo "EXECUTE order_total($((i * 3)));"; done
+    echo "DEALLOCATE order_total;"
+    echo "CREATE INDEX orders_id ON orders (id);"
+    echo "PREPARE order_total(int) AS SELECT sum(amount) FROM orders WHERE id = \$1;"
+    for i in $(seq 1 12); do echo "EXECUTE order_total($((i * 3)));"; done
+} >"$WORK/prepared_again.sql"
+run_file "$WORK/prepared_again.sql"
+snapshot
+TOTAL=$(queryid_of 'PREPARE order_total(int) AS SELECT sum(amount) FROM orders WHERE id = %')
+check "prepared again after DEALLOCATE, with an index: the plan change is seen" "Seq Scan>Index Scan" \
+    "$(q "SELECT string_agg((previous_plan::json->'Plan'->'Plans'->0->>'Node Type') || '>' || (plan::json->'Plan'->'Plans'->0->>'Node Type'), ',')
+            FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $TOTAL")"
+
 step "(b) Fast statements: no capture without new shapes, one per shape with them"
 cat >"$WORK/fast_off.sql" <<'EOF'
 SET dbanalytics.plan_capture_new_shapes = off;

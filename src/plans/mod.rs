@@ -185,13 +185,7 @@ pub unsafe fn note_start(query_desc: *mut pg_sys::QueryDesc, tracked: bool) {
 #[inline(always)]
 unsafe fn planned_id(query_desc: *mut pg_sys::QueryDesc, queryid: i64) -> (i64, Option<usize>) {
     let stmt = (*query_desc).plannedstmt;
-    let index = Planned::index(stmt as usize);
-    let tree = (*stmt).planTree as usize;
-    let remembered = PLANNED.update(|entries| {
-        let entry = &entries[index];
-        (entry.stmt == stmt as usize && entry.tree == tree && entry.queryid == queryid)
-            .then_some(entry.planid)
-    });
+    let (index, remembered) = remembered_id(stmt, queryid);
     if let Some(planid) = remembered {
         return (planid, Some(index));
     }
@@ -208,6 +202,19 @@ unsafe fn planned_id(query_desc: *mut pg_sys::QueryDesc, queryid: i64) -> (i64, 
         ),
         None => (planid, None),
     }
+}
+
+/// The place of `stmt`'s entry, and the plan id it holds if it is `stmt`'s, run as `queryid`.
+#[inline(always)]
+unsafe fn remembered_id(stmt: *const pg_sys::PlannedStmt, queryid: i64) -> (usize, Option<i64>) {
+    let index = Planned::index(stmt as usize);
+    let tree = (*stmt).planTree as usize;
+    let planid = PLANNED.update(|entries| {
+        let entry = &entries[index];
+        (entry.stmt == stmt as usize && entry.tree == tree && entry.queryid == queryid)
+            .then_some(entry.planid)
+    });
+    (index, planid)
 }
 
 /// Gives a statement of a plan the plan cache keeps its entry (at `index`), once per plan and
@@ -280,6 +287,56 @@ unsafe extern "C-unwind" fn forget_planned(arg: *mut std::ffi::c_void) {
             *entry = Planned::FREE;
         }
     });
+}
+
+/// For the in-server tests: gives `stmt` (allocated in `context`) an entry as a statement of a
+/// plan kept in `context`; the plan id its entry holds for `queryid` (None: no entry); how many
+/// callbacks are registered on `context`.
+#[cfg(any(test, feature = "pg_test"))]
+pub mod for_tests {
+    use super::*;
+
+    /// # Safety
+    /// `stmt` must be a PlannedStmt allocated in `context`.
+    #[allow(clippy::unnecessary_cast)] // the cast is a no-op on 18
+    pub unsafe fn enter(
+        stmt: *mut pg_sys::PlannedStmt,
+        planid: i64,
+        context: pg_sys::MemoryContext,
+    ) -> bool {
+        let queryid = (*stmt).queryId as i64;
+        enter_planned(
+            stmt,
+            queryid,
+            planid,
+            Planned::index(stmt as usize),
+            context,
+        )
+        .is_some()
+    }
+
+    /// # Safety
+    /// `stmt` must point to a PlannedStmt (its plan tree's address is read).
+    pub unsafe fn entry(stmt: *mut pg_sys::PlannedStmt, queryid: i64) -> Option<i64> {
+        remembered_id(stmt, queryid).1
+    }
+
+    /// Whether an entry is kept for a statement at `address` (not read).
+    pub fn held(address: usize) -> bool {
+        PLANNED.update(|entries| entries[Planned::index(address)].stmt == address)
+    }
+
+    /// # Safety
+    /// `context` must be a live memory context.
+    pub unsafe fn callbacks(context: pg_sys::MemoryContext) -> usize {
+        let mut count = 0;
+        let mut callback = (*context).reset_cbs;
+        while !callback.is_null() {
+            count += 1;
+            callback = (*callback).next;
+        }
+        count
+    }
 }
 
 /// Whether the entry says the shape is known explained for `userid` in the shared set's `epoch`.

@@ -406,3 +406,44 @@ fn heavy_analytics_are_computed_once_per_statement_and_see_every_write_of_their_
     );
     assert_eq!(calls_of("_compute_statement_totals") - before, 2);
 }
+
+/// A prepared statement's plan entry (plans/mod.rs, `Planned`) lives as long as the memory
+/// context of the plan it belongs to: entered once (one callback however often it is entered
+/// again), emptied when the context is reset, so that a statement allocated at the same
+/// address later is never taken for it.
+#[pg_test]
+fn plan_entries_end_with_their_plans_memory() {
+    use crate::plans::for_tests::{callbacks, enter, entry, held};
+    unsafe {
+        let context = pg_sys::AllocSetContextCreateInternal(
+            pg_sys::CurrentMemoryContext,
+            c"plan entry test".as_ptr(),
+            0,
+            8 * 1024,
+            8 * 1024 * 1024,
+        );
+        let size = std::mem::size_of::<pg_sys::PlannedStmt>();
+        let stmt = pg_sys::MemoryContextAllocZero(context, size) as *mut pg_sys::PlannedStmt;
+        (*stmt).planTree = pg_sys::MemoryContextAllocZero(context, 64) as *mut pg_sys::Plan;
+        (*stmt).queryId = 42;
+        assert_eq!(entry(stmt, 42), None);
+        assert!(enter(stmt, 7, context));
+        assert!(enter(stmt, 7, context));
+        assert_eq!(entry(stmt, 42), Some(7));
+        assert_eq!(entry(stmt, 43), None, "another query id is another statement");
+        assert_eq!(callbacks(context), 1, "one callback per statement");
+        // the plan cache frees a plan by deleting its context; a reset runs the same callbacks
+        pg_sys::MemoryContextReset(context);
+        assert!(!held(stmt as usize), "the entry went with the plan's memory");
+        // a new statement in the same memory, maybe at the same address (the freed one is not
+        // read unless it is)
+        let again = pg_sys::MemoryContextAllocZero(context, size) as *mut pg_sys::PlannedStmt;
+        (*again).planTree = pg_sys::MemoryContextAllocZero(context, 64) as *mut pg_sys::Plan;
+        (*again).queryId = 42;
+        assert_eq!(entry(again, 42), None);
+        if again == stmt {
+            assert_eq!(entry(stmt, 42), None);
+        }
+        pg_sys::MemoryContextDelete(context);
+    }
+}
