@@ -96,10 +96,11 @@ static KNOWN: BackendLocal<Known> = BackendLocal::new(Known::new());
 /// that an execution of it that is neither slow nor a plan switch reads its entry and returns.
 ///
 /// Only statements of a plan the plan cache keeps (`refcount` ≥ 2 while a portal runs it: the
-/// prepared statement's own reference and the portal's) get an entry, and with it a callback
-/// on the plan's memory context that empties the entry when the plan is freed; an entry is
-/// therefore never read for another statement allocated at the same address later. A one-shot
-/// statement, or a custom plan freed after its one execution, is hashed at each execution.
+/// prepared statement's own reference and the portal's) get an entry, at the start of their
+/// execution (`note_start`), and with it a callback on the plan's memory context that empties
+/// the entry when the plan is freed; an entry is therefore never read for another statement
+/// allocated at the same address later. A one-shot statement, or a custom plan freed after its
+/// one execution, is hashed at each execution.
 #[derive(Clone, Copy)]
 struct Planned {
     /// The PlannedStmt's address (0: a free entry), its plan tree's and its query id: an entry
@@ -107,6 +108,7 @@ struct Planned {
     stmt: usize,
     tree: usize,
     queryid: i64,
+    /// 0 until the end of its first execution hashes the plan.
     planid: i64,
     /// The role whose key of this shape was known explained (0: none yet), in which epoch of
     /// the shared set.
@@ -136,71 +138,49 @@ impl Planned {
 static PLANNED: BackendLocal<[Planned; PLANNED_ENTRIES]> =
     BackendLocal::new([Planned::FREE; PLANNED_ENTRIES]);
 
-/// The top-level execution started last, if it runs a statement of a plan the plan cache keeps:
-/// its QueryDesc's and PlannedStmt's addresses and the plan's memory context.
-#[derive(Clone, Copy)]
-struct CachedStart {
-    query_desc: usize,
-    stmt: usize,
-    context: pg_sys::MemoryContext,
-}
-
-static CACHED_START: BackendLocal<Option<CachedStart>> = BackendLocal::new(None);
-
-/// Notes, as a top-level execution starts, whether it runs a statement of a plan the plan
-/// cache keeps (`tracked`: the execution is recorded), for `consider` to give it an entry.
-/// Called at every top-level start, so that what it noted is never taken for another
-/// execution's: a top-level end whose QueryDesc and PlannedStmt sit where an earlier
-/// execution's did, after that one's plan was freed, belongs to an execution started since,
-/// at the top level or inside a top-level one, whose top-level start replaced the note.
+/// Gives a statement of a plan the plan cache keeps an entry as a top-level execution of it
+/// starts (`tracked`: the execution is recorded): the portal running it holds the plan then,
+/// so its memory context is alive when the callback that empties the entry is registered on
+/// it. The entry is pending (plan id 0) until the execution's end hashes the plan. A statement
+/// whose entry is in place costs a comparison.
 ///
 /// # Safety
 /// `query_desc` must be the QueryDesc being started.
+#[allow(clippy::unnecessary_cast)] // the cast is a no-op on 18
 pub unsafe fn note_start(query_desc: *mut pg_sys::QueryDesc, tracked: bool) {
-    let mut start = None;
     let portal = pg_sys::ActivePortal;
-    if tracked && gucs::plan_capture_max_per_interval() > 0 && !portal.is_null() {
-        let plan = (*portal).cplan;
-        let stmt = (*query_desc).plannedstmt;
-        if !plan.is_null()
-            && (*plan).refcount >= 2
-            && !(*plan).is_oneshot
-            && !(*plan).context.is_null()
-            && shape::list_pointers((*plan).stmt_list)
-                .iter()
-                .any(|&member| std::ptr::eq(member, stmt.cast()))
-        {
-            start = Some(CachedStart {
-                query_desc: query_desc as usize,
-                stmt: stmt as usize,
-                context: (*plan).context,
-            });
-        }
+    if !tracked || gucs::plan_capture_max_per_interval() == 0 || portal.is_null() {
+        return;
     }
-    CACHED_START.set(start);
+    let plan = (*portal).cplan;
+    let stmt = (*query_desc).plannedstmt;
+    if plan.is_null()
+        || (*plan).refcount < 2
+        || (*plan).is_oneshot
+        || (*plan).context.is_null()
+        || remembered_id(stmt, (*stmt).queryId as i64).1.is_some()
+        || !shape::list_pointers((*plan).stmt_list)
+            .iter()
+            .any(|&member| std::ptr::eq(member, stmt.cast()))
+    {
+        return;
+    }
+    enter_planned(stmt, (*plan).context);
 }
 
 /// The plan id of the statement `query_desc` ran, and its entry when it has one: read from the
-/// entry, else hashed (and entered, for a statement of a plan the plan cache keeps).
+/// entry (hashed into it at the end of its first execution), else hashed.
 #[inline(always)]
 unsafe fn planned_id(query_desc: *mut pg_sys::QueryDesc, queryid: i64) -> (i64, Option<usize>) {
     let stmt = (*query_desc).plannedstmt;
-    let (index, remembered) = remembered_id(stmt, queryid);
-    if let Some(planid) = remembered {
-        return (planid, Some(index));
-    }
-    let planid = shape::plan_id(stmt, queryid);
-    // the start of this execution, if it runs a statement of a plan the plan cache keeps (a
-    // later top-level start replaces it: it cannot be another statement's, see note_start)
-    let cached = CACHED_START
-        .update(Option::take)
-        .filter(|start| start.query_desc == query_desc as usize && start.stmt == stmt as usize);
-    match cached {
-        Some(start) => (
-            planid,
-            enter_planned(stmt, queryid, planid, index, start.context),
-        ),
-        None => (planid, None),
+    match remembered_id(stmt, queryid) {
+        (index, Some(planid)) if planid != 0 => (planid, Some(index)),
+        (index, Some(_)) => {
+            let planid = shape::plan_id(stmt, queryid);
+            PLANNED.update(|entries| entries[index].planid = planid);
+            (planid, Some(index))
+        }
+        (_, None) => (shape::plan_id(stmt, queryid), None),
     }
 }
 
@@ -217,30 +197,23 @@ unsafe fn remembered_id(stmt: *const pg_sys::PlannedStmt, queryid: i64) -> (usiz
     (index, planid)
 }
 
-/// Gives a statement of a plan the plan cache keeps its entry (at `index`), once per plan and
-/// place: the entry, unless the callback that empties it could not be registered.
+/// Gives a statement of a plan the plan cache keeps a pending entry, once its callback on the
+/// plan's memory context `context` is registered (none when it could not be).
 #[cold]
 #[inline(never)]
-unsafe fn enter_planned(
-    stmt: *mut pg_sys::PlannedStmt,
-    queryid: i64,
-    planid: i64,
-    index: usize,
-    context: pg_sys::MemoryContext,
-) -> Option<usize> {
+#[allow(clippy::unnecessary_cast)] // the cast is a no-op on 18
+unsafe fn enter_planned(stmt: *mut pg_sys::PlannedStmt, context: pg_sys::MemoryContext) {
     if !forget_when_freed(context, stmt) {
-        return None;
+        return;
     }
     PLANNED.update(|entries| {
-        entries[index] = Planned {
+        entries[Planned::index(stmt as usize)] = Planned {
             stmt: stmt as usize,
             tree: (*stmt).planTree as usize,
-            queryid,
-            planid,
+            queryid: (*stmt).queryId as i64,
             ..Planned::FREE
         }
     });
-    Some(index)
 }
 
 /// Registers, once per statement, the callback that empties its entry when `context` (its
@@ -298,21 +271,20 @@ pub mod for_tests {
 
     /// # Safety
     /// `stmt` must be a PlannedStmt allocated in `context`.
-    #[allow(clippy::unnecessary_cast)] // the cast is a no-op on 18
     pub unsafe fn enter(
         stmt: *mut pg_sys::PlannedStmt,
         planid: i64,
         context: pg_sys::MemoryContext,
     ) -> bool {
-        let queryid = (*stmt).queryId as i64;
-        enter_planned(
-            stmt,
-            queryid,
-            planid,
-            Planned::index(stmt as usize),
-            context,
-        )
-        .is_some()
+        enter_planned(stmt, context);
+        let index = Planned::index(stmt as usize);
+        PLANNED.update(|entries| {
+            let entry = &mut entries[index];
+            if entry.stmt == stmt as usize {
+                entry.planid = planid;
+            }
+            entry.stmt == stmt as usize
+        })
     }
 
     /// # Safety

@@ -195,7 +195,9 @@ impl Queue {
 
     /// The shape set's epoch: a backend forgets the shapes it knows when it changes.
     pub fn shapes_epoch(&self) -> u32 {
-        self.header.shapes_epoch.load(Ordering::Relaxed)
+        // Acquire, with the Release of its increment: whoever reads the new epoch reads the
+        // emptied set (a shape marked known in that epoch was looked up in it)
+        self.header.shapes_epoch.load(Ordering::Acquire)
     }
 
     /// Whether the shape `key` was explained already; `remember` adds it when it was not.
@@ -316,7 +318,7 @@ impl Queue {
             for entry in &self.header.shapes {
                 entry.store(0, Ordering::Relaxed);
             }
-            self.header.shapes_epoch.fetch_add(1, Ordering::Relaxed);
+            self.header.shapes_epoch.fetch_add(1, Ordering::Release);
         }
         captures
     }
