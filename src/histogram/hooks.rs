@@ -46,13 +46,13 @@ impl<T: Copy> BackendLocal<T> {
     }
 
     #[inline]
-    pub(crate) fn get(&self) -> T {
+    fn get(&self) -> T {
         // SAFETY: single-threaded (see the Sync impl); T is Copy, no reference escapes
         unsafe { *self.0.get() }
     }
 
     #[inline]
-    pub(crate) fn set(&self, value: T) {
+    fn set(&self, value: T) {
         // SAFETY: as in get
         unsafe { *self.0.get() = value }
     }
