@@ -151,8 +151,10 @@ check "plan_changes: the prepared lookup went from the index scan to a sequentia
     "$(q "SELECT string_agg((previous_plan::json->'Plan'->>'Node Type') || '>' || (plan::json->'Plan'->>'Node Type'), ',')
             FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $ORDER")"
 
-# DEALLOCATE frees the plan (and its entry); the statement prepared again with index scans off
-# gets another plan, maybe at the same address: it is hashed again, a switch
+# DEALLOCATE frees the plan (and its entry); the statement prepared again once the index is
+# back gets another plan, maybe at the same address: it is hashed again, a switch (whether the
+# entry goes with the plan is shown by the pg_test plan_entries_end_with_their_plans_memory:
+# here the addresses need not be reused)
 {
     echo "PREPARE order_total(int) AS SELECT sum(amount) FROM orders WHERE id = \$1;"
     for i in $(seq 1 12); do echo "EXECUTE order_total($((i * 3)));"; done
