@@ -6979,6 +6979,10 @@ SELECT pg_catalog.jsonb_build_object(
                           ELSE c.query ~* p.matcher END
 $$;
 
+-- _threshold: IMMUTABLE (the thresholds are constants of analytics_thresholds' definition), so
+-- a call with a constant name is evaluated once when the statement is planned, not once per row.
+ALTER FUNCTION @extschema@._threshold(text) IMMUTABLE PARALLEL SAFE;
+
 -------------------------------------------------------------------------------
 -- KEEP THIS SECTION LAST in every upgrade script: no JIT in any function that pins its settings
 -- (sql/finalize.sql says why); it also covers the functions replaced above.

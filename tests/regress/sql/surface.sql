@@ -48,6 +48,11 @@ SELECT t.typname, t.typtype FROM pg_catalog.pg_type t
 
 -- The documented defaults.
 SELECT * FROM dbanalytics.analytics_thresholds ORDER BY name;
+-- A threshold with a constant name is folded into a constant when the statement is planned
+-- (_threshold is IMMUTABLE): it is not evaluated once per row.
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT c.relname FROM pg_catalog.pg_class c
+ WHERE pg_catalog.age(c.relfrozenxid) > dbanalytics._threshold('xid_age_warning') * 2147483647;
 SELECT * FROM dbanalytics.health_components ORDER BY 1;
 SELECT * FROM dbanalytics.alert_rules ORDER BY 1;
 SELECT * FROM dbanalytics.latency_buckets() WHERE bucket % 40 = 0 OR bucket >= 460 ORDER BY bucket;
