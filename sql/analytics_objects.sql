@@ -1,14 +1,14 @@
 -- dbanalytics analytics: indexes, tables, sequences, cache, replication.
 
--- Estimated free space of every btree index of the current database, from the planner's
--- statistics: the pages its rows would fill at the index's fillfactor (row width from pg_stats,
--- row count from pg_class), against the pages it has. This is the well-known estimate of
--- ioguix/pgsql-bloat-estimation that PgHero and check_pgactivity use. An index is not
+-- Estimated free space of the btree indexes of the current database listed in indexrelids,
+-- from the planner's statistics: the pages its rows would fill at the index's fillfactor (row
+-- width from pg_stats, row count from pg_class), against the pages it has. This is the
+-- well-known estimate of ioguix/pgsql-bloat-estimation that PgHero and check_pgactivity use. An index is not
 -- estimated when a key column has no pg_stats row the caller can read (never analyzed, or no
 -- privilege on the column) or is of type name (its statistics width is not its stored width).
 -- Deduplicated btrees (PostgreSQL 13+) can be smaller than the estimate: then no bloat is
 -- reported, never a negative one.
-CREATE FUNCTION @extschema@._btree_bloat()
+CREATE FUNCTION @extschema@._btree_bloat(indexrelids oid[])
 RETURNS TABLE (indexrelid oid, real_bytes bigint, expected_bytes bigint, bloat_bytes bigint,
                bloat_ratio double precision)
 LANGUAGE sql STABLE
@@ -26,9 +26,10 @@ WITH consts AS (
       JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
       JOIN pg_catalog.pg_am am ON am.oid = c.relam
      WHERE am.amname = 'btree' AND c.relpages > 0
+       AND i.indexrelid = ANY (indexrelids)
 ), cols AS (
     -- each index column's statistics: the table column's, or the index's own for an expression
-    SELECT x.indexrelid, a.atttypid, s.null_frac, s.avg_width
+    SELECT x.indexrelid, x.relpages, x.reltuples, x.fillfactor, a.atttypid, s.null_frac, s.avg_width
       FROM idx x
      CROSS JOIN LATERAL pg_catalog.generate_series(1, x.indnatts) AS k(pos)
       JOIN pg_catalog.pg_attribute a
@@ -36,27 +37,34 @@ WITH consts AS (
        AND a.attnum = CASE WHEN x.indkey[k.pos - 1] <> 0 THEN x.indkey[k.pos - 1] ELSE k.pos END
       JOIN pg_catalog.pg_class r ON r.oid = a.attrelid
       JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace
-      LEFT JOIN pg_catalog.pg_stats s
-        ON s.schemaname = n.nspname AND s.tablename = r.relname AND s.attname = a.attname AND NOT s.inherited
+      -- looked up column by column through the catalogs' name indexes (LIMIT 1: not flattened
+      -- into a join with pg_stats of the whole database, which a few indexes among thousands of
+      -- partitions paid in full)
+      LEFT JOIN LATERAL (
+           SELECT s.null_frac, s.avg_width FROM pg_catalog.pg_stats s
+            WHERE s.schemaname = n.nspname AND s.tablename = r.relname AND s.attname = a.attname
+              AND NOT s.inherited LIMIT 1) s ON true
 ), rows AS (
-    SELECT c.indexrelid,
+    -- each index with what its expected size needs (carried here: no join back to idx, whose
+    -- row count the planner cannot estimate)
+    SELECT c.indexrelid, c.relpages, c.reltuples, c.fillfactor,
            pg_catalog.count(c.avg_width) = pg_catalog.count(*)
                AND NOT pg_catalog.bool_or(c.atttypid = 'pg_catalog.name'::pg_catalog.regtype) AS estimable,
            -- IndexTupleData, plus the null bitmap when a column has NULLs; then the data
            CASE WHEN pg_catalog.max(COALESCE(c.null_frac, 0)) = 0 THEN 8 ELSE 12 END AS header,
            pg_catalog.sum((1 - COALESCE(c.null_frac, 0)) * c.avg_width) AS data
       FROM cols c
-     GROUP BY c.indexrelid
+     GROUP BY c.indexrelid, c.relpages, c.reltuples, c.fillfactor
 ), expected AS (
     SELECT x.indexrelid, x.relpages, k.bs,
            -- the metapage, then the pages the rows fill: each row MAXALIGNed, plus its 4-byte line pointer
            1 + pg_catalog.ceil(x.reltuples / pg_catalog.floor(
                    (k.bs - k.pagehdr - k.special) * x.fillfactor
-                   / (100 * (4 + pg_catalog.ceil(w.header / k.align) * k.align
-                               + pg_catalog.ceil(w.data / k.align) * k.align)))) AS pages
-      FROM idx x
-      JOIN rows w ON w.indexrelid = x.indexrelid AND w.estimable
+                   / (100 * (4 + pg_catalog.ceil(x.header / k.align) * k.align
+                               + pg_catalog.ceil(x.data / k.align) * k.align)))) AS pages
+      FROM rows x
      CROSS JOIN consts k
+     WHERE x.estimable
 )
 SELECT e.indexrelid, (e.relpages * e.bs)::bigint, (LEAST(e.pages, e.relpages) * e.bs)::bigint,
        (GREATEST(e.relpages - e.pages, 0) * e.bs)::bigint,
@@ -160,7 +168,9 @@ WITH args AS (
       LEFT JOIN history h ON h.indexrelid = l.indexrelid
       LEFT JOIN @extschema@.index_counters k ON k.indexrelid = l.indexrelid
       LEFT JOIN writes wr ON wr.relid = l.indrelid
-      LEFT JOIN @extschema@._btree_bloat() b ON b.indexrelid = l.indexrelid
+      -- estimated for the indexes judged here only (pg_stats for every index of a database
+      -- with thousands of partitions took most of this function's time)
+      LEFT JOIN @extschema@._btree_bloat(ARRAY(SELECT o.indexrelid FROM live o)) b ON b.indexrelid = l.indexrelid
 ), twins AS (
     -- an identical index on the same table: the newer one, unless only the older is droppable
     SELECT m.indexrelid, pg_catalog.min(o.indexname) AS twin

@@ -81,13 +81,28 @@ fn an_index_emptied_by_deletes_is_bloated_by_the_statistics_estimate() {
     run("CREATE INDEX bl_v ON bl (v)");
     run("ANALYZE bl");
     let ratio = || {
-        one::<f64>("SELECT bloat_ratio FROM dbanalytics._btree_bloat() WHERE indexrelid = 'bl_v'::regclass")
+        one::<f64>("SELECT bloat_ratio FROM dbanalytics._btree_bloat(ARRAY['bl_v'::regclass]::oid[]) WHERE indexrelid = 'bl_v'::regclass")
             .unwrap_or(-1.0)
     };
     let fresh = ratio();
     assert!(
         (0.0..0.1).contains(&fresh),
         "a freshly built index: {fresh}"
+    );
+    // only the indexes asked for: bl_pkey is estimable too
+    assert_eq!(
+        one::<String>(
+            "SELECT string_agg(indexrelid::regclass::text, ',' ORDER BY indexrelid::regclass::text)
+               FROM dbanalytics._btree_bloat(ARRAY['bl_v'::regclass, 'bl_pkey'::regclass]::oid[])"
+        ),
+        Some("bl_pkey,bl_v".into())
+    );
+    assert_eq!(
+        one::<String>(
+            "SELECT string_agg(indexrelid::regclass::text, ',')
+               FROM dbanalytics._btree_bloat(ARRAY['bl_v'::regclass]::oid[])"
+        ),
+        Some("bl_v".into())
     );
     run("DELETE FROM bl WHERE id > 100000");
     run("ANALYZE bl");
