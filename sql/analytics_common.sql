@@ -150,8 +150,9 @@ $$;
 -- A threshold's value. IMMUTABLE: the values are constants of the view's definition, which only
 -- an upgrade of the extension changes, so the planner evaluates each call with a constant name
 -- once, when it plans the statement, and not once per row (wraparound_risk made four calls per
--- table: 2,000 tables took 0.3 s). A plan a session cached before such an upgrade keeps the old
--- value until it is planned again; new sessions read the new one.
+-- table: 2,000 tables took 0.3 s). A plan records that it folded this function, not the view:
+-- replacing the view alone leaves the plans sessions have cached on the old values, so an
+-- upgrade that changes a threshold also restates this function (docs/releasing.md).
 CREATE FUNCTION @extschema@._threshold(threshold_name text)
 RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE

@@ -4,11 +4,10 @@
 -- from the planner's statistics: the pages an index's rows would fill at its fillfactor (row
 -- width from pg_stats, row count from pg_class), against the pages it has. This is the
 -- well-known estimate of ioguix/pgsql-bloat-estimation that PgHero and check_pgactivity use.
--- An index is not estimated when a key column has no pg_stats row the caller can read (never
--- analyzed, or no privilege on the column) or is of type name (its statistics width is not its
--- stored width).
--- Deduplicated btrees (PostgreSQL 13+) can be smaller than the estimate: then no bloat is
--- reported, never a negative one.
+-- An index is not estimated when a column (key or INCLUDE) has no pg_stats row the caller can
+-- read (never analyzed, or no privilege on the column) or is of type name (its statistics width
+-- is not its stored width). Deduplicated btrees (PostgreSQL 13+) can be smaller than the
+-- estimate: then no bloat is reported, never a negative one.
 CREATE FUNCTION @extschema@._btree_bloat(indexrelids oid[])
 RETURNS TABLE (indexrelid oid, real_bytes bigint, expected_bytes bigint, bloat_bytes bigint,
                bloat_ratio double precision)

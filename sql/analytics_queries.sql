@@ -587,7 +587,7 @@ RETURNS TABLE (entry jsonb, total_time double precision)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-WITH args AS MATERIALIZED (  -- once: inlined, _threshold() ran for every statement and pattern
+WITH args AS MATERIALIZED (  -- once (when inlined, _threshold() ran for every statement and pattern)
     SELECT pg_catalog.now() - analysis_window AS since,
            @extschema@._threshold('select_star_rows_per_call')::double precision AS star_rows
 ), candidates AS (

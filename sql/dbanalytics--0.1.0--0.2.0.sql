@@ -5919,11 +5919,15 @@ WITH args AS (
                / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
            pg_catalog.count(*) FILTER (WHERE v.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
            -- (the latest row picked first, then made a pool_verdict: making every candidate one
-           -- before the sort cost a fifth of the pool part)
+           -- before the sort cost a fifth of the pool part). Of the pools of that minute, the
+           -- whole cluster's row ('(all clients)', no database or user) when it is one of them,
+           -- else the first by database, user and application: the same advice at every call
            @extschema@._pool_recommendation((SELECT l::@extschema@.pool_verdict
                                                FROM (SELECT * FROM verdicts l
                                                       WHERE l.pool_status IN ('near_connection_limit', 'idle_in_transaction')
-                                                      ORDER BY l.minute DESC LIMIT 1) l)) AS advice
+                                                      ORDER BY l.minute DESC, l.datname NULLS FIRST, l.usename NULLS FIRST,
+                                                               l.application_name
+                                                      LIMIT 1) l)) AS advice
       FROM verdicts v
 ), indexes AS (
     SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
@@ -6948,7 +6952,7 @@ RETURNS TABLE (entry jsonb, total_time double precision)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-WITH args AS MATERIALIZED (  -- once: inlined, _threshold() ran for every statement and pattern
+WITH args AS MATERIALIZED (  -- once (when inlined, _threshold() ran for every statement and pattern)
     SELECT pg_catalog.now() - analysis_window AS since,
            @extschema@._threshold('select_star_rows_per_call')::double precision AS star_rows
 ), candidates AS (
@@ -6994,6 +6998,8 @@ $$;
 
 -- _threshold: IMMUTABLE (the thresholds are constants of analytics_thresholds' definition), so
 -- a call with a constant name is evaluated once when the statement is planned, not once per row.
+-- Cached plans depend on the function, not on the view: an upgrade that changes a threshold
+-- restates _threshold too (ALTER or CREATE OR REPLACE), which makes sessions plan again.
 ALTER FUNCTION @extschema@._threshold(text) IMMUTABLE PARALLEL SAFE;
 
 -------------------------------------------------------------------------------

@@ -171,11 +171,15 @@ WITH args AS (
                / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
            pg_catalog.count(*) FILTER (WHERE v.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
            -- (the latest row picked first, then made a pool_verdict: making every candidate one
-           -- before the sort cost a fifth of the pool part)
+           -- before the sort cost a fifth of the pool part). Of the pools of that minute, the
+           -- whole cluster's row ('(all clients)', no database or user) when it is one of them,
+           -- else the first by database, user and application: the same advice at every call
            @extschema@._pool_recommendation((SELECT l::@extschema@.pool_verdict
                                                FROM (SELECT * FROM verdicts l
                                                       WHERE l.pool_status IN ('near_connection_limit', 'idle_in_transaction')
-                                                      ORDER BY l.minute DESC LIMIT 1) l)) AS advice
+                                                      ORDER BY l.minute DESC, l.datname NULLS FIRST, l.usename NULLS FIRST,
+                                                               l.application_name
+                                                      LIMIT 1) l)) AS advice
       FROM verdicts v
 ), indexes AS (
     SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,

@@ -26,13 +26,15 @@ fn pool_verdicts_tell_lock_hotspots_leaks_and_limits_apart() {
                 current_database(), 'postgres', 'e17_locks', 'active', 'relation', 'RowExclusiveLock',
                 'public', 'hot', '{4243}'
            FROM generate_series(1, 3) t");
-    // the next minute, one pool takes the cluster to its connection limit: 5 active, the rest idle
+    // the next minute, one pool takes the cluster to its connection limit: 5 active, the rest
+    // idle; another one has 1 active and 3 idle in a transaction then
     run("INSERT INTO dbanalytics.connection_samples
-         SELECT date_trunc('minute', now()) - interval '4 minutes', current_database(), 'postgres', 'e17_many',
+         SELECT date_trunc('minute', now()) - interval '4 minutes', current_database(), 'postgres', p.app,
                 p.state, p.backends, 0
-           FROM (VALUES ('active', 5),
-                        ('idle', current_setting('max_connections')::int
-                                 - current_setting('superuser_reserved_connections')::int - 5)) p(state, backends)");
+           FROM (VALUES ('e17_many', 'active', 5),
+                        ('e17_many', 'idle', current_setting('max_connections')::int
+                                             - current_setting('superuser_reserved_connections')::int - 5),
+                        ('e17_leak2', 'active', 1), ('e17_leak2', 'idle in transaction', 3)) p(app, state, backends)");
     let verdicts = one::<String>(
         "SELECT string_agg(application_name || ':' || pool_status || ':' || recommended_pool_size, ' '
                            ORDER BY application_name)
@@ -42,7 +44,8 @@ fn pool_verdicts_tell_lock_hotspots_leaks_and_limits_apart() {
         verdicts.as_deref(),
         Some(
             "e17_busy:high_utilization:11 e17_idle:oversized:3 e17_leak:idle_in_transaction:4 \
-             e17_locks:lock_hotspot:4 e17_locksidle:lock_hotspot:10 e17_many:near_connection_limit:6"
+             e17_leak2:near_connection_limit:2 e17_locks:lock_hotspot:4 e17_locksidle:lock_hotspot:10 \
+             e17_many:near_connection_limit:6"
         )
     );
     let advice = |app: &str| {
@@ -82,6 +85,16 @@ fn pool_verdicts_tell_lock_hotspots_leaks_and_limits_apart() {
                FROM dbanalytics._health_measures('1 hour') WHERE indicator = 'connection_pool_efficiency'"
         ),
         Some(true)
+    );
+    // three pools of that minute are near the limit (the whole cluster's row, e17_leak2 and
+    // e17_many, with peaks of 6, 1 and 5 active sessions): the cluster's row is quoted
+    let mitigation = one::<String>(
+        "SELECT mitigation FROM dbanalytics._health_measures('1 hour') WHERE indicator = 'connection_pool_efficiency'",
+    )
+    .unwrap_or_default();
+    assert!(
+        mitigation.contains("measured peak of 6 concurrently active sessions"),
+        "{mitigation}"
     );
     assert_eq!(
         one::<bool>("SELECT dbanalytics._pool_recommendation(NULL::dbanalytics.pool_verdict) IS NULL"),
