@@ -3,9 +3,10 @@
 //! `health_score()`, `query_analysis()`, `top_queries()`, `index_advice()` and the report each sum
 //! the same window's statement history: `report_html('7 days')` asked for one week's
 //! `_statement_totals` five times. Each function listed in [`MEMOIZED`] is declared in SQL as
-//! `LANGUAGE c` on [`dbanalytics_memoized`], which runs the function that computes its rows
-//! (`_compute_<name>`, same arguments, same result type) and keeps a copy of the rows. A later
-//! call gets the copy back when nothing it could see has changed:
+//! `LANGUAGE c` on [`dbanalytics_memoized`], which calls the function that computes its rows
+//! (`_compute_<name>`, same arguments, same result type) as the executor calls a function in
+//! FROM, returns the tuple store it filled and keeps a copy of the rows. A later call gets the
+//! copy back when nothing it could see has changed:
 //!
 //! - same function and the same argument values;
 //! - same current role;
@@ -57,7 +58,7 @@ struct Key {
     arguments: Vec<Option<Vec<u8>>>,
 }
 
-/// One kept result: its tuples (heap tuple bodies, each starting on an 8-byte boundary).
+/// One kept result: its rows (minimal tuples, each starting on an 8-byte boundary).
 struct Entry {
     key: Key,
     /// the subtransaction it was computed in: gone if that one aborts
@@ -228,10 +229,12 @@ fn internal_error(message: String) -> ! {
     )
 }
 
-/// The schema-qualified name of the function computing the rows of function `oid`.
+/// The function computing the rows of function `oid`: `_compute_<name>` in the same schema,
+/// with the same argument types, which the current role must be allowed to execute (checked as
+/// the executor checks a function it calls).
 ///
-/// SAFETY: `oid` is the OID of the function being called.
-unsafe fn computing_function(oid: pg_sys::Oid) -> String {
+/// SAFETY: `oid` is the OID of the function being called, `types` its `nargs` argument types.
+unsafe fn computing_function(oid: pg_sys::Oid, types: &[pg_sys::Oid]) -> pg_sys::Oid {
     unsafe {
         let name = pg_sys::get_func_name(oid);
         let name = if name.is_null() {
@@ -246,11 +249,44 @@ unsafe fn computing_function(oid: pg_sys::Oid) -> String {
         };
         let schema = pg_sys::get_namespace_name(pg_sys::get_func_namespace(oid));
         let computing = CString::new(*computing).expect("no NUL in a function name");
-        format!(
-            "{}.{}",
-            CStr::from_ptr(pg_sys::quote_identifier(schema)).to_string_lossy(),
-            CStr::from_ptr(pg_sys::quote_identifier(computing.as_ptr())).to_string_lossy()
-        )
+        let mut names = pg_sys::lappend(std::ptr::null_mut(), pg_sys::makeString(schema).cast());
+        names = pg_sys::lappend(
+            names,
+            pg_sys::makeString(pg_sys::pstrdup(computing.as_ptr())).cast(),
+        );
+        let found = pg_sys::LookupFuncName(names, types.len() as i32, types.as_ptr(), true);
+        if found == pg_sys::InvalidOid {
+            internal_error(format!(
+                "dbanalytics: the function computing the rows of {name}() is missing"
+            ));
+        }
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        let allowed = pg_sys::pg_proc_aclcheck(
+            found,
+            pg_sys::GetUserId(),
+            pg_sys::ACL_EXECUTE as pg_sys::AclMode,
+        );
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+        let allowed = pg_sys::object_aclcheck(
+            pg_sys::ProcedureRelationId,
+            found,
+            pg_sys::GetUserId(),
+            pg_sys::ACL_EXECUTE as pg_sys::AclMode,
+        );
+        if allowed != pg_sys::AclResult::ACLCHECK_OK {
+            pg_sys::aclcheck_error(
+                allowed,
+                pg_sys::ObjectType::OBJECT_FUNCTION,
+                computing.as_ptr(),
+            );
+        }
+        if std::ptr::addr_of!(pg_sys::object_access_hook)
+            .read()
+            .is_some()
+        {
+            pg_sys::RunFunctionExecuteHook(found);
+        }
+        found
     }
 }
 
@@ -274,6 +310,51 @@ unsafe fn check_same_columns(declared: pg_sys::TupleDesc, computed: pg_sys::Tupl
         internal_error(
             "dbanalytics: a kept function's columns differ from the function computing them".into(),
         );
+    }
+}
+
+/// Appends the minimal tuple `slot` shows to `entry` (values still in TOAST tables read now:
+/// the copy must stand alone). False when the row cannot be kept: no memory for it (Rust would
+/// abort the backend), or the result grew larger than the bound.
+///
+/// SAFETY: `slot` is a minimal-tuple slot of descriptor `desc` holding a row.
+unsafe fn keep_row(
+    entry: &mut Entry,
+    slot: *mut pg_sys::TupleTableSlot,
+    desc: pg_sys::TupleDesc,
+) -> bool {
+    unsafe {
+        let mut should_free = false;
+        let mut tuple = pg_sys::ExecFetchSlotMinimalTuple(slot, &mut should_free);
+        if ((*tuple).t_infomask as u32 & pg_sys::HEAP_HASEXTERNAL) != 0 {
+            let heap = pg_sys::heap_tuple_from_minimal_tuple(tuple);
+            let flat = pg_sys::heap_copy_tuple_as_datum(heap, desc)
+                .cast_mut_ptr::<pg_sys::HeapTupleHeaderData>();
+            let mut flat_tuple = pg_sys::HeapTupleData {
+                t_len: pgrx::varlena::varsize(flat as *const pg_sys::varlena) as u32,
+                t_data: flat,
+                ..Default::default()
+            };
+            #[cfg(not(feature = "pg18"))]
+            let minimal = pg_sys::minimal_tuple_from_heap_tuple(&mut flat_tuple);
+            #[cfg(feature = "pg18")]
+            let minimal = pg_sys::minimal_tuple_from_heap_tuple(&mut flat_tuple, 0);
+            tuple = minimal;
+        }
+        let length = (*tuple).t_len as usize;
+        let words = length.div_ceil(8);
+        if entry.words.try_reserve(words).is_err() || entry.rows.try_reserve(1).is_err() {
+            return false;
+        }
+        let first = entry.words.len();
+        entry.words.resize(first + words, 0);
+        std::ptr::copy_nonoverlapping(
+            tuple as *const u8,
+            entry.words.as_mut_ptr().add(first) as *mut u8,
+            length,
+        );
+        entry.rows.push((first, length as u32));
+        entry.bytes() <= MAX_BYTES
     }
 }
 
@@ -349,6 +430,13 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
         let random_access = ((*rsinfo).allowedModes
             & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Random as i32)
             != 0;
+        let hand_over = |store: *mut pg_sys::Tuplestorestate| {
+            let previous = pg_sys::MemoryContextSwitchTo(per_query);
+            (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+            (*rsinfo).setResult = store;
+            (*rsinfo).setDesc = pg_sys::CreateTupleDescCopy(declared);
+            pg_sys::MemoryContextSwitchTo(previous);
+        };
         let begin_store = |bytes: usize| {
             let previous = pg_sys::MemoryContextSwitchTo(per_query);
             let kilobytes = if bytes <= MAX_BYTES {
@@ -357,128 +445,117 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
                 pg_sys::work_mem
             };
             let store = pg_sys::tuplestore_begin_heap(random_access, false, kilobytes);
-            (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
-            (*rsinfo).setResult = store;
-            (*rsinfo).setDesc = pg_sys::CreateTupleDescCopy(declared);
             pg_sys::MemoryContextSwitchTo(previous);
             store
         };
-        let put = |store: *mut pg_sys::Tuplestorestate,
-                   data: *mut pg_sys::HeapTupleHeaderData,
-                   length: u32| {
-            let mut tuple = pg_sys::HeapTupleData {
-                t_len: length,
-                t_data: data,
-                ..Default::default()
-            };
-            pg_sys::tuplestore_puttuple(store, &mut tuple);
-        };
+        // a slot showing minimal tuples of the declared columns, for the rows copied
+        let slot = pg_sys::MakeSingleTupleTableSlot(declared, &pg_sys::TTSOpsMinimalTuple);
         let replayed = key.as_ref().is_some_and(|key| {
             with_kept(key, |entry| {
                 let Some(entry) = entry else { return false };
                 let store = begin_store(entry.bytes());
-                for &(first, length) in &entry.rows {
-                    put(store, entry.words.as_ptr().add(first) as *mut _, length);
+                for &(first, _) in &entry.rows {
+                    let tuple = entry.words.as_ptr().add(first) as pg_sys::MinimalTuple;
+                    pg_sys::ExecStoreMinimalTuple(tuple, slot, false);
+                    pg_sys::tuplestore_puttupleslot(store, slot);
                 }
+                hand_over(store);
                 true
             })
         });
         if replayed {
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
             return pg_sys::Datum::from(0);
         }
 
-        // computed: SELECT * FROM _compute_<name>($1, ...) on this same snapshot (read-only)
-        let sql = CString::new(format!(
-            "SELECT * FROM {}({})",
-            computing_function(function),
-            (1..=nargs)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .expect("no NUL in the query");
-        let mut values: Vec<pg_sys::Datum> = arguments.iter().map(|a| a.value).collect();
-        let nulls: Vec<std::ffi::c_char> = arguments
-            .iter()
-            .map(|a| if a.isnull { b'n' } else { b' ' } as std::ffi::c_char)
-            .collect();
-        pg_sys::SPI_connect();
-        let status = pg_sys::SPI_execute_with_args(
-            sql.as_ptr(),
-            nargs as i32,
-            argument_types,
-            values.as_mut_ptr(),
-            nulls.as_ptr(),
-            true,
-            0,
-        );
-        if status != pg_sys::SPI_OK_SELECT as i32 {
-            internal_error(format!(
-                "dbanalytics: computing a kept function's rows returned SPI status {status}"
-            ));
+        // computed: `_compute_<name>` called with the same arguments, as the executor calls a
+        // set-returning function in FROM (same expression context, a tuple store asked for), on
+        // this same snapshot; its tuple store becomes this call's result
+        let computing = computing_function(function, types);
+        let previous = pg_sys::MemoryContextSwitchTo(per_query);
+        let flinfo =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()) as *mut pg_sys::FmgrInfo;
+        pg_sys::fmgr_info(computing, flinfo);
+        let inner = pg_sys::palloc0(std::mem::size_of::<pg_sys::ReturnSetInfo>())
+            as *mut pg_sys::ReturnSetInfo;
+        (*inner).type_ = pg_sys::NodeTag::T_ReturnSetInfo;
+        (*inner).econtext = (*rsinfo).econtext;
+        (*inner).expectedDesc = declared;
+        (*inner).allowedModes = (pg_sys::SetFunctionReturnMode::SFRM_ValuePerCall
+            | pg_sys::SetFunctionReturnMode::SFRM_Materialize
+            | pg_sys::SetFunctionReturnMode::SFRM_Materialize_Preferred)
+            as i32
+            | ((*rsinfo).allowedModes
+                & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Random as i32);
+        (*inner).returnMode = pg_sys::SetFunctionReturnMode::SFRM_ValuePerCall;
+        (*inner).isDone = pg_sys::ExprDoneCond::ExprSingleResult;
+        let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>()
+            + nargs * std::mem::size_of::<pg_sys::NullableDatum>();
+        let inner_call = pg_sys::palloc0(size) as pg_sys::FunctionCallInfo;
+        (*inner_call).flinfo = flinfo;
+        (*inner_call).nargs = nargs as i16;
+        (*inner_call).fncollation = call.fncollation;
+        (*inner_call).resultinfo = inner.cast();
+        std::ptr::copy_nonoverlapping(arguments.as_ptr(), (*inner_call).args.as_mut_ptr(), nargs);
+        pg_sys::MemoryContextSwitchTo(previous);
+        // counted in pg_stat_user_functions as the executor counts the functions it calls
+        let mut usage = pg_sys::PgStat_FunctionCallUsage::default();
+        pg_sys::pgstat_init_function_usage(inner_call, &mut usage);
+        (*flinfo).fn_addr.expect("a function's address")(inner_call);
+        pg_sys::pgstat_end_function_usage(&mut usage, true);
+        if (*inner).returnMode != pg_sys::SetFunctionReturnMode::SFRM_Materialize {
+            internal_error(
+                "dbanalytics: the function computing a kept function's rows returned no tuple store"
+                    .into(),
+            );
         }
-        let table = &*pg_sys::SPI_tuptable;
-        check_same_columns(declared, table.tupdesc);
-        let count = pg_sys::SPI_processed as usize;
-        let tuples: &[pg_sys::HeapTuple] = if count == 0 {
-            &[]
-        } else {
-            std::slice::from_raw_parts(table.vals, count)
-        };
-        let bytes: usize = tuples.iter().map(|&t| (*t).t_len as usize).sum();
-        let store = begin_store(bytes);
-        // the copy's memory reserved at once (growing it by doubling copied and faulted in
-        // every page again), unless the result is larger than the bound
+        if !(*inner).setDesc.is_null() {
+            check_same_columns(declared, (*inner).setDesc);
+        }
+        let computed = (*inner).setResult;
+        if computed.is_null() {
+            // no rows
+            hand_over(begin_store(0));
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
+            return pg_sys::Datum::from(0);
+        }
+
+        // the copy kept: each row once, as a minimal tuple standing alone
         let mut entry = key.map(|key| Entry {
             key,
             subtransaction: pg_sys::GetCurrentSubTransactionId(),
             words: Vec::new(),
             rows: Vec::new(),
         });
-        if entry.as_mut().is_some_and(|e| {
-            bytes > MAX_BYTES
-                || e.words.try_reserve_exact(bytes / 8 + tuples.len()).is_err()
-                || e.rows.try_reserve_exact(tuples.len()).is_err()
-        }) {
-            entry = None;
+        // a store that spilled to a temporary file is copied into one held in memory (the
+        // caller reads it once more)
+        let in_memory = pg_sys::tuplestore_in_memory(computed);
+        if entry.is_some() || !in_memory {
+            let copy = (!in_memory).then(|| begin_store(MAX_BYTES));
+            while pg_sys::tuplestore_gettupleslot(computed, true, false, slot) {
+                if let Some(copy) = copy {
+                    pg_sys::tuplestore_puttupleslot(copy, slot);
+                }
+                if let Some(e) = entry.as_mut() {
+                    if !keep_row(e, slot, declared) {
+                        entry = None;
+                    }
+                }
+            }
+            match copy {
+                Some(copy) => {
+                    pg_sys::tuplestore_end(computed);
+                    hand_over(copy);
+                }
+                None => {
+                    pg_sys::tuplestore_rescan(computed);
+                    hand_over(computed);
+                }
+            }
+        } else {
+            hand_over(computed);
         }
-        for &tuple in tuples {
-            let (data, length) =
-                if ((*(*tuple).t_data).t_infomask as u32 & pg_sys::HEAP_HASEXTERNAL) != 0 {
-                    // values still in TOAST tables are read now: the copy must stand alone
-                    let flat = pg_sys::heap_copy_tuple_as_datum(tuple, table.tupdesc)
-                        .cast_mut_ptr::<pg_sys::HeapTupleHeaderData>();
-                    (
-                        flat,
-                        pgrx::varlena::varsize(flat as *const pg_sys::varlena) as u32,
-                    )
-                } else {
-                    ((*tuple).t_data, (*tuple).t_len)
-                };
-            put(store, data, length);
-            // no copy when memory for it cannot be had (Rust would abort the backend)
-            let words = (length as usize).div_ceil(8);
-            if entry.as_mut().is_some_and(|e| {
-                e.words.try_reserve(words).is_err() || e.rows.try_reserve(1).is_err()
-            }) {
-                entry = None;
-            }
-            if let Some(entry) = entry.as_mut() {
-                let first = entry.words.len();
-                let bytes = std::slice::from_raw_parts(data as *const u8, length as usize);
-                entry.words.extend(bytes.chunks(8).map(|c| {
-                    let mut word = [0u8; 8];
-                    word[..c.len()].copy_from_slice(c);
-                    u64::from_ne_bytes(word)
-                }));
-                entry.rows.push((first, length));
-            }
-            // a result too large to keep is not copied further
-            if entry.as_ref().is_some_and(|e| e.bytes() > MAX_BYTES) {
-                entry = None;
-            }
-        }
-        pg_sys::SPI_finish();
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
         if let Some(entry) = entry {
             keep(entry);
         }

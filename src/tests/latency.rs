@@ -407,6 +407,71 @@ fn heavy_analytics_are_computed_once_per_statement_and_see_every_write_of_their_
     assert_eq!(calls_of("_compute_statement_totals") - before, 2);
 }
 
+/// A kept function's rows are those of the tuple store its computing function filled
+/// (api/memo.rs): a store that spilled to a temporary file (copied into one held in memory), an
+/// empty one, and the copy replayed later in the statement; a role that may not execute the
+/// computing function gets the error the executor gives.
+#[pg_test]
+fn kept_rows_are_the_computed_rows_whether_their_store_spilled_or_was_empty() {
+    partitions_back(&["statement_latency"], 1);
+    // 3,000 statements' resource use: about 200 kB of rows, which spill at work_mem = 64kB
+    // (_compute_statement_usage sets no work_mem of its own)
+    run("INSERT INTO dbanalytics.statement_latency (interval_start, interval_end, dbid, userid, queryid, reset,
+                 executions, buckets, counts, cpu_user_time, cpu_system_time, disk_read_bytes, disk_write_bytes)
+         SELECT now() - interval '20 minutes', now() - interval '10 minutes', 1, 10, q, false, 1, '{1}', '{1}',
+                q / 10.0, q / 100.0, q, 2 * q
+           FROM generate_series(1, 3000) q");
+    run("SET track_functions = 'all'");
+    run("SET work_mem = '64kB'");
+    let kept = |since: &str| format!("dbanalytics._statement_usage(now() - interval '{since}', now() - interval '5 minutes')");
+    let computed =
+        |since: &str| format!("dbanalytics._compute_statement_usage(now() - interval '{since}', now() - interval '5 minutes')");
+    let before = calls_of("_compute_statement_usage");
+    // computed once (its first call), then replayed twice; the same rows as computing them again
+    assert_eq!(
+        one::<String>(&format!(
+            "SELECT concat_ws(' ', (SELECT count(*) FROM {k} WHERE dbid = 1),
+                              (SELECT sum(disk_write_bytes) FROM {k} WHERE dbid = 1),
+                              (SELECT count(*) FROM (SELECT * FROM {k} EXCEPT ALL SELECT * FROM {c}) d),
+                              (SELECT count(*) FROM (SELECT * FROM {c} EXCEPT ALL SELECT * FROM {k}) d))",
+            k = kept("1 hour"),
+            c = computed("1 hour")
+        )),
+        Some("3000 9003000 0 0".into())
+    );
+    assert_eq!(calls_of("_compute_statement_usage") - before, 3);
+    // no rows: computed once, replayed once
+    let before = calls_of("_compute_statement_usage");
+    assert_eq!(
+        one::<String>(&format!(
+            "SELECT concat_ws(' ', (SELECT count(*) FROM {k}), (SELECT count(*) FROM {k}))",
+            k = kept("6 minutes")
+        )),
+        Some("0 0".into())
+    );
+    assert_eq!(calls_of("_compute_statement_usage") - before, 1);
+    run("RESET work_mem");
+
+    // EXECUTE on the computing function is checked for the current role
+    run("CREATE ROLE memo_no_compute IN ROLE dbanalytics_reader");
+    run("REVOKE EXECUTE ON FUNCTION dbanalytics._compute_statement_usage(timestamptz, timestamptz)
+         FROM dbanalytics_reader");
+    run(&format!(
+        "DO $$
+         BEGIN
+             SET LOCAL ROLE memo_no_compute;
+             PERFORM count(*) FROM {k};
+         EXCEPTION WHEN insufficient_privilege THEN
+             PERFORM set_config('dbanalytics_test.denied', SQLERRM, true);
+         END $$",
+        k = kept("1 hour")
+    ));
+    assert_eq!(
+        one::<String>("SELECT current_setting('dbanalytics_test.denied', true)"),
+        Some("permission denied for function _compute_statement_usage".into())
+    );
+}
+
 /// A prepared statement's plan entry (plans/mod.rs, `Planned`) lives as long as the memory
 /// context of the plan it belongs to: entered once (one callback however often it is entered
 /// again), emptied when the context is reset, so that a statement allocated at the same
