@@ -81,7 +81,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 -- the rows are gathered in a tuple store of work_mem, then handed to _pool_verdicts: a 30-day
 -- window's (a row per pool and minute: about 210,000 rows, 36 MB) stay in memory instead of a
--- temporary file
+-- temporary file (the query's own sorts and hashes may use as much)
 SET work_mem = '64MB'
 AS $$
 WITH args AS (

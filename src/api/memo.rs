@@ -230,10 +230,9 @@ fn internal_error(message: String) -> ! {
 }
 
 /// The function computing the rows of function `oid`: `_compute_<name>` in the same schema,
-/// with the same argument types, which the current role must be allowed to execute (checked as
-/// the executor checks a function it calls).
+/// with the same argument types.
 ///
-/// SAFETY: `oid` is the OID of the function being called, `types` its `nargs` argument types.
+/// SAFETY: `oid` is the OID of the function being called, `types` its argument types.
 unsafe fn computing_function(oid: pg_sys::Oid, types: &[pg_sys::Oid]) -> pg_sys::Oid {
     unsafe {
         let name = pg_sys::get_func_name(oid);
@@ -260,16 +259,26 @@ unsafe fn computing_function(oid: pg_sys::Oid, types: &[pg_sys::Oid]) -> pg_sys:
                 "dbanalytics: the function computing the rows of {name}() is missing"
             ));
         }
+        found
+    }
+}
+
+/// Checks, as the executor checks a function it calls, that the current role may execute
+/// function `oid`, and runs the object access hook for it.
+///
+/// SAFETY: `oid` is the OID of an existing function.
+unsafe fn check_may_execute(oid: pg_sys::Oid) {
+    unsafe {
         #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
         let allowed = pg_sys::pg_proc_aclcheck(
-            found,
+            oid,
             pg_sys::GetUserId(),
             pg_sys::ACL_EXECUTE as pg_sys::AclMode,
         );
         #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
         let allowed = pg_sys::object_aclcheck(
             pg_sys::ProcedureRelationId,
-            found,
+            oid,
             pg_sys::GetUserId(),
             pg_sys::ACL_EXECUTE as pg_sys::AclMode,
         );
@@ -277,16 +286,15 @@ unsafe fn computing_function(oid: pg_sys::Oid, types: &[pg_sys::Oid]) -> pg_sys:
             pg_sys::aclcheck_error(
                 allowed,
                 pg_sys::ObjectType::OBJECT_FUNCTION,
-                computing.as_ptr(),
+                pg_sys::get_func_name(oid),
             );
         }
         if std::ptr::addr_of!(pg_sys::object_access_hook)
             .read()
             .is_some()
         {
-            pg_sys::RunFunctionExecuteHook(found);
+            pg_sys::RunFunctionExecuteHook(oid);
         }
-        found
     }
 }
 
@@ -315,7 +323,7 @@ unsafe fn check_same_columns(declared: pg_sys::TupleDesc, computed: pg_sys::Tupl
 
 /// Appends the minimal tuple `slot` shows to `entry` (values still in TOAST tables read now:
 /// the copy must stand alone). False when the row cannot be kept: no memory for it (Rust would
-/// abort the backend), or the result grew larger than the bound.
+/// abort the backend), or the rows grew larger than the bound.
 ///
 /// SAFETY: `slot` is a minimal-tuple slot of descriptor `desc` holding a row.
 unsafe fn keep_row(
@@ -325,9 +333,11 @@ unsafe fn keep_row(
 ) -> bool {
     unsafe {
         let mut should_free = false;
-        let mut tuple = pg_sys::ExecFetchSlotMinimalTuple(slot, &mut should_free);
-        if ((*tuple).t_infomask as u32 & pg_sys::HEAP_HASEXTERNAL) != 0 {
-            let heap = pg_sys::heap_tuple_from_minimal_tuple(tuple);
+        let shown = pg_sys::ExecFetchSlotMinimalTuple(slot, &mut should_free);
+        // the flattened copy and what was made on the way to it, freed once copied
+        let mut made: Vec<*mut std::ffi::c_void> = Vec::new();
+        let tuple = if ((*shown).t_infomask as u32 & pg_sys::HEAP_HASEXTERNAL) != 0 {
+            let heap = pg_sys::heap_tuple_from_minimal_tuple(shown);
             let flat = pg_sys::heap_copy_tuple_as_datum(heap, desc)
                 .cast_mut_ptr::<pg_sys::HeapTupleHeaderData>();
             let mut flat_tuple = pg_sys::HeapTupleData {
@@ -339,22 +349,29 @@ unsafe fn keep_row(
             let minimal = pg_sys::minimal_tuple_from_heap_tuple(&mut flat_tuple);
             #[cfg(feature = "pg18")]
             let minimal = pg_sys::minimal_tuple_from_heap_tuple(&mut flat_tuple, 0);
-            tuple = minimal;
-        }
+            made.extend([heap.cast(), flat.cast(), minimal.cast()]);
+            minimal
+        } else {
+            shown
+        };
         let length = (*tuple).t_len as usize;
         let words = length.div_ceil(8);
-        if entry.words.try_reserve(words).is_err() || entry.rows.try_reserve(1).is_err() {
-            return false;
+        let kept = entry.words.try_reserve(words).is_ok() && entry.rows.try_reserve(1).is_ok();
+        if kept {
+            let first = entry.words.len();
+            entry.words.resize(first + words, 0);
+            std::ptr::copy_nonoverlapping(
+                tuple as *const u8,
+                entry.words.as_mut_ptr().add(first) as *mut u8,
+                length,
+            );
+            entry.rows.push((first, length as u32));
         }
-        let first = entry.words.len();
-        entry.words.resize(first + words, 0);
-        std::ptr::copy_nonoverlapping(
-            tuple as *const u8,
-            entry.words.as_mut_ptr().add(first) as *mut u8,
-            length,
-        );
-        entry.rows.push((first, length as u32));
-        entry.bytes() <= MAX_BYTES
+        for pointer in made {
+            pg_sys::pfree(pointer);
+        }
+        kept && entry.words.len() * 8 + entry.rows.len() * std::mem::size_of::<(usize, u32)>()
+            <= MAX_BYTES
     }
 }
 
@@ -471,11 +488,20 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
         // computed: `_compute_<name>` called with the same arguments, as the executor calls a
         // set-returning function in FROM (same expression context, a tuple store asked for), on
         // this same snapshot; its tuple store becomes this call's result
-        let computing = computing_function(function, types);
-        let previous = pg_sys::MemoryContextSwitchTo(per_query);
-        let flinfo =
-            pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()) as *mut pg_sys::FmgrInfo;
-        pg_sys::fmgr_info(computing, flinfo);
+        // the computing function's FmgrInfo, made at the first call of the query and kept in
+        // this function's fn_extra (its cache, fmgr_sql's parsed statements, lives as long)
+        let own = call.flinfo;
+        let mut flinfo = (*own).fn_extra as *mut pg_sys::FmgrInfo;
+        if flinfo.is_null() {
+            let computing = computing_function(function, types);
+            flinfo = pg_sys::MemoryContextAllocZero(
+                (*own).fn_mcxt,
+                std::mem::size_of::<pg_sys::FmgrInfo>(),
+            ) as *mut pg_sys::FmgrInfo;
+            pg_sys::fmgr_info_cxt(computing, flinfo, (*own).fn_mcxt);
+            (*own).fn_extra = flinfo.cast();
+        }
+        check_may_execute((*flinfo).fn_oid);
         let inner = pg_sys::palloc0(std::mem::size_of::<pg_sys::ReturnSetInfo>())
             as *mut pg_sys::ReturnSetInfo;
         (*inner).type_ = pg_sys::NodeTag::T_ReturnSetInfo;
@@ -497,11 +523,12 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
         (*inner_call).fncollation = call.fncollation;
         (*inner_call).resultinfo = inner.cast();
         std::ptr::copy_nonoverlapping(arguments.as_ptr(), (*inner_call).args.as_mut_ptr(), nargs);
-        pg_sys::MemoryContextSwitchTo(previous);
-        // counted in pg_stat_user_functions as the executor counts the functions it calls
+        // counted in pg_stat_user_functions as the executor counts the functions it calls; an
+        // error in it comes back through pgrx's guard, which unwinds this frame
+        let function_address = (*flinfo).fn_addr.expect("a function's address");
         let mut usage = pg_sys::PgStat_FunctionCallUsage::default();
         pg_sys::pgstat_init_function_usage(inner_call, &mut usage);
-        (*flinfo).fn_addr.expect("a function's address")(inner_call);
+        pg_sys::ffi::pg_guard_ffi_boundary(|| function_address(inner_call));
         pg_sys::pgstat_end_function_usage(&mut usage, true);
         if (*inner).returnMode != pg_sys::SetFunctionReturnMode::SFRM_Materialize {
             internal_error(
@@ -511,27 +538,34 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
         }
         if !(*inner).setDesc.is_null() {
             check_same_columns(declared, (*inner).setDesc);
+            if (*(*inner).setDesc).tdrefcount == -1 {
+                pg_sys::FreeTupleDesc((*inner).setDesc);
+            }
         }
-        let computed = (*inner).setResult;
-        if computed.is_null() {
-            // no rows
-            hand_over(begin_store(0));
-            pg_sys::ExecDropSingleTupleTableSlot(slot);
-            return pg_sys::Datum::from(0);
-        }
-
-        // the copy kept: each row once, as a minimal tuple standing alone
         let mut entry = key.map(|key| Entry {
             key,
             subtransaction: pg_sys::GetCurrentSubTransactionId(),
             words: Vec::new(),
             rows: Vec::new(),
         });
-        // a store that spilled to a temporary file is copied into one held in memory (the
-        // caller reads it once more)
-        let in_memory = pg_sys::tuplestore_in_memory(computed);
-        if entry.is_some() || !in_memory {
-            let copy = (!in_memory).then(|| begin_store(MAX_BYTES));
+        let computed = (*inner).setResult;
+        if computed.is_null() {
+            // no rows
+            hand_over(begin_store(0));
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
+            if let Some(entry) = entry {
+                keep(entry);
+            }
+            return pg_sys::Datum::from(0);
+        }
+
+        // the copy kept: each row once, as a minimal tuple standing alone. A store that spilled
+        // to a temporary file is copied into one held in memory as it is read (the caller reads
+        // it once more); without a copy to keep, the store is handed over as it is
+        if entry.is_none() {
+            hand_over(computed);
+        } else {
+            let copy = (!pg_sys::tuplestore_in_memory(computed)).then(|| begin_store(MAX_BYTES));
             while pg_sys::tuplestore_gettupleslot(computed, true, false, slot) {
                 if let Some(copy) = copy {
                     pg_sys::tuplestore_puttupleslot(copy, slot);
@@ -552,11 +586,12 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
                     hand_over(computed);
                 }
             }
-        } else {
-            hand_over(computed);
         }
         pg_sys::ExecDropSingleTupleTableSlot(slot);
-        if let Some(entry) = entry {
+        if let Some(mut entry) = entry {
+            // (grown by doubling: what is not used is given back before it is counted)
+            entry.words.shrink_to_fit();
+            entry.rows.shrink_to_fit();
             keep(entry);
         }
         pg_sys::Datum::from(0)

@@ -423,6 +423,14 @@ fn kept_rows_are_the_computed_rows_whether_their_store_spilled_or_was_empty() {
            FROM generate_series(1, 3000) q");
     run("SET track_functions = 'all'");
     run("SET work_mem = '64kB'");
+    // what makes the store spill: the computing function takes the session's work_mem
+    assert_eq!(
+        one::<bool>(
+            "SELECT coalesce(array_to_string(proconfig, ','), '') NOT LIKE '%work_mem%' FROM pg_proc
+              WHERE oid = 'dbanalytics._compute_statement_usage(timestamptz, timestamptz)'::regprocedure"
+        ),
+        Some(true)
+    );
     let kept = |since: &str| format!("dbanalytics._statement_usage(now() - interval '{since}', now() - interval '5 minutes')");
     let computed =
         |since: &str| format!("dbanalytics._compute_statement_usage(now() - interval '{since}', now() - interval '5 minutes')");
@@ -450,6 +458,18 @@ fn kept_rows_are_the_computed_rows_whether_their_store_spilled_or_was_empty() {
         Some("0 0".into())
     );
     assert_eq!(calls_of("_compute_statement_usage") - before, 1);
+    // one call per row, each with other arguments (none asked for above, whose rows this
+    // snapshot would reuse): each computed, with the function looked up once for the query
+    let before = calls_of("_compute_statement_usage");
+    assert_eq!(
+        one::<i64>(
+            "SELECT count(*) FROM generate_series(1, 3) g,
+                    LATERAL dbanalytics._statement_usage(now() - g * interval '1 hour', now() - interval '4 minutes') u
+              WHERE u.dbid = 1"
+        ),
+        Some(9000)
+    );
+    assert_eq!(calls_of("_compute_statement_usage") - before, 3);
     run("RESET work_mem");
 
     // EXECUTE on the computing function is checked for the current role
