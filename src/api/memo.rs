@@ -487,9 +487,9 @@ pub unsafe extern "C-unwind" fn dbanalytics_memoized(
 
         // computed: `_compute_<name>` called with the same arguments, as the executor calls a
         // set-returning function in FROM (same expression context, a tuple store asked for), on
-        // this same snapshot; its tuple store becomes this call's result
-        // the computing function's FmgrInfo, made at the first call of the query and kept in
-        // this function's fn_extra (its cache, fmgr_sql's parsed statements, lives as long)
+        // this same snapshot; its tuple store becomes this call's result. Its FmgrInfo is made
+        // at the first call of the query and kept in this function's fn_extra, so that what
+        // hangs on it (fmgr_sql's parsed statements) is made once per query too
         let own = call.flinfo;
         let mut flinfo = (*own).fn_extra as *mut pg_sys::FmgrInfo;
         if flinfo.is_null() {
