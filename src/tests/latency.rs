@@ -435,7 +435,8 @@ fn kept_rows_are_the_computed_rows_whether_their_store_spilled_or_was_empty() {
     let computed =
         |since: &str| format!("dbanalytics._compute_statement_usage(now() - interval '{since}', now() - interval '5 minutes')");
     let before = calls_of("_compute_statement_usage");
-    // computed once (its first call), then replayed twice; the same rows as computing them again
+    // the kept function computed once (its first call) and replayed three times, the same rows
+    // as computing them again; the two direct calls of the computing function count too
     assert_eq!(
         one::<String>(&format!(
             "SELECT concat_ws(' ', (SELECT count(*) FROM {k} WHERE dbid = 1),
