@@ -42,6 +42,8 @@ static PLAN_CAPTURE_MAX_PER_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(1
 static PLAN_CAPTURE_THRESHOLD_MS: GucSetting<i32> = GucSetting::<i32>::new(500);
 /// Whether a plan shape never explained is captured even when its execution was fast.
 static PLAN_CAPTURE_NEW_SHAPES: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Share of fast top-level executions whose plan plan capture identifies (hashes and looks up).
+static PLAN_SHAPE_SAMPLE_RATE: GucSetting<f64> = GucSetting::<f64>::new(0.02);
 /// Whether top-level executions count rows per plan node, so that slow ones are captured with them.
 static PLAN_CAPTURE_ANALYZE: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Whether idle-in-transaction backends are sampled (into activity_raw; activity_samples shows them).
@@ -222,6 +224,16 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_float_guc(
+        c"dbanalytics.plan_shape_sample_rate",
+        c"Share of fast top-level executions whose plan shape is identified (for new shapes and plan switches).",
+        c"Slow executions and a statement's first execution always are. 1: every execution (about 260 instructions each for a statement planned at each execution); a fast plan switch is then seen when it happens, at a lower rate after about 1/rate executions.",
+        &PLAN_SHAPE_SAMPLE_RATE,
+        0.0,
+        1.0,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"dbanalytics.plan_capture_analyze",
         c"Counts rows per plan node in every top-level execution, so that a slow one's captured plan shows its actual rows.",
@@ -323,6 +335,10 @@ pub fn plan_capture_threshold_us() -> u64 {
 
 pub fn plan_capture_new_shapes() -> bool {
     read_in_hooks(&PLAN_CAPTURE_NEW_SHAPES)
+}
+
+pub fn plan_shape_sample_rate() -> f64 {
+    read_in_hooks(&PLAN_SHAPE_SAMPLE_RATE)
 }
 
 pub fn plan_capture_analyze() -> bool {

@@ -9,6 +9,9 @@
 #      statement that switches to another plan and back shows both changes;
 #  (b) a fast statement never gets a plan captured when new shapes are not captured, and is
 #      explained once (not once per execution) when they are;
+#  (b) sampling (dbanalytics.plan_shape_sample_rate, 1 in the rest of this test): at rate 0 a
+#      statement's first execution and its slow ones are looked at, a fast plan switch is not;
+#      at rate 0.5 a fast plan switch is seen within the 3 executions that follow it;
 #  (b) a partitioned table keeps one plan id whichever partition pruning leaves, and when a
 #      partition is added; with plan_capture_analyze, a slow execution's plan is also kept with its actual rows;
 #  (c) a flood of slow executions stores at most dbanalytics.plan_capture_max_per_interval
@@ -16,7 +19,8 @@
 #      drops are counted in plan_capture_status();
 #  (d) a reader that may not see a statement's text sees none of its plans either.
 # Nothing here depends on how long a statement takes: captures are made by shape (the capture
-# threshold is 1 s, which no statement of the test reaches) or with a threshold of 0.
+# threshold is 1 s, which no statement of the test reaches) or with a threshold of 0. Every
+# fast execution is looked at (plan_shape_sample_rate = 1) except in the step on sampling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib.sh
@@ -29,6 +33,13 @@ q_as() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U "$1
 # run_file FILE: the file's statements, each a top-level statement of one session
 run_file() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U tester -d "$DB" -f "$1" >/dev/null; }
 snapshot() { q "SELECT count(*) FROM dbanalytics.take_snapshot()" >/dev/null; }
+# indexed_table NAME COLUMN: NAME (id, COLUMN) with 50,000 rows, an index NAME_id on id, analyzed
+indexed_table() {
+    q "CREATE TABLE $1 (id int NOT NULL, $2 int);
+       INSERT INTO $1 SELECT g, g FROM generate_series(1, 50000) g;
+       CREATE INDEX $1_id ON $1 (id)"
+    q "VACUUM ANALYZE $1"
+}
 queryid_of() { q "SELECT queryid FROM pg_stat_statements WHERE query LIKE '$1' AND toplevel"; }
 
 stop_clusters_on_exit "$DIR"
@@ -38,7 +49,7 @@ rm -rf "$DIR"
 cluster_init "$DIR" "$PORT" \
     "shared_preload_libraries = 'pg_stat_statements,dbanalytics'" \
     "dbanalytics.database = '$DB'" "dbanalytics.enabled = off" \
-    "dbanalytics.plan_capture_threshold = '1s'"
+    "dbanalytics.plan_capture_threshold = '1s'" "dbanalytics.plan_shape_sample_rate = 1"
 cluster_start "$DIR"
 psql_at "$DIR" "$PORT" postgres "CREATE ROLE tester SUPERUSER LOGIN"
 psql_at "$DIR" "$PORT" postgres "CREATE DATABASE $DB OWNER tester"
@@ -105,10 +116,7 @@ check "the alert fires once: the next snapshot keeps the same episode" "1" \
     "$(q "SELECT count(*) FROM dbanalytics.alerts WHERE rule = 'plan_regression'")"
 
 step "(a) A plan switch back: a statement returns to the plan it had before"
-q "CREATE TABLE accounts (id int NOT NULL, balance int);
-   INSERT INTO accounts SELECT g, g FROM generate_series(1, 50000) g;
-   CREATE INDEX accounts_id ON accounts (id)"
-q "VACUUM ANALYZE accounts"
+indexed_table accounts balance
 for i in $(seq 1 20); do echo "SELECT balance FROM accounts WHERE id = $((i * 31));"; done >"$WORK/accounts.sql"
 (printf 'SET enable_indexscan = off;\nSET enable_bitmapscan = off;\n'; cat "$WORK/accounts.sql") >"$WORK/accounts_seq.sql"
 run_file "$WORK/accounts.sql"
@@ -131,10 +139,7 @@ step "(a) A prepared statement: its generic plan changes when the index is dropp
 # the executor hooks hash once and then read from their entry for it; the index is dropped in
 # the same session, the plan cache plans the statement again (the old plan is freed, and the
 # entry with it), and the new plan is a switch, captured
-q "CREATE TABLE orders (id int NOT NULL, amount int);
-   INSERT INTO orders SELECT g, g FROM generate_series(1, 50000) g;
-   CREATE INDEX orders_id ON orders (id)"
-q "VACUUM ANALYZE orders"
+indexed_table orders amount
 {
     echo "PREPARE order_amount(int) AS SELECT amount FROM orders WHERE id = \$1;"
     for i in $(seq 1 40); do echo "EXECUTE order_amount($((i * 17)));"; done
@@ -186,6 +191,48 @@ check "50 fast executions, new shapes off: no plan" "0|0" \
                  (SELECT count(*) FROM dbanalytics.plan_sightings WHERE queryid = $FAST_OFF)")"
 check "50 fast executions, new shapes on: one plan, one capture, not slow" "1|1|0" \
     "$(q "SELECT count(*), sum(captures), sum(slow_captures) FROM dbanalytics.query_plans($FAST_ON, '1 hour')")"
+
+# plans_and_changes QUERYID: its plans (node type:captures:slow captures) in the order first
+# seen, then its plan changes (old>new node type)
+plans_and_changes() {
+    q "SELECT string_agg((plan::json->'Plan'->>'Node Type') || ':' || captures || ':' || slow_captures, '|' ORDER BY first_seen)
+              || '|' || COALESCE((SELECT string_agg((previous_plan::json->'Plan'->>'Node Type') || '>' || (plan::json->'Plan'->>'Node Type'), ',')
+                                    FROM dbanalytics.plan_changes('1 hour') WHERE queryid = $1), 'no change')
+         FROM dbanalytics.query_plans($1, '1 hour')"
+}
+
+step "(b) Sampling: a statement's first execution and its slow ones are always looked at"
+indexed_table notes body
+seq_scans='SET enable_indexscan = off; SET enable_bitmapscan = off;'
+{
+    echo "SET dbanalytics.plan_shape_sample_rate = 0;"
+    for i in $(seq 1 20); do echo "SELECT body FROM notes WHERE id = $((i * 7));"; done
+    echo "$seq_scans"
+    for i in $(seq 1 50); do echo "SELECT body FROM notes WHERE id = $((i * 11));"; done
+} >"$WORK/sampled_none.sql"
+run_file "$WORK/sampled_none.sql"
+snapshot
+NOTE=$(queryid_of 'SELECT body FROM notes WHERE id = %')
+check "rate 0: the first execution's plan is captured, the fast switch to a sequential scan is not" \
+    "Index Scan:1:0|no change" "$(plans_and_changes "$NOTE")"
+printf '%s\n' "SET dbanalytics.plan_shape_sample_rate = 0;" "$seq_scans" \
+    "SET dbanalytics.plan_capture_threshold = 0;" "SELECT body FROM notes WHERE id = 5;" >"$WORK/sampled_slow.sql"
+run_file "$WORK/sampled_slow.sql"
+snapshot
+check "rate 0: a slow execution is looked at: the sequential scan captured as slow, a plan change" \
+    "Index Scan:1:0|Seq Scan:1:1|Index Scan>Seq Scan" "$(plans_and_changes "$NOTE")"
+indexed_table tags label
+{
+    echo "SET dbanalytics.plan_shape_sample_rate = 0.5;"
+    for i in $(seq 1 10); do echo "SELECT label FROM tags WHERE id = $((i * 13));"; done
+    echo "$seq_scans"
+    for i in $(seq 1 3); do echo "SELECT label FROM tags WHERE id = $((i * 17));"; done
+} >"$WORK/sampled_half.sql"
+run_file "$WORK/sampled_half.sql"
+snapshot
+TAG=$(queryid_of 'SELECT label FROM tags WHERE id = %')
+check "rate 0.5: the fast switch is seen within the 3 executions after it (at most 2 passed over)" \
+    "Index Scan:1:0|Seq Scan:1:0|Index Scan>Seq Scan" "$(plans_and_changes "$TAG")"
 
 step "(b) A partitioned table: one plan whichever partition a value prunes to, and after a partition is added"
 q "CREATE TABLE ev (day int NOT NULL, v int) PARTITION BY RANGE (day);

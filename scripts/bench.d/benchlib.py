@@ -484,16 +484,16 @@ HOOK_NAMES = {
     "dba_plans_off_prepared": "prepared statement: pg_stat_statements + dbanalytics, histograms on, plan capture off",
     "dba_on_prepared": "prepared statement: pg_stat_statements + dbanalytics, histograms and plan capture on (the default)",
     "once_statements": "one plan captured first, then the lookups: plan capture on (the default)",
-    "stopped_statements": "one plan captured first, then the lookups: plan capture stopped before the plan id (new shapes off)",
     "once_prepared": "one plan captured first, then the prepared lookups: plan capture on (the default)",
-    "stopped_prepared": "one plan captured first, then the prepared lookups: plan capture stopped before the plan id (new shapes off)",
+    "every_statements": "one plan captured first, then the lookups: every execution's plan looked at (plan_shape_sample_rate = 1)",
+    "every_prepared": "one plan captured first, then the prepared lookups: every execution's plan looked at (plan_shape_sample_rate = 1)",
 }
 
 
-def hook_slopes(res):
+def hook_slopes(res, name="hooks.tsv"):
     """Instructions per statement per configuration: the slope between the two run lengths."""
     runs = {}
-    for r in read_tsv(os.path.join(res, "hooks.tsv")):
+    for r in read_tsv(os.path.join(res, name)):
         runs.setdefault(r["config"], []).append((int(r["statements"]), num(r["instructions"])))
     slopes = {}
     for config, points in runs.items():
@@ -521,24 +521,34 @@ def section_hooks(res, meta):
     out = table(["preloaded", "instructions per statement", "ratio to no library",
                  "added to pg_stat_statements alone"], lines) + "\n"
     if slopes.get("dba_on") and slopes.get("dba_plans_off"):
-        out += (f"\nPlan capture on, nothing slow (every statement's plan id and shape lookup): "
+        out += (f"\nPlan capture on, nothing slow (the sampling, and the plan id and shape lookup of the executions looked at; the run with capture on also counts the C heap's state after its first statement's capture): "
                 f"{fmt(slopes['dba_on'] - slopes['dba_plans_off'], 0)} instructions per statement "
                 f"(histograms on, plan capture on against off).\n")
     if slopes.get("dba_on_prepared") and slopes.get("dba_plans_off_prepared"):
         out += (f"\nPlan capture on, nothing slow, the same lookups run as a prepared statement (`EXECUTE` "
-                f"of a generic plan, whose plan id is computed at its first execution and then read from "
+                f"of a generic plan, whose plan id is computed at its first execution looked at and then read from "
                 f"this backend's entry for it): "
                 f"{fmt(slopes['dba_on_prepared'] - slopes['dba_plans_off_prepared'], 0)} instructions per "
                 f"statement (plan capture on against off).\n")
-    own = [(kind, slopes[f"once_{kind}"] - slopes[f"stopped_{kind}"]) for kind in ("statements", "prepared")
-           if slopes.get(f"once_{kind}") and slopes.get(f"stopped_{kind}")]
-    if own:
-        out += ("\nPlan capture's own cost at the end of a fast execution of a known plan, with one plan captured "
-                "first in both runs compared (the run with capture on against off also counts the C heap's state "
-                "after a capture, which makes later `malloc` calls dearer): "
+    saved = [(kind, slopes[f"every_{kind}"] - slopes[f"once_{kind}"]) for kind in ("statements", "prepared")
+             if slopes.get(f"every_{kind}") and slopes.get(f"once_{kind}")]
+    if saved:
+        out += ("\nWhat sampling saves, with one plan captured first in both runs compared (the run with capture on "
+                "against off also counts the C heap's state after a capture, which makes later `malloc` calls "
+                "dearer): "
                 + "; ".join(f"{fmt(v, 0)} instructions per {'lookup' if kind == 'statements' else '`EXECUTE` of the prepared lookup'}"
-                            for kind, v in own)
-                + " (plan capture on against stopped before the plan id).\n")
+                            for kind, v in saved)
+                + " (`plan_shape_sample_rate = 1` against the default).\n")
+    code = hook_slopes(res, "plan_code.tsv")
+    if code:
+        kinds = (("statements", "lookup (planned at each execution)"), ("prepared", "`EXECUTE` of the prepared lookup"))
+        out += ("\nPlan capture's own code per fast execution of a known plan, counted alone (callgrind collecting "
+                "only inside `plans::consider`, called at each top-level end, and `plans::note_start`, at each start; "
+                "one plan captured first): "
+                + "; ".join(f"{fmt(code[f'{rate}_{kind}'], 1)} instructions per {what} at "
+                            + ("the default `plan_shape_sample_rate` (0.02)" if rate == "default" else "`plan_shape_sample_rate = 1`")
+                            for kind, what in kinds for rate in ("default", "every") if f"{rate}_{kind}" in code)
+                + ". The calls themselves (arguments and the call, in the hooks) are not in these counts.\n")
     captures = {r["config"]: (int(r["statements"]), num(r["instructions"]))
                 for r in read_tsv(os.path.join(res, "plan_capture.tsv"))}
     if "capture_on" in captures and "capture_off" in captures:

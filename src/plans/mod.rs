@@ -1,8 +1,12 @@
-//! Plan history: the executor hooks identify each top-level execution's plan shape and capture
-//! a plan when the execution was slow or its shape was never explained; the collector stores
-//! the captures in `plans` and `plan_sightings` (sql/plans.sql, docs/plans.md).
+//! Plan history: the executor hooks identify the plan shape of top-level executions (slow ones,
+//! each statement's first, a sample of the others) and capture a plan when the execution was slow
+//! or its shape was never explained; the collector stores the captures in `plans` and
+//! `plan_sightings` (sql/plans.sql, docs/plans.md).
 //!
-//! At every tracked top-level execution with capture on, the plan tree is hashed (shape.rs:
+//! A fast execution of a statement whose plan was identified before is passed over, after a
+//! few comparisons, unless it is in the sample (`Sampling`, `dbanalytics.plan_shape_sample_rate`);
+//! slow executions and a statement's first are always looked at.
+//! At every tracked top-level execution looked at, the plan tree is hashed (shape.rs:
 //! a walk of its nodes, no allocation; once per plan for a plan the plan cache keeps, see
 //! `Planned`), compared with the plan id the statement's histogram slot holds from its previous
 //! execution, and looked up in this backend's set of known shapes.
@@ -138,6 +142,51 @@ impl Planned {
 static PLANNED: BackendLocal<[Planned; PLANNED_ENTRIES]> =
     BackendLocal::new([Planned::FREE; PLANNED_ENTRIES]);
 
+/// Which fast executions of statements whose plan is identified have their plan looked at
+/// (`dbanalytics.plan_shape_sample_rate`): the backend passes over `skip` executions, then
+/// looks at one and draws the next `skip` at random, uniformly in 0 ..= 2 (1 - rate) / rate,
+/// so that on average a share `rate` of the executions is looked at, whatever order the
+/// backend runs its statements in (a fixed period could look at the same statement of a loop
+/// every time). Passing over costs 17 instructions (docs/plans.md): the plan tree is not hashed.
+#[derive(Clone, Copy)]
+struct Sampling {
+    /// Fast executions to pass over before the next one looked at.
+    skip: u32,
+    /// The state of a xorshift64 generator (0: not seeded yet).
+    random: u64,
+}
+
+impl Sampling {
+    /// Whether to look at a fast execution whose turn it is (`skip` is 0), at the rate `rate`;
+    /// draws the executions to pass over after it.
+    fn look(&mut self, rate: f64, seed: u64) -> bool {
+        if rate >= 1.0 {
+            return true;
+        }
+        if rate <= 0.0 {
+            return false;
+        }
+        let most = (2.0 * (1.0 - rate) / rate).min(f64::from(u32::MAX - 1)) as u64;
+        self.skip = (self.next_random(seed) % (most + 1)) as u32;
+        true
+    }
+
+    fn next_random(&mut self, seed: u64) -> u64 {
+        let mut x = if self.random == 0 {
+            seed | 1
+        } else {
+            self.random
+        };
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random = x;
+        x
+    }
+}
+
+static SAMPLING: BackendLocal<Sampling> = BackendLocal::new(Sampling { skip: 0, random: 0 });
+
 /// Gives a statement of a plan the plan cache keeps an entry as a top-level execution of it
 /// starts (`tracked`: the execution is recorded): the portal running it holds the plan then,
 /// so its memory context is alive when the callback that empties the entry is registered on
@@ -147,9 +196,15 @@ static PLANNED: BackendLocal<[Planned; PLANNED_ENTRIES]> =
 /// # Safety
 /// `query_desc` must be the QueryDesc being started.
 #[allow(clippy::unnecessary_cast)] // the cast is a no-op on 18
+#[inline(never)] // as consider
 pub unsafe fn note_start(query_desc: *mut pg_sys::QueryDesc, tracked: bool) {
+    // an execution whose end will pass over its plan (unless it is slow or its statement's
+    // first: then its plan is hashed without an entry, once)
+    if !tracked || SAMPLING.update(|sampling| sampling.skip > 0) {
+        return;
+    }
     let portal = pg_sys::ActivePortal;
-    if !tracked || gucs::plan_capture_max_per_interval() == 0 || portal.is_null() {
+    if gucs::plan_capture_max_per_interval() == 0 || portal.is_null() {
         return;
     }
     let plan = (*portal).cplan;
@@ -340,11 +395,45 @@ fn shape_key(dbid: u32, userid: u32, planid: i64) -> u64 {
 /// Looks at one finished top-level execution (called from ExecutorEnd, before the executor
 /// state is freed) and captures its plan when it was slow, its shape is new, or the statement
 /// ran with another plan the time before (`statement`: its histogram slot, when it has one of
-/// its own, which keeps its latest plan id).
+/// its own, which keeps its latest plan id). A fast execution of a statement whose plan was
+/// identified before is passed over unless sampled (`Sampling`).
 ///
 /// # Safety
 /// `query_desc` must be the QueryDesc being ended, its estate still alive.
+#[inline(never)] // a function of its own, so that callgrind counts what plan capture costs
 pub unsafe fn consider(
+    query_desc: *mut pg_sys::QueryDesc,
+    dbid: u32,
+    userid: u32,
+    queryid: i64,
+    micros: u64,
+    statement: Option<&Slot>,
+) {
+    // the common case: a fast execution passed over
+    let passed_over = SAMPLING.update(|sampling| {
+        sampling.skip > 0
+            && micros < gucs::plan_capture_threshold_us()
+            && plan_identified(statement)
+            && {
+                sampling.skip -= 1;
+                true
+            }
+    });
+    if !passed_over {
+        look_at(query_desc, dbid, userid, queryid, micros, statement);
+    }
+}
+
+/// Whether the statement's plan was identified before: its histogram slot holds a plan id (a
+/// statement without a slot of its own counts as identified: only sampled).
+#[inline(always)]
+fn plan_identified(statement: Option<&Slot>) -> bool {
+    statement.is_none_or(|slot| slot.plan.load(Ordering::Relaxed) != 0)
+}
+
+/// `consider` for an execution not passed over.
+#[inline(never)]
+unsafe fn look_at(
     query_desc: *mut pg_sys::QueryDesc,
     dbid: u32,
     userid: u32,
@@ -359,6 +448,20 @@ pub unsafe fn consider(
     let slow = micros >= gucs::plan_capture_threshold_us();
     let new_shapes = gucs::plan_capture_new_shapes();
     if !slow && !new_shapes {
+        return;
+    }
+    // a fast execution of a statement whose plan was identified before: looked at when
+    // sampled (a statement's first execution always is, so that its plan is known before it
+    // turns slow)
+    if !slow
+        && plan_identified(statement)
+        && !SAMPLING.update(|sampling| {
+            sampling.look(
+                gucs::plan_shape_sample_rate(),
+                (pg_sys::MyProcPid as u64) << 32 ^ micros,
+            )
+        })
+    {
         return;
     }
     let Some(queue) = queue::queue() else {
@@ -519,7 +622,37 @@ unsafe fn explain_json(query_desc: *mut pg_sys::QueryDesc, analyze: bool) -> Str
 
 #[cfg(test)]
 mod tests {
-    use super::Known;
+    use super::{Known, Sampling};
+
+    /// Looks at `executions` fast executions as `consider` does; the share looked at and the
+    /// longest run passed over.
+    fn sample(rate: f64, executions: u32) -> (f64, u32) {
+        let mut sampling = Sampling { skip: 0, random: 0 };
+        let (mut looked, mut run, mut longest) = (0, 0, 0);
+        for execution in 0..executions {
+            if sampling.skip > 0 {
+                sampling.skip -= 1;
+                run += 1;
+            } else if sampling.look(rate, u64::from(execution)) {
+                looked += 1;
+                longest = longest.max(run);
+                run = 0;
+            }
+        }
+        (f64::from(looked) / f64::from(executions), longest)
+    }
+
+    #[test]
+    fn sampling_looks_at_the_rate_asked_and_never_passes_over_more_than_twice_its_mean() {
+        assert_eq!(sample(1.0, 1000), (1.0, 0));
+        assert_eq!(sample(0.0, 1000), (0.0, 0));
+        let (share, longest) = sample(0.02, 1_000_000);
+        assert!((0.019..0.021).contains(&share), "{share}");
+        assert_eq!(longest, 98);
+        let (share, longest) = sample(0.5, 100_000);
+        assert!((0.49..0.51).contains(&share), "{share}");
+        assert_eq!(longest, 2);
+    }
 
     #[test]
     fn the_known_set_forgets_everything_when_three_quarters_full() {

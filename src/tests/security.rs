@@ -58,7 +58,7 @@ fn settings_declare_units_and_bounds() {
              dbanalytics.histograms_nested=off,dbanalytics.max_histogram_queries=5000,\
              dbanalytics.plan_capture_analyze=off,dbanalytics.plan_capture_max_per_interval=100,\
              dbanalytics.plan_capture_new_shapes=on,dbanalytics.plan_capture_threshold=500ms,\
-             dbanalytics.resource_usage=on,dbanalytics.retention_days=525600min,dbanalytics.retention_hours=43200min,\
+             dbanalytics.plan_shape_sample_rate=0.02,dbanalytics.resource_usage=on,dbanalytics.retention_days=525600min,dbanalytics.retention_hours=43200min,\
              dbanalytics.retention_minutes=1440min,dbanalytics.retention_raw=1440min,\
              dbanalytics.sample_interval=1000ms,dbanalytics.slow_query_threshold=500ms,\
              dbanalytics.snapshot_interval=60s,\
