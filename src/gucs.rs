@@ -224,7 +224,7 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_float_guc(
+    GucRegistry::define_float_guc_with_hooks(
         c"dbanalytics.plan_shape_sample_rate",
         c"Share of fast top-level executions whose plan shape is identified (for new shapes and plan switches).",
         c"Slow executions and a statement's first execution always are. 1: every execution (about 260 instructions each for a statement planned at each execution); a fast plan switch is then seen when it happens, at a lower rate after about 1/rate executions.",
@@ -233,6 +233,9 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
         1.0,
         GucContext::Suset,
         GucFlags::default(),
+        None,
+        Some(crate::plans::sample_rate_assigned),
+        None,
     );
     GucRegistry::define_bool_guc(
         c"dbanalytics.plan_capture_analyze",

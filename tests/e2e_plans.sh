@@ -9,9 +9,10 @@
 #      statement that switches to another plan and back shows both changes;
 #  (b) a fast statement never gets a plan captured when new shapes are not captured, and is
 #      explained once (not once per execution) when they are;
-#  (b) sampling (dbanalytics.plan_shape_sample_rate, 1 in the rest of this test): at rate 0 a
-#      statement's first execution and its slow ones are looked at, a fast plan switch is not;
-#      at rate 0.5 a fast plan switch is seen within the 3 executions that follow it;
+#  (b) sampling (dbanalytics.plan_shape_sample_rate, 1 in the rest of this test): while a
+#      backend passes over fast executions, a statement's first execution and its slow ones
+#      are looked at, a fast plan switch is not; a new rate applies at once; at rate 0 only
+#      first executions are looked at, at 0.5 a fast plan switch is seen within 3 executions;
 #  (b) a partitioned table keeps one plan id whichever partition pruning leaves, and when a
 #      partition is added; with plan_capture_analyze, a slow execution's plan is also kept with its actual rows;
 #  (c) a flood of slow executions stores at most dbanalytics.plan_capture_max_per_interval
@@ -202,37 +203,70 @@ plans_and_changes() {
 }
 
 step "(b) Sampling: a statement's first execution and its slow ones are always looked at"
-indexed_table notes body
+# at rate 1e-9, a backend's first fast execution of a statement whose plan is known is looked
+# at and draws the run to pass over: about 2e9 executions (0 with a chance of 5e-10)
 seq_scans='SET enable_indexscan = off; SET enable_bitmapscan = off;'
+indexed_table notes body
 {
-    echo "SET dbanalytics.plan_shape_sample_rate = 0;"
+    echo "SET dbanalytics.plan_shape_sample_rate = 1e-9;"
     for i in $(seq 1 20); do echo "SELECT body FROM notes WHERE id = $((i * 7));"; done
+    echo "SELECT max(body) FROM notes WHERE id < 3;"
     echo "$seq_scans"
     for i in $(seq 1 50); do echo "SELECT body FROM notes WHERE id = $((i * 11));"; done
-} >"$WORK/sampled_none.sql"
-run_file "$WORK/sampled_none.sql"
+} >"$WORK/sampled_fast.sql"
+run_file "$WORK/sampled_fast.sql"
 snapshot
 NOTE=$(queryid_of 'SELECT body FROM notes WHERE id = %')
-check "rate 0: the first execution's plan is captured, the fast switch to a sequential scan is not" \
+FIRST=$(queryid_of 'SELECT max(body) FROM notes WHERE id < %')
+check "passing over: the first execution's plan is captured, the fast switch to a sequential scan is not" \
     "Index Scan:1:0|no change" "$(plans_and_changes "$NOTE")"
-printf '%s\n' "SET dbanalytics.plan_shape_sample_rate = 0;" "$seq_scans" \
-    "SET dbanalytics.plan_capture_threshold = 0;" "SELECT body FROM notes WHERE id = 5;" >"$WORK/sampled_slow.sql"
+check "passing over: another statement's first execution is looked at all the same" "1" \
+    "$(q "SELECT count(*) FROM dbanalytics.query_plans($FIRST, '1 hour')")"
+{
+    echo "SET dbanalytics.plan_shape_sample_rate = 1e-9;"
+    for i in 1 2; do echo "SELECT body FROM notes WHERE id = $i;"; done
+    echo "$seq_scans"
+    echo "SET dbanalytics.plan_capture_threshold = 0;"
+    echo "SELECT body FROM notes WHERE id = 5;"
+} >"$WORK/sampled_slow.sql"
 run_file "$WORK/sampled_slow.sql"
 snapshot
-check "rate 0: a slow execution is looked at: the sequential scan captured as slow, a plan change" \
+check "passing over: a slow execution is looked at: the sequential scan captured as slow, a plan change" \
     "Index Scan:1:0|Seq Scan:1:1|Index Scan>Seq Scan" "$(plans_and_changes "$NOTE")"
 indexed_table tags label
 {
-    echo "SET dbanalytics.plan_shape_sample_rate = 0.5;"
-    for i in $(seq 1 10); do echo "SELECT label FROM tags WHERE id = $((i * 13));"; done
+    echo "SET dbanalytics.plan_shape_sample_rate = 1e-9;"
+    for i in $(seq 1 5); do echo "SELECT label FROM tags WHERE id = $((i * 13));"; done
+    echo "SET dbanalytics.plan_shape_sample_rate = 1;"
     echo "$seq_scans"
-    for i in $(seq 1 3); do echo "SELECT label FROM tags WHERE id = $((i * 17));"; done
-} >"$WORK/sampled_half.sql"
-run_file "$WORK/sampled_half.sql"
+    echo "SELECT label FROM tags WHERE id = 17;"
+} >"$WORK/sampled_reset.sql"
+run_file "$WORK/sampled_reset.sql"
 snapshot
 TAG=$(queryid_of 'SELECT label FROM tags WHERE id = %')
-check "rate 0.5: the fast switch is seen within the 3 executions after it (at most 2 passed over)" \
+check "a new rate applies at the next execution: at 1, the fast switch right after is seen" \
     "Index Scan:1:0|Seq Scan:1:0|Index Scan>Seq Scan" "$(plans_and_changes "$TAG")"
+indexed_table marks grade
+{
+    echo "SET dbanalytics.plan_shape_sample_rate = 0;"
+    for i in $(seq 1 5); do echo "SELECT grade FROM marks WHERE id = $((i * 3));"; done
+    echo "$seq_scans"
+    for i in $(seq 1 20); do echo "SELECT grade FROM marks WHERE id = $((i * 5));"; done
+} >"$WORK/sampled_none.sql"
+{
+    echo "SET dbanalytics.plan_shape_sample_rate = 0.5;"
+    for i in $(seq 1 10); do echo "SELECT grade FROM marks WHERE id = $((i * 7));"; done
+    echo "$seq_scans"
+    for i in $(seq 1 3); do echo "SELECT grade FROM marks WHERE id = $((i * 11));"; done
+} >"$WORK/sampled_half.sql"
+run_file "$WORK/sampled_none.sql"
+snapshot
+MARK=$(queryid_of 'SELECT grade FROM marks WHERE id = %')
+check "rate 0: the first execution is looked at, not the fast switch" "Index Scan:1:0|no change" "$(plans_and_changes "$MARK")"
+run_file "$WORK/sampled_half.sql"
+snapshot
+check "rate 0.5: the fast switch is seen within the 3 executions after it (at most 2 passed over)" \
+    "Index Scan:1:0|Seq Scan:1:0|Index Scan>Seq Scan" "$(plans_and_changes "$MARK")"
 
 step "(b) A partitioned table: one plan whichever partition a value prunes to, and after a partition is added"
 q "CREATE TABLE ev (day int NOT NULL, v int) PARTITION BY RANGE (day);
@@ -304,6 +338,30 @@ check "max 1000, 50 captures between two snapshots: 32 wait in the queue, 18 dro
 snapshot
 check "the 32 were stored" "36" \
     "$(q "SELECT sum(captures) FROM dbanalytics.plan_sightings WHERE queryid = $SLEEP")"
+# a statement's first execution whose capture is dropped over the limit: its next execution
+# is a first one again, even in a backend passing over fast executions (rate 1e-9: the
+# snapshot's own statement, known, draws the run to pass over)
+q "ALTER SYSTEM SET dbanalytics.plan_capture_max_per_interval = 2"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+snapshot
+cat >"$WORK/first_dropped.sql" <<'EOF'
+SET dbanalytics.plan_shape_sample_rate = 1e-9;
+SELECT min(grade) FROM marks WHERE id = 1;
+SELECT max(grade) FROM marks WHERE id = 1;
+SELECT count(*) FROM dbanalytics.take_snapshot();
+SELECT max(grade) FROM marks WHERE id = 2;
+EOF
+BEFORE=$(q "SELECT dropped_over_limit FROM dbanalytics.plan_capture_status()")
+run_file "$WORK/first_dropped.sql"
+AFTER=$(q "SELECT dropped_over_limit FROM dbanalytics.plan_capture_status()")
+snapshot
+LATER=$(queryid_of 'SELECT max(grade) FROM marks WHERE id = %')
+check "max 2 (1 for new shapes): the second new statement's first capture dropped, taken at its next execution" \
+    "1|1" "$(( AFTER - BEFORE ))|$(q "SELECT count(*) FROM dbanalytics.query_plans($LATER, '1 hour')")"
+q "ALTER SYSTEM SET dbanalytics.plan_capture_max_per_interval = 1000"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
 
 step "(d) Privileges: a plan is shown only to who may see the statement's text"
 psql_at "$DIR" "$PORT" postgres "CREATE ROLE watcher LOGIN IN ROLE dbanalytics_reader"

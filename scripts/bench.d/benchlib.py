@@ -490,6 +490,14 @@ HOOK_NAMES = {
 }
 
 
+# the sample rates plan capture's own code is counted at (scripts/bench: plan_code)
+RATES = {
+    "default": "at the default `plan_shape_sample_rate` (0.02)",
+    "every": "at `plan_shape_sample_rate = 1` (every execution looked at)",
+    "pass": "at `plan_shape_sample_rate = 1e-9` (every execution after the first passed over)",
+}
+
+
 def hook_slopes(res, name="hooks.tsv"):
     """Instructions per statement per configuration: the slope between the two run lengths."""
     runs = {}
@@ -533,9 +541,9 @@ def section_hooks(res, meta):
     saved = [(kind, slopes[f"every_{kind}"] - slopes[f"once_{kind}"]) for kind in ("statements", "prepared")
              if slopes.get(f"every_{kind}") and slopes.get(f"once_{kind}")]
     if saved:
-        out += ("\nWhat sampling saves, with one plan captured first in both runs compared (the run with capture on "
-                "against off also counts the C heap's state after a capture, which makes later `malloc` calls "
-                "dearer): "
+        out += ("\nWhat sampling saves, the whole statement counted, one plan captured first in both runs compared "
+                "(the C heap's state after a capture makes later `malloc` calls dearer or cheaper, so these differ from "
+                "the counts of plan capture's own code below by some tens): "
                 + "; ".join(f"{fmt(v, 0)} instructions per {'lookup' if kind == 'statements' else '`EXECUTE` of the prepared lookup'}"
                             for kind, v in saved)
                 + " (`plan_shape_sample_rate = 1` against the default).\n")
@@ -545,9 +553,8 @@ def section_hooks(res, meta):
         out += ("\nPlan capture's own code per fast execution of a known plan, counted alone (callgrind collecting "
                 "only inside `plans::consider`, called at each top-level end, and `plans::note_start`, at each start; "
                 "one plan captured first): "
-                + "; ".join(f"{fmt(code[f'{rate}_{kind}'], 1)} instructions per {what} at "
-                            + ("the default `plan_shape_sample_rate` (0.02)" if rate == "default" else "`plan_shape_sample_rate = 1`")
-                            for kind, what in kinds for rate in ("default", "every") if f"{rate}_{kind}" in code)
+                + "; ".join(f"{fmt(code[f'{rate}_{kind}'], 1)} instructions per {what} " + RATES[rate]
+                            for kind, what in kinds for rate in RATES if f"{rate}_{kind}" in code)
                 + ". The calls themselves (arguments and the call, in the hooks) are not in these counts.\n")
     captures = {r["config"]: (int(r["statements"]), num(r["instructions"]))
                 for r in read_tsv(os.path.join(res, "plan_capture.tsv"))}

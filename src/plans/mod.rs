@@ -144,10 +144,10 @@ static PLANNED: BackendLocal<[Planned; PLANNED_ENTRIES]> =
 
 /// Which fast executions of statements whose plan is identified have their plan looked at
 /// (`dbanalytics.plan_shape_sample_rate`): the backend passes over `skip` executions, then
-/// looks at one and draws the next `skip` at random, uniformly in 0 ..= 2 (1 - rate) / rate,
-/// so that on average a share `rate` of the executions is looked at, whatever order the
+/// looks at one and draws the next `skip` at random, uniformly in 0 ..= 2 (1 - rate) / rate
+/// (rounded at random), so that on average a share `rate` of the executions is looked at, whatever order the
 /// backend runs its statements in (a fixed period could look at the same statement of a loop
-/// every time). Passing over costs 17 instructions (docs/plans.md): the plan tree is not hashed.
+/// every time). Passing over costs 20 instructions (docs/plans.md): the plan tree is not hashed.
 #[derive(Clone, Copy)]
 struct Sampling {
     /// Fast executions to pass over before the next one looked at.
@@ -166,7 +166,11 @@ impl Sampling {
         if rate <= 0.0 {
             return false;
         }
-        let most = (2.0 * (1.0 - rate) / rate).min(f64::from(u32::MAX - 1)) as u64;
+        // the longest run to pass over, 2 (1 - rate) / rate, rounded up or down at random in
+        // proportion, so that the mean of the runs is (1 - rate) / rate whatever the rate
+        let most = (2.0 * (1.0 - rate) / rate).min(f64::from(u32::MAX - 1));
+        let fraction = (self.next_random(seed) >> 11) as f64 / (1u64 << 53) as f64;
+        let most = most as u64 + u64::from(fraction < most.fract());
         self.skip = (self.next_random(seed) % (most + 1)) as u32;
         true
     }
@@ -186,6 +190,12 @@ impl Sampling {
 }
 
 static SAMPLING: BackendLocal<Sampling> = BackendLocal::new(Sampling { skip: 0, random: 0 });
+
+/// The assign hook of `dbanalytics.plan_shape_sample_rate`: a new rate applies from the next
+/// execution on (the run drawn at the old one is dropped). Cannot raise an error.
+pub unsafe extern "C-unwind" fn sample_rate_assigned(_rate: f64, _extra: *mut std::ffi::c_void) {
+    SAMPLING.update(|sampling| sampling.skip = 0);
+}
 
 /// Gives a statement of a plan the plan cache keeps an entry as a top-level execution of it
 /// starts (`tracked`: the execution is recorded): the portal running it holds the plan then,
@@ -483,12 +493,19 @@ unsafe fn look_at(
     // until the next interval the slot keeps the plan switched to, so that the plan the
     // statement runs with at the end of an interval is taken then.
     let mut switched_from = 0;
+    // what the slot held before this execution wrote its plan id (None: not written), put
+    // back when the capture is dropped
+    let mut replaced = None;
     if let (Some(slot), true) = (statement, new_shapes) {
         let previous = slot.plan.load(Ordering::Relaxed);
         if previous == 0 {
-            let _ = slot
+            if slot
                 .plan
-                .compare_exchange(0, planid, Ordering::Relaxed, Ordering::Relaxed);
+                .compare_exchange(0, planid, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                replaced = Some(0);
+            }
         } else if previous != planid {
             // the interval's mark, never 0 (a slot's initial value)
             let interval = queue.interval().wrapping_add(1).max(1);
@@ -500,6 +517,7 @@ unsafe fn look_at(
             {
                 slot.plan_switched_in.store(interval, Ordering::Relaxed);
                 switched_from = previous;
+                replaced = Some(previous);
             }
         }
     }
@@ -522,7 +540,7 @@ unsafe fn look_at(
     }
     let reason = if slow { Reason::Slow } else { Reason::NewShape };
     if !queue.has_room() || !queue.reserve(reason, max) {
-        forget_switch(statement, switched_from, planid);
+        put_back(statement, replaced, planid);
         return;
     }
     // databases in another encoding than UTF-8: sightings only (their text would be mangled)
@@ -544,7 +562,7 @@ unsafe fn look_at(
         truncated: false,
     });
     if !queued {
-        forget_switch(statement, switched_from, planid);
+        put_back(statement, replaced, planid);
     } else if !known {
         // remembered once its capture is on its way (a capture dropped leaves the shape new;
         // in a database that is not UTF-8, the sighting without text stands for it)
@@ -554,15 +572,18 @@ unsafe fn look_at(
     }
 }
 
-/// A switch whose capture was dropped: the statement's slot goes back to the plan it switched
-/// from (unless another execution changed it meanwhile), so that its first execution with the
-/// new plan in the next interval is a switch again. The interval stays marked: until then its
-/// executions only read the slot.
-fn forget_switch(statement: Option<&Slot>, switched_from: i64, planid: i64) {
-    if let (Some(slot), true) = (statement, switched_from != 0) {
-        let _ =
-            slot.plan
-                .compare_exchange(planid, switched_from, Ordering::Relaxed, Ordering::Relaxed);
+/// A capture dropped after this execution wrote its plan id into the statement's slot: the
+/// slot gets back what it held (`replaced`), unless another execution changed it meanwhile.
+/// For a switch, the plan it switched from, so that its first execution with the new plan in
+/// the next interval is a switch again (the interval stays marked: until then its executions
+/// only read the slot). For the statement's first execution, no plan id, so that its next
+/// execution is looked at again as a first one (a sampled statement would otherwise wait for
+/// its sample to have its plan known).
+fn put_back(statement: Option<&Slot>, replaced: Option<i64>, planid: i64) {
+    if let (Some(slot), Some(before)) = (statement, replaced) {
+        let _ = slot
+            .plan
+            .compare_exchange(planid, before, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
@@ -652,6 +673,14 @@ mod tests {
         let (share, longest) = sample(0.5, 100_000);
         assert!((0.49..0.51).contains(&share), "{share}");
         assert_eq!(longest, 2);
+        // rates whose longest run is not a whole number: rounded at random, not down
+        for rate in [0.05, 0.3, 0.6, 0.9] {
+            let (share, _) = sample(rate, 1_000_000);
+            assert!(
+                (share - rate).abs() < 0.02 * rate.max(0.1),
+                "{rate}: {share}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! A plan's shape: its identifier, computed from the plan tree at every captured-or-not
-//! top-level execution, and the normalized text stored for it.
+//! A plan's shape: its identifier, computed from the plan tree at every top-level execution
+//! plan capture looks at (captured or not; src/plans: `Sampling`), and the normalized text
+//! stored for it.
 //!
 //! The identifier hashes what makes two plans of one query differ in how they run, as
 //! pg_store_plans' does: each node's type, the relations it scans, the index it uses and the
