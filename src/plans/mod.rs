@@ -145,9 +145,10 @@ static PLANNED: BackendLocal<[Planned; PLANNED_ENTRIES]> =
 /// Which fast executions of statements whose plan is identified have their plan looked at
 /// (`dbanalytics.plan_shape_sample_rate`): the backend passes over `skip` executions, then
 /// looks at one and draws the next `skip` at random, uniformly in 0 ..= 2 (1 - rate) / rate
-/// (rounded at random), so that on average a share `rate` of the executions is looked at, whatever order the
-/// backend runs its statements in (a fixed period could look at the same statement of a loop
-/// every time). Passing over costs 20 instructions (docs/plans.md): the plan tree is not hashed.
+/// (rounded at random), so that on average a share `rate` of the executions is looked at,
+/// whatever order the backend runs its statements in (a fixed period could look at the same
+/// statement of a loop every time). Passing over costs 20 instructions (docs/plans.md): the
+/// plan tree is not hashed.
 #[derive(Clone, Copy)]
 struct Sampling {
     /// Fast executions to pass over before the next one looked at.
