@@ -227,7 +227,7 @@ pg_stat_user_tables, pg_stat_user_indexes, pg_stat_bgwriter and replication gaug
     GucRegistry::define_float_guc_with_hooks(
         c"dbanalytics.plan_shape_sample_rate",
         c"Share of fast top-level executions whose plan shape is identified (for new shapes and plan switches).",
-        c"Slow executions and a statement's first execution always are. 1: every execution (about 260 instructions each for a statement planned at each execution); a fast plan switch is then seen when it happens, at a lower rate after about 1/rate executions.",
+        c"Slow executions and a statement's first execution in each collector interval always are. 1: every execution (about 260 instructions each for a statement planned at each execution); a fast plan switch is then seen when it happens, at a lower rate after about 1/rate executions or in the next interval, whichever comes first.",
         &PLAN_SHAPE_SAMPLE_RATE,
         0.0,
         1.0,

@@ -14,7 +14,7 @@
 use super::buckets::{bucket_of, BUCKETS};
 use pgrx::pg_sys;
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 const EMPTY: u32 = 0;
 const CLAIMED: u32 = 1;
@@ -69,6 +69,10 @@ pub struct Slot {
     /// The plan queue's interval (queue::Queue::interval, plus 1; 0: none) of the statement's
     /// latest plan switch that was taken: one per interval.
     pub plan_switched_in: AtomicU32,
+    /// Whether plan capture looked at one of its fast or slow executions since the last drain
+    /// (src/plans: until then, its executions are not passed over, so that the plan it runs
+    /// with is compared with its latest one at least once per collector interval).
+    pub plan_looked: AtomicBool,
 }
 
 /// Resources one or more top-level executions used, as getrusage(RUSAGE_SELF) measured them
@@ -402,6 +406,8 @@ impl Table {
                 }),
             };
             let usage = Usage::take_from(slot);
+            // a new interval: the statement's next execution is looked at (src/plans)
+            slot.plan_looked.store(false, Ordering::Relaxed);
             if !buckets.is_empty() || runs.is_some() || usage != Usage::default() {
                 drained.push(Drained {
                     dbid: slot.dbid,

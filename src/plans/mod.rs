@@ -1,11 +1,13 @@
 //! Plan history: the executor hooks identify the plan shape of top-level executions (slow ones,
-//! each statement's first, a sample of the others) and capture a plan when the execution was slow
+//! each statement's first in each collector interval, a sample of the others) and capture a plan when the execution was slow
 //! or its shape was never explained; the collector stores the captures in `plans` and
 //! `plan_sightings` (sql/plans.sql, docs/plans.md).
 //!
-//! A fast execution of a statement whose plan was identified before is passed over, after a
-//! few comparisons, unless it is in the sample (`Sampling`, `dbanalytics.plan_shape_sample_rate`);
-//! slow executions and a statement's first are always looked at.
+//! A fast execution of a statement already looked at in the collector interval is passed over,
+//! after a few comparisons, unless it is in the sample (`Sampling`,
+//! `dbanalytics.plan_shape_sample_rate`); slow executions and a statement's first in each
+//! interval are always looked at, so that a fast plan switch is seen within the interval after
+//! it at the latest.
 //! At every tracked top-level execution looked at, the plan tree is hashed (shape.rs:
 //! a walk of its nodes, no allocation; once per plan for a plan the plan cache keeps, see
 //! `Planned`), compared with the plan id the statement's histogram slot holds from its previous
@@ -142,7 +144,7 @@ impl Planned {
 static PLANNED: BackendLocal<[Planned; PLANNED_ENTRIES]> =
     BackendLocal::new([Planned::FREE; PLANNED_ENTRIES]);
 
-/// Which fast executions of statements whose plan is identified have their plan looked at
+/// Which fast executions of statements already looked at in the interval have their plan looked at
 /// (`dbanalytics.plan_shape_sample_rate`): the backend passes over `skip` executions, then
 /// looks at one and draws the next `skip` at random, uniformly in 0 ..= 2 (1 - rate) / rate
 /// (rounded at random), so that on average a share `rate` of the executions is looked at,
@@ -210,7 +212,7 @@ pub unsafe extern "C-unwind" fn sample_rate_assigned(_rate: f64, _extra: *mut st
 #[inline(never)] // as consider
 pub unsafe fn note_start(query_desc: *mut pg_sys::QueryDesc, tracked: bool) {
     // an execution whose end will pass over its plan (unless it is slow or its statement's
-    // first: then its plan is hashed without an entry, once)
+    // first in the interval: then its plan is hashed without an entry, once)
     if !tracked || SAMPLING.update(|sampling| sampling.skip > 0) {
         return;
     }
@@ -406,8 +408,8 @@ fn shape_key(dbid: u32, userid: u32, planid: i64) -> u64 {
 /// Looks at one finished top-level execution (called from ExecutorEnd, before the executor
 /// state is freed) and captures its plan when it was slow, its shape is new, or the statement
 /// ran with another plan the time before (`statement`: its histogram slot, when it has one of
-/// its own, which keeps its latest plan id). A fast execution of a statement whose plan was
-/// identified before is passed over unless sampled (`Sampling`).
+/// its own, which keeps its latest plan id). A fast execution of a statement already looked at
+/// in this collector interval is passed over unless sampled (`Sampling`).
 ///
 /// # Safety
 /// `query_desc` must be the QueryDesc being ended, its estate still alive.
@@ -424,7 +426,7 @@ pub unsafe fn consider(
     let passed_over = SAMPLING.update(|sampling| {
         sampling.skip > 0
             && micros < gucs::plan_capture_threshold_us()
-            && plan_identified(statement)
+            && looked_at_in_interval(statement)
             && {
                 sampling.skip -= 1;
                 true
@@ -435,11 +437,12 @@ pub unsafe fn consider(
     }
 }
 
-/// Whether the statement's plan was identified before: its histogram slot holds a plan id (a
-/// statement without a slot of its own counts as identified: only sampled).
+/// Whether plan capture looked at an execution of the statement since the last drain of the
+/// histograms (the collector's, at each snapshot), as its slot says; a statement without a slot
+/// of its own counts as looked at: it is only sampled.
 #[inline(always)]
-fn plan_identified(statement: Option<&Slot>) -> bool {
-    statement.is_none_or(|slot| slot.plan.load(Ordering::Relaxed) != 0)
+fn looked_at_in_interval(statement: Option<&Slot>) -> bool {
+    statement.is_none_or(|slot| slot.plan_looked.load(Ordering::Relaxed))
 }
 
 /// `consider` for an execution not passed over.
@@ -461,11 +464,11 @@ unsafe fn look_at(
     if !slow && !new_shapes {
         return;
     }
-    // a fast execution of a statement whose plan was identified before: looked at when
-    // sampled (a statement's first execution always is, so that its plan is known before it
-    // turns slow)
+    // a fast execution of a statement looked at before in this interval: looked at when
+    // sampled (a statement's first execution in each interval always is, so that its plan is
+    // known before it turns slow and a switch is seen within the interval after it)
     if !slow
-        && plan_identified(statement)
+        && looked_at_in_interval(statement)
         && !SAMPLING.update(|sampling| {
             sampling.look(
                 gucs::plan_shape_sample_rate(),
@@ -479,6 +482,12 @@ unsafe fn look_at(
         return;
     };
     let (planid, entry) = planned_id(query_desc, queryid);
+    if let Some(slot) = statement {
+        // read first: a statement looked at again in the interval writes nothing shared
+        if !slot.plan_looked.load(Ordering::Relaxed) {
+            slot.plan_looked.store(true, Ordering::Relaxed);
+        }
+    }
     // the common case, read without writing anything: a fast execution of a plan whose entry
     // knows its shape was explained, which its statement ran with the time before too
     if entry.is_some()
@@ -577,9 +586,10 @@ unsafe fn look_at(
 /// slot gets back what it held (`replaced`), unless another execution changed it meanwhile.
 /// For a switch, the plan it switched from, so that its first execution with the new plan in
 /// the next interval is a switch again (the interval stays marked: until then its executions
-/// only read the slot). For the statement's first execution, no plan id, so that its next
-/// execution is looked at again as a first one (a sampled statement would otherwise wait for
-/// its sample to have its plan known).
+/// only read the slot). For the statement's first execution, no plan id, so that a plan never
+/// stored is not the "before" of a switch (its fast executions in this interval are passed
+/// over unless sampled: the budget or the queue that dropped it stays full until the next
+/// snapshot, after which its first execution is looked at again).
 fn put_back(statement: Option<&Slot>, replaced: Option<i64>, planid: i64) {
     if let (Some(slot), Some(before)) = (statement, replaced) {
         let _ = slot
