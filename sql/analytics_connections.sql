@@ -66,30 +66,28 @@ CREATE TYPE @extschema@.pool_verdict AS (
     near_limit boolean, cluster_peak integer, usable_connections integer,
     tick_seconds double precision, growth_buffer double precision);
 
--- The pool analysis itself, one SELECT. The object most waited on in a lock hotspot comes from
--- one pass over the window's lock waits (not a lookup per row: a day of lock-hotspot minutes
--- would scan the raw samples thousands of times). Causes are told apart
--- (issue 17): sessions waiting on locks are a lock hotspot (more sessions queue more waiters),
--- connections idle inside transactions are an application leak, a cluster near its connection
--- limit never gets more connections, and a size is recommended only from the measured peak of
--- concurrently active sessions. The advice's text is left to _pool_recommendation, so that a
--- caller that needs it for a few rows (health_score, the report) does not format it for every
--- minute of the window.
-CREATE FUNCTION @extschema@._compute_pool_verdicts(analysis_window interval)
+-- The pool analysis itself: each pool's verdict in each minute of the window. Causes are told
+-- apart (issue 17): sessions waiting on locks are a lock hotspot (more sessions queue more
+-- waiters), connections idle inside transactions are an application leak, a cluster near its
+-- connection limit never gets more connections, and a size is recommended only from the
+-- measured peak of concurrently active sessions. The object most waited on in a lock hotspot is
+-- left to _compute_pool_verdicts (hotspot_* are NULL here), the advice's text to
+-- _pool_recommendation, so that a caller that needs neither for every minute of the window (the
+-- health score counts the minutes of each verdict) does not compute them.
+-- Inlined into its callers (no SET clause), so written with pg_catalog-qualified functions and
+-- operators (sql/snapshots.sql says why): the health score counts a 7-day window's verdicts
+-- (about 49,000 pool-minutes) in a few milliseconds, where a function handing them over as rows
+-- took about 100.
+CREATE FUNCTION @extschema@._pool_judged(analysis_window interval)
 RETURNS SETOF @extschema@.pool_verdict
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
--- the rows are gathered in a tuple store of work_mem, then handed to _pool_verdicts: a 30-day
--- window's (a row per pool and minute: about 210,000 rows, 36 MB) stay in memory instead of a
--- temporary file (the query's own sorts and hashes may use as much)
-SET work_mem = '64MB'
 AS $$
 WITH args AS (
-    SELECT pg_catalog.now() - analysis_window AS since,
+    SELECT pg_catalog.now() OPERATOR(pg_catalog.-) analysis_window AS since,
            pg_catalog.current_setting('max_connections')::integer
-             - pg_catalog.current_setting('superuser_reserved_connections')::integer AS usable,
-           COALESCE((SELECT s.setting::double precision / 1000 FROM pg_catalog.pg_settings s
-                      WHERE s.name = 'dbanalytics.sample_interval'), 1) AS tick_seconds,
+             OPERATOR(pg_catalog.-) pg_catalog.current_setting('superuser_reserved_connections')::integer AS usable,
+           COALESCE((SELECT s.setting::double precision OPERATOR(pg_catalog./) 1000 FROM pg_catalog.pg_settings s
+                      WHERE s.name OPERATOR(pg_catalog.=) 'dbanalytics.sample_interval'), 1) AS tick_seconds,
            @extschema@._threshold('pool_limit_ratio')::double precision AS limit_ratio,
            @extschema@._threshold('pool_high_utilization')::double precision AS high_util,
            @extschema@._threshold('pool_low_utilization')::double precision AS low_util,
@@ -102,37 +100,76 @@ WITH args AS (
     SELECT COALESCE(@extschema@._rolled_until('rollup'), '-infinity') AS until
 ), pools AS (
     SELECT p.* FROM @extschema@.pool_minute p
-     WHERE p.minute > pg_catalog.now() - analysis_window - interval '1 minute'
-       AND p.minute < (SELECT r.until FROM rolled r)
+     WHERE p.minute OPERATOR(pg_catalog.>) ((pg_catalog.now() OPERATOR(pg_catalog.-) analysis_window)
+                                           OPERATOR(pg_catalog.-) interval '1 minute')
+       AND p.minute OPERATOR(pg_catalog.<) (SELECT r.until FROM rolled r)
     UNION ALL
     SELECT p.* FROM rolled r, args a,
            @extschema@._pool_minutes(GREATEST(r.until, pg_catalog.date_trunc('minute', a.since)), 'infinity') p
 ), measured AS (
     SELECT p.minute, p.datname, p.usename, p.application_name,
-           p.active_sum::double precision / p.ticks AS avg_active, p.max_active,
-           p.idle_sum::double precision / p.ticks AS avg_idle,
-           p.idle_in_transaction_sum::double precision / p.ticks AS avg_iit,
-           p.waiting_sum::double precision / p.ticks AS avg_waiting,
+           (p.active_sum::double precision OPERATOR(pg_catalog./) p.ticks) AS avg_active, p.max_active,
+           (p.idle_sum::double precision OPERATOR(pg_catalog./) p.ticks) AS avg_idle,
+           (p.idle_in_transaction_sum::double precision OPERATOR(pg_catalog./) p.ticks) AS avg_iit,
+           (p.waiting_sum::double precision OPERATOR(pg_catalog./) p.ticks) AS avg_waiting,
            p.max_connections AS max_used,
-           p.active_sum::double precision / NULLIF(p.active_sum + p.idle_sum, 0) AS utilization,
-           p.cluster_peak >= a.limit_ratio * a.usable AS near_limit, p.cluster_peak AS peak, a.*
+           CASE WHEN (p.active_sum OPERATOR(pg_catalog.+) p.idle_sum) OPERATOR(pg_catalog.<>) 0
+                THEN (p.active_sum::double precision
+                      OPERATOR(pg_catalog./) (p.active_sum OPERATOR(pg_catalog.+) p.idle_sum)) END AS utilization,
+           (p.cluster_peak OPERATOR(pg_catalog.>=) (a.limit_ratio OPERATOR(pg_catalog.*) a.usable)) AS near_limit,
+           p.cluster_peak AS peak, a.*
       FROM pools p CROSS JOIN args a
 ), judged AS (
     SELECT m.*,
            CASE
                -- sessions wait on locks while the pool is saturated (nothing idle, or busier than
                -- high_util): more connections would only queue on the same locks
-               WHEN m.avg_waiting > 0 AND (m.avg_idle < 1 OR m.utilization > m.high_util) THEN 'lock_hotspot'
+               WHEN m.avg_waiting OPERATOR(pg_catalog.>) 0
+                    AND (m.avg_idle OPERATOR(pg_catalog.<) 1 OR m.utilization OPERATOR(pg_catalog.>) m.high_util)
+                   THEN 'lock_hotspot'
                WHEN m.near_limit THEN 'near_connection_limit'
-               WHEN m.avg_iit >= 1 AND m.avg_iit > m.iit_ratio * m.avg_active THEN 'idle_in_transaction'
-               WHEN m.utilization < m.low_util AND m.avg_idle > m.idle_surplus THEN 'oversized'
-               WHEN m.utilization > m.high_util THEN 'high_utilization'
+               WHEN m.avg_iit OPERATOR(pg_catalog.>=) 1
+                    AND m.avg_iit OPERATOR(pg_catalog.>) (m.iit_ratio OPERATOR(pg_catalog.*) m.avg_active)
+                   THEN 'idle_in_transaction'
+               WHEN m.utilization OPERATOR(pg_catalog.<) m.low_util AND m.avg_idle OPERATOR(pg_catalog.>) m.idle_surplus
+                   THEN 'oversized'
+               WHEN m.utilization OPERATOR(pg_catalog.>) m.high_util THEN 'high_utilization'
                ELSE 'optimal'
            END AS status,
            -- the measured need: the peak of concurrently active sessions, with a buffer
-           GREATEST(1, pg_catalog.ceil(m.max_active * m.grow))::integer AS measured_need
+           GREATEST(1, pg_catalog.ceil(m.max_active OPERATOR(pg_catalog.*) m.grow))::integer AS measured_need
       FROM measured m
-), lock_objects AS (
+)
+SELECT j.minute, j.datname, j.usename, j.application_name,
+       j.avg_active, j.max_active, j.avg_idle, j.avg_iit, j.avg_waiting, j.max_used, j.utilization,
+       j.status,
+       CASE
+           -- never more connections than the pool has now when it waits on locks or the cluster is near its limit
+           WHEN j.status OPERATOR(pg_catalog.=) 'lock_hotspot' THEN j.max_used
+           WHEN j.status OPERATOR(pg_catalog.=) 'near_connection_limit' THEN LEAST(j.max_used, j.measured_need)
+           WHEN j.status OPERATOR(pg_catalog.=) 'idle_in_transaction' THEN j.max_used
+           WHEN j.status OPERATOR(pg_catalog.=) 'high_utilization' THEN j.measured_need
+           WHEN j.status OPERATOR(pg_catalog.=) 'oversized'
+               THEN GREATEST(1, pg_catalog.ceil(j.max_active OPERATOR(pg_catalog.*) j.shrink))::integer
+           ELSE j.max_used
+       END,
+       NULL::pg_catalog.text, NULL::bigint, NULL::numeric, j.near_limit, j.peak, j.usable, j.tick_seconds, j.grow
+  FROM judged j
+$$;
+
+-- The pool verdicts with the object most waited on in each lock hotspot, from one pass over the
+-- window's lock waits (not a lookup per row: a day of lock-hotspot minutes would scan the raw
+-- samples thousands of times).
+CREATE FUNCTION @extschema@._compute_pool_verdicts(analysis_window interval)
+RETURNS SETOF @extschema@.pool_verdict
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+-- the rows are gathered in a tuple store of work_mem, then handed to _pool_verdicts: a 30-day
+-- window's (a row per pool and minute: about 210,000 rows, 36 MB) stay in memory instead of a
+-- temporary file (the query's own sorts and hashes may use as much)
+SET work_mem = '64MB'
+AS $$
+WITH lock_objects AS (
     -- what the sessions waited on, per minute and pool: one pass over the window's lock waits
     SELECT pg_catalog.date_trunc('minute', w.sampled_at) AS minute, w.datname, w.usename, w.application_name,
            COALESCE(w.relation_schema || '.' || w.relation_name, w.locktype) AS object,
@@ -156,21 +193,12 @@ WITH args AS (
      ORDER BY o.minute, o.datname, o.usename, o.application_name, o.samples DESC, o.object
 )
 SELECT j.minute, j.datname, j.usename, j.application_name,
-       j.avg_active, j.max_active, j.avg_idle, j.avg_iit, j.avg_waiting, j.max_used, j.utilization,
-       j.status,
-       CASE j.status
-           -- never more connections than the pool has now when it waits on locks or the cluster is near its limit
-           WHEN 'lock_hotspot' THEN j.max_used
-           WHEN 'near_connection_limit' THEN LEAST(j.max_used, j.measured_need)
-           WHEN 'idle_in_transaction' THEN j.max_used
-           WHEN 'high_utilization' THEN j.measured_need
-           WHEN 'oversized' THEN GREATEST(1, pg_catalog.ceil(j.max_active * j.shrink))::integer
-           ELSE j.max_used
-       END,
-       h.object, h.samples, h.total, j.near_limit, j.peak, j.usable, j.tick_seconds, j.grow
-  FROM judged j
+       j.avg_active, j.max_active, j.avg_idle, j.avg_idle_in_transaction, j.avg_waiting, j.max_connections_used,
+       j.utilization, j.pool_status, j.recommended_pool_size,
+       h.object, h.samples, h.total, j.near_limit, j.cluster_peak, j.usable_connections, j.tick_seconds, j.growth_buffer
+  FROM @extschema@._pool_judged(analysis_window) j
   LEFT JOIN hotspots h
-         ON j.status = 'lock_hotspot' AND h.minute = j.minute
+         ON j.pool_status = 'lock_hotspot' AND h.minute = j.minute
         AND (h.datname, h.usename, h.application_name) IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name)
 $$;
 

@@ -159,28 +159,30 @@ WITH args AS (
            -- the .ready backlog (segments waiting to be archived), for roles allowed to list it
            @extschema@._archive_ready() AS ready
       FROM pg_catalog.pg_stat_archiver a
-), verdicts AS MATERIALIZED (
-    SELECT p.* FROM @extschema@._pool_verdicts(analysis_window) p
-), pools AS (
+), pool_minutes AS (
     -- the minutes a pool change or an application fix would help: near the connection limit
     -- (a pooler) or connections held idle in transactions (a leak); lock hotspots are not a
-    -- pool's fault and are judged by the lock indicators. The advice is the latest such
-    -- minute's, picked as one row (aggregating every verdict row to keep one cost a third of
-    -- the pool part on 30 days of history)
+    -- pool's fault and are judged by the lock indicators. The verdicts are counted as
+    -- _pool_judged makes them, inlined (without the lock hotspots' objects, which these
+    -- verdicts do not quote): a 7-day window's took about 100 ms as _pool_verdicts' rows
     SELECT pg_catalog.count(*) FILTER (WHERE v.pool_status IN ('near_connection_limit', 'idle_in_transaction'))::numeric
                / NULLIF(pg_catalog.count(*), 0) AS undersized_share,
            pg_catalog.count(*) FILTER (WHERE v.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS undersized_minutes,
-           -- (the latest row picked first, then made a pool_verdict: making every candidate one
-           -- before the sort cost a fifth of the pool part). Of the pools of that minute, the
-           -- whole cluster's row ('(all clients)', no database or user) when it is one of them,
-           -- else the first by database, user and application: the same advice at every call
+           pg_catalog.max(v.minute) FILTER (WHERE v.pool_status IN ('near_connection_limit', 'idle_in_transaction')) AS latest
+      FROM @extschema@._pool_judged(analysis_window) v
+), pools AS (
+    -- the advice is the latest such minute's: of the pools of that minute (read again, that
+    -- minute only), the whole cluster's row ('(all clients)', no database or user) when it is
+    -- one of them, else the first by database, user and application: the same advice at
+    -- every call
+    SELECT m.undersized_share, m.undersized_minutes,
            @extschema@._pool_recommendation((SELECT l::@extschema@.pool_verdict
-                                               FROM (SELECT * FROM verdicts l
-                                                      WHERE l.pool_status IN ('near_connection_limit', 'idle_in_transaction')
-                                                      ORDER BY l.minute DESC, l.datname NULLS FIRST, l.usename NULLS FIRST,
-                                                               l.application_name
+                                               FROM (SELECT * FROM @extschema@._pool_judged(analysis_window) l
+                                                      WHERE l.minute = m.latest
+                                                        AND l.pool_status IN ('near_connection_limit', 'idle_in_transaction')
+                                                      ORDER BY l.datname NULLS FIRST, l.usename NULLS FIRST, l.application_name
                                                       LIMIT 1) l)) AS advice
-      FROM verdicts v
+      FROM pool_minutes m
 ), indexes AS (
     SELECT pg_catalog.sum(i.index_bytes) AS all_bytes,
            COALESCE(pg_catalog.sum(i.index_bytes) FILTER (WHERE i.index_status = 'unused' AND i.protected_by IS NULL), 0) AS unused_bytes,
