@@ -202,8 +202,9 @@ SELECT j.minute, j.datname, j.usename, j.application_name,
         AND (h.datname, h.usename, h.application_name) IS NOT DISTINCT FROM (j.datname, j.usename, j.application_name)
 $$;
 
--- The pool verdicts of the window, computed by _compute_pool_verdicts once per statement: the
--- health score and the report both read them (src/api/memo.rs).
+-- The pool verdicts of the window, computed by _compute_pool_verdicts once per statement:
+-- connection_pool_analytics and the report read them (src/api/memo.rs; the health score counts
+-- _pool_judged's instead).
 CREATE FUNCTION @extschema@._pool_verdicts(analysis_window interval)
 RETURNS SETOF @extschema@.pool_verdict
 LANGUAGE c STABLE

@@ -69,9 +69,10 @@ pub struct Slot {
     /// The plan queue's interval (queue::Queue::interval, plus 1; 0: none) of the statement's
     /// latest plan switch that was taken: one per interval.
     pub plan_switched_in: AtomicU32,
-    /// Whether plan capture looked at one of its fast or slow executions since the last drain
-    /// (src/plans: until then, its executions are not passed over, so that the plan it runs
-    /// with is compared with its latest one at least once per collector interval).
+    /// Whether plan capture looked at one of its executions in the plan queue's interval
+    /// (src/plans: until then, its fast executions are not passed over, so that the plan it
+    /// runs with is compared with its latest one at least once per collector interval);
+    /// cleared by `clear_plan_looks` when the interval ends.
     pub plan_looked: AtomicBool,
 }
 
@@ -378,6 +379,15 @@ impl Table {
         slot.runs.fetch_add(1, Ordering::Release);
     }
 
+    /// Opens a new interval for plan capture (src/plans): each statement's next execution is
+    /// looked at. Called by the plans source right after it drained the plan queue, so that
+    /// those looks find the new interval's budget and an empty queue.
+    pub fn clear_plan_looks(&self) {
+        for slot in self.regular.iter().chain(self.overflow.iter()) {
+            slot.plan_looked.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Takes every non-zero count out of the table: `(dbid, userid, queryid, [(bucket, count)])`
     /// and the runs.
     pub fn drain(&self) -> Vec<Drained> {
@@ -406,8 +416,6 @@ impl Table {
                 }),
             };
             let usage = Usage::take_from(slot);
-            // a new interval: the statement's next execution is looked at (src/plans)
-            slot.plan_looked.store(false, Ordering::Relaxed);
             if !buckets.is_empty() || runs.is_some() || usage != Usage::default() {
                 drained.push(Drained {
                     dbid: slot.dbid,

@@ -212,7 +212,7 @@ pub unsafe extern "C-unwind" fn sample_rate_assigned(_rate: f64, _extra: *mut st
 #[inline(never)] // as consider
 pub unsafe fn note_start(query_desc: *mut pg_sys::QueryDesc, tracked: bool) {
     // an execution whose end will pass over its plan (unless it is slow or its statement's
-    // first in the interval: then its plan is hashed without an entry, once)
+    // first in the interval: then its plan is hashed without an entry, once per interval)
     if !tracked || SAMPLING.update(|sampling| sampling.skip > 0) {
         return;
     }
@@ -437,9 +437,9 @@ pub unsafe fn consider(
     }
 }
 
-/// Whether plan capture looked at an execution of the statement since the last drain of the
-/// histograms (the collector's, at each snapshot), as its slot says; a statement without a slot
-/// of its own counts as looked at: it is only sampled.
+/// Whether plan capture looked at an execution of the statement in the plan queue's interval
+/// (the plans source clears the flags as it empties the queue, at each snapshot), as its slot
+/// says; a statement without a slot of its own counts as looked at: it is only sampled.
 #[inline(always)]
 fn looked_at_in_interval(statement: Option<&Slot>) -> bool {
     statement.is_none_or(|slot| slot.plan_looked.load(Ordering::Relaxed))

@@ -18,6 +18,10 @@ pub(crate) fn store_plans() -> Result<Collected, SourceError> {
     };
     // taken out at once: captures the transaction cannot store are lost, never stored twice
     let captures = queue.drain();
+    // the queue's new interval: each statement's next execution is looked at in it
+    if let Some(histograms) = crate::histogram::table::table() {
+        histograms.clear_plan_looks();
+    }
     if captures.is_empty() {
         return Ok(Collected::rows(0));
     }
