@@ -1,7 +1,7 @@
 //! Plan history: the executor hooks identify the plan shape of top-level executions (slow ones,
-//! each statement's first in each collector interval, a sample of the others) and capture a plan when the execution was slow
-//! or its shape was never explained; the collector stores the captures in `plans` and
-//! `plan_sightings` (sql/plans.sql, docs/plans.md).
+//! each statement's first in each collector interval, a sample of the others) and capture a
+//! plan when the execution was slow or its shape was never explained; the collector stores the
+//! captures in `plans` and `plan_sightings` (sql/plans.sql, docs/plans.md).
 //!
 //! A fast execution of a statement already looked at in the collector interval is passed over,
 //! after a few comparisons, unless it is in the sample (`Sampling`,
@@ -144,8 +144,8 @@ impl Planned {
 static PLANNED: BackendLocal<[Planned; PLANNED_ENTRIES]> =
     BackendLocal::new([Planned::FREE; PLANNED_ENTRIES]);
 
-/// Which fast executions of statements already looked at in the interval have their plan looked at
-/// (`dbanalytics.plan_shape_sample_rate`): the backend passes over `skip` executions, then
+/// Which fast executions of statements already looked at in the interval have their plan
+/// looked at (`dbanalytics.plan_shape_sample_rate`): the backend passes over `skip` executions, then
 /// looks at one and draws the next `skip` at random, uniformly in 0 ..= 2 (1 - rate) / rate
 /// (rounded at random), so that on average a share `rate` of the executions is looked at,
 /// whatever order the backend runs its statements in (a fixed period could look at the same
