@@ -14,10 +14,11 @@
 //! execution, and looked up in this backend's set of known shapes.
 //! Only a slow execution, a plan switch or a shape this backend has not met goes further: the
 //! shared shape set (queue.rs) says whether it was explained already, the interval's budget is
-//! asked for a capture, and only a shape never explained is explained (EXPLAIN (FORMAT JSON,
-//! COSTS OFF) of the finished QueryDesc, as auto_explain does), normalized and queued. A slow execution of a known shape is queued as a sighting without text. With
-//! `dbanalytics.plan_capture_analyze`, every top-level execution counts rows per plan node and a
-//! slow one is also explained with its actual row counts.
+//! asked for a capture, and only a shape never explained is explained (EXPLAIN (FORMAT JSON, COSTS
+//! OFF) of the finished QueryDesc, as auto_explain does), normalized and queued. A slow execution
+//! of a known shape is queued as a sighting without text. With `dbanalytics.plan_capture_analyze`,
+//! every top-level execution counts rows per plan node and a slow one is also explained with its
+//! actual row counts.
 
 pub mod queue;
 pub mod shape;
@@ -144,13 +145,12 @@ impl Planned {
 static PLANNED: BackendLocal<[Planned; PLANNED_ENTRIES]> =
     BackendLocal::new([Planned::FREE; PLANNED_ENTRIES]);
 
-/// Which fast executions of statements already looked at in the interval have their plan
-/// looked at (`dbanalytics.plan_shape_sample_rate`): the backend passes over `skip` executions, then
-/// looks at one and draws the next `skip` at random, uniformly in 0 ..= 2 (1 - rate) / rate
-/// (rounded at random), so that on average a share `rate` of the executions is looked at,
-/// whatever order the backend runs its statements in (a fixed period could look at the same
-/// statement of a loop every time). Passing over costs 20 instructions (docs/plans.md): the
-/// plan tree is not hashed.
+/// Which fast executions of statements already looked at in the interval have their plan looked at
+/// (`dbanalytics.plan_shape_sample_rate`): the backend passes over `skip` executions, then looks at
+/// one and draws the next `skip` at random, uniformly in 0 ..= 2 (1 - rate) / rate (rounded at
+/// random), so that on average a share `rate` of the executions is looked at, whatever order the
+/// backend runs its statements in (a fixed period could look at the same statement of a loop every
+/// time). Passing over costs 20 instructions (docs/plans.md): the plan tree is not hashed.
 #[derive(Clone, Copy)]
 struct Sampling {
     /// Fast executions to pass over before the next one looked at.
