@@ -365,6 +365,17 @@ BEGIN
 END
 $$;
 
+-- The sampler's tick in seconds (dbanalytics.sample_interval, 1 s when not defined here): the
+-- wait analytics and the pool verdicts.
+CREATE FUNCTION @extschema@._tick_seconds()
+RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE((SELECT s.setting::double precision / 1000 FROM pg_catalog.pg_settings s
+                      WHERE s.name = 'dbanalytics.sample_interval'), 1)
+$$;
+
 CREATE FUNCTION @extschema@._index_totals(since timestamptz, until timestamptz)
 RETURNS TABLE (datname text, indexrelid oid, relid oid, schemaname text, relname text,
                indexrelname text, idx_scan bigint, idx_tup_read bigint, idx_tup_fetch bigint,

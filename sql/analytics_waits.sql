@@ -154,16 +154,6 @@ SELECT pg_catalog.date_trunc('minute', c.sampled_at), pg_catalog.count(DISTINCT 
  GROUP BY 1
 $$;
 
--- The sampler's tick in seconds (dbanalytics.sample_interval, 1 s when not defined here).
-CREATE FUNCTION @extschema@._tick_seconds()
-RETURNS double precision
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT COALESCE((SELECT s.setting::double precision / 1000 FROM pg_catalog.pg_settings s
-                      WHERE s.name = 'dbanalytics.sample_interval'), 1)
-$$;
-
 CREATE FUNCTION @extschema@.wait_events(analysis_window interval DEFAULT '1 hour')
 RETURNS TABLE (datname text, wait_event_type text, wait_event text, samples bigint,
                estimated_seconds double precision, avg_active_sessions double precision,

@@ -7024,8 +7024,7 @@ WITH args AS (
     SELECT pg_catalog.now() OPERATOR(pg_catalog.-) analysis_window AS since,
            pg_catalog.current_setting('max_connections')::integer
              OPERATOR(pg_catalog.-) pg_catalog.current_setting('superuser_reserved_connections')::integer AS usable,
-           COALESCE((SELECT s.setting::double precision OPERATOR(pg_catalog./) 1000 FROM pg_catalog.pg_settings s
-                      WHERE s.name OPERATOR(pg_catalog.=) 'dbanalytics.sample_interval'), 1) AS tick_seconds,
+           @extschema@._tick_seconds() AS tick_seconds,
            @extschema@._threshold('pool_limit_ratio')::double precision AS limit_ratio,
            @extschema@._threshold('pool_high_utilization')::double precision AS high_util,
            @extschema@._threshold('pool_low_utilization')::double precision AS low_util,
